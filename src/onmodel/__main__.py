@@ -1,0 +1,3 @@
+from onmodel.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""The command line: a thin layer of Typer commands over :class:`onmodel.studio.Studio`."""

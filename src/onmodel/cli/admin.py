@@ -1,0 +1,93 @@
+"""``onmodel db ...`` and ``onmodel templates ...``: the store's schema and the prompt templates."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from onmodel.cli.output import console, print_json
+
+if TYPE_CHECKING:
+    from onmodel.composer import Composer
+
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+templates_app = typer.Typer(help="Prompt and export templates.", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations (opening the database does this too)."""
+    from onmodel.config import resolve_paths
+    from onmodel.store.database import create_database_engine, schema_state, upgrade
+
+    engine = create_database_engine(resolve_paths().database_url)
+    before = schema_state(engine)
+    after = upgrade(engine)
+    if before.current == after.current:
+        console.print(f"already at the newest schema ({after.current})")
+    else:
+        console.print(f"upgraded from {before.current or 'empty'} to {after.current}")
+
+
+@db_app.command("current")
+def db_current(
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """The database's schema revision and the newest one this onmodel knows."""
+    from onmodel.config import resolve_paths
+    from onmodel.store.database import create_database_engine, schema_state
+
+    paths = resolve_paths()
+    state = schema_state(create_database_engine(paths.database_url))
+    if json_out:
+        print_json(
+            {
+                "database": paths.database_url,
+                "current": state.current,
+                "head": state.head,
+                "up_to_date": state.up_to_date,
+            }
+        )
+        return
+    flag = "(head)" if state.up_to_date else f"(head is {state.head}; run: onmodel db upgrade)"
+    console.print(f"{state.current or 'empty'} {flag}")
+    console.print(f"[dim]{paths.database_url}[/dim]")
+
+
+def _composer() -> Composer:
+    from onmodel.composer import Composer
+    from onmodel.config import resolve_paths
+
+    return Composer(resolve_paths().templates)
+
+
+@templates_app.command("list")
+def templates_list(
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Every template, and whether your folder overrides the packaged one."""
+    found = _composer().list_templates()
+    if json_out:
+        print_json([{"name": t.name, "origin": t.origin, "path": str(t.path)} for t in found])
+        return
+    for info in found:
+        console.print(f"{info.name}  [dim]{info.origin}[/dim]")
+
+
+@templates_app.command("show")
+def templates_show(name: Annotated[str, typer.Argument(help="e.g. prompts/shot.j2 or shot.")]) -> None:
+    """Print a template's source."""
+    info = _composer().source(name)
+    console.print(f"[dim]# {info.path} ({info.origin})[/dim]")
+    print(info.path.read_text(encoding="utf-8"), end="")
+
+
+@templates_app.command("path")
+def templates_path() -> None:
+    """Where templates are looked up: your folder first, then the packaged ones."""
+    from onmodel.config import resolve_paths
+    from onmodel.resources import templates_dir
+
+    print(f"user: {resolve_paths().templates}")
+    print(f"packaged: {templates_dir()}")

@@ -1,0 +1,130 @@
+"""``onmodel character ...``"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from onmodel.cli.context import open_studio
+from onmodel.cli.output import console, print_json
+from onmodel.cli.render import describe_image_line
+
+app = typer.Typer(help="Create, import and inspect characters.", no_args_is_help=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+@app.command("new")
+def new(
+    name: Annotated[str, typer.Argument(help="The character's name.")],
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="What the character looks like.")],
+    sheet: Annotated[
+        Path | None, typer.Option("--sheet", help="Model sheet YAML: hair, eyes, palette...")
+    ] = None,
+    slug: Annotated[str | None, typer.Option(help="Short name to type (default: from NAME).")] = None,
+    provider: Annotated[str | None, typer.Option(help="Who draws the anchor.")] = None,
+    model: Annotated[str | None, typer.Option(help="Image model for the anchor.")] = None,
+    size: Annotated[str | None, typer.Option(help="Anchor size, e.g. 1024x1536.")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Create a character and generate its anchor image on a plain background."""
+    studio = open_studio()
+    params = {"size": size} if size else None
+    character = studio.create_character(
+        name, prompt=prompt, sheet=sheet, slug=slug, provider=provider, model=model, params=params
+    )
+    if json_out:
+        print_json(character.to_dict())
+        return
+    anchor = character.anchor
+    console.print(f"created character [bold]{character.slug}[/bold]")
+    if anchor is not None:
+        console.print(f"anchor: {describe_image_line(anchor)}")
+
+
+@app.command("import")
+def import_(
+    name: Annotated[str, typer.Argument(help="The character's name.")],
+    image: Annotated[Path, typer.Argument(help="An image you already have (png, jpeg, webp).")],
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="Its description.")] = "",
+    gen_id: Annotated[str | None, typer.Option("--gen-id", help="ChatGPT's gen id.")] = None,
+    revised_prompt: Annotated[
+        str | None, typer.Option("--revised-prompt", help="The revised prompt ChatGPT showed.")
+    ] = None,
+    sheet: Annotated[Path | None, typer.Option("--sheet", help="Model sheet YAML.")] = None,
+    slug: Annotated[str | None, typer.Option(help="Short name to type.")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Adopt an existing image as a character's anchor."""
+    studio = open_studio()
+    character = studio.import_character(
+        name,
+        image,
+        prompt=prompt,
+        gen_id=gen_id,
+        revised_prompt=revised_prompt,
+        sheet=sheet,
+        slug=slug,
+    )
+    if json_out:
+        print_json(character.to_dict())
+        return
+    console.print(f"imported character [bold]{character.slug}[/bold]")
+    anchor = character.anchor
+    if anchor is not None:
+        console.print(f"anchor: {describe_image_line(anchor)}")
+
+
+@app.command("list")
+def list_(json_out: JsonOption = False) -> None:
+    """All characters."""
+    studio = open_studio()
+    characters = studio.characters()
+    if json_out:
+        print_json([c.to_dict() for c in characters])
+        return
+    if not characters:
+        console.print("no characters yet: onmodel character new NAME --prompt '...'")
+        return
+    from rich.table import Table
+
+    table = Table("slug", "name", "anchor", "sessions", "description")
+    for c in characters:
+        table.add_row(
+            c.slug,
+            c.name,
+            str(c.row.anchor_image_id or "-"),
+            str(len(studio.sessions(c))),
+            c.description[:60],
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    character: Annotated[str, typer.Argument(help="Slug, name or id.")],
+    json_out: JsonOption = False,
+) -> None:
+    """A character's description, model sheet, anchor and sessions."""
+    studio = open_studio()
+    found = studio.character(character)
+    sessions = studio.sessions(found)
+    if json_out:
+        data = found.to_dict()
+        data["anchor"] = found.anchor.to_dict() if found.anchor else None
+        data["sessions"] = [s.slug for s in sessions]
+        print_json(data)
+        return
+    console.print(f"[bold]{found.name}[/bold] ({found.slug}, id {found.id})")
+    console.print(f"description: {found.description or '-'}")
+    sheet = {k: v for k, v in found.row.sheet.items() if v}
+    for key, value in sheet.items():
+        shown = ", ".join(value) if isinstance(value, list) else value
+        console.print(f"  {key}: {shown}")
+    anchor = found.anchor
+    console.print(f"anchor: {describe_image_line(anchor) if anchor else '-'}")
+    if anchor is not None and anchor.gen_id:
+        console.print(f"gen id: {anchor.gen_id}")
+    console.print(f"sessions: {', '.join(s.slug for s in sessions) or '-'}")

@@ -1,0 +1,139 @@
+"""``onmodel shot``, ``tree`` and ``show``: making images and reading their lineage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from onmodel.cli.context import open_studio
+from onmodel.cli.output import console, print_json, warn
+from onmodel.cli.render import describe_image_line, rich_tree
+
+
+def shot(
+    text: Annotated[str, typer.Argument(help="Free text for the shot.")] = "",
+    session: Annotated[
+        str | None, typer.Option("--session", "-s", help="Slug or id (default: current).")
+    ] = None,
+    pose: Annotated[str, typer.Option(help="e.g. 'playing guitar'.")] = "",
+    outfit: Annotated[str, typer.Option(help="e.g. 'sportswear'.")] = "",
+    expression: Annotated[str, typer.Option(help="e.g. 'crying'.")] = "",
+    scene: Annotated[str, typer.Option(help="e.g. 'park at dusk'.")] = "",
+    action: Annotated[str, typer.Option(help="e.g. 'taking a selfie with a dog'.")] = "",
+    from_image: Annotated[
+        str | None, typer.Option("--from", help="Branch from this image id instead of the head.")
+    ] = None,
+    ref: Annotated[
+        list[Path] | None, typer.Option("--ref", help="Extra reference image (repeatable).")
+    ] = None,
+    provider: Annotated[str | None, typer.Option(help="Override the session's provider.")] = None,
+    model: Annotated[str | None, typer.Option(help="Override the session's model.")] = None,
+    size: Annotated[str | None, typer.Option(help="e.g. 1024x1536 or 1536x864.")] = None,
+    quality: Annotated[str | None, typer.Option(help="low, medium, high, auto...")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the composed prompt; record and spend nothing.")
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Generate the next shot of a session, with the anchor attached."""
+    from onmodel.sheet import ShotRequest
+
+    studio = open_studio()
+    request = ShotRequest(
+        pose=pose, outfit=outfit, expression=expression, scene=scene, action=action, text=text
+    )
+    params = {k: v for k, v in {"size": size, "quality": quality}.items() if v}
+    plan = studio.plan_shot(
+        session,
+        request,
+        from_image=from_image,
+        refs=ref or [],
+        provider=provider,
+        model=model,
+        params=params,
+    )
+    for message in plan.warnings:
+        warn(message)
+    if dry_run:
+        if json_out:
+            print_json(plan.to_dict())
+            return
+        console.print(f"[dim]{plan.provider} / {plan.model} {plan.params}[/dim]")
+        roles = ", ".join(f"{i.role} #{i.image_id}" if i.image_id else i.role for i in plan.inputs)
+        console.print(f"[dim]parent: #{plan.parent_id}; inputs: {roles or 'none'}[/dim]")
+        print(plan.prompt)
+        return
+    image = studio.execute(plan)
+    if json_out:
+        print_json({**image.to_dict(), "messages": list(image.messages)})
+        return
+    for message in image.messages:
+        print(message)
+        print()
+    console.print(describe_image_line(image))
+
+
+def tree(
+    session: Annotated[str | None, typer.Argument(help="Slug or id (default: current).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Show a session's lineage as a tree, from the anchor down."""
+    studio = open_studio()
+    found = studio.session(session)
+    root = found.tree()
+    if json_out:
+        print_json(root.to_dict())
+        return
+    title = f"[bold]{found.slug}[/bold] — {found.character.name}"
+    console.print(rich_tree(root, found.row.head_image_id, title))
+
+
+def show(
+    image: Annotated[str, typer.Argument(help="Image id.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Everything recorded about one image: request, prompt, references, lineage, file."""
+    studio = open_studio()
+    found = studio.image(image)
+    data = found.to_dict()
+    data["lineage"] = [i.id for i in found.lineage()]
+    data["children"] = [c.id for c in found.children]
+    if json_out:
+        print_json(data)
+        return
+    console.print(f"[bold]{describe_image_line(found)}[/bold]")
+    rows = [
+        ("status", data["status"]),
+        ("session", data["session_id"]),
+        ("parent", data["parent_id"]),
+        ("lineage", " → ".join(f"#{i}" for i in data["lineage"])),
+        ("children", ", ".join(f"#{i}" for i in data["children"]) or "-"),
+        ("request", data["request"] or "-"),
+        ("provider / model", f"{data['provider']} / {data['model']}"),
+        ("parameters", data["params"]),
+        ("returned", data["returned"] or "-"),
+        ("references", ", ".join(_ref(r) for r in data["references"]) or "-"),
+        ("template", f"{data['template']['name']} ({(data['template']['sha256'] or '')[:12]})"),
+        ("revised prompt", data["revised_prompt"] or "-"),
+        ("gen id", data["gen_id"] or "-"),
+        ("response id", data["response_id"] or "-"),
+        ("usage", data["usage"] or "-"),
+        ("cost (USD)", data["cost_usd"] if data["cost_usd"] is not None else "unknown"),
+        ("latency", f"{data['latency_ms']} ms" if data["latency_ms"] is not None else "-"),
+        ("file", data["file"]["path"] or "-"),
+        ("sha256", data["file"]["sha256"] or "-"),
+        ("created", data["created_at"]),
+    ]
+    if data["error"]:
+        rows.append(("error", data["error"]))
+    for key, value in rows:
+        console.print(f"[bold]{key}:[/bold] {value}")
+    console.print("[bold]prompt:[/bold]")
+    print(data["prompt"])
+
+
+def _ref(ref: dict[str, object]) -> str:
+    who = f"#{ref['image_id']}" if ref["image_id"] else str(ref["sha256"])[:12]
+    return f"{ref['position']}:{ref['role']} {who}"

@@ -1,0 +1,64 @@
+"""Typed errors shared by the library and the CLI.
+
+The CLI turns every :class:`OnmodelError` into one line on stderr and an exit code, so each
+error carries the code it deserves: 2 when the user asked for something invalid, 1 when the
+request was sound but the work failed.
+"""
+
+from __future__ import annotations
+
+
+class OnmodelError(Exception):
+    """Base of every error the library raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(OnmodelError):
+    """The request itself is invalid; retrying the same thing cannot help."""
+
+    exit_code = 2
+
+
+class NotFoundError(UsageError):
+    """A named character, session or image does not exist."""
+
+
+class DuplicateError(UsageError):
+    """A name that must be unique is already taken."""
+
+
+class InvalidSlugError(UsageError):
+    """A name cannot be used as a slug."""
+
+
+class TemplateError(UsageError):
+    """A prompt template is missing, malformed or asks for an unknown variable."""
+
+
+class InvalidImageError(UsageError):
+    """A file given as an image cannot be read as a supported image."""
+
+
+class ValidationError(UsageError):
+    """A request breaks a rule of the chosen model (size, quality, prompt length, ...)."""
+
+
+class RetiredModelError(ValidationError):
+    """The model has been shut down; the message names the date and a replacement."""
+
+
+class BudgetError(UsageError):
+    """The estimated cost of a request could exceed the limit the user set."""
+
+
+class DatabaseTooNewError(OnmodelError):
+    """The database was migrated by a newer onmodel than this one."""
+
+
+class GenerationError(OnmodelError):
+    """A provider failed to produce an image; the failed image row keeps the details."""
+
+    def __init__(self, message: str, *, image_id: int | None = None) -> None:
+        super().__init__(message)
+        self.image_id = image_id

@@ -1,0 +1,325 @@
+"""What library users hold: characters, sessions and images, each bound to its studio.
+
+Handles wrap a snapshot of a database row and ask the studio for anything related
+(``image.parent``, ``session.shot(...)``), so the CLI and Python code walk the same objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from onmodel.sheet import ModelSheet, ShotRequest
+from onmodel.store.models import CharacterRow, ImageRow, SessionRow
+
+if TYPE_CHECKING:
+    from onmodel.studio import ShotPlan, Studio
+
+
+@dataclass(frozen=True)
+class Character:
+    studio: Studio = field(repr=False, compare=False)
+    row: CharacterRow
+
+    @property
+    def id(self) -> int:
+        assert self.row.id is not None
+        return self.row.id
+
+    @property
+    def slug(self) -> str:
+        return self.row.slug
+
+    @property
+    def name(self) -> str:
+        return self.row.name
+
+    @property
+    def description(self) -> str:
+        return self.row.description
+
+    @property
+    def sheet(self) -> ModelSheet:
+        return ModelSheet.model_validate(self.row.sheet)
+
+    @property
+    def anchor(self) -> Image | None:
+        if self.row.anchor_image_id is None:
+            return None
+        return self.studio.image(self.row.anchor_image_id)
+
+    def start_session(self, **options: Any) -> Session:
+        return self.studio.start_session(self, **options)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "slug": self.slug,
+            "name": self.name,
+            "description": self.description,
+            "sheet": self.row.sheet,
+            "anchor_image_id": self.row.anchor_image_id,
+            "created_at": _iso(self.row.created_at),
+        }
+
+
+@dataclass(frozen=True)
+class Session:
+    studio: Studio = field(repr=False, compare=False)
+    row: SessionRow
+
+    @property
+    def id(self) -> int:
+        assert self.row.id is not None
+        return self.row.id
+
+    @property
+    def slug(self) -> str:
+        return self.row.slug
+
+    @property
+    def title(self) -> str:
+        return self.row.title
+
+    @property
+    def provider(self) -> str:
+        return self.row.provider
+
+    @property
+    def model(self) -> str:
+        return self.row.model
+
+    @property
+    def character(self) -> Character:
+        return self.studio.character(self.row.character_id)
+
+    @property
+    def head(self) -> Image | None:
+        """The current tip: where the next shot continues from unless told otherwise."""
+        fresh = self.studio.session(self.id).row
+        if fresh.head_image_id is None:
+            return None
+        return self.studio.image(fresh.head_image_id)
+
+    def shot(
+        self,
+        text: str = "",
+        *,
+        pose: str = "",
+        outfit: str = "",
+        expression: str = "",
+        scene: str = "",
+        action: str = "",
+        **options: Any,
+    ) -> Image:
+        request = ShotRequest(
+            pose=pose, outfit=outfit, expression=expression, scene=scene, action=action, text=text
+        )
+        return self.studio.shot(self, request, **options)
+
+    def plan(self, text: str = "", **fields: Any) -> ShotPlan:
+        """Compose and validate a shot without recording or spending anything (a dry run)."""
+        options = {k: fields.pop(k) for k in list(fields) if k not in ShotRequest.model_fields}
+        request = ShotRequest(text=text, **fields)
+        return self.studio.plan_shot(self, request, **options)
+
+    def images(self) -> list[Image]:
+        return self.studio.session_images(self)
+
+    def tree(self) -> TreeNode:
+        return self.studio.tree(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "slug": self.slug,
+            "title": self.title,
+            "character": self.character.slug,
+            "provider": self.provider,
+            "model": self.model,
+            "params": self.row.params,
+            "head_image_id": self.row.head_image_id,
+            "last_response_id": self.row.last_response_id,
+            "created_at": _iso(self.row.created_at),
+        }
+
+
+@dataclass(frozen=True)
+class Reference:
+    position: int
+    role: str
+    sha256: str
+    format: str
+    image_id: int | None
+
+
+@dataclass(frozen=True)
+class Image:
+    studio: Studio = field(repr=False, compare=False)
+    row: ImageRow
+    messages: tuple[str, ...] = ()  # what to paste, for the manual ChatGPT route
+
+    @property
+    def id(self) -> int:
+        assert self.row.id is not None
+        return self.row.id
+
+    @property
+    def kind(self) -> str:
+        return self.row.kind
+
+    @property
+    def status(self) -> str:
+        return self.row.status
+
+    @property
+    def succeeded(self) -> bool:
+        return self.row.status == "succeeded"
+
+    @property
+    def prompt(self) -> str:
+        return self.row.prompt
+
+    @property
+    def revised_prompt(self) -> str | None:
+        return self.row.revised_prompt
+
+    @property
+    def gen_id(self) -> str | None:
+        return self.row.gen_id
+
+    @property
+    def request(self) -> ShotRequest:
+        return ShotRequest.model_validate(self.row.request)
+
+    @property
+    def label(self) -> str:
+        return "anchor" if self.kind in ("anchor", "import") else self.request.label()
+
+    @property
+    def sha256(self) -> str | None:
+        return self.row.sha256
+
+    @property
+    def path(self) -> Path | None:
+        """The image file, or None while pending or after a failure."""
+        if self.row.sha256 is None or self.row.format is None:
+            return None
+        return self.studio.blobs.path_for(self.row.sha256, self.row.format)
+
+    def read_bytes(self) -> bytes:
+        """The stored bytes, verified against the recorded digest."""
+        if self.row.sha256 is None or self.row.format is None:
+            raise ValueError(f"image {self.id} has no file ({self.status})")
+        return self.studio.blobs.read(self.row.sha256, self.row.format)
+
+    @property
+    def parent(self) -> Image | None:
+        if self.row.parent_id is None:
+            return None
+        return self.studio.image(self.row.parent_id)
+
+    @property
+    def children(self) -> list[Image]:
+        return self.studio.children(self)
+
+    @property
+    def references(self) -> list[Reference]:
+        return self.studio.references(self)
+
+    def lineage(self) -> list[Image]:
+        """This image and its ancestors, oldest first: the path back to the anchor."""
+        chain: list[Image] = []
+        node: Image | None = self
+        while node is not None:
+            chain.append(node)
+            node = node.parent
+        return list(reversed(chain))
+
+    def to_dict(self) -> dict[str, Any]:
+        row = self.row
+        return {
+            "id": self.id,
+            "kind": row.kind,
+            "status": row.status,
+            "label": self.label,
+            "character_id": row.character_id,
+            "session_id": row.session_id,
+            "parent_id": row.parent_id,
+            "retry_of_id": row.retry_of_id,
+            "request": row.request,
+            "template": {"name": row.template_name, "sha256": row.template_hash},
+            "prompt": row.prompt,
+            "revised_prompt": row.revised_prompt,
+            "gen_id": row.gen_id,
+            "response_id": row.response_id,
+            "previous_response_id": row.previous_response_id,
+            "provider": row.provider,
+            "model": row.model,
+            "params": row.params,
+            "returned": row.returned,
+            "references": [
+                {
+                    "position": r.position,
+                    "role": r.role,
+                    "image_id": r.image_id,
+                    "sha256": r.sha256,
+                    "format": r.format,
+                }
+                for r in self.references
+            ],
+            "error": None
+            if row.error_type is None
+            else {
+                "type": row.error_type,
+                "code": row.error_code,
+                "message": row.error_message,
+                "categories": row.error_categories,
+            },
+            "file": {
+                "path": str(self.path) if self.path else None,
+                "sha256": row.sha256,
+                "format": row.format,
+                "width": row.width,
+                "height": row.height,
+                "bytes": row.byte_size,
+            },
+            "usage": row.usage,
+            "cost_usd": row.cost_usd,
+            "latency_ms": row.latency_ms,
+            "rating": row.rating,
+            "starred": row.starred,
+            "note": row.note,
+            "batch_id": row.batch_id,
+            "shot_key": row.shot_key,
+            "created_at": _iso(row.created_at),
+            "finished_at": _iso(row.finished_at),
+        }
+
+
+@dataclass
+class TreeNode:
+    image: Image
+    children: list[TreeNode] = field(default_factory=list)
+
+    def walk(self) -> list[Image]:
+        """Depth-first, parents before children."""
+        found = [self.image]
+        for child in self.children:
+            found.extend(child.walk())
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.image.id,
+            "kind": self.image.kind,
+            "status": self.image.status,
+            "label": self.image.label,
+            "children": [c.to_dict() for c in self.children],
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,147 @@
+"""The character's model sheet and a shot's request: the two inputs every prompt is made of.
+
+A model sheet is what an animation studio hands every artist so the character stays on model:
+the traits that must not drift. It is plain data (YAML on disk, JSON in the database) so that
+users can write it by hand and templates can read it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from onmodel.errors import UsageError
+
+
+class ModelSheet(BaseModel):
+    """Invariant traits of a character. Colours are CSS names or ``#rrggbb`` hex codes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    style: str = Field(default="", description="Art style, stated first in every prompt.")
+    species: str = Field(default="", description="What the character is (girl, robot, fox...).")
+    hair: str = Field(default="", description="Hairstyle and colour in words.")
+    hair_color: str = Field(default="", description="Hair colour, CSS name or hex.")
+    eye_color: str = Field(default="", description="Eye colour, CSS name or hex.")
+    skin_color: str = Field(default="", description="Skin, fur or surface colour.")
+    build: str = Field(default="", description="Body type and proportions.")
+    outfit: str = Field(default="", description="Default outfit in words.")
+    outfit_colors: list[str] = Field(default_factory=list, description="Main outfit colours.")
+    palette: list[str] = Field(default_factory=list, description="Brand palette as hex codes.")
+    must_keep: list[str] = Field(default_factory=list, description="Details that never change.")
+    avoid: list[str] = Field(default_factory=list, description="Things never to draw.")
+
+    @classmethod
+    def from_yaml_file(cls, path: Path) -> ModelSheet:
+        """Load a sheet, naming the file and the field when it is wrong."""
+        import yaml
+
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise UsageError(f"cannot read model sheet {path}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise UsageError(f"model sheet {path} is not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise UsageError(f"model sheet {path} must be a mapping of traits")
+        try:
+            return cls.model_validate(data)
+        except PydanticValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(top)"
+            raise UsageError(f"model sheet {path}: {where}: {first['msg']}") from exc
+
+    @classmethod
+    def from_prompt(cls, prompt: str) -> ModelSheet:
+        """Guess colour traits from a free-text prompt so the preview has something to draw.
+
+        Users who start with just a sentence ("a girl with red hair and green eyes") still get
+        a preview whose hair and eyes match what they wrote.
+        """
+        text = prompt.lower()
+        sheet = cls()
+        hair = _colour_before(text, r"hair(?:ed)?")
+        if hair:
+            sheet.hair_color = hair
+        eyes = _colour_before(text, r"eye[sd]?")
+        if eyes:
+            sheet.eye_color = eyes
+        for noun in ("jacket", "hoodie", "dress", "shirt", "coat", "sweater", "suit", "uniform"):
+            colour = _colour_before(text, noun)
+            if colour:
+                sheet.outfit_colors.append(colour)
+        return sheet
+
+    def merged_with(self, other: ModelSheet) -> ModelSheet:
+        """Fields set in ``other`` win; used to lay a hand-written sheet over a guessed one."""
+        data = self.model_dump()
+        data.update(other.model_dump(exclude_defaults=True))
+        return ModelSheet.model_validate(data)
+
+
+COLOUR_WORDS: dict[str, str] = {
+    "blonde": "#e8c872",
+    "blond": "#e8c872",
+    "golden": "#d4a017",
+    "silver": "#c0c0c0",
+    "platinum": "#e5e4e2",
+    "auburn": "#a52a2a",
+    "ginger": "#c9642b",
+    "chestnut": "#954535",
+    "brunette": "#5a3825",
+    "hazel": "#8e7618",
+    "amber": "#ffbf00",
+    "teal": "#008080",
+    "navy": "#000080",
+    "pink": "#ff69b4",
+    "purple": "#800080",
+    "violet": "#8f00ff",
+    "red": "#d22b2b",
+    "orange": "#ff8c00",
+    "yellow": "#ffd700",
+    "green": "#2e8b57",
+    "blue": "#1e6fd9",
+    "brown": "#6b4226",
+    "black": "#1a1a1a",
+    "white": "#f5f5f5",
+    "gray": "#808080",
+    "grey": "#808080",
+    "cyan": "#00b7c7",
+}
+
+
+def _colour_before(text: str, noun: str) -> str:
+    """Return the colour word closest before ``noun`` ("long red hair" -> "red")."""
+    words = "|".join(sorted(COLOUR_WORDS, key=len, reverse=True))
+    match = re.search(rf"\b({words})\b(?:[\s-]+[a-z]+){{0,2}}?[\s-]+{noun}\b", text)
+    return match.group(1) if match else ""
+
+
+class ShotRequest(BaseModel):
+    """What one shot asks for on top of the anchor. Every field is optional."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pose: str = ""
+    outfit: str = ""
+    expression: str = ""
+    scene: str = ""
+    action: str = ""
+    text: str = ""
+
+    def is_empty(self) -> bool:
+        return not any(self.model_dump().values())
+
+    def label(self) -> str:
+        """A short human name for the shot, used in captions, trees and file names."""
+        parts = [v for v in (self.expression, self.pose, self.action, self.outfit, self.scene) if v]
+        if self.text:
+            parts.append(self.text)
+        return ", ".join(parts) or "same character"
+
+    def as_params(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items() if v}

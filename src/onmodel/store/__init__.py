@@ -1,0 +1,1 @@
+"""Records: SQLModel tables, the engine with its migrations, and the queries the studio needs."""

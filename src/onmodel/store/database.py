@@ -1,0 +1,125 @@
+"""Engine set-up and migrations: the only place that knows which database is underneath.
+
+Opening a database always brings it to the newest schema (as ``llm`` does), so the code never
+meets an old table layout; a database stamped by a newer onmodel is refused instead of being
+half-understood.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+from onmodel.errors import DatabaseTooNewError
+from onmodel.resources import migrations_dir
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """Every pooled connection gets WAL, enforced foreign keys and a busy timeout."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def create_database_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+    )
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _alembic_config() -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    return config
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    current: str | None
+    head: str
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+
+def schema_state(engine: Engine) -> SchemaState:
+    """Where the database stands against the code's migrations, without changing anything."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic_config())
+    head = script.get_current_head()
+    assert head is not None, "migrations/ holds no revision"
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current is not None and current != head:
+        try:
+            script.get_revision(current)
+        except Exception as exc:
+            raise DatabaseTooNewError(
+                f"the database is at schema revision {current}, which this onmodel does not "
+                "know: it was written by a newer version; upgrade onmodel to use it"
+            ) from exc
+    return SchemaState(current=current, head=head)
+
+
+def upgrade(engine: Engine) -> SchemaState:
+    """Apply pending revisions; an existing SQLite file is copied aside first."""
+    state = schema_state(engine)
+    if state.up_to_date:
+        return state
+    if state.current is not None:
+        _backup_sqlite(engine, state.current)
+    from alembic import command
+
+    config = _alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+    return schema_state(engine)
+
+
+def _backup_sqlite(engine: Engine, revision: str) -> None:
+    """``VACUUM INTO`` takes a consistent copy even while the WAL holds recent writes."""
+    database = engine.url.database
+    if engine.url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return
+    target = Path(f"{database}.before-{revision}.bak")
+    target.unlink(missing_ok=True)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("VACUUM INTO ?", (str(target),))
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """One unit of work: committed when the block ends, rolled back if it raises."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

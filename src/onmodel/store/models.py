@@ -1,0 +1,135 @@
+"""The tables. Only Alembic revisions in ``migrations/`` create or change them.
+
+Images are the lineage: every image row points at its parent, and ``image_reference`` keeps
+the ordered list of images that were sent along with the request that made it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, ForeignKey, Integer, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class CharacterRow(SQLModel, table=True):
+    __tablename__ = "character"
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(index=True, unique=True, max_length=64)
+    name: str
+    description: str = ""
+    sheet: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    anchor_image_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer,
+            ForeignKey("image.id", use_alter=True, name="fk_character_anchor_image"),
+            nullable=True,
+        ),
+    )
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class SessionRow(SQLModel, table=True):
+    __tablename__ = "session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(index=True, unique=True, max_length=64)
+    character_id: int = Field(foreign_key="character.id", index=True)
+    title: str = ""
+    provider: str
+    model: str
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    instructions: str = ""
+    head_image_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer,
+            ForeignKey("image.id", use_alter=True, name="fk_session_head_image"),
+            nullable=True,
+        ),
+    )
+    last_response_id: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class BatchRow(SQLModel, table=True):
+    __tablename__ = "batch"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = ""
+    session_id: int | None = Field(default=None, foreign_key="session.id", index=True)
+    source_path: str = ""
+    spec_hash: str = Field(index=True, max_length=64)
+    spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = "pending"
+    budget_usd: str | None = None
+    counters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ImageRow(SQLModel, table=True):
+    __tablename__ = "image"
+
+    id: int | None = Field(default=None, primary_key=True)
+    character_id: int = Field(foreign_key="character.id", index=True)
+    session_id: int | None = Field(default=None, foreign_key="session.id", index=True)
+    parent_id: int | None = Field(default=None, foreign_key="image.id", index=True)
+    retry_of_id: int | None = Field(default=None, foreign_key="image.id")
+    kind: str  # anchor, shot, import, edit
+    status: str = "pending"  # pending, succeeded, failed, interrupted
+    request: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    template_name: str | None = None
+    template_hash: str | None = None
+    prompt: str = ""
+    revised_prompt: str | None = None
+    gen_id: str | None = None
+    response_id: str | None = None
+    previous_response_id: str | None = None
+    provider: str
+    model: str
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    returned: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    error_type: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    error_categories: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    sha256: str | None = Field(default=None, index=True, max_length=64)
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    byte_size: int | None = None
+    usage: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    cost_usd: str | None = None
+    latency_ms: int | None = None
+    rating: int | None = None
+    starred: bool = False
+    note: str = ""
+    batch_id: int | None = Field(default=None, foreign_key="batch.id", index=True)
+    shot_key: str | None = Field(default=None, index=True, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+
+class ImageReferenceRow(SQLModel, table=True):
+    __tablename__ = "image_reference"
+    __table_args__ = (UniqueConstraint("image_id", "position", name="uq_reference_position"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    image_id: int = Field(foreign_key="image.id", index=True)
+    position: int
+    role: str  # anchor, parent, style, extra
+    ref_image_id: int | None = Field(default=None, foreign_key="image.id")
+    sha256: str = Field(max_length=64)
+    format: str

@@ -1,0 +1,786 @@
+"""The studio: the one place that runs onmodel's flows, for the CLI and for library users alike.
+
+Every generation follows the same path — plan (compose, validate, pick references), record a
+pending row, call the provider, store the bytes, then mark the row succeeded — so a crash or an
+API error at any step leaves a row that says what happened and never a lost request.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import col, select
+
+from onmodel.blobs import BlobStore
+from onmodel.composer import ANCHOR_TEMPLATE, SHOT_TEMPLATE, Composer, Rendered
+from onmodel.config import Paths, resolve_paths
+from onmodel.errors import (
+    DuplicateError,
+    GenerationError,
+    InvalidImageError,
+    NotFoundError,
+    UsageError,
+)
+from onmodel.handles import Character, Image, Reference, Session, TreeNode
+from onmodel.imagefile import inspect_bytes, read_image_file
+from onmodel.providers import FREE_PROVIDERS, default_provider_name, get_provider
+from onmodel.providers.base import (
+    GenerationRequest,
+    GenerationResult,
+    ImageKind,
+    InputImage,
+    ManualResult,
+    ProviderError,
+)
+from onmodel.sheet import ModelSheet, ShotRequest
+from onmodel.slugs import check_slug, slugify
+from onmodel.store.database import create_database_engine, transaction, upgrade
+from onmodel.store.models import (
+    CharacterRow,
+    ImageReferenceRow,
+    ImageRow,
+    SessionRow,
+    utcnow,
+)
+
+MAX_INPUT_IMAGES = 16
+
+
+@dataclass(frozen=True)
+class ShotPlan:
+    """A fully composed, validated request that has not been recorded or paid for yet."""
+
+    kind: ImageKind
+    character_id: int
+    session_id: int | None
+    parent_id: int | None
+    provider: str
+    model: str
+    params: dict[str, Any]
+    request: ShotRequest
+    rendered: Rendered
+    inputs: tuple[InputImage, ...]
+    sheet: ModelSheet
+    character_name: str
+    warnings: tuple[str, ...] = ()
+    instructions: str | None = None
+    previous_response_id: str | None = None
+    estimated_max_cost: str | None = None
+    retry_of_id: int | None = None
+    batch_id: int | None = None
+    shot_key: str | None = None
+
+    @property
+    def prompt(self) -> str:
+        return self.rendered.text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "provider": self.provider,
+            "model": self.model,
+            "params": self.params,
+            "parent_id": self.parent_id,
+            "request": self.request.as_params(),
+            "template": self.rendered.template_name,
+            "prompt": self.prompt,
+            "instructions": self.instructions,
+            "previous_response_id": self.previous_response_id,
+            "inputs": [
+                {"role": i.role, "image_id": i.image_id, "sha256": i.sha256} for i in self.inputs
+            ],
+            "warnings": list(self.warnings),
+            "estimated_max_cost_usd": self.estimated_max_cost,
+        }
+
+
+@dataclass
+class Studio:
+    paths: Paths
+    engine: Engine
+    blobs: BlobStore
+    composer: Composer
+    _state_cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(cls, home: Path | str | None = None) -> Studio:
+        """Open (creating and migrating if needed) the data directory ``home``."""
+        paths = resolve_paths(home)
+        paths.home.mkdir(parents=True, exist_ok=True)
+        engine = create_database_engine(paths.database_url)
+        upgrade(engine)
+        return cls(
+            paths=paths,
+            engine=engine,
+            blobs=BlobStore(paths.blobs),
+            composer=Composer(paths.templates),
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Studio:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ characters
+
+    def create_character(
+        self,
+        name: str,
+        *,
+        prompt: str,
+        sheet: ModelSheet | Path | None = None,
+        slug: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Character:
+        """Create a character and generate its anchor image on a plain background.
+
+        The character row is committed before the anchor is generated, so a failed anchor is a
+        recorded failure the user can retry, not a vanished character.
+        """
+        if not prompt.strip():
+            raise UsageError("a character needs a prompt describing it (--prompt)")
+        full_sheet = self._sheet_for(prompt, sheet)
+        character = self._insert_character(name, slug, prompt, full_sheet)
+        provider_name = provider or default_provider_name()
+        plan = self._plan(
+            kind="anchor",
+            character=character,
+            session=None,
+            parent=None,
+            request=ShotRequest(),
+            provider=provider_name,
+            model=model or self._default_model(),
+            params=dict(params or {}),
+            template=ANCHOR_TEMPLATE,
+            refs=(),
+        )
+        self.execute(plan)
+        return self.character(character.id)
+
+    def import_character(
+        self,
+        name: str,
+        image: Path,
+        *,
+        prompt: str = "",
+        gen_id: str | None = None,
+        revised_prompt: str | None = None,
+        sheet: ModelSheet | Path | None = None,
+        slug: str | None = None,
+    ) -> Character:
+        """Adopt an image the user already has (say, from ChatGPT) as a character's anchor."""
+        data, info = read_image_file(image)
+        full_sheet = self._sheet_for(prompt, sheet)
+        blob = self.blobs.put(data, info.format)
+        with transaction(self.engine) as db:
+            row = self._new_character_row(db, name, slug, prompt, full_sheet)
+            db.add(row)
+            db.flush()
+            assert row.id is not None
+            anchor = ImageRow(
+                character_id=row.id,
+                kind="import",
+                status="succeeded",
+                prompt=prompt,
+                revised_prompt=revised_prompt,
+                gen_id=gen_id,
+                provider="import",
+                model="",
+                params={"source": image.name},
+                sha256=blob.sha256,
+                format=info.format,
+                width=info.width,
+                height=info.height,
+                byte_size=blob.size,
+                cost_usd="0",
+                finished_at=utcnow(),
+            )
+            db.add(anchor)
+            db.flush()
+            row.anchor_image_id = anchor.id
+            db.add(row)
+        return self.character(row.id)
+
+    def character(self, ref: str | int | Character) -> Character:
+        if isinstance(ref, Character):
+            ref = ref.id
+        with transaction(self.engine) as db:
+            row = _by_ref(db, CharacterRow, ref)
+            if row is None:
+                row = db.exec(select(CharacterRow).where(CharacterRow.name == ref)).first()
+        if row is None:
+            raise NotFoundError(f"no character {ref!r} (see: onmodel character list)")
+        return Character(self, row)
+
+    def characters(self) -> list[Character]:
+        with transaction(self.engine) as db:
+            rows = db.exec(select(CharacterRow).order_by(col(CharacterRow.id))).all()
+        return [Character(self, r) for r in rows]
+
+    # ------------------------------------------------------------------ sessions
+
+    def start_session(
+        self,
+        character: str | int | Character,
+        *,
+        title: str = "",
+        model: str | None = None,
+        provider: str | None = None,
+        params: dict[str, Any] | None = None,
+        slug: str | None = None,
+        make_current: bool = True,
+    ) -> Session:
+        """Start a series for a character; it becomes the current session by default."""
+        owner = self.character(character)
+        provider_name = provider or default_provider_name()
+        get_provider(provider_name)  # an unknown provider is refused now, not at the first shot
+        model_name = model or self._default_model()
+        self._capability(model_name)  # retired or unknown models are refused up front
+        with transaction(self.engine) as db:
+            base = check_slug(slug) if slug else slugify(title) if title else owner.slug
+            row = SessionRow(
+                slug=_free_slug(db, base, taken_ok=slug is None),
+                character_id=owner.id,
+                title=title,
+                provider=provider_name,
+                model=model_name,
+                params=dict(params or {}),
+                head_image_id=owner.row.anchor_image_id,
+            )
+            db.add(row)
+        session = Session(self, row)
+        if make_current:
+            self.use_session(session)
+        return session
+
+    def session(self, ref: str | int | Session | None = None) -> Session:
+        """A session by slug or id; with no reference, the current one."""
+        if isinstance(ref, Session):
+            ref = ref.id
+        if ref is None:
+            current = self.current_session()
+            if current is None:
+                raise UsageError("no current session: start one with `onmodel session new CHARACTER`")
+            return current
+        with transaction(self.engine) as db:
+            row = _by_ref(db, SessionRow, ref)
+        if row is None:
+            raise NotFoundError(f"no session {ref!r} (see: onmodel session list)")
+        return Session(self, row)
+
+    def sessions(self, character: str | int | Character | None = None) -> list[Session]:
+        query = select(SessionRow).order_by(col(SessionRow.id))
+        if character is not None:
+            query = query.where(SessionRow.character_id == self.character(character).id)
+        with transaction(self.engine) as db:
+            rows = db.exec(query).all()
+        return [Session(self, r) for r in rows]
+
+    def use_session(self, ref: str | int | Session) -> Session:
+        session = self.session(ref)
+        self._write_state({"current_session": session.slug})
+        return session
+
+    def current_session(self) -> Session | None:
+        slug = self._read_state().get("current_session")
+        if not slug:
+            return None
+        with transaction(self.engine) as db:
+            row = db.exec(select(SessionRow).where(SessionRow.slug == slug)).first()
+        return Session(self, row) if row is not None else None
+
+    # ------------------------------------------------------------------ shots
+
+    def plan_shot(
+        self,
+        session: str | int | Session | None,
+        request: ShotRequest,
+        *,
+        from_image: int | Image | None = None,
+        refs: Sequence[Path] = (),
+        provider: str | None = None,
+        model: str | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> ShotPlan:
+        """Compose and validate a shot; nothing is recorded and nothing is spent."""
+        current = self.session(session)
+        character = current.character
+        if character.row.anchor_image_id is None:
+            raise UsageError(f"character {character.slug!r} has no anchor image yet")
+        anchor = self.image(character.row.anchor_image_id)
+        if not anchor.succeeded:
+            raise UsageError(
+                f"the anchor of {character.slug!r} (image {anchor.id}) is {anchor.status}; "
+                "retry it before asking for shots"
+            )
+        parent = self._parent_for(current, character, anchor, from_image)
+        return self._plan(
+            kind="shot",
+            character=character,
+            session=current,
+            parent=parent,
+            request=request,
+            provider=provider or current.provider,
+            model=model or current.model,
+            params={**current.row.params, **(params or {})},
+            template=SHOT_TEMPLATE,
+            refs=refs,
+            anchor=anchor,
+        )
+
+    def shot(
+        self,
+        session: str | int | Session | None,
+        request: ShotRequest,
+        **options: Any,
+    ) -> Image:
+        """Plan, record and generate one shot; the session head moves to it on success."""
+        return self.execute(self.plan_shot(session, request, **options))
+
+    def execute(self, plan: ShotPlan) -> Image:
+        """Record ``plan`` as pending, generate it, and record the outcome, whatever it is."""
+        image_id = self._record_pending(plan)
+        provider = get_provider(plan.provider)
+        request = GenerationRequest(
+            kind=plan.kind,
+            prompt=plan.prompt,
+            model=plan.model,
+            params=plan.params,
+            inputs=plan.inputs,
+            sheet=plan.sheet,
+            request=plan.request,
+            character_name=plan.character_name,
+            instructions=plan.instructions,
+            previous_response_id=plan.previous_response_id,
+        )
+        started = time.monotonic()
+        try:
+            result = provider.generate(request)
+        except ProviderError as exc:
+            self._record_failure(image_id, exc, started)
+            raise GenerationError(f"image {image_id} failed: {exc}", image_id=image_id) from exc
+        except (KeyboardInterrupt, SystemExit):
+            self._mark(image_id, status="interrupted", error_type="interrupted")
+            raise
+        except Exception as exc:
+            failure = ProviderError(f"{type(exc).__name__}: {exc}", kind="unexpected")
+            self._record_failure(image_id, failure, started)
+            raise GenerationError(f"image {image_id} failed: {failure}", image_id=image_id) from exc
+        if isinstance(result, ManualResult):
+            self._mark(image_id, params=result.sent_params or plan.params)
+            return replace(self.image(image_id), messages=tuple(result.messages))
+        return self._record_success(image_id, plan, result, started)
+
+    # ------------------------------------------------------------------ images and lineage
+
+    def image(self, image_id: int | str | Image) -> Image:
+        if isinstance(image_id, Image):
+            image_id = image_id.id
+        key = _image_key(image_id)
+        with transaction(self.engine) as db:
+            row = db.get(ImageRow, key)
+        if row is None:
+            raise NotFoundError(f"no image {image_id!r}")
+        return Image(self, row)
+
+    def children(self, image: Image) -> list[Image]:
+        with transaction(self.engine) as db:
+            rows = db.exec(
+                select(ImageRow).where(ImageRow.parent_id == image.id).order_by(col(ImageRow.id))
+            ).all()
+        return [Image(self, r) for r in rows]
+
+    def references(self, image: Image) -> list[Reference]:
+        with transaction(self.engine) as db:
+            rows = db.exec(
+                select(ImageReferenceRow)
+                .where(ImageReferenceRow.image_id == image.id)
+                .order_by(col(ImageReferenceRow.position))
+            ).all()
+        return [
+            Reference(
+                position=r.position,
+                role=r.role,
+                sha256=r.sha256,
+                format=r.format,
+                image_id=r.ref_image_id,
+            )
+            for r in rows
+        ]
+
+    def session_images(self, session: str | int | Session | None) -> list[Image]:
+        current = self.session(session)
+        with transaction(self.engine) as db:
+            rows = db.exec(
+                select(ImageRow)
+                .where(ImageRow.session_id == current.id)
+                .order_by(col(ImageRow.id))
+            ).all()
+        return [Image(self, r) for r in rows]
+
+    def tree(self, session: str | int | Session | None = None) -> TreeNode:
+        """The session's lineage rooted at the character's anchor.
+
+        Images from outside the session that a shot branched from (another session's image)
+        are included, so every node's parent link is visible.
+        """
+        current = self.session(session)
+        character = current.character
+        with transaction(self.engine) as db:
+            rows = list(db.exec(select(ImageRow).where(ImageRow.session_id == current.id)).all())
+            known = {r.id for r in rows}
+            missing = {r.parent_id for r in rows if r.parent_id and r.parent_id not in known}
+            while missing:
+                extra = db.exec(select(ImageRow).where(col(ImageRow.id).in_(missing))).all()
+                rows.extend(extra)
+                known.update(r.id for r in extra)
+                missing = {r.parent_id for r in extra if r.parent_id and r.parent_id not in known}
+            anchor_id = character.row.anchor_image_id
+            if anchor_id is not None and anchor_id not in known:
+                anchor_row = db.get(ImageRow, anchor_id)
+                if anchor_row is not None:
+                    rows.append(anchor_row)
+        nodes = {r.id: TreeNode(Image(self, r)) for r in sorted(rows, key=lambda r: r.id or 0)}
+        roots: list[TreeNode] = []
+        for node in nodes.values():
+            parent_id = node.image.row.parent_id
+            if parent_id in nodes:
+                nodes[parent_id].children.append(node)
+            else:
+                roots.append(node)
+        if len(roots) == 1:
+            return roots[0]
+        anchor_node = nodes.get(anchor_id) if anchor_id is not None else None
+        root = anchor_node or roots[0]
+        root.children.extend(r for r in roots if r is not root)
+        return root
+
+    # ------------------------------------------------------------------ internals
+
+    def _sheet_for(self, prompt: str, sheet: ModelSheet | Path | None) -> ModelSheet:
+        guessed = ModelSheet.from_prompt(prompt)
+        if sheet is None:
+            return guessed
+        given = ModelSheet.from_yaml_file(sheet) if isinstance(sheet, Path) else sheet
+        return guessed.merged_with(given)
+
+    def _new_character_row(
+        self, db: Any, name: str, slug: str | None, prompt: str, sheet: ModelSheet
+    ) -> CharacterRow:
+        if not name.strip():
+            raise UsageError("a character needs a name")
+        final = check_slug(slug) if slug else slugify(name)
+        if db.exec(select(CharacterRow).where(CharacterRow.slug == final)).first() is not None:
+            raise DuplicateError(f"a character named {final!r} already exists")
+        return CharacterRow(
+            slug=final, name=name.strip(), description=prompt.strip(), sheet=sheet.model_dump()
+        )
+
+    def _insert_character(
+        self, name: str, slug: str | None, prompt: str, sheet: ModelSheet
+    ) -> Character:
+        with transaction(self.engine) as db:
+            row = self._new_character_row(db, name, slug, prompt, sheet)
+            db.add(row)
+        return Character(self, row)
+
+    def _parent_for(
+        self,
+        session: Session,
+        character: Character,
+        anchor: Image,
+        from_image: int | str | Image | None,
+    ) -> Image:
+        if from_image is None:
+            head_id = self.session(session.id).row.head_image_id
+            return self.image(head_id) if head_id is not None else anchor
+        parent = self.image(from_image)
+        if parent.row.character_id != character.id:
+            raise UsageError(
+                f"image {parent.id} belongs to another character; "
+                f"branch only from images of {character.slug!r}"
+            )
+        if not parent.succeeded:
+            raise UsageError(f"image {parent.id} is {parent.status}: branch from a finished image")
+        return parent
+
+    def _plan(
+        self,
+        *,
+        kind: ImageKind,
+        character: Character,
+        session: Session | None,
+        parent: Image | None,
+        request: ShotRequest,
+        provider: str,
+        model: str,
+        params: dict[str, Any],
+        template: str,
+        refs: Sequence[Path],
+        anchor: Image | None = None,
+    ) -> ShotPlan:
+        get_provider(provider)
+        context = self._template_context(character, anchor, request, session)
+        rendered = self.composer.render(template, context)
+        inputs = self._inputs(anchor, parent, refs)
+        warnings = self._validate(provider, model, params, rendered.text, len(inputs))
+        return ShotPlan(
+            kind=kind,
+            character_id=character.id,
+            session_id=session.id if session else None,
+            parent_id=parent.id if parent else None,
+            provider=provider,
+            model=model,
+            params=params,
+            request=request,
+            rendered=rendered,
+            inputs=inputs,
+            sheet=character.sheet,
+            character_name=character.name,
+            warnings=tuple(warnings),
+        )
+
+    def _template_context(
+        self,
+        character: Character,
+        anchor: Image | None,
+        request: ShotRequest,
+        session: Session | None,
+    ) -> dict[str, Any]:
+        return {
+            "character": {
+                "name": character.name,
+                "slug": character.slug,
+                "description": character.description,
+                "sheet": character.sheet.model_dump(),
+            },
+            "anchor": {
+                "revised_prompt": anchor.revised_prompt if anchor else None,
+                "gen_id": anchor.gen_id if anchor else None,
+            },
+            "request": request.model_dump(),
+            "session": {"title": session.title if session else ""},
+            "include_outfit": not request.outfit,
+        }
+
+    def _inputs(
+        self, anchor: Image | None, parent: Image | None, refs: Sequence[Path]
+    ) -> tuple[InputImage, ...]:
+        """Anchor first (the strongest consistency lever), then the parent, then extras."""
+        inputs: list[InputImage] = []
+        if anchor is not None:
+            inputs.append(self._input_from_image(anchor, "anchor"))
+        if parent is not None and anchor is not None and parent.id != anchor.id:
+            inputs.append(self._input_from_image(parent, "parent"))
+        for ref in refs:
+            data, info = read_image_file(ref)
+            blob = self.blobs.put(data, info.format)
+            inputs.append(InputImage("extra", blob.path, blob.sha256, info.mime))
+        if len(inputs) > MAX_INPUT_IMAGES:
+            raise UsageError(
+                f"{len(inputs)} input images (anchor, parent and --ref files); "
+                f"at most {MAX_INPUT_IMAGES} can be sent"
+            )
+        return tuple(inputs)
+
+    def _input_from_image(self, image: Image, role: str) -> InputImage:
+        path = image.path
+        if path is None or image.row.sha256 is None or image.row.format is None:
+            raise UsageError(f"image {image.id} has no file to send")
+        if not self.blobs.verify(image.row.sha256, image.row.format):
+            raise InvalidImageError(f"the file of image {image.id} is missing or damaged: {path}")
+        from onmodel.imagefile import MIME_TYPES
+
+        return InputImage(role, path, image.row.sha256, MIME_TYPES[image.row.format], image.id)
+
+    def _default_model(self) -> str:
+        from onmodel.capabilities import default_model
+
+        return default_model()
+
+    def _capability(self, model: str) -> Any:
+        from onmodel.capabilities import load_capabilities
+
+        return load_capabilities(self.paths.models_file).get(model)
+
+    def _validate(
+        self, provider: str, model: str, params: dict[str, Any], prompt: str, n_inputs: int
+    ) -> list[str]:
+        """Check the request against the model's rules before anything is recorded or paid."""
+        from onmodel.capabilities import validate_request
+
+        return validate_request(
+            self._capability(model),
+            route=provider,
+            params=params,
+            prompt=prompt,
+            n_input_images=n_inputs,
+            today=date.today(),
+        )
+
+    def _record_pending(self, plan: ShotPlan) -> int:
+        with transaction(self.engine) as db:
+            row = ImageRow(
+                character_id=plan.character_id,
+                session_id=plan.session_id,
+                parent_id=plan.parent_id,
+                retry_of_id=plan.retry_of_id,
+                kind=plan.kind,
+                status="pending",
+                request=plan.request.as_params(),
+                template_name=plan.rendered.template_name,
+                template_hash=plan.rendered.template_hash,
+                prompt=plan.prompt,
+                previous_response_id=plan.previous_response_id,
+                provider=plan.provider,
+                model=plan.model,
+                params=plan.params,
+                batch_id=plan.batch_id,
+                shot_key=plan.shot_key,
+            )
+            db.add(row)
+            db.flush()
+            assert row.id is not None
+            for position, item in enumerate(plan.inputs):
+                db.add(
+                    ImageReferenceRow(
+                        image_id=row.id,
+                        position=position,
+                        role=item.role,
+                        ref_image_id=item.image_id,
+                        sha256=item.sha256,
+                        format=item.mime.split("/")[1],
+                    )
+                )
+            return row.id
+
+    def _record_success(
+        self, image_id: int, plan: ShotPlan, result: GenerationResult, started: float
+    ) -> Image:
+        try:
+            info = inspect_bytes(result.data, source=f"the image {plan.provider} returned")
+        except InvalidImageError as exc:
+            failure = ProviderError(str(exc), kind="bad_response", usage=result.usage)
+            self._record_failure(image_id, failure, started)
+            raise GenerationError(f"image {image_id} failed: {exc}", image_id=image_id) from exc
+        blob = self.blobs.put(result.data, info.format)
+        with transaction(self.engine) as db:
+            row = db.get(ImageRow, image_id)
+            assert row is not None
+            row.status = "succeeded"
+            row.params = result.sent_params
+            row.returned = result.returned
+            row.revised_prompt = result.revised_prompt
+            row.gen_id = result.gen_id
+            row.response_id = result.response_id
+            row.usage = result.usage
+            row.cost_usd = self._cost(plan.provider, plan.model, result.usage)
+            row.sha256 = blob.sha256
+            row.format = info.format
+            row.width = info.width
+            row.height = info.height
+            row.byte_size = blob.size
+            row.latency_ms = int((time.monotonic() - started) * 1000)
+            row.finished_at = utcnow()
+            db.add(row)
+            if plan.kind == "anchor":
+                character = db.get(CharacterRow, plan.character_id)
+                assert character is not None
+                character.anchor_image_id = image_id
+                character.updated_at = utcnow()
+                db.add(character)
+            if plan.session_id is not None:
+                session = db.get(SessionRow, plan.session_id)
+                assert session is not None
+                session.head_image_id = image_id
+                if result.response_id:
+                    session.last_response_id = result.response_id
+                session.updated_at = utcnow()
+                db.add(session)
+        return self.image(image_id)
+
+    def _record_failure(self, image_id: int, error: ProviderError, started: float) -> None:
+        self._mark(
+            image_id,
+            status="failed",
+            error_type=error.kind,
+            error_code=error.code,
+            error_message=str(error),
+            error_categories=error.categories,
+            usage=error.usage,
+            response_id=error.response_id,
+            latency_ms=int((time.monotonic() - started) * 1000),
+            finished_at=utcnow(),
+        )
+
+    def _mark(self, image_id: int, **values: Any) -> None:
+        with transaction(self.engine) as db:
+            row = db.get(ImageRow, image_id)
+            assert row is not None
+            for key, value in values.items():
+                setattr(row, key, value)
+            db.add(row)
+
+    def _cost(self, provider: str, model: str, usage: dict[str, Any] | None) -> str | None:
+        """Free providers cost nothing; otherwise an estimate, or None when it is unknown."""
+        if provider in FREE_PROVIDERS:
+            return "0"
+        from onmodel.capabilities import estimate_cost, load_prices
+
+        cost = estimate_cost(model, usage, load_prices(self.paths.prices_file))
+        return None if cost is None else str(cost)
+
+    def _read_state(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.paths.state_file.read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _write_state(self, values: dict[str, Any]) -> None:
+        state = {**self._read_state(), **values}
+        tmp = self.paths.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
+        tmp.replace(self.paths.state_file)
+
+
+def _by_ref(db: Any, table: type[Any], ref: str | int) -> Any:
+    """Rows are named by slug or by numeric id."""
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        return db.get(table, int(ref))
+    return db.exec(select(table).where(table.slug == ref)).first()
+
+
+def _image_key(ref: int | str) -> int:
+    if isinstance(ref, int):
+        return ref
+    text = ref.strip().lstrip("#")
+    if not text.isdigit():
+        raise UsageError(f"{ref!r} is not an image id (a number such as 12)")
+    return int(text)
+
+
+def _free_slug(db: Any, base: str, *, taken_ok: bool) -> str:
+    """``base``, or ``base-2``, ``base-3``... when generated; an explicit slug must be free."""
+    candidate, n = base, 1
+    while db.exec(select(SessionRow).where(SessionRow.slug == candidate)).first() is not None:
+        if not taken_ok:
+            raise DuplicateError(f"a session named {base!r} already exists")
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
