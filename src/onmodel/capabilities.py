@@ -133,7 +133,6 @@ class CustomSizeRule(BaseModel):
 
     def problems(self, width: int, height: int) -> list[str]:
         """Every rule the size breaks, each saying why, so one message can fix them all."""
-        size = f"{width}x{height}"
         found: list[str] = []
         bad_sides = [
             f"{label} {value}"
@@ -142,31 +141,29 @@ class CustomSizeRule(BaseModel):
         ]
         if bad_sides:
             step = self.multiple_of
-            nearest = f"{max(step, round(width / step) * step)}x{max(step, round(height / step) * step)}"
+            verb = "is" if len(bad_sides) == 1 else "are"
+            near_w = max(step, round(width / step) * step)
+            near_h = max(step, round(height / step) * step)
             found.append(
-                f"size {size}: {' and '.join(bad_sides)} not divisible by {step}"
-                f" (nearest: {nearest})"
+                f"{' and '.join(bad_sides)} {verb} not divisible by {step}"
+                f" (nearest: {near_w}x{near_h})"
             )
         long_edge, short_edge = max(width, height), min(width, height)
         if long_edge > self.max_aspect_ratio * short_edge:
             ratio = long_edge / short_edge
             shape = f"{ratio:.3g}:1" if width >= height else f"1:{ratio:.3g}"
             limit = f"{self.max_aspect_ratio:g}"
-            found.append(
-                f"size {size}: aspect ratio {shape} is outside 1:{limit} to {limit}:1"
-            )
+            found.append(f"aspect ratio {shape} is outside 1:{limit} to {limit}:1")
         if long_edge > self.max_edge:
-            found.append(f"size {size}: side {long_edge} is over the {self.max_edge} px maximum")
+            found.append(f"side {long_edge} is over the {self.max_edge} px maximum")
         pixels = width * height
         if pixels > self.max_pixels:
             found.append(
-                f"size {size}: {_fmt_int(pixels)} pixels is over the maximum of"
-                f" {_fmt_int(self.max_pixels)}"
+                f"{_fmt_int(pixels)} pixels is over the maximum of {_fmt_int(self.max_pixels)}"
             )
         if self.min_pixels is not None and pixels < self.min_pixels:
             found.append(
-                f"size {size}: {_fmt_int(pixels)} pixels is under the minimum of"
-                f" {_fmt_int(self.min_pixels)} (e.g. 1024x640)"
+                f"{_fmt_int(pixels)} pixels is under the minimum of {_fmt_int(self.min_pixels)}"
             )
         return found
 
@@ -178,7 +175,7 @@ class ModelCapability(BaseModel):
 
     name: str
     family: str
-    routes: tuple[str, ...] = ()
+    routes: tuple[str, ...] = ROUTES
     sizes: tuple[str, ...] = ("auto", *STANDARD_SIZES)
     custom_sizes: CustomSizeRule | None = None
     qualities: tuple[str, ...] = ("low", "medium", "high", "auto")
@@ -264,9 +261,7 @@ class CapabilityTable:
         """Model names in table order; retired ones only when asked for."""
         day = today or date.today()
         return [
-            name
-            for name, cap in self._models.items()
-            if include_retired or not cap.is_retired(day)
+            name for name, cap in self._models.items() if include_retired or not cap.is_retired(day)
         ]
 
     def get(self, model: str, *, today: date | None = None) -> ModelCapability:
@@ -322,25 +317,27 @@ def _check_size(cap: ModelCapability, size: object, warnings: list[str]) -> list
         return [f"size {size!r} is not 'auto' or WIDTHxHEIGHT (e.g. 1536x864)"]
     if cap.custom_sizes is None:
         return [
-            f"{cap.name} takes only the sizes {', '.join(cap.sizes)};"
-            f" custom sizes such as {size} need a model such as {DEFAULT_MODEL}"
+            f"{cap.name} takes only the sizes {', '.join(cap.sizes)}"
+            f" (custom sizes such as {size} need a model such as {DEFAULT_MODEL})"
         ]
     found = cap.custom_sizes.problems(*dims)
+    if found:
+        return [f"size {size}: {', '.join(found)}"]
     limit = cap.custom_sizes.experimental_above_pixels
-    if not found and limit is not None and dims[0] * dims[1] > limit:
+    if limit is not None and dims[0] * dims[1] > limit:
         warnings.append(
-            f"size {size} is above 2560x1440 ({_fmt_int(limit)} pixels):"
+            f"size {size} is over {_fmt_int(limit)} pixels (2560x1440 in the packaged table):"
             " OpenAI calls such resolutions experimental"
         )
-    return found
+    return []
 
 
 def _check_choice(name: str, value: object, allowed: tuple[str, ...], model: str) -> list[str]:
     if value is None or value in allowed:
         return []
     if not allowed:
-        return [f"{model} does not take {name}; leave it out"]
-    return [f"{name} {value!r} is not available on {model}; choose {', '.join(allowed)}"]
+        return [f"{model} does not take {name}, leave it out"]
+    return [f"{name} {value!r} is not available on {model} (choose {', '.join(allowed)})"]
 
 
 def validate_request(
@@ -375,13 +372,13 @@ def validate_request(
         problems.append(f"params name model {asked_model!r} but the request is for {model}")
     for legacy, advice in _LEGACY_PARAMS.items():
         if params.get(legacy) is not None:
-            problems.append(f"{legacy} was a DALL·E-only parameter; {advice}")
+            problems.append(f"{legacy} was a DALL·E-only parameter ({advice})")
 
     if not prompt.strip():
         problems.append("the prompt is empty")
     elif len(prompt) > cap.max_prompt_chars:
         problems.append(
-            f"the prompt is {_fmt_int(len(prompt))} characters; {model} takes at most"
+            f"the prompt is {_fmt_int(len(prompt))} characters, {model} takes at most"
             f" {_fmt_int(cap.max_prompt_chars)}"
         )
 
@@ -389,7 +386,7 @@ def validate_request(
         problems.append(f"n_input_images cannot be negative ({n_input_images})")
     elif api_route == "images.generate" and n_input_images > 0:
         problems.append(
-            f"images.generate sends no input images, got {n_input_images}; use images.edit"
+            f"images.generate sends no input images, got {n_input_images} (use images.edit)"
         )
     elif api_route == "images.edit" and n_input_images == 0:
         problems.append("images.edit needs at least one input image")
@@ -405,8 +402,8 @@ def validate_request(
     quality = params.get("quality")
     if quality in _DALLE_QUALITIES and quality not in cap.qualities:
         problems.append(
-            f"quality {quality!r} was only for the retired DALL·E models;"
-            f" {model} takes {', '.join(cap.qualities)}"
+            f"quality {quality!r} was only for the retired DALL·E models"
+            f" ({model} takes {', '.join(cap.qualities)})"
         )
     else:
         problems.extend(_check_choice("quality", quality, cap.qualities, model))
@@ -414,8 +411,8 @@ def validate_request(
     output_format = params.get("output_format")
     if output_format in _OPT_IN_FORMATS and output_format not in cap.output_formats:
         problems.append(
-            f"output_format {output_format!r} needs special access from OpenAI; to opt in,"
-            f" add it to output_formats of {model} in your models.yaml"
+            f"output_format {output_format!r} needs special access from OpenAI"
+            f" (to opt in, add it to output_formats of {model} in your models.yaml)"
         )
     else:
         problems.extend(_check_choice("output_format", output_format, cap.output_formats, model))
@@ -445,11 +442,10 @@ def validate_request(
         if api_route == "images.generate":
             problems.append("input_fidelity applies only when input images are sent")
         elif not cap.input_fidelity:
-            problems.append(f"{model} does not take input_fidelity; leave it out")
+            problems.append(f"{model} does not take input_fidelity, leave it out")
         elif fidelity not in cap.input_fidelity:
             problems.append(
-                f"{model} takes input_fidelity {' or '.join(cap.input_fidelity)},"
-                f" not {fidelity!r}"
+                f"{model} takes input_fidelity {' or '.join(cap.input_fidelity)}, not {fidelity!r}"
             )
 
     n = params.get("n")
@@ -584,9 +580,7 @@ def _resolve_entries(
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def _build(
-    cls: type[_M], name: str, fields: Mapping[str, Any], where: str
-) -> _M:
+def _build(cls: type[_M], name: str, fields: Mapping[str, Any], where: str) -> _M:
     try:
         return cls.model_validate({**fields, "name": name})
     except PydanticValidationError as exc:
@@ -825,7 +819,6 @@ def _token_count(data: Mapping[str, Any], key: str) -> int | None:
 def estimate_cost(
     model: str,
     usage: Mapping[str, Any] | None,
-    *,
     prices: PriceTable | None = None,
 ) -> Decimal | None:
     """What a finished request cost, from the ``usage`` the API returned (SDK ``Usage`` shape).

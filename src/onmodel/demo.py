@@ -62,6 +62,4 @@ def run_demo(home: Path) -> DemoResult:
         shots = [session.shot(**fields) for fields in DEMO_SHOTS]
         anchor = character.anchor
         assert anchor is not None
-        return DemoResult(
-            home=home, character=character, session=session, images=[anchor, *shots]
-        )
+        return DemoResult(home=home, character=character, session=session, images=[anchor, *shots])

@@ -275,7 +275,9 @@ class Studio:
         if ref is None:
             current = self.current_session()
             if current is None:
-                raise UsageError("no current session: start one with `onmodel session new CHARACTER`")
+                raise UsageError(
+                    "no current session: start one with `onmodel session new CHARACTER`"
+                )
             return current
         with transaction(self.engine) as db:
             row = _by_ref(db, SessionRow, ref)
@@ -311,7 +313,7 @@ class Studio:
         session: str | int | Session | None,
         request: ShotRequest,
         *,
-        from_image: int | Image | None = None,
+        from_image: int | str | Image | None = None,
         refs: Sequence[Path] = (),
         provider: str | None = None,
         model: str | None = None,
@@ -427,9 +429,7 @@ class Studio:
         current = self.session(session)
         with transaction(self.engine) as db:
             rows = db.exec(
-                select(ImageRow)
-                .where(ImageRow.session_id == current.id)
-                .order_by(col(ImageRow.id))
+                select(ImageRow).where(ImageRow.session_id == current.id).order_by(col(ImageRow.id))
             ).all()
         return [Image(self, r) for r in rows]
 

@@ -76,7 +76,9 @@ def templates_list(
 
 
 @templates_app.command("show")
-def templates_show(name: Annotated[str, typer.Argument(help="e.g. prompts/shot.j2 or shot.")]) -> None:
+def templates_show(
+    name: Annotated[str, typer.Argument(help="e.g. prompts/shot.j2 or shot.")],
+) -> None:
     """Print a template's source."""
     info = _composer().source(name)
     console.print(f"[dim]# {info.path} ({info.origin})[/dim]")

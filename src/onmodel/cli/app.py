@@ -48,9 +48,11 @@ def demo(
     else:
         home = directory
     result = run_demo(home)
-    console.print(f"[bold]onmodel demo[/bold] — {result.character.name}, {len(result.images)} images")
+    console.print(
+        f"[bold]onmodel demo[/bold] — {result.character.name}, {len(result.images)} images"
+    )
     title = f"[bold]{result.session.slug}[/bold] — {result.character.name}"
-    console.print(rich_tree(result.session.tree(), result.session.head and result.session.head.id, title))
+    console.print(rich_tree(result.session.tree(), result.images[-1].id, title))
     for image in result.images:
         console.print(describe_image_line(image))
     console.print(f"\ndata folder: {home}")

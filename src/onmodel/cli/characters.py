@@ -23,7 +23,9 @@ def new(
     sheet: Annotated[
         Path | None, typer.Option("--sheet", help="Model sheet YAML: hair, eyes, palette...")
     ] = None,
-    slug: Annotated[str | None, typer.Option(help="Short name to type (default: from NAME).")] = None,
+    slug: Annotated[
+        str | None, typer.Option(help="Short name to type (default: from NAME).")
+    ] = None,
     provider: Annotated[str | None, typer.Option(help="Who draws the anchor.")] = None,
     model: Annotated[str | None, typer.Option(help="Image model for the anchor.")] = None,
     size: Annotated[str | None, typer.Option(help="Anchor size, e.g. 1024x1536.")] = None,

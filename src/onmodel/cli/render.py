@@ -26,7 +26,9 @@ def tree_label(image: Image, head_id: int | None) -> str:
     mark = STATUS_MARKS.get(row.status, "?")
     head = " [bold cyan]← head[/bold cyan]" if image.id == head_id else ""
     colour = {"succeeded": "green", "failed": "red"}.get(row.status, "yellow")
-    extra = f" [dim]{row.provider}/{row.model}[/dim]" if row.model else f" [dim]{row.provider}[/dim]"
+    extra = (
+        f" [dim]{row.provider}/{row.model}[/dim]" if row.model else f" [dim]{row.provider}[/dim]"
+    )
     return f"[{colour}]#{image.id} {mark}[/{colour}] {image.kind}: {image.label}{extra}{head}"
 
 

@@ -53,7 +53,10 @@ def list_(
     current = studio.current_session()
     if json_out:
         print_json(
-            [{**s.to_dict(), "current": current is not None and s.id == current.id} for s in sessions]
+            [
+                {**s.to_dict(), "current": current is not None and s.id == current.id}
+                for s in sessions
+            ]
         )
         return
     if not sessions:

@@ -1,0 +1,1201 @@
+"""The offline ``preview`` provider: a deterministic cartoon drawn from the model sheet.
+
+It exists so that everything around image generation (sessions, lineage, batches, exports, the
+``demo`` command and every test) works without an API key, without network and without cost. It
+is not trying to be art: it is trying to make the *workflow* legible. So the character's
+invariants (hair, eyes, skin, default outfit) are drawn with exact colours that never change from
+shot to shot, while whatever a shot asks for (expression, pose, prop, outfit, scene) is drawn in a
+way a human can see at a glance and a test can detect in pixels.
+
+Determinism is a feature, not an accident: the same request always yields the same bytes, so the
+content-addressed blob store deduplicates re-runs and tests can compare digests. Nothing here
+reads the clock, the environment, system fonts or an unseeded random generator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import random
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from PIL import Image, ImageColor, ImageDraw, ImageFont
+
+from onmodel.providers.base import GenerationRequest, GenerationResult
+from onmodel.sheet import COLOUR_WORDS, ModelSheet, ShotRequest
+
+RGB = tuple[int, int, int]
+Point = tuple[float, float]
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+
+Expression = Literal["neutral", "smile", "crying", "sad", "angry", "surprised"]
+Pose = Literal["stand", "arms_up", "wave", "guitar", "laptop", "selfie", "run"]
+Pet = Literal["dog", "cat"]
+HairStyle = Literal["short", "long", "bob", "ponytail", "twintails", "bun", "spiky", "bald"]
+
+DEFAULT_SIZE: tuple[int, int] = (512, 512)
+MAX_SIDE = 512  # a preview is a thumbnail of intent; bigger only costs time and disk
+MIN_SIDE = 128  # below this the face stops being readable
+MIN_SHORT_SIDE = 64
+
+_PLAIN_BACKGROUND: RGB = (246, 244, 239)
+_LINE: RGB = (59, 48, 64)
+_WHITE: RGB = (255, 255, 255)
+_MOUTH: RGB = (110, 42, 52)
+_TONGUE: RGB = (232, 122, 132)
+_TEAR: RGB = (120, 196, 245)
+_BLUSH: RGB = (255, 150, 160)
+
+# Fallbacks chosen by a hash of the character's name: a sheet that leaves a colour empty still
+# gets the same colour in every shot, and different characters still look different.
+_HAIR_DEFAULTS: tuple[str, ...] = (
+    "#2b1d14",
+    "#5a3825",
+    "#8b4a2b",
+    "#c9642b",
+    "#e8c872",
+    "#1a1a1a",
+    "#6b4226",
+    "#b03060",
+    "#3b5ba5",
+)
+_EYE_DEFAULTS: tuple[str, ...] = ("#3b7dd8", "#2e8b57", "#6b4226", "#8e7618", "#7b3fa0", "#1f7a8c")
+_SKIN_DEFAULTS: tuple[str, ...] = ("#ffe0c8", "#f7cfae", "#e8b48f", "#c68a63", "#9a6544", "#ffd9b8")
+_OUTFIT_DEFAULTS: tuple[str, ...] = (
+    "#e4572e",
+    "#2e86ab",
+    "#f2a541",
+    "#3bb273",
+    "#7768ae",
+    "#e15a97",
+    "#17bebb",
+    "#d7263d",
+)
+_BOTTOM_DEFAULTS: tuple[str, ...] = ("#34495e", "#3c5a8a", "#4a4a55", "#7a6a53", "#2f3e46")
+_PET_DEFAULTS: tuple[str, ...] = ("#c8965a", "#8b5a2b", "#f0e6d8", "#3a3330", "#e0b25c")
+
+_EXPRESSIONS: tuple[tuple[Expression, str], ...] = (
+    ("crying", r"\bcr(?:y|ies|ied|ying)\b|\btear|\bweep|\bsob"),
+    ("angry", r"\bang(?:ry|er)|\bmad\b|\bfurious|\bannoyed|\bgrump|\brage|\bscowl|\bcross\b"),
+    ("surprised", r"\bsurpris|\bshock|\bastonish|\bamaz|\bstartl|\bgasp|\bwow\b"),
+    ("sad", r"\bsad|\bunhapp|\bupset|\bgloom|\bsorrow|\bmelanchol|\bdepress|\blonely"),
+    ("smile", r"\bsmil|\bhapp|\blaugh|\bgrin|\bjoy|\bcheer|\bglad|\bdelight|\bexcit"),
+    ("neutral", r"\bneutral|\bcalm|\bserious|\bblank"),
+)
+_POSES: tuple[tuple[Pose, str], ...] = (
+    ("guitar", r"guitar|ukulele"),
+    ("laptop", r"laptop|computer|\bpc\b|typing|\bcoding|programming"),
+    ("selfie", r"selfie|\bphone"),
+    ("run", r"\brun|\bjog|\bsprint|\bsports?\b|\bexercis|\bworkout|\bmarathon"),
+    ("wave", r"\bwav(?:e|es|ed|ing)\b|\bhello\b|\bgreet"),
+    ("arms_up", r"\barms? up|\braise|\braising|\bcheer|\bcelebrat|\bhooray|\bvictory|\bjump"),
+)
+_PETS: tuple[tuple[Pet, str], ...] = (
+    ("dog", r"\bdogs?\b|\bpupp|\bpup\b|\bdoggo"),
+    ("cat", r"\bcats?\b|\bkitten|\bkitty"),
+)
+_HAIR_STYLES: tuple[tuple[HairStyle, str], ...] = (
+    ("bald", r"\bbald|\bno hair|\bshaved head"),
+    ("twintails", r"\btwin|\bpigtail"),
+    ("ponytail", r"\bpony"),
+    ("bun", r"\bbuns?\b|\bupdo"),
+    ("spiky", r"\bspik|\bmessy"),
+    ("bob", r"\bbob\b|\bshoulder"),
+    ("long", r"\blong|\bflowing"),
+    ("short", r"\bshort|\bcrop|\bbuzz|\bpixie"),
+)
+_SPORTY = r"sport|track|athlet|\bgym|jersey|football|soccer|running|\bjog"
+_ONE_PIECE = r"tracksuit|jumpsuit|overall|uniform|\bsuit\b|onesie|dress|robe|kimono|pyjama|pajama"
+_SKIRT = r"dress|skirt|kimono|robe"
+
+
+def parse_colour(value: str) -> RGB | None:
+    """Read one colour the way users write them in sheets: a word, a CSS name or a hex code.
+
+    ``COLOUR_WORDS`` wins over CSS so that "blonde" or "red" mean the same shade the prompt
+    composer describes; phrases ("dark brown", "long red hair") fall back to their first colour
+    word so a sheet written in prose still yields a colour.
+    """
+    text = value.strip().lower()
+    if not text:
+        return None
+    candidates = [text, re.sub(r"[\s_-]+", "", text)]
+    candidates += re.findall(r"#[0-9a-f]{6}\b|#[0-9a-f]{3}\b|[a-z]+", text)
+    for candidate in candidates:
+        rgb = _single_colour(candidate)
+        if rgb is not None:
+            return rgb
+    return None
+
+
+def colours_in(text: str) -> list[RGB]:
+    """Every colour mentioned in free text, in order, so "red and white tracksuit" has two.
+
+    Two-word CSS names ("light blue", "dark-green") are tried before their single words.
+    """
+    found: list[RGB] = []
+    tokens = re.findall(r"#[0-9a-f]{6}\b|#[0-9a-f]{3}\b|[a-z]+", text.lower())
+    index = 0
+    while index < len(tokens):
+        pair = "".join(tokens[index : index + 2]) if index + 1 < len(tokens) else ""
+        rgb = _single_colour(pair) if pair and not pair.startswith("#") else None
+        if rgb is not None:
+            index += 2
+        else:
+            rgb = _single_colour(tokens[index])
+            index += 1
+        if rgb is not None and rgb not in found:
+            found.append(rgb)
+    return found
+
+
+def _single_colour(token: str) -> RGB | None:
+    """One token to RGB; only known names and colour syntax, so "hair" is never a colour."""
+    token = COLOUR_WORDS.get(token, token)
+    if not token.startswith(("#", "rgb(", "hsl(", "hsv(")) and token not in ImageColor.colormap:
+        return None
+    try:
+        rgb = ImageColor.getrgb(token)
+    except ValueError:
+        return None
+    return (rgb[0], rgb[1], rgb[2])
+
+
+@dataclass(frozen=True)
+class CharacterLook:
+    """Resolved colours and shapes of one character in one shot.
+
+    Tests and the gallery can use it to know which exact RGB values the renderer promised.
+    """
+
+    hair: RGB
+    eyes: RGB
+    skin: RGB
+    top: RGB
+    bottom: RGB
+    shoes: RGB
+    accent: RGB
+    hair_style: HairStyle
+    stripes: bool = False
+    skirt: bool = False
+
+
+def character_look(sheet: ModelSheet, name: str, outfit: str = "") -> CharacterLook:
+    """Resolve the sheet into colours, falling back to name-hashed defaults.
+
+    ``outfit`` is the shot's outfit override; only the clothes depend on it, so hair, eyes and
+    skin are identical in every shot of the character.
+    """
+    key = _key(name)
+    hair = parse_colour(sheet.hair_color) or next(iter(colours_in(sheet.hair)), None)
+    eyes = parse_colour(sheet.eye_color)
+    skin = parse_colour(sheet.skin_color)
+    palette = [c for c in (parse_colour(p) for p in sheet.palette) if c is not None]
+    accent = palette[0] if palette else _pick(_OUTFIT_DEFAULTS, key, "accent")
+
+    outfit_text = outfit.strip() or sheet.outfit
+    if outfit.strip():
+        found = colours_in(outfit)
+        top = found[0] if found else _pick(_OUTFIT_DEFAULTS, key, "outfit", outfit.lower())
+        if len(found) > 1:
+            bottom = found[1]
+        elif re.search(_ONE_PIECE, outfit.lower()):
+            bottom = top
+        else:
+            bottom = _pick(_BOTTOM_DEFAULTS, key, "outfit-bottom", outfit.lower())
+    else:
+        declared = [c for c in (parse_colour(o) for o in sheet.outfit_colors) if c is not None]
+        declared = declared or colours_in(sheet.outfit)
+        top = declared[0] if declared else _pick(_OUTFIT_DEFAULTS, key, "top")
+        if len(declared) > 1:
+            bottom = declared[1]
+        elif declared and re.search(_ONE_PIECE, sheet.outfit.lower()):
+            bottom = top
+        else:
+            bottom = _pick(_BOTTOM_DEFAULTS, key, "bottom")
+    lowered = outfit_text.lower()
+    return CharacterLook(
+        hair=hair or _pick(_HAIR_DEFAULTS, key, "hair"),
+        eyes=eyes or _pick(_EYE_DEFAULTS, key, "eyes"),
+        skin=skin or _pick(_SKIN_DEFAULTS, key, "skin"),
+        top=top,
+        bottom=bottom,
+        shoes=_shade(accent, 0.55) if palette else (58, 58, 70),
+        accent=accent,
+        hair_style=_hair_style(sheet.hair, key),
+        stripes=bool(re.search(_SPORTY, lowered)),
+        skirt=bool(re.search(_SKIRT, lowered)),
+    )
+
+
+def detect_expression(shot: ShotRequest) -> Expression:
+    """The expression field speaks first; free text is only consulted when it says nothing."""
+    for text in (shot.expression, shot.text, shot.action):
+        for expression, pattern in _EXPRESSIONS:
+            if re.search(pattern, text.lower()):
+                return expression
+    return "neutral"
+
+
+def detect_pose(shot: ShotRequest) -> Pose:
+    """Props beat generic poses: "running with a guitar" is more recognisable with the guitar."""
+    text = " ".join((shot.pose, shot.action, shot.text)).lower()
+    for pose, pattern in _POSES:
+        if re.search(pattern, text):
+            return pose
+    return "stand"
+
+
+def detect_pet(shot: ShotRequest) -> Pet | None:
+    """A companion animal may be asked for anywhere, including the scene ("a dog park")."""
+    text = " ".join((shot.pose, shot.action, shot.text, shot.scene)).lower()
+    for pet, pattern in _PETS:
+        if re.search(pattern, text):
+            return pet
+    return None
+
+
+def preview_size(params: dict[str, Any]) -> tuple[tuple[int, int], dict[str, Any]]:
+    """Return the canvas size and the params that were honoured.
+
+    The API sizes (1024x1536 and friends) are scaled down with their aspect ratio kept, because a
+    preview only has to show intent; anything unparseable ("auto") falls back to the default.
+    """
+    raw = params.get("size")
+    if not isinstance(raw, str):
+        return DEFAULT_SIZE, {}
+    match = re.fullmatch(r"\s*(\d{1,5})\s*[x×X]\s*(\d{1,5})\s*", raw)
+    if not match:
+        return DEFAULT_SIZE, {}
+    width, height = int(match.group(1)), int(match.group(2))
+    if width <= 0 or height <= 0:
+        return DEFAULT_SIZE, {}
+    long_side = max(width, height)
+    scale = min(MAX_SIDE, max(MIN_SIDE, long_side)) / long_side
+    size = (
+        max(MIN_SHORT_SIDE, min(MAX_SIDE, round(width * scale))),
+        max(MIN_SHORT_SIDE, min(MAX_SIDE, round(height * scale))),
+    )
+    return size, {"size": raw}
+
+
+def render(request: GenerationRequest, size: tuple[int, int] = DEFAULT_SIZE) -> Image.Image:
+    """Draw the preview as a Pillow image (RGB), for callers that want pixels, not PNG bytes."""
+    width, height = size
+    shot = request.request
+    is_anchor = request.kind == "anchor"
+    look = character_look(request.sheet, request.character_name, shot.outfit)
+    expression = detect_expression(shot)
+    pose = detect_pose(shot)
+    pet = detect_pet(shot)
+
+    name = request.character_name.strip() or "unnamed character"
+    if is_anchor:
+        label = shot.label() if not shot.is_empty() else "anchor: plain background"
+    else:
+        label = shot.label()
+    image = Image.new("RGB", (width, height), _PLAIN_BACKGROUND)
+    caption_top = _caption(
+        ImageDraw.Draw(image), width, height, name, "anchor" if is_anchor else "shot", label
+    )
+    # Scene and figure get their own canvas so nothing (rain, a tail) can bleed into the caption.
+    picture = Image.new("RGB", (width, caption_top), _PLAIN_BACKGROUND)
+    draw = ImageDraw.Draw(picture)
+
+    # The anchor's scene is always plain: a busy background in the reference ruins consistency.
+    scene = "" if is_anchor else shot.scene
+    # The figure is taller than wide: in a portrait canvas let the design grid overhang the
+    # sides (only empty margin is lost) so the character fills the height instead of floating.
+    span = 100.0 if pet or pose == "run" else 64.0
+    side = min(width * 100 / span, caption_top * 0.97)
+    frame = _Frame(x0=(width - side) / 2, y0=caption_top - side, unit=side / 100)
+    rng = random.Random(_hash_int("scene", request.character_name, scene))
+    _background(draw, width, caption_top, frame, scene, rng)
+
+    centre = 40.0 if pet else 50.0
+    painter = _Figure(draw, frame, look, centre)
+    ground = _as_rgb(picture.getpixel((min(width - 1, round(frame.x(centre))), caption_top - 2)))
+    shadow = _shade(ground, 0.85)
+    painter.shadow(shadow)
+    if pose == "run":
+        painter.speed_lines(_shade(ground, 0.8))
+    painter.body(pose)
+    painter.face(expression)
+    if pet:
+        _Pet(draw, frame, _pick(_PET_DEFAULTS, _key(request.character_name), pet), look).draw(
+            pet, 80.0, shadow
+        )
+    image.paste(picture, (0, 0))
+
+    references = len(request.inputs)
+    if references and any(i.role == "anchor" for i in request.inputs):
+        _badge(ImageDraw.Draw(image), width, f"ref ×{references}")
+    return image
+
+
+def encode_png(image: Image.Image) -> bytes:
+    """PNG with fixed options and no metadata chunks, so equal pixels mean equal bytes."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=False, compress_level=6)
+    return buffer.getvalue()
+
+
+class PreviewProvider:
+    """Offline stand-in for an image API; also what ``onmodel demo`` and the tests run on."""
+
+    name = "preview"
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        """Render the request; the anchor image (if attached) is never read, only counted.
+
+        Drawing from the sheet instead of the attached image is what keeps the preview stable:
+        reading pixels back would let small drawing changes compound along a lineage.
+        """
+        size, honoured = preview_size(request.params)
+        data = encode_png(render(request, size))
+        return GenerationResult(
+            data=data,
+            format="png",
+            sent_params=honoured,
+            revised_prompt=None,
+            usage=None,
+            returned={"size": f"{size[0]}x{size[1]}", "output_format": "png"},
+        )
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _key(name: str) -> str:
+    """Hash input for a character, so "Mira" and " mira " get the same fallback colours."""
+    return name.strip().lower() or "unnamed"
+
+
+def _hash_int(*parts: str) -> int:
+    """A stable integer from text; Python's ``hash()`` is salted per process, this is not."""
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def _pick(options: Sequence[str], *parts: str) -> RGB:
+    """Pick a fallback colour that depends only on ``parts`` (usually the character's name)."""
+    rgb = _single_colour(options[_hash_int(*parts) % len(options)])
+    assert rgb is not None  # the option tables only hold valid hex codes
+    return rgb
+
+
+def _hair_style(description: str, key: str) -> HairStyle:
+    """Honour the words of the sheet; otherwise a name-hashed style so each character differs."""
+    lowered = description.lower()
+    for style, pattern in _HAIR_STYLES:
+        if re.search(pattern, lowered):
+            return style
+    styles: tuple[HairStyle, ...] = ("short", "long", "bob", "ponytail", "bun")
+    return styles[_hash_int(key, "hair-style") % len(styles)]
+
+
+def _shade(colour: RGB, factor: float) -> RGB:
+    return (
+        max(0, min(255, round(colour[0] * factor))),
+        max(0, min(255, round(colour[1] * factor))),
+        max(0, min(255, round(colour[2] * factor))),
+    )
+
+
+def _mix(a: RGB, b: RGB, t: float) -> RGB:
+    return (
+        round(a[0] + (b[0] - a[0]) * t),
+        round(a[1] + (b[1] - a[1]) * t),
+        round(a[2] + (b[2] - a[2]) * t),
+    )
+
+
+def _as_rgb(pixel: Any) -> RGB:
+    """``getpixel`` is typed loosely; the canvas is always RGB."""
+    return (int(pixel[0]), int(pixel[1]), int(pixel[2]))
+
+
+def _outline_of(colour: RGB) -> RGB:
+    """A dark line that still belongs to the fill, softer than pure black on light colours."""
+    return _mix(_shade(colour, 0.55), _LINE, 0.5)
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """Maps the figure's 100x100 design grid to pixels, so every size draws the same drawing."""
+
+    x0: float
+    y0: float
+    unit: float
+
+    def x(self, value: float) -> float:
+        return self.x0 + value * self.unit
+
+    def y(self, value: float) -> float:
+        return self.y0 + value * self.unit
+
+    def p(self, x: float, y: float) -> Point:
+        return (self.x(x), self.y(y))
+
+    def box(self, x0: float, y0: float, x1: float, y1: float) -> tuple[float, float, float, float]:
+        return (self.x(x0), self.y(y0), self.x(x1), self.y(y1))
+
+    def w(self, value: float) -> int:
+        return max(1, round(value * self.unit))
+
+
+# --- background --------------------------------------------------------------------------------
+
+_SCENES: tuple[tuple[str, str], ...] = (
+    ("beach", r"beach|\bsea\b|seaside|ocean|coast|shore|island"),
+    ("snow", r"snow|winter|\bski|mountain|\bice\b"),
+    ("city", r"city|street|town|urban|\broad|\bshop|market|rooftop|downtown"),
+    ("indoor", r"office|room|home|house|kitchen|caf[eé]|coffee|class|school|library|studio|desk"),
+    ("stage", r"stage|concert|\bgig\b|\bclub\b|theat"),
+    ("desert", r"desert|dune|canyon"),
+    ("space", r"space|galaxy|planet|\bmoon\b"),
+    ("forest", r"forest|woods|jungle|trees"),
+    ("park", r"park|garden|meadow|field|grass|lawn|countryside|farm|picnic|outdoor|hill"),
+)
+_DAY_SKY: tuple[RGB, RGB] = ((140, 203, 240), (222, 241, 251))
+_DUSK_SKY: tuple[RGB, RGB] = ((92, 76, 140), (247, 166, 96))
+_NIGHT_SKY: tuple[RGB, RGB] = ((11, 16, 48), (42, 53, 104))
+_RAIN_SKY: tuple[RGB, RGB] = ((128, 138, 152), (196, 202, 210))
+
+
+def _background(
+    draw: ImageDraw.ImageDraw,
+    width: int,
+    bottom: int,
+    frame: _Frame,
+    scene: str,
+    rng: random.Random,
+) -> None:
+    """Paint the scene behind the figure. An empty scene stays plain, like a studio model sheet."""
+    text = scene.lower()
+    if not text.strip():
+        draw.rectangle((0, 0, width, bottom), fill=_PLAIN_BACKGROUND)
+        return
+    theme = next((name for name, pattern in _SCENES if re.search(pattern, text)), "")
+    night = bool(re.search(r"night|midnight|\bdark|starr", text)) or theme == "space"
+    dusk = not night and bool(re.search(r"sunset|dusk|dawn|sunrise|evening|golden hour", text))
+    rain = bool(re.search(r"\brain|storm|drizzle|shower", text))
+    sky = _NIGHT_SKY if night else _DUSK_SKY if dusk else _RAIN_SKY if rain else _DAY_SKY
+    horizon = round(frame.y(70))
+    ground_factor = 0.55 if night else 0.85 if dusk else 1.0
+
+    def ground(top: RGB, low: RGB, start: int = horizon) -> None:
+        _gradient(
+            draw, (0, start, width, bottom), _shade(top, ground_factor), _shade(low, ground_factor)
+        )
+
+    if theme == "indoor":
+        wall = _shade((242, 228, 208), ground_factor)
+        floor_top = round(frame.y(76))
+        draw.rectangle((0, 0, width, floor_top), fill=wall)
+        ground((201, 156, 110), (170, 124, 84), floor_top)
+        window = (frame.x(4), frame.y(14), frame.x(26), frame.y(44))
+        pane = (round(window[0]), round(window[1]), round(window[2]), round(window[3]))
+        _gradient(draw, pane, sky[0], sky[1])
+        draw.rectangle(window, outline=_shade(wall, 0.7), width=frame.w(1.2))
+        middle = (window[0] + window[2]) / 2
+        draw.line((middle, window[1], middle, window[3]), fill=_shade(wall, 0.7), width=frame.w(1))
+        frame_box = frame.box(76, 18, 94, 34)
+        draw.rectangle(frame_box, fill=(255, 250, 240), outline=_shade(wall, 0.6), width=2)
+        draw.polygon(
+            [frame.p(78, 32), frame.p(84, 23), frame.p(88, 29), frame.p(92, 32)],
+            fill=(120, 170, 110),
+        )
+        return
+    if theme == "stage":
+        _gradient(draw, (0, 0, width, bottom), (43, 24, 64), (18, 10, 31))
+        beam = [frame.p(42, -5), frame.p(58, -5), frame.p(80, 96), frame.p(20, 96)]
+        draw.polygon(beam, fill=(88, 64, 104))
+        ground((96, 62, 44), (70, 44, 30), round(frame.y(82)))
+        return
+
+    _gradient(draw, (0, 0, width, horizon), sky[0], sky[1])
+    if night:
+        for _ in range(40):
+            x, y = rng.uniform(0, width), rng.uniform(0, horizon * 0.9)
+            r = rng.choice((0.3, 0.4, 0.6)) * frame.unit
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=(255, 248, 220))
+        draw.ellipse(frame.box(78, 6, 90, 18), fill=(250, 244, 214))
+        draw.ellipse(frame.box(81, 5, 92, 16), fill=sky[0])
+    elif theme not in ("city", "space") and not rain:
+        sun = (255, 214, 102) if not dusk else (255, 190, 110)
+        draw.ellipse(frame.box(80, 6, 94, 20), fill=sun)
+        for _ in range(3):
+            cx, cy = rng.uniform(0, width), rng.uniform(frame.y(8), frame.y(40))
+            _cloud(draw, cx, cy, frame.unit * rng.uniform(3.0, 4.5), _mix(sky[1], _WHITE, 0.7))
+
+    if theme == "beach":
+        sea_bottom = round(frame.y(78))
+        _gradient(draw, (0, horizon, width, sea_bottom), (52, 140, 200), (98, 190, 222))
+        ground((243, 220, 170), (232, 201, 138), sea_bottom)
+        for i in range(3):
+            y = frame.y(73 + i * 2)
+            draw.line((0, y, width, y), fill=(170, 220, 238), width=1)
+    elif theme == "snow":
+        peaks = [(-10, 70), (8, 46), (24, 70), (30, 70), (50, 38), (72, 70), (78, 70), (96, 48)]
+        for i in range(0, len(peaks) - 2, 3):
+            a, b, c = peaks[i], peaks[i + 1], peaks[i + 2]
+            draw.polygon([frame.p(*a), frame.p(*b), frame.p(*c)], fill=(150, 170, 196))
+            draw.polygon(
+                [frame.p(*b), frame.p(b[0] - 5, b[1] + 8), frame.p(b[0] + 5, b[1] + 8)],
+                fill=(244, 248, 252),
+            )
+        draw.rectangle((0, horizon - 1, width, horizon), fill=(150, 170, 196))
+        ground((246, 249, 252), (220, 230, 240))
+        for _ in range(30):
+            x, y = rng.uniform(0, width), rng.uniform(0, bottom)
+            r = 0.5 * frame.unit
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=_WHITE)
+    elif theme == "city":
+        x = -rng.uniform(0, 8) * frame.unit
+        while x < width:
+            w = rng.uniform(10, 18) * frame.unit
+            roof = horizon - rng.uniform(22, 52) * frame.unit
+            body = _shade(rng.choice(((154, 163, 173), (179, 186, 194), (136, 147, 160))), 0.9)
+            body = _shade(body, 0.6) if night else body
+            draw.rectangle((x, roof, x + w - 2, horizon), fill=body)
+            lit: RGB = (255, 216, 107) if night else _mix(body, _WHITE, 0.55)
+            wy = roof + 3 * frame.unit
+            while wy < horizon - 4 * frame.unit:
+                wx = x + 2 * frame.unit
+                while wx < x + w - 4 * frame.unit:
+                    draw.rectangle((wx, wy, wx + 1.6 * frame.unit, wy + 2.2 * frame.unit), lit)
+                    wx += 3.6 * frame.unit
+                wy += 4.6 * frame.unit
+            x += w
+        ground((185, 188, 194), (150, 154, 162))
+        draw.line((0, horizon, width, horizon), fill=(120, 124, 132), width=frame.w(0.8))
+    elif theme == "desert":
+        ground((236, 184, 116), (212, 154, 88))
+        _cactus(draw, frame, 12, (74, 140, 86))
+    elif theme == "space":
+        for _ in range(60):
+            x, y = rng.uniform(0, width), rng.uniform(0, horizon)
+            r = rng.choice((0.3, 0.5)) * frame.unit
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=(240, 240, 255))
+        draw.ellipse(frame.box(4, 8, 22, 26), fill=(214, 140, 90))
+        draw.arc(frame.box(0, 14, 26, 20), 160, 380, fill=(240, 210, 160), width=frame.w(0.8))
+        ground((150, 150, 164), (110, 110, 124))
+    elif theme in ("park", "forest"):
+        ground((124, 207, 107), (79, 158, 72))
+        crown: RGB = (46, 125, 50) if theme == "forest" else (76, 160, 76)
+        trees = (6, 20, 88, 100) if theme == "forest" else (10, 92)
+        for tx in trees:
+            _tree(draw, frame, tx + rng.uniform(-2, 2), _shade(crown, ground_factor), night)
+        for _ in range(12):
+            fx = rng.uniform(0, width)
+            fy = rng.uniform(horizon + 3 * frame.unit, bottom - 2)
+            r = 0.6 * frame.unit
+            colour = rng.choice(((255, 255, 255), (255, 214, 102), (240, 128, 160)))
+            draw.ellipse((fx - r, fy - r, fx + r, fy + r), fill=_shade(colour, ground_factor))
+    else:
+        # An unknown place still gets its own stable colours, so two scenes never look alike.
+        hue = _hash_int("scene-colour", text) % 360
+        ground(_hsl(hue, 0.45, 0.78), _hsl(hue, 0.35, 0.62))
+    if rain:
+        streak = _mix(sky[1], (90, 110, 140), 0.35)
+        for _ in range(70):
+            x, y = rng.uniform(0, width), rng.uniform(0, bottom)
+            draw.line(
+                (x, y, x - 0.8 * frame.unit, y + 3.2 * frame.unit), fill=streak, width=frame.w(0.3)
+            )
+
+
+def _hsl(hue: int, saturation: float, lightness: float) -> RGB:
+    rgb = ImageColor.getrgb(f"hsl({hue}, {round(saturation * 100)}%, {round(lightness * 100)}%)")
+    return (rgb[0], rgb[1], rgb[2])
+
+
+def _gradient(
+    draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], top: RGB, low: RGB
+) -> None:
+    x0, y0, x1, y1 = box
+    rows = max(1, y1 - y0)
+    for i in range(rows):
+        draw.line((x0, y0 + i, x1, y0 + i), fill=_mix(top, low, i / max(1, rows - 1)))
+
+
+def _cloud(draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, colour: RGB) -> None:
+    for dx, dy, k in ((-1.2, 0.3, 0.8), (0.0, 0.0, 1.0), (1.2, 0.3, 0.8), (0.6, -0.5, 0.8)):
+        rr = r * k
+        draw.ellipse(
+            (cx + dx * r - rr, cy + dy * r - rr, cx + dx * r + rr, cy + dy * r + rr), colour
+        )
+
+
+def _tree(draw: ImageDraw.ImageDraw, frame: _Frame, x: float, crown: RGB, night: bool) -> None:
+    trunk = (92, 64, 40) if not night else (50, 36, 24)
+    draw.rectangle(frame.box(x - 1.6, 50, x + 1.6, 74), fill=trunk)
+    for dx, dy, r in ((0, 36, 11), (-7, 44, 8), (7, 44, 8), (0, 28, 8)):
+        draw.ellipse(frame.box(x + dx - r, dy - r, x + dx + r, dy + r), fill=crown)
+    draw.ellipse(frame.box(x - 5, 30, x + 1, 36), fill=_mix(crown, _WHITE, 0.15))
+
+
+def _cactus(draw: ImageDraw.ImageDraw, frame: _Frame, x: float, colour: RGB) -> None:
+    w = frame.w(4)
+    draw.line([frame.p(x, 76), frame.p(x, 52)], fill=colour, width=w)
+    draw.line([frame.p(x, 64), frame.p(x - 5, 64), frame.p(x - 5, 56)], fill=colour, width=w)
+    draw.line([frame.p(x, 60), frame.p(x + 5, 60), frame.p(x + 5, 54)], fill=colour, width=w)
+
+
+# --- the figure --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Limbs:
+    """Joint positions (relative to the figure's centre line) for one pose."""
+
+    left_arm: tuple[Point, Point, Point]
+    right_arm: tuple[Point, Point, Point]
+    left_leg: tuple[Point, Point, Point]
+    right_leg: tuple[Point, Point, Point]
+
+
+_STAND_LEGS = (((-5.0, 71.0), (-5.3, 81.0), (-5.6, 90.5)), ((5.0, 71.0), (5.3, 81.0), (5.6, 90.5)))
+_ARM_DOWN_L: tuple[Point, Point, Point] = ((-11, 49), (-14.5, 59), (-15, 68))
+_ARM_DOWN_R: tuple[Point, Point, Point] = ((11, 49), (14.5, 59), (15, 68))
+_LIMBS: dict[Pose, _Limbs] = {
+    "stand": _Limbs(_ARM_DOWN_L, _ARM_DOWN_R, *_STAND_LEGS),
+    "arms_up": _Limbs(
+        ((-11, 49), (-19, 40), (-21, 29)), ((11, 49), (19, 40), (21, 29)), *_STAND_LEGS
+    ),
+    "wave": _Limbs(_ARM_DOWN_L, ((11, 49), (20, 46), (22, 34)), *_STAND_LEGS),
+    "guitar": _Limbs(
+        ((-11, 49), (-16, 59), (-5, 63)), ((11, 49), (19, 57), (17, 51)), *_STAND_LEGS
+    ),
+    "laptop": _Limbs(
+        ((-11, 49), (-17, 60), (-13.5, 66)), ((11, 49), (17, 60), (13.5, 66)), *_STAND_LEGS
+    ),
+    "selfie": _Limbs(
+        ((-11, 49), (-19, 58), (-12, 66)), ((11, 49), (21, 44), (24, 33)), *_STAND_LEGS
+    ),
+    "run": _Limbs(
+        ((-11, 49), (-17, 56), (-12, 62)),
+        ((11, 49), (16, 58), (22, 54)),
+        ((-4, 71), (-10, 79), (-17, 84)),
+        ((4, 71), (11, 78), (10, 90.5)),
+    ),
+}
+
+
+class _Figure:
+    """Draws the character. Fills are never anti-aliased, so sheet colours survive exactly."""
+
+    def __init__(self, draw: ImageDraw.ImageDraw, frame: _Frame, look: CharacterLook, cx: float):
+        self.d = draw
+        self.f = frame
+        self.look = look
+        self.cx = cx
+        self.ow = frame.w(0.45)
+
+    def at(self, point: Point) -> Point:
+        return self.f.p(self.cx + point[0], point[1])
+
+    def ellipse(
+        self, cx: float, cy: float, rx: float, ry: float, fill: RGB, line: bool = True
+    ) -> None:
+        box = self.f.box(self.cx + cx - rx, cy - ry, self.cx + cx + rx, cy + ry)
+        self.d.ellipse(box, fill=fill, outline=_outline_of(fill) if line else None, width=self.ow)
+
+    def polygon(self, points: Sequence[Point], fill: RGB, line: bool = True) -> None:
+        self.d.polygon(
+            [self.at(p) for p in points],
+            fill=fill,
+            outline=_outline_of(fill) if line else None,
+            width=self.ow,
+        )
+
+    def limb(self, points: Sequence[Point], width: float, fill: RGB) -> None:
+        """A thick rounded stroke with an outline: drawn twice, dark and wide first."""
+        pixels = [self.at(p) for p in points]
+        for colour, extra in ((_outline_of(fill), 2 * self.ow), (fill, 0)):
+            w = self.f.w(width) + extra
+            self.d.line(pixels, fill=colour, width=w, joint="curve")
+            for x, y in (pixels[0], pixels[-1]):
+                self.d.ellipse((x - w / 2, y - w / 2, x + w / 2, y + w / 2), fill=colour)
+
+    def shadow(self, colour: RGB) -> None:
+        self.ellipse(0, 95, 17, 2.4, colour, line=False)
+
+    def speed_lines(self, colour: RGB) -> None:
+        for y, x0 in ((54, -34), (64, -38), (74, -33)):
+            self.d.line([self.at((x0, y)), self.at((x0 + 10, y))], fill=colour, width=self.f.w(0.8))
+
+    def body(self, pose: Pose) -> None:
+        look = self.look
+        limbs = _LIMBS[pose]
+        self.hair_back()
+        leg_colour = look.skin if look.skirt else look.bottom
+        for leg in (limbs.left_leg, limbs.right_leg):
+            self.limb(leg, 6.5, leg_colour)
+            if look.stripes and not look.skirt:
+                self.d.line(
+                    [self.at(p) for p in leg], fill=_stripe(leg_colour), width=self.f.w(1.1)
+                )
+            foot = leg[2]
+            outward = -1.5 if foot[0] < 0 else 1.5
+            self.ellipse(foot[0] + outward, 92.6, 4.3, 2.4, look.shoes)
+        self.d.rounded_rectangle(
+            self.f.box(self.cx - 12, 45.5, self.cx + 12, 70),
+            radius=self.f.w(6),
+            fill=look.top,
+            outline=_outline_of(look.top),
+            width=self.ow,
+        )
+        if look.skirt:
+            self.polygon([(-11, 64), (11, 64), (16, 81), (-16, 81)], look.bottom)
+        else:
+            self.d.rounded_rectangle(
+                self.f.box(self.cx - 11.5, 65.5, self.cx + 11.5, 74),
+                radius=self.f.w(3),
+                fill=look.bottom,
+                outline=_outline_of(look.bottom),
+                width=self.ow,
+            )
+        if look.stripes:
+            for x in (-9.0, 9.0):
+                self.d.line(
+                    [self.at((x, 48)), self.at((x, 65))],
+                    fill=_stripe(look.top),
+                    width=self.f.w(1.1),
+                )
+        self.d.rectangle(self.f.box(self.cx - 3, 40, self.cx + 3, 47), fill=look.skin)
+        self.polygon([(-4.5, 45.6), (4.5, 45.6), (0, 50.5)], look.skin, line=False)
+
+        if pose == "guitar":
+            self.guitar()
+        if pose == "laptop":
+            self.laptop()
+        for arm in (limbs.left_arm, limbs.right_arm):
+            self.limb(arm, 5.5, look.top)
+            if look.stripes:
+                self.d.line([self.at(p) for p in arm], fill=_stripe(look.top), width=self.f.w(1.1))
+        if pose == "selfie":
+            self.d.rounded_rectangle(
+                self.f.box(self.cx + 20.5, 21.5, self.cx + 27.5, 33.5),
+                radius=self.f.w(1.2),
+                fill=(43, 47, 58),
+                outline=_LINE,
+                width=self.ow,
+            )
+            self.ellipse(22.6, 23.8, 0.9, 0.9, (150, 160, 180), line=False)
+        for arm in (limbs.left_arm, limbs.right_arm):
+            self.ellipse(arm[2][0], arm[2][1], 3, 3, look.skin)
+        if pose == "wave":
+            hand = limbs.right_arm[2]
+            box = self.f.box(self.cx + hand[0] - 7, hand[1] - 7, self.cx + hand[0] + 7, hand[1] + 7)
+            for start, end in ((200, 240), (300, 340)):
+                self.d.arc(box, start, end, fill=_LINE, width=self.f.w(0.7))
+        self.head()
+
+    def hair_back(self) -> None:
+        hair, style = self.look.hair, self.look.hair_style
+        if style == "long":
+            self.polygon(
+                [
+                    (-15, 16),
+                    (15, 16),
+                    (18, 26),
+                    (20, 40),
+                    (22.5, 56),
+                    (18, 60),
+                    (13, 56.5),
+                    (8, 59.5),
+                    (-8, 59.5),
+                    (-13, 56.5),
+                    (-18, 60),
+                    (-22.5, 56),
+                    (-20, 40),
+                    (-18, 26),
+                ],
+                hair,
+            )
+        elif style == "bob":
+            self.polygon(
+                [
+                    (-15, 16),
+                    (15, 16),
+                    (18, 26),
+                    (20, 36),
+                    (21, 42),
+                    (15, 43.5),
+                    (-15, 43.5),
+                    (-21, 42),
+                    (-20, 36),
+                    (-18, 26),
+                ],
+                hair,
+            )
+        elif style == "ponytail":
+            self.polygon([(14, 18), (24, 22), (27, 36), (23, 50), (19, 38), (15, 28)], hair)
+            self.ellipse(16, 21, 2, 2, self.look.accent)
+        elif style == "twintails":
+            for side in (-1, 1):
+                self.ellipse(side * 22, 36, 6, 13, hair)
+                self.ellipse(side * 17.5, 22, 2, 2, self.look.accent)
+        elif style == "bun":
+            self.ellipse(0, 10.5, 7, 6.5, hair)
+
+    def head(self) -> None:
+        look = self.look
+        for side in (-1, 1):
+            self.ellipse(side * 15.8, 31, 2.6, 3.4, look.skin)
+        self.ellipse(0, 28, 16, 15.5, look.skin)
+        if look.hair_style == "bald":
+            return
+        # Cap, side locks and fringe are one polygon so the outline only traces the silhouette.
+        length = {"long": 46.0, "bob": 40.0, "twintails": 38.0, "short": 30.0, "spiky": 31.0}.get(
+            look.hair_style, 35.0
+        )
+        cap: list[Point] = [(-18.0, length)]
+        for step in range(25):
+            angle = math.pi + math.pi * step / 24
+            cap.append((18 * math.cos(angle), 26 + 15 * math.sin(angle)))
+        cap += [(18.0, length), (14.2, length - 2), (13.6, 26.5), (10, 22), (5, 25.5), (1, 21.5)]
+        cap += [(-4, 26), (-8, 22), (-13.6, 26.5), (-14.2, length - 2)]
+        if look.hair_style == "spiky":
+            tips = [
+                (-17, 22),
+                (-15, 7),
+                (-9, 13),
+                (-4, 3),
+                (1, 12),
+                (7, 4),
+                (10, 13),
+                (17, 8),
+                (17, 22),
+            ]
+            self.polygon(tips, look.hair)
+        self.polygon(cap, look.hair)
+
+    def face(self, expression: Expression) -> None:
+        look = self.look
+        brow = _shade(look.hair, 0.7) if look.hair_style != "bald" else look.hair
+        eye_scale = 1.12 if expression == "surprised" else 1.0
+        for side in (-1, 1):
+            x = side * 6.5
+            self.ellipse(x, 33, 3.1 * eye_scale, 3.9 * eye_scale, _LINE, line=False)
+            self.ellipse(x, 33.3, 2.5 * eye_scale, 3.3 * eye_scale, look.eyes, line=False)
+            self.ellipse(x, 33.8, 1.0 * eye_scale, 1.4 * eye_scale, (30, 24, 34), line=False)
+            self.ellipse(x - 0.9, 32.0, 0.8, 0.8, _WHITE, line=False)
+            if expression == "angry":
+                # A heavy lid cut across the top keeps the iris visible while reading as a glare.
+                self.polygon(
+                    [
+                        (x - 4 * side, 28.5),
+                        (x + 4 * side, 28.5),
+                        (x + 4 * side, 31.5),
+                        (x - 4 * side, 29),
+                    ],
+                    look.skin,
+                    line=False,
+                )
+            inner, outer = {
+                "sad": (26.2, 28.4),
+                "crying": (26.0, 28.4),
+                "angry": (29.6, 26.4),
+                "surprised": (25.4, 25.4),
+            }.get(expression, (27.6, 27.3))
+            self.d.line(
+                [self.at((side * 3.3, inner)), self.at((side * 9.3, outer))],
+                fill=brow,
+                width=self.f.w(1.1),
+            )
+        self.ellipse(0, 36.3, 0.6, 0.45, _shade(look.skin, 0.8), line=False)
+        if expression in ("smile", "crying"):
+            for side in (-1, 1):
+                self.ellipse(side * 10.5, 37.2, 2.6, 1.3, _mix(look.skin, _BLUSH, 0.55), line=False)
+        self.mouth(expression)
+        if expression == "crying":
+            for side in (-1, 1):
+                self.d.line(
+                    [
+                        self.at((side * 6.0, 37.0)),
+                        self.at((side * 7.0, 40.5)),
+                        self.at((side * 8.2, 43)),
+                    ],
+                    fill=_TEAR,
+                    width=self.f.w(1.3),
+                    joint="curve",
+                )
+                for tx, ty in ((side * 20, 37.0), (side * 22.5, 44.0)):
+                    self.tear(tx, ty)
+        if expression == "angry":
+            vx, vy = 11.5, 17.5
+            for a, b in (((-1.8, -0.5), (1.8, -0.5)), ((-1.8, 1.0), (1.8, 1.0))):
+                self.d.line(
+                    [self.at((vx + a[0], vy + a[1])), self.at((vx + b[0], vy + b[1]))],
+                    fill=(214, 40, 57),
+                    width=self.f.w(0.7),
+                )
+        if expression == "surprised":
+            for a, b in (((19, 14), (23, 10)), ((21, 19), (26, 18)), ((16, 10), (18, 5))):
+                self.d.line([self.at(a), self.at(b)], fill=_LINE, width=self.f.w(0.7))
+
+    def tear(self, x: float, y: float) -> None:
+        self.polygon([(x, y - 3.2), (x + 1.6, y), (x - 1.6, y)], _TEAR, line=False)
+        self.ellipse(x, y + 0.2, 1.6, 1.6, _TEAR, line=False)
+
+    def mouth(self, expression: Expression) -> None:
+        cx, y = self.cx, 39.5
+        width = self.f.w(0.8)
+        if expression == "smile":
+            box = self.f.box(cx - 4, y - 3.2, cx + 4, y + 2.6)
+            self.d.pieslice(box, 0, 180, fill=_MOUTH, outline=_LINE, width=self.ow)
+            self.d.chord(self.f.box(cx - 2.2, y + 0.4, cx + 2.2, y + 2.4), 180, 360, fill=_TONGUE)
+        elif expression == "crying":
+            self.d.chord(
+                self.f.box(cx - 3.5, y - 1, cx + 3.5, y + 4),
+                180,
+                360,
+                fill=_MOUTH,
+                outline=_LINE,
+                width=self.ow,
+            )
+        elif expression == "sad":
+            self.d.arc(
+                self.f.box(cx - 3.5, y - 0.5, cx + 3.5, y + 4), 200, 340, fill=_MOUTH, width=width
+            )
+        elif expression == "angry":
+            self.d.arc(
+                self.f.box(cx - 3.5, y - 0.5, cx + 3.5, y + 3),
+                195,
+                345,
+                fill=_MOUTH,
+                width=self.f.w(1.1),
+            )
+        elif expression == "surprised":
+            self.d.ellipse(
+                self.f.box(cx - 2, y - 2.2, cx + 2, y + 2.2),
+                fill=_MOUTH,
+                outline=_LINE,
+                width=self.ow,
+            )
+        else:
+            self.d.arc(
+                self.f.box(cx - 2.8, y - 3, cx + 2.8, y + 0.6), 30, 150, fill=_MOUTH, width=width
+            )
+
+    def guitar(self) -> None:
+        body_colour = self.look.accent if self.look.accent != self.look.top else (201, 123, 58)
+        base = (-5.0, 66.0)
+        head = (23.0, 46.0)
+        length = math.dist(base, head)
+        ux, uy = (head[0] - base[0]) / length, (head[1] - base[1]) / length
+        self.limb([(base[0] + ux * 6, base[1] + uy * 6), head], 2.2, (107, 68, 35))
+        self.ellipse(head[0], head[1], 2.4, 2.4, (80, 50, 28))
+        self.ellipse(base[0] - ux * 2.5, base[1] - uy * 2.5, 7.5, 7.5, body_colour)
+        self.ellipse(base[0] + ux * 4, base[1] + uy * 4, 5.6, 5.6, body_colour)
+        self.d.line(
+            [
+                self.at((base[0] - ux * 5, base[1] - uy * 5)),
+                self.at((base[0] + ux * 4, base[1] + uy * 4)),
+            ],
+            fill=body_colour,
+            width=self.f.w(6),
+        )
+        self.ellipse(base[0] + ux * 1.5, base[1] + uy * 1.5, 2.1, 2.1, (59, 36, 18), line=False)
+        self.d.line([self.at(base), self.at(head)], fill=(235, 225, 205), width=1)
+
+    def laptop(self) -> None:
+        self.d.rounded_rectangle(
+            self.f.box(self.cx - 13, 54, self.cx + 13, 70.5),
+            radius=self.f.w(1.5),
+            fill=(201, 206, 214),
+            outline=(120, 128, 140),
+            width=self.ow,
+        )
+        self.d.rectangle(self.f.box(self.cx - 15, 70.5, self.cx + 15, 73), fill=(150, 158, 170))
+        self.ellipse(0, 62, 2, 2, self.look.accent, line=False)
+
+
+def _stripe(under: RGB) -> RGB:
+    """White stripes, unless the garment is so light that white would vanish."""
+    return _WHITE if sum(under) < 600 else (40, 40, 48)
+
+
+class _Pet:
+    """A small companion that faces the character, so a selfie with a dog reads as a pair."""
+
+    def __init__(self, draw: ImageDraw.ImageDraw, frame: _Frame, colour: RGB, look: CharacterLook):
+        self.d = draw
+        self.f = frame
+        self.colour = colour
+        self.look = look
+        self.ow = frame.w(0.4)
+
+    def ellipse(
+        self, cx: float, cy: float, rx: float, ry: float, fill: RGB, line: bool = True
+    ) -> None:
+        self.d.ellipse(
+            self.f.box(cx - rx, cy - ry, cx + rx, cy + ry),
+            fill=fill,
+            outline=_outline_of(fill) if line else None,
+            width=self.ow,
+        )
+
+    def draw(self, kind: Pet, x: float, shadow: RGB) -> None:
+        colour = self.colour
+        self.ellipse(x - 2, 95, 13, 1.8, shadow, line=False)
+        dark = _shade(colour, 0.7)
+        tail = (
+            [(x + 9, 83), (x + 13, 77), (x + 12, 72)]
+            if kind == "dog"
+            else [(x + 9, 84), (x + 15, 76), (x + 13, 66)]
+        )
+        self.d.line(
+            [self.f.p(*p) for p in tail],
+            fill=_outline_of(colour),
+            width=self.f.w(2.4) + 2 * self.ow,
+            joint="curve",
+        )
+        self.d.line([self.f.p(*p) for p in tail], fill=colour, width=self.f.w(2.4), joint="curve")
+        for lx in (-7.0, -3.5, 3.5, 7.0):
+            self.d.rounded_rectangle(
+                self.f.box(x + lx - 1.4, 85, x + lx + 1.4, 94.6),
+                radius=self.f.w(1),
+                fill=colour,
+                outline=_outline_of(colour),
+                width=self.ow,
+            )
+        self.ellipse(x, 83.5, 11, 5.8, colour)
+        hx, hy = x - 10, 75
+        if kind == "cat":
+            for ex in (-4.0, 3.0):
+                self.d.polygon(
+                    [
+                        self.f.p(hx + ex - 2, hy - 3),
+                        self.f.p(hx + ex + 0.5, hy - 9),
+                        self.f.p(hx + ex + 3, hy - 3),
+                    ],
+                    fill=colour,
+                    outline=_outline_of(colour),
+                    width=self.ow,
+                )
+        self.ellipse(hx, hy, 6, 5.6, colour)
+        if kind == "dog":
+            self.ellipse(hx - 6, hy + 2.2, 3.6, 2.6, _mix(colour, _WHITE, 0.35))
+            self.ellipse(hx - 9, hy + 1.2, 1.1, 0.9, (30, 24, 28), line=False)
+            self.ellipse(hx + 2.5, hy + 1, 2.2, 4.8, dark)
+        else:
+            self.ellipse(hx - 3.5, hy + 1.8, 0.8, 0.6, (230, 120, 140), line=False)
+        self.ellipse(hx - 2.8, hy - 1.2, 0.9, 1.1, (30, 24, 28), line=False)
+        self.d.line(
+            [self.f.p(hx - 1, hy + 4.5), self.f.p(hx + 4.5, hy + 4.8)],
+            fill=self.look.accent,
+            width=self.f.w(1.3),
+        )
+
+
+# --- caption and badge -------------------------------------------------------------------------
+
+
+def _font(size: int) -> Font:
+    """Pillow's bundled font: identical on every machine, unlike anything found on the system."""
+    return ImageFont.load_default(size=size)
+
+
+_TRANSLITERATE = str.maketrans(
+    {"×": "x", "—": "-", "–": "-", "ß": "ss", "æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O", "đ": "d"}
+)
+
+
+def _drawable(text: str, font: Font) -> str:
+    """Fold text into what the bundled font can draw.
+
+    Pillow's default font covers ASCII and a little punctuation only, so accents are stripped
+    ("café" -> "cafe") rather than shown as empty boxes; scripts it cannot draw at all stay as
+    they are. The bitmap fallback (Pillow without FreeType) cannot even encode beyond Latin-1.
+    """
+    folded = unicodedata.normalize("NFKD", text.translate(_TRANSLITERATE))
+    folded = "".join(c for c in folded if not unicodedata.combining(c))
+    if isinstance(font, ImageFont.FreeTypeFont):
+        return folded
+    return folded.encode("latin-1", "replace").decode("latin-1")
+
+
+def _wrap(text: str, font: Font, width: float, max_lines: int) -> list[str]:
+    """Greedy word wrap that also breaks words longer than a line and ellipsises the overflow."""
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        candidate = f"{current} {word}".strip()
+        if font.getlength(candidate) <= width:
+            current = candidate
+            continue
+        if current:
+            lines.append(current)
+        current = word
+        while font.getlength(current) > width and len(current) > 1:
+            cut = len(current) - 1
+            while cut > 1 and font.getlength(current[:cut]) > width:
+                cut -= 1
+            lines.append(current[:cut])
+            current = current[cut:]
+    if current:
+        lines.append(current)
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        last = lines[-1]
+        while last and font.getlength(last + "…") > width:
+            last = last[:-1]
+        lines[-1] = last.rstrip() + "…"
+    return lines or [""]
+
+
+def _caption(
+    draw: ImageDraw.ImageDraw, width: int, height: int, name: str, tag: str, label: str
+) -> int:
+    """Draw the caption strip at the bottom and return where it starts."""
+    base = min(width, height)
+    name_font = _font(max(9, min(22, round(base * 0.038))))
+    label_font = _font(max(8, min(18, round(base * 0.031))))
+    pad = max(4, round(base * 0.02))
+    name = _drawable(name, name_font)
+    label = _drawable(label, label_font)
+    tag = _drawable(tag, label_font)
+    tag_width = label_font.getlength(tag)
+    name_line = _wrap(name, name_font, width - 3 * pad - tag_width, 1)[0]
+    max_lines = 3 if height >= 256 else 2
+    lines = _wrap(label, label_font, width - 2 * pad, max_lines)
+    name_height = _line_height(name_font)
+    line_height = _line_height(label_font)
+    strip = pad + name_height + round(pad * 0.4) + line_height * len(lines) + pad
+    top = height - strip
+    draw.rectangle((0, top, width, height), fill=(33, 37, 48))
+    draw.rectangle((0, top, width, top + max(1, base // 170)), fill=(240, 180, 80))
+    y = top + pad
+    draw.text((pad, y), name_line, font=name_font, fill=(250, 248, 242))
+    draw.text((width - pad - tag_width, y + 2), tag, font=label_font, fill=(240, 180, 80))
+    y += name_height + round(pad * 0.4)
+    for line in lines:
+        draw.text((pad, y), line, font=label_font, fill=(200, 206, 218))
+        y += line_height
+    return top
+
+
+def _line_height(font: Font) -> int:
+    box = font.getbbox("Ág")
+    return int(box[3]) + 2
+
+
+def _badge(draw: ImageDraw.ImageDraw, width: int, text: str) -> None:
+    """A small marker that the shot was made with references, without pretending to use them."""
+    font = _font(max(8, min(14, width // 40)))
+    text = _drawable(text, font)
+    pad = 4
+    text_width = font.getlength(text)
+    height = _line_height(font)
+    box = (width - text_width - 3 * pad, pad, width - pad, pad + height + pad)
+    draw.rounded_rectangle(box, radius=4, fill=(33, 37, 48))
+    draw.text((box[0] + pad, box[1] + pad / 2), text, font=font, fill=(250, 248, 242))
