@@ -23,6 +23,7 @@ from jinja2 import (
     TemplateSyntaxError,
     UndefinedError,
 )
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from onmodel.errors import TemplateError
@@ -79,6 +80,8 @@ class Composer:
             line = _template_line(exc, template.filename)
             where = f" line {line}" if line else ""
             raise TemplateError(f"template {name!r}{where}: {_undefined_message(exc)}") from exc
+        except SecurityError as exc:
+            raise TemplateError(f"template {name!r}: unsafe operation refused ({exc})") from exc
         source = Path(template.filename).read_bytes() if template.filename else b""
         return Rendered(
             text=tidy(text) if collapse else text.strip() + "\n",

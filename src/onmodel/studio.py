@@ -397,7 +397,7 @@ class Studio:
         with transaction(self.engine) as db:
             row = db.get(ImageRow, key)
         if row is None:
-            raise NotFoundError(f"no image {image_id!r}")
+            raise NotFoundError(f"no image {key} (see: onmodel tree)")
         return Image(self, row)
 
     def children(self, image: Image) -> list[Image]:

@@ -1,0 +1,30 @@
+"""Every test gets its own data directory and no API key, so nothing leaks between tests
+and nothing can reach a real service."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from conftest_fakeopenai import fake_openai  # noqa: F401
+from onmodel.studio import Studio
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("ONMODEL_HOME", str(home))
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ONMODEL_DATABASE_URL", "OPENAI_ORG_ID"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+@pytest.fixture
+def studio(isolated_home: Path) -> Iterator[Studio]:
+    with Studio.open(isolated_home) as opened:
+        yield opened

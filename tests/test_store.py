@@ -1,0 +1,105 @@
+"""The store: migrations, engine settings, and the content-addressed blob files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from onmodel.blobs import BlobStore, sha256_bytes
+from onmodel.errors import DatabaseTooNewError
+from onmodel.store.database import create_database_engine, schema_state, upgrade
+from onmodel.studio import Studio
+
+
+def test_migrations_bring_an_empty_database_to_head(tmp_path: Path) -> None:
+    engine = create_database_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    assert schema_state(engine).current is None
+    state = upgrade(engine)
+    assert state.up_to_date and state.current == state.head
+    with engine.connect() as conn:
+        tables = {r[0] for r in conn.execute(text("SELECT name FROM sqlite_master"))}
+    assert {"character", "session", "image", "image_reference", "batch"} <= tables
+
+
+def test_sqlite_connections_enforce_foreign_keys_and_use_wal(tmp_path: Path) -> None:
+    engine = create_database_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() >= 1000
+        with pytest.raises(Exception, match="FOREIGN KEY"):
+            conn.execute(
+                text(
+                    "INSERT INTO session (slug, character_id, title, provider, model,"
+                    " params, instructions, created_at, updated_at) VALUES "
+                    "('x', 999, '', 'preview', 'gpt-image-2', '{}', '', "
+                    "'2026-01-01', '2026-01-01')"
+                )
+            )
+
+
+def test_a_database_from_a_newer_onmodel_is_refused(tmp_path: Path) -> None:
+    engine = create_database_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    with pytest.raises(DatabaseTooNewError, match="newer version"):
+        schema_state(engine)
+
+
+def test_database_url_from_the_environment_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "elsewhere" / "records.db"
+    monkeypatch.setenv("ONMODEL_DATABASE_URL", f"sqlite:///{target}")
+    with Studio.open(tmp_path / "home") as studio:
+        assert studio.characters() == []
+    assert target.exists()
+    assert not (tmp_path / "home" / "onmodel.db").exists()
+
+
+def test_blob_round_trip_is_byte_exact_and_verified(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    data = b"\x89PNG\r\n\x1a\n" + os.urandom(2048)
+    blob = store.put(data, "png")
+    digest = sha256_bytes(data)
+    assert blob.sha256 == digest
+    assert blob.path == tmp_path / "blobs" / digest[:2] / digest[2:4] / f"{digest}.png"
+    assert store.read(digest, "png") == data
+    assert store.verify(digest, "png")
+
+
+def test_the_same_image_stored_twice_is_one_file(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    first = store.put(b"same bytes", "png")
+    second = store.put(b"same bytes", "png")
+    assert first.path == second.path
+    assert len([p for p in (tmp_path / "blobs").rglob("*") if p.is_file()]) == 1
+
+
+def test_a_damaged_blob_is_detected(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    blob = store.put(b"original", "png")
+    blob.path.write_bytes(b"tampered")
+    assert not store.verify(blob.sha256, "png")
+    with pytest.raises(Exception, match="damaged"):
+        store.read(blob.sha256, "png")
+
+
+def test_a_failure_mid_write_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = BlobStore(tmp_path / "blobs")
+
+    def crash(*_args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        store.put(b"half written", "png")
+    leftovers = [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()]
+    assert leftovers == []

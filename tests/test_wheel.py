@@ -1,0 +1,58 @@
+"""The built wheel carries templates and migrations: install it fresh and run the demo."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    (wheel,) = dist.glob("onmodel-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "onmodel/templates/prompts/shot.j2" in names
+    assert "onmodel/migrations/env.py" in names
+    assert any(n.startswith("onmodel/migrations/versions/0001") for n in names)
+    assert "onmodel/data/models.yaml" in names
+
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
+    demo_dir = tmp_path / "demo"
+    result = subprocess.run(
+        [str(env_dir / "bin" / "onmodel"), "demo", "--dir", str(demo_dir)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "7 images" in result.stdout
+    assert (
+        str(env_dir)
+        in subprocess.run(
+            [str(python), "-c", "import onmodel.resources as r; print(r.templates_dir())"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert len(list((demo_dir / "blobs").rglob("*.png"))) == 7
