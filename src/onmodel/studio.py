@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,17 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from onmodel.blobs import BlobStore
-from onmodel.composer import ANCHOR_TEMPLATE, SHOT_TEMPLATE, Composer, Rendered
+from onmodel.composer import (
+    ANCHOR_TEMPLATE,
+    CHATGPT_SHOT_TEMPLATE,
+    PRIMER_TEMPLATE,
+    SHOT_TEMPLATE,
+    Composer,
+    Rendered,
+)
 from onmodel.config import Paths, resolve_paths
 from onmodel.errors import (
+    BudgetError,
     DuplicateError,
     GenerationError,
     InvalidImageError,
@@ -51,6 +60,7 @@ from onmodel.store.models import (
 )
 
 MAX_INPUT_IMAGES = 16
+MAX_NOTE_LENGTH = 10_000  # annotate_image: a note, not a document
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,35 @@ class ShotPlan:
             ],
             "warnings": list(self.warnings),
             "estimated_max_cost_usd": self.estimated_max_cost,
+        }
+
+
+@dataclass
+class CostReport:
+    """Known costs add up; images whose cost is unknown are counted, never taken as zero."""
+
+    scope: str
+    total: Decimal = Decimal(0)
+    images: int = 0
+    unknown: int = 0
+    by_model: dict[str, Decimal] = field(default_factory=dict)
+
+    def add(self, model: str, cost: str | None) -> None:
+        self.images += 1
+        if cost is None:
+            self.unknown += 1
+            return
+        amount = Decimal(cost)
+        self.total += amount
+        self.by_model[model] = self.by_model.get(model, Decimal(0)) + amount
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scope": self.scope,
+            "total_usd": str(self.total),
+            "images": self.images,
+            "unknown_cost_images": self.unknown,
+            "by_model_usd": {k: str(v) for k, v in self.by_model.items()},
         }
 
 
@@ -251,6 +290,10 @@ class Studio:
         get_provider(provider_name)  # an unknown provider is refused now, not at the first shot
         model_name = model or self._default_model()
         self._capability(model_name)  # retired or unknown models are refused up front
+        anchor = owner.anchor
+        primer = self.composer.render(
+            PRIMER_TEMPLATE, self._template_context(owner, anchor, ShotRequest(), None)
+        )
         with transaction(self.engine) as db:
             base = check_slug(slug) if slug else slugify(title) if title else owner.slug
             row = SessionRow(
@@ -260,6 +303,7 @@ class Studio:
                 provider=provider_name,
                 model=model_name,
                 params=dict(params or {}),
+                instructions=primer.text,
                 head_image_id=owner.row.anchor_image_id,
             )
             db.add(row)
@@ -318,8 +362,13 @@ class Studio:
         provider: str | None = None,
         model: str | None = None,
         params: dict[str, Any] | None = None,
+        max_cost: Decimal | None = None,
     ) -> ShotPlan:
-        """Compose and validate a shot; nothing is recorded and nothing is spent."""
+        """Compose and validate a shot; nothing is recorded and nothing is spent.
+
+        ``max_cost`` refuses the shot when its worst-case cost estimate could exceed it (or is
+        unknown), before any request is made.
+        """
         current = self.session(session)
         character = current.character
         if character.row.anchor_image_id is None:
@@ -331,19 +380,87 @@ class Studio:
                 "retry it before asking for shots"
             )
         parent = self._parent_for(current, character, anchor, from_image)
-        return self._plan(
+        route = provider or current.provider
+        plan = self._plan(
             kind="shot",
             character=character,
             session=current,
             parent=parent,
             request=request,
-            provider=provider or current.provider,
+            provider=route,
             model=model or current.model,
             params={**current.row.params, **(params or {})},
-            template=SHOT_TEMPLATE,
+            template=CHATGPT_SHOT_TEMPLATE if route == "chatgpt" else SHOT_TEMPLATE,
             refs=refs,
             anchor=anchor,
         )
+        plan = replace(plan, **self._conversation(current, route, parent))
+        if max_cost is not None:
+            self._check_max_cost(plan, max_cost)
+        return plan
+
+    def retry(self, image: int | str | Image, **options: Any) -> Image:
+        """Run a failed or interrupted shot again as a new node linked to the failed one."""
+        failed = self.image(image)
+        if failed.status not in ("failed", "interrupted"):
+            raise UsageError(f"image {failed.id} is {failed.status}; only failed shots are retried")
+        if failed.row.session_id is None:
+            if failed.kind != "anchor":
+                raise UsageError(f"image {failed.id} belongs to no session")
+            return self._retry_anchor(failed)
+        extras = [
+            self.blobs.path_for(r.sha256, r.format) for r in failed.references if r.role == "extra"
+        ]
+        plan = self.plan_shot(
+            failed.row.session_id,
+            failed.request,
+            from_image=failed.row.parent_id,
+            refs=extras,
+            provider=failed.row.provider,
+            model=failed.row.model,
+            params=failed.row.params,
+            **options,
+        )
+        return self.execute(replace(plan, retry_of_id=failed.id))
+
+    def attach(self, image: int | str | Image, file: Path, *, gen_id: str | None = None) -> Image:
+        """Complete a pending ChatGPT-app shot with the picture the user saved from the app."""
+        pending = self.image(image)
+        if pending.status != "pending" or pending.row.provider != "chatgpt":
+            raise UsageError(
+                f"image {pending.id} is a {pending.status} {pending.row.provider} image; "
+                "attach completes pending chatgpt shots only"
+            )
+        data, info = read_image_file(file)
+        blob = self.blobs.put(data, info.format)
+        with transaction(self.engine) as db:
+            row = db.get(ImageRow, pending.id)
+            assert row is not None
+            row.status = "succeeded"
+            row.gen_id = gen_id
+            row.sha256, row.format = blob.sha256, info.format
+            row.width, row.height, row.byte_size = info.width, info.height, blob.size
+            row.returned = {"source": file.name, "size": f"{info.width}x{info.height}"}
+            row.cost_usd = "0"
+            row.finished_at = utcnow()
+            db.add(row)
+            self._advance(db, row)
+        return self.image(pending.id)
+
+    def cost(self, session: str | int | Session | None = None) -> CostReport:
+        """What a session (or, with no current session, everything) has cost so far."""
+        query = select(ImageRow).where(col(ImageRow.status).in_(["succeeded", "failed"]))
+        scope = "all sessions"
+        if session is not None or self.current_session() is not None:
+            current = self.session(session)
+            query = query.where(ImageRow.session_id == current.id)
+            scope = current.slug
+        with transaction(self.engine) as db:
+            rows = db.exec(query).all()
+        report = CostReport(scope=scope)
+        for row in rows:
+            report.add(row.model or row.provider, row.cost_usd)
+        return report
 
     def shot(
         self,
@@ -539,6 +656,7 @@ class Studio:
         rendered = self.composer.render(template, context)
         inputs = self._inputs(anchor, parent, refs)
         warnings = self._validate(provider, model, params, rendered.text, len(inputs))
+        estimate = self._max_cost(provider, model, params, len(inputs), len(rendered.text))
         return ShotPlan(
             kind=kind,
             character_id=character.id,
@@ -553,6 +671,7 @@ class Studio:
             sheet=character.sheet,
             character_name=character.name,
             warnings=tuple(warnings),
+            estimated_max_cost=None if estimate is None else str(estimate),
         )
 
     def _template_context(
@@ -607,6 +726,69 @@ class Studio:
         from onmodel.imagefile import MIME_TYPES
 
         return InputImage(role, path, image.row.sha256, MIME_TYPES[image.row.format], image.id)
+
+    def _conversation(self, session: Session, route: str, parent: Image) -> dict[str, Any]:
+        """Instructions and conversation state for the routes that hold a conversation.
+
+        The Responses route continues from the *parent's* response, so a branch from an older
+        image picks up that image's conversation rather than the latest one; a parent from
+        outside the session (the anchor) starts a new conversation, in which the provider sends
+        the anchor image. The ChatGPT-app route shows the primer only before the first shot.
+        """
+        if route == "openai-responses":
+            continues = parent.row.session_id == session.id and parent.row.provider == route
+            return {
+                "instructions": session.row.instructions or None,
+                "previous_response_id": parent.row.response_id if continues else None,
+            }
+        if route == "chatgpt":
+            started = any(i.kind == "shot" for i in self.session_images(session))
+            return {"instructions": None if started else session.row.instructions or None}
+        return {}
+
+    def _max_cost(
+        self, provider: str, model: str, params: dict[str, Any], n_inputs: int, chars: int
+    ) -> Decimal | None:
+        if provider in FREE_PROVIDERS:
+            return Decimal(0)
+        from onmodel.capabilities import estimate_max_cost, load_prices
+
+        return estimate_max_cost(
+            model,
+            params.get("quality"),
+            params.get("size"),
+            n_inputs,
+            chars,
+            prices=load_prices(self.paths.prices_file),
+        )
+
+    def _check_max_cost(self, plan: ShotPlan, limit: Decimal) -> None:
+        if plan.estimated_max_cost is None:
+            raise BudgetError(
+                f"the cost of a {plan.model} shot is unknown (no price in the table), so it "
+                f"cannot be kept under --max-cost {limit}; add a price to {self.paths.prices_file}"
+            )
+        if Decimal(plan.estimated_max_cost) > limit:
+            raise BudgetError(
+                f"this shot could cost up to ${plan.estimated_max_cost} ({plan.model}, "
+                f"{plan.params.get('quality', 'auto')} quality), over --max-cost {limit}"
+            )
+
+    def _retry_anchor(self, failed: Image) -> Image:
+        character = self.character(failed.row.character_id)
+        plan = self._plan(
+            kind="anchor",
+            character=character,
+            session=None,
+            parent=None,
+            request=ShotRequest(),
+            provider=failed.row.provider,
+            model=failed.row.model,
+            params=failed.row.params,
+            template=ANCHOR_TEMPLATE,
+            refs=(),
+        )
+        return self.execute(replace(plan, retry_of_id=failed.id))
 
     def _default_model(self) -> str:
         from onmodel.capabilities import default_model
@@ -698,21 +880,25 @@ class Studio:
             row.latency_ms = int((time.monotonic() - started) * 1000)
             row.finished_at = utcnow()
             db.add(row)
-            if plan.kind == "anchor":
-                character = db.get(CharacterRow, plan.character_id)
-                assert character is not None
-                character.anchor_image_id = image_id
-                character.updated_at = utcnow()
-                db.add(character)
-            if plan.session_id is not None:
-                session = db.get(SessionRow, plan.session_id)
-                assert session is not None
-                session.head_image_id = image_id
-                if result.response_id:
-                    session.last_response_id = result.response_id
-                session.updated_at = utcnow()
-                db.add(session)
+            self._advance(db, row)
         return self.image(image_id)
+
+    def _advance(self, db: Any, row: ImageRow) -> None:
+        """A finished image becomes its character's anchor or its session's new head."""
+        if row.kind == "anchor":
+            character = db.get(CharacterRow, row.character_id)
+            assert character is not None
+            character.anchor_image_id = row.id
+            character.updated_at = utcnow()
+            db.add(character)
+        if row.session_id is not None:
+            session = db.get(SessionRow, row.session_id)
+            assert session is not None
+            session.head_image_id = row.id
+            if row.response_id:
+                session.last_response_id = row.response_id
+            session.updated_at = utcnow()
+            db.add(session)
 
     def _record_failure(self, image_id: int, error: ProviderError, started: float) -> None:
         self._mark(
@@ -758,6 +944,39 @@ class Studio:
         tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
         tmp.replace(self.paths.state_file)
 
+
+    # ------------------------------------------------------------------ annotations (gallery)
+    # Added for the web gallery (onmodel serve); additive only, nothing above depends on it.
+
+    def annotate_image(
+        self,
+        image: int | str | Image,
+        *,
+        starred: bool | None = None,
+        rating: int | None = None,
+        note: str | None = None,
+    ) -> Image:
+        """Set an image's star, rating (1-5; 0 clears it) or note; ``None`` leaves a field as is.
+
+        Annotations are the illustrator's judgement, not provenance, so they may change on any
+        image whatever its status; the generation record itself is never touched.
+        """
+        target = self.image(image)
+        if rating is not None and not 0 <= rating <= 5:
+            raise UsageError(f"a rating is 1 to 5 (0 clears it), not {rating}")
+        if note is not None and len(note) > MAX_NOTE_LENGTH:
+            raise UsageError(f"a note holds at most {MAX_NOTE_LENGTH} characters")
+        with transaction(self.engine) as db:
+            row = db.get(ImageRow, target.id)
+            assert row is not None
+            if starred is not None:
+                row.starred = starred
+            if rating is not None:
+                row.rating = rating or None
+            if note is not None:
+                row.note = note.strip()
+            db.add(row)
+        return self.image(target.id)
 
 def _by_ref(db: Any, table: type[Any], ref: str | int) -> Any:
     """Rows are named by slug or by numeric id."""

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from onmodel.cli import admin, characters, sessions, shots
+from onmodel.cli import account, admin, characters, sessions, shots
 from onmodel.cli.output import console, err_console, one_line
 
 app = typer.Typer(
@@ -25,6 +25,10 @@ app.add_typer(admin.templates_app, name="templates")
 app.command("shot")(shots.shot)
 app.command("tree")(shots.tree)
 app.command("show")(shots.show)
+app.command("retry")(shots.retry)
+app.command("attach")(shots.attach)
+app.command("cost")(account.cost)
+app.command("models")(account.models)
 
 
 @app.command("demo")

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from onmodel.cli.context import open_studio
 from onmodel.cli.output import console, print_json, warn
 from onmodel.cli.render import describe_image_line, rich_tree
+
+if TYPE_CHECKING:
+    from onmodel.handles import Image
 
 
 def shot(
@@ -32,6 +36,10 @@ def shot(
     model: Annotated[str | None, typer.Option(help="Override the session's model.")] = None,
     size: Annotated[str | None, typer.Option(help="e.g. 1024x1536 or 1536x864.")] = None,
     quality: Annotated[str | None, typer.Option(help="low, medium, high, auto...")] = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option("--max-cost", help="Refuse if the shot could cost more than this (USD)."),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the composed prompt; record and spend nothing.")
     ] = False,
@@ -53,6 +61,7 @@ def shot(
         provider=provider,
         model=model,
         params=params,
+        max_cost=None if max_cost is None else Decimal(str(max_cost)),
     )
     for message in plan.warnings:
         warn(message)
@@ -63,16 +72,48 @@ def shot(
         console.print(f"[dim]{plan.provider} / {plan.model} {plan.params}[/dim]")
         roles = ", ".join(f"{i.role} #{i.image_id}" if i.image_id else i.role for i in plan.inputs)
         console.print(f"[dim]parent: #{plan.parent_id}; inputs: {roles or 'none'}[/dim]")
+        cost = plan.estimated_max_cost
+        console.print(f"[dim]cost at most: {'$' + cost if cost is not None else 'unknown'}[/dim]")
         print(plan.prompt)
         return
-    image = studio.execute(plan)
+    report(studio.execute(plan), json_out)
+
+
+def report(image: Image, json_out: bool) -> None:
+    """How a finished (or pending manual) shot is shown, for shot, retry and attach alike."""
     if json_out:
         print_json({**image.to_dict(), "messages": list(image.messages)})
         return
-    for message in image.messages:
+    for number, message in enumerate(image.messages, 1):
+        console.print(f"[bold]— message {number} to paste into ChatGPT —[/bold]")
         print(message)
         print()
     console.print(describe_image_line(image))
+    if image.status == "pending" and image.row.provider == "chatgpt":
+        console.print(
+            f"then save the picture ChatGPT makes and run: onmodel attach {image.id} FILE "
+            "[--gen-id GEN_ID]"
+        )
+
+
+def retry(
+    image: Annotated[str, typer.Argument(help="The failed image's id.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Run a failed shot again, as a new image linked to the failed one."""
+    report(open_studio().retry(image), json_out)
+
+
+def attach(
+    image: Annotated[str, typer.Argument(help="The pending ChatGPT shot's id.")],
+    file: Annotated[Path, typer.Argument(help="The picture you saved from ChatGPT.")],
+    gen_id: Annotated[
+        str | None, typer.Option("--gen-id", help="The gen id ChatGPT showed.")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Complete a pending ChatGPT shot with the picture you saved."""
+    report(open_studio().attach(image, file, gen_id=gen_id), json_out)
 
 
 def tree(
