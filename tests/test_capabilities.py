@@ -543,3 +543,10 @@ def test_a_broken_price_file_names_the_file_and_the_problem(
     with pytest.raises(UsageError) as info:
         load_prices(path)
     assert str(path) in str(info.value) and problem in str(info.value)
+
+
+def test_usage_without_token_counts_is_unknown_not_free() -> None:
+    from onmodel.capabilities import estimate_cost
+
+    assert estimate_cost("gpt-image-2", {}) is None
+    assert estimate_cost("gpt-image-2", {"responses_model": "x"}) is None

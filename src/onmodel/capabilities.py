@@ -829,8 +829,8 @@ def estimate_cost(
     ``output_tokens``). ``prices`` defaults to the packaged table; pass ``load_prices(file)``
     to honour the user's overrides.
     """
-    if usage is None:
-        return None
+    if usage is None or not ("input_tokens" in usage or "output_tokens" in usage):
+        return None  # no token counts at all: unknown, not free
     price = (prices or _packaged_prices()).get(model)
     if price is None:
         return None

@@ -421,7 +421,9 @@ class Studio:
             params=failed.row.params,
             **options,
         )
-        return self.execute(replace(plan, retry_of_id=failed.id))
+        row = failed.row  # a batch shot stays in its batch, under its key
+        plan = replace(plan, retry_of_id=failed.id, batch_id=row.batch_id, shot_key=row.shot_key)
+        return self.execute(plan)
 
     def attach(self, image: int | str | Image, file: Path, *, gen_id: str | None = None) -> Image:
         """Complete a pending ChatGPT-app shot with the picture the user saved from the app."""
@@ -492,14 +494,14 @@ class Studio:
             result = provider.generate(request)
         except ProviderError as exc:
             self._record_failure(image_id, exc, started)
-            raise GenerationError(f"image {image_id} failed: {exc}", image_id=image_id) from exc
+            raise _failed(image_id, exc) from exc
         except (KeyboardInterrupt, SystemExit):
             self._mark(image_id, status="interrupted", error_type="interrupted")
             raise
         except Exception as exc:
             failure = ProviderError(f"{type(exc).__name__}: {exc}", kind="unexpected")
             self._record_failure(image_id, failure, started)
-            raise GenerationError(f"image {image_id} failed: {failure}", image_id=image_id) from exc
+            raise _failed(image_id, failure) from exc
         if isinstance(result, ManualResult):
             self._mark(image_id, params=result.sent_params or plan.params)
             return replace(self.image(image_id), messages=tuple(result.messages))
@@ -859,7 +861,7 @@ class Studio:
         except InvalidImageError as exc:
             failure = ProviderError(str(exc), kind="bad_response", usage=result.usage)
             self._record_failure(image_id, failure, started)
-            raise GenerationError(f"image {image_id} failed: {exc}", image_id=image_id) from exc
+            raise _failed(image_id, failure) from exc
         blob = self.blobs.put(result.data, info.format)
         with transaction(self.engine) as db:
             row = db.get(ImageRow, image_id)
@@ -891,7 +893,7 @@ class Studio:
             character.anchor_image_id = row.id
             character.updated_at = utcnow()
             db.add(character)
-        if row.session_id is not None:
+        if row.session_id is not None and row.batch_id is None:  # batch shots are siblings
             session = db.get(SessionRow, row.session_id)
             assert session is not None
             session.head_image_id = row.id
@@ -944,7 +946,6 @@ class Studio:
         tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
         tmp.replace(self.paths.state_file)
 
-
     # ------------------------------------------------------------------ annotations (gallery)
     # Added for the web gallery (onmodel serve); additive only, nothing above depends on it.
 
@@ -977,6 +978,13 @@ class Studio:
                 row.note = note.strip()
             db.add(row)
         return self.image(target.id)
+
+
+def _failed(image_id: int, error: ProviderError) -> GenerationError:
+    """The error a caller sees; the failed row already holds every detail."""
+    hint = "" if error.kind == "quota" else f"; run again with: onmodel retry {image_id}"
+    return GenerationError(f"image {image_id} failed: {error}{hint}", image_id=image_id)
+
 
 def _by_ref(db: Any, table: type[Any], ref: str | int) -> Any:
     """Rows are named by slug or by numeric id."""

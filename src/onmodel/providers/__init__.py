@@ -18,11 +18,33 @@ def _preview() -> Provider:
     return PreviewProvider()
 
 
+def _openai_images() -> Provider:
+    from onmodel.providers.openai_images import OpenAIImagesProvider
+
+    return OpenAIImagesProvider()
+
+
+def _openai_responses() -> Provider:
+    from onmodel.providers.openai_responses import OpenAIResponsesProvider
+
+    return OpenAIResponsesProvider()
+
+
+def _chatgpt() -> Provider:
+    from onmodel.providers.chatgpt import ChatGPTProvider
+
+    return ChatGPTProvider()
+
+
 FACTORIES: dict[str, Callable[[], Provider]] = {
     "preview": _preview,
+    "openai-images": _openai_images,
+    "openai-responses": _openai_responses,
+    "chatgpt": _chatgpt,
 }
 
-FREE_PROVIDERS = frozenset({"preview"})
+# The user pays ChatGPT, not the API, for the chatgpt route: nothing is billed per image.
+FREE_PROVIDERS = frozenset({"preview", "chatgpt"})
 
 
 def provider_names() -> list[str]:
