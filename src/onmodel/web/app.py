@@ -1,0 +1,506 @@
+"""The local web UI as a plain WSGI application: browse, annotate, branch, watch shots finish.
+
+A dozen routes do not need a framework: the standard library parses forms and speaks WSGI, and
+Jinja (already a dependency) renders the pages. Pages work without JavaScript (forms post and
+redirect); ``static/app.js`` only makes them nicer (no reloads, live updates).
+
+The server holds the keys to a paid API, so it guards itself like one: requests must name a
+host it serves (so a DNS-rebinding page cannot talk to it), and state-changing POSTs must come
+from its own origin (so another site cannot star, annotate or spend through a user's browser).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import sys
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from onmodel.errors import NotFoundError, OnmodelError, UsageError
+from onmodel.handles import Image, Session
+from onmodel.imagefile import MIME_TYPES
+from onmodel.sheet import ShotRequest
+from onmodel.studio import Studio
+from onmodel.thumbnails import THUMBNAIL_MIME, THUMBNAIL_SIZES, Thumbnailer
+from onmodel.web.jobs import ShotRunner, TooBusyError
+from onmodel.web.views import (
+    REQUEST_ORDER,
+    ImageView,
+    Pages,
+    SessionView,
+    character_view,
+    image_view,
+    session_version,
+    session_view,
+)
+
+MAX_BODY = 256 * 1024
+MAX_FIELD = 2000
+STATIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\.(css|js|svg|png|ico)$")
+STATIC_TYPES = {
+    "css": "text/css; charset=utf-8",
+    "js": "text/javascript; charset=utf-8",
+    "svg": "image/svg+xml",
+    "png": "image/png",
+    "ico": "image/x-icon",
+}
+SECURITY_HEADERS = [
+    (
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+        "base-uri 'none'",
+    ),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+]
+
+StartResponse = Callable[..., Any]
+
+
+@dataclass
+class Request:
+    environ: dict[str, Any]
+    method: str
+    path: str
+    query: dict[str, str]
+    _form: dict[str, str] | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, Any]) -> Request:
+        raw = environ.get("PATH_INFO", "/") or "/"
+        # WSGI hands the path over as latin-1 decoded bytes; undo that to get real UTF-8 text.
+        path = raw.encode("latin-1", "replace").decode("utf-8", "replace")
+        query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        return cls(environ, environ.get("REQUEST_METHOD", "GET").upper(), path, query)
+
+    def header(self, name: str) -> str:
+        return str(self.environ.get("HTTP_" + name.upper().replace("-", "_"), ""))
+
+    @property
+    def wants_json(self) -> bool:
+        return "application/json" in self.header("Accept")
+
+    def form(self) -> dict[str, str]:
+        """The POSTed fields, from a urlencoded form or a JSON object."""
+        if self._form is not None:
+            return self._form
+        try:
+            length = int(self.environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > MAX_BODY:
+            raise UsageError("request too large")
+        body = self.environ["wsgi.input"].read(length) if length else b""
+        kind = str(self.environ.get("CONTENT_TYPE", "")).split(";")[0].strip().lower()
+        if kind == "application/json":
+            try:
+                data = json.loads(body or b"{}")
+            except ValueError as exc:
+                raise UsageError("the request body is not valid JSON") from exc
+            if not isinstance(data, dict):
+                raise UsageError("send a JSON object")
+            fields = {str(k): "" if v is None else str(v) for k, v in data.items()}
+        else:
+            parsed = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+            fields = {k: v[-1] for k, v in parsed.items()}
+        self._form = fields
+        return fields
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/html; charset=utf-8"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def html(cls, text: str, status: int = 200) -> Response:
+        return cls(status, text.encode("utf-8"), headers=[("Cache-Control", "no-store")])
+
+    @classmethod
+    def json(cls, data: Any, status: int = 200) -> Response:
+        body = json.dumps(data, ensure_ascii=False, default=str).encode("utf-8")
+        return cls(status, body, "application/json", [("Cache-Control", "no-store")])
+
+    @classmethod
+    def redirect(cls, location: str) -> Response:
+        return cls(HTTPStatus.SEE_OTHER, b"", headers=[("Location", location)])
+
+
+Handler = Callable[[Request, re.Match[str]], Response]
+
+
+class _WebLinks:
+    """The server's own URLs for an image's file, thumbnails and page."""
+
+    def file(self, image: Image) -> str | None:
+        return f"/files/{image.id}"
+
+    def thumb(self, image: Image, size: int) -> str | None:
+        return f"/thumbs/{image.id}/{size}"
+
+    def page(self, image: Image) -> str:
+        return f"#image-{image.id}"
+
+    def parent(self, parent_id: int) -> str | None:
+        return f"/images/{parent_id}"
+
+
+class _DetailLinks(_WebLinks):
+    def page(self, image: Image) -> str:
+        return f"/images/{image.id}"
+
+
+class GalleryApp:
+    """The WSGI application. ``allowed_hosts`` (``host:port`` values) guards the Host header;
+    ``None`` accepts any, for ``--allow-remote``."""
+
+    def __init__(
+        self,
+        studio: Studio,
+        *,
+        allowed_hosts: Iterable[str] | None = None,
+        max_running: int = 4,
+    ) -> None:
+        self.studio = studio
+        self.pages = Pages(studio.paths.templates)
+        # Each rendered shot form gets a fresh idempotency key (see onmodel.web.jobs).
+        self.pages.env.globals["new_key"] = lambda: secrets.token_hex(16)
+        self.thumbnails = Thumbnailer(studio.blobs, studio.paths.thumbnails)
+        self.runner = ShotRunner(studio, max_running=max_running)
+        self.allowed_hosts = None if allowed_hosts is None else frozenset(allowed_hosts)
+        self.links = _WebLinks()
+        self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
+            ("GET", re.compile(r"^/$"), self.index),
+            ("GET", re.compile(r"^/sessions/(?P<slug>[^/]+)$"), self.session_page),
+            ("GET", re.compile(r"^/images/(?P<id>\d+)$"), self.image_page),
+            ("GET", re.compile(r"^/files/(?P<id>\d+)$"), self.file),
+            ("GET", re.compile(r"^/thumbs/(?P<id>\d+)/(?P<size>\d+)$"), self.thumb),
+            ("GET", re.compile(r"^/static/(?P<name>[^/]+)$"), self.static),
+            ("GET", re.compile(r"^/api/sessions/(?P<slug>[^/]+)$"), self.session_state),
+            ("GET", re.compile(r"^/api/images/(?P<id>\d+)$"), self.image_json),
+            ("POST", re.compile(r"^/images/(?P<id>\d+)/annotate$"), self.annotate),
+            ("POST", re.compile(r"^/shots$"), self.new_shot),
+        ]
+
+    # ------------------------------------------------------------------ WSGI
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        request = Request.from_environ(environ)
+        try:
+            response = self._guard(request) or self._dispatch(request)
+        except NotFoundError as exc:
+            response = self._error(request, HTTPStatus.NOT_FOUND, str(exc))
+        except TooBusyError as exc:
+            response = self._error(request, HTTPStatus.TOO_MANY_REQUESTS, str(exc))
+        except UsageError as exc:
+            response = self._error(request, HTTPStatus.BAD_REQUEST, str(exc))
+        except OnmodelError as exc:
+            response = self._error(request, HTTPStatus.INTERNAL_SERVER_ERROR, str(exc))
+        except Exception as exc:
+            traceback.print_exc(file=sys.stderr)
+            message = f"unexpected {type(exc).__name__}: {exc}"
+            response = self._error(request, HTTPStatus.INTERNAL_SERVER_ERROR, message)
+        headers = [
+            ("Content-Type", response.content_type),
+            ("Content-Length", str(len(response.body))),
+            *SECURITY_HEADERS,
+            *response.headers,
+        ]
+        reason = HTTPStatus(response.status).phrase
+        start_response(f"{response.status} {reason}", headers)
+        return [b""] if request.method == "HEAD" else [response.body]
+
+    def _dispatch(self, request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        allowed: list[str] = []
+        for verb, pattern, handler in self.routes:
+            match = pattern.match(request.path)
+            if match is None:
+                continue
+            if verb == method:
+                return handler(request, match)
+            allowed.append(verb)
+        if allowed:
+            response = self._error(request, HTTPStatus.METHOD_NOT_ALLOWED, "method not allowed")
+            response.headers.append(("Allow", ", ".join(sorted(set(allowed)))))
+            return response
+        raise NotFoundError(f"nothing at {request.path}")
+
+    def _guard(self, request: Request) -> Response | None:
+        """Refuse foreign Host headers (DNS rebinding) and cross-origin POSTs (CSRF)."""
+        host = request.header("Host").lower()
+        if self.allowed_hosts is not None and host not in self.allowed_hosts:
+            return self._error(
+                request, HTTPStatus.MISDIRECTED_REQUEST, f"this server does not answer {host!r}"
+            )
+        if request.method not in ("GET", "HEAD") and not _same_origin(request, host):
+            return self._error(request, HTTPStatus.FORBIDDEN, "cross-origin request refused")
+        return None
+
+    def _error(self, request: Request, status: int, message: str) -> Response:
+        if request.wants_json or request.path.startswith("/api/"):
+            return Response.json({"error": message}, status)
+        html = self.pages.render(
+            "web/error.html.j2", status=status, reason=HTTPStatus(status).phrase, message=message
+        )
+        return Response.html(html, status)
+
+    # ------------------------------------------------------------------ pages
+
+    def index(self, request: Request, match: re.Match[str]) -> Response:
+        characters = []
+        for character in self.studio.characters():
+            anchor = character.anchor
+            sessions = [
+                {"session": s, "images": len(s.images())} for s in self.studio.sessions(character)
+            ]
+            characters.append(
+                {
+                    "character": character_view(character),
+                    "anchor": image_view(anchor, self.links) if anchor else None,
+                    "sessions": sessions,
+                }
+            )
+        current = self.studio.current_session()
+        return Response.html(
+            self.pages.render(
+                "web/index.html.j2",
+                characters=characters,
+                current=current.slug if current else None,
+            )
+        )
+
+    def session_page(self, request: Request, match: re.Match[str]) -> Response:
+        session = self.studio.session(match["slug"])
+        view = session_view(session, self.links)
+        return Response.html(
+            self.pages.render(
+                "web/session.html.j2",
+                session=view,
+                summary=view.summary,
+                branchable=[v for v in view.images if v.status == "succeeded"],
+                fields=REQUEST_ORDER,
+            )
+        )
+
+    def image_page(self, request: Request, match: re.Match[str]) -> Response:
+        image = self.studio.image(match["id"])
+        links = _DetailLinks()
+        view = image_view(image, links)
+        character = self.studio.character(image.row.character_id)
+        sessions = self.studio.sessions(character)
+        own = self.studio.session(image.row.session_id) if image.row.session_id else None
+        return Response.html(
+            self.pages.render(
+                "web/image.html.j2",
+                img=view,
+                character=character_view(character),
+                lineage=[image_view(i, links) for i in image.lineage()],
+                children=[image_view(i, links) for i in image.children],
+                sessions=sessions,
+                own_session=own,
+                record=json.dumps(image.to_dict(), indent=2, ensure_ascii=False, default=str),
+                fields=REQUEST_ORDER,
+            )
+        )
+
+    # ------------------------------------------------------------------ files
+
+    def file(self, request: Request, match: re.Match[str]) -> Response:
+        """The original, exactly as stored; its digest is a perfect ETag."""
+        image = self.studio.image(match["id"])
+        if image.row.sha256 is None or image.row.format is None:
+            raise NotFoundError(f"image {image.id} has no file ({image.status})")
+        etag = f'"{image.row.sha256}"'
+        caching = [("ETag", etag), ("Cache-Control", "private, max-age=31536000, immutable")]
+        if request.header("If-None-Match") == etag:
+            return Response(HTTPStatus.NOT_MODIFIED, b"", headers=caching)
+        data = image.read_bytes()
+        mime = MIME_TYPES.get(image.row.format, "application/octet-stream")
+        return Response(200, data, mime, caching)
+
+    def thumb(self, request: Request, match: re.Match[str]) -> Response:
+        size = int(match["size"])
+        if size not in THUMBNAIL_SIZES:
+            raise NotFoundError(f"no thumbnail size {size}")
+        image = self.studio.image(match["id"])
+        if image.row.sha256 is None or image.row.format is None:
+            raise NotFoundError(f"image {image.id} has no file ({image.status})")
+        etag = f'"{image.row.sha256}-{size}"'
+        caching = [("ETag", etag), ("Cache-Control", "private, max-age=31536000, immutable")]
+        if request.header("If-None-Match") == etag:
+            return Response(HTTPStatus.NOT_MODIFIED, b"", headers=caching)
+        data = self.thumbnails.read(image.row.sha256, image.row.format, size)
+        return Response(200, data, THUMBNAIL_MIME, caching)
+
+    def static(self, request: Request, match: re.Match[str]) -> Response:
+        name = match["name"]
+        if not STATIC_NAME.match(name):
+            raise NotFoundError(f"no static file {name!r}")
+        for root in (self.studio.paths.templates, self.pages.packaged_dir):
+            path = root / "web" / "static" / name
+            if path.is_file():
+                kind = STATIC_TYPES[name.rsplit(".", 1)[1]]
+                return Response(200, path.read_bytes(), kind, [("Cache-Control", "no-cache")])
+        raise NotFoundError(f"no static file {name!r}")
+
+    # ------------------------------------------------------------------ live data
+
+    def session_state(self, request: Request, match: re.Match[str]) -> Response:
+        """What the session page polls: nothing when ``v`` is current, else the fresh cards.
+
+        Cards are rendered here with the same macro as the page, so the page only swaps
+        elements and never needs a template of its own.
+        """
+        session = self.studio.session(match["slug"])
+        version = session_version(session)
+        if request.query.get("v") == version:
+            return Response.json({"version": version, "unchanged": True})
+        return Response.json(self._state(session_view(session, self.links)))
+
+    def _state(self, view: SessionView) -> dict[str, Any]:
+        template = "web/_gallery.html.j2"
+        return {
+            "version": view.version,
+            "head": view.head_id,
+            "images": [
+                {
+                    "id": v.id,
+                    "status": v.status,
+                    "rev": v.rev + ("-head" if v.id == view.head_id else ""),  # as the card's
+                    "html": self.pages.render_macro(template, "card", v, "web", view.head_id),
+                }
+                for v in view.images
+            ],
+            "lineage": self.pages.render_macro(template, "lineage", view, "web"),
+            "summary": self.pages.render_macro(template, "chips", view.summary),
+            "branchable": [
+                {"id": v.id, "label": f"#{v.id} {v.label}"}
+                for v in view.images
+                if v.status == "succeeded"
+            ],
+        }
+
+    def image_json(self, request: Request, match: re.Match[str]) -> Response:
+        image = self.studio.image(match["id"])
+        return Response.json(image.to_dict())
+
+    # ------------------------------------------------------------------ changes
+
+    def annotate(self, request: Request, match: re.Match[str]) -> Response:
+        form = request.form()
+        starred = _flag(form["starred"]) if "starred" in form else None
+        rating = _rating(form["rating"]) if "rating" in form else None
+        note = form.get("note")
+        image = self.studio.annotate_image(match["id"], starred=starred, rating=rating, note=note)
+        if request.wants_json:
+            return Response.json({"image": image.to_dict(), "html": self._card(image)})
+        back = self._back(request, image)
+        return Response.redirect(back)
+
+    def new_shot(self, request: Request, match: re.Match[str]) -> Response:
+        """Plan now (so a mistake is reported on the spot), generate in the background."""
+        form = request.form()
+        key = form.get("key", "").strip().lower()
+        session = self.studio.session(form.get("session") or None)
+        image_id = self.runner.find(key)
+        warnings: tuple[str, ...] = ()
+        if image_id is None:
+            fields = {name: _field(form.get(name, "")) for name in REQUEST_ORDER}
+            shot_request = ShotRequest(**fields)
+            from_image = form.get("from", "").strip() or None
+            plan = self.studio.plan_shot(session, shot_request, from_image=from_image)
+            warnings = plan.warnings
+            image_id = self.runner.start(plan, key)
+        image = self.studio.image(image_id)
+        if request.wants_json:
+            return Response.json(
+                {
+                    "id": image.id,
+                    "status": image.status,
+                    "session": session.slug,
+                    "warnings": list(warnings),
+                    "html": self._card(image, session),
+                },
+                HTTPStatus.ACCEPTED,
+            )
+        return Response.redirect(f"/sessions/{session.slug}#image-{image.id}")
+
+    def _card(self, image: Image, session: Session | None = None) -> str:
+        view = image_view(image, self.links)
+        if view.parent_id is not None:
+            view = _with_parent_anchor(view)
+        head = None
+        if session is None and image.row.session_id is not None:
+            session = self.studio.session(image.row.session_id)
+        if session is not None:
+            head = self.studio.session(session.id).row.head_image_id
+        return self.pages.render_macro("web/_gallery.html.j2", "card", view, "web", head)
+
+    def _back(self, request: Request, image: Image) -> str:
+        """Where a form without JavaScript returns to: the page it came from, if it is ours."""
+        referer = urlsplit(request.header("Referer"))
+        if referer.netloc.lower() == request.header("Host").lower() and referer.path:
+            return f"{referer.path}#image-{image.id}"
+        return f"/images/{image.id}"
+
+
+def _with_parent_anchor(view: ImageView) -> ImageView:
+    return replace(view, parent_href=f"#image-{view.parent_id}")
+
+
+def _same_origin(request: Request, host: str) -> bool:
+    """Browsers name the page a request comes from; it must be one of ours.
+
+    ``Sec-Fetch-Site`` and ``Origin`` are set by every current browser on a cross-site POST;
+    ``Referer`` covers older ones. A request with none of them is not from a browser page (curl,
+    a script), so there is no victim whose browser could be borrowed.
+    """
+    site = request.header("Sec-Fetch-Site")
+    if site and site not in ("same-origin", "none"):
+        return False
+    scheme = request.environ.get("wsgi.url_scheme", "http")
+    expected = f"{scheme}://{host}"
+    origin = request.header("Origin")
+    if origin:
+        return origin.lower() == expected
+    referer = request.header("Referer")
+    if referer:
+        parts = urlsplit(referer)
+        return f"{parts.scheme}://{parts.netloc}".lower() == expected
+    return True
+
+
+def _flag(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "on", "yes"):
+        return True
+    if lowered in ("0", "false", "off", "no", ""):
+        return False
+    raise UsageError(f"starred must be 1 or 0, not {value!r}")
+
+
+def _rating(value: str) -> int:
+    text = value.strip()
+    if not text:
+        return 0
+    if not text.isdigit():
+        raise UsageError(f"a rating is a number from 1 to 5 (0 clears it), not {value!r}")
+    return int(text)
+
+
+def _field(value: str) -> str:
+    text = " ".join(value.split())
+    if len(text) > MAX_FIELD:
+        raise UsageError(f"a shot field holds at most {MAX_FIELD} characters")
+    return text

@@ -1,0 +1,276 @@
+"""``onmodel export``: byte-identical files under readable names, full provenance in
+series.json, and an index.html that needs no server and no network."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from onmodel.blobs import sha256_bytes, sha256_file
+from onmodel.cli.app import app
+from onmodel.errors import UsageError
+from onmodel.export import export_session
+from onmodel.handles import TreeNode
+from onmodel.store.database import transaction
+from onmodel.store.models import ImageRow
+from onmodel.studio import Studio
+from onmodel.web.views import lineage, prune, walk
+from test_web_fixtures import Series
+
+# Anything that would make a browser reach the network from the exported page.
+EXTERNAL = re.compile(
+    r"""(?:src|href|action|poster|srcset)\s*=\s*["']?\s*(?:https?:|//)|url\(\s*["']?\s*(?:https?:|//)|@import""",
+    re.IGNORECASE,
+)
+
+pytest_plugins = ["test_web_fixtures"]  # its fixtures: controls, series, served
+
+
+def lineage_links(html: str) -> dict[int, int | None]:
+    """``data-image-id``/``data-parent-id`` of every node in the lineage view."""
+    start = html.index('<div class="lineage"')
+    nodes = re.findall(
+        r'<li class="node[^"]*" data-image-id="(\d+)" data-parent-id="(\d*)"', html[start:]
+    )
+    return {int(i): int(p) if p else None for i, p in nodes}
+
+
+def test_export_copies_every_image_byte_for_byte_under_readable_names(
+    studio: Studio, series: Series, tmp_path: Path
+) -> None:
+    result = export_session(studio, series.session, tmp_path / "out")
+    names = [f.name for f in result.files]
+    assert names == [
+        "000-anchor.png",
+        "001-crying.png",
+        "002-playing-guitar.png",
+        "003-taking-a-selfie-with-a-dog.png",
+    ]
+    for exported in result.files:
+        image = studio.image(exported.image_id)
+        copy = tmp_path / "out" / exported.name
+        assert sha256_file(copy) == image.sha256 == exported.sha256
+        assert image.path is not None and copy.read_bytes() == image.path.read_bytes()
+    assert result.images == 5 and result.failed == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        [*names, "index.html", "series.json"]
+    )
+
+
+def test_series_json_holds_full_provenance_and_lineage(
+    studio: Studio, series: Series, tmp_path: Path
+) -> None:
+    export_session(studio, series.session, tmp_path / "out")
+    data = json.loads((tmp_path / "out" / "series.json").read_text(encoding="utf-8"))
+    assert data["format"] == "onmodel-series" and data["format_version"] == 1
+    assert data["character"]["slug"] == "rin" and data["session"]["slug"] == series.session
+    assert data["character"]["sheet"]["hair_color"] == "#d22b2b"
+    records = {r["id"]: r for r in data["images"]}
+    assert data["images"][0]["id"] == series.anchor
+    assert set(records) == set(series.parents)
+    for image_id, parent in series.parents.items():
+        record = records[image_id]
+        assert record["parent_id"] == parent
+        full = studio.image(image_id).to_dict()
+        for key in ("prompt", "revised_prompt", "gen_id", "model", "provider", "request"):
+            assert record[key] == full[key]
+        assert record["lineage"] == [i.id for i in studio.image(image_id).lineage()]
+    assert records[series.crying]["children"] == [series.guitar, series.branch]
+    assert records[series.crying]["exported_as"] == "001-crying.png"
+    assert records[series.crying]["file"]["path"] == "001-crying.png"
+    failed = records[series.failed]
+    assert failed["status"] == "failed" and failed["exported_as"] is None
+    assert failed["error"]["type"] == "moderation"
+    assert failed["error"]["code"] == "moderation_blocked"
+    assert data["tree"]["root_image_id"] == series.anchor
+    assert data["tree"]["children"] == {
+        str(series.anchor): [series.crying],
+        str(series.crying): [series.guitar, series.branch],
+        str(series.guitar): [series.failed],
+    }
+    assert data["tree"]["exported"] == sorted(series.parents)
+    assert data["files"]["001-crying.png"] == studio.image(series.crying).sha256
+
+
+def test_index_html_is_a_self_contained_contact_sheet(
+    studio: Studio, series: Series, tmp_path: Path
+) -> None:
+    export_session(studio, series.session, tmp_path / "out")
+    html = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert EXTERNAL.search(html) is None
+    assert "<script" not in html  # nothing to run, nothing to fetch
+    assert "<style>" in html and 'rel="stylesheet"' not in html
+    # anchor first, then every shot with its request, prompt (expandable), model and cost
+    assert html.index(f'id="image-{series.anchor}"') < html.index(f'id="image-{series.crying}"')
+    for image_id in series.parents:
+        image = studio.image(image_id)
+        assert f'data-image-id="{image_id}"' in html
+        if image.prompt:
+            assert re.search(r"<details class=\"prompt\"><summary>Prompt</summary><pre>", html)
+    assert "<dt>expression</dt><dd>crying</dd>" in html
+    assert "preview / " in html and "free" in html
+    # thumbnails are embedded, originals are linked relatively
+    assert html.count('src="data:image/') >= 8
+    for name in ("000-anchor.png", "001-crying.png", "003-taking-a-selfie-with-a-dog.png"):
+        assert f'href="{name}"' in html
+    # a failed shot is shown with its error
+    assert "Your request was rejected by the safety system." in html
+    assert "moderation_blocked" in html
+    assert lineage_links(html) == series.parents
+
+
+def test_revised_prompt_gen_id_and_cost_are_shown(
+    studio: Studio, series: Series, tmp_path: Path
+) -> None:
+    with transaction(studio.engine) as db:
+        row = db.get(ImageRow, series.guitar)
+        assert row is not None
+        row.revised_prompt = "A girl with red hair plays an acoustic guitar."
+        row.gen_id = "gen_abc123"
+        row.cost_usd = "0.0421"
+        db.add(row)
+    export_session(studio, series.session, tmp_path / "out")
+    html = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert "A girl with red hair plays an acoustic guitar." in html
+    assert "<code>gen_abc123</code>" in html
+    assert "$0.0421" in html
+
+
+def test_user_text_is_escaped_in_html_but_prompts_stay_raw(
+    studio: Studio, series: Series, tmp_path: Path
+) -> None:
+    studio.annotate_image(series.crying, note='<script>alert("x")</script> & <b>bold</b>')
+    export_session(studio, series.session, tmp_path / "out")
+    html = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert "<script>alert" not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in html
+    # the prompt composer must not escape: a prompt is text sent to a model, not HTML
+    cat = studio.create_character("Tom", prompt="a grey cat & a <small> mouse")
+    assert cat.anchor is not None and "a grey cat & a <small> mouse" in cat.anchor.prompt
+
+
+def test_only_starred_keeps_the_anchor_and_links_to_the_nearest_ancestor(
+    studio: Studio, series: Series, tmp_path: Path
+) -> None:
+    studio.annotate_image(series.guitar, starred=True)
+    result = export_session(studio, series.session, tmp_path / "out", only="starred")
+    assert [f.name for f in result.files] == ["000-anchor.png", "001-playing-guitar.png"]
+    html = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    # crying was filtered out: guitar hangs from the anchor in the view...
+    assert lineage_links(html) == {series.anchor: None, series.guitar: series.anchor}
+    assert f"parent #{series.crying} not shown" in html
+    # ...while series.json keeps the true provenance
+    data = json.loads((tmp_path / "out" / "series.json").read_text(encoding="utf-8"))
+    guitar = next(r for r in data["images"] if r["id"] == series.guitar)
+    assert guitar["parent_id"] == series.crying
+    assert guitar["lineage"] == [series.anchor, series.crying, series.guitar]
+    assert data["only"] == "starred"
+
+
+def test_zip_holds_the_folder_byte_for_byte(studio: Studio, series: Series, tmp_path: Path) -> None:
+    result = export_session(studio, series.session, tmp_path / "rin", make_zip=True)
+    assert result.zip_path == tmp_path / "rin.zip"
+    with zipfile.ZipFile(result.zip_path) as bundle:
+        members = set(bundle.namelist())
+        assert {"rin/index.html", "rin/series.json", "rin/001-crying.png"} <= members
+        for exported in result.files:
+            data = bundle.read(f"rin/{exported.name}")
+            assert sha256_bytes(data) == exported.sha256
+            assert bundle.getinfo(f"rin/{exported.name}").compress_type == zipfile.ZIP_STORED
+
+
+def test_export_refuses_a_foreign_folder_and_replaces_an_earlier_export(
+    studio: Studio, series: Series, tmp_path: Path
+) -> None:
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "thesis.docx").write_text("precious")
+    with pytest.raises(UsageError, match="not empty"):
+        export_session(studio, series.session, foreign)
+    assert (foreign / "thesis.docx").read_text() == "precious"
+
+    target = tmp_path / "out"
+    export_session(studio, series.session, target)
+    (target / "mine.txt").write_text("kept")
+    studio.annotate_image(series.branch, starred=True)
+    export_session(studio, series.session, target, only="starred")
+    names = sorted(p.name for p in target.iterdir())
+    assert names == [
+        "000-anchor.png",
+        "001-taking-a-selfie-with-a-dog.png",
+        "index.html",
+        "mine.txt",
+        "series.json",
+    ]
+
+
+def test_export_thumbnails_are_cached_by_digest_and_size(
+    studio: Studio, series: Series, tmp_path: Path
+) -> None:
+    export_session(studio, series.session, tmp_path / "a")
+    sha = studio.image(series.crying).sha256
+    assert sha is not None
+    cached = sorted(p.name for p in (studio.paths.thumbnails / sha[:2]).iterdir())
+    assert any(name.startswith(f"{sha}-480.") for name in cached)
+    assert any(name.startswith(f"{sha}-96.") for name in cached)
+    stamp = {p: p.stat().st_mtime_ns for p in studio.paths.thumbnails.rglob("*") if p.is_file()}
+    export_session(studio, series.session, tmp_path / "b")
+    again = {p: p.stat().st_mtime_ns for p in studio.paths.thumbnails.rglob("*") if p.is_file()}
+    assert again == stamp  # served from the cache, not re-made
+
+
+def test_cli_export(studio: Studio, series: Series, tmp_path: Path) -> None:
+    runner = CliRunner()
+    target = tmp_path / "cli"
+    result = runner.invoke(app, ["export", series.session, "--to", str(target), "--zip"])
+    assert result.exit_code == 0, result.output
+    assert "4 image file(s), 1 failed shot(s) listed" in result.output
+    assert (target / "index.html").is_file() and (tmp_path / "cli.zip").is_file()
+
+    result = runner.invoke(app, ["export", "--to", str(tmp_path / "json"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["images"] == 5  # the current session by default
+
+    result = runner.invoke(app, ["export", "--to", str(tmp_path / "x"), "--only", "bogus"])
+    assert result.exit_code == 2
+
+
+def test_cli_export_refusal_is_one_line_and_exit_2(series: Series, tmp_path: Path) -> None:
+    folder = tmp_path / "busy"
+    folder.mkdir()
+    (folder / "x.txt").write_text("x")
+    done = subprocess.run(
+        [sys.executable, "-m", "onmodel", "export", "--to", str(folder)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ")
+
+
+def test_a_long_chain_does_not_hit_the_recursion_limit() -> None:
+    """A long series is a deep chain: walking, pruning and laying it out must not recurse."""
+    depth = sys.getrecursionlimit() * 3
+    images: list[Any] = [SimpleNamespace(id=i) for i in range(depth)]
+    root = node = TreeNode(images[0])
+    for image in images[1:]:
+        child = TreeNode(image)
+        node.children.append(child)
+        node = child
+    assert [i.id for i in walk([root])] == list(range(depth))
+    pruned = prune(root, lambda image: image.id % 2 == 0)
+    assert [i.id for i in walk(pruned)] == list(range(0, depth, 2))
+    evens = list(range(0, depth, 2))
+    views: dict[int, Any] = {i: SimpleNamespace(id=i) for i in evens}
+    (chain,) = lineage(pruned, views)
+    assert [n.image.id for n in chain] == evens and chain[-1].parent_id == evens[-2]
