@@ -63,6 +63,7 @@ class Composer:
             lstrip_blocks=True,
             autoescape=False,
         )
+        self.env.filters["sentence"] = sentence
 
     def render(self, name: str, context: dict[str, Any], *, collapse: bool = True) -> Rendered:
         """Render ``name``; with ``collapse`` the result is one tidy paragraph per block."""
@@ -109,6 +110,12 @@ class Composer:
     def _where(self) -> str:
         dirs = [str(d) for d in (self.user_dir, self.packaged_dir) if d is not None]
         return ", ".join(dirs)
+
+
+def sentence(text: str) -> str:
+    """End a user's phrase with a full stop so joined parts read as separate sentences."""
+    text = str(text).strip()
+    return text if not text or text[-1] in ".!?;:" else f"{text}."
 
 
 def tidy(text: str) -> str:
