@@ -49,20 +49,29 @@ class TemplateInfo:
     path: Path
 
 
+def template_environment(user_dir: Path | None, *, autoescape: bool) -> SandboxedEnvironment:
+    """The one way onmodel runs templates: sandboxed, strict, user folder before packaged.
+
+    Prompts are rendered without escaping (they must read exactly as written); HTML pages
+    (export, web UI) with it.
+    """
+    loaders = [FileSystemLoader(str(templates_dir()))]
+    if user_dir is not None:
+        loaders.insert(0, FileSystemLoader(str(user_dir)))
+    return SandboxedEnvironment(
+        loader=ChoiceLoader(loaders),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=autoescape,
+    )
+
+
 class Composer:
     def __init__(self, user_dir: Path | None = None) -> None:
         self.user_dir = user_dir
         self.packaged_dir = templates_dir()
-        loaders = [FileSystemLoader(str(self.packaged_dir))]
-        if user_dir is not None:
-            loaders.insert(0, FileSystemLoader(str(user_dir)))
-        self.env = SandboxedEnvironment(
-            loader=ChoiceLoader(loaders),
-            undefined=StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            autoescape=False,
-        )
+        self.env = template_environment(user_dir, autoescape=False)
         self.env.filters["sentence"] = sentence
 
     def render(self, name: str, context: dict[str, Any], *, collapse: bool = True) -> Rendered:

@@ -19,10 +19,10 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Protocol
 
-from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateNotFound
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import TemplateNotFound
 from markupsafe import Markup
 
+from onmodel.composer import template_environment
 from onmodel.errors import TemplateError
 from onmodel.handles import Character, Image, Session, TreeNode
 from onmodel.resources import templates_dir
@@ -490,16 +490,7 @@ class Pages:
     def __init__(self, user_dir: Path | None = None) -> None:
         self.packaged_dir = templates_dir()
         self.user_dir = user_dir
-        loaders = [FileSystemLoader(str(self.packaged_dir))]
-        if user_dir is not None:
-            loaders.insert(0, FileSystemLoader(str(user_dir)))
-        self.env = SandboxedEnvironment(
-            loader=ChoiceLoader(loaders),
-            undefined=StrictUndefined,
-            autoescape=True,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self.env = template_environment(user_dir, autoescape=True)
         self.env.filters["bytes"] = format_bytes
         self.env.globals["asset"] = self.asset
 
