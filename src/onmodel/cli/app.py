@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from onmodel.cli import account, admin, characters, sessions, shots
+from onmodel.cli import account, admin, characters, gallery, sessions, shots
 from onmodel.cli.output import console, err_console, one_line
 
 app = typer.Typer(
@@ -29,6 +29,8 @@ app.command("retry")(shots.retry)
 app.command("attach")(shots.attach)
 app.command("cost")(account.cost)
 app.command("models")(account.models)
+app.command("export")(gallery.export)
+app.command("serve")(gallery.serve)
 
 
 @app.command("demo")
