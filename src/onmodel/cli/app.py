@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from onmodel.cli import account, admin, characters, gallery, sessions, shots
+from onmodel.cli import account, admin, batch, characters, gallery, sessions, shots
 from onmodel.cli.output import console, err_console, one_line
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app = typer.Typer(
 )
 app.add_typer(characters.app, name="character")
 app.add_typer(sessions.app, name="session")
+app.add_typer(batch.app, name="batch")
 app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.templates_app, name="templates")
 app.command("shot")(shots.shot)

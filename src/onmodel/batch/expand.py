@@ -1,0 +1,290 @@
+"""Turning a shot list into concrete shots, each with a key that says what it *is*.
+
+The key is what makes a batch idempotent: a sha256 of the session and everything that decides
+the image — the request fields, provider, model, merged parameters, the variation number, and
+an explicit ``from:`` image or reference files (by content). It does not depend on where the
+shot sits in the file, on its name, or on which batch asked for it, so reordering a file,
+renaming a shot or listing it twice never makes it generate again, while changing what it asks
+for always does.
+
+Expansion is pure: it reads the shot list, the session's defaults and the reference files'
+bytes, and touches no database, so ``--dry-run`` and the tests can call it freely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from onmodel.batch.spec import (
+    REQUEST_FIELDS,
+    LoadedShotList,
+    Matrix,
+    ShotFields,
+    format_loc,
+)
+from onmodel.batch.yamlpos import Loc
+from onmodel.blobs import sha256_file
+from onmodel.sheet import ShotRequest
+
+KEY_FORMAT = 1
+"""Bumped only if the key payload ever changes shape, so old keys stay comparable."""
+
+
+@dataclass(frozen=True)
+class SessionDefaults:
+    """What a shot inherits from its session before the shot list's own layers."""
+
+    slug: str
+    provider: str
+    model: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExpandedShot:
+    """One concrete shot of a batch, fully resolved and keyed."""
+
+    key: str
+    number: int
+    label: str
+    source: str
+    line: int
+    request: ShotRequest
+    provider: str
+    model: str
+    params: dict[str, Any]
+    from_image: int | None
+    refs: tuple[Path, ...]
+    variation: int
+    variations: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "number": self.number,
+            "label": self.label,
+            "source": self.source,
+            "line": self.line,
+            "request": self.request.as_params(),
+            "provider": self.provider,
+            "model": self.model,
+            "params": self.params,
+            "from": self.from_image,
+            "refs": [str(r) for r in self.refs],
+            "variation": self.variation,
+            "variations": self.variations,
+        }
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A shot that resolved to the same content as an earlier one; it runs once."""
+
+    shot: ExpandedShot
+    same_as: ExpandedShot
+
+    def describe(self) -> str:
+        return (
+            f"{self.shot.source} (line {self.shot.line}) is the same shot as "
+            f"{self.same_as.source} (line {self.same_as.line}); it is made once"
+        )
+
+
+@dataclass(frozen=True)
+class Expansion:
+    shots: list[ExpandedShot]
+    duplicates: list[Duplicate]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [d.describe() for d in self.duplicates]
+
+
+@dataclass
+class _Resolved:
+    """The running result of laying layers over each other."""
+
+    request: dict[str, str] = field(default_factory=dict)
+    provider: str | None = None
+    model: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    from_image: int | None = None
+    refs: list[str] = field(default_factory=list)
+    repeat: int = 1
+
+    def copy(self) -> _Resolved:
+        return _Resolved(
+            request=dict(self.request),
+            provider=self.provider,
+            model=self.model,
+            params=dict(self.params),
+            from_image=self.from_image,
+            refs=list(self.refs),
+            repeat=self.repeat,
+        )
+
+    def apply(self, layer: ShotFields) -> _Resolved:
+        """Later layers win field by field; params merge key by key."""
+        out = self.copy()
+        for name in REQUEST_FIELDS:
+            value = getattr(layer, name)
+            if value is not None:
+                out.request[name] = value
+        if layer.provider is not None:
+            out.provider = layer.provider
+        if layer.model is not None:
+            out.model = layer.model
+        if layer.params:
+            out.params.update(layer.params)
+        for name in ("size", "quality"):
+            value = getattr(layer, name)
+            if value is not None:
+                out.params[name] = value
+        if layer.from_image is not None:
+            out.from_image = layer.from_image
+        if layer.refs is not None:
+            out.refs = list(layer.refs)
+        if layer.repeat is not None:
+            out.repeat = layer.repeat
+        return out
+
+
+def shot_key(
+    session_slug: str,
+    request: ShotRequest,
+    provider: str,
+    model: str,
+    params: Mapping[str, Any],
+    variation: int,
+    from_image: int | None = None,
+    ref_digests: tuple[str, ...] = (),
+) -> str:
+    """The stable identity of a shot: same content in the same session, same key.
+
+    Optional parts are left out when unused rather than written as null, so adding an
+    optional part later would not change the keys of existing batches.
+    """
+    payload: dict[str, Any] = {
+        "format": KEY_FORMAT,
+        "session": session_slug,
+        "request": request.as_params(),
+        "provider": provider,
+        "model": model,
+        "params": dict(params),
+        "variation": variation,
+    }
+    if from_image is not None:
+        payload["from"] = from_image
+    if ref_digests:
+        payload["refs"] = list(ref_digests)
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def expand(loaded: LoadedShotList, session: SessionDefaults) -> Expansion:
+    """Every shot the list asks for, in file order, keyed; duplicates collapsed."""
+    spec = loaded.spec
+    start = _Resolved(
+        provider=session.provider, model=session.model, params=dict(session.params)
+    ).apply(spec.defaults)
+    digests: dict[Path, str] = {}
+    shots: list[ExpandedShot] = []
+    duplicates: list[Duplicate] = []
+    first_by_key: dict[str, ExpandedShot] = {}
+
+    def emit(resolved: _Resolved, loc: Loc, source: str, name: str | None) -> None:
+        request = ShotRequest(**resolved.request)
+        params = {k: v for k, v in resolved.params.items() if v is not None}
+        refs = tuple(_resolve_ref(loaded.base_dir, ref) for ref in resolved.refs)
+        ref_digests = tuple(_digest(digests, ref) for ref in refs)
+        provider = resolved.provider or session.provider
+        model = resolved.model or session.model
+        base_label = request.label()
+        if name:
+            base_label = f"{name}: {base_label}" if base_label != "same character" else name
+        for variation in range(1, resolved.repeat + 1):
+            key = shot_key(
+                session.slug,
+                request,
+                provider,
+                model,
+                params,
+                variation,
+                resolved.from_image,
+                ref_digests,
+            )
+            label = base_label if resolved.repeat == 1 else f"{base_label} #{variation}"
+            shot = ExpandedShot(
+                key=key,
+                number=len(shots) + 1,
+                label=label,
+                source=source,
+                line=loaded.line_of(loc),
+                request=request,
+                provider=provider,
+                model=model,
+                params=dict(params),
+                from_image=resolved.from_image,
+                refs=refs,
+                variation=variation,
+                variations=resolved.repeat,
+            )
+            earlier = first_by_key.get(key)
+            if earlier is not None:
+                duplicates.append(Duplicate(shot=shot, same_as=earlier))
+                continue
+            first_by_key[key] = shot
+            shots.append(shot)
+
+    for index, shot_spec in enumerate(spec.shots):
+        loc: Loc = ("shots", index)
+        emit(start.apply(shot_spec), loc, format_loc(loc), shot_spec.name)
+    for index, matrix in enumerate(spec.matrices):
+        loc = ("matrices", index)
+        for combo, resolved in _combinations(start.apply(matrix), matrix):
+            described = ", ".join(f"{axis}={value}" for axis, value in combo.items())
+            emit(resolved, loc, f"{format_loc(loc)} {described}", matrix.name)
+    return Expansion(shots=shots, duplicates=duplicates)
+
+
+def _combinations(base: _Resolved, matrix: Matrix) -> Iterator[tuple[dict[str, str], _Resolved]]:
+    """Axis combinations in a fixed order, minus exclusions, with matching overrides applied.
+
+    The combination's own values are laid last so that nothing but the axis decides an axis
+    field (the file check refuses overrides that try).
+    """
+    axes = matrix.axes.items()
+    names = [name for name, _ in axes]
+    for values in itertools.product(*(values for _, values in axes)):
+        combo = dict(zip(names, values, strict=True))
+        if any(_matches(rule, combo) for rule in matrix.exclude):
+            continue
+        resolved = base
+        for rule in matrix.overrides:
+            if _matches(rule.when, combo):
+                resolved = resolved.apply(rule)
+        resolved = resolved.copy()
+        resolved.request.update(combo)
+        yield combo, resolved
+
+
+def _matches(rule: Mapping[str, str], combo: Mapping[str, str]) -> bool:
+    return bool(rule) and all(combo.get(axis) == value for axis, value in rule.items())
+
+
+def _resolve_ref(base_dir: Path, ref: str) -> Path:
+    path = Path(ref).expanduser()
+    return (path if path.is_absolute() else base_dir / path).resolve()
+
+
+def _digest(cache: dict[Path, str], path: Path) -> str:
+    """Refs enter the key by content, so replacing a reference image re-makes its shots."""
+    if path not in cache:
+        cache[path] = sha256_file(path)
+    return cache[path]

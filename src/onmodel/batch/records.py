@@ -1,0 +1,137 @@
+"""What the database knows about batch shots: the few queries the runner and ``status`` share.
+
+Image rows are the truth. A shot is done when *any* row with its key in the session succeeded
+(no matter which batch made it), and otherwise its latest row says what happened last. The
+batch row only remembers what the list was, where its shots branch from, and how runs went.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, update
+from sqlmodel import col, select
+
+from onmodel.store.database import transaction
+from onmodel.store.models import BatchRow, ImageRow, utcnow
+
+_CHUNK = 500  # stays under SQLite's bound-parameter limit on any build
+
+INTERRUPTED_MESSAGE = "the batch run stopped before this shot finished"
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """The rows of one shot key: the first success, and the latest attempt."""
+
+    done_id: int | None
+    latest_id: int
+    latest_status: str
+    latest_error: str | None
+
+
+def key_records(engine: Engine, session_id: int, keys: Iterable[str]) -> dict[str, KeyRecord]:
+    """Look up many keys at once (in chunks), oldest rows first so "latest" is the last seen."""
+    wanted = list(dict.fromkeys(keys))
+    found: dict[str, KeyRecord] = {}
+    with transaction(engine) as db:
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            rows = db.exec(
+                select(
+                    ImageRow.id,
+                    ImageRow.shot_key,
+                    ImageRow.status,
+                    ImageRow.error_message,
+                )
+                .where(ImageRow.session_id == session_id)
+                .where(col(ImageRow.shot_key).in_(chunk))
+                .order_by(col(ImageRow.id))
+            ).all()
+            for image_id, key, status, error in rows:
+                assert image_id is not None and key is not None
+                before = found.get(key)
+                done_id = before.done_id if before is not None else None
+                if done_id is None and status == "succeeded":
+                    done_id = image_id
+                found[key] = KeyRecord(done_id, image_id, status, error)
+    return found
+
+
+def interrupt_pending(engine: Engine, *, session_id: int, batch_id: int | None = None) -> int:
+    """Mark abandoned ``pending`` batch rows ``interrupted``; returns how many.
+
+    Only called while holding the session's batch lock, when no live run can own them: they
+    are rows a killed run left behind (or, with ``batch_id``, this run's own in-flight shots
+    as it gives up on them).
+    """
+    statement = (
+        update(ImageRow)
+        .where(col(ImageRow.session_id) == session_id)
+        .where(col(ImageRow.status) == "pending")
+        .where(col(ImageRow.shot_key).is_not(None))
+        .values(
+            status="interrupted",
+            error_type="interrupted",
+            error_message=INTERRUPTED_MESSAGE,
+            finished_at=utcnow(),
+        )
+    )
+    if batch_id is not None:
+        statement = statement.where(col(ImageRow.batch_id) == batch_id)
+    with transaction(engine) as db:
+        result = db.exec(statement)
+        return int(result.rowcount or 0)
+
+
+def find_batch(engine: Engine, session_id: int, name: str) -> BatchRow | None:
+    with transaction(engine) as db:
+        return db.exec(
+            select(BatchRow)
+            .where(BatchRow.session_id == session_id)
+            .where(BatchRow.name == name)
+            .order_by(col(BatchRow.id).desc())
+        ).first()
+
+
+def get_batch(engine: Engine, batch_id: int) -> BatchRow | None:
+    with transaction(engine) as db:
+        return db.get(BatchRow, batch_id)
+
+
+def all_batches(engine: Engine) -> Sequence[BatchRow]:
+    with transaction(engine) as db:
+        return db.exec(select(BatchRow).order_by(col(BatchRow.id))).all()
+
+
+def save_batch(engine: Engine, batch_id: int | None, **values: Any) -> BatchRow:
+    """Create (``batch_id`` None) or update a batch row; JSON fields are replaced whole."""
+    with transaction(engine) as db:
+        row = BatchRow(**values) if batch_id is None else db.get(BatchRow, batch_id)
+        assert row is not None
+        if batch_id is not None:
+            for key, value in values.items():
+                setattr(row, key, value)
+            row.updated_at = utcnow()
+        db.add(row)
+        db.flush()
+        return row
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What a failed row recorded: why (type and message) and any usage it was billed."""
+
+    error_type: str | None
+    message: str | None
+    usage: dict[str, Any] | None
+
+
+def image_failure(engine: Engine, image_id: int) -> Failure:
+    with transaction(engine) as db:
+        row = db.get(ImageRow, image_id)
+        if row is None:
+            return Failure(None, None, None)
+        return Failure(row.error_type, row.error_message, row.usage)

@@ -1,0 +1,960 @@
+"""Running a shot list: concurrent, rate-limited, budgeted, and safe to kill at any moment.
+
+How a run stays safe:
+
+* **One run per session** (an OS file lock), so every ``pending`` batch row found at the start
+  belongs to a dead run: it is marked ``interrupted`` and its shot is made again, linked to it by
+  ``retry_of_id``. Nothing else is re-made: a key with a succeeded row is done, and a failed one
+  waits for ``--retry-failed``.
+* **Each shot goes through** :meth:`Studio.execute`, which records a pending row before paying
+  and writes the image file (atomically) before marking the row succeeded, so a kill at any
+  instant leaves either a pending row (re-made next time) or a finished one with its file.
+* **Workers only execute.** Planning, the budget, the rate and every counter live in the main
+  thread; workers hand back small outcomes, so nothing piles up as the batch grows and image
+  bytes are on disk (and out of memory) as soon as each shot returns.
+* **Signals.** The first Ctrl-C stops scheduling and lets the shots in flight finish (they are
+  already paid for); a second Ctrl-C, or SIGTERM, gives up on them at once: their rows are
+  marked ``interrupted`` and the run exits non-zero. SIGKILL leaves pending rows, handled as
+  above by the next run.
+
+Parent choice: every shot without ``from:`` branches from the batch's parent, fixed when the
+batch first runs (the session head then, or the anchor), and batch shots do not move the head.
+So a series is siblings of one image, a resumed run adds to the same family, and a later
+``onmodel shot`` continues from where the series was, not from whichever shot finished last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Literal
+
+from onmodel.batch.expand import ExpandedShot, Expansion, SessionDefaults, expand
+from onmodel.batch.lock import SessionLock, is_locked
+from onmodel.batch.progress import NullProgress, Progress, Snapshot
+from onmodel.batch.records import (
+    KeyRecord,
+    find_batch,
+    image_failure,
+    interrupt_pending,
+    key_records,
+    save_batch,
+)
+from onmodel.batch.spec import LoadedShotList, Problem, ShotListError, load_shot_list
+from onmodel.errors import BudgetError, GenerationError, OnmodelError, UsageError
+from onmodel.providers import FREE_PROVIDERS
+
+if TYPE_CHECKING:
+    from onmodel.capabilities import PriceTable
+    from onmodel.handles import Session
+    from onmodel.studio import ShotPlan, Studio
+
+MAX_CONCURRENCY = 64
+FATAL_ERROR_TYPES = frozenset({"auth", "quota"})
+"""Failures that every later shot would hit too: stop scheduling instead of failing them all."""
+
+ShotState = Literal["done", "new", "interrupted", "failed", "running"]
+StopReason = Literal["completed", "budget", "interrupted", "fatal"]
+
+
+class BatchInterrupted(OnmodelError):
+    """The run was stopped by a signal; shots in flight are recorded as interrupted."""
+
+    def __init__(self, message: str, *, exit_code: int, report: BatchReport) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.report = report
+
+
+class BatchIncompleteError(OnmodelError):
+    """The run ended with shots failed or not made; the report says which and why."""
+
+    def __init__(self, message: str, *, report: BatchReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+# ---------------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class ShotStatus:
+    """Where one shot of the list stands in the database."""
+
+    shot: ExpandedShot
+    state: ShotState
+    image_id: int | None = None
+    error: str | None = None
+
+    @property
+    def will_run(self) -> bool:
+        return self.state in ("new", "interrupted")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.shot.number,
+            "key": self.shot.key,
+            "label": self.shot.label,
+            "line": self.shot.line,
+            "state": self.state,
+            "image_id": self.image_id,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class PlannedShot:
+    """A dry-run line: what would happen to the shot, and what it could cost at most."""
+
+    status: ShotStatus
+    runs: bool
+    parent_id: int | None
+    estimate: Decimal | None
+    prompt_chars: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        shot = self.status.shot
+        return {
+            **self.status.to_dict(),
+            **shot.to_dict(),
+            "runs": self.runs,
+            "parent_id": self.parent_id,
+            "estimated_max_cost_usd": None if self.estimate is None else str(self.estimate),
+            "prompt_chars": self.prompt_chars,
+        }
+
+
+@dataclass(frozen=True)
+class BatchPreview:
+    """The whole dry run: every shot, what runs, and the estimated total."""
+
+    name: str
+    session: str
+    parent_id: int | None
+    shots: list[PlannedShot]
+    warnings: list[str]
+    budget: Decimal | None
+
+    @property
+    def to_run(self) -> list[PlannedShot]:
+        return [s for s in self.shots if s.runs]
+
+    @property
+    def estimated_total(self) -> Decimal | None:
+        """The upper bound for the shots that would run; None when any of them is unknown."""
+        total = Decimal(0)
+        for planned in self.to_run:
+            if planned.estimate is None:
+                return None
+            total += planned.estimate
+        return total
+
+    @property
+    def within_budget(self) -> int:
+        """How many of the shots to run fit the budget by their estimates, in order."""
+        if self.budget is None:
+            return len(self.to_run)
+        spent, count = Decimal(0), 0
+        for planned in self.to_run:
+            if planned.estimate is None or spent + planned.estimate > self.budget:
+                break
+            spent += planned.estimate
+            count += 1
+        return count
+
+    def to_dict(self) -> dict[str, Any]:
+        total = self.estimated_total
+        return {
+            "name": self.name,
+            "session": self.session,
+            "parent_id": self.parent_id,
+            "shots": [s.to_dict() for s in self.shots],
+            "to_run": len(self.to_run),
+            "estimated_max_cost_usd": None if total is None else str(total),
+            "budget_usd": None if self.budget is None else str(self.budget),
+            "within_budget": self.within_budget,
+            "warnings": self.warnings,
+        }
+
+
+@dataclass(frozen=True)
+class ShotFailure:
+    number: int
+    label: str
+    line: int
+    key: str
+    image_id: int | None
+    error: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "label": self.label,
+            "line": self.line,
+            "key": self.key,
+            "image_id": self.image_id,
+            "error": self.error,
+        }
+
+
+@dataclass
+class BatchReport:
+    """What a run did. Per-shot detail lives in the database (``onmodel batch status``)."""
+
+    batch_id: int
+    name: str
+    session: str
+    total: int
+    already_done: int
+    skipped_failed: int
+    to_run: int
+    succeeded: int = 0
+    failed: int = 0
+    interrupted: int = 0
+    spent: Decimal = Decimal(0)
+    spent_unknown: int = 0
+    budget: Decimal | None = None
+    elapsed: float = 0.0
+    stop_reason: StopReason = "completed"
+    message: str = ""
+    failures: list[ShotFailure] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def not_run(self) -> int:
+        return max(0, self.to_run - self.succeeded - self.failed - self.interrupted)
+
+    @property
+    def complete(self) -> bool:
+        """Every shot of the list now has a succeeded image."""
+        return self.already_done + self.succeeded == self.total
+
+    def summary(self) -> str:
+        parts = [f"{self.succeeded} made", f"{self.failed} failed"]
+        if self.interrupted:
+            parts.append(f"{self.interrupted} interrupted")
+        if self.not_run:
+            parts.append(f"{self.not_run} not run")
+        if self.already_done:
+            parts.append(f"{self.already_done} already done")
+        if self.skipped_failed:
+            parts.append(f"{self.skipped_failed} failed before (not retried)")
+        cost = f"${self.spent:.4f}"
+        if self.spent_unknown:
+            cost += f" + {self.spent_unknown} of unknown cost"
+        if self.budget is not None:
+            cost += f" of ${self.budget} budget"
+        return (
+            f"batch {self.name} (#{self.batch_id}) on {self.session}: {', '.join(parts)}; "
+            f"{cost}; {self.elapsed:.1f}s"
+        )
+
+    def problem(self) -> str | None:
+        """Why the run is not a clean success, in one line, or None when it is."""
+        if self.complete:
+            return None
+        reasons: list[str] = []
+        if self.failed or self.skipped_failed:
+            reasons.append(
+                f"{self.failed + self.skipped_failed} failed "
+                "(see `onmodel batch status`; re-run with --retry-failed)"
+            )
+        if self.not_run:
+            why = {"budget": "the budget is reached", "fatal": self.message}.get(
+                self.stop_reason, "the run stopped"
+            )
+            reasons.append(f"{self.not_run} not run ({why})")
+        return "batch incomplete: " + "; ".join(reasons or ["shots remain"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "batch_id": self.batch_id,
+            "name": self.name,
+            "session": self.session,
+            "total": self.total,
+            "already_done": self.already_done,
+            "skipped_failed": self.skipped_failed,
+            "to_run": self.to_run,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "interrupted": self.interrupted,
+            "not_run": self.not_run,
+            "complete": self.complete,
+            "spent_usd": str(self.spent),
+            "spent_unknown": self.spent_unknown,
+            "budget_usd": None if self.budget is None else str(self.budget),
+            "elapsed_s": round(self.elapsed, 3),
+            "stop_reason": self.stop_reason,
+            "message": self.message,
+            "failures": [f.to_dict() for f in self.failures],
+            "warnings": self.warnings,
+        }
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+class RateLimiter:
+    """Evenly spaced request starts: at most ``rpm`` per minute, never in bursts.
+
+    Even spacing (rather than a bucket that allows a burst) is what an API's per-minute limit
+    tolerates best, and makes ``N / rpm`` the honest lower bound on a run's duration.
+    """
+
+    def __init__(self, rpm: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = 60.0 / rpm if rpm else 0.0
+        self._clock = clock
+        self._next_at: float | None = None
+
+    def delay(self) -> float:
+        """Seconds until the next request may start (0 when it may start now)."""
+        if not self.interval or self._next_at is None:
+            return 0.0
+        return max(0.0, self._next_at - self._clock())
+
+    def take(self) -> None:
+        """Record a start now; call only when :meth:`delay` is 0."""
+        if self.interval:
+            self._next_at = self._clock() + self.interval
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return Decimal(value)
+    except InvalidOperation:
+        return None
+
+
+@dataclass(frozen=True)
+class _Job:
+    shot: ExpandedShot
+    plan: ShotPlan
+    estimate: Decimal
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    job: _Job
+    status: Literal["succeeded", "failed", "error"]
+    image_id: int | None
+    seconds: float
+    cost: Decimal | None = None
+    error: str | None = None
+    error_type: str | None = None
+
+
+@dataclass
+class _Prepared:
+    session: Session
+    expansion: Expansion
+    batch_id: int | None
+    parent_id: int | None
+    counters: dict[str, Any]
+
+
+# ---------------------------------------------------------------------------------- runner
+
+
+class BatchRunner:
+    """Runs (or previews) one shot list against a studio; see the module docstring."""
+
+    def __init__(
+        self,
+        studio: Studio,
+        shot_list: LoadedShotList | Path | str,
+        *,
+        session: str | int | None = None,
+        concurrency: int = 4,
+        rpm: float | None = None,
+        budget: Decimal | float | str | None = None,
+        retry_failed: bool = False,
+        progress: Progress | None = None,
+        handle_signals: bool = True,
+    ) -> None:
+        if not 1 <= concurrency <= MAX_CONCURRENCY:
+            raise UsageError(f"--concurrency must be 1 to {MAX_CONCURRENCY}, not {concurrency}")
+        if rpm is not None and rpm <= 0:
+            raise UsageError(f"--rpm must be positive, not {rpm}")
+        self.studio = studio
+        self.loaded = (
+            shot_list if isinstance(shot_list, LoadedShotList) else load_shot_list(shot_list)
+        )
+        self.session_ref = session
+        self.concurrency = concurrency
+        self.rpm = rpm
+        self.budget = _budget(budget)
+        self.retry_failed = retry_failed
+        self.progress: Progress = progress or NullProgress()
+        self.handle_signals = handle_signals
+        self._prices: PriceTable | None = None
+        self._session_id = 0
+        self._counters: dict[str, Any] = {}
+        self._drain = False
+        self._stop_workers = False
+        self._workers: list[threading.Thread] = []
+        self._abandon_signal: int | None = None
+
+    # ------------------------------------------------------------------ shared preparation
+
+    def _prepare(self) -> _Prepared:
+        ref = self.session_ref if self.session_ref is not None else self.loaded.spec.session
+        session = self.studio.session(ref)
+        defaults = SessionDefaults(
+            slug=session.slug,
+            provider=session.provider,
+            model=session.model,
+            params=dict(session.row.params),
+        )
+        expansion = expand(self.loaded, defaults)
+        row = find_batch(self.studio.engine, session.id, self.loaded.name)
+        stored = row.spec.get("parent_image_id") if row is not None else None
+        if isinstance(stored, int):
+            parent_id: int | None = stored
+        else:
+            fresh = self.studio.session(session.id)
+            parent_id = fresh.row.head_image_id or fresh.character.row.anchor_image_id
+        return _Prepared(
+            session=session,
+            expansion=expansion,
+            batch_id=row.id if row is not None else None,
+            parent_id=parent_id,
+            counters=dict(row.counters) if row is not None else {},
+        )
+
+    def _statuses(self, prepared: _Prepared, *, live: bool) -> list[ShotStatus]:
+        """Classify every shot; ``live`` pending rows count as running, others interrupted."""
+        shots = prepared.expansion.shots
+        records = key_records(self.studio.engine, prepared.session.id, (s.key for s in shots))
+        return [self._status(shot, records.get(shot.key), live) for shot in shots]
+
+    def _status(self, shot: ExpandedShot, record: KeyRecord | None, live: bool) -> ShotStatus:
+        if record is None:
+            return ShotStatus(shot, "new")
+        if record.done_id is not None:
+            return ShotStatus(shot, "done", record.done_id)
+        if record.latest_status == "pending":
+            state: ShotState = "running" if live else "interrupted"
+            return ShotStatus(shot, state, record.latest_id)
+        if record.latest_status == "failed":
+            return ShotStatus(shot, "failed", record.latest_id, record.latest_error)
+        return ShotStatus(shot, "interrupted", record.latest_id, record.latest_error)
+
+    def _runs(self, status: ShotStatus) -> bool:
+        return status.will_run or (status.state == "failed" and self.retry_failed)
+
+    def _plan(self, shot: ExpandedShot, parent_id: int | None) -> ShotPlan:
+        """Compose and validate one shot; errors name the file and line it came from."""
+        try:
+            return self.studio.plan_shot(
+                self.session_id,
+                shot.request,
+                from_image=shot.from_image or parent_id,
+                refs=list(shot.refs),
+                provider=shot.provider,
+                model=shot.model,
+                params=dict(shot.params),
+            )
+        except OnmodelError as exc:
+            if isinstance(exc, ShotListError):
+                raise
+            problem = Problem(self.loaded.label, shot.line, 1, shot.source, str(exc))
+            raise ShotListError([problem]) from exc
+
+    @staticmethod
+    def _estimate(plan: ShotPlan) -> Decimal | None:
+        """The most this shot can cost, as the studio estimated it (None: unknown)."""
+        return _decimal(plan.estimated_max_cost)
+
+    def _actual_cost(self, model: str, provider: str, usage: dict[str, Any] | None) -> Decimal:
+        if provider in FREE_PROVIDERS or not usage:
+            return Decimal(0)
+        from onmodel.capabilities import estimate_cost
+
+        return estimate_cost(model, usage, self._price_table()) or Decimal(0)
+
+    def _price_table(self) -> PriceTable:
+        if self._prices is None:
+            from onmodel.capabilities import load_prices
+
+            self._prices = load_prices(self.studio.paths.prices_file)
+        return self._prices
+
+    @property
+    def session_id(self) -> int:
+        return self._session_id
+
+    # ------------------------------------------------------------------ dry run
+
+    def shot_statuses(self) -> list[ShotStatus]:
+        """Every shot of the list and where it stands now; changes nothing."""
+        prepared = self._prepare()
+        self._session_id = prepared.session.id
+        live = is_locked(self.studio.paths.home, prepared.session.id)
+        return self._statuses(prepared, live=live)
+
+    def preview(self) -> BatchPreview:
+        """Expand, classify and plan every shot that would run; record and spend nothing."""
+        prepared = self._prepare()
+        self._session_id = prepared.session.id
+        live = is_locked(self.studio.paths.home, prepared.session.id)
+        planned: list[PlannedShot] = []
+        warnings = list(prepared.expansion.warnings)
+        for status in self._statuses(prepared, live=live):
+            runs = self._runs(status)
+            if not runs:
+                planned.append(PlannedShot(status, False, None, None, None))
+                continue
+            plan = self._plan(status.shot, prepared.parent_id)
+            warnings.extend(w for w in plan.warnings if w not in warnings)
+            planned.append(
+                PlannedShot(status, True, plan.parent_id, self._estimate(plan), len(plan.prompt))
+            )
+        return BatchPreview(
+            name=self.loaded.name,
+            session=prepared.session.slug,
+            parent_id=prepared.parent_id,
+            shots=planned,
+            warnings=warnings,
+            budget=self.budget,
+        )
+
+    # ------------------------------------------------------------------ run
+
+    def run(self) -> BatchReport:
+        """Make every shot of the list that is not made yet; see the module docstring."""
+        prepared = self._prepare()
+        session = prepared.session
+        self._session_id = session.id
+        lock = SessionLock(self.studio.paths.home, session.id, session.slug)
+        lock.acquire()
+        try:
+            interrupt_pending(self.studio.engine, session_id=session.id)
+            statuses = self._statuses(prepared, live=False)
+            queue_ = [s for s in statuses if self._runs(s)]
+            warnings = list(prepared.expansion.warnings)
+            warnings.extend(self._prevalidate(queue_, prepared.parent_id))
+            for message in warnings:
+                self.progress.note(f"warning: {message}")
+            batch_id = self._open_batch(prepared, statuses)
+            report = BatchReport(
+                batch_id=batch_id,
+                name=self.loaded.name,
+                session=session.slug,
+                total=len(statuses),
+                already_done=sum(1 for s in statuses if s.state == "done"),
+                skipped_failed=sum(
+                    1 for s in statuses if s.state == "failed" and not self.retry_failed
+                ),
+                to_run=len(queue_),
+                budget=self.budget,
+                warnings=warnings,
+            )
+            try:
+                with self._signals():
+                    self._execute(report, queue_, batch_id, prepared.parent_id)
+            finally:
+                self._close_batch(batch_id, report)
+        finally:
+            stray = [t for t in self._workers if t.is_alive()]
+            if stray:
+                lock.release_after(stray)
+            else:
+                lock.release()
+        if self._abandon_signal is not None or report.stop_reason == "interrupted":
+            signum = self._abandon_signal or signal.SIGINT
+            name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+            raise BatchInterrupted(
+                f"stopped by {name}: {report.summary()}; run it again to finish the rest",
+                exit_code=128 + signum,
+                report=report,
+            )
+        return report
+
+    def _prevalidate(self, statuses: list[ShotStatus], parent_id: int | None) -> list[str]:
+        """Plan one shot of each distinct setting before anything is spent.
+
+        Shots that share provider, model, parameters, parent and refs are judged the same way
+        by the model rules, so one plan per such group finds every invalid size or retired
+        model up front, while the rest are planned just in time, overlapping the requests.
+        """
+        seen: set[tuple[Any, ...]] = set()
+        warnings: list[str] = []
+        for status in statuses:
+            shot = status.shot
+            shape = (
+                shot.provider,
+                shot.model,
+                json.dumps(shot.params, sort_keys=True),
+                shot.from_image,
+                shot.refs,
+            )
+            if shape in seen:
+                continue
+            seen.add(shape)
+            plan = self._plan(shot, parent_id)
+            warnings.extend(w for w in plan.warnings if w not in warnings)
+            if self.budget is not None and self._estimate(plan) is None:
+                raise BudgetError(
+                    f"{self.loaded.label}:{shot.line}: {shot.source}: the cost of {plan.model} "
+                    f"({plan.params.get('quality', 'auto')}, {plan.params.get('size', 'auto')}) "
+                    "is unknown, so a budget cannot be kept; add its prices to prices.yaml "
+                    "or run without --budget"
+                )
+        return warnings
+
+    def _open_batch(self, prepared: _Prepared, statuses: list[ShotStatus]) -> int:
+        spec = {
+            "format": 1,
+            "source": str(self.loaded.source) if self.loaded.source else None,
+            "list": self.loaded.canonical(),
+            "parent_image_id": prepared.parent_id,
+            "shots": [[s.shot.key, s.shot.label] for s in statuses],
+        }
+        values: dict[str, Any] = {
+            "name": self.loaded.name,
+            "session_id": prepared.session.id,
+            "source_path": spec["source"] or "",
+            "spec_hash": self.loaded.spec_hash(),
+            "spec": spec,
+            "status": "running",
+            "budget_usd": None if self.budget is None else str(self.budget),
+        }
+        counters = dict(prepared.counters)
+        counters["runs"] = int(counters.get("runs", 0)) + 1
+        counters["last_run"] = {"started_at": time.time(), "pid": os.getpid()}
+        self._counters = counters
+        values["counters"] = counters
+        row = save_batch(self.studio.engine, prepared.batch_id, **values)
+        assert row.id is not None
+        return row.id
+
+    def _close_batch(self, batch_id: int, report: BatchReport) -> None:
+        if report.complete:
+            status = "completed"
+        elif report.stop_reason == "interrupted" or self._abandon_signal is not None:
+            status = "interrupted"
+        else:
+            status = "incomplete"
+        counters = dict(self._counters)
+        last = dict(counters.get("last_run") or {})
+        last.update(
+            {
+                "finished_at": time.time(),
+                "stop_reason": report.stop_reason,
+                "succeeded": report.succeeded,
+                "failed": report.failed,
+                "interrupted": report.interrupted,
+                "not_run": report.not_run,
+                "spent_usd": str(report.spent),
+                "elapsed_s": round(report.elapsed, 3),
+            }
+        )
+        counters["last_run"] = last
+        counters["shots"] = report.total
+        save_batch(self.studio.engine, batch_id, status=status, counters=counters)
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        """Turn SIGINT/SIGTERM into flags the scheduling loop checks (main thread only)."""
+        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_interrupt(signum: int, frame: FrameType | None) -> None:
+            if self._drain:
+                self._abandon_signal = signum
+            else:
+                self._drain = True
+
+        def on_terminate(signum: int, frame: FrameType | None) -> None:
+            self._abandon_signal = signum
+
+        previous_int = signal.signal(signal.SIGINT, on_interrupt)
+        previous_term = signal.signal(signal.SIGTERM, on_terminate)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous_int)
+            signal.signal(signal.SIGTERM, previous_term)
+
+    def _execute(
+        self, report: BatchReport, statuses: list[ShotStatus], batch_id: int, parent_id: int | None
+    ) -> None:
+        """The scheduling loop: plan just in time, respect slots, rate and budget."""
+        started = time.monotonic()
+        jobs: queue.Queue[_Job | None] = queue.Queue()
+        results: queue.Queue[_Outcome] = queue.Queue()
+        workers = [
+            threading.Thread(
+                target=self._worker,
+                args=(jobs, results),
+                name=f"onmodel-batch-{i}",
+                daemon=True,  # a run that gives up must not wait for a request to return
+            )
+            for i in range(min(self.concurrency, len(statuses)))
+        ]
+        self._workers = workers
+        for worker in workers:
+            worker.start()
+        limiter = RateLimiter(self.rpm)
+        pending = iter(statuses)
+        next_job: _Job | None = None
+        exhausted = False
+        in_flight: dict[str, _Job] = {}
+        reserved = Decimal(0)
+        fatal: BaseException | None = None
+        self.progress.start(report.name, report.to_run, report.total - report.to_run)
+
+        def snapshot() -> Snapshot:
+            return Snapshot(
+                to_run=report.to_run,
+                succeeded=report.succeeded,
+                failed=report.failed,
+                in_flight=len(in_flight),
+                elapsed=time.monotonic() - started,
+                spent=report.spent,
+                spent_unknown=report.spent_unknown,
+            )
+
+        try:
+            while True:
+                if self._abandon_signal is not None:
+                    break
+                if self._drain and report.stop_reason == "completed":
+                    report.stop_reason = "interrupted"
+                    self.progress.note(
+                        f"stopping: waiting for {len(in_flight)} shot(s) in flight "
+                        "(Ctrl-C again to give up on them)"
+                    )
+                wait = 0.1
+                while report.stop_reason == "completed":
+                    if next_job is None and not exhausted:
+                        # Planned one ahead, while every slot is busy, so a freed slot is
+                        # filled at once.
+                        try:
+                            next_job = self._next_job(pending, batch_id, parent_id)
+                        except OnmodelError as exc:
+                            fatal = exc
+                            report.stop_reason = "fatal"
+                            report.message = str(exc)
+                            self.progress.note(f"stopping: {exc}")
+                            break
+                        exhausted = next_job is None
+                    if next_job is None or len(in_flight) >= self.concurrency:
+                        break
+                    committed = report.spent + reserved + next_job.estimate
+                    if self.budget is not None and committed > self.budget:
+                        if not in_flight:  # in-flight shots may cost less than reserved
+                            report.stop_reason = "budget"
+                            self.progress.note(
+                                f"budget ${self.budget} reached: the next shot could cost "
+                                f"up to ${next_job.estimate:.4f}, ${report.spent:.4f} is spent"
+                            )
+                        break
+                    delay = limiter.delay()
+                    if delay > 0:
+                        wait = min(wait, delay)
+                        break
+                    limiter.take()
+                    in_flight[next_job.shot.key] = next_job
+                    reserved += next_job.estimate
+                    jobs.put(next_job)
+                    next_job = None
+                if not in_flight and (report.stop_reason != "completed" or next_job is None):
+                    break
+                try:
+                    outcome = results.get(timeout=wait)
+                except queue.Empty:
+                    continue
+                while True:
+                    del in_flight[outcome.job.shot.key]
+                    reserved -= outcome.job.estimate
+                    problem = self._account(report, outcome)
+                    if problem is not None and fatal is None:
+                        fatal = problem
+                        report.stop_reason = "fatal"
+                        report.message = str(problem)
+                        self.progress.note(f"stopping: {problem}")
+                    self.progress.update(snapshot(), self._event(outcome))
+                    try:
+                        outcome = results.get_nowait()
+                    except queue.Empty:
+                        break
+        except BaseException as exc:
+            # KeyboardInterrupt when the signals are not ours, or a bug: give up on what is in
+            # flight, record it, and let the caller see the error.
+            if isinstance(exc, KeyboardInterrupt) and self._abandon_signal is None:
+                self._abandon_signal = signal.SIGINT
+            report.stop_reason = "interrupted" if self._abandon_signal else "fatal"
+            report.message = report.message or str(exc)
+            self._give_up(report, in_flight, batch_id)
+            raise
+        finally:
+            report.elapsed = time.monotonic() - started
+            # Abandoned: workers finish the request they hold (if the process lives on) but
+            # start nothing new. Either way every worker gets its stop sentinel.
+            self._stop_workers = True
+            for _ in workers:
+                jobs.put(None)
+            if self._abandon_signal is None and not in_flight:
+                for worker in workers:
+                    worker.join(timeout=10)
+        if self._abandon_signal is not None:
+            report.stop_reason = "interrupted"
+            self._give_up(report, in_flight, batch_id)
+        self.progress.stop()
+        if fatal is not None and not isinstance(fatal, GenerationError):
+            raise fatal
+
+    def _next_job(
+        self, pending: Iterator[ShotStatus], batch_id: int, parent_id: int | None
+    ) -> _Job | None:
+        status = next(pending, None)
+        if status is None:
+            return None
+        plan = replace(
+            self._plan(status.shot, parent_id),
+            batch_id=batch_id,
+            shot_key=status.shot.key,
+            retry_of_id=status.image_id,
+        )
+        return _Job(status.shot, plan, self._estimate(plan) or Decimal(0))
+
+    def _give_up(self, report: BatchReport, in_flight: dict[str, _Job], batch_id: int) -> None:
+        """Record the shots in flight as interrupted; their threads are left to die with us."""
+        report.interrupted += len(in_flight)
+        interrupt_pending(self.studio.engine, session_id=self._session_id, batch_id=batch_id)
+        self.progress.stop()
+
+    def _worker(self, jobs: queue.Queue[_Job | None], results: queue.Queue[_Outcome]) -> None:
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            if self._stop_workers:  # taken after the run gave up: never start a new request
+                continue
+            results.put(self._make(job))
+
+    def _make(self, job: _Job) -> _Outcome:
+        """Execute one plan and describe what happened; never raises."""
+        started = time.monotonic()
+        try:
+            image = self.studio.execute(job.plan)
+        except GenerationError as exc:
+            seconds = time.monotonic() - started
+            recorded = image_failure(self.studio.engine, exc.image_id) if exc.image_id else None
+            return _Outcome(
+                job,
+                "failed",
+                exc.image_id,
+                seconds,
+                cost=self._actual_cost(
+                    job.plan.model, job.plan.provider, recorded.usage if recorded else None
+                ),
+                # the row's own message: the studio's "onmodel retry N" hint is for single
+                # shots; in a batch the way to retry is --retry-failed
+                error=(recorded.message if recorded and recorded.message else str(exc)),
+                error_type=recorded.error_type if recorded else None,
+            )
+        except Exception as exc:
+            return _Outcome(
+                job, "error", None, time.monotonic() - started, error=f"{type(exc).__name__}: {exc}"
+            )
+        seconds = time.monotonic() - started
+        if not image.succeeded:
+            return _Outcome(
+                job,
+                "error",
+                image.id,
+                seconds,
+                error=f"provider {job.plan.provider!r} needs manual steps; it cannot run a batch",
+            )
+        cost = Decimal(0) if job.plan.provider in FREE_PROVIDERS else _decimal(image.row.cost_usd)
+        return _Outcome(job, "succeeded", image.id, seconds, cost=cost)
+
+    def _account(self, report: BatchReport, outcome: _Outcome) -> OnmodelError | None:
+        """Add an outcome to the report; return an error that should stop scheduling."""
+        job = outcome.job
+        if outcome.cost is None:
+            report.spent_unknown += 1
+        else:
+            report.spent += outcome.cost
+        if outcome.status == "succeeded":
+            report.succeeded += 1
+            return None
+        report.failed += 1
+        report.failures.append(
+            ShotFailure(
+                number=job.shot.number,
+                label=job.shot.label,
+                line=job.shot.line,
+                key=job.shot.key,
+                image_id=outcome.image_id,
+                error=outcome.error or "unknown error",
+            )
+        )
+        if outcome.status == "error":
+            return OnmodelError(f"shot {job.shot.number} ({job.shot.label}): {outcome.error}")
+        if outcome.error_type in FATAL_ERROR_TYPES:
+            return GenerationError(
+                f"{outcome.error_type} error, which every other shot would hit too: "
+                f"{outcome.error}",
+                image_id=outcome.image_id,
+            )
+        return None
+
+    @staticmethod
+    def _event(outcome: _Outcome) -> str:
+        shot = outcome.job.shot
+        image = f"#{outcome.image_id} " if outcome.image_id is not None else ""
+        if outcome.status == "succeeded":
+            return f"✓ {image}{shot.label} ({outcome.seconds:.1f}s)"
+        error = " ".join((outcome.error or "").split())
+        return f"✗ {image}{shot.label} (line {shot.line}): {error}"
+
+
+def _budget(value: Decimal | float | str | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        amount = Decimal(str(value).strip().lstrip("$"))
+    except InvalidOperation:
+        raise UsageError(
+            f"--budget must be an amount in USD such as 5 or 2.50, not {value!r}"
+        ) from None
+    if not amount.is_finite() or amount < 0:
+        raise UsageError(f"--budget must be zero or more, not {value!r}")
+    return amount
+
+
+# ---------------------------------------------------------------------------------- library
+
+
+def run_batch(
+    studio: Studio,
+    shot_list: LoadedShotList | Path | str,
+    **options: Any,
+) -> BatchReport:
+    """Run a shot list (see :class:`BatchRunner` for the options); the CLI's ``batch run``."""
+    return BatchRunner(studio, shot_list, **options).run()
+
+
+def preview_batch(
+    studio: Studio,
+    shot_list: LoadedShotList | Path | str,
+    **options: Any,
+) -> BatchPreview:
+    """What ``run_batch`` would do, and its estimated cost; records and spends nothing."""
+    return BatchRunner(studio, shot_list, **options).preview()

@@ -1,0 +1,462 @@
+"""The shot-list file: a whole series written down once, validated before anything is spent.
+
+A shot list names a session, sets defaults, and lists shots explicitly or as matrices
+(pose × outfit × expression × scene ...) that expand into one shot per combination. Every layer
+can override the one before it (defaults → matrix → matching override → the combination's own
+values), and ``repeat`` asks for variations of the same shot.
+
+The pydantic models below *are* the format: the JSON Schema that editors use comes from them
+(``onmodel batch schema``), and every error they raise is reported with the file and line it
+came from, all at once, before a single request is made.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from onmodel.batch.yamlpos import Loc, PositionedYaml, YamlSyntaxError, load_positioned
+from onmodel.errors import UsageError
+
+REQUEST_FIELDS: tuple[str, ...] = ("pose", "outfit", "expression", "scene", "action", "text")
+"""The fields of a shot request, in the order labels and keys use them."""
+
+MAX_REPEAT = 100
+MAX_SHOTS = 10_000
+"""A matrix that expands past this is almost certainly a typo, not a series."""
+
+SCHEMA_URL = "https://json-schema.org/draft/2020-12/schema"
+
+
+class ShotListError(UsageError):
+    """A shot list is unreadable or invalid. ``problems`` has every (file, line, what) found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        first = problems[0].describe()
+        more = ""
+        if len(problems) > 1:
+            rest = "; ".join(p.describe() for p in problems[1:6])
+            extra = f"; and {len(problems) - 6} more" if len(problems) > 6 else ""
+            more = f" (and {len(problems) - 1} more: {rest}{extra})"
+        super().__init__(first + more)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a shot list, where it is and what it is."""
+
+    file: str
+    line: int
+    column: int
+    where: str
+    message: str
+
+    def describe(self) -> str:
+        where = f"{self.where}: " if self.where else ""
+        return f"{self.file}:{self.line}: {where}{self.message}"
+
+
+_FIELD_DOCS = {
+    "pose": "Body pose, e.g. 'sitting cross-legged'.",
+    "outfit": "Clothing for this shot; empty keeps the character's default outfit.",
+    "expression": "Facial expression, e.g. 'laughing'.",
+    "scene": "Setting and background, e.g. 'park at dusk'.",
+    "action": "What the character is doing, e.g. 'taking a selfie with a dog'.",
+    "text": "Free text appended to the shot request.",
+}
+
+
+class ShotFields(BaseModel):
+    """Fields every layer can set. Unset (null) inherits; an empty string clears.
+
+    Why ``None`` rather than ``""`` as the default: layering needs to tell "not said here" from
+    "said: nothing", so a shot can clear the scene its matrix set.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, coerce_numbers_to_str=True)
+
+    pose: str | None = Field(default=None, description=_FIELD_DOCS["pose"])
+    outfit: str | None = Field(default=None, description=_FIELD_DOCS["outfit"])
+    expression: str | None = Field(default=None, description=_FIELD_DOCS["expression"])
+    scene: str | None = Field(default=None, description=_FIELD_DOCS["scene"])
+    action: str | None = Field(default=None, description=_FIELD_DOCS["action"])
+    text: str | None = Field(default=None, description=_FIELD_DOCS["text"])
+    provider: str | None = Field(
+        default=None, description="Provider name (default: the session's), e.g. openai-images."
+    )
+    model: str | None = Field(
+        default=None, description="Image model (default: the session's), e.g. gpt-image-2."
+    )
+    size: str | None = Field(
+        default=None, description="Shortcut for params.size, e.g. 1024x1536 or auto."
+    )
+    quality: str | None = Field(
+        default=None, description="Shortcut for params.quality: low, medium, high, auto..."
+    )
+    params: dict[str, JsonValue] | None = Field(
+        default=None,
+        description="Provider parameters, merged key by key over the layers above "
+        "(session, defaults, matrix, override).",
+    )
+    from_image: int | None = Field(
+        default=None,
+        alias="from",
+        ge=1,
+        description="Branch from this image id instead of the batch's parent "
+        "(the session head when the batch first ran).",
+    )
+    refs: list[str] | None = Field(
+        default=None,
+        description="Extra reference image files, relative to the shot-list file. "
+        "Replaces (does not extend) the refs of the layers above.",
+    )
+    repeat: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_REPEAT,
+        description="How many variations of this shot to make (default 1).",
+    )
+
+    @field_validator("params")
+    @classmethod
+    def _no_n(cls, value: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
+        """One shot is one image, so its row, key and cost stay one-to-one."""
+        if value is not None and "n" in value:
+            raise ValueError("params.n is not used in shot lists; use repeat: N for variations")
+        return value
+
+
+class Shot(ShotFields):
+    """One explicit shot; any field left out comes from ``defaults``."""
+
+    name: str | None = Field(
+        default=None, description="A label for progress and status (not part of the shot key)."
+    )
+
+
+class MatrixAxes(BaseModel):
+    """The values to combine. Each axis is a list; the matrix makes every combination."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    pose: list[str] | None = Field(default=None, min_length=1, description="Poses to combine.")
+    outfit: list[str] | None = Field(default=None, min_length=1, description="Outfits.")
+    expression: list[str] | None = Field(default=None, min_length=1, description="Expressions.")
+    scene: list[str] | None = Field(default=None, min_length=1, description="Scenes.")
+    action: list[str] | None = Field(default=None, min_length=1, description="Actions.")
+    text: list[str] | None = Field(default=None, min_length=1, description="Free texts.")
+
+    def items(self) -> list[tuple[str, list[str]]]:
+        """The axes that are set, in the fixed field order (so expansion order is stable)."""
+        return [(name, values) for name in REQUEST_FIELDS if (values := getattr(self, name))]
+
+
+class MatrixOverride(ShotFields):
+    """Extra settings for the combinations that match ``when`` (every listed axis equal)."""
+
+    when: dict[str, str] = Field(
+        min_length=1, description="Axis values to match, e.g. {pose: running}."
+    )
+
+
+class Matrix(ShotFields):
+    """Every combination of ``axes`` becomes a shot; the other fields apply to all of them."""
+
+    name: str | None = Field(default=None, description="A label for progress and status.")
+    axes: MatrixAxes = Field(description="Lists of values per request field.")
+    exclude: list[dict[str, str]] = Field(
+        default_factory=list,
+        description="Combinations to leave out; each entry matches on the axes it lists.",
+    )
+    overrides: list[MatrixOverride] = Field(
+        default_factory=list,
+        description="Settings for matching combinations, applied in order.",
+    )
+
+
+class ShotList(BaseModel):
+    """A series as one batch: which session, what defaults, which shots.
+
+    Top-level keys starting with ``x-`` are ignored, so YAML anchors have somewhere to live.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        title="onmodel shot list",
+        json_schema_extra={"patternProperties": {"^x-": {}}},
+    )
+
+    version: Literal[1] = Field(default=1, description="Format version; always 1 for now.")
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The batch name (default: the file name without extension). Running a "
+        "file with the same name on the same session continues that batch.",
+    )
+    session: str | None = Field(
+        default=None, description="Session slug or id (default: the current session)."
+    )
+    defaults: ShotFields = Field(
+        default_factory=ShotFields, description="Settings every shot starts from."
+    )
+    shots: list[Shot] = Field(default_factory=list, description="Explicit shots.")
+    matrices: list[Matrix] = Field(
+        default_factory=list, description="Matrices that expand into one shot per combination."
+    )
+
+    @field_validator("session", mode="before")
+    @classmethod
+    def _session_id_as_text(cls, value: object) -> object:
+        """``session: 3`` is an id; keep it as text so slugs and ids share one field."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the shot-list format, for editors and validators."""
+    schema = ShotList.model_json_schema(by_alias=True)
+    return {"$schema": SCHEMA_URL, **schema}
+
+
+@dataclass(frozen=True)
+class LoadedShotList:
+    """A validated shot list plus where it came from, so later errors can name lines too."""
+
+    spec: ShotList
+    source: Path | None
+    label: str
+    positioned: PositionedYaml
+
+    @property
+    def base_dir(self) -> Path:
+        """Where relative ``refs`` are resolved: the file's folder (or the working folder)."""
+        return self.source.parent if self.source is not None else Path.cwd()
+
+    @property
+    def name(self) -> str:
+        if self.spec.name:
+            return self.spec.name
+        return self.source.stem if self.source is not None else "batch"
+
+    def line_of(self, loc: Loc) -> int:
+        return self.positioned.position_of(loc).line
+
+    def problem(self, loc: Loc, message: str) -> Problem:
+        where = self.positioned.position_of(loc)
+        return Problem(self.label, where.line, where.column, format_loc(loc), message)
+
+    def canonical(self) -> dict[str, Any]:
+        """The list as data with defaults left out: stored with the batch and hashed."""
+        return self.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    def spec_hash(self) -> str:
+        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def format_loc(loc: Loc) -> str:
+    """``("shots", 3, "pose")`` → ``shots[3].pose``: how a person would point at it."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def load_shot_list(path: Path | str) -> LoadedShotList:
+    """Read and validate a shot-list file; every problem is reported with its line."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"no shot list at {file}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read shot list {file}: {exc}") from exc
+    return parse_shot_list(text, source=file.resolve(), label=str(path))
+
+
+def parse_shot_list(
+    text: str, *, source: Path | None = None, label: str = "<shot list>"
+) -> LoadedShotList:
+    """Validate shot-list text; ``source`` anchors relative refs and the default name."""
+    try:
+        positioned = load_positioned(text)
+    except YamlSyntaxError as exc:
+        raise ShotListError(
+            [Problem(label, exc.position.line, exc.position.column, "", f"not valid YAML: {exc}")]
+        ) from exc
+    data = positioned.data
+    if data is None:
+        raise ShotListError([Problem(label, 1, 1, "", "the file is empty")])
+    if not isinstance(data, dict):
+        raise ShotListError(
+            [Problem(label, 1, 1, "", "a shot list is a mapping (session:, defaults:, shots: ...)")]
+        )
+    data = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
+    problems = [
+        Problem(
+            label,
+            again.line,
+            again.column,
+            format_loc(loc),
+            f"duplicate key (also line {first.line})",
+        )
+        for loc, first, again in positioned.duplicates
+    ]
+    try:
+        spec = ShotList.model_validate(data)
+    except PydanticValidationError as exc:
+        problems.extend(_pydantic_problems(exc, positioned, label))
+        raise ShotListError(_sorted(problems)) from exc
+    loaded = LoadedShotList(spec=spec, source=source, label=label, positioned=positioned)
+    problems.extend(check_semantics(loaded))
+    if problems:
+        raise ShotListError(_sorted(problems))
+    return loaded
+
+
+def _sorted(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: (p.line, p.column))
+
+
+_KNOWN_KEYS: frozenset[str] = frozenset(
+    set(ShotList.model_fields)
+    | {f.alias or n for n, f in Matrix.model_fields.items()}
+    | {f.alias or n for n, f in MatrixOverride.model_fields.items()}
+    | {f.alias or n for n, f in Shot.model_fields.items()}
+)
+
+
+def _pydantic_problems(
+    exc: PydanticValidationError, positioned: PositionedYaml, label: str
+) -> list[Problem]:
+    problems: list[Problem] = []
+    for error in exc.errors():
+        loc: Loc = tuple(error["loc"])
+        where = positioned.position_of(loc)
+        message = str(error["msg"])
+        if error["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
+            message = f"unknown field {loc[-1]!r}"
+            guess = difflib.get_close_matches(loc[-1], sorted(_KNOWN_KEYS), n=1)
+            if guess:
+                message += f" (did you mean {guess[0]!r}?)"
+        elif error["type"] == "missing":
+            message = f"missing required field {loc[-1]!r}" if loc else "missing field"
+        elif error["type"] == "string_type" and isinstance(error.get("input"), bool):
+            message += " (YAML reads yes/no/on/off as true/false: quote the text)"
+        elif error["type"] == "literal_error" and loc == ("version",):
+            message = "this onmodel reads shot-list version 1"
+        problems.append(Problem(label, where.line, where.column, format_loc(loc), message))
+    return problems
+
+
+def check_semantics(loaded: LoadedShotList) -> list[Problem]:
+    """Rules one field cannot check alone: axes named in ``when``, refs that exist, etc."""
+    spec = loaded.spec
+    problems: list[Problem] = []
+    if not spec.shots and not spec.matrices:
+        problems.append(loaded.problem((), "the shot list has no shots (add shots: or matrices:)"))
+    layers: list[tuple[Loc, ShotFields]] = [(("defaults",), spec.defaults)]
+    layers += [(("shots", i), shot) for i, shot in enumerate(spec.shots)]
+    for m, matrix in enumerate(spec.matrices):
+        base: Loc = ("matrices", m)
+        layers.append((base, matrix))
+        layers += [((*base, "overrides", o), rule) for o, rule in enumerate(matrix.overrides)]
+        problems.extend(_check_matrix(loaded, base, matrix))
+    for loc, layer in layers:
+        problems.extend(_check_layer(loaded, loc, layer))
+    total = sum(shot.repeat or spec.defaults.repeat or 1 for shot in spec.shots)
+    for matrix in spec.matrices:
+        combinations = 1
+        for _, values in matrix.axes.items():
+            combinations *= len(values)
+        total += combinations * (matrix.repeat or spec.defaults.repeat or 1)
+    if total > MAX_SHOTS:
+        problems.append(
+            loaded.problem((), f"expands to {total:,} shots; a batch holds at most {MAX_SHOTS:,}")
+        )
+    return problems
+
+
+def _check_layer(loaded: LoadedShotList, loc: Loc, layer: ShotFields) -> list[Problem]:
+    problems: list[Problem] = []
+    params = layer.params or {}
+    for name in ("size", "quality"):
+        if getattr(layer, name) is not None and name in params:
+            problems.append(
+                loaded.problem((*loc, name), f"{name} is set twice (here and in params); keep one")
+            )
+    for index, ref in enumerate(layer.refs or []):
+        path = Path(ref).expanduser()
+        if not path.is_absolute():
+            path = loaded.base_dir / path
+        if not path.is_file():
+            problems.append(loaded.problem((*loc, "refs", index), f"no file at {path}"))
+    return problems
+
+
+def _check_matrix(loaded: LoadedShotList, loc: Loc, matrix: Matrix) -> list[Problem]:
+    problems: list[Problem] = []
+    axes = dict(matrix.axes.items())
+    if not axes:
+        problems.append(
+            loaded.problem((*loc, "axes"), "a matrix needs at least one axis (pose: [...], ...)")
+        )
+    for name, values in axes.items():
+        if getattr(matrix, name) is not None:
+            problems.append(
+                loaded.problem(
+                    (*loc, name), f"{name} is both an axis and a fixed value of this matrix"
+                )
+            )
+        seen: set[str] = set()
+        for index, value in enumerate(values):
+            if value in seen:
+                problems.append(
+                    loaded.problem((*loc, "axes", name, index), f"{value!r} is listed twice")
+                )
+            seen.add(value)
+
+    def check_match(where: Loc, match: dict[str, str]) -> None:
+        for axis, value in match.items():
+            if axis not in axes:
+                known = ", ".join(axes) or "none"
+                problems.append(
+                    loaded.problem((*where, axis), f"{axis!r} is not an axis (axes: {known})")
+                )
+            elif value not in axes[axis]:
+                problems.append(
+                    loaded.problem(
+                        (*where, axis),
+                        f"{value!r} is not one of the {axis} values ({', '.join(axes[axis])})",
+                    )
+                )
+
+    for index, match in enumerate(matrix.exclude):
+        if not match:
+            problems.append(
+                loaded.problem((*loc, "exclude", index), "an empty exclude matches all")
+            )
+        check_match((*loc, "exclude", index), match)
+    for index, rule in enumerate(matrix.overrides):
+        where: Loc = (*loc, "overrides", index)
+        check_match((*where, "when"), rule.when)
+        for name in axes:
+            if getattr(rule, name) is not None:
+                problems.append(
+                    loaded.problem(
+                        (*where, name),
+                        f"an override cannot change the axis {name!r} (use exclude and a shot)",
+                    )
+                )
+    return problems

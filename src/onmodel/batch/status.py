@@ -1,0 +1,201 @@
+"""``batch status`` and ``batch list``: where a series stands, computed from the image rows.
+
+Counts are never trusted from a cache: a run killed by SIGKILL cannot update anything, so the
+state of each shot is read from its image rows (by key), and a batch still marked ``running``
+whose session lock is free is reported as interrupted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from onmodel.batch.lock import is_locked
+from onmodel.batch.records import KeyRecord, all_batches, find_batch, get_batch, key_records
+from onmodel.errors import NotFoundError, UsageError
+from onmodel.store.models import BatchRow
+
+if TYPE_CHECKING:
+    from onmodel.studio import Studio
+
+STATES = ("done", "failed", "interrupted", "running", "new")
+
+
+@dataclass(frozen=True)
+class ShotLine:
+    """One shot as ``status`` shows it."""
+
+    number: int
+    key: str
+    label: str
+    state: str
+    image_id: int | None = None
+    error: str | None = None
+    line: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "key": self.key,
+            "label": self.label,
+            "state": self.state,
+            "image_id": self.image_id,
+            "error": self.error,
+            "line": self.line,
+        }
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """A batch row with live counts."""
+
+    id: int | None
+    name: str
+    session: str
+    status: str
+    counts: dict[str, int]
+    source: str
+    updated_at: datetime | None
+    last_run: dict[str, Any]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "session": self.session,
+            "status": self.status,
+            "total": self.total,
+            "counts": self.counts,
+            "source": self.source,
+            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "last_run": self.last_run,
+        }
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    summary: BatchSummary
+    shots: list[ShotLine]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.summary.to_dict(), "shots": [s.to_dict() for s in self.shots]}
+
+
+def _state(record: KeyRecord | None, live: bool) -> tuple[str, int | None, str | None]:
+    if record is None:
+        return "new", None, None
+    if record.done_id is not None:
+        return "done", record.done_id, None
+    if record.latest_status == "pending":
+        return ("running" if live else "interrupted"), record.latest_id, None
+    state = "failed" if record.latest_status == "failed" else "interrupted"
+    return state, record.latest_id, record.latest_error
+
+
+def _counts(lines: list[ShotLine]) -> dict[str, int]:
+    counts = dict.fromkeys(STATES, 0)
+    for line in lines:
+        counts[line.state] = counts.get(line.state, 0) + 1
+    return counts
+
+
+def _row_status(studio: Studio, row: BatchRow, counts: dict[str, int]) -> str:
+    live = row.session_id is not None and is_locked(studio.paths.home, row.session_id)
+    if row.status == "running" and not live:
+        return "interrupted"
+    if row.status != "running" and counts and counts.get("done") == sum(counts.values()):
+        return "completed"
+    return row.status
+
+
+def _summary(studio: Studio, row: BatchRow, lines: list[ShotLine]) -> BatchSummary:
+    counts = _counts(lines)
+    session = studio.session(row.session_id).slug if row.session_id is not None else "?"
+    return BatchSummary(
+        id=row.id,
+        name=row.name,
+        session=session,
+        status=_row_status(studio, row, counts),
+        counts=counts,
+        source=row.source_path,
+        updated_at=row.updated_at,
+        last_run=dict(row.counters.get("last_run") or {}),
+    )
+
+
+def _stored_lines(studio: Studio, row: BatchRow) -> list[ShotLine]:
+    """The shots recorded with the batch at its last run, with their live state."""
+    stored = row.spec.get("shots") or []
+    pairs = [(str(item[0]), str(item[1])) for item in stored if len(item) >= 2]
+    if row.session_id is None:
+        return []
+    live = is_locked(studio.paths.home, row.session_id)
+    records = key_records(studio.engine, row.session_id, (key for key, _ in pairs))
+    lines = []
+    for number, (key, label) in enumerate(pairs, start=1):
+        state, image_id, error = _state(records.get(key), live)
+        lines.append(ShotLine(number, key, label, state, image_id, error))
+    return lines
+
+
+def batch_status(studio: Studio, target: str | Path, *, session: str | None = None) -> BatchStatus:
+    """Status of a shot-list file (by its keys: exact even if it changed since it last ran),
+    a batch id, or a batch name."""
+    from onmodel.batch.runner import BatchRunner
+
+    text = str(target)
+    path = Path(text)
+    if path.is_file():
+        runner = BatchRunner(studio, path, session=session, handle_signals=False)
+        statuses = runner.shot_statuses()
+        lines = [
+            ShotLine(
+                s.shot.number, s.shot.key, s.shot.label, s.state, s.image_id, s.error, s.shot.line
+            )
+            for s in statuses
+        ]
+        row = find_batch(studio.engine, runner.session_id, runner.loaded.name)
+        if row is None:
+            summary = BatchSummary(
+                id=None,
+                name=runner.loaded.name,
+                session=studio.session(runner.session_id).slug,
+                status="not run",
+                counts=_counts(lines),
+                source=str(path.resolve()),
+                updated_at=None,
+                last_run={},
+            )
+        else:
+            summary = _summary(studio, row, lines)
+        return BatchStatus(summary, lines)
+    row = _find_row(studio, text)
+    return BatchStatus(_summary(studio, row, lines := _stored_lines(studio, row)), lines)
+
+
+def _find_row(studio: Studio, text: str) -> BatchRow:
+    cleaned = text.strip().lstrip("#")
+    if cleaned.isdigit():
+        row = get_batch(studio.engine, int(cleaned))
+        if row is None:
+            raise NotFoundError(f"no batch #{cleaned} (see: onmodel batch list)")
+        return row
+    matches = [r for r in all_batches(studio.engine) if r.name == text]
+    if not matches:
+        if text.endswith((".yaml", ".yml")):
+            raise NotFoundError(f"no shot list at {text}")
+        raise NotFoundError(f"no batch or shot list named {text!r} (see: onmodel batch list)")
+    if len(matches) > 1:
+        ids = ", ".join(f"#{r.id}" for r in matches)
+        raise UsageError(f"{len(matches)} batches are named {text!r} ({ids}); give an id")
+    return matches[0]
+
+
+def list_batches(studio: Studio) -> list[BatchSummary]:
+    return [_summary(studio, row, _stored_lines(studio, row)) for row in all_batches(studio.engine)]

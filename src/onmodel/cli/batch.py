@@ -1,0 +1,261 @@
+"""``onmodel batch ...``: run a shot list as one batch, and see where batches stand.
+
+Heavy imports happen inside the commands so ``onmodel --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from onmodel.cli.context import open_studio
+from onmodel.cli.output import console, print_json, warn
+
+if TYPE_CHECKING:
+    from onmodel.batch.progress import ProgressMode
+    from onmodel.batch.runner import BatchPreview, BatchReport
+    from onmodel.batch.status import BatchStatus
+
+app = typer.Typer(
+    help="Shot lists: a whole series as one concurrent, resumable, budgeted batch.",
+    no_args_is_help=True,
+)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+SessionOption = Annotated[
+    str | None,
+    typer.Option("--session", "-s", help="Slug or id; overrides the list's session."),
+]
+STATE_STYLE = {
+    "done": "green",
+    "failed": "red",
+    "interrupted": "yellow",
+    "running": "cyan",
+    "new": "dim",
+}
+
+
+@app.command("run")
+def run(
+    file: Annotated[Path, typer.Argument(help="The shot list (YAML).")],
+    session: SessionOption = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", help="Requests in flight at once (1-64).")
+    ] = 4,
+    rpm: Annotated[
+        float | None, typer.Option("--rpm", help="At most this many requests start per minute.")
+    ] = None,
+    budget: Annotated[
+        str | None,
+        typer.Option("--budget", help="USD this run may spend; stops before a shot could go over."),
+    ] = None,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Also re-make shots that failed before.")
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Show the expanded shots and estimated cost; spend nothing."
+        ),
+    ] = False,
+    progress: Annotated[
+        str,
+        typer.Option(help="auto (live on a terminal, lines otherwise), rich, plain or none."),
+    ] = "auto",
+    json_out: JsonOption = False,
+) -> None:
+    """Make every shot of FILE that is not made yet; safe to stop and run again."""
+    from onmodel.batch import BatchInterrupted, BatchRunner, load_shot_list, make_progress
+    from onmodel.batch.runner import BatchIncompleteError
+    from onmodel.errors import UsageError
+
+    if progress not in ("auto", "rich", "plain", "none"):
+        raise UsageError(f"--progress must be auto, rich, plain or none, not {progress!r}")
+    mode: ProgressMode = progress  # type: ignore[assignment]
+    loaded = load_shot_list(file)  # a bad file fails before the database is even opened
+    studio = open_studio()
+    runner = BatchRunner(
+        studio,
+        loaded,
+        session=session,
+        concurrency=concurrency,
+        rpm=rpm,
+        budget=budget,
+        retry_failed=retry_failed,
+        progress=make_progress("none" if json_out and progress == "auto" else mode),
+    )
+    if dry_run:
+        preview = runner.preview()
+        if json_out:
+            print_json(preview.to_dict())
+        else:
+            _print_preview(preview)
+        return
+    # The live display and plain lines already showed each failure as it happened.
+    list_failures = mode == "none" or (mode == "auto" and json_out)
+    try:
+        report = runner.run()
+    except BatchInterrupted as exc:
+        _print_report(exc.report, json_out, list_failures)
+        raise
+    _print_report(report, json_out, list_failures)
+    problem = report.problem()
+    if problem is not None:
+        raise BatchIncompleteError(problem, report=report)
+
+
+@app.command("status")
+def status(
+    target: Annotated[str, typer.Argument(help="A shot-list file, a batch id, or a batch name.")],
+    session: SessionOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Where each shot of a batch stands: done, failed, interrupted, running or new."""
+    from onmodel.batch import batch_status
+
+    studio = open_studio()
+    found = batch_status(studio, target, session=session)
+    if json_out:
+        print_json(found.to_dict())
+        return
+    _print_status(found)
+
+
+@app.command("list")
+def list_(json_out: JsonOption = False) -> None:
+    """Every batch, with live counts."""
+    from rich.table import Table
+
+    from onmodel.batch import list_batches
+
+    studio = open_studio()
+    batches = list_batches(studio)
+    if json_out:
+        print_json([b.to_dict() for b in batches])
+        return
+    if not batches:
+        console.print("no batches yet (run one with: onmodel batch run FILE)")
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("id", "name", "session", "status", "done", "failed", "left", "updated"):
+        table.add_column(column)
+    for b in batches:
+        left = b.total - b.counts.get("done", 0) - b.counts.get("failed", 0)
+        table.add_row(
+            f"#{b.id}",
+            b.name,
+            b.session,
+            b.status,
+            f"{b.counts.get('done', 0)}/{b.total}",
+            str(b.counts.get("failed", 0)),
+            str(left),
+            b.updated_at.strftime("%Y-%m-%d %H:%M") if b.updated_at else "-",
+        )
+    console.print(table)
+
+
+@app.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of the shot-list format (for editors and validators)."""
+    from onmodel.batch import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+
+
+# ---------------------------------------------------------------------------------- output
+
+
+def _print_preview(preview: BatchPreview) -> None:
+    """One row per shot; settings shared by every shot are said once, above the table."""
+    from rich.table import Table
+
+    for message in preview.warnings:
+        warn(message)
+    shots = [p.status.shot for p in preview.shots]
+    routes = {f"{s.provider} / {s.model}" for s in shots}
+    params = {json.dumps(s.params, sort_keys=True) for s in shots}
+    per_shot_route, per_shot_params = len(routes) > 1, len(params) > 1
+    shared = [*(routes if not per_shot_route else ()), *(params if not per_shot_params else ())]
+    header = f"[bold]batch {preview.name} on {preview.session}[/bold]"
+    console.print(header + (f" — {', '.join(shared)}" if shared else ""))
+    table = Table(box=None, pad_edge=False)
+    columns = ["#", "line", "shot", "state"]
+    columns += ["provider / model"] if per_shot_route else []
+    columns += ["params"] if per_shot_params else []
+    for column in [*columns, "max USD"]:
+        table.add_column(column, overflow="fold")
+    for planned in preview.shots:
+        shot = planned.status.shot
+        state = planned.status.state
+        action = "run" if planned.runs else "skip"
+        if state == "failed" and not planned.runs:
+            action = "skip (--retry-failed)"
+        style = STATE_STYLE.get(state, "")
+        cells = [str(shot.number), str(shot.line), shot.label]
+        cells.append(f"[{style}]{state}[/{style}] → {action}")
+        if per_shot_route:
+            cells.append(f"{shot.provider} / {shot.model}")
+        if per_shot_params:
+            cells.append(json.dumps(shot.params, sort_keys=True) if shot.params else "-")
+        cells.append(_money(planned.estimate) if planned.runs else "-")
+        table.add_row(*cells)
+    console.print(table)
+    parent = f"#{preview.parent_id}" if preview.parent_id else "the anchor"
+    console.print(
+        f"{len(preview.shots)} shots: {len(preview.to_run)} to run, "
+        f"{len(preview.shots) - len(preview.to_run)} skipped; estimated at most "
+        f"{_money(preview.estimated_total)}; shots without from: branch from {parent}"
+    )
+    if preview.budget is not None and preview.within_budget < len(preview.to_run):
+        console.print(
+            f"budget ${preview.budget}: the run would stop after "
+            f"{preview.within_budget} of {len(preview.to_run)} shots by the estimates"
+        )
+
+
+def _money(value: object) -> str:
+    return "unknown" if value is None else f"${value:.4f}"
+
+
+def _print_report(report: BatchReport, json_out: bool, list_failures: bool) -> None:
+    if json_out:
+        print_json(report.to_dict())
+        return
+    for failure in report.failures[:10] if list_failures else ():
+        image = f"#{failure.image_id} " if failure.image_id else ""
+        console.print(
+            f"[red]✗[/red] {image}{failure.label} (line {failure.line}): {failure.error}",
+            markup=True,
+        )
+    if list_failures and len(report.failures) > 10:
+        console.print(f"... and {len(report.failures) - 10} more failures")
+    console.print(report.summary())
+
+
+def _print_status(found: BatchStatus) -> None:
+    from rich.table import Table
+
+    summary = found.summary
+    ident = f"#{summary.id}" if summary.id is not None else "(never run)"
+    counts = ", ".join(f"{n} {state}" for state, n in summary.counts.items() if n)
+    console.print(
+        f"[bold]batch {summary.name}[/bold] {ident} on {summary.session}: "
+        f"{summary.status}; {counts or 'no shots'}"
+    )
+    table = Table(box=None, pad_edge=False)
+    for column in ("#", "state", "image", "shot", "key", "error"):
+        table.add_column(column, overflow="fold")
+    for line in found.shots:
+        style = STATE_STYLE.get(line.state, "")
+        table.add_row(
+            str(line.number),
+            f"[{style}]{line.state}[/{style}]",
+            f"#{line.image_id}" if line.image_id else "-",
+            line.label,
+            line.key[:12],
+            line.error or "",
+        )
+    console.print(table)
