@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from datetime import date
 from decimal import Decimal
 from fractions import Fraction
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -616,13 +616,31 @@ def _load_layers(
     return entries, touched, packaged, user, sources
 
 
+def _file_version(path: Path | None) -> tuple[int, int] | None:
+    """What identifies a version of an override file, so an edit is picked up at once."""
+    if path is None:
+        return None
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size)
+
+
 def load_capabilities(user_file: Path | None = None) -> CapabilityTable:
     """The packaged capability table with the user's ``models.yaml`` merged on top.
 
     A missing user file means "no overrides"; a broken one raises :class:`UsageError` naming
     the file and the first problem, because silently ignoring a user's rule would let through
-    requests they meant to forbid (or refuse ones they meant to allow).
+    requests they meant to forbid (or refuse ones they meant to allow). Tables are cached per
+    version of the override file: every shot validates against them, and re-parsing the YAML
+    each time was most of a batch's local overhead.
     """
+    return _capabilities_for(user_file, _file_version(user_file))
+
+
+@lru_cache(maxsize=16)
+def _capabilities_for(user_file: Path | None, _version: tuple[int, int] | None) -> CapabilityTable:
     entries, touched, _, _, sources = _load_layers("models.yaml", user_file, {"models"})
     models: dict[str, ModelCapability] = {}
     for name, fields in entries.items():
@@ -768,7 +786,15 @@ class PriceTable:
 
 
 def load_prices(user_file: Path | None = None) -> PriceTable:
-    """The packaged price table with the user's ``prices.yaml`` merged on top, per model."""
+    """The packaged price table with the user's ``prices.yaml`` merged on top, per model.
+
+    Cached per version of the override file, like :func:`load_capabilities`.
+    """
+    return _prices_for(user_file, _file_version(user_file))
+
+
+@lru_cache(maxsize=16)
+def _prices_for(user_file: Path | None, _version: tuple[int, int] | None) -> PriceTable:
     entries, touched, packaged, user, sources = _load_layers(
         "prices.yaml", user_file, {"models", "estimate"}
     )
