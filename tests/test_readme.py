@@ -20,3 +20,12 @@ def test_readme_set_up_commands_are_what_ci_runs() -> None:
     assert "bash scripts/test" in text
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
     assert "bash scripts/test" in ci
+
+
+def test_readme_shot_list_example_is_a_valid_shot_list() -> None:
+    from onmodel.batch.spec import parse_shot_list
+
+    text = README.read_text(encoding="utf-8")
+    (example,) = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "matrices:" in b]
+    loaded = parse_shot_list(example, label="README.md")
+    assert loaded.spec.matrices and loaded.spec.shots
