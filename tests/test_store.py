@@ -103,3 +103,11 @@ def test_a_failure_mid_write_leaves_no_partial_file(
         store.put(b"half written", "png")
     leftovers = [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()]
     assert leftovers == []
+
+
+def test_schema_head_constant_matches_the_migrations() -> None:
+    from alembic.script import ScriptDirectory
+
+    from onmodel.store.database import SCHEMA_HEAD, _alembic_config
+
+    assert ScriptDirectory.from_config(_alembic_config()).get_current_head() == SCHEMA_HEAD
