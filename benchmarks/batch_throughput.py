@@ -212,18 +212,7 @@ def client_call_ms(home: Path, server: Server, calls: int) -> float:
     timings = []
     with Studio.open(home) as studio:
         plan = studio.plan_shot("naive", ShotRequest(pose="probe"))
-        from onmodel.providers.base import GenerationRequest
-
-        request = GenerationRequest(
-            kind=plan.kind,
-            prompt=plan.prompt,
-            model=plan.model,
-            params=plan.params,
-            inputs=plan.inputs,
-            sheet=plan.sheet,
-            request=plan.request,
-            character_name=plan.character_name,
-        )
+        request = plan.generation_request()
         for _ in range(calls):
             started = time.perf_counter()
             get_provider("openai-images").generate(request)  # a new provider per shot, as now

@@ -91,6 +91,21 @@ class ShotPlan:
     def prompt(self) -> str:
         return self.rendered.text
 
+    def generation_request(self) -> GenerationRequest:
+        """What the provider is given: the plan without the bookkeeping the studio keeps."""
+        return GenerationRequest(
+            kind=self.kind,
+            prompt=self.prompt,
+            model=self.model,
+            params=self.params,
+            inputs=self.inputs,
+            sheet=self.sheet,
+            request=self.request,
+            character_name=self.character_name,
+            instructions=self.instructions,
+            previous_response_id=self.previous_response_id,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
@@ -477,18 +492,7 @@ class Studio:
         """Record ``plan`` as pending, generate it, and record the outcome, whatever it is."""
         image_id = self._record_pending(plan)
         provider = get_provider(plan.provider)
-        request = GenerationRequest(
-            kind=plan.kind,
-            prompt=plan.prompt,
-            model=plan.model,
-            params=plan.params,
-            inputs=plan.inputs,
-            sheet=plan.sheet,
-            request=plan.request,
-            character_name=plan.character_name,
-            instructions=plan.instructions,
-            previous_response_id=plan.previous_response_id,
-        )
+        request = plan.generation_request()
         started = time.monotonic()
         try:
             result = provider.generate(request)
