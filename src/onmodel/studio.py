@@ -126,6 +126,16 @@ class ShotPlan:
         }
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """A provider's answer to a pending row, not stored yet (see :meth:`Studio.request`)."""
+
+    image_id: int
+    plan: ShotPlan
+    result: GenerationResult | ManualResult
+    started: float
+
+
 @dataclass
 class CostReport:
     """Known costs add up; images whose cost is unknown are counted, never taken as zero."""
@@ -490,6 +500,15 @@ class Studio:
 
     def execute(self, plan: ShotPlan) -> Image:
         """Record ``plan`` as pending, generate it, and record the outcome, whatever it is."""
+        return self.store(self.request(plan))
+
+    def request(self, plan: ShotPlan) -> Delivery:
+        """Record ``plan`` as pending and ask its provider; a failure is recorded and raised.
+
+        The first half of :meth:`execute`. It is separate so that a batch can send its next
+        request while the previous answer is still being written: the row stays ``pending``
+        until :meth:`store` finishes it, so a kill in between is re-made like any other.
+        """
         image_id = self._record_pending(plan)
         provider = get_provider(plan.provider)
         request = plan.generation_request()
@@ -506,10 +525,15 @@ class Studio:
             failure = ProviderError(f"{type(exc).__name__}: {exc}", kind="unexpected")
             self._record_failure(image_id, failure, started)
             raise _failed(image_id, failure) from exc
+        return Delivery(image_id, plan, result, started)
+
+    def store(self, delivery: Delivery) -> Image:
+        """Write a delivered image to the blob store and mark its row succeeded."""
+        result = delivery.result
         if isinstance(result, ManualResult):
-            self._mark(image_id, params=result.sent_params or plan.params)
-            return replace(self.image(image_id), messages=tuple(result.messages))
-        return self._record_success(image_id, plan, result, started)
+            self._mark(delivery.image_id, params=result.sent_params or delivery.plan.params)
+            return replace(self.image(delivery.image_id), messages=tuple(result.messages))
+        return self._record_success(delivery.image_id, delivery.plan, result, delivery.started)
 
     # ------------------------------------------------------------------ images and lineage
 

@@ -31,6 +31,7 @@ import queue
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -57,9 +58,11 @@ from onmodel.providers import FREE_PROVIDERS
 if TYPE_CHECKING:
     from onmodel.capabilities import PriceTable
     from onmodel.handles import Session
-    from onmodel.studio import ShotPlan, Studio
+    from onmodel.studio import Delivery, ShotPlan, Studio
 
 MAX_CONCURRENCY = 64
+STORE_THREADS = 2
+"""Enough to overlap one file's fsyncs with the next; SQLite takes one writer at a time anyway."""
 FATAL_ERROR_TYPES = frozenset({"auth", "quota"})
 """Failures that every later shot would hit too: stop scheduling instead of failing them all."""
 
@@ -362,6 +365,94 @@ class _Prepared:
     batch_id: int | None
     parent_id: int | None
     counters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Released:
+    """A request came back: its slot is free, though its image may still be being stored."""
+
+    job: _Job
+
+
+class _Pipeline:
+    """Request threads, one per slot, handing answers to a few store threads.
+
+    Storing an answer (checking the image, writing the file with its fsyncs, updating the row)
+    happens off the request threads, so a slot starts its next request as soon as an answer
+    arrives instead of waiting on the disk. The hand-over queue is bounded: at most one image
+    per slot waits in memory, and a slow disk slows the requests rather than filling memory.
+    """
+
+    def __init__(
+        self,
+        *,
+        slots: int,
+        request: Callable[[_Job], Delivery | _Outcome],
+        store: Callable[[_Job, Delivery], _Outcome],
+        stopped: Callable[[], bool],
+    ) -> None:
+        self._request = request
+        self._store = store
+        self._stopped = stopped
+        self.jobs: queue.Queue[_Job | None] = queue.Queue()
+        self.results: queue.Queue[_Outcome | _Released] = queue.Queue()
+        self._deliveries: queue.Queue[tuple[_Job, Delivery] | None] = queue.Queue(
+            maxsize=max(1, slots)
+        )
+        # daemon threads: a run that gives up must not wait for a request to return
+        self._requesters = [
+            threading.Thread(target=self._requester, name=f"onmodel-batch-{i}", daemon=True)
+            for i in range(slots)
+        ]
+        self._storers = [
+            threading.Thread(target=self._storer, name=f"onmodel-store-{i}", daemon=True)
+            for i in range(min(STORE_THREADS, slots))
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    @property
+    def threads(self) -> list[threading.Thread]:
+        return [*self._requesters, *self._storers]
+
+    def _requester(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            if self._stopped():  # taken after the run gave up: never start a new request
+                continue
+            answer = self._request(job)
+            if isinstance(answer, _Outcome):
+                self.results.put(answer)
+            else:
+                self._deliveries.put((job, answer))  # waits while the store threads catch up
+                self.results.put(_Released(job))
+
+    def _storer(self) -> None:
+        while True:
+            item = self._deliveries.get()
+            if item is None:
+                return
+            self.results.put(self._store(*item))
+
+    def close(self, *, wait: bool) -> None:
+        """Stop every thread once it has finished what it holds; ``wait`` joins them."""
+
+        def shut_down() -> None:
+            for _ in self._requesters:
+                self.jobs.put(None)
+            for thread in self._requesters:
+                thread.join()
+            for _ in self._storers:
+                self._deliveries.put(None)
+            for thread in self._storers:
+                thread.join()
+
+        if wait:
+            shut_down()
+        else:
+            threading.Thread(target=shut_down, name="onmodel-batch-close", daemon=True).start()
 
 
 # ---------------------------------------------------------------------------------- runner
@@ -692,27 +783,23 @@ class BatchRunner:
     def _execute(
         self, report: BatchReport, statuses: list[ShotStatus], batch_id: int, parent_id: int | None
     ) -> None:
-        """The scheduling loop: plan just in time, respect slots, rate and budget."""
+        """The scheduling loop: plan ahead while idle, respect slots, rate and budget."""
         started = time.monotonic()
-        jobs: queue.Queue[_Job | None] = queue.Queue()
-        results: queue.Queue[_Outcome] = queue.Queue()
-        workers = [
-            threading.Thread(
-                target=self._worker,
-                args=(jobs, results),
-                name=f"onmodel-batch-{i}",
-                daemon=True,  # a run that gives up must not wait for a request to return
-            )
-            for i in range(min(self.concurrency, len(statuses)))
-        ]
-        self._workers = workers
-        for worker in workers:
-            worker.start()
+        pipeline = _Pipeline(
+            slots=min(self.concurrency, len(statuses)),
+            request=self._request,
+            store=self._store,
+            stopped=lambda: self._stop_workers,
+        )
+        self._workers = pipeline.threads
         limiter = RateLimiter(self.rpm)
         pending = iter(statuses)
-        next_job: _Job | None = None
+        # Planned ahead, up to one per slot, so freed slots are refilled at once; a shot that
+        # fails to plan waits here in its turn and stops the run when it is reached.
+        ready: deque[_Job | OnmodelError] = deque()
         exhausted = False
-        in_flight: dict[str, _Job] = {}
+        requesting: set[str] = set()  # the concurrency limit: requests the API is working on
+        in_flight: dict[str, _Job] = {}  # requested and not yet stored
         reserved = Decimal(0)
         fatal: BaseException | None = None
         self.progress.start(report.name, report.to_run, report.total - report.to_run)
@@ -728,6 +815,14 @@ class BatchRunner:
                 spent_unknown=report.spent_unknown,
             )
 
+        def stop(problem: BaseException) -> None:
+            nonlocal fatal
+            if fatal is None:
+                fatal = problem
+                report.stop_reason = "fatal"
+                report.message = str(problem)
+                self.progress.note(f"stopping: {problem}")
+
         try:
             while True:
                 if self._abandon_signal is not None:
@@ -739,28 +834,20 @@ class BatchRunner:
                         "(Ctrl-C again to give up on them)"
                     )
                 wait = 0.1
-                while report.stop_reason == "completed":
-                    if next_job is None and not exhausted:
-                        # Planned one ahead, while every slot is busy, so a freed slot is
-                        # filled at once.
-                        try:
-                            next_job = self._next_job(pending, batch_id, parent_id)
-                        except OnmodelError as exc:
-                            fatal = exc
-                            report.stop_reason = "fatal"
-                            report.message = str(exc)
-                            self.progress.note(f"stopping: {exc}")
-                            break
-                        exhausted = next_job is None
-                    if next_job is None or len(in_flight) >= self.concurrency:
+                while report.stop_reason == "completed" and ready:
+                    job = ready[0]
+                    if isinstance(job, OnmodelError):
+                        stop(job)
                         break
-                    committed = report.spent + reserved + next_job.estimate
+                    if len(requesting) >= self.concurrency:
+                        break
+                    committed = report.spent + reserved + job.estimate
                     if self.budget is not None and committed > self.budget:
                         if not in_flight:  # in-flight shots may cost less than reserved
                             report.stop_reason = "budget"
                             self.progress.note(
                                 f"budget ${self.budget} reached: the next shot could cost "
-                                f"up to ${next_job.estimate:.4f}, ${report.spent:.4f} is spent"
+                                f"up to ${job.estimate:.4f}, ${report.spent:.4f} is spent"
                             )
                         break
                     delay = limiter.delay()
@@ -768,28 +855,35 @@ class BatchRunner:
                         wait = min(wait, delay)
                         break
                     limiter.take()
-                    in_flight[next_job.shot.key] = next_job
-                    reserved += next_job.estimate
-                    jobs.put(next_job)
-                    next_job = None
-                if not in_flight and (report.stop_reason != "completed" or next_job is None):
+                    ready.popleft()
+                    in_flight[job.shot.key] = job
+                    requesting.add(job.shot.key)
+                    reserved += job.estimate
+                    pipeline.jobs.put(job)
+                running = report.stop_reason == "completed"
+                if not in_flight and (not running or (exhausted and not ready)):
                     break
+                if running and not exhausted and len(ready) < self.concurrency:
+                    if pipeline.results.empty():  # idle: plan the next shot now
+                        exhausted = self._plan_ahead(ready, pending, batch_id, parent_id)
+                        continue
+                    wait = 0.0
                 try:
-                    outcome = results.get(timeout=wait)
+                    message = pipeline.results.get(timeout=wait)
                 except queue.Empty:
                     continue
                 while True:
-                    del in_flight[outcome.job.shot.key]
-                    reserved -= outcome.job.estimate
-                    problem = self._account(report, outcome)
-                    if problem is not None and fatal is None:
-                        fatal = problem
-                        report.stop_reason = "fatal"
-                        report.message = str(problem)
-                        self.progress.note(f"stopping: {problem}")
-                    self.progress.update(snapshot(), self._event(outcome))
+                    key = message.job.shot.key
+                    requesting.discard(key)
+                    if isinstance(message, _Outcome):
+                        del in_flight[key]
+                        reserved -= message.job.estimate
+                        problem = self._account(report, message)
+                        if problem is not None:
+                            stop(problem)
+                        self.progress.update(snapshot(), self._event(message))
                     try:
-                        outcome = results.get_nowait()
+                        message = pipeline.results.get_nowait()
                     except queue.Empty:
                         break
         except BaseException as exc:
@@ -803,14 +897,10 @@ class BatchRunner:
             raise
         finally:
             report.elapsed = time.monotonic() - started
-            # Abandoned: workers finish the request they hold (if the process lives on) but
-            # start nothing new. Either way every worker gets its stop sentinel.
+            # Abandoned: threads finish (and store) the request they hold, if the process
+            # lives on, but start nothing new; otherwise everything has finished by now.
             self._stop_workers = True
-            for _ in workers:
-                jobs.put(None)
-            if self._abandon_signal is None and not in_flight:
-                for worker in workers:
-                    worker.join(timeout=10)
+            pipeline.close(wait=self._abandon_signal is None and not in_flight)
         if self._abandon_signal is not None:
             report.stop_reason = "interrupted"
             self._give_up(report, in_flight, batch_id)
@@ -818,19 +908,27 @@ class BatchRunner:
         if fatal is not None and not isinstance(fatal, GenerationError):
             raise fatal
 
-    def _next_job(
-        self, pending: Iterator[ShotStatus], batch_id: int, parent_id: int | None
-    ) -> _Job | None:
+    def _plan_ahead(
+        self,
+        ready: deque[_Job | OnmodelError],
+        pending: Iterator[ShotStatus],
+        batch_id: int,
+        parent_id: int | None,
+    ) -> bool:
+        """Plan the next shot onto ``ready``; True when no shot is left to plan."""
         status = next(pending, None)
         if status is None:
-            return None
+            return True
+        try:
+            plan = self._plan(status.shot, parent_id)
+        except OnmodelError as exc:
+            ready.append(exc)
+            return True
         plan = replace(
-            self._plan(status.shot, parent_id),
-            batch_id=batch_id,
-            shot_key=status.shot.key,
-            retry_of_id=status.image_id,
+            plan, batch_id=batch_id, shot_key=status.shot.key, retry_of_id=status.image_id
         )
-        return _Job(status.shot, plan, self._estimate(plan) or Decimal(0))
+        ready.append(_Job(status.shot, plan, self._estimate(plan) or Decimal(0)))
+        return False
 
     def _give_up(self, report: BatchReport, in_flight: dict[str, _Job], batch_id: int) -> None:
         """Record the shots in flight as interrupted; their threads are left to die with us."""
@@ -838,41 +936,21 @@ class BatchRunner:
         interrupt_pending(self.studio.engine, session_id=self._session_id, batch_id=batch_id)
         self.progress.stop()
 
-    def _worker(self, jobs: queue.Queue[_Job | None], results: queue.Queue[_Outcome]) -> None:
-        while True:
-            job = jobs.get()
-            if job is None:
-                return
-            if self._stop_workers:  # taken after the run gave up: never start a new request
-                continue
-            results.put(self._make(job))
-
-    def _make(self, job: _Job) -> _Outcome:
-        """Execute one plan and describe what happened; never raises."""
+    def _request(self, job: _Job) -> Delivery | _Outcome:
+        """Send one shot; its delivery to store, or the outcome when it failed. Never raises."""
         started = time.monotonic()
         try:
-            image = self.studio.execute(job.plan)
-        except GenerationError as exc:
-            seconds = time.monotonic() - started
-            recorded = image_failure(self.studio.engine, exc.image_id) if exc.image_id else None
-            return _Outcome(
-                job,
-                "failed",
-                exc.image_id,
-                seconds,
-                cost=self._actual_cost(
-                    job.plan.model, job.plan.provider, recorded.usage if recorded else None
-                ),
-                # the row's own message: the studio's "onmodel retry N" hint is for single
-                # shots; in a batch the way to retry is --retry-failed
-                error=(recorded.message if recorded and recorded.message else str(exc)),
-                error_type=recorded.error_type if recorded else None,
-            )
+            return self.studio.request(job.plan)
         except Exception as exc:
-            return _Outcome(
-                job, "error", None, time.monotonic() - started, error=f"{type(exc).__name__}: {exc}"
-            )
-        seconds = time.monotonic() - started
+            return self._failure(job, exc, started)
+
+    def _store(self, job: _Job, delivery: Delivery) -> _Outcome:
+        """Write a delivered image and describe the outcome. Never raises."""
+        try:
+            image = self.studio.store(delivery)
+        except Exception as exc:
+            return self._failure(job, exc, delivery.started)
+        seconds = time.monotonic() - delivery.started
         if not image.succeeded:
             return _Outcome(
                 job,
@@ -883,6 +961,25 @@ class BatchRunner:
             )
         cost = Decimal(0) if job.plan.provider in FREE_PROVIDERS else _decimal(image.row.cost_usd)
         return _Outcome(job, "succeeded", image.id, seconds, cost=cost)
+
+    def _failure(self, job: _Job, exc: Exception, started: float) -> _Outcome:
+        seconds = time.monotonic() - started
+        if not isinstance(exc, GenerationError):
+            return _Outcome(job, "error", None, seconds, error=f"{type(exc).__name__}: {exc}")
+        recorded = image_failure(self.studio.engine, exc.image_id) if exc.image_id else None
+        return _Outcome(
+            job,
+            "failed",
+            exc.image_id,
+            seconds,
+            cost=self._actual_cost(
+                job.plan.model, job.plan.provider, recorded.usage if recorded else None
+            ),
+            # the row's own message: the studio's "onmodel retry N" hint is for single
+            # shots; in a batch the way to retry is --retry-failed
+            error=(recorded.message if recorded and recorded.message else str(exc)),
+            error_type=recorded.error_type if recorded else None,
+        )
 
     def _account(self, report: BatchReport, outcome: _Outcome) -> OnmodelError | None:
         """Add an outcome to the report; return an error that should stop scheduling."""
