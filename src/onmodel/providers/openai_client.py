@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -159,9 +160,15 @@ def make_client() -> openai.OpenAI:
     """
     environment = tuple(os.environ.get(name) for name in CLIENT_ENVIRONMENT)
     try:
-        return _client_for(timeout_seconds(), max_retries(), environment)
+        # the lock makes a batch's first requests, all starting at once, share one new client
+        # instead of each building (and paying for) its own
+        with _CLIENT_LOCK:
+            return _client_for(timeout_seconds(), max_retries(), environment)
     except openai.OpenAIError as exc:
         raise map_error(exc) from exc
+
+
+_CLIENT_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=4)
