@@ -231,7 +231,6 @@ class Studio:
             model=model or self._default_model(),
             params=dict(params or {}),
             template=ANCHOR_TEMPLATE,
-            refs=(),
         )
         self.execute(plan)
         return self.character(character.id)
@@ -394,6 +393,17 @@ class Studio:
         ``max_cost`` refuses the shot when its worst-case cost estimate could exceed it (or is
         unknown), before any request is made.
         """
+        return self.planner(session, from_image=from_image).plan(
+            request, refs=refs, provider=provider, model=model, params=params, max_cost=max_cost
+        )
+
+    def planner(
+        self, session: str | int | Session | None, *, from_image: int | str | Image | None = None
+    ) -> ShotPlanner:
+        """Look up a session and the image its shots branch from, to plan shots from them.
+
+        ``from_image`` None means the session head (or the anchor, before the first shot).
+        """
         current = self.session(session)
         character = current.character
         if character.row.anchor_image_id is None:
@@ -405,24 +415,9 @@ class Studio:
                 "retry it before asking for shots"
             )
         parent = self._parent_for(current, character, anchor, from_image)
-        route = provider or current.provider
-        plan = self._plan(
-            kind="shot",
-            character=character,
-            session=current,
-            parent=parent,
-            request=request,
-            provider=route,
-            model=model or current.model,
-            params={**current.row.params, **(params or {})},
-            template=CHATGPT_SHOT_TEMPLATE if route == "chatgpt" else SHOT_TEMPLATE,
-            refs=refs,
-            anchor=anchor,
+        return ShotPlanner(
+            self, current, character, anchor, parent, self._lineage_inputs(anchor, parent)
         )
-        plan = replace(plan, **self._conversation(current, route, parent))
-        if max_cost is not None:
-            self._check_max_cost(plan, max_cost)
-        return plan
 
     def retry(self, image: int | str | Image, **options: Any) -> Image:
         """Run a failed or interrupted shot again as a new node linked to the failed one."""
@@ -678,13 +673,12 @@ class Studio:
         model: str,
         params: dict[str, Any],
         template: str,
-        refs: Sequence[Path],
+        inputs: tuple[InputImage, ...] = (),
         anchor: Image | None = None,
     ) -> ShotPlan:
         get_provider(provider)
         context = self._template_context(character, anchor, request, session)
         rendered = self.composer.render(template, context)
-        inputs = self._inputs(anchor, parent, refs)
         warnings = self._validate(provider, model, params, rendered.text, len(inputs))
         estimate = self._max_cost(provider, model, params, len(inputs), len(rendered.text))
         return ShotPlan(
@@ -727,25 +721,28 @@ class Studio:
             "include_outfit": not request.outfit,
         }
 
-    def _inputs(
-        self, anchor: Image | None, parent: Image | None, refs: Sequence[Path]
-    ) -> tuple[InputImage, ...]:
-        """Anchor first (the strongest consistency lever), then the parent, then extras."""
-        inputs: list[InputImage] = []
-        if anchor is not None:
-            inputs.append(self._input_from_image(anchor, "anchor"))
-        if parent is not None and anchor is not None and parent.id != anchor.id:
+    def _lineage_inputs(self, anchor: Image, parent: Image) -> tuple[InputImage, ...]:
+        """Anchor first (the strongest consistency lever), then the parent when it differs."""
+        inputs = [self._input_from_image(anchor, "anchor")]
+        if parent.id != anchor.id:
             inputs.append(self._input_from_image(parent, "parent"))
+        return tuple(inputs)
+
+    def _with_refs(
+        self, inputs: tuple[InputImage, ...], refs: Sequence[Path]
+    ) -> tuple[InputImage, ...]:
+        """The lineage inputs followed by the user's extra reference files, kept as blobs."""
+        extras: list[InputImage] = []
         for ref in refs:
             data, info = read_image_file(ref)
             blob = self.blobs.put(data, info.format)
-            inputs.append(InputImage("extra", blob.path, blob.sha256, info.mime))
-        if len(inputs) > MAX_INPUT_IMAGES:
+            extras.append(InputImage("extra", blob.path, blob.sha256, info.mime))
+        if len(inputs) + len(extras) > MAX_INPUT_IMAGES:
             raise UsageError(
-                f"{len(inputs)} input images (anchor, parent and --ref files); "
+                f"{len(inputs) + len(extras)} input images (anchor, parent and --ref files); "
                 f"at most {MAX_INPUT_IMAGES} can be sent"
             )
-        return tuple(inputs)
+        return (*inputs, *extras)
 
     def _input_from_image(self, image: Image, role: str) -> InputImage:
         path = image.path
@@ -816,7 +813,6 @@ class Studio:
             model=failed.row.model,
             params=failed.row.params,
             template=ANCHOR_TEMPLATE,
-            refs=(),
         )
         return self.execute(replace(plan, retry_of_id=failed.id))
 
@@ -1006,6 +1002,55 @@ class Studio:
                 row.note = note.strip()
             db.add(row)
         return self.image(target.id)
+
+
+@dataclass(frozen=True)
+class ShotPlanner:
+    """Plans shots from one session and one parent image (see :meth:`Studio.planner`).
+
+    The session, its character, the anchor and the parent are looked up, and their files
+    checked, when the planner is made rather than for every shot: a batch plans hundreds of
+    shots from the same ones, and those lookups were most of the time each plan took. (The
+    provider checks each file's digest again as it sends it.)
+    """
+
+    studio: Studio
+    session: Session
+    character: Character
+    anchor: Image
+    parent: Image
+    inputs: tuple[InputImage, ...]
+
+    def plan(
+        self,
+        request: ShotRequest,
+        *,
+        refs: Sequence[Path] = (),
+        provider: str | None = None,
+        model: str | None = None,
+        params: dict[str, Any] | None = None,
+        max_cost: Decimal | None = None,
+    ) -> ShotPlan:
+        """Compose and validate a shot; see :meth:`Studio.plan_shot`."""
+        studio, session = self.studio, self.session
+        route = provider or session.provider
+        plan = studio._plan(
+            kind="shot",
+            character=self.character,
+            session=session,
+            parent=self.parent,
+            request=request,
+            provider=route,
+            model=model or session.model,
+            params={**session.row.params, **(params or {})},
+            template=CHATGPT_SHOT_TEMPLATE if route == "chatgpt" else SHOT_TEMPLATE,
+            inputs=studio._with_refs(self.inputs, refs),
+            anchor=self.anchor,
+        )
+        plan = replace(plan, **studio._conversation(session, route, self.parent))
+        if max_cost is not None:
+            studio._check_max_cost(plan, max_cost)
+        return plan
 
 
 def _failed(image_id: int, error: ProviderError) -> GenerationError:

@@ -58,7 +58,7 @@ from onmodel.providers import FREE_PROVIDERS
 if TYPE_CHECKING:
     from onmodel.capabilities import PriceTable
     from onmodel.handles import Session
-    from onmodel.studio import Delivery, ShotPlan, Studio
+    from onmodel.studio import Delivery, ShotPlan, ShotPlanner, Studio
 
 MAX_CONCURRENCY = 64
 STORE_THREADS = 2
@@ -490,6 +490,7 @@ class BatchRunner:
         self.progress: Progress = progress or NullProgress()
         self.handle_signals = handle_signals
         self._prices: PriceTable | None = None
+        self._planners: dict[int | None, ShotPlanner] = {}  # by the image shots branch from
         self._session_id = 0
         self._counters: dict[str, Any] = {}
         self._drain = False
@@ -547,11 +548,15 @@ class BatchRunner:
 
     def _plan(self, shot: ExpandedShot, parent_id: int | None) -> ShotPlan:
         """Compose and validate one shot; errors name the file and line it came from."""
+        start = shot.from_image or parent_id
         try:
-            return self.studio.plan_shot(
-                self.session_id,
+            planner = self._planners.get(start)
+            if planner is None:
+                planner = self._planners[start] = self.studio.planner(
+                    self.session_id, from_image=start
+                )
+            return planner.plan(
                 shot.request,
-                from_image=shot.from_image or parent_id,
                 refs=list(shot.refs),
                 provider=shot.provider,
                 model=shot.model,
