@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -76,7 +77,23 @@ def test_images_route_anchor_and_three_shots(studio: Studio, api: FakeOpenAI) ->
     no_key_anywhere(studio.paths.home)
 
 
-def test_input_fidelity_high_only_on_models_that_take_it(studio: Studio, api: FakeOpenAI) -> None:
+def _studio_day(monkeypatch: pytest.MonkeyPatch, day: date) -> None:
+    """Pin the day the studio checks shutdown dates against, so a test outlives the dates."""
+
+    class Day(date):
+        @classmethod
+        def today(cls) -> Day:
+            return cls(day.year, day.month, day.day)
+
+    monkeypatch.setattr("onmodel.studio.date", Day)
+
+
+def test_input_fidelity_high_only_on_models_that_take_it(
+    studio: Studio, api: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # gpt-image-1.5, the last model that took input_fidelity=high, shut down on 2026-12-01:
+    # the day before, it was still used and warned about; from that day on it is refused.
+    _studio_day(monkeypatch, date(2026, 11, 30))
     studio.create_character("Rin", prompt="a girl", sheet=SHEET)
     session = studio.start_session("rin", model="gpt-image-1.5")
     plan = session.plan(pose="waving")
@@ -85,6 +102,11 @@ def test_input_fidelity_high_only_on_models_that_take_it(studio: Studio, api: Fa
     (edit,) = api.requests_to("images/edits")
     assert edit.fields["input_fidelity"] == "high"
     api.assert_no_rejections()
+
+    _studio_day(monkeypatch, date(2026, 12, 1))
+    with pytest.raises(RetiredModelError, match="shut down on 2026-12-01; use gpt-image-2"):
+        session.shot(pose="waving again")
+    assert len(api.requests_to("images/edits")) == 1
 
 
 def test_extra_references_follow_anchor_and_parent(

@@ -822,9 +822,11 @@ class Studio:
         return default_model()
 
     def _capability(self, model: str) -> Any:
+        """The model's row; retired and unknown models are refused, judged by the same day
+        as :meth:`_validate` judges shutdown warnings."""
         from onmodel.capabilities import load_capabilities
 
-        return load_capabilities(self.paths.models_file).get(model)
+        return load_capabilities(self.paths.models_file).get(model, today=date.today())
 
     def _validate(
         self, provider: str, model: str, params: dict[str, Any], prompt: str, n_inputs: int
