@@ -111,3 +111,27 @@ def test_schema_head_constant_matches_the_migrations() -> None:
     from onmodel.store.database import SCHEMA_HEAD, _alembic_config
 
     assert ScriptDirectory.from_config(_alembic_config()).get_current_head() == SCHEMA_HEAD
+
+
+def test_core_row_writes_fill_in_what_the_models_would(studio: Studio) -> None:
+    """The per-shot writes go through Core statements; the rows must be the ORM's rows."""
+    from onmodel.store.models import ImageRow
+    from onmodel.store.rows import insert_row, update_row
+
+    character = studio.create_character("Mia", prompt="a girl", provider="preview")
+    required = {
+        "character_id": character.id,
+        "kind": "shot",
+        "provider": "preview",
+        "model": "gpt-image-2",
+    }
+    expected = ImageRow(**required)  # what the ORM would have stored for the same values
+    with studio.engine.begin() as conn:
+        image_id = insert_row(conn, ImageRow, required)
+        assert update_row(conn, ImageRow, image_id, {"note": "kept", "usage": {"x": 1}}) == 1
+        assert update_row(conn, ImageRow, image_id + 999, {"note": "nobody"}) == 0
+    stored = studio.image(image_id).row
+    for name in ("status", "request", "params", "returned", "error_categories", "starred"):
+        assert getattr(stored, name) == getattr(expected, name), name
+    assert stored.note == "kept" and stored.usage == {"x": 1}
+    assert stored.created_at is not None and stored.id == image_id

@@ -58,6 +58,7 @@ from onmodel.store.models import (
     SessionRow,
     utcnow,
 )
+from onmodel.store.rows import insert_row, insert_rows, update_row
 
 MAX_INPUT_IMAGES = 16
 MAX_NOTE_LENGTH = 10_000  # annotate_image: a note, not a document
@@ -455,19 +456,17 @@ class Studio:
             )
         data, info = read_image_file(file)
         blob = self.blobs.put(data, info.format)
-        with transaction(self.engine) as db:
-            row = db.get(ImageRow, pending.id)
-            assert row is not None
-            row.status = "succeeded"
-            row.gen_id = gen_id
-            row.sha256, row.format = blob.sha256, info.format
-            row.width, row.height, row.byte_size = info.width, info.height, blob.size
-            row.returned = {"source": file.name, "size": f"{info.width}x{info.height}"}
-            row.cost_usd = "0"
-            row.finished_at = utcnow()
-            db.add(row)
-            self._advance(db, row)
-        return self.image(pending.id)
+        return self._complete(
+            pending.id,
+            gen_id=gen_id,
+            sha256=blob.sha256,
+            format=info.format,
+            width=info.width,
+            height=info.height,
+            byte_size=blob.size,
+            returned={"source": file.name, "size": f"{info.width}x{info.height}"},
+            cost_usd="0",
+        )
 
     def cost(self, session: str | int | Session | None = None) -> CostReport:
         """What a session (or, with no current session, everything) has cost so far."""
@@ -844,40 +843,46 @@ class Studio:
         )
 
     def _record_pending(self, plan: ShotPlan) -> int:
-        with transaction(self.engine) as db:
-            row = ImageRow(
-                character_id=plan.character_id,
-                session_id=plan.session_id,
-                parent_id=plan.parent_id,
-                retry_of_id=plan.retry_of_id,
-                kind=plan.kind,
-                status="pending",
-                request=plan.request.as_params(),
-                template_name=plan.rendered.template_name,
-                template_hash=plan.rendered.template_hash,
-                prompt=plan.prompt,
-                previous_response_id=plan.previous_response_id,
-                provider=plan.provider,
-                model=plan.model,
-                params=plan.params,
-                batch_id=plan.batch_id,
-                shot_key=plan.shot_key,
+        """The row that says a request is being paid for, with the images sent, in order."""
+        with self.engine.begin() as conn:
+            image_id = insert_row(
+                conn,
+                ImageRow,
+                {
+                    "character_id": plan.character_id,
+                    "session_id": plan.session_id,
+                    "parent_id": plan.parent_id,
+                    "retry_of_id": plan.retry_of_id,
+                    "kind": plan.kind,
+                    "status": "pending",
+                    "request": plan.request.as_params(),
+                    "template_name": plan.rendered.template_name,
+                    "template_hash": plan.rendered.template_hash,
+                    "prompt": plan.prompt,
+                    "previous_response_id": plan.previous_response_id,
+                    "provider": plan.provider,
+                    "model": plan.model,
+                    "params": plan.params,
+                    "batch_id": plan.batch_id,
+                    "shot_key": plan.shot_key,
+                },
             )
-            db.add(row)
-            db.flush()
-            assert row.id is not None
-            for position, item in enumerate(plan.inputs):
-                db.add(
-                    ImageReferenceRow(
-                        image_id=row.id,
-                        position=position,
-                        role=item.role,
-                        ref_image_id=item.image_id,
-                        sha256=item.sha256,
-                        format=item.mime.split("/")[1],
-                    )
-                )
-            return row.id
+            insert_rows(
+                conn,
+                ImageReferenceRow,
+                [
+                    {
+                        "image_id": image_id,
+                        "position": position,
+                        "role": item.role,
+                        "ref_image_id": item.image_id,
+                        "sha256": item.sha256,
+                        "format": item.mime.split("/")[1],
+                    }
+                    for position, item in enumerate(plan.inputs)
+                ],
+            )
+        return image_id
 
     def _record_success(
         self, image_id: int, plan: ShotPlan, result: GenerationResult, started: float
@@ -889,44 +894,49 @@ class Studio:
             self._record_failure(image_id, failure, started)
             raise _failed(image_id, failure) from exc
         blob = self.blobs.put(result.data, info.format)
-        with transaction(self.engine) as db:
-            row = db.get(ImageRow, image_id)
-            assert row is not None
-            row.status = "succeeded"
-            row.params = result.sent_params
-            row.returned = result.returned
-            row.revised_prompt = result.revised_prompt
-            row.gen_id = result.gen_id
-            row.response_id = result.response_id
-            row.usage = result.usage
-            row.cost_usd = self._cost(plan.provider, plan.model, result.usage)
-            row.sha256 = blob.sha256
-            row.format = info.format
-            row.width = info.width
-            row.height = info.height
-            row.byte_size = blob.size
-            row.latency_ms = int((time.monotonic() - started) * 1000)
-            row.finished_at = utcnow()
-            db.add(row)
-            self._advance(db, row)
-        return self.image(image_id)
+        return self._complete(
+            image_id,
+            params=result.sent_params,
+            returned=result.returned,
+            revised_prompt=result.revised_prompt,
+            gen_id=result.gen_id,
+            response_id=result.response_id,
+            usage=result.usage,
+            cost_usd=self._cost(plan.provider, plan.model, result.usage),
+            sha256=blob.sha256,
+            format=info.format,
+            width=info.width,
+            height=info.height,
+            byte_size=blob.size,
+            latency_ms=int((time.monotonic() - started) * 1000),
+        )
 
-    def _advance(self, db: Any, row: ImageRow) -> None:
-        """A finished image becomes its character's anchor or its session's new head."""
-        if row.kind == "anchor":
-            character = db.get(CharacterRow, row.character_id)
-            assert character is not None
-            character.anchor_image_id = row.id
-            character.updated_at = utcnow()
-            db.add(character)
-        if row.session_id is not None and row.batch_id is None:  # batch shots are siblings
-            session = db.get(SessionRow, row.session_id)
-            assert session is not None
-            session.head_image_id = row.id
-            if row.response_id:
-                session.last_response_id = row.response_id
-            session.updated_at = utcnow()
-            db.add(session)
+    def _complete(self, image_id: int, **values: Any) -> Image:
+        """Mark a row succeeded with its file's details and, in the same transaction, make it
+        its character's anchor or its session's new head (batch shots are siblings: no head)."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            update_row(
+                conn, ImageRow, image_id, {**values, "status": "succeeded", "finished_at": now}
+            )
+            row = conn.execute(
+                select(
+                    ImageRow.kind, ImageRow.character_id, ImageRow.session_id, ImageRow.batch_id
+                ).where(ImageRow.id == image_id)
+            ).one()
+            if row.kind == "anchor":
+                update_row(
+                    conn,
+                    CharacterRow,
+                    row.character_id,
+                    {"anchor_image_id": image_id, "updated_at": now},
+                )
+            if row.session_id is not None and row.batch_id is None:
+                head: dict[str, Any] = {"head_image_id": image_id, "updated_at": now}
+                if values.get("response_id"):
+                    head["last_response_id"] = values["response_id"]
+                update_row(conn, SessionRow, row.session_id, head)
+        return self.image(image_id)
 
     def _record_failure(self, image_id: int, error: ProviderError, started: float) -> None:
         self._mark(
@@ -943,12 +953,8 @@ class Studio:
         )
 
     def _mark(self, image_id: int, **values: Any) -> None:
-        with transaction(self.engine) as db:
-            row = db.get(ImageRow, image_id)
-            assert row is not None
-            for key, value in values.items():
-                setattr(row, key, value)
-            db.add(row)
+        with self.engine.begin() as conn:
+            update_row(conn, ImageRow, image_id, values)
 
     def _cost(self, provider: str, model: str, usage: dict[str, Any] | None) -> str | None:
         """Free providers cost nothing; otherwise an estimate, or None when it is unknown."""
