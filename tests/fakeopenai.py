@@ -18,7 +18,8 @@ What it does:
 * validates requests the way the real API does where that is cheap, answering 400
   and keeping the request in ``rejected`` so a test can assert that every request
   the code under test sent is one the real API accepts;
-* injects scripted faults per endpoint (``fail_next``) and per-request latency.
+* injects scripted faults per endpoint (``fail_next``) and per-request latency (the time from
+  receiving a request to answering it, its validation and image included).
 
 Run standalone for benchmarks: ``python tests/fakeopenai.py --port 0 --latency 0.5``
 prints the base URL on its first stdout line and serves until killed.
@@ -656,10 +657,14 @@ class FakeOpenAI:
             self._requests.append(record)
             self._in_flight += 1
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
+        answer_at = record.received_at + self.latency
         try:
-            if self.latency > 0:
-                self._sleep(self.latency, context.sock)
             response = self._dispatch(context)
+            # The latency is the time to answer, the server's own work included, as an API's
+            # is: a request takes ``latency`` seconds however long validating it took here.
+            wait = answer_at - time.monotonic()
+            if wait > 0:
+                self._sleep(wait, context.sock)
         except Exception:  # a bug in the fake must not look like an API error
             text = traceback.format_exc()
             log.error("FakeOpenAI crashed handling %s:\n%s", record.path, text)
