@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic import ValidationError as PydanticValidationError
 
 from onmodel.errors import RetiredModelError, UsageError, ValidationError
+from onmodel.yamlload import safe_load
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -485,7 +486,7 @@ def _packaged_text(filename: str) -> str:
 
 def _read_yaml(text: str, where: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except yaml.YAMLError as exc:
         detail = " ".join(str(exc).split())
         raise UsageError(f"{where} is not valid YAML: {detail}") from exc

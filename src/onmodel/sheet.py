@@ -40,8 +40,10 @@ class ModelSheet(BaseModel):
         """Load a sheet, naming the file and the field when it is wrong."""
         import yaml
 
+        from onmodel.yamlload import safe_load
+
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = safe_load(path.read_text(encoding="utf-8")) or {}
         except OSError as exc:
             raise UsageError(f"cannot read model sheet {path}: {exc.strerror}") from exc
         except yaml.YAMLError as exc:

@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from onmodel.yamlload import SafeLoader
+
 LocPart = str | int
 Loc = tuple[LocPart, ...]
 
@@ -65,7 +67,7 @@ def _position(mark: yaml.Mark | None) -> Position:
 
 def load_positioned(text: str) -> PositionedYaml:
     """Parse one YAML document with the safe loader, keeping positions; empty text is None."""
-    loader = yaml.SafeLoader(text)
+    loader = SafeLoader(text)
     try:
         node = loader.get_single_node()
         duplicates = _duplicates(node, ()) if node is not None else []
