@@ -25,6 +25,7 @@ from onmodel.blobs import BlobIntegrityError, sha256_file
 from onmodel.errors import InvalidSlugError, UsageError
 from onmodel.handles import Image, Session, TreeNode
 from onmodel.slugs import slugify
+from onmodel.startup import start_up_finished
 from onmodel.studio import Studio
 from onmodel.thumbnails import THUMBNAIL_MIME, Thumbnailer
 from onmodel.web.views import Pages, prune, session_view, walk
@@ -105,6 +106,7 @@ def export_session(
     make_zip: bool = False,
 ) -> ExportResult:
     """Write ``session`` to the folder ``to`` (new, empty, or an earlier export to replace)."""
+    start_up_finished()  # a large session's export is long work
     chosen = studio.session(session)
     only = _filter(only)
     target = to.expanduser().resolve()

@@ -45,6 +45,13 @@ def inspect_bytes(data: bytes, *, source: str = "image") -> ImageInfo:
     return ImageInfo(format=ACCEPTED_FORMATS[fmt], width=width, height=height)
 
 
+def load_decoders() -> None:
+    """Load Pillow and its common decoders (PNG, JPEG, GIF) now rather than on the first image."""
+    from PIL import Image
+
+    Image.preinit()
+
+
 def read_image_file(path: Path) -> tuple[bytes, ImageInfo]:
     try:
         data = path.read_bytes()

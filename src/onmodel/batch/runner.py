@@ -53,7 +53,8 @@ from onmodel.batch.records import (
 )
 from onmodel.batch.spec import LoadedShotList, Problem, ShotListError, load_shot_list
 from onmodel.errors import BudgetError, GenerationError, OnmodelError, UsageError
-from onmodel.providers import FREE_PROVIDERS
+from onmodel.providers import FREE_PROVIDERS, warm_up_in_background
+from onmodel.startup import start_up_finished
 
 if TYPE_CHECKING:
     from onmodel.capabilities import PriceTable
@@ -635,10 +636,13 @@ class BatchRunner:
         self._session_id = session.id
         lock = SessionLock(self.studio.paths.home, session.id, session.slug)
         lock.acquire()
+        warming: threading.Thread | None = None
         try:
             interrupt_pending(self.studio.engine, session_id=session.id)
             statuses = self._statuses(prepared, live=False)
             queue_ = [s for s in statuses if self._runs(s)]
+            if queue_:  # while the shots are planned below
+                warming = warm_up_in_background(s.shot.provider for s in queue_)
             warnings = list(prepared.expansion.warnings)
             warnings.extend(self._prevalidate(queue_, prepared.parent_id))
             for message in warnings:
@@ -663,6 +667,8 @@ class BatchRunner:
             finally:
                 self._close_batch(batch_id, report)
         finally:
+            if warming is not None:
+                warming.join()  # long done unless planning failed; leave no thread behind
             stray = [t for t in self._workers if t.is_alive()]
             if stray:
                 lock.release_after(stray)
@@ -789,6 +795,7 @@ class BatchRunner:
         self, report: BatchReport, statuses: list[ShotStatus], batch_id: int, parent_id: int | None
     ) -> None:
         """The scheduling loop: plan ahead while idle, respect slots, rate and budget."""
+        start_up_finished()  # everything the run needs is loaded by now
         started = time.monotonic()
         pipeline = _Pipeline(
             slots=min(self.concurrency, len(statuses)),

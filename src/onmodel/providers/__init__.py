@@ -6,7 +6,8 @@ Imports are lazy so that ``onmodel --help`` never pays for the openai SDK.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable
 
 from onmodel.errors import UsageError
 from onmodel.providers.base import Provider
@@ -65,3 +66,26 @@ def get_provider(name: str) -> Provider:
         known = ", ".join(provider_names())
         raise UsageError(f"unknown provider {name!r}; choose one of: {known}") from None
     return factory()
+
+
+def warm_up_in_background(names: Iterable[str]) -> threading.Thread:
+    """Load these providers and let each build its client, on a thread of their own.
+
+    A batch's first requests all start at once, and each would wait for the SDK to load, for
+    its client to be built (most of it reading the system's certificates, which frees the
+    interpreter for other threads) and for the modules the SDK loads on first use; done while
+    the batch is still being planned, those requests go out as soon as the batch starts.
+    Failures are left to the first real request, which records and reports them.
+    """
+
+    def warm_up() -> None:
+        for name in sorted(set(names)):
+            try:
+                provider = get_provider(name)
+                getattr(provider, "warm_up", lambda: None)()
+            except Exception:  # the real request meets it again, and records it
+                continue
+
+    thread = threading.Thread(target=warm_up, name="onmodel-warm-up", daemon=True)
+    thread.start()
+    return thread

@@ -171,6 +171,20 @@ def make_client() -> openai.OpenAI:
 _CLIENT_LOCK = threading.Lock()
 
 
+def warm_up_client(client: openai.OpenAI | None) -> openai.OpenAI:
+    """``client``, or the shared one built now, with the decoders its answers go through.
+
+    Also asks the client for its headers: the SDK describes the platform in them, once, by
+    running ``uname``; left to the first requests, each of a batch's threads would run it.
+    """
+    from onmodel.imagefile import load_decoders
+
+    load_decoders()
+    ready = client or make_client()
+    ready.default_headers  # noqa: B018 - computed (and cached) on first use
+    return ready
+
+
 @lru_cache(maxsize=4)
 def _client_for(
     seconds: float, retries: int, _environment: tuple[str | None, ...]

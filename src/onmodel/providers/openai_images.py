@@ -27,6 +27,7 @@ from onmodel.providers.openai_client import (
     map_error,
     read_input,
     sent_images,
+    warm_up_client,
 )
 
 __all__ = ["EDIT_OPTIONS", "GENERATE_OPTIONS", "OpenAIImagesProvider"]
@@ -59,6 +60,10 @@ class OpenAIImagesProvider:
 
     def __init__(self, client: openai.OpenAI | None = None) -> None:
         self._client = client
+
+    def warm_up(self) -> None:
+        """Build the shared client and load what its first image request would load."""
+        warm_up_client(self._client).images  # noqa: B018 - the property loads the module
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         """Send the request and return the single image; every failure is a ProviderError."""

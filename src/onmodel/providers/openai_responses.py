@@ -37,6 +37,7 @@ from onmodel.providers.openai_client import (
     moderation_categories,
     read_input,
     sent_images,
+    warm_up_client,
 )
 
 __all__ = [
@@ -88,6 +89,10 @@ class OpenAIResponsesProvider:
 
     def __init__(self, client: openai.OpenAI | None = None) -> None:
         self._client = client
+
+    def warm_up(self) -> None:
+        """Build the shared client and load what its first Responses request would load."""
+        warm_up_client(self._client).responses  # noqa: B018 - the property loads the module
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         """Run one conversation turn and return its image; every failure is a ProviderError."""

@@ -18,6 +18,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from onmodel.errors import UsageError
+from onmodel.startup import start_up_finished
 from onmodel.studio import Studio
 from onmodel.web.app import GalleryApp
 
@@ -136,6 +137,7 @@ def run(
     if on_ready is not None:
         on_ready(url)
     _stop_on_sigterm()
+    start_up_finished()
     try:
         server.serve_forever(poll_interval=0.25)
     except KeyboardInterrupt:

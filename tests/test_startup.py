@@ -1,0 +1,94 @@
+"""Start-up without the cyclic collector (CLI only), and providers warmed up ahead of a batch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from fakeopenai import FakeOpenAI
+from onmodel.providers import warm_up_in_background
+from onmodel.providers.openai_client import make_client
+
+
+def run_python(code: str, home: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"ONMODEL_HOME": str(home), "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_collection_paused_for_start_up_is_back_on_for_a_batch_loop(isolated_home: Path) -> None:
+    # In a fresh interpreter: the paused collector must be back on (and the start-up objects
+    # frozen) while a batch runs, or memory would grow with the number of shots.
+    result = run_python(
+        """
+        import gc, sys
+        from onmodel.startup import pause_collection, start_up_finished
+        pause_collection()
+        assert not gc.isenabled()
+        from onmodel import Studio
+        from onmodel.batch import runner, run_batch
+        seen = []
+        original = runner.BatchRunner._request
+        def request(self, job):
+            seen.append((gc.isenabled(), gc.get_freeze_count() > 0))
+            return original(self, job)
+        runner.BatchRunner._request = request
+        with Studio.open() as studio:
+            studio.create_character("Mia", prompt="a girl", provider="preview")
+            studio.start_session("mia", slug="week", provider="preview")
+            open("list.yaml", "w").write("session: week\\nshots:\\n  - pose: waving\\n")
+            report = run_batch(studio, "list.yaml", handle_signals=False)
+        assert report.succeeded == 1 and seen == [(True, True)], (report, seen)
+        start_up_finished()  # once only: a second call changes nothing
+        assert gc.isenabled()
+        print("ok")
+        """,
+        isolated_home,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_library_users_keep_their_collector(isolated_home: Path) -> None:
+    result = run_python(
+        """
+        import gc
+        from onmodel.startup import start_up_finished
+        gc.disable()  # the host application's choice, not onmodel's
+        start_up_finished()
+        assert not gc.isenabled() and gc.get_freeze_count() == 0
+        print("ok")
+        """,
+        isolated_home,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_warm_up_builds_the_client_the_first_request_uses(
+    fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-warm-up")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    monkeypatch.setenv("ONMODEL_OPENAI_MAX_RETRIES", "0")
+    thread = warm_up_in_background(["openai-images", "preview", "openai-images"])
+    thread.join(30)
+    assert not thread.is_alive()
+    client = make_client()
+    assert "images" in vars(client)  # the resource the first edit needs is loaded already
+    assert fake_openai.requests == []  # warming up sends nothing
+
+
+def test_warm_up_leaves_failures_to_the_first_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No API key and an unknown name: the thread ends quietly; the shot reports the problem.
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    thread = warm_up_in_background(["openai-responses", "no-such-provider"])
+    thread.join(30)
+    assert not thread.is_alive()
