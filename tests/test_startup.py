@@ -15,11 +15,14 @@ from onmodel.providers.openai_client import make_client
 
 
 def run_python(code: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """``code`` in a fresh interpreter (the collector's state is the process's), in ``home``."""
+    home.mkdir(parents=True, exist_ok=True)
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=home,
         env={"ONMODEL_HOME": str(home), "PATH": "/usr/bin:/bin"},
     )
 
