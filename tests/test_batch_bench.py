@@ -26,10 +26,12 @@ def test_benchmark_runs_with_a_tiny_batch() -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "batch_throughput: N=6, latency 0.05 s, concurrency 3"
-    for label in ("wall time", "ideal bound", "ratio", "naive loop", "local overhead", "peak"):
+    labels = ("wall time", "ideal bound", "ratio", "naive loop", "server time", "local overhead")
+    for label in (*labels, "peak"):
         assert any(line.strip().startswith(label) for line in lines), label
     figures = json.loads(lines[-1])
     assert figures["bound_s"] == 0.1 and figures["ratio"] > 1
     assert figures["server_max_in_flight"] <= 3
+    assert 0.05 <= figures["server_s_per_request"] < 0.06  # the server kept its latency
     assert set(figures["overhead_ms"]) == {"compose_ms", "database_ms", "blob_ms", "total_ms"}
     assert figures["peak_rss_mib"] > 0
