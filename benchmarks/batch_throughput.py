@@ -19,7 +19,8 @@ What it does, all on 127.0.0.1:
 5. measures the local overhead per shot with an instant in-process provider: compose (plan,
    validation, estimates), database and blob writes, in milliseconds, and the client-side cost
    of one provider call at zero server latency;
-6. reports the CLI process's peak memory (max RSS).
+6. reports the CLI process's peak memory (max RSS), beside that of a batch a quarter the size
+   run the same way: images go to disk as they arrive, so memory must not grow with N.
 
 onmodel's own modules are byte-compiled first, as ``pip install`` does for a wheel: an editable
 checkout under ``PYTHONDONTWRITEBYTECODE=1`` (set on some machines) would otherwise compile
@@ -35,7 +36,6 @@ import compileall
 import io
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -123,7 +123,7 @@ def set_up_home(home: Path) -> None:
         anchor = home / "anchor.png"
         anchor.write_bytes(tiny_png())
         studio.import_character("Mia", anchor, prompt="a cheerful girl with orange hair")
-        for slug in ("bench", "naive"):
+        for slug in ("bench", "small", "naive"):
             studio.start_session(
                 "mia",
                 slug=slug,
@@ -133,8 +133,8 @@ def set_up_home(home: Path) -> None:
             )
 
 
-def write_list(path: Path, n: int) -> None:
-    lines = ["session: bench", "shots:"]
+def write_list(path: Path, n: int, session: str = "bench") -> None:
+    lines = [f"session: {session}", "shots:"]
     lines += [f"  - pose: pose number {i}" for i in range(n)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -145,12 +145,16 @@ def run_cli(home: Path, shot_list: Path, args: argparse.Namespace, env: dict[str
     if args.rpm:
         command += ["--rpm", str(args.rpm)]
     started = time.perf_counter()
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=3600)
-    wall = time.perf_counter() - started
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if result.returncode != 0:
-        raise RuntimeError(f"batch run failed ({result.returncode}): {result.stderr.strip()}")
-    return json.loads(result.stdout), wall, peak_kib
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(process.pid, 0)  # this child's own peak, not all children's
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if process.returncode != 0:
+            raise RuntimeError(f"batch run failed ({process.returncode}): {err.read().strip()}")
+        return json.loads(out.read()), wall, usage.ru_maxrss
 
 
 def naive_loop(home: Path, sample: int) -> float:
@@ -275,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
             report, wall, peak_kib = run_cli(home, shot_list, args, env)
             if report["succeeded"] != n:
                 raise RuntimeError(f"only {report['succeeded']} of {n} shots succeeded: {report}")
+            small_n = max(1, n // 4)
+            small_list = Path(tmp) / "small.yaml"
+            write_list(small_list, small_n, session="small")
+            _, _, small_peak_kib = run_cli(home, small_list, args, env)
             max_in_flight = server.stats()["max_in_flight"]
             server_seconds = server.seconds_per_request()
             sample = n if args.naive_sample <= 0 else min(n, args.naive_sample)
@@ -304,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         "overhead_ms": {k: round(v, 2) for k, v in overhead.items()},
         "client_call_ms": round(client_ms, 2),
         "peak_rss_mib": round(peak_kib / 1024, 1),
+        "small_n": small_n,
+        "small_peak_rss_mib": round(small_peak_kib / 1024, 1),
     }
     rate = f", rpm {args.rpm:g}" if args.rpm else ""
     print(f"batch_throughput: N={n}, latency {latency:g} s, concurrency {c}{rate}")
@@ -323,7 +333,10 @@ def main(argv: list[str] | None = None) -> int:
         f"database {overhead['database_ms']:.2f}, blob {overhead['blob_ms']:.2f})"
     )
     print(f"  client call at L=0   {client_ms:8.2f} ms  (SDK client + request, per shot)")
-    print(f"  peak memory (CLI)    {peak_kib / 1024:8.1f} MiB (max RSS)")
+    print(
+        f"  peak memory (CLI)    {peak_kib / 1024:8.1f} MiB (max RSS; "
+        f"{small_peak_kib / 1024:.1f} MiB for {small_n} shots)"
+    )
     if args.json:
         print(json.dumps(figures))
     return 0
