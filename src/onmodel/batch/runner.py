@@ -606,6 +606,7 @@ class BatchRunner:
         prepared = self._prepare()
         self._session_id = prepared.session.id
         live = is_locked(self.studio.paths.home, prepared.session.id)
+        start_up_finished()  # planning thousands of shots is long work too
         planned: list[PlannedShot] = []
         warnings = list(prepared.expansion.warnings)
         for status in self._statuses(prepared, live=live):
