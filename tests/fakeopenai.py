@@ -71,6 +71,7 @@ GENERATIONS = "/v1/images/generations"
 EDITS = "/v1/images/edits"
 RESPONSES = "/v1/responses"
 ENDPOINTS: tuple[str, ...] = (GENERATIONS, EDITS, RESPONSES)
+RECEIVED_AT = "fakeopenai.received_at"  # WSGI environ key: when the request line arrived
 
 # Image models the SDK (openai 3.54) documents as usable.  gpt-image-1 and the
 # DALL-E models are listed by the SDK only as deprecated/shut down.
@@ -292,6 +293,17 @@ class _QuietHandler(WSGIRequestHandler):
 
     def log(self, type: str, message: str, *args: Any) -> None:
         log.debug("%s %s", type, message % args if args else message)
+
+    def parse_request(self) -> bool:
+        # The request line has just arrived: the request counts as received from here, so
+        # parsing its headers is part of the latency, as it is for a real API.
+        self.received_at = time.monotonic()
+        return bool(super().parse_request())
+
+    def make_environ(self) -> dict[str, Any]:
+        environ = dict(super().make_environ())
+        environ[RECEIVED_AT] = self.received_at
+        return environ
 
 
 def _peer_closed(sock: socket.socket) -> bool:
@@ -682,7 +694,9 @@ class FakeOpenAI:
 
     def _record(self, request: Request) -> RecordedRequest:
         """Read the whole body once and keep it raw plus parsed."""
-        received_at, received_wall = time.monotonic(), time.time()
+        now = time.monotonic()
+        received_at = request.environ.get(RECEIVED_AT, now)
+        received_wall = time.time() - (now - received_at)
         body = request.get_data(cache=True)
         parsed_json: Any = None
         form: dict[str, list[str]] = {}
