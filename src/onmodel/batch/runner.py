@@ -64,6 +64,8 @@ if TYPE_CHECKING:
 MAX_CONCURRENCY = 64
 STORE_THREADS = 2
 """Enough to overlap one file's fsyncs with the next; SQLite takes one writer at a time anyway."""
+WARM_UP_WAIT_SECONDS = 30.0
+"""How long a run that ends waits for its providers' warm-up (a daemon thread) to finish."""
 FATAL_ERROR_TYPES = frozenset({"auth", "quota"})
 """Failures that every later shot would hit too: stop scheduling instead of failing them all."""
 
@@ -668,8 +670,8 @@ class BatchRunner:
             finally:
                 self._close_batch(batch_id, report)
         finally:
-            if warming is not None:
-                warming.join()  # long done unless planning failed; leave no thread behind
+            if warming is not None:  # long done unless planning failed: leave no thread behind
+                warming.join(WARM_UP_WAIT_SECONDS)
             stray = [t for t in self._workers if t.is_alive()]
             if stray:
                 lock.release_after(stray)
