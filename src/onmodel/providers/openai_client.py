@@ -171,18 +171,20 @@ def make_client() -> openai.OpenAI:
 _CLIENT_LOCK = threading.Lock()
 
 
-def warm_up_client(client: openai.OpenAI | None) -> openai.OpenAI:
-    """``client``, or the shared one built now, with the decoders its answers go through.
+def warm_up_client(client: openai.OpenAI | None, resource: str) -> None:
+    """Have ``client`` (or the shared one, built now) ready for its first ``resource`` call.
 
-    Also asks the client for its headers: the SDK describes the platform in them, once, by
-    running ``uname``; left to the first requests, each of a batch's threads would run it.
+    Besides building the client and loading the resource's module, this asks for the client's
+    headers: the SDK describes the platform in them, once, by running ``uname``; left to the
+    first requests, each of a batch's threads would run it. The image decoders come last: the
+    first answers need them, the first requests do not.
     """
     from onmodel.imagefile import load_decoders
 
-    load_decoders()
     ready = client or make_client()
     ready.default_headers  # noqa: B018 - computed (and cached) on first use
-    return ready
+    getattr(ready, resource)  # a cached property that loads the resource's module
+    load_decoders()
 
 
 @lru_cache(maxsize=4)

@@ -63,7 +63,7 @@ class OpenAIImagesProvider:
 
     def warm_up(self) -> None:
         """Build the shared client and load what its first image request would load."""
-        warm_up_client(self._client).images  # noqa: B018 - the property loads the module
+        warm_up_client(self._client, "images")
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         """Send the request and return the single image; every failure is a ProviderError."""

@@ -92,7 +92,7 @@ class OpenAIResponsesProvider:
 
     def warm_up(self) -> None:
         """Build the shared client and load what its first Responses request would load."""
-        warm_up_client(self._client).responses  # noqa: B018 - the property loads the module
+        warm_up_client(self._client, "responses")
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         """Run one conversation turn and return its image; every failure is a ProviderError."""
