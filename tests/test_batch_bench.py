@@ -16,7 +16,8 @@ def test_benchmark_runs_with_a_tiny_batch() -> None:
     result = subprocess.run(
         [
             *(sys.executable, str(BENCHMARK), "--n", "6", "--latency", "0.05"),
-            *("--concurrency", "3", "--naive-sample", "2", "--overhead-shots", "3", "--json"),
+            *("--concurrency", "3", "--naive-sample", "2", "--overhead-shots", "3"),
+            *("--runs", "2", "--json"),
         ],
         capture_output=True,
         text=True,
@@ -31,6 +32,7 @@ def test_benchmark_runs_with_a_tiny_batch() -> None:
         assert any(line.strip().startswith(label) for line in lines), label
     figures = json.loads(lines[-1])
     assert figures["bound_s"] == 0.1 and figures["ratio"] > 1
+    assert len(figures["walls_s"]) == 2 and figures["wall_s"] == max(figures["walls_s"])
     assert figures["server_max_in_flight"] <= 3
     assert 0.05 <= figures["server_s_per_request"] < 0.06  # the server kept its latency
     assert set(figures["overhead_ms"]) == {"compose_ms", "database_ms", "blob_ms", "total_ms"}
