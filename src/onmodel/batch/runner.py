@@ -645,7 +645,7 @@ class BatchRunner:
             statuses = self._statuses(prepared, live=False)
             queue_ = [s for s in statuses if self._runs(s)]
             if queue_:  # while the shots are planned below
-                warming = warm_up_in_background(s.shot.provider for s in queue_)
+                warming = warm_up_in_background({s.shot.provider for s in queue_})
             warnings = list(prepared.expansion.warnings)
             warnings.extend(self._prevalidate(queue_, prepared.parent_id))
             for message in warnings:

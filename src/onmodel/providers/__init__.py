@@ -78,8 +78,10 @@ def warm_up_in_background(names: Iterable[str]) -> threading.Thread:
     Failures are left to the first real request, which records and reports them.
     """
 
+    chosen = sorted(set(names))
+
     def warm_up() -> None:
-        for name in sorted(set(names)):
+        for name in chosen:
             try:
                 provider = get_provider(name)
                 getattr(provider, "warm_up", lambda: None)()
