@@ -74,9 +74,9 @@ def warm_up_in_background(names: Iterable[str]) -> threading.Thread:
     A batch's first requests all start at once, and each would wait for the SDK to load, for
     its client to be built (most of it reading the system's certificates, which frees the
     interpreter for other threads) and for the modules the SDK loads on first use. Done while
-    the batch is still being planned, most of that is over before the first request is due
-    (in the benchmark, about 0.1 s off the first round). Failures are left to the first real
-    request, which records and reports them.
+    the batch is still being planned, much of that is over before the first request is due
+    (with a client ready in advance, a 200-shot batch's first round ends about 0.08 s sooner).
+    Failures are left to the first real request, which records and reports them.
     """
     chosen = sorted(set(names))
 
