@@ -346,11 +346,14 @@ def validate_request(
     *,
     route: str,
     params: Mapping[str, Any],
-    prompt: str,
+    prompt: str | None,
     n_input_images: int,
     today: date,
 ) -> list[str]:
     """Check a request against the model's rules before it is sent; return warnings.
+
+    ``prompt`` None checks the parameters alone: a session's defaults are checked when they are
+    set, before any shot has a prompt, so a bad size is refused then rather than at every shot.
 
     Every broken rule is reported in one :class:`ValidationError` whose message is one line
     (problems joined with ``"; "``), so the user can fix them all at once and the CLI can
@@ -375,7 +378,9 @@ def validate_request(
         if params.get(legacy) is not None:
             problems.append(f"{legacy} was a DALL·E-only parameter ({advice})")
 
-    if not prompt.strip():
+    if prompt is None:
+        pass
+    elif not prompt.strip():
         problems.append("the prompt is empty")
     elif len(prompt) > cap.max_prompt_chars:
         problems.append(

@@ -44,6 +44,14 @@ class ValidationError(UsageError):
     """A request breaks a rule of the chosen model (size, quality, prompt length, ...)."""
 
 
+class InputError(ValidationError, ValueError):
+    """Text, a number or a file outside what onmodel accepts (control characters, overlong).
+
+    Also a ``ValueError`` so that, raised inside a pydantic validator, it is reported under the
+    field's name like any other invalid value.
+    """
+
+
 class RetiredModelError(ValidationError):
     """The model has been shut down; the message names the date and a replacement."""
 

@@ -42,7 +42,7 @@ class Character:
 
     @property
     def sheet(self) -> ModelSheet:
-        return ModelSheet.model_validate(self.row.sheet)
+        return ModelSheet.model_construct(**self.row.sheet)  # checked when it was stored
 
     @property
     def anchor(self) -> Image | None:
@@ -114,7 +114,7 @@ class Session:
         action: str = "",
         **options: Any,
     ) -> Image:
-        request = ShotRequest(
+        request = ShotRequest.checked(
             pose=pose, outfit=outfit, expression=expression, scene=scene, action=action, text=text
         )
         return self.studio.shot(self, request, **options)
@@ -122,7 +122,7 @@ class Session:
     def plan(self, text: str = "", **fields: Any) -> ShotPlan:
         """Compose and validate a shot without recording or spending anything (a dry run)."""
         options = {k: fields.pop(k) for k in list(fields) if k not in ShotRequest.model_fields}
-        request = ShotRequest(text=text, **fields)
+        request = ShotRequest.checked(text=text, **fields)
         return self.studio.plan_shot(self, request, **options)
 
     def images(self) -> list[Image]:
@@ -192,7 +192,7 @@ class Image:
 
     @property
     def request(self) -> ShotRequest:
-        return ShotRequest.model_validate(self.row.request)
+        return ShotRequest.model_construct(**self.row.request)  # checked when it was stored
 
     @property
     def label(self) -> str:

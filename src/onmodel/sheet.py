@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from onmodel.errors import UsageError
+from onmodel.limits import MAX_FIELD_LENGTH, MAX_SHEET_BYTES, check_text, read_bounded
+
+MAX_TRAIT_LENGTH = 2_000  # one trait of a sheet: a sentence or two, restated in every prompt
+MAX_COLOUR_LENGTH = 64
+
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 class ModelSheet(BaseModel):
@@ -35,6 +41,25 @@ class ModelSheet(BaseModel):
     must_keep: list[str] = Field(default_factory=list, description="Details that never change.")
     avoid: list[str] = Field(default_factory=list, description="Things never to draw.")
 
+    @field_validator(
+        "style", "species", "hair", "build", "outfit", "must_keep", "avoid", mode="after"
+    )
+    @classmethod
+    def _plain_text(cls, value: str | list[str]) -> str | list[str]:
+        for item in [value] if isinstance(value, str) else value:
+            check_text(item, "the trait", max_length=MAX_TRAIT_LENGTH, multiline=False)
+        return value
+
+    @field_validator(
+        "hair_color", "eye_color", "skin_color", "outfit_colors", "palette", mode="after"
+    )
+    @classmethod
+    def _colours(cls, value: str | list[str]) -> str | list[str]:
+        for item in [value] if isinstance(value, str) else value:
+            if item:
+                check_colour(item)
+        return value
+
     @classmethod
     def from_yaml_file(cls, path: Path) -> ModelSheet:
         """Load a sheet, naming the file and the field when it is wrong."""
@@ -42,20 +67,23 @@ class ModelSheet(BaseModel):
 
         from onmodel.yamlload import safe_load
 
+        raw = read_bounded(path, MAX_SHEET_BYTES, "model sheet")
         try:
-            data = safe_load(path.read_text(encoding="utf-8")) or {}
-        except OSError as exc:
-            raise UsageError(f"cannot read model sheet {path}: {exc.strerror}") from exc
+            data = safe_load(raw.decode("utf-8")) or {}
+        except UnicodeDecodeError as exc:
+            raise UsageError(
+                f"model sheet {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+            ) from None
         except yaml.YAMLError as exc:
             raise UsageError(f"model sheet {path} is not valid YAML: {exc}") from exc
         if not isinstance(data, dict):
             raise UsageError(f"model sheet {path} must be a mapping of traits")
-        try:
-            return cls.model_validate(data)
-        except PydanticValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(top)"
-            raise UsageError(f"model sheet {path}: {where}: {first['msg']}") from exc
+        return cls.checked(data, f"model sheet {path}")
+
+    @classmethod
+    def checked(cls, data: object, source: str) -> ModelSheet:
+        """Validate ``data`` as a sheet, naming ``source`` and the field in a one-line error."""
+        return _validated(cls, data, source)
 
     @classmethod
     def from_prompt(cls, prompt: str) -> ModelSheet:
@@ -116,6 +144,47 @@ COLOUR_WORDS: dict[str, str] = {
 }
 
 
+def check_colour(value: str) -> str:
+    """A colour field is a CSS name, a hex code, an ``rgb()``/``hsl()`` value, or a phrase that
+    names one ("dark brown"), so the preview and the palette check can read it."""
+    if len(value) > MAX_COLOUR_LENGTH:
+        raise ValueError(f"a colour of {len(value)} characters; at most {MAX_COLOUR_LENGTH}")
+    text = value.strip().lower()
+    if _is_colour(text):
+        return value
+    if "(" not in text and any(_is_colour(word) for word in re.findall(r"[a-z]+", text)):
+        return value
+    raise ValueError(
+        f"{value!r} is not a colour: use a CSS name such as 'teal' or a hex code such as '#f0a04b'"
+    )
+
+
+def _is_colour(token: str) -> bool:
+    from PIL import ImageColor
+
+    token = COLOUR_WORDS.get(token, token)
+    if not token.startswith(("#", "rgb(", "rgba(", "hsl(", "hsv(")):
+        return token in ImageColor.colormap
+    if token.endswith(")") and re.search(r"\d{4,}", token):
+        return False  # a thousand or more in any component is a typo, and overflows Pillow
+    try:
+        rgb = ImageColor.getrgb(token)
+    except ValueError:
+        return False
+    return all(0 <= channel <= 255 for channel in rgb)
+
+
+def _validated(model: type[_Model], data: object, source: str) -> _Model:
+    """``model.model_validate(data)`` with pydantic's error turned into one line."""
+    try:
+        return model.model_validate(data)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top)"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise UsageError(f"{source}: {where}: {message}") from None
+
+
 def _colour_before(text: str, noun: str) -> str:
     """Return the colour word closest before ``noun`` ("long red hair" -> "red")."""
     words = "|".join(sorted(COLOUR_WORDS, key=len, reverse=True))
@@ -134,6 +203,16 @@ class ShotRequest(BaseModel):
     scene: str = ""
     action: str = ""
     text: str = ""
+
+    @field_validator("pose", "outfit", "expression", "scene", "action", "text", mode="after")
+    @classmethod
+    def _plain_text(cls, value: str) -> str:
+        return check_text(value, "the text", max_length=MAX_FIELD_LENGTH)
+
+    @classmethod
+    def checked(cls, **fields: str) -> ShotRequest:
+        """A request from user input, refused in one line naming the field at fault."""
+        return _validated(cls, fields, "shot request")
 
     def is_empty(self) -> bool:
         return not any(self.model_dump().values())

@@ -39,6 +39,14 @@ from onmodel.errors import (
 )
 from onmodel.handles import Character, Image, Reference, Session, TreeNode
 from onmodel.imagefile import inspect_bytes, read_image_file
+from onmodel.limits import (
+    MAX_FIELD_LENGTH,
+    MAX_ID,
+    MAX_NAME_LENGTH,
+    check_amount,
+    check_id,
+    check_text,
+)
 from onmodel.providers import FREE_PROVIDERS, default_provider_name, get_provider
 from onmodel.providers.base import (
     GenerationRequest,
@@ -69,7 +77,7 @@ class ShotPlan:
     """A fully composed, validated request that has not been recorded or paid for yet."""
 
     kind: ImageKind
-    character_id: int
+    character_id: int | None  # None only while a new character is checked before it is written
     session_id: int | None
     parent_id: int | None
     provider: str
@@ -220,21 +228,23 @@ class Studio:
         if not prompt.strip():
             raise UsageError("a character needs a prompt describing it (--prompt)")
         full_sheet = self._sheet_for(prompt, sheet)
-        character = self._insert_character(name, slug, prompt, full_sheet)
-        provider_name = provider or default_provider_name()
+        draft = Character(self, self._character_draft(name, slug, prompt, full_sheet))
         plan = self._plan(
             kind="anchor",
-            character=character,
+            character=draft,
             session=None,
             parent=None,
             request=ShotRequest(),
-            provider=provider_name,
+            provider=provider or default_provider_name(),
             model=model or self._default_model(),
             params=dict(params or {}),
             template=ANCHOR_TEMPLATE,
         )
-        self.execute(plan)
-        return self.character(character.id)
+        # Everything is checked; only now is the character written, so a refusal leaves no
+        # character without an anchor behind.
+        character_id = self._insert_character(draft.row)
+        self.execute(replace(plan, character_id=character_id))
+        return self.character(character_id)
 
     def import_character(
         self,
@@ -248,13 +258,15 @@ class Studio:
         slug: str | None = None,
     ) -> Character:
         """Adopt an image the user already has (say, from ChatGPT) as a character's anchor."""
+        for value, what in ((gen_id, "the gen id"), (revised_prompt, "the revised prompt")):
+            if value is not None:
+                check_text(value, what, max_length=MAX_FIELD_LENGTH)
+        row = self._character_draft(name, slug, prompt, self._sheet_for(prompt, sheet))
         data, info = read_image_file(image)
-        full_sheet = self._sheet_for(prompt, sheet)
         blob = self.blobs.put(data, info.format)
         with transaction(self.engine) as db:
-            row = self._new_character_row(db, name, slug, prompt, full_sheet)
             db.add(row)
-            db.flush()
+            _flush_unique(db, f"a character named {row.slug!r} already exists")
             assert row.id is not None
             anchor = ImageRow(
                 character_id=row.id,
@@ -311,27 +323,31 @@ class Studio:
     ) -> Session:
         """Start a series for a character; it becomes the current session by default."""
         owner = self.character(character)
+        check_text(title, "the title", max_length=MAX_NAME_LENGTH, multiline=False)
         provider_name = provider or default_provider_name()
         get_provider(provider_name)  # an unknown provider is refused now, not at the first shot
         model_name = model or self._default_model()
-        self._capability(model_name)  # retired or unknown models are refused up front
+        defaults = dict(params or {})
+        # a bad default size or quality is refused now, not by every shot of the session
+        self._validate(provider_name, model_name, defaults, None, 1)
         anchor = owner.anchor
         primer = self.composer.render(
             PRIMER_TEMPLATE, self._template_context(owner, anchor, ShotRequest(), None)
         )
-        with transaction(self.engine) as db:
-            base = check_slug(slug) if slug else slugify(title) if title else owner.slug
-            row = SessionRow(
-                slug=_free_slug(db, base, taken_ok=slug is None),
-                character_id=owner.id,
-                title=title,
-                provider=provider_name,
-                model=model_name,
-                params=dict(params or {}),
-                instructions=primer.text,
-                head_image_id=owner.row.anchor_image_id,
-            )
-            db.add(row)
+        base = check_slug(slug) if slug else slugify(title) if title else owner.slug
+        row = self._insert_session(
+            base,
+            taken_ok=slug is None,
+            values={
+                "character_id": owner.id,
+                "title": title,
+                "provider": provider_name,
+                "model": model_name,
+                "params": defaults,
+                "instructions": primer.text,
+                "head_image_id": owner.row.anchor_image_id,
+            },
+        )
         session = Session(self, row)
         if make_current:
             self.use_session(session)
@@ -394,6 +410,8 @@ class Studio:
         ``max_cost`` refuses the shot when its worst-case cost estimate could exceed it (or is
         unknown), before any request is made.
         """
+        if max_cost is not None:
+            max_cost = check_amount(max_cost, "--max-cost")
         return self.planner(session, from_image=from_image).plan(
             request, refs=refs, provider=provider, model=model, params=params, max_cost=max_cost
         )
@@ -620,25 +638,49 @@ class Studio:
         given = ModelSheet.from_yaml_file(sheet) if isinstance(sheet, Path) else sheet
         return guessed.merged_with(given)
 
-    def _new_character_row(
-        self, db: Any, name: str, slug: str | None, prompt: str, sheet: ModelSheet
+    def _character_draft(
+        self, name: str, slug: str | None, prompt: str, sheet: ModelSheet
     ) -> CharacterRow:
+        """The character's row, checked but not written (its name must still be free)."""
         if not name.strip():
             raise UsageError("a character needs a name")
+        check_text(name, "the name", max_length=MAX_NAME_LENGTH, multiline=False)
+        check_text(prompt, "the prompt", max_length=MAX_FIELD_LENGTH)
         final = check_slug(slug) if slug else slugify(name)
-        if db.exec(select(CharacterRow).where(CharacterRow.slug == final)).first() is not None:
-            raise DuplicateError(f"a character named {final!r} already exists")
+        with transaction(self.engine) as db:
+            if db.exec(select(CharacterRow).where(CharacterRow.slug == final)).first():
+                raise DuplicateError(f"a character named {final!r} already exists")
         return CharacterRow(
             slug=final, name=name.strip(), description=prompt.strip(), sheet=sheet.model_dump()
         )
 
-    def _insert_character(
-        self, name: str, slug: str | None, prompt: str, sheet: ModelSheet
-    ) -> Character:
+    def _insert_character(self, draft: CharacterRow) -> int:
+        """Write a drafted character; a concurrent writer of the same name makes it a duplicate."""
         with transaction(self.engine) as db:
-            row = self._new_character_row(db, name, slug, prompt, sheet)
+            row = CharacterRow.model_validate(draft.model_dump())
             db.add(row)
-        return Character(self, row)
+            _flush_unique(db, f"a character named {row.slug!r} already exists")
+            assert row.id is not None
+            return row.id
+
+    def _insert_session(self, base: str, *, taken_ok: bool, values: dict[str, Any]) -> SessionRow:
+        """Insert under ``base`` or, when generated, the next free ``base-N``.
+
+        Two processes can pick the same free slug at once; the unique index refuses the second,
+        which then moves on to the next free one rather than failing.
+        """
+        for _ in range(_SLUG_ATTEMPTS):
+            with transaction(self.engine) as db:
+                row = SessionRow(slug=_free_slug(db, base, taken_ok=taken_ok), **values)
+                db.add(row)
+                try:
+                    _flush_unique(db, f"a session named {base!r} already exists")
+                except DuplicateError:
+                    if not taken_ok:
+                        raise
+                    continue
+                return row
+        raise DuplicateError(f"could not find a free name for session {base!r}; try again")
 
     def _parent_for(
         self,
@@ -682,7 +724,7 @@ class Studio:
         estimate = self._max_cost(provider, model, params, len(inputs), len(rendered.text))
         return ShotPlan(
             kind=kind,
-            character_id=character.id,
+            character_id=character.row.id,
             session_id=session.id if session else None,
             parent_id=parent.id if parent else None,
             provider=provider,
@@ -730,17 +772,21 @@ class Studio:
     def _with_refs(
         self, inputs: tuple[InputImage, ...], refs: Sequence[Path]
     ) -> tuple[InputImage, ...]:
-        """The lineage inputs followed by the user's extra reference files, kept as blobs."""
-        extras: list[InputImage] = []
-        for ref in refs:
-            data, info = read_image_file(ref)
-            blob = self.blobs.put(data, info.format)
-            extras.append(InputImage("extra", blob.path, blob.sha256, info.mime))
-        if len(inputs) + len(extras) > MAX_INPUT_IMAGES:
+        """The lineage inputs followed by the user's extra reference files, kept as blobs.
+
+        Every limit is checked and every file read before the first is stored, so a refused
+        shot leaves no reference files behind.
+        """
+        if len(inputs) + len(refs) > MAX_INPUT_IMAGES:
             raise UsageError(
-                f"{len(inputs) + len(extras)} input images (anchor, parent and --ref files); "
+                f"{len(inputs) + len(refs)} input images (anchor, parent and --ref files); "
                 f"at most {MAX_INPUT_IMAGES} can be sent"
             )
+        files = [read_image_file(ref) for ref in refs]
+        extras: list[InputImage] = []
+        for data, info in files:
+            blob = self.blobs.put(data, info.format)
+            extras.append(InputImage("extra", blob.path, blob.sha256, info.mime))
         return (*inputs, *extras)
 
     def _input_from_image(self, image: Image, role: str) -> InputImage:
@@ -828,7 +874,7 @@ class Studio:
         return load_capabilities(self.paths.models_file).get(model, today=date.today())
 
     def _validate(
-        self, provider: str, model: str, params: dict[str, Any], prompt: str, n_inputs: int
+        self, provider: str, model: str, params: dict[str, Any], prompt: str | None, n_inputs: int
     ) -> list[str]:
         """Check the request against the model's rules before anything is recorded or paid."""
         from onmodel.capabilities import validate_request
@@ -1068,19 +1114,34 @@ def _failed(image_id: int, error: ProviderError) -> GenerationError:
 
 
 def _by_ref(db: Any, table: type[Any], ref: str | int) -> Any:
-    """Rows are named by slug or by numeric id."""
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        return db.get(table, int(ref))
+    """Rows are named by slug or by numeric id; an id no row can have finds nothing."""
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isascii() and ref.isdigit()):
+        key = int(ref)
+        return db.get(table, key) if 0 < key <= MAX_ID else None
     return db.exec(select(table).where(table.slug == ref)).first()
 
 
 def _image_key(ref: int | str) -> int:
     if isinstance(ref, int):
-        return ref
+        return check_id(ref, "image")
     text = ref.strip().lstrip("#")
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise UsageError(f"{ref!r} is not an image id (a number such as 12)")
-    return int(text)
+    return check_id(int(text), "image")
+
+
+_SLUG_ATTEMPTS = 20
+
+
+def _flush_unique(db: Any, message: str) -> None:
+    """Flush, turning a unique-constraint race lost to another process into a DuplicateError."""
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        db.flush()
+    except IntegrityError:
+        db.rollback()
+        raise DuplicateError(message) from None
 
 
 def _free_slug(db: Any, base: str, *, taken_ok: bool) -> str:

@@ -49,7 +49,7 @@ def shot(
     from onmodel.sheet import ShotRequest
 
     studio = open_studio()
-    request = ShotRequest(
+    request = ShotRequest.checked(
         pose=pose, outfit=outfit, expression=expression, scene=scene, action=action, text=text
     )
     params = {k: v for k, v in {"size": size, "quality": quality}.items() if v}
