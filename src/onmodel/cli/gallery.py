@@ -23,10 +23,17 @@ def export(
     session: Annotated[str | None, typer.Argument(help="Slug or id (default: current).")] = None,
     to: Annotated[
         Path | None,
-        typer.Option("--to", help="Folder to write (new, empty, or an earlier export to replace)."),
+        typer.Option(
+            "--to",
+            help="Folder to write (new, empty, or an earlier export to replace; "
+            "your own files in it are kept).",
+        ),
     ] = None,
     make_zip: Annotated[
-        bool, typer.Option("--zip", help="Also write FOLDER.zip beside the folder.")
+        bool,
+        typer.Option(
+            "--zip", help="Also write FOLDER.zip beside the folder (replaces only onmodel's own)."
+        ),
     ] = False,
     only: Annotated[
         Only, typer.Option("--only", help="'starred': only starred images (and the anchor).")
@@ -51,6 +58,8 @@ def export(
     console.print(f"open: {result.index.as_uri()}")
     if result.zip_path is not None:
         console.print(f"zip: {result.zip_path}")
+    if result.kept:
+        console.print(f"kept your own files in the folder: {', '.join(result.kept)}", markup=False)
 
 
 def serve(
