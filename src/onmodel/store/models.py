@@ -118,6 +118,7 @@ class ImageRow(SQLModel, table=True):
     note: str = ""
     batch_id: int | None = Field(default=None, foreign_key="batch.id", index=True)
     shot_key: str | None = Field(default=None, index=True, max_length=64)
+    owner: str | None = None  # while pending: the process making it (onmodel.owners)
     created_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
 

@@ -1,0 +1,130 @@
+"""Pending rows whose process is gone: found, and marked ``interrupted`` so they can be retried.
+
+A row is judged by its owner (``onmodel.owners``): stale once the process that recorded it has
+ended. Rows recorded before the ``owner`` column existed (revision 0002) have none:
+
+* a batch's row is judged as ``batch run`` judges it, stale unless its session's batch lock is
+  held (only the holder can have requests in flight);
+* any other row is stale. An older onmodel cannot open the upgraded database, so no process
+  can still be recording such rows; one that was mid-request during the upgrade still finishes
+  its row afterwards, which overwrites the mark.
+
+Shots for the ChatGPT app (``MANUAL_PROVIDERS``) stay pending by design until ``attach``: no
+process is making them, so they are never stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, update
+from sqlmodel import col, select
+
+from onmodel.owners import forget_owner, is_owner_alive
+from onmodel.store.models import ImageRow, utcnow
+
+MANUAL_PROVIDERS = frozenset({"chatgpt"})  # their pending rows wait for `onmodel attach`
+STALE_MESSAGE = "the process that made this request ended before it finished"
+_CHUNK = 500  # stays under SQLite's bound-parameter limit on any build
+
+
+@dataclass(frozen=True)
+class StaleRow:
+    """A pending row nobody is making any more."""
+
+    image_id: int
+    owner: str | None
+    session_id: int | None
+    batch_id: int | None
+
+
+def find_stale(
+    engine: Engine, home: Path, image_ids: Collection[int] | None = None
+) -> list[StaleRow]:
+    """Every stale pending row (or those among ``image_ids``), in id order.
+
+    One query for the pending rows, then one liveness check per distinct owner (or, for rows
+    without one, per batch session), however many rows each has.
+    """
+    query = (
+        select(ImageRow.id, ImageRow.owner, ImageRow.session_id, ImageRow.batch_id)
+        .where(col(ImageRow.status) == "pending")
+        .where(col(ImageRow.provider).not_in(MANUAL_PROVIDERS))
+        .order_by(col(ImageRow.id))
+    )
+    if image_ids is not None:
+        query = query.where(col(ImageRow.id).in_(list(image_ids)))
+    with engine.connect() as conn:
+        pending = [StaleRow(*row) for row in conn.execute(query)]
+    verdicts: dict[tuple[str, object], bool] = {}
+    stale: list[StaleRow] = []
+    for row in pending:
+        key = _judged_by(row)
+        if key not in verdicts:
+            verdicts[key] = _gone(home, key)
+        if verdicts[key]:
+            stale.append(row)
+    return stale
+
+
+def _judged_by(row: StaleRow) -> tuple[str, object]:
+    if row.owner is not None:
+        return ("owner", row.owner)
+    if row.batch_id is not None and row.session_id is not None:
+        return ("batch", row.session_id)
+    return ("legacy", None)
+
+
+def _gone(home: Path, key: tuple[str, object]) -> bool:
+    kind, subject = key
+    if kind == "owner":
+        assert isinstance(subject, str)
+        return not is_owner_alive(home, subject)
+    if kind == "batch":
+        assert isinstance(subject, int)
+        from onmodel.batch.lock import is_locked  # rare (rows from before 0002): load it then
+
+        return not is_locked(home, subject)
+    return True
+
+
+def _mark_interrupted(engine: Engine, rows: Sequence[StaleRow]) -> None:
+    """Only rows still pending: one that finished meanwhile was alive after all."""
+    with engine.begin() as conn:
+        for chunk in _chunks([row.image_id for row in rows]):
+            conn.execute(
+                update(ImageRow)
+                .where(col(ImageRow.id).in_(chunk))
+                .where(col(ImageRow.status) == "pending")
+                .values(
+                    status="interrupted",
+                    error_type="interrupted",
+                    error_message=STALE_MESSAGE,
+                    finished_at=utcnow(),
+                )
+            )
+
+
+def reconcile_stale(
+    engine: Engine, home: Path, image_ids: Collection[int] | None = None
+) -> list[int]:
+    """Find stale pending rows, mark them interrupted, and forget their dead owners' locks.
+
+    Returns the ids of the rows found stale (one that finished meanwhile keeps its outcome).
+    ``Studio.retry`` calls it for the one row it was asked to retry; ``onmodel db check --fix``
+    for all of them.
+    """
+    stale = find_stale(engine, home, image_ids)
+    if not stale:
+        return []
+    _mark_interrupted(engine, stale)
+    for owner in {row.owner for row in stale if row.owner is not None}:
+        forget_owner(home, owner)
+    return [row.image_id for row in stale]
+
+
+def _chunks(ids: list[int]) -> Iterator[list[int]]:
+    for start in range(0, len(ids), _CHUNK):
+        yield ids[start : start + _CHUNK]
