@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from onmodel.errors import OnmodelError
 
 FORMAT_EXTENSIONS = {"png": "png", "jpeg": "jpg", "jpg": "jpg", "webp": "webp", "gif": "gif"}
+TEMP_PREFIX = ".tmp-"  # files being written; complete ones are renamed to their blob name
+_BLOB_NAME = re.compile(r"^[0-9a-f]{64}\.[A-Za-z0-9]+$")
 
 
 class BlobIntegrityError(OnmodelError):
@@ -55,13 +59,16 @@ class BlobStore:
         The file appears under its final name only when complete (temp file in the same
         directory, fsync, rename, fsync of the directory), so a crash at any point leaves either
         no file or the whole verified file — never a partial one under a real name.
+
+        A file found already there is touched: until a row refers to it, it looks unused, and
+        :meth:`discard` leaves recently touched files alone.
         """
         sha256 = sha256_bytes(data)
         path = self.path_for(sha256, fmt)
-        if path.exists() and path.stat().st_size == len(data) and sha256_file(path) == sha256:
+        if _reusable(path, sha256, len(data)):
             return Blob(sha256=sha256, path=path, size=len(data))
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=path.suffix, dir=path.parent)
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -91,6 +98,50 @@ class BlobStore:
     def verify(self, sha256: str, fmt: str) -> bool:
         path = self.path_for(sha256, fmt)
         return path.is_file() and sha256_file(path) == sha256
+
+    def files(self) -> Iterator[StoredFile]:
+        """Every blob and temp file under the root, streamed (other files are not ours)."""
+        for directory, _dirs, names in os.walk(self.root):
+            for name in names:
+                temp = name.startswith(TEMP_PREFIX)
+                if temp or _BLOB_NAME.match(name):
+                    yield StoredFile(Path(directory, name), temp)
+
+    def discard(self, path: Path, *, unused_since: float) -> bool:
+        """Delete a file no row refers to, unless it was written or reused since ``unused_since``.
+
+        A writer stores a file (or touches it, see :meth:`put`) before the row that refers to
+        it is committed, so a young file may be about to be referenced. The file is moved aside
+        before its age is read: a :meth:`put` after that finds no file and writes its own, and
+        one before it left the file young, so it is moved back. True when it was deleted.
+        """
+        aside = path.with_name(f"{TEMP_PREFIX}discard-{path.name}")
+        try:
+            os.rename(path, aside)
+            if aside.stat().st_mtime >= unused_since:
+                os.replace(aside, path)  # same bytes as any file a put wrote meanwhile
+                return False
+            aside.unlink()
+        except FileNotFoundError:  # another check got there first
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    path: Path
+    temp: bool  # a write in progress, or the leftover of one that was killed
+
+
+def _reusable(path: Path, sha256: str, size: int) -> bool:
+    """The complete file is already stored; it is touched so that it counts as in use."""
+    try:
+        if path.stat().st_size != size or sha256_file(path) != sha256:
+            return False
+        os.utime(path)
+    except FileNotFoundError:  # never stored, or discarded just now: write it
+        return False
+    return True
 
 
 def _fsync_dir(directory: Path) -> None:
