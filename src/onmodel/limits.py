@@ -44,6 +44,15 @@ def check_text(value: str, what: str, *, max_length: int, multiline: bool = True
     return value
 
 
+def escape_controls(text: str) -> str:
+    """``"\x1b]0;pwned\x07"`` -> ``"\\x1b]0;pwned\\x07"``: shown, never obeyed, by a terminal.
+
+    Names and prompts stored before they were checked, and text a provider returns, may still
+    hold escape sequences; printed raw, they retitle or clear the user's terminal.
+    """
+    return _CONTROL.sub(lambda found: repr(found.group())[1:-1], text)
+
+
 def describe_character(char: str) -> str:
     """``U+001B ESCAPE``: how a control character is named in an error message."""
     name = unicodedata.name(char, "") or _CONTROL_NAMES.get(char, "control character")

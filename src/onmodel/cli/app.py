@@ -85,7 +85,12 @@ def _run() -> None:
     from onmodel.errors import OnmodelError
 
     try:
-        app()
+        code = app(standalone_mode=False)
+    except _CLICK_ERROR as exc:
+        _usage_error(exc)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(1)
     except OnmodelError as exc:
         err_console.print(f"error: {one_line(exc)}", markup=False)
         sys.exit(exc.exit_code)
@@ -101,6 +106,33 @@ def _run() -> None:
             markup=False,
         )
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+# Typer bundles its own copy of click (older releases use click itself); its usage errors are
+# found through a class Typer exports, whichever click that is.
+_CLICK_ERROR: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
+
+
+def _usage_error(exc: Exception) -> NoReturn:
+    """A usage error is one line like every other error, not click's framed box.
+
+    Bare ``onmodel`` (or a bare group) still shows its help, as click would.
+    """
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        context = getattr(exc, "ctx", None)
+        if context is not None:
+            help_text = context.get_help()
+            if help_text:
+                console.print(help_text, markup=False)
+        sys.exit(2)
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    context = getattr(exc, "ctx", None)
+    where = f" (see: {context.command_path} --help)" if context is not None else ""
+    err_console.print(f"error: {one_line(message)}{where}", markup=False)
+    sys.exit(int(getattr(exc, "exit_code", 2)))
 
 
 def _leave(code: str | int | None) -> NoReturn:

@@ -6,9 +6,24 @@ import json
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+from onmodel.limits import escape_controls
+
+
+class SafeConsole(Console):
+    """A console that shows control characters in printed strings as escapes.
+
+    Every string rich prints (plain, in a table cell or a tree label) passes through
+    ``render_str``, so this one override covers names, titles and prompts wherever they appear.
+    """
+
+    def render_str(self, text: str, **options: Any) -> Text:
+        return super().render_str(escape_controls(text), **options)
+
+
+console = SafeConsole(highlight=False, soft_wrap=True)
+err_console = SafeConsole(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:
