@@ -16,7 +16,7 @@ def test_readme_library_example_runs(capsys: object) -> None:
 
 def test_readme_set_up_commands_are_what_ci_runs() -> None:
     text = README.read_text(encoding="utf-8")
-    assert "python3 -m pip install . && onmodel demo" in text
+    assert "bash scripts/setup && . .venv/bin/activate && onmodel demo" in text
     assert "bash scripts/test" in text
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
     assert "bash scripts/test" in ci
