@@ -4,6 +4,7 @@ series.json, and an index.html that needs no server and no network."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -15,10 +16,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from onmodel.blobs import sha256_bytes, sha256_file
+import onmodel.export
+from onmodel.blobs import BlobIntegrityError, sha256_bytes, sha256_file
 from onmodel.cli.app import app
 from onmodel.errors import UsageError
-from onmodel.export import export_session
+from onmodel.export import ExportError, export_session
 from onmodel.handles import TreeNode
 from onmodel.store.database import transaction
 from onmodel.store.models import ImageRow
@@ -202,7 +204,8 @@ def test_export_refuses_a_foreign_folder_and_replaces_an_earlier_export(
     export_session(studio, series.session, target)
     (target / "mine.txt").write_text("kept")
     studio.annotate_image(series.branch, starred=True)
-    export_session(studio, series.session, target, only="starred")
+    result = export_session(studio, series.session, target, only="starred")
+    assert result.kept == ["mine.txt"]
     names = sorted(p.name for p in target.iterdir())
     assert names == [
         "000-anchor.png",
@@ -256,6 +259,276 @@ def test_cli_export_refusal_is_one_line_and_exit_2(series: Series, tmp_path: Pat
     )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ")
+
+
+def snapshot(folder: Path) -> dict[str, bytes | str]:
+    """Every entry under ``folder``: a file's bytes, a symlink's target, a folder's mark."""
+    found: dict[str, bytes | str] = {}
+    for path in sorted(folder.rglob("*")):
+        key = str(path.relative_to(folder))
+        if path.is_symlink():
+            found[key] = f"-> {os.readlink(path)}"
+        elif path.is_dir():
+            found[key] = "<dir>"
+        else:
+            found[key] = path.read_bytes()
+    return found
+
+
+def hidden(parent: Path) -> list[str]:
+    """Temporary folders or zips an export left beside its target."""
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
+
+
+def blob_of(studio: Studio, image_id: int) -> Path:
+    path = studio.image(image_id).path
+    assert path is not None
+    return path
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real entry point, so the one-line error and the exit code are the user's."""
+    return subprocess.run(
+        [sys.executable, "-m", "onmodel", *args], capture_output=True, text=True, check=False
+    )
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], code: int) -> None:
+    assert done.returncode == code, done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr
+    assert "unexpected" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_missing_blob_names_the_image_and_writes_nothing(
+    studio: Studio, series: Series, tmp_path: Path
+) -> None:
+    blob_of(studio, series.guitar).unlink()
+    parent = tmp_path / "exports"
+    parent.mkdir()
+    with pytest.raises(BlobIntegrityError, match=rf"image {series.guitar} \(002-playing-guitar"):
+        export_session(studio, series.session, parent / "out", make_zip=True)
+    assert list(parent.iterdir()) == []  # no folder, no zip, no temporary leftovers
+
+    done = run_cli("export", series.session, "--to", str(parent / "out"))
+    assert_one_line_error(done, 1)
+    assert f"image {series.guitar}" in done.stderr and "missing" in done.stderr
+    assert list(parent.iterdir()) == []
+
+
+def test_a_damaged_blob_leaves_the_earlier_export_and_zip_exactly_as_they_were(
+    studio: Studio, series: Series, tmp_path: Path
+) -> None:
+    target = tmp_path / "out"
+    export_session(studio, series.session, target, make_zip=True)
+    (target / "mine.txt").write_text("kept")
+    before, zip_before = snapshot(target), (tmp_path / "out.zip").read_bytes()
+    blob = blob_of(studio, series.branch)
+    original = blob.read_bytes()
+    blob.chmod(0o644)
+    blob.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+
+    with pytest.raises(BlobIntegrityError, match=rf"image {series.branch} .*damaged"):
+        export_session(studio, series.session, target, make_zip=True)
+    assert snapshot(target) == before
+    assert (tmp_path / "out.zip").read_bytes() == zip_before
+    assert hidden(tmp_path) == []
+
+    done = run_cli("export", series.session, "--to", str(target))
+    assert_one_line_error(done, 1)
+    assert f"image {series.branch}" in done.stderr and "damaged" in done.stderr
+    assert snapshot(target) == before
+
+    blob.write_bytes(original)  # once repaired, the rerun accepts the folder
+    assert export_session(studio, series.session, target).kept == ["mine.txt"]
+
+
+def test_a_failed_swap_puts_the_earlier_export_back(
+    studio: Studio, series: Series, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "out"
+    export_session(studio, series.session, target)
+    (target / "mine.txt").write_text("kept")
+    before = snapshot(target)
+    real_rename = os.rename
+
+    def rename(source: Path, destination: Path) -> None:
+        if ".onmodel-new" in str(source):  # the finished export moving into place
+            raise PermissionError(13, "Permission denied", str(destination))
+        real_rename(source, destination)
+
+    monkeypatch.setattr(onmodel.export.os, "rename", rename)
+    with pytest.raises(ExportError, match=r"could not export to .*Permission denied"):
+        export_session(studio, series.session, target, only="starred")
+    assert snapshot(target) == before
+    assert hidden(tmp_path) == []
+
+
+def test_reexport_keeps_the_users_files_folders_and_links_and_says_so(
+    studio: Studio, series: Series, tmp_path: Path
+) -> None:
+    target = tmp_path / "out"
+    export_session(studio, series.session, target)
+    (target / "notes").mkdir()
+    (target / "notes" / "todo.txt").write_text("mine")
+    (target / "link.png").symlink_to(blob_of(studio, series.crying))
+    # an exported image the user edited, which the new (starred-only) export does not write
+    (target / "002-playing-guitar.png").write_bytes(b"retouched")
+
+    result = export_session(studio, series.session, target, only="starred")
+    assert result.kept == ["002-playing-guitar.png", "link.png", "notes"]
+    assert (target / "notes" / "todo.txt").read_text() == "mine"
+    assert (target / "link.png").is_symlink()
+    assert (target / "002-playing-guitar.png").read_bytes() == b"retouched"
+    assert not (target / "001-crying.png").exists()  # written by onmodel, unchanged: replaced
+    assert hidden(tmp_path) == []
+
+    done = run_cli("export", series.session, "--to", str(target), "--only", "starred", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["kept"] == ["002-playing-guitar.png", "link.png", "notes"]
+
+
+def test_reexport_refuses_to_replace_a_file_the_user_changed(
+    studio: Studio, series: Series, tmp_path: Path
+) -> None:
+    target = tmp_path / "out"
+    export_session(studio, series.session, target)
+    (target / "001-crying.png").write_bytes(b"retouched by hand")
+    before = snapshot(target)
+    with pytest.raises(UsageError, match=r"001-crying\.png was not written by an earlier export"):
+        export_session(studio, series.session, target)
+    assert snapshot(target) == before and hidden(tmp_path) == []
+
+    assert_one_line_error(run_cli("export", series.session, "--to", str(target)), 2)
+    assert snapshot(target) == before
+
+
+def test_a_planted_series_json_cannot_make_export_delete_anything(
+    studio: Studio, series: Series, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not in the folder")
+    target = tmp_path / "planted"
+    target.mkdir()
+    (target / "thesis.docx").write_text("precious")
+    (target / "link.png").symlink_to(outside)
+    digest = sha256_file(outside)
+    planted = {
+        "format": "onmodel-series",
+        "files": {
+            # true digests, so only the name rules and the blob store stand in the way
+            "thesis.docx": sha256_file(target / "thesis.docx"),
+            "link.png": digest,
+            "../outside.txt": digest,
+            str(outside): digest,
+        },
+    }
+    (target / "series.json").write_text(json.dumps(planted))
+
+    result = export_session(studio, series.session, target)
+    assert result.kept == ["link.png", "thesis.docx"]
+    assert (target / "thesis.docx").read_text() == "precious"
+    assert (target / "link.png").is_symlink() and outside.read_text() == "not in the folder"
+    assert json.loads((target / "series.json").read_text())["format_version"] == 1
+
+    # a planted page, or a file under a name the export writes, is refused, not overwritten
+    for name, data in (("index.html", b"<p>mine</p>"), ("000-anchor.png", b"mine")):
+        folder = tmp_path / f"planted-{name}"
+        folder.mkdir()
+        (folder / name).write_bytes(data)
+        manifest = {"format": "onmodel-series", "files": {name: sha256_bytes(data)}}
+        if name == "index.html":
+            manifest = {"format": "onmodel-series", "index_sha256": "0" * 64}
+        (folder / "series.json").write_text(json.dumps(manifest))
+        before = snapshot(folder)
+        with pytest.raises(UsageError, match=rf"{re.escape(name)} was not written"):
+            export_session(studio, series.session, folder)
+        assert snapshot(folder) == before
+
+
+def test_zip_replaces_only_onmodels_own_zip(studio: Studio, series: Series, tmp_path: Path) -> None:
+    target = tmp_path / "rin"
+    export_session(studio, series.session, target, make_zip=True)
+    studio.annotate_image(series.guitar, starred=True)
+    result = export_session(studio, series.session, target, only="starred", make_zip=True)
+    assert result.zip_path is not None
+    with zipfile.ZipFile(result.zip_path) as bundle:
+        assert sorted(bundle.namelist()) == [
+            "rin/000-anchor.png",
+            "rin/001-playing-guitar.png",
+            "rin/index.html",
+            "rin/series.json",
+        ]
+    assert hidden(tmp_path) == []
+
+    # a zip the user added a file to is theirs now
+    with zipfile.ZipFile(result.zip_path, "a") as bundle:
+        bundle.writestr("rin/extra.txt", "mine")
+    changed = result.zip_path.read_bytes()
+    with pytest.raises(UsageError, match=r"rin\.zip exists and was not written by onmodel"):
+        export_session(studio, series.session, target, make_zip=True)
+    assert result.zip_path.read_bytes() == changed
+
+
+def test_zip_refuses_a_foreign_file_or_a_folder_before_writing_anything(
+    studio: Studio, series: Series, tmp_path: Path
+) -> None:
+    foreign = tmp_path / "out.zip"
+    foreign.write_bytes(b"someone else's archive")
+    with pytest.raises(UsageError, match="not written by onmodel"):
+        export_session(studio, series.session, tmp_path / "out", make_zip=True)
+    assert foreign.read_bytes() == b"someone else's archive"
+    assert not (tmp_path / "out").exists() and hidden(tmp_path) == []
+    done = run_cli("export", series.session, "--to", str(tmp_path / "out"), "--zip")
+    assert_one_line_error(done, 2)
+    assert foreign.read_bytes() == b"someone else's archive"
+
+    (tmp_path / "dir.zip").mkdir()
+    with pytest.raises(UsageError, match=r"dir\.zip is a folder"):
+        export_session(studio, series.session, tmp_path / "dir", make_zip=True)
+    done = run_cli("export", series.session, "--to", str(tmp_path / "dir"), "--zip")
+    assert_one_line_error(done, 2)
+    assert not (tmp_path / "dir").exists() and hidden(tmp_path) == []
+
+
+def test_a_filesystem_failure_is_one_line_not_a_traceback(series: Series, tmp_path: Path) -> None:
+    (tmp_path / "file.txt").write_text("x")
+    done = run_cli("export", series.session, "--to", str(tmp_path / "file.txt" / "out"))
+    assert_one_line_error(done, 1)
+    assert "could not export" in done.stderr
+
+
+def test_export_streams_images_and_thumbnails(
+    studio: Studio, series: Series, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neither every image nor every thumbnail is ever in memory at once.
+
+    Images are copied in chunks (never read whole), and the page is rendered with placeholders
+    that are replaced by one thumbnail at a time as the file is written.
+    """
+    from onmodel.handles import Image
+    from onmodel.web.views import Pages
+
+    def read_whole(image: Image) -> bytes:
+        raise AssertionError(f"image {image.id} was read whole")
+
+    rendered: list[Any] = []
+    real_render = Pages.render
+
+    def render(pages: Pages, name: str, **context: Any) -> str:
+        rendered.append(context["session"])
+        return real_render(pages, name, **context)
+
+    monkeypatch.setattr(Image, "read_bytes", read_whole)
+    monkeypatch.setattr(Pages, "render", render)
+    studio.annotate_image(series.crying, note="onmodel-thumbnail-0 is just text")
+    export_session(studio, series.session, tmp_path / "out")
+    (view,) = rendered
+    thumbs = [image.thumb for image in view.images if image.thumb]
+    assert thumbs and not any(thumb.startswith("data:") for thumb in thumbs)
+    html = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert html.count('src="data:image/') >= 8
+    assert re.search(r"onmodel-thumbnail-[0-9a-f]{32}-", html) is None  # every one replaced
+    assert "onmodel-thumbnail-0 is just text" in html  # user text is never taken for one
 
 
 def test_a_long_chain_does_not_hit_the_recursion_limit() -> None:
