@@ -402,6 +402,28 @@ def test_reexport_refuses_to_replace_a_file_the_user_changed(
     assert snapshot(target) == before
 
 
+def test_a_file_edited_while_exporting_is_left_aside_not_deleted(
+    studio: Studio, series: Series, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from onmodel.web.views import Pages
+
+    target = tmp_path / "out"
+    export_session(studio, series.session, target)
+    real_render = Pages.render
+
+    def render(pages: Pages, name: str, **context: Any) -> str:
+        (target / "001-crying.png").write_bytes(b"retouched mid-export")
+        return real_render(pages, name, **context)
+
+    monkeypatch.setattr(Pages, "render", render)
+    with pytest.raises(ExportError, match=r"changed while it ran; they are in .*onmodel-old"):
+        export_session(studio, series.session, target)
+    (aside,) = [tmp_path / name for name in hidden(tmp_path)]
+    assert sorted(p.name for p in aside.iterdir()) == ["001-crying.png"]
+    assert (aside / "001-crying.png").read_bytes() == b"retouched mid-export"
+    assert sha256_file(target / "001-crying.png") == studio.image(series.crying).sha256
+
+
 def test_a_planted_series_json_cannot_make_export_delete_anything(
     studio: Studio, series: Series, tmp_path: Path
 ) -> None:
