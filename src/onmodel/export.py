@@ -194,8 +194,7 @@ def export_session(
             version=__version__,
         )
         index_sha256 = links.write(html, staging / INDEX_NAME)
-        series = _series(chosen, full_tree, ordered, names, files, only, exported_at)
-        series["index_sha256"] = index_sha256
+        series = _series(chosen, full_tree, ordered, names, files, index_sha256, only, exported_at)
         text = json.dumps(series, indent=2, ensure_ascii=False, default=str) + "\n"
         (staging / MANIFEST_NAME).write_text(text, encoding="utf-8")
         with _zip(staging, target.name, [f.name for f in files], archive) as zip_path:
@@ -458,6 +457,7 @@ def _series(
     ordered: list[Image],
     names: dict[int, str],
     files: list[ExportedFile],
+    index_sha256: str,
     only: ExportFilter,
     exported_at: datetime,
 ) -> dict[str, Any]:
@@ -507,6 +507,7 @@ def _series(
         "images": images,
         # What this export wrote, by digest: a later export replaces only files that match.
         "files": {f.name: f.sha256 for f in files},
+        "index_sha256": index_sha256,
     }
 
 
