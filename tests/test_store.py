@@ -135,3 +135,53 @@ def test_core_row_writes_fill_in_what_the_models_would(studio: Studio) -> None:
         assert getattr(stored, name) == getattr(expected, name), name
     assert stored.note == "kept" and stored.usage == {"x": 1}
     assert stored.created_at is not None and stored.id == image_id
+
+
+def test_upgrading_a_0001_database_keeps_its_pending_row_and_judges_it_stale(
+    tmp_path: Path,
+) -> None:
+    """A row left pending by an onmodel before owners existed becomes retryable."""
+    from alembic import command
+
+    from onmodel.store.database import _alembic_config
+    from onmodel.store.stale import find_stale, reconcile_stale
+
+    engine = create_database_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    config = _alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.execute(
+            text(
+                "INSERT INTO character (id, slug, name, description, sheet, created_at,"
+                " updated_at) VALUES (1, 'mia', 'Mia', '', '{}', '2026-01-01', '2026-01-01')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO image (id, character_id, kind, status, request, prompt, provider,"
+                " model, params, returned, error_categories, starred, note, created_at)"
+                " VALUES (7, 1, 'shot', 'pending', '{}', 'p', 'openai-images', 'gpt-image-2',"
+                " '{}', '{}', '[]', 0, '', '2026-01-01')"
+            )
+        )
+    assert upgrade(engine).current == "0002"
+    assert (tmp_path / "old.db.before-0001.bak").exists()
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT status, owner FROM image WHERE id = 7")).one()
+    assert tuple(row) == ("pending", None)
+    assert [r.image_id for r in find_stale(engine, tmp_path)] == [7]
+    assert reconcile_stale(engine, tmp_path) == [7]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT status FROM image WHERE id = 7")).scalar() == (
+            "interrupted"
+        )
+
+
+def test_storing_bytes_already_there_touches_the_file(tmp_path: Path) -> None:
+    """A reused file must look in use, so a check does not discard it before its row exists."""
+    store = BlobStore(tmp_path / "blobs")
+    path = store.put(b"reused", "png").path
+    os.utime(path, (1_000_000, 1_000_000))
+    assert store.put(b"reused", "png").path == path
+    assert path.stat().st_mtime > 1_000_000

@@ -13,11 +13,15 @@ import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from onmodel.errors import OnmodelError
 
 FORMAT_EXTENSIONS = {"png": "png", "jpeg": "jpg", "jpg": "jpg", "webp": "webp", "gif": "gif"}
+IN_USE_GRACE = timedelta(minutes=10)
+"""How long a file stored (or reused) by :meth:`BlobStore.put` may wait for the row that refers
+to it: an unreferenced file younger than this may belong to a write in progress."""
 TEMP_PREFIX = ".tmp-"  # files being written; complete ones are renamed to their blob name
 _BLOB_NAME = re.compile(r"^[0-9a-f]{64}\.[A-Za-z0-9]+$")
 

@@ -6,12 +6,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from onmodel.blobs import IN_USE_GRACE
 from onmodel.cli.output import console, print_json
 
 if TYPE_CHECKING:
     from onmodel.composer import Composer
 
-db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+db_app = typer.Typer(help="The database: its schema and its health.", no_args_is_help=True)
 templates_app = typer.Typer(help="Prompt and export templates.", no_args_is_help=True)
 
 
@@ -53,6 +54,60 @@ def db_current(
     flag = "(head)" if state.up_to_date else f"(head is {state.head}; run: onmodel db upgrade)"
     console.print(f"{state.current or 'empty'} {flag}")
     console.print(f"[dim]{paths.database_url}[/dim]")
+
+
+@db_app.command("check")
+def db_check(
+    fix: Annotated[
+        bool,
+        typer.Option(
+            "--fix",
+            help="Mark stale pending rows interrupted; delete unreferenced and temp files.",
+        ),
+    ] = False,
+    grace_minutes: Annotated[
+        float,
+        typer.Option(
+            "--grace-minutes",
+            min=0,
+            help="Files younger than this may be writes in progress and are kept.",
+        ),
+    ] = IN_USE_GRACE.total_seconds() / 60,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Verify every image file against its digest; find orphans and stale pending shots.
+
+    Exits 0 when healthy (or everything found was fixed), 1 when problems remain.
+    """
+    from datetime import timedelta
+
+    from onmodel.doctor import check_store
+    from onmodel.studio import Studio
+
+    with Studio.open() as studio:
+        report = check_store(
+            studio.engine,
+            studio.blobs,
+            studio.paths.home,
+            fix=fix,
+            grace=timedelta(minutes=grace_minutes),
+        )
+    if json_out:
+        print_json(report.to_dict())
+    else:
+        for finding in report.findings:
+            console.print(finding.line(), markup=False)
+        summary = (
+            f"{report.blobs_verified} files verified, {report.files_scanned} scanned, "
+            f"{len(report.problems)} problem(s)"
+        )
+        if report.young_files_kept:
+            summary += f"; {report.young_files_kept} recent file(s) kept (may be in use)"
+        if report.problems and not fix:
+            summary += "; run with --fix to repair what can be repaired"
+        console.print(summary, markup=False)
+    if not report.healthy:
+        raise typer.Exit(1)
 
 
 def _composer() -> Composer:
