@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from onmodel.errors import UsageError
+from onmodel.errors import InputError, UsageError
 from onmodel.limits import MAX_FIELD_LENGTH, MAX_SHEET_BYTES, check_text, read_bounded
 
 MAX_TRAIT_LENGTH = 2_000  # one trait of a sheet: a sentence or two, restated in every prompt
@@ -182,7 +182,7 @@ def _validated(model: type[_Model], data: object, source: str) -> _Model:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top)"
         message = str(first["msg"]).removeprefix("Value error, ")
-        raise UsageError(f"{source}: {where}: {message}") from None
+        raise InputError(f"{source}: {where}: {message}") from None
 
 
 def _colour_before(text: str, noun: str) -> str:

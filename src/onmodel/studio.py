@@ -297,7 +297,7 @@ class Studio:
             ref = ref.id
         with transaction(self.engine) as db:
             row = _by_ref(db, CharacterRow, ref)
-            if row is None:
+            if row is None and isinstance(ref, str):
                 row = db.exec(select(CharacterRow).where(CharacterRow.name == ref)).first()
         if row is None:
             raise NotFoundError(f"no character {ref!r} (see: onmodel character list)")

@@ -1,0 +1,86 @@
+"""Run the ``onmodel`` command inside the test process, error handling included.
+
+A subprocess costs half a second of start-up; the fuzz tests run hundreds of commands. This goes
+through the same ``_run`` the console script does (one-line errors, exit codes, the
+"unexpected" fallback), minus the final ``os._exit`` that would end pytest itself.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import io
+import os
+import sqlite3
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from onmodel.cli import app as cli_app
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def error_lines(self) -> list[str]:
+        return [line for line in self.stderr.splitlines() if line.strip()]
+
+
+def run_cli(home: Path, *args: str) -> Outcome:
+    """``onmodel ARGS`` with ``ONMODEL_HOME=home``; returns its exit code and output."""
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.argv, os.environ.get("ONMODEL_HOME"), os.environ.get("COLUMNS")
+    sys.argv = ["onmodel", *args]
+    os.environ["ONMODEL_HOME"] = str(home)
+    os.environ["COLUMNS"] = "200"
+    code: int | str | None = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                cli_app._run()
+            except SystemExit as exc:
+                code = exc.code
+            finally:
+                atexit._run_exitfuncs()  # the studio each command opened is closed
+    finally:
+        sys.argv = saved[0]
+        _restore("ONMODEL_HOME", saved[1])
+        _restore("COLUMNS", saved[2])
+    return Outcome(code if isinstance(code, int) else 1, out.getvalue(), err.getvalue())
+
+
+def _restore(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def snapshot(home: Path) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """Row counts of every table that holds user work, and every file under ``blobs/``."""
+    counts: tuple[int, ...] = (0, 0, 0, 0, 0)  # no database yet: nothing stored
+    database = home / "onmodel.db"
+    if database.exists():
+        with contextlib.closing(sqlite3.connect(database)) as db:
+            counts = tuple(
+                db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                for table in ("character", "session", "image", "image_reference", "batch")
+            )
+    blobs = home / "blobs"
+    files = (
+        tuple(sorted(str(p.relative_to(home)) for p in blobs.rglob("*"))) if blobs.exists() else ()
+    )
+    return counts, files
+
+
+def assert_refused_cleanly(outcome: Outcome) -> None:
+    """What every refusal looks like: exit 1 or 2, one line starting ``error:``, no internals."""
+    assert outcome.code in (1, 2), outcome
+    assert len(outcome.error_lines) == 1, outcome.stderr
+    assert outcome.error_lines[0].startswith("error: "), outcome.stderr
+    assert "unexpected" not in outcome.stderr, outcome.stderr
+    assert "Traceback" not in outcome.stderr + outcome.stdout
