@@ -42,7 +42,10 @@ from onmodel.web.views import (
 
 MAX_BODY = 256 * 1024
 MAX_FIELD = 2000
-STATIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\.(css|js|svg|png|ico)$")
+MAX_ROW_ID = 2**63 - 1  # SQLite's largest integer; a bigger number names no row
+RATINGS = {str(n): n for n in range(6)}
+THUMBNAILS = {str(size): size for size in THUMBNAIL_SIZES}
+STATIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\.(css|js|svg|png|ico)$")
 STATIC_TYPES = {
     "css": "text/css; charset=utf-8",
     "js": "text/javascript; charset=utf-8",
@@ -63,6 +66,15 @@ SECURITY_HEADERS = [
 ]
 
 StartResponse = Callable[..., Any]
+
+
+class HttpError(Exception):
+    """A request refused for how it was sent (its framing, not its content), with the status
+    that tells the client what to fix."""
+
+    def __init__(self, status: HTTPStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -88,17 +100,30 @@ class Request:
     def wants_json(self) -> bool:
         return "application/json" in self.header("Accept")
 
+    def body_length(self) -> int:
+        """The declared size of the body, refused before a byte of it is read: a negative or
+        garbled length cannot be trusted, and an oversized one need not be waited for."""
+        declared = str(self.environ.get("CONTENT_LENGTH") or "").strip()
+        if not declared:
+            return 0
+        if not _is_digits(declared):
+            raise HttpError(
+                HTTPStatus.BAD_REQUEST,
+                f"Content-Length must be a number of bytes, not {_shown(declared)}",
+            )
+        length = _up_to(declared, MAX_BODY)
+        if length is None:
+            raise HttpError(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"a request body holds at most {MAX_BODY} bytes",
+            )
+        return length
+
     def form(self) -> dict[str, str]:
         """The POSTed fields, from a urlencoded form or a JSON object."""
         if self._form is not None:
             return self._form
-        try:
-            length = int(self.environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        if length > MAX_BODY:
-            raise UsageError("request too large")
-        body = self.environ["wsgi.input"].read(length) if length else b""
+        body = self._body()
         kind = str(self.environ.get("CONTENT_TYPE", "")).split(";")[0].strip().lower()
         if kind == "application/json":
             try:
@@ -113,6 +138,15 @@ class Request:
             fields = {k: v[-1] for k, v in parsed.items()}
         self._form = fields
         return fields
+
+    def _body(self) -> bytes:
+        """Exactly the declared bytes; a client that stopped sending early is told so rather
+        than having half a form acted on."""
+        length = self.body_length()
+        body: bytes = self.environ["wsgi.input"].read(length) if length else b""
+        if len(body) < length:
+            raise HttpError(HTTPStatus.BAD_REQUEST, "the request body is shorter than declared")
+        return body
 
 
 @dataclass
@@ -182,13 +216,13 @@ class GalleryApp:
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("GET", re.compile(r"^/$"), self.index),
             ("GET", re.compile(r"^/sessions/(?P<slug>[^/]+)$"), self.session_page),
-            ("GET", re.compile(r"^/images/(?P<id>\d+)$"), self.image_page),
-            ("GET", re.compile(r"^/files/(?P<id>\d+)$"), self.file),
-            ("GET", re.compile(r"^/thumbs/(?P<id>\d+)/(?P<size>\d+)$"), self.thumb),
+            ("GET", re.compile(r"^/images/(?P<id>[0-9]+)$"), self.image_page),
+            ("GET", re.compile(r"^/files/(?P<id>[0-9]+)$"), self.file),
+            ("GET", re.compile(r"^/thumbs/(?P<id>[0-9]+)/(?P<size>[0-9]+)$"), self.thumb),
             ("GET", re.compile(r"^/static/(?P<name>[^/]+)$"), self.static),
             ("GET", re.compile(r"^/api/sessions/(?P<slug>[^/]+)$"), self.session_state),
-            ("GET", re.compile(r"^/api/images/(?P<id>\d+)$"), self.image_json),
-            ("POST", re.compile(r"^/images/(?P<id>\d+)/annotate$"), self.annotate),
+            ("GET", re.compile(r"^/api/images/(?P<id>[0-9]+)$"), self.image_json),
+            ("POST", re.compile(r"^/images/(?P<id>[0-9]+)/annotate$"), self.annotate),
             ("POST", re.compile(r"^/shots$"), self.new_shot),
         ]
 
@@ -198,6 +232,8 @@ class GalleryApp:
         request = Request.from_environ(environ)
         try:
             response = self._guard(request) or self._dispatch(request)
+        except HttpError as exc:
+            response = self._error(request, exc.status, str(exc))
         except NotFoundError as exc:
             response = self._error(request, HTTPStatus.NOT_FOUND, str(exc))
         except TooBusyError as exc:
@@ -237,7 +273,8 @@ class GalleryApp:
         raise NotFoundError(f"nothing at {request.path}")
 
     def _guard(self, request: Request) -> Response | None:
-        """Refuse foreign Host headers (DNS rebinding) and cross-origin POSTs (CSRF)."""
+        """Refuse foreign Host headers (DNS rebinding), cross-origin POSTs (CSRF), and bodies
+        that are malformed or too large, whatever the route."""
         host = request.header("Host").lower()
         if self.allowed_hosts is not None and host not in self.allowed_hosts:
             return self._error(
@@ -245,6 +282,7 @@ class GalleryApp:
             )
         if request.method not in ("GET", "HEAD") and not _same_origin(request, host):
             return self._error(request, HTTPStatus.FORBIDDEN, "cross-origin request refused")
+        request.body_length()
         return None
 
     def _error(self, request: Request, status: int, message: str) -> Response:
@@ -281,7 +319,7 @@ class GalleryApp:
         )
 
     def session_page(self, request: Request, match: re.Match[str]) -> Response:
-        session = self.studio.session(match["slug"])
+        session = self.studio.session(_session_ref(match["slug"]))
         view = session_view(session, self.links)
         return Response.html(
             self.pages.render(
@@ -294,7 +332,7 @@ class GalleryApp:
         )
 
     def image_page(self, request: Request, match: re.Match[str]) -> Response:
-        image = self.studio.image(match["id"])
+        image = self.studio.image(_row_id(match["id"], "image"))
         links = _DetailLinks()
         view = image_view(image, links)
         character = self.studio.character(image.row.character_id)
@@ -318,7 +356,7 @@ class GalleryApp:
 
     def file(self, request: Request, match: re.Match[str]) -> Response:
         """The original, exactly as stored; its digest is a perfect ETag."""
-        image = self.studio.image(match["id"])
+        image = self.studio.image(_row_id(match["id"], "image"))
         if image.row.sha256 is None or image.row.format is None:
             raise NotFoundError(f"image {image.id} has no file ({image.status})")
         etag = f'"{image.row.sha256}"'
@@ -330,10 +368,10 @@ class GalleryApp:
         return Response(200, data, mime, caching)
 
     def thumb(self, request: Request, match: re.Match[str]) -> Response:
-        size = int(match["size"])
-        if size not in THUMBNAIL_SIZES:
-            raise NotFoundError(f"no thumbnail size {size}")
-        image = self.studio.image(match["id"])
+        size = THUMBNAILS.get(match["size"])
+        if size is None:
+            raise NotFoundError(f"no thumbnail size {_shown(match['size'])}")
+        image = self.studio.image(_row_id(match["id"], "image"))
         if image.row.sha256 is None or image.row.format is None:
             raise NotFoundError(f"image {image.id} has no file ({image.status})")
         etag = f'"{image.row.sha256}-{size}"'
@@ -362,7 +400,7 @@ class GalleryApp:
         Cards are rendered here with the same macro as the page, so the page only swaps
         elements and never needs a template of its own.
         """
-        session = self.studio.session(match["slug"])
+        session = self.studio.session(_session_ref(match["slug"]))
         version = session_version(session)
         if request.query.get("v") == version:
             return Response.json({"version": version, "unchanged": True})
@@ -392,7 +430,7 @@ class GalleryApp:
         }
 
     def image_json(self, request: Request, match: re.Match[str]) -> Response:
-        image = self.studio.image(match["id"])
+        image = self.studio.image(_row_id(match["id"], "image"))
         return Response.json(image.to_dict())
 
     # ------------------------------------------------------------------ changes
@@ -402,7 +440,8 @@ class GalleryApp:
         starred = _flag(form["starred"]) if "starred" in form else None
         rating = _rating(form["rating"]) if "rating" in form else None
         note = form.get("note")
-        image = self.studio.annotate_image(match["id"], starred=starred, rating=rating, note=note)
+        image_id = _row_id(match["id"], "image")
+        image = self.studio.annotate_image(image_id, starred=starred, rating=rating, note=note)
         if request.wants_json:
             return Response.json({"image": image.to_dict(), "html": self._card(image)})
         back = self._back(request, image)
@@ -412,13 +451,15 @@ class GalleryApp:
         """Plan now (so a mistake is reported on the spot), generate in the background."""
         form = request.form()
         key = form.get("key", "").strip().lower()
-        session = self.studio.session(form.get("session") or None)
+        session_ref = form.get("session", "").strip()
+        session = self.studio.session(_session_ref(session_ref) if session_ref else None)
         image_id = self.runner.find(key)
         warnings: tuple[str, ...] = ()
         if image_id is None:
             fields = {name: _field(form.get(name, "")) for name in REQUEST_ORDER}
             shot_request = ShotRequest(**fields)
-            from_image = form.get("from", "").strip() or None
+            from_text = form.get("from", "").strip()
+            from_image = _row_id(from_text, "image") if from_text else None
             plan = self.studio.plan_shot(session, shot_request, from_image=from_image)
             warnings = plan.warnings
             image_id = self.runner.start(plan, key)
@@ -491,12 +532,47 @@ def _flag(value: str) -> bool:
 
 
 def _rating(value: str) -> int:
-    text = value.strip()
-    if not text:
-        return 0
-    if not text.isdigit():
-        raise UsageError(f"a rating is a number from 1 to 5 (0 clears it), not {value!r}")
-    return int(text)
+    text = value.strip() or "0"
+    if text not in RATINGS:
+        raise UsageError(f"a rating is a number from 1 to 5 (0 clears it), not {_shown(value)}")
+    return RATINGS[text]
+
+
+def _row_id(text: str, what: str) -> int:
+    """An id from a URL or form, checked here so no number reaches the database that SQLite
+    cannot hold (it would overflow into a 500, not a 404)."""
+    if not _is_digits(text):
+        raise UsageError(f"{what} ids are numbers such as 12, not {_shown(text)}")
+    row_id = _up_to(text, MAX_ROW_ID)
+    if row_id is None:
+        raise NotFoundError(f"no {what} {_shown(text)}")
+    return row_id
+
+
+def _session_ref(ref: str) -> str | int:
+    """A slug, or an id checked like an image's when the studio would read it as one (any
+    ``str.isdigit`` text; slugs are never all digits)."""
+    return _row_id(ref, "session") if ref.isdigit() else ref
+
+
+def _is_digits(text: str) -> bool:
+    """ASCII digits only: ``int()`` also takes signs, spaces, underscores and other scripts'
+    digits, and ``str.isdigit`` even superscripts that ``int()`` then refuses."""
+    return text.isascii() and text.isdigit()
+
+
+def _up_to(digits: str, limit: int) -> int | None:
+    """``digits`` as a number, or None above ``limit``; a huge one is never converted, as
+    ``int()`` refuses more than 4,300 digits."""
+    significant = digits.lstrip("0") or "0"
+    if len(significant) > len(str(limit)) or int(significant) > limit:
+        return None
+    return int(significant)
+
+
+def _shown(text: str) -> str:
+    """User input quoted in a one-line error, cut short so a huge value cannot flood it."""
+    return repr(text if len(text) <= 40 else text[:40] + "…")
 
 
 def _field(value: str) -> str:

@@ -1,57 +1,355 @@
-"""Running the gallery on the standard library's WSGI server, one thread per request.
+"""Running the gallery on the standard library's WSGI server, with bounded resources.
 
-A personal, local tool does not need a production server: ``wsgiref`` plus ``ThreadingMixIn``
-serves a handful of concurrent requests (a page and its thumbnails) with no dependency. It binds
-to loopback unless the user explicitly asks for more, because the UI can spend money.
+A personal, local tool does not need a production server, but it must not fall over when a
+page loads fifty thumbnails at once or a client stalls. So, with no dependency: a deep listen
+backlog; one thread that receives every request in full (many at a time, each against a
+deadline) before a worker sees it, so a client that sends half a request holds a socket rather
+than a thread; and a bounded pool of workers that run the app on complete requests only. It
+binds to loopback unless the user explicitly asks for more, because the UI can spend money.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import ipaddress
+import queue
+import re
+import selectors
 import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
-from socketserver import ThreadingMixIn
-from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import IO, TYPE_CHECKING, Any, cast
+from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 from onmodel.errors import UsageError
 from onmodel.startup import start_up_finished
 from onmodel.studio import Studio
-from onmodel.web.app import GalleryApp
+from onmodel.web.app import MAX_BODY, GalleryApp
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
+DEFAULT_WORKERS = 16  # threads running the app; a browser sends six requests at a time
+DEFAULT_MAX_CONNECTIONS = 512  # open at once, arriving or served; more wait in the backlog
+DEFAULT_REQUEST_TIMEOUT = 20.0  # seconds for a request to arrive, and for each response write
+MAX_HEAD = 64 * 1024  # request line and headers
+RECEIVE_SIZE = 64 * 1024
+HEAD_END = re.compile(rb"\r?\n\r?\n")
+CONTENT_LENGTH = re.compile(rb"^content-length:[ \t]*([0-9]+)[ \t]*\r?$", re.IGNORECASE | re.M)
+WORKER_PREFIX = "onmodel-web-"
+LOGGED_LINE = 200  # characters of a request line worth a log entry
+Job = tuple[socket.socket, Any]
 
 
 def _to_stderr(line: str) -> None:
     sys.stderr.write(f"onmodel serve: {line}\n")
 
 
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True  # request threads never keep the process alive; shot threads do
+class _PooledServer(WSGIServer):
+    """At most ``max_connections`` open connections, at most ``workers`` threads running the app.
+
+    A thread per connection let a flood (or a few hundred stalled clients) start as many
+    threads as it liked, and the default backlog of 5 reset connections under a burst. Here the
+    accept loop hands each connection to the ``_Receiver``, which passes complete requests to
+    the workers; past ``max_connections`` the accept loop waits and the kernel queues the rest.
+    """
+
+    request_queue_size = 1024  # the kernel caps it at net.core.somaxconn
     allow_reuse_address = True
     log: Callable[[str], None] = staticmethod(_to_stderr)
 
+    def __init__(
+        self,
+        address: tuple[str, int],
+        *,
+        workers: int,
+        max_connections: int,
+        request_timeout: float,
+    ) -> None:
+        super().__init__(address, _QuietHandler)
+        self.request_timeout = request_timeout
+        self._max_workers = workers
+        self._max_open = max_connections
+        self._open = 0
+        self._working = 0
+        self._changed = threading.Condition()
+        self._closing = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._received: dict[socket.socket, bytes] = {}
+        self._receiver = _Receiver(self)
 
-class _ThreadingServer6(_ThreadingServer):
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._changed:
+            while self._open >= self._max_open:
+                if self._closing.is_set():  # shutdown() must not wait for a free slot
+                    self.shutdown_request(request)
+                    return
+                self._changed.wait(0.25)
+            self._open += 1
+        self._receiver.add(request, client_address)
+
+    def dispatch(self, connection: socket.socket, client_address: Any, received: bytes) -> None:
+        """Queue a complete request for a worker, starting one if every worker is busy."""
+        self._received[connection] = received
+        with self._changed:
+            self._working += 1
+            if len(self._threads) < min(self._working, self._max_workers):
+                name = f"{WORKER_PREFIX}{len(self._threads) + 1}"
+                thread = threading.Thread(target=self._work, name=name, daemon=True)
+                self._threads.append(thread)
+                thread.start()
+        self._jobs.put((connection, client_address))
+
+    def take_request(self, connection: socket.socket) -> bytes:
+        """The bytes the receiver gathered for ``connection``, for its handler to parse."""
+        return self._received.pop(connection)
+
+    def close_connection(self, connection: socket.socket, *, served: bool = False) -> None:
+        self.shutdown_request(connection)
+        with self._changed:
+            self._open -= 1
+            self._working -= served
+            self._changed.notify()
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            connection, client_address = job
+            try:
+                self.finish_request(connection, client_address)
+            except Exception:
+                self.handle_error(connection, client_address)
+            finally:
+                self.close_connection(connection, served=True)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up costs one log line, not a traceback."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            super().handle_error(request, client_address)
+            return
+        self.log(f"request from {client_address[0]} dropped: {error}")
+
+    def shutdown(self) -> None:
+        self._closing.set()
+        super().shutdown()
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._receiver.close()
+        with self._changed:
+            for _ in self._threads:
+                self._jobs.put(None)
+
+
+class _PooledServer6(_PooledServer):
     address_family = socket.AF_INET6
 
 
+@dataclass
+class _Arrival:
+    """A connection whose request is still arriving."""
+
+    connection: socket.socket
+    address: Any
+    deadline: float
+    received: bytearray = field(default_factory=bytearray)
+    size: int | None = None  # head and body, once the head has arrived
+
+
+class _Receiver:
+    """Receives requests on one thread, many at a time, and hands each to the workers only once
+    its head and declared body are in: a client that sends half a request, or nothing, costs a
+    socket until its deadline, never a worker."""
+
+    def __init__(self, server: _PooledServer) -> None:
+        self._server = server
+        self._arrivals: dict[socket.socket, _Arrival] = {}
+        self._incoming: queue.SimpleQueue[_Arrival | None] = queue.SimpleQueue()
+        self._selector = selectors.DefaultSelector()
+        self._wake, self._waker = socket.socketpair()
+        self._wake.setblocking(False)
+        self._waker.setblocking(False)
+        self._selector.register(self._wake, selectors.EVENT_READ)
+        self._thread = threading.Thread(target=self._run, name="onmodel-web-receiver", daemon=True)
+        self._thread.start()
+
+    def add(self, connection: socket.socket, address: Any) -> None:
+        connection.setblocking(False)
+        deadline = time.monotonic() + self._server.request_timeout
+        self._post(_Arrival(connection, address, deadline))
+
+    def close(self) -> None:
+        """Stop, closing every connection whose request has not arrived."""
+        self._post(None)
+        self._thread.join()
+
+    def _post(self, arrival: _Arrival | None) -> None:
+        self._incoming.put(arrival)
+        with contextlib.suppress(BlockingIOError):  # when full, a wake-up is already pending
+            self._waker.send(b"\0")
+
+    def _run(self) -> None:
+        while self._admit():
+            for key, _ in self._selector.select(self._time_left()):
+                if key.fileobj is not self._wake:
+                    self._receive(self._arrivals[cast(socket.socket, key.fileobj)])
+            self._expire()
+        for arrival in list(self._arrivals.values()):
+            self._drop(arrival)
+        self._selector.close()
+        self._wake.close()
+        self._waker.close()
+
+    def _admit(self) -> bool:
+        """Register the connections added since the last look; False once asked to stop."""
+        with contextlib.suppress(BlockingIOError):
+            self._wake.recv(4096)
+        while not self._incoming.empty():
+            arrival = self._incoming.get()
+            if arrival is None:
+                return False
+            self._arrivals[arrival.connection] = arrival
+            self._selector.register(arrival.connection, selectors.EVENT_READ)
+        return True
+
+    def _time_left(self) -> float | None:
+        if not self._arrivals:
+            return None
+        soonest = min(arrival.deadline for arrival in self._arrivals.values())
+        return max(0.0, soonest - time.monotonic())
+
+    def _receive(self, arrival: _Arrival) -> None:
+        try:
+            chunk = arrival.connection.recv(RECEIVE_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._drop(arrival)
+            return
+        if not chunk and not arrival.received:
+            self._drop(arrival)
+            return
+        if not chunk:  # the client finished sending early: serve what came
+            self._hand_on(arrival)
+            return
+        searched = max(0, len(arrival.received) - 3)  # a head end may straddle two chunks
+        arrival.received += chunk
+        if arrival.size is None:
+            end = HEAD_END.search(arrival.received, searched)
+            if end is None:
+                if len(arrival.received) > MAX_HEAD:
+                    self._refuse(arrival, HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
+                return
+            arrival.size = end.end() + _body_to_wait_for(arrival.received[: end.start()])
+        if len(arrival.received) >= arrival.size:
+            self._hand_on(arrival)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for arrival in [a for a in self._arrivals.values() if a.deadline <= now]:
+            if arrival.received:
+                self._refuse(arrival, HTTPStatus.REQUEST_TIMEOUT)
+            else:
+                self._drop(arrival)  # an idle connection (a browser's preconnect): no request
+
+    def _hand_on(self, arrival: _Arrival) -> None:
+        self._forget(arrival)
+        arrival.connection.settimeout(self._server.request_timeout)  # for the response
+        self._server.dispatch(arrival.connection, arrival.address, bytes(arrival.received))
+
+    def _refuse(self, arrival: _Arrival, status: HTTPStatus) -> None:
+        """Answer without a worker: the request never arrived in a form worth one."""
+        self._server.log(f"request from {arrival.address[0]} refused: {status.phrase.lower()}")
+        body = f"{status.phrase}\n".encode()
+        head = (
+            f"HTTP/1.0 {status.value} {status.phrase}\r\nContent-Type: text/plain\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        with contextlib.suppress(OSError):  # a client gone or not reading gets only the close
+            arrival.connection.send(head.encode() + body)
+        self._drop(arrival)
+
+    def _drop(self, arrival: _Arrival) -> None:
+        self._forget(arrival)
+        self._server.close_connection(arrival.connection)
+
+    def _forget(self, arrival: _Arrival) -> None:
+        self._selector.unregister(arrival.connection)
+        del self._arrivals[arrival.connection]
+
+
+def _body_to_wait_for(head: bytes | bytearray) -> int:
+    """The declared body length, or 0 when there is nothing worth waiting for: no length, a
+    malformed one, or one over the limit (the app refuses those without reading the body)."""
+    declared = CONTENT_LENGTH.search(head)
+    if declared is None:
+        return 0
+    digits = declared[1].lstrip(b"0")
+    if len(digits) > len(str(MAX_BODY)) or int(digits or b"0") > MAX_BODY:
+        return 0
+    return int(digits or b"0")
+
+
+class _ServerHandler(ServerHandler):
+    """A response the client never took (it stalled or left) is a log line, not a traceback."""
+
+    request_handler: _QuietHandler
+
+    def log_exception(self, exc_info: OptExcInfo) -> None:
+        error = exc_info[1]
+        if not isinstance(error, OSError):
+            super().log_exception(exc_info)
+            return
+        self.request_handler.log_message("response not delivered: %s", str(error))
+
+
 class _QuietHandler(WSGIRequestHandler):
-    """Log only what deserves attention: changes and errors, not every thumbnail and poll."""
+    """Serves one request that has arrived in full; logs only what deserves attention:
+    changes and errors, not every thumbnail and poll."""
+
+    server: _PooledServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile.close()  # the request is already here; the socket is only written to
+        self.rfile = io.BytesIO(self.server.take_request(self.connection))
+
+    def handle(self) -> None:
+        """wsgiref's own, but with the server handler above, told the truth about threads."""
+        self.raw_requestline = self.rfile.readline(65537)
+        if len(self.raw_requestline) > 65536:
+            self.requestline = ""
+            self.request_version = ""
+            self.command = ""
+            self.send_error(414)
+            return
+        if not self.parse_request():
+            return
+        app = self.server.get_app()
+        assert app is not None, "make_server sets the app before serving"
+        output = cast("IO[bytes]", self.wfile)
+        handler = _ServerHandler(
+            self.rfile, output, self.get_stderr(), self.get_environ(), multithread=True
+        )
+        handler.request_handler = self
+        handler.run(app)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         status = int(code) if str(code).isdigit() else 0
         if self.command != "GET" or status >= 400:
-            self.log_message('"%s" %s', self.requestline, str(code))
+            self.log_message('"%s" %s', self.requestline[:LOGGED_LINE], str(code))
 
     def log_message(self, format: str, *args: Any) -> None:
-        server = self.server
-        log = server.log if isinstance(server, _ThreadingServer) else _to_stderr
-        log(format % args)
+        self.server.log(format % args)
 
 
 def is_loopback(host: str) -> bool:
@@ -95,13 +393,21 @@ def make_server(
     *,
     allow_remote: bool,
     log: Callable[[str], None] | None = None,
-) -> tuple[WSGIServer, GalleryApp]:
+    workers: int = DEFAULT_WORKERS,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+) -> tuple[_PooledServer, GalleryApp]:
     """Bind (port 0 picks a free one) and build the app that knows which Host it answers to."""
     check_host(host, allow_remote=allow_remote)
     bare = host.strip("[]")
-    server_class = _ThreadingServer6 if ":" in bare else _ThreadingServer
+    server_class = _PooledServer6 if ":" in bare else _PooledServer
     try:
-        server = server_class((bare, port), _QuietHandler)
+        server = server_class(
+            (bare, port),
+            workers=workers,
+            max_connections=max_connections,
+            request_timeout=request_timeout,
+        )
     except OSError as exc:
         hint = "; pass --port 0 to pick a free one" if port else ""
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from exc
