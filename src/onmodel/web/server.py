@@ -179,7 +179,7 @@ class _Receiver:
         self._wake.setblocking(False)
         self._waker.setblocking(False)
         self._selector.register(self._wake, selectors.EVENT_READ)
-        self._thread = threading.Thread(target=self._run, name="onmodel-web-receiver", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="onmodel-receiver", daemon=True)
         self._thread.start()
 
     def add(self, connection: socket.socket, address: Any) -> None:
