@@ -1,8 +1,9 @@
 """Run the ``onmodel`` command inside the test process, error handling included.
 
 A subprocess costs half a second of start-up; the fuzz tests run hundreds of commands. This goes
-through the same ``_run`` the console script does (one-line errors, exit codes, the
-"unexpected" fallback), minus the final ``os._exit`` that would end pytest itself.
+through the same ``_run`` the console script does (one-line errors, exit codes), minus the final
+``os._exit`` that would end pytest itself. ``ONMODEL_DEBUG`` is set, so an input that reaches
+the "unexpected" fallback fails the test with its traceback rather than passing as an error.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ class Outcome:
 def run_cli(home: Path, *args: str) -> Outcome:
     """``onmodel ARGS`` with ``ONMODEL_HOME=home``; returns its exit code and output."""
     out, err = io.StringIO(), io.StringIO()
-    saved = sys.argv, os.environ.get("ONMODEL_HOME"), os.environ.get("COLUMNS")
+    names = ("ONMODEL_HOME", "COLUMNS", "ONMODEL_DEBUG")
+    saved_argv, saved_env = sys.argv, {name: os.environ.get(name) for name in names}
     sys.argv = ["onmodel", *args]
-    os.environ["ONMODEL_HOME"] = str(home)
-    os.environ["COLUMNS"] = "200"
+    os.environ.update(ONMODEL_HOME=str(home), COLUMNS="200", ONMODEL_DEBUG="1")
     code: int | str | None = 0
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -47,9 +48,9 @@ def run_cli(home: Path, *args: str) -> Outcome:
             finally:
                 atexit._run_exitfuncs()  # the studio each command opened is closed
     finally:
-        sys.argv = saved[0]
-        _restore("ONMODEL_HOME", saved[1])
-        _restore("COLUMNS", saved[2])
+        sys.argv = saved_argv
+        for name, value in saved_env.items():
+            _restore(name, value)
     return Outcome(code if isinstance(code, int) else 1, out.getvalue(), err.getvalue())
 
 

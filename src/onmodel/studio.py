@@ -47,6 +47,7 @@ from onmodel.limits import (
     check_id,
     check_text,
 )
+from onmodel.owners import owner_token
 from onmodel.providers import FREE_PROVIDERS, default_provider_name, get_provider
 from onmodel.providers.base import (
     GenerationRequest,
@@ -67,6 +68,7 @@ from onmodel.store.models import (
     utcnow,
 )
 from onmodel.store.rows import insert_row, insert_rows, update_row
+from onmodel.store.stale import reconcile_stale
 
 MAX_INPUT_IMAGES = 16
 MAX_NOTE_LENGTH = 10_000  # annotate_image: a note, not a document
@@ -441,6 +443,15 @@ class Studio:
     def retry(self, image: int | str | Image, **options: Any) -> Image:
         """Run a failed or interrupted shot again as a new node linked to the failed one."""
         failed = self.image(image)
+        if failed.status == "pending" and reconcile_stale(
+            self.engine, self.paths.home, [failed.id]
+        ):
+            failed = self.image(failed.id)  # its process is gone: now marked interrupted
+        if failed.status == "pending":
+            raise UsageError(
+                f"image {failed.id} is pending: a running process is still making it, "
+                "or it waits for `onmodel attach`"
+            )
         if failed.status not in ("failed", "interrupted"):
             raise UsageError(f"image {failed.id} is {failed.status}; only failed shots are retried")
         if failed.row.session_id is None:
@@ -889,7 +900,12 @@ class Studio:
         )
 
     def _record_pending(self, plan: ShotPlan) -> int:
-        """The row that says a request is being paid for, with the images sent, in order."""
+        """The row that says a request is being paid for, with the images sent, in order.
+
+        It names its owner, this process, so that once the process is gone (even by SIGKILL)
+        any later one can tell the row will never finish and let it be retried.
+        """
+        owner = owner_token(self.paths.home)  # before the write lock: it may create a file
         with self.engine.begin() as conn:
             image_id = insert_row(
                 conn,
@@ -911,6 +927,7 @@ class Studio:
                     "params": plan.params,
                     "batch_id": plan.batch_id,
                     "shot_key": plan.shot_key,
+                    "owner": owner,
                 },
             )
             insert_rows(
