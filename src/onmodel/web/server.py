@@ -117,7 +117,8 @@ class _PooledServer(WSGIServer):
         self.shutdown_request(connection)
         with self._changed:
             self._open -= 1
-            self._working -= served
+            if served:
+                self._working -= 1
             self._changed.notify()
 
     def _work(self) -> None:
