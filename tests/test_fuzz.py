@@ -8,6 +8,7 @@ writes nothing when it refuses, and answers within a generous deadline per input
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -19,11 +20,13 @@ from cli_inprocess import Outcome, assert_refused_cleanly, run_cli, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+# ONMODEL_FUZZ_EXAMPLES=2000 fuzzes deeper, with fresh random inputs, when hunting for bugs.
+DEEP = int(os.environ.get("ONMODEL_FUZZ_EXAMPLES", "0"))
 FUZZ = settings(
-    max_examples=40,
+    max_examples=DEEP or 40,
     deadline=timedelta(seconds=30),  # a hang, not a slow machine, is what this catches
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    derandomize=True,  # the same inputs on every run: a CI failure can be reproduced locally
+    derandomize=not DEEP,  # the same inputs in CI: a failure there can be reproduced locally
 )
 
 # Inputs that broke onmodel before, mixed into the random ones.
@@ -139,7 +142,9 @@ yaml_values = st.recursive(
         st.text(max_size=200),
     )
 )
-def test_fuzzed_model_sheets(home: Path, tmp_path_factory: pytest.TempPathFactory, sheet: str) -> None:
+def test_fuzzed_model_sheets(
+    home: Path, tmp_path_factory: pytest.TempPathFactory, sheet: str
+) -> None:
     path = tmp_path_factory.mktemp("sheet") / "sheet.yaml"
     path.write_text(sheet, encoding="utf-8")
     name = f"Sheet {next(names)}"
@@ -179,3 +184,12 @@ def test_fuzzed_shot_lists(home: Path, tmp_path_factory: pytest.TempPathFactory,
     path = tmp_path_factory.mktemp("list") / "week.yaml"
     path.write_text(spec, encoding="utf-8")
     check(home, "batch", "run", str(path), "--dry-run")
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c))
+def test_every_command_survives_every_known_nasty_value(
+    home: Path, command: tuple[str, ...]
+) -> None:
+    """Hypothesis samples; this sweeps each input that once broke onmodel through every command."""
+    for value in NASTY:
+        check(home, *[value if part == "{}" else part for part in command])

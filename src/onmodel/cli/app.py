@@ -101,12 +101,17 @@ def _run() -> None:
         if os.environ.get("ONMODEL_DEBUG"):
             raise
         err_console.print(
-            f"error: unexpected {type(exc).__name__}: {one_line(exc)} "
+            f"error: unexpected {type(exc).__name__}: {_shortened(one_line(exc))} "
             "(set ONMODEL_DEBUG=1 to see the traceback)",
             markup=False,
         )
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _shortened(message: str, limit: int = 300) -> str:
+    """Driver errors can quote a whole SQL statement and its parameters: keep the gist."""
+    return message if len(message) <= limit else message[: limit - 1] + "…"
 
 
 # Typer bundles its own copy of click (older releases use click itself); its usage errors are

@@ -11,6 +11,7 @@ import typer
 from onmodel.cli.context import open_studio
 from onmodel.cli.output import console, print_json, warn
 from onmodel.cli.render import describe_image_line, rich_tree
+from onmodel.limits import escape_controls
 
 if TYPE_CHECKING:
     from onmodel.handles import Image
@@ -74,7 +75,7 @@ def shot(
         console.print(f"[dim]parent: #{plan.parent_id}; inputs: {roles or 'none'}[/dim]")
         cost = plan.estimated_max_cost
         console.print(f"[dim]cost at most: {'$' + cost if cost is not None else 'unknown'}[/dim]")
-        print(plan.prompt)
+        print(escape_controls(plan.prompt))  # plain, for pipes; a revised prompt may hold escapes
         return
     report(studio.execute(plan), json_out)
 
