@@ -9,7 +9,12 @@ would go unnoticed in the demo and in tests).
 from __future__ import annotations
 
 import io
+import json
+import os
+import random
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +25,8 @@ from PIL import Image, ImageChops
 from onmodel.providers.base import GenerationRequest, InputImage, Provider
 from onmodel.providers.preview import (
     PreviewProvider,
+    _font,
+    _wrap,
     character_look,
     colours_in,
     detect_expression,
@@ -395,3 +402,95 @@ def _timed(call: Callable[[], object]) -> float:
     start = time.perf_counter()
     call()
     return time.perf_counter() - start
+
+
+# ---------------------------------------------------------------------------------- wrapping
+
+
+class CountingFont:
+    """A font that counts what wrapping asks of it: calls, and characters measured."""
+
+    def __init__(self, size: int = 14) -> None:
+        self.font = _font(size)
+        self.calls = 0
+        self.characters = 0
+
+    def getlength(self, text: str) -> float:
+        self.calls += 1
+        self.characters += len(text)
+        return float(self.font.getlength(text))
+
+
+def _wrap_one_character_at_a_time(text: str, font: CountingFont, width: float, n: int) -> list[str]:
+    """The wrap the preview had before: the oracle the faster one must agree with exactly."""
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        candidate = f"{current} {word}".strip()
+        if font.getlength(candidate) <= width:
+            current = candidate
+            continue
+        if current:
+            lines.append(current)
+        current = word
+        while font.getlength(current) > width and len(current) > 1:
+            cut = len(current) - 1
+            while cut > 1 and font.getlength(current[:cut]) > width:
+                cut -= 1
+            lines.append(current[:cut])
+            current = current[cut:]
+    if current:
+        lines.append(current)
+    if len(lines) > n:
+        lines = lines[:n]
+        last = lines[-1]
+        while last and font.getlength(last + "…") > width:
+            last = last[:-1]
+        lines[-1] = last.rstrip() + "…"
+    return lines or [""]
+
+
+def test_wrap_breaks_lines_exactly_where_it_always_did() -> None:
+    rng = random.Random(10)
+    pieces = ["a", "girl", "dog", "café", "W" * 25, "i" * 40, "supercalifragilistic", "m" * 12]
+    for _ in range(300):
+        text = " ".join(rng.choice(pieces) for _ in range(rng.randint(0, 25)))
+        font = CountingFont(rng.choice((8, 11, 14, 18)))
+        width = rng.choice((6.0, 25.0, 80.0, 150.0, 333.5))
+        lines = rng.choice((1, 2, 3))
+        assert _wrap(text, font, width, lines) == _wrap_one_character_at_a_time(
+            text, font, width, lines
+        ), (text, font.font.size, width, lines)
+
+
+@pytest.mark.parametrize("length", [2_000, 30_000])
+@pytest.mark.parametrize("kind", ["one word", "words"])
+def test_wrapping_a_long_caption_measures_about_what_is_drawn(length: int, kind: str) -> None:
+    text = "x" * length if kind == "one word" else ("walking " * length)[:length]
+    font = CountingFont()
+    lines = _wrap(text, font, 300, 3)
+    assert len(lines) == 3 and lines[-1].endswith("…")
+    # the text is read once; beyond that, a few measurements per line drawn
+    assert font.calls <= 80
+    assert font.characters <= length + 5_000
+
+
+def test_a_shot_with_a_30000_character_word_is_drawn_promptly(tmp_path: Path) -> None:
+    """It used to take over ten minutes of CPU; the bound here is generous on purpose."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ONMODEL_"))}
+    env["ONMODEL_HOME"] = str(tmp_path / "home")
+
+    def onmodel(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "onmodel", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+
+    assert onmodel("character", "new", "Rin", "--prompt", "a girl").returncode == 0
+    assert onmodel("session", "new", "rin").returncode == 0
+    made = onmodel("shot", "--pose", "x" * 30_000, "--json")
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["status"] == "succeeded"
