@@ -26,6 +26,7 @@ So a series is siblings of one image, a resumed run adds to the same family, and
 from __future__ import annotations
 
 import json
+import math
 import os
 import queue
 import signal
@@ -479,8 +480,8 @@ class BatchRunner:
     ) -> None:
         if not 1 <= concurrency <= MAX_CONCURRENCY:
             raise UsageError(f"--concurrency must be 1 to {MAX_CONCURRENCY}, not {concurrency}")
-        if rpm is not None and rpm <= 0:
-            raise UsageError(f"--rpm must be positive, not {rpm}")
+        if rpm is not None and not (math.isfinite(rpm) and rpm > 0):
+            raise UsageError(f"--rpm must be a positive number, not {rpm}")
         self.studio = studio
         self.loaded = (
             shot_list if isinstance(shot_list, LoadedShotList) else load_shot_list(shot_list)
@@ -635,19 +636,38 @@ class BatchRunner:
     def run(self) -> BatchReport:
         """Make every shot of the list that is not made yet; see the module docstring."""
         prepared = self._prepare()
+        self._session_id = prepared.session.id
+        # Judged before the lock is taken, so a list the model rules refuse writes nothing at
+        # all, not even the lock file. Pending rows count as shots to run here, as they will
+        # once the lock is held, so no shot runs that was not judged.
+        queue_ = [s for s in self._statuses(prepared, live=False) if self._runs(s)]
+        warming = warm_up_in_background({s.shot.provider for s in queue_}) if queue_ else None
+        try:
+            warnings = list(prepared.expansion.warnings)
+            warnings.extend(self._prevalidate(queue_, prepared.parent_id))
+            report = self._run_locked(prepared, warnings)
+        finally:
+            if warming is not None:  # long done unless planning failed: leave no thread behind
+                warming.join(WARM_UP_WAIT_SECONDS)
+        if self._abandon_signal is not None or report.stop_reason == "interrupted":
+            signum = self._abandon_signal or signal.SIGINT
+            name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+            raise BatchInterrupted(
+                f"stopped by {name}: {report.summary()}; run it again to finish the rest",
+                exit_code=128 + signum,
+                report=report,
+            )
+        return report
+
+    def _run_locked(self, prepared: _Prepared, warnings: list[str]) -> BatchReport:
+        """Hold the session's lock, record the batch and make its shots."""
         session = prepared.session
-        self._session_id = session.id
         lock = SessionLock(self.studio.paths.home, session.id, session.slug)
         lock.acquire()
-        warming: threading.Thread | None = None
         try:
             interrupt_pending(self.studio.engine, session_id=session.id)
             statuses = self._statuses(prepared, live=False)
             queue_ = [s for s in statuses if self._runs(s)]
-            if queue_:  # while the shots are planned below
-                warming = warm_up_in_background({s.shot.provider for s in queue_})
-            warnings = list(prepared.expansion.warnings)
-            warnings.extend(self._prevalidate(queue_, prepared.parent_id))
             for message in warnings:
                 self.progress.note(f"warning: {message}")
             batch_id = self._open_batch(prepared, statuses)
@@ -670,21 +690,11 @@ class BatchRunner:
             finally:
                 self._close_batch(batch_id, report)
         finally:
-            if warming is not None:  # long done unless planning failed: leave no thread behind
-                warming.join(WARM_UP_WAIT_SECONDS)
             stray = [t for t in self._workers if t.is_alive()]
             if stray:
                 lock.release_after(stray)
             else:
                 lock.release()
-        if self._abandon_signal is not None or report.stop_reason == "interrupted":
-            signum = self._abandon_signal or signal.SIGINT
-            name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
-            raise BatchInterrupted(
-                f"stopped by {name}: {report.summary()}; run it again to finish the rest",
-                exit_code=128 + signum,
-                report=report,
-            )
         return report
 
     def _prevalidate(self, statuses: list[ShotStatus], parent_id: int | None) -> list[str]:

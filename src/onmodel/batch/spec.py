@@ -15,15 +15,18 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from onmodel.batch.yamlpos import Loc, PositionedYaml, YamlSyntaxError, load_positioned
 from onmodel.errors import UsageError
+from onmodel.limits import MAX_ID, MAX_NAME_LENGTH, check_text
+from onmodel.sheet import ShotRequest
 
 REQUEST_FIELDS: tuple[str, ...] = ("pose", "outfit", "expression", "scene", "action", "text")
 """The fields of a shot request, in the order labels and keys use them."""
@@ -74,6 +77,39 @@ _FIELD_DOCS = {
 }
 
 
+def _request_text(value: str) -> str:
+    """Apply the studio's own rules for a request field (length, control characters) here.
+
+    A value the studio would refuse mid-run is refused with its line instead, before anything
+    is spent; asking :class:`ShotRequest` itself keeps the rules in one place (they are the
+    same for every request field).
+    """
+    try:
+        ShotRequest.model_validate({"text": value})
+    except PydanticValidationError as exc:
+        raise ValueError(_message(exc.errors()[0]["msg"])) from None
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _label_text(value: str) -> str:
+    """Names are printed in progress lines and tables: one line, no terminal escapes."""
+    try:
+        return check_text(value, "a name", max_length=MAX_NAME_LENGTH, multiline=False)
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _message(text: str) -> str:
+    """Pydantic's message for a ``ValueError`` without its "Value error, " prefix."""
+    return text.removeprefix("Value error, ")
+
+
+RequestText = Annotated[str, AfterValidator(_request_text)]
+Label = Annotated[str, AfterValidator(_label_text)]
+
+
 class ShotFields(BaseModel):
     """Fields every layer can set. Unset (null) inherits; an empty string clears.
 
@@ -83,12 +119,12 @@ class ShotFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, coerce_numbers_to_str=True)
 
-    pose: str | None = Field(default=None, description=_FIELD_DOCS["pose"])
-    outfit: str | None = Field(default=None, description=_FIELD_DOCS["outfit"])
-    expression: str | None = Field(default=None, description=_FIELD_DOCS["expression"])
-    scene: str | None = Field(default=None, description=_FIELD_DOCS["scene"])
-    action: str | None = Field(default=None, description=_FIELD_DOCS["action"])
-    text: str | None = Field(default=None, description=_FIELD_DOCS["text"])
+    pose: RequestText | None = Field(default=None, description=_FIELD_DOCS["pose"])
+    outfit: RequestText | None = Field(default=None, description=_FIELD_DOCS["outfit"])
+    expression: RequestText | None = Field(default=None, description=_FIELD_DOCS["expression"])
+    scene: RequestText | None = Field(default=None, description=_FIELD_DOCS["scene"])
+    action: RequestText | None = Field(default=None, description=_FIELD_DOCS["action"])
+    text: RequestText | None = Field(default=None, description=_FIELD_DOCS["text"])
     provider: str | None = Field(
         default=None, description="Provider name (default: the session's), e.g. openai-images."
     )
@@ -110,6 +146,7 @@ class ShotFields(BaseModel):
         default=None,
         alias="from",
         ge=1,
+        le=MAX_ID,
         description="Branch from this image id instead of the batch's parent "
         "(the session head when the batch first ran).",
     )
@@ -133,12 +170,29 @@ class ShotFields(BaseModel):
             raise ValueError("params.n is not used in shot lists; use repeat: N for variations")
         return value
 
+    @field_validator("params")
+    @classmethod
+    def _finite(cls, value: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
+        """NaN and infinity have no JSON form: the stored batch and the request body need one."""
+        pending: list[JsonValue] = [value]
+        while pending:
+            item = pending.pop()
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ValueError(f"params hold {item}; use a finite number")
+            if isinstance(item, dict):
+                pending.extend(item.values())
+            elif isinstance(item, list):
+                pending.extend(item)
+        return value
+
 
 class Shot(ShotFields):
     """One explicit shot; any field left out comes from ``defaults``."""
 
-    name: str | None = Field(
-        default=None, description="A label for progress and status (not part of the shot key)."
+    name: Label | None = Field(
+        default=None,
+        max_length=MAX_NAME_LENGTH,
+        description="A label for progress and status (not part of the shot key).",
     )
 
 
@@ -147,12 +201,16 @@ class MatrixAxes(BaseModel):
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    pose: list[str] | None = Field(default=None, min_length=1, description="Poses to combine.")
-    outfit: list[str] | None = Field(default=None, min_length=1, description="Outfits.")
-    expression: list[str] | None = Field(default=None, min_length=1, description="Expressions.")
-    scene: list[str] | None = Field(default=None, min_length=1, description="Scenes.")
-    action: list[str] | None = Field(default=None, min_length=1, description="Actions.")
-    text: list[str] | None = Field(default=None, min_length=1, description="Free texts.")
+    pose: list[RequestText] | None = Field(
+        default=None, min_length=1, description="Poses to combine."
+    )
+    outfit: list[RequestText] | None = Field(default=None, min_length=1, description="Outfits.")
+    expression: list[RequestText] | None = Field(
+        default=None, min_length=1, description="Expressions."
+    )
+    scene: list[RequestText] | None = Field(default=None, min_length=1, description="Scenes.")
+    action: list[RequestText] | None = Field(default=None, min_length=1, description="Actions.")
+    text: list[RequestText] | None = Field(default=None, min_length=1, description="Free texts.")
 
     def items(self) -> list[tuple[str, list[str]]]:
         """The axes that are set, in the fixed field order (so expansion order is stable)."""
@@ -170,7 +228,9 @@ class MatrixOverride(ShotFields):
 class Matrix(ShotFields):
     """Every combination of ``axes`` becomes a shot; the other fields apply to all of them."""
 
-    name: str | None = Field(default=None, description="A label for progress and status.")
+    name: Label | None = Field(
+        default=None, max_length=MAX_NAME_LENGTH, description="A label for progress and status."
+    )
     axes: MatrixAxes = Field(description="Lists of values per request field.")
     exclude: list[dict[str, str]] = Field(
         default_factory=list,
@@ -195,10 +255,10 @@ class ShotList(BaseModel):
     )
 
     version: Literal[1] = Field(default=1, description="Format version; always 1 for now.")
-    name: str | None = Field(
+    name: Label | None = Field(
         default=None,
         min_length=1,
-        max_length=200,
+        max_length=MAX_NAME_LENGTH,
         description="The batch name (default: the file name without extension). Running a "
         "file with the same name on the same session continues that batch.",
     )
@@ -218,6 +278,21 @@ class ShotList(BaseModel):
     def _session_id_as_text(cls, value: object) -> object:
         """``session: 3`` is an id; keep it as text so slugs and ids share one field."""
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("session")
+    @classmethod
+    def _session_id_in_range(cls, value: str | None) -> str | None:
+        """Digits name a session by id; one no row can have is refused here, with its line,
+        rather than overflowing inside the database driver."""
+        if value is not None and value.isdigit() and not is_row_id(value):
+            raise ValueError(f"a session id is a number from 1 to {MAX_ID}")
+        return value
+
+
+def is_row_id(digits: str) -> bool:
+    """Whether digits can name a database row: no row has an id past 64 bits, and ``"²"`` is
+    a digit to ``str.isdigit`` but not a number to ``int``."""
+    return digits.isascii() and len(digits) <= len(str(MAX_ID)) and 1 <= int(digits) <= MAX_ID
 
 
 def json_schema() -> dict[str, Any]:
@@ -293,7 +368,7 @@ def parse_shot_list(
         positioned = load_positioned(text)
     except YamlSyntaxError as exc:
         raise ShotListError(
-            [Problem(label, exc.position.line, exc.position.column, "", f"not valid YAML: {exc}")]
+            [Problem(label, exc.position.line, exc.position.column, "", str(exc))]
         ) from exc
     data = positioned.data
     if data is None:
@@ -344,7 +419,7 @@ def _pydantic_problems(
     for error in exc.errors():
         loc: Loc = tuple(error["loc"])
         where = positioned.position_of(loc)
-        message = str(error["msg"])
+        message = _message(str(error["msg"]))
         if error["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
             message = f"unknown field {loc[-1]!r}"
             guess = difflib.get_close_matches(loc[-1], sorted(_KNOWN_KEYS), n=1)

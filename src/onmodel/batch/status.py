@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from onmodel.batch.lock import is_locked
 from onmodel.batch.records import KeyRecord, all_batches, find_batch, get_batch, key_records
+from onmodel.batch.spec import is_row_id
 from onmodel.errors import NotFoundError, UsageError
 from onmodel.store.models import BatchRow
 
@@ -182,7 +183,7 @@ def batch_status(studio: Studio, target: str | Path, *, session: str | None = No
 def _find_row(studio: Studio, text: str) -> BatchRow:
     cleaned = text.strip().lstrip("#")
     if cleaned.isdigit():
-        row = get_batch(studio.engine, int(cleaned))
+        row = get_batch(studio.engine, int(cleaned)) if is_row_id(cleaned) else None
         if row is None:
             raise NotFoundError(f"no batch #{cleaned} (see: onmodel batch list)")
         return row
