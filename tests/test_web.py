@@ -353,6 +353,17 @@ def test_a_shot_that_cannot_be_planned_is_refused_on_the_spot(
     assert failed.status == 400 and "finished image" in str(failed.json()["error"])
     badkey = call(served, "POST", "/shots", form={**base, "key": "../../x"}, headers=accept)
     assert badkey.status == 400
+    for bad in ("a\x00b", "\x1b]0;pwned\x07"):  # what PostgreSQL cannot store, a terminal obeys
+        control = call(served, "POST", "/shots", form={**base, "pose": bad}, headers=accept)
+        assert control.status == 400 and "control character" in str(control.json()["error"])
+    note = call(
+        served,
+        "POST",
+        f"/images/{series.crying}/annotate",
+        form={"note": "a\x00b"},
+        headers=accept,
+    )
+    assert note.status == 400 and "control character" in str(note.json()["error"])
     assert len(served.studio.session_images(series.session)) == before
 
 

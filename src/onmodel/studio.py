@@ -260,9 +260,10 @@ class Studio:
         slug: str | None = None,
     ) -> Character:
         """Adopt an image the user already has (say, from ChatGPT) as a character's anchor."""
-        for value, what in ((gen_id, "the gen id"), (revised_prompt, "the revised prompt")):
-            if value is not None:
-                check_text(value, what, max_length=MAX_FIELD_LENGTH)
+        if gen_id is not None:
+            check_text(gen_id, "the gen id", max_length=MAX_NAME_LENGTH, multiline=False)
+        if revised_prompt is not None:
+            check_text(revised_prompt, "the revised prompt", max_length=MAX_FIELD_LENGTH)
         row = self._character_draft(name, slug, prompt, self._sheet_for(prompt, sheet))
         data, info = read_image_file(image)
         blob = self.blobs.put(data, info.format)
@@ -477,6 +478,8 @@ class Studio:
 
     def attach(self, image: int | str | Image, file: Path, *, gen_id: str | None = None) -> Image:
         """Complete a pending ChatGPT-app shot with the picture the user saved from the app."""
+        if gen_id is not None:
+            check_text(gen_id, "the gen id", max_length=MAX_NAME_LENGTH, multiline=False)
         pending = self.image(image)
         if pending.status != "pending" or pending.row.provider != "chatgpt":
             raise UsageError(
@@ -1060,8 +1063,8 @@ class Studio:
         target = self.image(image)
         if rating is not None and not 0 <= rating <= 5:
             raise UsageError(f"a rating is 1 to 5 (0 clears it), not {rating}")
-        if note is not None and len(note) > MAX_NOTE_LENGTH:
-            raise UsageError(f"a note holds at most {MAX_NOTE_LENGTH} characters")
+        if note is not None:
+            check_text(note, "the note", max_length=MAX_NOTE_LENGTH)
         with transaction(self.engine) as db:
             row = db.get(ImageRow, target.id)
             assert row is not None

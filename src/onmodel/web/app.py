@@ -457,7 +457,7 @@ class GalleryApp:
         warnings: tuple[str, ...] = ()
         if image_id is None:
             fields = {name: _field(form.get(name, "")) for name in REQUEST_ORDER}
-            shot_request = ShotRequest(**fields)
+            shot_request = ShotRequest.checked(**fields)
             from_text = form.get("from", "").strip()
             from_image = _row_id(from_text, "image") if from_text else None
             plan = self.studio.plan_shot(session, shot_request, from_image=from_image)
