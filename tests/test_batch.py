@@ -283,7 +283,7 @@ def test_error_message_is_one_line_with_all_problems() -> None:
 
 
 def test_load_names_missing_files(tmp_path: Path) -> None:
-    with pytest.raises(Exception, match="no shot list at"):
+    with pytest.raises(Exception, match="no such file"):
         load_shot_list(tmp_path / "nope.yaml")
     path = tmp_path / "mia-week.yaml"
     path.write_text("shots: [{pose: a}]\n")

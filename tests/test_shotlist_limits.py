@@ -16,7 +16,7 @@ import yaml
 from sqlmodel import select
 
 from onmodel import yamlload
-from onmodel.batch import ShotListError, parse_shot_list, run_batch
+from onmodel.batch import ShotListError, load_shot_list, parse_shot_list, run_batch
 from onmodel.batch.yamlpos import load_positioned
 from onmodel.capabilities import load_capabilities
 from onmodel.errors import UsageError
@@ -338,3 +338,18 @@ def test_the_readme_states_the_limits_the_code_keeps() -> None:
     section = readme.split("## Shot lists")[1].split("\n## ")[0]
     for figure in (MAX_SHOTS, MAX_REPEAT, yamlload.MAX_NODES, yamlload.MAX_DEPTH):
         assert f"{figure:,}" in section
+
+
+def test_a_shot_list_is_read_up_to_a_bound(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="larger than 8 MB"):
+        load_shot_list("/dev/zero")
+    path = tmp_path / "week.yaml"
+    path.write_bytes(b"shots: [{pose: \xff}]\n")
+    with pytest.raises(UsageError, match="not UTF-8 text"):
+        load_shot_list(path)
+
+
+def test_batch_status_of_a_name_too_long_for_a_path_is_not_found(tmp_path: Path) -> None:
+    result = run_cli(tmp_path / "home", "batch", "status", "x" * 5_000)
+    assert result.returncode == 2
+    assert_one_line_error(result, "no batch or shot list named")

@@ -25,7 +25,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from onmodel.batch.yamlpos import Loc, PositionedYaml, YamlSyntaxError, load_positioned
 from onmodel.errors import UsageError
-from onmodel.limits import MAX_ID, MAX_NAME_LENGTH, check_text
+from onmodel.limits import MAX_ID, MAX_NAME_LENGTH, check_text, read_bounded
 from onmodel.sheet import ShotRequest
 
 REQUEST_FIELDS: tuple[str, ...] = ("pose", "outfit", "expression", "scene", "action", "text")
@@ -34,6 +34,8 @@ REQUEST_FIELDS: tuple[str, ...] = ("pose", "outfit", "expression", "scene", "act
 MAX_REPEAT = 100
 MAX_SHOTS = 10_000
 """A matrix that expands past this is almost certainly a typo, not a series."""
+MAX_FILE_BYTES = 8 * 1024 * 1024
+"""Ten thousand shots written out take about a megabyte; reading /dev/zero would never end."""
 
 SCHEMA_URL = "https://json-schema.org/draft/2020-12/schema"
 
@@ -351,12 +353,13 @@ def format_loc(loc: Loc) -> str:
 def load_shot_list(path: Path | str) -> LoadedShotList:
     """Read and validate a shot-list file; every problem is reported with its line."""
     file = Path(path)
+    data = read_bounded(file, MAX_FILE_BYTES, "shot list")
     try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"no shot list at {file}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read shot list {file}: {exc}") from exc
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"shot list {file} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
     return parse_shot_list(text, source=file.resolve(), label=str(path))
 
 

@@ -152,7 +152,7 @@ def batch_status(studio: Studio, target: str | Path, *, session: str | None = No
 
     text = str(target)
     path = Path(text)
-    if path.is_file():
+    if _is_file(path):
         runner = BatchRunner(studio, path, session=session, handle_signals=False)
         statuses = runner.shot_statuses()
         lines = [
@@ -178,6 +178,14 @@ def batch_status(studio: Studio, target: str | Path, *, session: str | None = No
         return BatchStatus(summary, lines)
     row = _find_row(studio, text)
     return BatchStatus(_summary(studio, row, lines := _stored_lines(studio, row)), lines)
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` names a file; a name too long to be a path is a batch name."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _find_row(studio: Studio, text: str) -> BatchRow:
