@@ -54,6 +54,7 @@ from onmodel.batch.records import (
 )
 from onmodel.batch.spec import LoadedShotList, Problem, ShotListError, load_shot_list
 from onmodel.errors import BudgetError, GenerationError, OnmodelError, UsageError
+from onmodel.limits import check_amount
 from onmodel.providers import FREE_PROVIDERS, warm_up_in_background
 from onmodel.startup import start_up_finished
 
@@ -1048,17 +1049,10 @@ class BatchRunner:
 
 
 def _budget(value: Decimal | float | str | None) -> Decimal | None:
+    """``--budget``: dollars as typed ("$5" too), by the same rule as every money limit."""
     if value is None:
         return None
-    try:
-        amount = Decimal(str(value).strip().lstrip("$"))
-    except InvalidOperation:
-        raise UsageError(
-            f"--budget must be an amount in USD such as 5 or 2.50, not {value!r}"
-        ) from None
-    if not amount.is_finite() or amount < 0:
-        raise UsageError(f"--budget must be zero or more, not {value!r}")
-    return amount
+    return check_amount(str(value).strip().lstrip("$"), "--budget")
 
 
 # ---------------------------------------------------------------------------------- library
