@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 import yaml
-from cli_inprocess import Outcome, assert_refused_cleanly, run_cli, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from cli_inprocess import Outcome, assert_refused_cleanly, run_cli, snapshot
 
 # ONMODEL_FUZZ_EXAMPLES=2000 fuzzes deeper, with fresh random inputs, when hunting for bugs.
 DEEP = int(os.environ.get("ONMODEL_FUZZ_EXAMPLES", "0"))
