@@ -447,3 +447,28 @@ def test_runs_from_a_worker_thread_without_signal_handlers(
     thread.start()
     thread.join(30)
     assert getattr(results[0], "succeeded", None) == 4
+
+
+def test_a_run_leaves_a_live_retry_of_its_shot_alone(
+    studio: Studio, fake: FakeImages, tmp_path: Path
+) -> None:
+    """A batch shot being retried by a live process is running, not abandoned: not paid twice."""
+    from onmodel.owners import owner_token
+
+    make_session(studio)
+    path = write(tmp_path, f"shots:\n  - pose: a\n  - text: {REFUSE_WORD}\n")
+    run_batch(studio, path)
+    failed = next(r for r in batch_rows(studio) if r.status == "failed")
+    with transaction(studio.engine) as db:  # a retry in flight, recorded by this live process
+        retrying = ImageRow(
+            **failed.model_dump(exclude={"id", "status", "error_type", "error_message", "owner"}),
+            status="pending",
+            owner=owner_token(studio.paths.home),
+        )
+        db.add(retrying)
+    fake.refuse = None
+    calls = len(fake.prompts)
+    report = run_batch(studio, path, retry_failed=True)
+    assert len(fake.prompts) == calls  # nothing remade while the retry runs
+    assert report.complete is False
+    assert studio.image(retrying.id or 0).status == "pending"

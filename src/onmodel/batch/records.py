@@ -7,11 +7,11 @@ batch row only remembers what the list was, where its shots branch from, and how
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, or_, update
 from sqlmodel import col, select
 
 from onmodel.store.database import transaction
@@ -60,12 +60,19 @@ def key_records(engine: Engine, session_id: int, keys: Iterable[str]) -> dict[st
     return found
 
 
-def interrupt_pending(engine: Engine, *, session_id: int, batch_id: int | None = None) -> int:
+def interrupt_pending(
+    engine: Engine,
+    *,
+    session_id: int,
+    batch_id: int | None = None,
+    keep_owners: Collection[str] = (),
+) -> int:
     """Mark abandoned ``pending`` batch rows ``interrupted``; returns how many.
 
-    Only called while holding the session's batch lock, when no live run can own them: they
+    Only called while holding the session's batch lock, when no other run can own them: they
     are rows a killed run left behind (or, with ``batch_id``, this run's own in-flight shots
-    as it gives up on them).
+    as it gives up on them). Rows of ``keep_owners``, live processes outside any run (a
+    ``retry`` of a batch shot), are left to finish.
     """
     statement = (
         update(ImageRow)
@@ -81,6 +88,9 @@ def interrupt_pending(engine: Engine, *, session_id: int, batch_id: int | None =
     )
     if batch_id is not None:
         statement = statement.where(col(ImageRow.batch_id) == batch_id)
+    if keep_owners:
+        owner = col(ImageRow.owner)
+        statement = statement.where(or_(owner.is_(None), owner.not_in(list(keep_owners))))
     with transaction(engine) as db:
         result = db.exec(statement)
         return int(result.rowcount or 0)

@@ -57,6 +57,7 @@ from onmodel.errors import BudgetError, GenerationError, OnmodelError, UsageErro
 from onmodel.limits import check_amount
 from onmodel.providers import FREE_PROVIDERS, warm_up_in_background
 from onmodel.startup import start_up_finished
+from onmodel.store.stale import live_owners
 
 if TYPE_CHECKING:
     from onmodel.capabilities import PriceTable
@@ -666,8 +667,11 @@ class BatchRunner:
         lock = SessionLock(self.studio.paths.home, session.id, session.slug)
         lock.acquire()
         try:
-            interrupt_pending(self.studio.engine, session_id=session.id)
-            statuses = self._statuses(prepared, live=False)
+            engine, home = self.studio.engine, self.studio.paths.home
+            live = live_owners(engine, home, session_id=session.id)
+            interrupt_pending(engine, session_id=session.id, keep_owners=live)
+            # what is still pending now belongs to a live process: running, not to be remade
+            statuses = self._statuses(prepared, live=True)
             queue_ = [s for s in statuses if self._runs(s)]
             for message in warnings:
                 self.progress.note(f"warning: {message}")

@@ -90,6 +90,24 @@ def _gone(home: Path, key: tuple[str, object]) -> bool:
     return True
 
 
+def live_owners(engine: Engine, home: Path, *, session_id: int) -> set[str]:
+    """Owners of the session's pending rows whose process still runs.
+
+    ``retry`` of a batch shot keeps the shot's key, so a ``batch run`` that starts meanwhile
+    finds its pending row; this is what tells the run the shot is being made, not abandoned.
+    """
+    query = (
+        select(ImageRow.owner)
+        .distinct()
+        .where(col(ImageRow.session_id) == session_id)
+        .where(col(ImageRow.status) == "pending")
+        .where(col(ImageRow.owner).is_not(None))
+    )
+    with engine.connect() as conn:
+        owners = [owner for (owner,) in conn.execute(query)]
+    return {owner for owner in owners if is_owner_alive(home, owner)}
+
+
 def _mark_interrupted(engine: Engine, rows: Sequence[StaleRow]) -> None:
     """Only rows still pending: one that finished meanwhile was alive after all."""
     with engine.begin() as conn:
