@@ -293,3 +293,15 @@ def test_library_refusals_are_typed(studio: Studio, tmp_path: Path) -> None:
     with pytest.raises(UsageError):
         studio.create_character("Big", prompt="p", params={"size": "banana"}, provider="preview")
     assert studio.characters() == []
+
+
+def test_a_shot_refused_after_its_refs_were_read_stores_none_of_them(
+    mia: Path, tmp_path: Path
+) -> None:
+    from PIL import Image as PILImage
+
+    ref = tmp_path / "ref.png"
+    PILImage.new("RGB", (8, 8), (40, 50, 60)).save(ref)
+    refused(mia, "shot", "--pose", "p", "--ref", str(ref), "--size", "banana", says="banana")
+    refused(mia, "shot", "--pose", "p", "--ref", str(ref), "--quality", "ultra", says="ultra")
+    assert run_cli(mia, "shot", "--pose", "p", "--ref", str(ref)).code == 0

@@ -65,7 +65,7 @@ class ModelSheet(BaseModel):
         """Load a sheet, naming the file and the field when it is wrong."""
         import yaml
 
-        from onmodel.yamlload import safe_load
+        from onmodel.yamlload import YamlLimitError, safe_load
 
         raw = read_bounded(path, MAX_SHEET_BYTES, "model sheet")
         try:
@@ -74,8 +74,11 @@ class ModelSheet(BaseModel):
             raise UsageError(
                 f"model sheet {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
             ) from None
+        except YamlLimitError as exc:
+            raise UsageError(f"model sheet {path}: {exc}") from None
         except yaml.YAMLError as exc:
-            raise UsageError(f"model sheet {path} is not valid YAML: {exc}") from exc
+            detail = " ".join(str(exc).split())
+            raise UsageError(f"model sheet {path} is not valid YAML: {detail}") from None
         if not isinstance(data, dict):
             raise UsageError(f"model sheet {path} must be a mapping of traits")
         return cls.checked(data, f"model sheet {path}")

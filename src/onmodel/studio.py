@@ -8,6 +8,7 @@ API error at any step leaves a row that says what happened and never a lost requ
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -19,7 +20,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from onmodel.blobs import BlobStore
+from onmodel.blobs import BlobStore, sha256_bytes
 from onmodel.composer import (
     ANCHOR_TEMPLATE,
     CHATGPT_SHOT_TEMPLATE,
@@ -785,23 +786,29 @@ class Studio:
 
     def _with_refs(
         self, inputs: tuple[InputImage, ...], refs: Sequence[Path]
-    ) -> tuple[InputImage, ...]:
-        """The lineage inputs followed by the user's extra reference files, kept as blobs.
+    ) -> tuple[tuple[InputImage, ...], list[tuple[bytes, str]]]:
+        """The lineage inputs followed by the user's extra reference files, read and checked.
 
-        Every limit is checked and every file read before the first is stored, so a refused
-        shot leaves no reference files behind.
+        The files are returned to be stored (see :meth:`_keep_refs`) only once the whole shot
+        has passed every check, so a refused shot leaves no reference files behind.
         """
         if len(inputs) + len(refs) > MAX_INPUT_IMAGES:
             raise UsageError(
                 f"{len(inputs) + len(refs)} input images (anchor, parent and --ref files); "
                 f"at most {MAX_INPUT_IMAGES} can be sent"
             )
-        files = [read_image_file(ref) for ref in refs]
         extras: list[InputImage] = []
-        for data, info in files:
-            blob = self.blobs.put(data, info.format)
-            extras.append(InputImage("extra", blob.path, blob.sha256, info.mime))
-        return (*inputs, *extras)
+        files: list[tuple[bytes, str]] = []
+        for data, info in (read_image_file(ref) for ref in refs):
+            sha256 = sha256_bytes(data)
+            path = self.blobs.path_for(sha256, info.format)
+            extras.append(InputImage("extra", path, sha256, info.mime))
+            files.append((data, info.format))
+        return (*inputs, *extras), files
+
+    def _keep_refs(self, files: list[tuple[bytes, str]]) -> None:
+        for data, fmt in files:
+            self.blobs.put(data, fmt)
 
     def _input_from_image(self, image: Image, role: str) -> InputImage:
         path = image.path
@@ -1039,10 +1046,20 @@ class Studio:
         return data if isinstance(data, dict) else {}
 
     def _write_state(self, values: dict[str, Any]) -> None:
+        """Replace the state file whole; each writer has its own temporary file, so commands
+        run at once never move each other's half-written file (the last one's choice wins)."""
+        import tempfile
+
         state = {**self._read_state(), **values}
-        tmp = self.paths.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
-        tmp.replace(self.paths.state_file)
+        target = self.paths.state_file
+        fd, name = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(state, indent=2))
+            os.replace(name, target)
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
 
     # ------------------------------------------------------------------ annotations (gallery)
     # Added for the web gallery (onmodel serve); additive only, nothing above depends on it.
@@ -1108,6 +1125,7 @@ class ShotPlanner:
         """Compose and validate a shot; see :meth:`Studio.plan_shot`."""
         studio, session = self.studio, self.session
         route = provider or session.provider
+        inputs, ref_files = studio._with_refs(self.inputs, refs)
         plan = studio._plan(
             kind="shot",
             character=self.character,
@@ -1118,12 +1136,13 @@ class ShotPlanner:
             model=model or session.model,
             params={**session.row.params, **(params or {})},
             template=CHATGPT_SHOT_TEMPLATE if route == "chatgpt" else SHOT_TEMPLATE,
-            inputs=studio._with_refs(self.inputs, refs),
+            inputs=inputs,
             anchor=self.anchor,
         )
         plan = replace(plan, **studio._conversation(session, route, self.parent))
         if max_cost is not None:
             studio._check_max_cost(plan, max_cost)
+        studio._keep_refs(ref_files)
         return plan
 
 
