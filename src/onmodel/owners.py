@@ -92,11 +92,22 @@ def is_owner_alive(home: Path, token: str) -> bool:
     match = _TOKEN.match(token)
     if fcntl is None or match is None or match["host"] != _host():
         return True
-    path = owners_dir(home.resolve()) / f"{token}.lock"
+    # a missing file was removed by its owner's clean exit, or by a check after its death
+    return is_held(owners_dir(home.resolve()) / f"{token}.lock")
+
+
+def is_held(path: Path) -> bool:
+    """True while some process holds an ``flock`` on ``path``; False when free or missing.
+
+    The kernel drops a dead process's locks, SIGKILL included, so "free" means "its holder is
+    gone": the batch lock and owner liveness both rest on this.
+    """
+    if fcntl is None:
+        return False
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        return False  # removed by its owner's clean exit, or by a check after its death
+        return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from onmodel.errors import OnmodelError
+from onmodel.owners import is_held
 
 try:
     import fcntl
@@ -94,14 +95,4 @@ def session_lock(home: Path, session_id: int, session_slug: str) -> Iterator[Non
 
 def is_locked(home: Path, session_id: int) -> bool:
     """True while some process holds the session's batch lock (a run is live)."""
-    path = lock_path(home, session_id)
-    if fcntl is None or not path.exists():
-        return False
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return is_held(lock_path(home, session_id))
