@@ -77,6 +77,11 @@ class ModelSheet(BaseModel):
         except YamlLimitError as exc:
             raise UsageError(f"model sheet {path}: {exc}") from None
         except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            problem = getattr(exc, "problem", None)
+            if mark is not None and problem:
+                where = f"{path}:{mark.line + 1}:{mark.column + 1}"
+                raise UsageError(f"model sheet {where}: not valid YAML: {problem}") from None
             detail = " ".join(str(exc).split())
             raise UsageError(f"model sheet {path} is not valid YAML: {detail}") from None
         if not isinstance(data, dict):
