@@ -48,6 +48,14 @@ FACTORIES: dict[str, Callable[[], Provider]] = {
 FREE_PROVIDERS = frozenset({"preview", "chatgpt"})
 
 
+def is_manual(name: str) -> bool:
+    """True for providers whose shots wait, pending, for the user to ``attach`` the picture."""
+    return name in MANUAL_PROVIDERS
+
+
+MANUAL_PROVIDERS = frozenset({"chatgpt"})
+
+
 def provider_names() -> list[str]:
     return sorted(FACTORIES)
 
