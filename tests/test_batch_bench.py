@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "batch_throughput.py"
 
 
+@pytest.mark.slow
 def test_benchmark_runs_with_a_tiny_batch() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ONMODEL_"))}
     result = subprocess.run(

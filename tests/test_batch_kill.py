@@ -60,6 +60,7 @@ def count(home: Path, status: str) -> int:
     return sum(1 for r in rows(home) if r.status == status)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_completes_exactly_once(
     isolated_home: Path, shot_list: Path
 ) -> None:
@@ -86,6 +87,7 @@ def test_sigkill_mid_run_then_rerun_completes_exactly_once(
     check_complete(isolated_home)
 
 
+@pytest.mark.slow
 def test_sigterm_marks_in_flight_shots_interrupted_and_exits_non_zero(
     isolated_home: Path, shot_list: Path
 ) -> None:
@@ -110,6 +112,7 @@ def test_sigterm_marks_in_flight_shots_interrupted_and_exits_non_zero(
     check_complete(isolated_home)
 
 
+@pytest.mark.slow
 def test_first_ctrl_c_lets_shots_in_flight_finish(isolated_home: Path, shot_list: Path) -> None:
     process = start_cli(
         isolated_home, "batch", "run", str(shot_list), "-c", "2", "--progress", "plain",

@@ -93,6 +93,7 @@ def succeeded(home: Path) -> int:
     return sum(1 for r in rows(home) if r.status == "succeeded")
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun_through_the_real_cli(
     studio: Studio, api: FakeOpenAI, tmp_path: Path
 ) -> None:

@@ -19,6 +19,8 @@ from onmodel.export import export_session
 from onmodel.studio import Studio
 from test_web_fixtures import Controls, Series, Served
 
+pytestmark = pytest.mark.slow  # starts Chromium
+
 CHROMIUM = os.environ.get("ONMODEL_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",

@@ -40,6 +40,7 @@ def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
 
 
+@pytest.mark.slow  # about 7 s: a dozen CLI processes
 def test_a_whole_session_from_the_command_line(home: Path, tmp_path: Path) -> None:
     sheet = tmp_path / "sheet.yaml"
     sheet.write_text("hair_color: '#d22b2b'\neye_color: green\nmust_keep: [star hair clip]\n")

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from onmodel.batch.lock import SessionLock
@@ -242,6 +243,7 @@ def pending_rows(home: Path) -> list[tuple[int, str | None]]:
         return [(row.id, row.owner) for row in found]
 
 
+@pytest.mark.slow
 def test_a_killed_shot_is_stale_and_retryable_while_a_live_one_is_not(
     isolated_home: Path, studio: Studio
 ) -> None:
