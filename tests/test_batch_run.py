@@ -41,7 +41,7 @@ from test_batch_support import REFUSE_WORD, FakeImages, make_session, wait_until
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeImages:
     images = FakeImages()
-    monkeypatch.setitem(FACTORIES, "openai-images", lambda: images)
+    monkeypatch.setitem(FACTORIES, "openai-images", lambda context: images)
     return images
 
 

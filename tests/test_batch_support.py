@@ -26,7 +26,7 @@ from sqlmodel import col, select
 
 from onmodel.handles import Session
 from onmodel.providers import FACTORIES
-from onmodel.providers.base import GenerationRequest, GenerationResult, ProviderError
+from onmodel.providers.base import GenerationRequest, GenerationResult, Provider, ProviderError
 from onmodel.store.database import create_database_engine, transaction
 from onmodel.store.models import ImageRow
 from onmodel.studio import Studio
@@ -42,12 +42,13 @@ def png(seed: str, size: tuple[int, int] = (16, 16)) -> bytes:
     return buffer.getvalue()
 
 
-class FakeImages:
+class FakeImages(Provider):
     """An in-process ``openai-images`` double: latency, in-flight counting, refusals, usage."""
 
     name = "openai-images"
 
     def __init__(self, latency: float = 0.0, refuse: str | None = REFUSE_WORD) -> None:
+        super().__init__()
         self.latency = latency
         self.latency_for: Callable[[str], float] | None = None  # per prompt, overrides latency
         self.refuse = refuse
@@ -56,6 +57,9 @@ class FakeImages:
         self.max_in_flight = 0
         self.starts: list[float] = []
         self.prompts: list[str] = []
+
+    def api_route(self, n_input_images: int) -> str:
+        return "images.edit" if n_input_images else "images.generate"
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         with self.lock:
@@ -96,7 +100,7 @@ def install_fake_images(latency: float = 0.0) -> FakeImages:
     """Register one shared FakeImages as ``openai-images`` (for subprocesses; tests use
     ``monkeypatch.setitem`` instead so the registry is restored)."""
     fake = FakeImages(latency=latency)
-    FACTORIES["openai-images"] = lambda: fake
+    FACTORIES["openai-images"] = lambda context: fake
     return fake
 
 

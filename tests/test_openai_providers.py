@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from fakeopenai import EDITS, GENERATIONS, RESPONSES, FakeOpenAI
-from onmodel.providers import FACTORIES, FREE_PROVIDERS, default_provider_name, get_provider
+from onmodel.providers import FACTORIES, default_provider_name, get_provider
 from onmodel.providers.base import (
     GenerationRequest,
     GenerationResult,
@@ -461,7 +461,7 @@ def test_chatgpt_returns_primer_once_then_only_shots() -> None:
 
 def test_registry_lists_the_providers_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
     assert {"preview", "openai-images", "openai-responses", "chatgpt"} <= set(FACTORIES)
-    assert "chatgpt" in FREE_PROVIDERS and "openai-images" not in FREE_PROVIDERS
+    assert not get_provider("chatgpt").billed and get_provider("openai-images").billed
     assert isinstance(get_provider("openai-images"), OpenAIImagesProvider)  # no key needed yet
     assert isinstance(get_provider("openai-responses"), OpenAIResponsesProvider)
     assert get_provider("chatgpt").name == "chatgpt"

@@ -48,12 +48,11 @@ class Controls:
         self.gate.set()
 
 
-class ControlledPreview:
+class ControlledPreview(PreviewProvider):
     """The real preview provider, plus a gate and a scripted failure."""
 
-    name = "preview"
-
     def __init__(self, controls: Controls) -> None:
+        super().__init__()
         self.controls = controls
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
@@ -67,13 +66,13 @@ class ControlledPreview:
                 code="moderation_blocked",
                 categories=["violence"],
             )
-        return PreviewProvider().generate(request)
+        return super().generate(request)
 
 
 @pytest.fixture
 def controls(monkeypatch: pytest.MonkeyPatch) -> Controls:
     found = Controls()
-    monkeypatch.setitem(FACTORIES, "preview", lambda: ControlledPreview(found))
+    monkeypatch.setitem(FACTORIES, "preview", lambda context: ControlledPreview(found))
     return found
 
 

@@ -35,7 +35,6 @@ from onmodel.yamlload import safe_load
 
 __all__ = [
     "DEFAULT_MODEL",
-    "OFFLINE_ROUTES",
     "ROUTES",
     "ROUTE_ALIASES",
     "STANDARD_SIZES",
@@ -62,15 +61,8 @@ DEFAULT_MODEL = "gpt-image-2"
 ROUTES: tuple[str, ...] = ("images.generate", "images.edit", "responses")
 """API routes a model entry can list: the Image API's two endpoints and the Responses tool."""
 
-ROUTE_ALIASES: Mapping[str, str] = {
-    "generate": "images.generate",
-    "edit": "images.edit",
-    "openai-responses": "responses",
-}
-"""Other spellings callers use (provider names); ``openai-images`` is resolved by image count."""
-
-OFFLINE_ROUTES: frozenset[str] = frozenset({"preview", "chatgpt"})
-"""Routes that call no API: the request is still checked so it would work when sent for real."""
+ROUTE_ALIASES: Mapping[str, str] = {"generate": "images.generate", "edit": "images.edit"}
+"""Short spellings of the API routes; a provider's name is resolved by asking the provider."""
 
 STANDARD_SIZES: tuple[str, ...] = ("1024x1024", "1536x1024", "1024x1536")
 """Sizes every GPT image model takes; ``auto`` means the model picks one of them."""
@@ -288,19 +280,22 @@ class CapabilityTable:
         return cap
 
 
-def resolve_route(route: str, n_input_images: int) -> str:
-    """Turn a route or provider name into an API route (or an offline route name).
+def resolve_route(route: str, n_input_images: int) -> str | None:
+    """Turn a route or provider name into the API route a request takes (None: no API call).
 
-    ``openai-images`` sends anchors through ``images.generate`` and shots, which carry the
-    anchor image, through ``images.edit``; which one depends only on whether images are sent.
+    A provider decides its own route (the Image API provider sends anchors to
+    ``images.generate`` and shots, which carry the anchor image, to ``images.edit``); a
+    provider that calls no API still has its requests checked against the model's rules.
     """
-    if route in ROUTES or route in OFFLINE_ROUTES:
+    if route in ROUTES:
         return route
-    if route == "openai-images":
-        return "images.edit" if n_input_images > 0 else "images.generate"
     if route in ROUTE_ALIASES:
         return ROUTE_ALIASES[route]
-    known = [*ROUTES, "openai-images", *ROUTE_ALIASES, *sorted(OFFLINE_ROUTES)]
+    from onmodel.providers import FACTORIES, get_provider
+
+    if route in FACTORIES:
+        return get_provider(route).api_route(n_input_images)
+    known = [*ROUTES, *ROUTE_ALIASES, *sorted(FACTORIES)]
     raise ValidationError(f"unknown route {route!r}; use one of {', '.join(known)}")
 
 
@@ -363,7 +358,7 @@ def validate_request(
     if cap.is_retired(today):
         raise RetiredModelError(cap.retired_message())
     api_route = resolve_route(route, n_input_images)
-    if api_route not in OFFLINE_ROUTES and api_route not in cap.routes:
+    if api_route is not None and api_route not in cap.routes:
         works_on = ", ".join(cap.routes) or "no route"
         raise ValidationError(f"{cap.name} does not work on {api_route} (it works on {works_on})")
 

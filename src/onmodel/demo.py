@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from onmodel.handles import Character, Image, Session
+from onmodel.providers import offline_provider_name
 from onmodel.sheet import ModelSheet
 from onmodel.studio import Studio
 
@@ -49,15 +50,16 @@ class DemoResult:
 
 def run_demo(home: Path) -> DemoResult:
     """Build the demo series in ``home`` (which should be new) and return what was made."""
+    offline = offline_provider_name()  # no key, no network, and the same pictures every time
     with Studio.open(home) as studio:
         character = studio.create_character(
             "Mia",
             prompt="a cheerful young woman with orange hair and green eyes in a cream hoodie",
             sheet=DEMO_SHEET,
-            provider="preview",
+            provider=offline,
         )
         session = studio.start_session(
-            character, title="Mia's week", provider="preview", params={"size": "1024x1024"}
+            character, title="Mia's week", provider=offline, params={"size": "1024x1024"}
         )
         shots = [session.shot(**fields) for fields in DEMO_SHOTS]
         anchor = character.anchor

@@ -23,9 +23,7 @@ from sqlmodel import col, select
 from onmodel.blobs import BlobStore, sha256_bytes
 from onmodel.composer import (
     ANCHOR_TEMPLATE,
-    CHATGPT_SHOT_TEMPLATE,
     PRIMER_TEMPLATE,
-    SHOT_TEMPLATE,
     Composer,
     Rendered,
 )
@@ -49,13 +47,16 @@ from onmodel.limits import (
     check_text,
 )
 from onmodel.owners import owner_token
-from onmodel.providers import FREE_PROVIDERS, default_provider_name, get_provider
+from onmodel.providers import default_provider_name, get_provider, is_manual
 from onmodel.providers.base import (
     GenerationRequest,
     GenerationResult,
     ImageKind,
     InputImage,
     ManualResult,
+    ParentTurn,
+    Provider,
+    ProviderContext,
     ProviderError,
 )
 from onmodel.sheet import ModelSheet, ShotRequest
@@ -71,7 +72,6 @@ from onmodel.store.models import (
 from onmodel.store.rows import insert_row, insert_rows, update_row
 from onmodel.store.stale import reconcile_stale
 
-MAX_INPUT_IMAGES = 16
 MAX_NOTE_LENGTH = 10_000  # annotate_image: a note, not a document
 
 
@@ -329,7 +329,7 @@ class Studio:
         owner = self.character(character)
         check_text(title, "the title", max_length=MAX_NAME_LENGTH, multiline=False)
         provider_name = provider or default_provider_name()
-        get_provider(provider_name)  # an unknown provider is refused now, not at the first shot
+        self.provider(provider_name)  # an unknown provider is refused now, not at the first shot
         model_name = model or self._default_model()
         defaults = dict(params or {})
         # a bad default size or quality is refused now, not by every shot of the session
@@ -482,7 +482,7 @@ class Studio:
         if gen_id is not None:
             check_text(gen_id, "the gen id", max_length=MAX_NAME_LENGTH, multiline=False)
         pending = self.image(image)
-        if pending.status != "pending" or pending.row.provider != "chatgpt":
+        if pending.status != "pending" or not is_manual(pending.row.provider):
             raise UsageError(
                 f"image {pending.id} is a {pending.status} {pending.row.provider} image; "
                 "attach completes pending chatgpt shots only"
@@ -536,8 +536,8 @@ class Studio:
         request while the previous answer is still being written: the row stays ``pending``
         until :meth:`store` finishes it, so a kill in between is re-made like any other.
         """
+        provider = self.provider(plan.provider)  # built before the row: nothing to leave pending
         image_id = self._record_pending(plan)
-        provider = get_provider(plan.provider)
         request = plan.generation_request()
         started = time.monotonic()
         try:
@@ -732,7 +732,7 @@ class Studio:
         inputs: tuple[InputImage, ...] = (),
         anchor: Image | None = None,
     ) -> ShotPlan:
-        get_provider(provider)
+        self.provider(provider)
         context = self._template_context(character, anchor, request, session)
         rendered = self.composer.render(template, context)
         warnings = self._validate(provider, model, params, rendered.text, len(inputs))
@@ -785,17 +785,17 @@ class Studio:
         return tuple(inputs)
 
     def _with_refs(
-        self, inputs: tuple[InputImage, ...], refs: Sequence[Path]
+        self, inputs: tuple[InputImage, ...], refs: Sequence[Path], most: int
     ) -> tuple[tuple[InputImage, ...], list[tuple[bytes, str]]]:
         """The lineage inputs followed by the user's extra reference files, read and checked.
 
         The files are returned to be stored (see :meth:`_keep_refs`) only once the whole shot
         has passed every check, so a refused shot leaves no reference files behind.
         """
-        if len(inputs) + len(refs) > MAX_INPUT_IMAGES:
+        if len(inputs) + len(refs) > most:
             raise UsageError(
                 f"{len(inputs) + len(refs)} input images (anchor, parent and --ref files); "
-                f"at most {MAX_INPUT_IMAGES} can be sent"
+                f"at most {most} can be sent"
             )
         extras: list[InputImage] = []
         files: list[tuple[bytes, str]] = []
@@ -820,29 +820,26 @@ class Studio:
 
         return InputImage(role, path, image.row.sha256, MIME_TYPES[image.row.format], image.id)
 
-    def _conversation(self, session: Session, route: str, parent: Image) -> dict[str, Any]:
-        """Instructions and conversation state for the routes that hold a conversation.
+    def _conversation(self, session: Session, provider: Provider, parent: Image) -> dict[str, Any]:
+        """Instructions and conversation state, for the providers that keep a conversation."""
+        return provider.conversation(
+            instructions=session.row.instructions or None,
+            parent=ParentTurn(
+                in_session=parent.row.session_id == session.id,
+                provider=parent.row.provider,
+                response_id=parent.row.response_id,
+            ),
+            started=lambda: any(i.kind == "shot" for i in self.session_images(session)),
+        )
 
-        The Responses route continues from the *parent's* response, so a branch from an older
-        image picks up that image's conversation rather than the latest one; a parent from
-        outside the session (the anchor) starts a new conversation, in which the provider sends
-        the anchor image. The ChatGPT-app route shows the primer only before the first shot.
-        """
-        if route == "openai-responses":
-            continues = parent.row.session_id == session.id and parent.row.provider == route
-            return {
-                "instructions": session.row.instructions or None,
-                "previous_response_id": parent.row.response_id if continues else None,
-            }
-        if route == "chatgpt":
-            started = any(i.kind == "shot" for i in self.session_images(session))
-            return {"instructions": None if started else session.row.instructions or None}
-        return {}
+    def provider(self, name: str) -> Provider:
+        """The named provider, reading this studio's capability table (``home/models.yaml``)."""
+        return get_provider(name, ProviderContext(models_file=self.paths.models_file))
 
     def _max_cost(
         self, provider: str, model: str, params: dict[str, Any], n_inputs: int, chars: int
     ) -> Decimal | None:
-        if provider in FREE_PROVIDERS:
+        if not self.provider(provider).billed:
             return Decimal(0)
         from onmodel.capabilities import estimate_max_cost, load_prices
 
@@ -1031,7 +1028,7 @@ class Studio:
 
     def _cost(self, provider: str, model: str, usage: dict[str, Any] | None) -> str | None:
         """Free providers cost nothing; otherwise an estimate, or None when it is unknown."""
-        if provider in FREE_PROVIDERS:
+        if not self.provider(provider).billed:
             return "0"
         from onmodel.capabilities import estimate_cost, load_prices
 
@@ -1125,7 +1122,8 @@ class ShotPlanner:
         """Compose and validate a shot; see :meth:`Studio.plan_shot`."""
         studio, session = self.studio, self.session
         route = provider or session.provider
-        inputs, ref_files = studio._with_refs(self.inputs, refs)
+        source = studio.provider(route)
+        inputs, ref_files = studio._with_refs(self.inputs, refs, source.max_input_images)
         plan = studio._plan(
             kind="shot",
             character=self.character,
@@ -1135,11 +1133,11 @@ class ShotPlanner:
             provider=route,
             model=model or session.model,
             params={**session.row.params, **(params or {})},
-            template=CHATGPT_SHOT_TEMPLATE if route == "chatgpt" else SHOT_TEMPLATE,
+            template=source.shot_template,
             inputs=inputs,
             anchor=self.anchor,
         )
-        plan = replace(plan, **studio._conversation(session, route, self.parent))
+        plan = replace(plan, **studio._conversation(session, source, self.parent))
         if max_cost is not None:
             studio._check_max_cost(plan, max_cost)
         studio._keep_refs(ref_files)

@@ -55,7 +55,7 @@ from onmodel.batch.records import (
 from onmodel.batch.spec import LoadedShotList, Problem, ShotListError, load_shot_list
 from onmodel.errors import BudgetError, GenerationError, OnmodelError, UsageError
 from onmodel.limits import check_amount
-from onmodel.providers import FREE_PROVIDERS, warm_up_in_background
+from onmodel.providers import warm_up_in_background
 from onmodel.startup import start_up_finished
 from onmodel.store.stale import live_owners
 
@@ -580,7 +580,7 @@ class BatchRunner:
         return _decimal(plan.estimated_max_cost)
 
     def _actual_cost(self, model: str, provider: str, usage: dict[str, Any] | None) -> Decimal:
-        if provider in FREE_PROVIDERS or not usage:
+        if not self.studio.provider(provider).billed or not usage:
             return Decimal(0)
         from onmodel.capabilities import estimate_cost
 
@@ -989,7 +989,8 @@ class BatchRunner:
                 seconds,
                 error=f"provider {job.plan.provider!r} needs manual steps; it cannot run a batch",
             )
-        cost = Decimal(0) if job.plan.provider in FREE_PROVIDERS else _decimal(image.row.cost_usd)
+        billed = self.studio.provider(job.plan.provider).billed
+        cost = _decimal(image.row.cost_usd) if billed else Decimal(0)
         return _Outcome(job, "succeeded", image.id, seconds, cost=cost)
 
     def _failure(self, job: _Job, exc: Exception, started: float) -> _Outcome:

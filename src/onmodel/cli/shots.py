@@ -12,6 +12,7 @@ from onmodel.cli.context import open_studio
 from onmodel.cli.output import console, print_json, warn
 from onmodel.cli.render import describe_image_line, rich_tree
 from onmodel.limits import escape_controls
+from onmodel.providers import is_manual
 
 if TYPE_CHECKING:
     from onmodel.handles import Image
@@ -90,7 +91,7 @@ def report(image: Image, json_out: bool) -> None:
         print(message)
         print()
     console.print(describe_image_line(image))
-    if image.status == "pending" and image.row.provider == "chatgpt":
+    if image.status == "pending" and is_manual(image.row.provider):
         console.print(
             f"then save the picture ChatGPT makes and run: onmodel attach {image.id} FILE "
             "[--gen-id GEN_ID]"

@@ -1,6 +1,9 @@
 """The provider registry: names users type, mapped to the classes that serve them.
 
-Imports are lazy so that ``onmodel --help`` never pays for the openai SDK.
+Providers are found through the ``onmodel.providers`` entry-point group, the built-in ones
+included (see ``pyproject.toml``), so a separate package adds one the same way, as ``llm``
+plugins add models. Only the names are read at start-up; a provider's module is imported when
+it is first asked for, so ``onmodel --help`` never pays for the openai SDK.
 """
 
 from __future__ import annotations
@@ -8,72 +11,65 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable
+from importlib.metadata import entry_points
 
 from onmodel.errors import UsageError
-from onmodel.providers.base import Provider
+from onmodel.providers.base import Provider, ProviderContext
+
+ENTRY_POINT_GROUP = "onmodel.providers"
+
+Factory = Callable[[ProviderContext], Provider]
 
 
-def _preview() -> Provider:
-    from onmodel.providers.preview import PreviewProvider
+def _discover() -> dict[str, Factory]:
+    factories: dict[str, Factory] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
 
-    return PreviewProvider()
+        def factory(context: ProviderContext, entry: object = entry) -> Provider:
+            provider_class = entry.load()  # type: ignore[attr-defined]
+            return provider_class(context=context)  # type: ignore[no-any-return]
 
-
-def _openai_images() -> Provider:
-    from onmodel.providers.openai_images import OpenAIImagesProvider
-
-    return OpenAIImagesProvider()
-
-
-def _openai_responses() -> Provider:
-    from onmodel.providers.openai_responses import OpenAIResponsesProvider
-
-    return OpenAIResponsesProvider()
+        factories.setdefault(entry.name, factory)
+    return factories
 
 
-def _chatgpt() -> Provider:
-    from onmodel.providers.chatgpt import ChatGPTProvider
-
-    return ChatGPTProvider()
-
-
-FACTORIES: dict[str, Callable[[], Provider]] = {
-    "preview": _preview,
-    "openai-images": _openai_images,
-    "openai-responses": _openai_responses,
-    "chatgpt": _chatgpt,
-}
-
-# The user pays ChatGPT, not the API, for the chatgpt route: nothing is billed per image.
-FREE_PROVIDERS = frozenset({"preview", "chatgpt"})
-
-
-def is_manual(name: str) -> bool:
-    """True for providers whose shots wait, pending, for the user to ``attach`` the picture."""
-    return name in MANUAL_PROVIDERS
-
-
-MANUAL_PROVIDERS = frozenset({"chatgpt"})
+FACTORIES: dict[str, Factory] = _discover()
+"""Every registered provider by name; tests put stand-ins here."""
 
 
 def provider_names() -> list[str]:
     return sorted(FACTORIES)
 
 
+def get_provider(name: str, context: ProviderContext | None = None) -> Provider:
+    """A new provider (cheap: clients are built on first use) that reads ``context``'s tables."""
+    try:
+        factory = FACTORIES[name]
+    except KeyError:
+        known = ", ".join(provider_names()) or "none (reinstall onmodel)"
+        raise UsageError(f"unknown provider {name!r}; choose one of: {known}") from None
+    return factory(context or ProviderContext())
+
+
+def is_manual(name: str) -> bool:
+    """True for providers whose shots wait, pending, for the user to ``attach`` the picture."""
+    return name in FACTORIES and get_provider(name).manual
+
+
+def manual_provider_names() -> frozenset[str]:
+    return frozenset(name for name in FACTORIES if is_manual(name))
+
+
 def default_provider_name() -> str:
     """The real API once a key is configured, the offline preview until then."""
     if os.environ.get("OPENAI_API_KEY") and "openai-images" in FACTORIES:
         return "openai-images"
+    return offline_provider_name()
+
+
+def offline_provider_name() -> str:
+    """The provider that draws without a network or a key: the demo's and the tests'."""
     return "preview"
-
-
-def get_provider(name: str) -> Provider:
-    try:
-        factory = FACTORIES[name]
-    except KeyError:
-        known = ", ".join(provider_names())
-        raise UsageError(f"unknown provider {name!r}; choose one of: {known}") from None
-    return factory()
 
 
 def warm_up_in_background(names: Iterable[str]) -> threading.Thread:
@@ -91,8 +87,7 @@ def warm_up_in_background(names: Iterable[str]) -> threading.Thread:
     def warm_up() -> None:
         for name in chosen:
             try:
-                provider = get_provider(name)
-                getattr(provider, "warm_up", lambda: None)()
+                get_provider(name).warm_up()
             except Exception:  # the real request meets it again, and records it
                 continue
 

@@ -7,12 +7,18 @@ records whatever they return or raise, so a crash or an API error never loses a 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from onmodel.composer import SHOT_TEMPLATE
 from onmodel.errors import OnmodelError
 from onmodel.sheet import ModelSheet, ShotRequest
+
+if TYPE_CHECKING:
+    from onmodel.capabilities import ModelCapability
 
 ImageKind = Literal["anchor", "shot"]
 
@@ -87,9 +93,78 @@ class ProviderError(OnmodelError):
         self.response_id = response_id
 
 
-class Provider(Protocol):
-    """An image source. ``name`` is what sessions and the ``--provider`` option store."""
+@dataclass(frozen=True)
+class ProviderContext:
+    """What the studio hands every provider it builds: the data folder's own tables.
 
-    name: str
+    A provider reads no global configuration: ``Studio.open(home)`` checks a shot against
+    ``home/models.yaml``, and the provider must decide from the same file.
+    """
 
+    models_file: Path | None = None  # the user's capability overrides; None: packaged only
+
+    def capability(self, model: str) -> ModelCapability | None:
+        """The model's row (None for a model the table does not know).
+
+        ``find`` rather than ``get``: the studio has already refused retired and unknown
+        models, and a provider asked about one anyway sends the conservative request.
+        """
+        from onmodel.capabilities import load_capabilities
+
+        try:
+            return load_capabilities(self.models_file).find(model)
+        except OnmodelError as exc:
+            raise ProviderError(str(exc), kind="config") from exc
+
+
+@dataclass(frozen=True)
+class ParentTurn:
+    """What a conversation-keeping provider needs to know about the image a shot continues."""
+
+    in_session: bool  # the parent belongs to the shot's session (not the anchor)
+    provider: str
+    response_id: str | None
+
+
+class Provider(ABC):
+    """An image source, found by ``name`` (what sessions and ``--provider`` store).
+
+    A provider declares what it is, and the core asks instead of comparing names: adding one
+    is a new class registered under the ``onmodel.providers`` entry-point group, with no edit
+    to the studio, the capability checks, the web pages or the CLI.
+    """
+
+    name: ClassVar[str]
+    billed: ClassVar[bool] = True
+    """Each image is paid for through this provider (free ones cost nothing, always)."""
+    manual: ClassVar[bool] = False
+    """Its shots wait, pending, for the user to ``attach`` the picture (never "stale")."""
+    offline: ClassVar[bool] = False
+    """Calls no API: requests are still checked against the model's rules, not its routes."""
+    max_input_images: ClassVar[int] = 16
+    """The most images (anchor, parent and references) one request can carry."""
+    shot_template: ClassVar[str] = SHOT_TEMPLATE
+    """The prompt template a shot is composed with."""
+
+    def __init__(self, context: ProviderContext | None = None) -> None:
+        self.context = context or ProviderContext()
+
+    def api_route(self, n_input_images: int) -> str | None:
+        """The API route a request with that many input images takes (None: no API call)."""
+        return None
+
+    def conversation(
+        self, *, instructions: str | None, parent: ParentTurn, started: Callable[[], bool]
+    ) -> dict[str, Any]:
+        """``instructions`` and ``previous_response_id`` for the plan; none by default.
+
+        ``started`` says whether the session already has shots (a query, asked only when the
+        answer matters).
+        """
+        return {}
+
+    def warm_up(self) -> None:  # noqa: B027 - optional: most providers have nothing to load
+        """Load now what the first request would otherwise wait for; nothing by default."""
+
+    @abstractmethod
     def generate(self, request: GenerationRequest) -> GenerationResult | ManualResult: ...

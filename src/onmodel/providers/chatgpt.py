@@ -11,15 +11,29 @@ not from here.
 
 from __future__ import annotations
 
-from onmodel.providers.base import GenerationRequest, ManualResult
+from collections.abc import Callable
+from typing import Any
+
+from onmodel.composer import CHATGPT_SHOT_TEMPLATE
+from onmodel.providers.base import GenerationRequest, ManualResult, ParentTurn, Provider
 
 __all__ = ["ChatGPTProvider"]
 
 
-class ChatGPTProvider:
+class ChatGPTProvider(Provider):
     """Returns the messages to paste, in order: primer (first turn only), then the shot."""
 
     name = "chatgpt"
+    billed = False  # the user pays ChatGPT, not the API: nothing is billed per image
+    manual = True
+    offline = True
+    shot_template = CHATGPT_SHOT_TEMPLATE
+
+    def conversation(
+        self, *, instructions: str | None, parent: ParentTurn, started: Callable[[], bool]
+    ) -> dict[str, Any]:
+        """The primer is pasted once, before the session's first shot."""
+        return {"instructions": None if started() else instructions}
 
     def generate(self, request: GenerationRequest) -> ManualResult:
         messages: list[str] = []

@@ -44,7 +44,6 @@ __all__ = [
     "MAX_RETRIES_ENV",
     "TIMEOUT_ENV",
     "QuotaAwareOpenAI",
-    "capability_for",
     "decode_image",
     "image_options",
     "input_fidelity_for",
@@ -406,24 +405,7 @@ def decode_image(b64: str | None, *, source: str) -> tuple[bytes, str]:
     return data, info.format
 
 
-def capability_for(model: str) -> ModelCapability | None:
-    """The model's row, honouring the user's ``models.yaml``; None for a model not in the table.
-
-    ``find`` rather than ``get``: the studio has already refused retired and unknown models,
-    and a provider asked about one anyway should send the conservative request, not crash.
-    """
-    from onmodel.capabilities import load_capabilities
-    from onmodel.config import resolve_paths
-    from onmodel.errors import UsageError
-
-    try:
-        table = load_capabilities(resolve_paths().models_file)
-    except UsageError as exc:
-        raise ProviderError(str(exc), kind="config") from exc
-    return table.find(model)
-
-
-def input_fidelity_for(model: str, params: Mapping[str, Any]) -> str | None:
+def input_fidelity_for(cap: ModelCapability | None, params: Mapping[str, Any]) -> str | None:
     """``input_fidelity`` to send with input images, or None to leave it out.
 
     An explicit value in ``params`` is honoured when the model takes it; otherwise ``high`` is
@@ -431,7 +413,6 @@ def input_fidelity_for(model: str, params: Mapping[str, Any]) -> str | None:
     point of onmodel (the API's default is ``low``). Models without the parameter (gpt-image-2
     and later: "omit this parameter") never get it.
     """
-    cap = capability_for(model)
     allowed = cap.input_fidelity if cap is not None else ()
     asked = params.get("input_fidelity")
     if asked is not None:

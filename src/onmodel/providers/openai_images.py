@@ -2,8 +2,8 @@
 
 Requests without input images go to ``images.generate``; requests with input images (every shot:
 the anchor, then the parent, then extra references) go to ``images.edit``, which is how GPT image
-models see the reference they must stay consistent with. This is the same rule
-:func:`onmodel.capabilities.resolve_route` validates against, so what was checked is what is sent.
+models see the reference they must stay consistent with. The capability check asks
+:meth:`OpenAIImagesProvider.api_route` for the same rule, so what was checked is what is sent.
 
 Only parameters the chosen endpoint takes are sent, and ``sent_params`` records exactly those:
 the DALL·E-era ``response_format`` and ``style`` are never sent (GPT image models reject them),
@@ -18,7 +18,14 @@ from typing import Any
 import openai
 from openai.types import ImagesResponse
 
-from onmodel.providers.base import GenerationRequest, GenerationResult, InputImage, ProviderError
+from onmodel.providers.base import (
+    GenerationRequest,
+    GenerationResult,
+    InputImage,
+    Provider,
+    ProviderContext,
+    ProviderError,
+)
 from onmodel.providers.openai_client import (
     decode_image,
     image_options,
@@ -49,7 +56,7 @@ _RETURNED_FIELDS: tuple[str, ...] = ("size", "quality", "background", "output_fo
 _EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
 
 
-class OpenAIImagesProvider:
+class OpenAIImagesProvider(Provider):
     """Generates through ``client.images.generate`` / ``client.images.edit``.
 
     ``client`` is for tests and embedding; by default a client is built from the environment
@@ -58,8 +65,15 @@ class OpenAIImagesProvider:
 
     name = "openai-images"
 
-    def __init__(self, client: openai.OpenAI | None = None) -> None:
+    def __init__(
+        self, client: openai.OpenAI | None = None, *, context: ProviderContext | None = None
+    ) -> None:
+        super().__init__(context)
         self._client = client
+
+    def api_route(self, n_input_images: int) -> str:
+        """Shots carry the anchor image, so they go to ``images.edit``; anchors to generate."""
+        return "images.edit" if n_input_images > 0 else "images.generate"
 
     def warm_up(self) -> None:
         """Build the shared client and load what its first image request would load."""
@@ -84,7 +98,7 @@ class OpenAIImagesProvider:
 
     def _edit(self, client: openai.OpenAI, request: GenerationRequest) -> GenerationResult:
         options = image_options(request.params, EDIT_OPTIONS)
-        fidelity = input_fidelity_for(request.model, request.params)
+        fidelity = input_fidelity_for(self.context.capability(request.model), request.params)
         if fidelity is not None:
             options["input_fidelity"] = fidelity
         files = [_upload(item, index) for index, item in enumerate(request.inputs)]

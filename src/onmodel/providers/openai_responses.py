@@ -21,13 +21,26 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import openai
 from openai.types.responses import Response
 from openai.types.responses.response_output_item import ImageGenerationCall
 
-from onmodel.providers.base import GenerationRequest, GenerationResult, InputImage, ProviderError
+from onmodel.providers.base import (
+    GenerationRequest,
+    GenerationResult,
+    InputImage,
+    ParentTurn,
+    Provider,
+    ProviderContext,
+    ProviderError,
+)
+
+if TYPE_CHECKING:
+    from onmodel.capabilities import ModelCapability
+
 from onmodel.providers.openai_client import (
     decode_image,
     image_options,
@@ -78,7 +91,7 @@ def responses_model(params: dict[str, Any]) -> str:
     return str(chosen) if chosen else DEFAULT_RESPONSES_MODEL
 
 
-class OpenAIResponsesProvider:
+class OpenAIResponsesProvider(Provider):
     """Generates through ``client.responses.create`` with the image tool forced.
 
     ``client`` is for tests and embedding; by default one is built from the environment on
@@ -87,8 +100,26 @@ class OpenAIResponsesProvider:
 
     name = "openai-responses"
 
-    def __init__(self, client: openai.OpenAI | None = None) -> None:
+    def __init__(
+        self, client: openai.OpenAI | None = None, *, context: ProviderContext | None = None
+    ) -> None:
+        super().__init__(context)
         self._client = client
+
+    def api_route(self, n_input_images: int) -> str:
+        return "responses"
+
+    def conversation(
+        self, *, instructions: str | None, parent: ParentTurn, started: Callable[[], bool]
+    ) -> dict[str, Any]:
+        """Continue the *parent's* response, so a branch from an older image picks up that
+        image's conversation; a parent from outside the session (the anchor) or from another
+        route starts a new one, in which the anchor image is sent."""
+        continues = parent.in_session and parent.provider == self.name
+        return {
+            "instructions": instructions,
+            "previous_response_id": parent.response_id if continues else None,
+        }
 
     def warm_up(self) -> None:
         """Build the shared client and load what its first Responses request would load."""
@@ -99,7 +130,7 @@ class OpenAIResponsesProvider:
         try:
             if self._client is None:
                 self._client = make_client()
-            kwargs, sent = _create_arguments(request)
+            kwargs, sent = _create_arguments(request, self.context.capability(request.model))
             response = self._client.responses.create(**kwargs)
         except openai.OpenAIError as exc:
             raise map_error(exc) from exc
@@ -119,7 +150,9 @@ def _images_for_turn(request: GenerationRequest) -> tuple[InputImage, ...]:
     return tuple(item for item in request.inputs if item.role == "extra")
 
 
-def _create_arguments(request: GenerationRequest) -> tuple[dict[str, Any], dict[str, Any]]:
+def _create_arguments(
+    request: GenerationRequest, capability: ModelCapability | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The ``responses.create`` keyword arguments, and the flat record of them for the studio."""
     model = responses_model(request.params)
     images = _images_for_turn(request)
@@ -139,7 +172,7 @@ def _create_arguments(request: GenerationRequest) -> tuple[dict[str, Any], dict[
         **image_options(request.params, TOOL_OPTIONS),
     }
     if images or request.previous_response_id is not None:
-        fidelity = input_fidelity_for(request.model, request.params)
+        fidelity = input_fidelity_for(capability, request.params)
         if fidelity is not None:
             tool["input_fidelity"] = fidelity
     kwargs: dict[str, Any] = {

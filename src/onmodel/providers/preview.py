@@ -26,7 +26,7 @@ from typing import Any, Literal, Protocol
 
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 
-from onmodel.providers.base import GenerationRequest, GenerationResult
+from onmodel.providers.base import GenerationRequest, GenerationResult, Provider
 from onmodel.sheet import COLOUR_WORDS, ModelSheet, ShotRequest
 
 RGB = tuple[int, int, int]
@@ -345,10 +345,12 @@ def encode_png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-class PreviewProvider:
+class PreviewProvider(Provider):
     """Offline stand-in for an image API; also what ``onmodel demo`` and the tests run on."""
 
     name = "preview"
+    billed = False
+    offline = True
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         """Render the request; the anchor image (if attached) is never read, only counted.

@@ -9,8 +9,8 @@ ended. Rows recorded before the ``owner`` column existed (revision 0002) have no
   can still be recording such rows; one that was mid-request during the upgrade still finishes
   its row afterwards, which overwrites the mark.
 
-Shots for the ChatGPT app (``MANUAL_PROVIDERS``) stay pending by design until ``attach``: no
-process is making them, so they are never stale.
+Shots of manual providers (the ChatGPT app: ``Provider.manual``) stay pending by design until
+``attach``: no process is making them, so they are never stale.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from sqlmodel import col, select
 from onmodel.owners import forget_owner, is_owner_alive
 from onmodel.store.models import ImageRow, utcnow
 
-MANUAL_PROVIDERS = frozenset({"chatgpt"})  # their pending rows wait for `onmodel attach`
 STALE_MESSAGE = "the process that made this request ended before it finished"
 _CHUNK = 500  # stays under SQLite's bound-parameter limit on any build
 
@@ -48,10 +47,12 @@ def find_stale(
     One query for the pending rows, then one liveness check per distinct owner (or, for rows
     without one, per batch session), however many rows each has.
     """
+    from onmodel.providers import manual_provider_names  # the store asks; it names none
+
     query = (
         select(ImageRow.id, ImageRow.owner, ImageRow.session_id, ImageRow.batch_id)
         .where(col(ImageRow.status) == "pending")
-        .where(col(ImageRow.provider).not_in(MANUAL_PROVIDERS))
+        .where(col(ImageRow.provider).not_in(manual_provider_names()))
         .order_by(col(ImageRow.id))
     )
     if image_ids is not None:
