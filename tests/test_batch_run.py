@@ -10,7 +10,9 @@ from __future__ import annotations
 import io
 import textwrap
 import threading
+import time
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -134,19 +136,30 @@ def test_concurrency_is_bounded_and_used(studio: Studio, fake: FakeImages, tmp_p
     fake.latency = 0.15
     report = run_batch(studio, write(tmp_path, grid(4, 3)), concurrency=3)
     assert report.succeeded == 12
-    assert fake.max_in_flight == 3
-    assert report.elapsed < 12 * 0.15 / 3 * 2  # near the ideal 0.6 s, far from serial 1.8 s
+    assert fake.max_in_flight == 3  # how near the ideal it comes: benchmarks/batch_throughput.py
 
 
-def test_rate_limit_spaces_request_starts(studio: Studio, fake: FakeImages, tmp_path: Path) -> None:
+def test_rate_limit_spaces_request_starts(
+    studio: Studio, fake: FakeImages, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_session(studio)
+    allowed: list[float] = []  # when the run's limiter let each request start
+
+    class Recording(RateLimiter):
+        def take(self) -> None:
+            allowed.append(time.monotonic())
+            super().take()
+
+    monkeypatch.setattr("onmodel.batch.runner.RateLimiter", Recording)
     report = run_batch(studio, write(tmp_path, grid(3, 2)), concurrency=4, rpm=600)
     assert report.succeeded == 6
-    gaps = [b - a for a, b in zip(fake.starts, fake.starts[1:], strict=False)]
-    # 600 per minute: one start every 0.1 s, no bursts (less some thread and database jitter
-    # between the scheduler and the provider; the limiter itself is exact, see below)
-    assert min(gaps) >= 0.06
-    assert fake.starts[-1] - fake.starts[0] >= 0.42
+    # 600 per minute: one start every 0.1 s, no bursts, on the limiter's schedule (measured
+    # gaps between provider calls would carry the machine's load)
+    assert len(allowed) == 6
+    assert min(b - a for a, b in pairwise(allowed)) >= 0.1 - 1e-9
+    # and no call reached the provider ahead of its turn
+    starts = sorted(fake.starts)
+    assert len(starts) == 6 and all(s >= a for s, a in zip(starts, allowed, strict=True))
 
 
 def test_rate_limiter_spaces_starts_evenly() -> None:
