@@ -175,14 +175,15 @@ def local_overhead(home: Path, shots: int) -> dict[str, float]:
     """Per-shot milliseconds of onmodel's own work, with a provider that answers instantly."""
     from onmodel.providers import FACTORIES
     from onmodel.providers.base import GenerationRequest, GenerationResult
+    from onmodel.providers.openai_images import OpenAIImagesProvider
     from onmodel.sheet import ShotRequest
     from onmodel.studio import Studio
 
     image = tiny_png(64)  # what the test server returns for 1024x1024 (scaled down 16x)
     spent = {"provider": 0.0, "blob": 0.0}
 
-    class Instant:
-        name = "openai-images"
+    class Instant(OpenAIImagesProvider):
+        """The real provider (routes, declarations) but for the API call, which is instant."""
 
         def generate(self, request: GenerationRequest) -> GenerationResult:
             started = time.perf_counter()
@@ -193,7 +194,7 @@ def local_overhead(home: Path, shots: int) -> dict[str, float]:
             return result
 
     original = FACTORIES["openai-images"]
-    FACTORIES["openai-images"] = Instant
+    FACTORIES["openai-images"] = lambda context: Instant(context=context)
     try:
         with Studio.open(home) as studio:
             session = studio.start_session(
