@@ -15,12 +15,11 @@ import random
 import struct
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from PIL import Image, ImageChops
+from PIL import Image, ImageChops, ImageFont
 
 from onmodel.providers.base import GenerationRequest, InputImage, Provider
 from onmodel.providers.preview import (
@@ -34,7 +33,6 @@ from onmodel.providers.preview import (
     detect_pose,
     parse_colour,
     preview_size,
-    render,
 )
 from onmodel.sheet import COLOUR_WORDS, ModelSheet, ShotRequest
 
@@ -391,17 +389,25 @@ def test_detect_pet() -> None:
     assert detect_pet(ShotRequest(text="eating a hotdog")) is None
 
 
-def test_render_is_fast() -> None:
+def test_a_typical_render_does_bounded_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The preview draws every image the tests and the demo make, so it must stay cheap.
+
+    How long it takes is for ``benchmarks/preview_render.py`` to show (a time limit here fails
+    on a busy machine); checked here is the work: a canvas of at most 512×512 pixels, and a
+    caption measured a few times, not once per character.
+    """
+    measured: list[str] = []
+    getlength = ImageFont.FreeTypeFont.getlength
+
+    def counting(font: ImageFont.FreeTypeFont, text: str, *args: Any, **kwargs: Any) -> float:
+        measured.append(text)
+        return float(getlength(font, text, *args, **kwargs))
+
+    monkeypatch.setattr(ImageFont.FreeTypeFont, "getlength", counting)
     request = make_request(ShotRequest(pose="selfie", action="dog", scene="city at night"))
-    render(request)  # warm up font loading and imports
-    best = min(_timed(lambda: PreviewProvider().generate(request)) for _ in range(5))
-    assert best < 0.05
-
-
-def _timed(call: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    call()
-    return time.perf_counter() - start
+    image = Image.open(io.BytesIO(PreviewProvider().generate(request).data))
+    assert image.width * image.height <= 512 * 512
+    assert 0 < len(measured) <= 20
 
 
 # ---------------------------------------------------------------------------------- wrapping
