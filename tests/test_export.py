@@ -21,11 +21,10 @@ from onmodel.blobs import BlobIntegrityError, sha256_bytes, sha256_file
 from onmodel.cli.app import app
 from onmodel.errors import UsageError
 from onmodel.export import ExportError, export_session
-from onmodel.handles import TreeNode
+from onmodel.lineage import Lineage, TreeNode
 from onmodel.store.database import transaction
 from onmodel.store.models import ImageRow
 from onmodel.studio import Studio
-from onmodel.web.views import lineage, prune, walk
 from test_web_fixtures import Series
 
 # Anything that would make a browser reach the network from the exported page.
@@ -405,7 +404,7 @@ def test_reexport_refuses_to_replace_a_file_the_user_changed(
 def test_a_file_edited_while_exporting_is_left_aside_not_deleted(
     studio: Studio, series: Series, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from onmodel.web.views import Pages
+    from onmodel.presentation import Pages
 
     target = tmp_path / "out"
     export_session(studio, series.session, target)
@@ -528,7 +527,7 @@ def test_export_streams_images_and_thumbnails(
     that are replaced by one thumbnail at a time as the file is written.
     """
     from onmodel.handles import Image
-    from onmodel.web.views import Pages
+    from onmodel.presentation import Pages
 
     def read_whole(image: Image) -> bytes:
         raise AssertionError(f"image {image.id} was read whole")
@@ -562,10 +561,10 @@ def test_a_long_chain_does_not_hit_the_recursion_limit() -> None:
         child = TreeNode(image)
         node.children.append(child)
         node = child
-    assert [i.id for i in walk([root])] == list(range(depth))
-    pruned = prune(root, lambda image: image.id % 2 == 0)
-    assert [i.id for i in walk(pruned)] == list(range(0, depth, 2))
+    assert [i.id for i in Lineage([root]).walk()] == list(range(depth))
+    pruned = Lineage([root]).prune(lambda image: image.id % 2 == 0)
+    assert [i.id for i in pruned.walk()] == list(range(0, depth, 2))
     evens = list(range(0, depth, 2))
-    views: dict[int, Any] = {i: SimpleNamespace(id=i) for i in evens}
-    (chain,) = lineage(pruned, views)
-    assert [n.image.id for n in chain] == evens and chain[-1].parent_id == evens[-2]
+    rows = pruned.rows()
+    assert [r.node.image.id for r in rows] == evens and rows[-1].parent_id == evens[-2]
+    assert rows[0].opens and not any(r.opens or r.depth for r in rows[1:])

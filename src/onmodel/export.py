@@ -36,12 +36,14 @@ from typing import Any
 from onmodel import __version__
 from onmodel.blobs import BlobIntegrityError, BlobStore, sha256_file
 from onmodel.errors import InvalidSlugError, OnmodelError, UsageError
-from onmodel.handles import Image, Session, TreeNode
+from onmodel.handles import Image, Session
+from onmodel.lineage import Lineage
+from onmodel.presentation import Pages, session_view
 from onmodel.slugs import slugify
 from onmodel.startup import start_up_finished
+from onmodel.status import ImageStatus
 from onmodel.studio import Studio
 from onmodel.thumbnails import THUMBNAIL_MIME, Thumbnailer
-from onmodel.web.views import Pages, prune, session_view, walk
 
 SERIES_FORMAT = "onmodel-series"
 SERIES_FORMAT_VERSION = 1
@@ -167,13 +169,13 @@ def export_session(
     only = _filter(only)
     target = to.expanduser().resolve()
 
-    full_tree = chosen.tree()
+    full = Lineage([chosen.tree()])
     anchor_id = chosen.character.row.anchor_image_id
 
     def keep(image: Image) -> bool:
         return only is ExportFilter.ALL or image.row.starred or image.id == anchor_id
 
-    kept = walk(prune(full_tree, keep))
+    kept = full.prune(keep).walk()
     ordered = sorted(kept, key=lambda i: (0 if i.id == anchor_id else 1, i.id))
     names = _file_names(ordered, anchor_id)
 
@@ -194,7 +196,7 @@ def export_session(
             version=__version__,
         )
         index_sha256 = links.write(html, staging / INDEX_NAME)
-        series = _series(chosen, full_tree, ordered, names, files, index_sha256, only, exported_at)
+        series = _series(chosen, full, ordered, names, files, index_sha256, only, exported_at)
         text = json.dumps(series, indent=2, ensure_ascii=False, default=str) + "\n"
         (staging / MANIFEST_NAME).write_text(text, encoding="utf-8")
         with _zip(staging, target.name, [f.name for f in files], archive) as zip_path:
@@ -210,7 +212,7 @@ def export_session(
         manifest=target / MANIFEST_NAME,
         files=files,
         images=len(ordered),
-        failed=sum(i.status in ("failed", "interrupted") for i in ordered),
+        failed=sum(i.status in (ImageStatus.FAILED, ImageStatus.INTERRUPTED) for i in ordered),
         zip_path=zip_path,
         kept=moved,
     )
@@ -453,7 +455,7 @@ def _copy(image: Image, destination: Path) -> ExportedFile:
 
 def _series(
     session: Session,
-    full_tree: TreeNode,
+    full: Lineage,
     ordered: list[Image],
     names: dict[int, str],
     files: list[ExportedFile],
@@ -466,26 +468,14 @@ def _series(
     Parent links are the true ones; an image whose parent was filtered out keeps its real
     ``parent_id`` and its whole ``lineage`` (ids back to the anchor).
     """
-    parents: dict[int, int | None] = {}
-    children: dict[int, list[int]] = {}
-    for node in _nodes(full_tree):
-        children[node.image.id] = [c.image.id for c in node.children]
-        for child in node.children:
-            parents[child.image.id] = node.image.id
+    children = {node.image.id: [c.image.id for c in node.children] for node in full.nodes()}
     exported = {i.id for i in ordered}
-
-    def ancestry(image_id: int) -> list[int]:
-        chain = [image_id]
-        while (parent := parents.get(chain[-1])) is not None:
-            chain.append(parent)
-        return list(reversed(chain))
-
     images = []
     for image in ordered:
         record = image.to_dict()
         record["file"] = {**record["file"], "path": names.get(image.id)}
         record["exported_as"] = names.get(image.id)
-        record["lineage"] = ancestry(image.id)
+        record["lineage"] = [*(a.id for a in full.ancestors(image.id)), image.id]
         record["children"] = children.get(image.id, [])
         images.append(record)
 
@@ -500,7 +490,7 @@ def _series(
         # The whole lineage as a flat map (parent id -> child ids), exported or not: flat,
         # because a long series is a deep chain that nested JSON could not hold.
         "tree": {
-            "root_image_id": full_tree.image.id,
+            "root_image_id": full.roots[0].image.id,
             "children": {str(k): v for k, v in sorted(children.items()) if v},
             "exported": sorted(exported),
         },
@@ -509,15 +499,6 @@ def _series(
         "files": {f.name: f.sha256 for f in files},
         "index_sha256": index_sha256,
     }
-
-
-def _nodes(root: TreeNode) -> list[TreeNode]:
-    found, stack = [], [root]
-    while stack:
-        node = stack.pop()
-        found.append(node)
-        stack.extend(node.children)
-    return found
 
 
 @contextmanager

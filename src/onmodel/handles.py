@@ -11,11 +11,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from onmodel.lineage import TreeNode
 from onmodel.sheet import ModelSheet, ShotRequest
+from onmodel.status import ImageStatus
+from onmodel.store.database import transaction
 from onmodel.store.models import CharacterRow, ImageRow, SessionRow
+from onmodel.store.queries import ancestor_rows
 
 if TYPE_CHECKING:
     from onmodel.studio import ShotPlan, Studio
+
+__all__ = ["Character", "Image", "Reference", "Session", "TreeNode"]  # TreeNode: from lineage
 
 
 @dataclass(frozen=True)
@@ -176,7 +182,7 @@ class Image:
 
     @property
     def succeeded(self) -> bool:
-        return self.row.status == "succeeded"
+        return self.row.status == ImageStatus.SUCCEEDED
 
     @property
     def prompt(self) -> str:
@@ -230,13 +236,13 @@ class Image:
         return self.studio.references(self)
 
     def lineage(self) -> list[Image]:
-        """This image and its ancestors, oldest first: the path back to the anchor."""
-        chain: list[Image] = []
-        node: Image | None = self
-        while node is not None:
-            chain.append(node)
-            node = node.parent
-        return list(reversed(chain))
+        """This image and its ancestors, oldest first: the path back to the anchor, read in
+        one query however long the series."""
+        if self.row.parent_id is None:
+            return [self]
+        with transaction(self.studio.engine) as db:
+            rows = ancestor_rows(db, self.row.parent_id)
+        return [*(Image(self.studio, row) for row in rows), self]
 
     def to_dict(self) -> dict[str, Any]:
         row = self.row
@@ -296,28 +302,6 @@ class Image:
             "shot_key": row.shot_key,
             "created_at": _iso(row.created_at),
             "finished_at": _iso(row.finished_at),
-        }
-
-
-@dataclass
-class TreeNode:
-    image: Image
-    children: list[TreeNode] = field(default_factory=list)
-
-    def walk(self) -> list[Image]:
-        """Depth-first, parents before children."""
-        found = [self.image]
-        for child in self.children:
-            found.extend(child.walk())
-        return found
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.image.id,
-            "kind": self.image.kind,
-            "status": self.image.status,
-            "label": self.image.label,
-            "children": [c.to_dict() for c in self.children],
         }
 
 

@@ -25,11 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 from onmodel.errors import NotFoundError, OnmodelError, UsageError
 from onmodel.handles import Image, Session
 from onmodel.imagefile import MIME_TYPES
-from onmodel.sheet import ShotRequest
-from onmodel.studio import Studio
-from onmodel.thumbnails import THUMBNAIL_MIME, THUMBNAIL_SIZES, Thumbnailer
-from onmodel.web.jobs import ShotRunner, TooBusyError
-from onmodel.web.views import (
+from onmodel.presentation import (
     REQUEST_ORDER,
     ImageView,
     Pages,
@@ -39,6 +35,11 @@ from onmodel.web.views import (
     session_version,
     session_view,
 )
+from onmodel.sheet import ShotRequest
+from onmodel.status import ImageStatus
+from onmodel.studio import Studio
+from onmodel.thumbnails import THUMBNAIL_MIME, THUMBNAIL_SIZES, Thumbnailer
+from onmodel.web.jobs import ShotRunner, TooBusyError
 
 MAX_BODY = 256 * 1024
 MAX_FIELD = 2000
@@ -326,7 +327,7 @@ class GalleryApp:
                 "web/session.html.j2",
                 session=view,
                 summary=view.summary,
-                branchable=[v for v in view.images if v.status == "succeeded"],
+                branchable=[v for v in view.images if v.status == ImageStatus.SUCCEEDED],
                 fields=REQUEST_ORDER,
             )
         )
@@ -425,7 +426,7 @@ class GalleryApp:
             "branchable": [
                 {"id": v.id, "label": f"#{v.id} {v.label}"}
                 for v in view.images
-                if v.status == "succeeded"
+                if v.status == ImageStatus.SUCCEEDED
             ],
         }
 

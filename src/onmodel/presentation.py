@@ -1,4 +1,6 @@
-"""View models and HTML rendering shared by the exported contact sheet and the web UI.
+"""View models and HTML rendering shared by the exported contact sheet (``onmodel export``)
+and the web UI (``onmodel serve``); outside ``onmodel.web`` so the export never imports the
+server.
 
 Templates get plain, already-formatted values (costs as text, request fields in a fixed order,
 colours checked) so that both outputs show an image the same way and a user-edited template can
@@ -12,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -24,13 +26,14 @@ from markupsafe import Markup
 
 from onmodel.composer import template_environment
 from onmodel.errors import TemplateError
-from onmodel.handles import Character, Image, Session, TreeNode
+from onmodel.handles import Character, Image, Session
+from onmodel.lineage import Lineage, Row
+from onmodel.providers import is_manual
 from onmodel.resources import templates_dir
+from onmodel.status import ImageStatus, status_mark
 from onmodel.thumbnails import CARD_SIZE, MINI_SIZE
 
 REQUEST_ORDER = ("expression", "pose", "action", "outfit", "scene", "text")
-STATUS_MARKS = {"succeeded": "✓", "failed": "✗", "pending": "…", "interrupted": "!"}
-MANUAL_PROVIDERS = frozenset({"chatgpt"})  # their pending shots wait for `onmodel attach`
 
 # Colours go into style attributes; escaping stops HTML injection but not CSS such as
 # ``red;background:url(https://...)``, which would make the "offline" page fetch something.
@@ -114,15 +117,19 @@ class ImageView:
 
 @dataclass(frozen=True)
 class LineageNode:
-    """One image in the lineage view, with the parent link it is drawn with.
+    """One image of the lineage view, as drawn: its :class:`~onmodel.lineage.Row`.
 
-    A run of single children is drawn as one column; only a branch point indents, so a long
-    linear series stays readable and every fork is obvious.
+    The view is a flat list, one of these per image in drawing order, and the template opens
+    and closes columns from the row's markers: a recursive macro would nest one call per fork
+    (and Jinja has Python's recursion limit).
     """
 
     image: ImageView
-    parent_id: int | None
-    branches: tuple[tuple[LineageNode, ...], ...] = ()
+    row: Row
+
+    @property
+    def parent_id(self) -> int | None:
+        return self.row.parent_id
 
 
 @dataclass(frozen=True)
@@ -161,7 +168,7 @@ class SessionView:
     head_id: int | None
     character: CharacterView
     images: list[ImageView] = field(default_factory=list)
-    lineage: list[tuple[LineageNode, ...]] = field(default_factory=list)
+    lineage: list[LineageNode] = field(default_factory=list)
 
     @property
     def summary(self) -> Summary:
@@ -188,7 +195,7 @@ def row_rev(
 def session_version(session: Session) -> str:
     """:attr:`SessionView.version` straight from the rows: what a poll compares, cheaply
     (no references, thumbnails or templates), before deciding whether to render anything."""
-    images = walk([session.tree()])
+    images = Lineage([session.tree()]).walk()
     parts = [
         (
             image.id,
@@ -239,7 +246,7 @@ def image_view(image: Image, links: Links, *, export_name: str | None = None) ->
         id=image.id,
         kind=row.kind,
         status=row.status,
-        mark=STATUS_MARKS.get(row.status, "?"),
+        mark=status_mark(row.status),
         label=image.label,
         is_anchor=row.kind in ("anchor", "import"),
         request=request,
@@ -272,7 +279,7 @@ def image_view(image: Image, links: Links, *, export_name: str | None = None) ->
             f"{r.role} #{r.image_id}" if r.image_id else f"{r.role} {r.sha256[:12]}"
             for r in image.references
         ),
-        manual=row.status == "pending" and row.provider in MANUAL_PROVIDERS,
+        manual=row.status == ImageStatus.PENDING and is_manual(row.provider),
         file=links.file(image) if has_file else None,
         thumb=links.thumb(image, CARD_SIZE) if has_file else None,
         mini=links.thumb(image, MINI_SIZE) if has_file else None,
@@ -317,61 +324,6 @@ def character_view(character: Character) -> CharacterView:
     )
 
 
-def prune(root: TreeNode, keep: Callable[[Image], bool]) -> list[TreeNode]:
-    """The tree without the images ``keep`` rejects; their children move up to the nearest
-    kept ancestor, so a filtered export still reads as one lineage.
-
-    Iterative, like everything here that walks a lineage: a long series is a deep chain, and
-    recursion would hit Python's limit around a thousand shots.
-    """
-    kept: dict[int, list[TreeNode]] = {}
-    stack: list[tuple[TreeNode, bool]] = [(root, False)]
-    while stack:
-        node, children_done = stack.pop()
-        if not children_done:
-            stack.append((node, True))
-            stack.extend((child, False) for child in reversed(node.children))
-            continue
-        children = [k for child in node.children for k in kept.pop(id(child))]
-        kept[id(node)] = [TreeNode(node.image, children)] if keep(node.image) else children
-    return kept[id(root)]
-
-
-def walk(roots: Sequence[TreeNode]) -> list[Image]:
-    """Every image of the trees, parents before children (``TreeNode.walk`` without recursion)."""
-    found: list[Image] = []
-    stack = list(reversed(roots))
-    while stack:
-        node = stack.pop()
-        found.append(node.image)
-        stack.extend(reversed(node.children))
-    return found
-
-
-def lineage(
-    roots: Sequence[TreeNode], views: dict[int, ImageView]
-) -> list[tuple[LineageNode, ...]]:
-    """Turn trees into chains: one column per run of single children, nested at forks."""
-    return [_chain(root, None, views) for root in roots if root.image.id in views]
-
-
-def _chain(
-    start: TreeNode, parent_id: int | None, views: dict[int, ImageView]
-) -> tuple[LineageNode, ...]:
-    items: list[LineageNode] = []
-    node, parent = start, parent_id
-    while True:
-        children = [c for c in node.children if c.image.id in views]
-        view = views[node.image.id]
-        if len(children) == 1:
-            items.append(LineageNode(view, parent))
-            parent, node = node.image.id, children[0]
-            continue
-        branches = tuple(_chain(child, node.image.id, views) for child in children)
-        items.append(LineageNode(view, parent, branches))
-        return tuple(items)
-
-
 def session_view(
     session: Session,
     links: Links,
@@ -384,10 +336,10 @@ def session_view(
     Images from other sessions that a shot here branched from are included: without them the
     lineage would have a hole.
     """
-    root = session.tree()
-    trees = prune(root, keep) if keep is not None else [root]
+    whole = Lineage([session.tree()])
+    shown = whole.prune(keep) if keep is not None else whole
     ordered = sorted(
-        walk(trees),
+        shown.walk(),
         key=lambda i: (0 if i.kind in ("anchor", "import") else 1, i.id),
     )
     views = {
@@ -406,7 +358,7 @@ def session_view(
         head_id=session.studio.session(session.id).row.head_image_id,
         character=character_view(character),
         images=[views[image.id] for image in ordered],
-        lineage=lineage(trees, views),
+        lineage=[LineageNode(views[row.node.image.id], row) for row in shown.rows()],
     )
 
 
@@ -415,10 +367,10 @@ def summarise(images: Iterable[ImageView]) -> Summary:
     total = Decimal(0)
     unknown = 0
     for view in listed:
-        if view.status not in ("succeeded", "failed"):
+        if view.status not in (ImageStatus.SUCCEEDED, ImageStatus.FAILED):
             continue
         if view.cost_usd is None:
-            unknown += 1 if view.status == "succeeded" else 0
+            unknown += 1 if view.status == ImageStatus.SUCCEEDED else 0
             continue
         try:
             total += Decimal(view.cost_usd)
@@ -429,9 +381,9 @@ def summarise(images: Iterable[ImageView]) -> Summary:
         cost += f" + {unknown} unknown"
     return Summary(
         images=len(listed),
-        succeeded=sum(v.status == "succeeded" for v in listed),
-        failed=sum(v.status in ("failed", "interrupted") for v in listed),
-        pending=sum(v.status == "pending" for v in listed),
+        succeeded=sum(v.status == ImageStatus.SUCCEEDED for v in listed),
+        failed=sum(v.status in (ImageStatus.FAILED, ImageStatus.INTERRUPTED) for v in listed),
+        pending=sum(v.status == ImageStatus.PENDING for v in listed),
         starred=sum(v.starred for v in listed),
         cost=cost,
     )
@@ -440,9 +392,9 @@ def summarise(images: Iterable[ImageView]) -> Summary:
 # --------------------------------------------------------------------------- formatting
 
 
-def format_cost(cost: str | None, status: str = "succeeded") -> str:
+def format_cost(cost: str | None, status: str = ImageStatus.SUCCEEDED) -> str:
     if cost is None:
-        return "—" if status == "pending" else "unknown"
+        return "—" if status == ImageStatus.PENDING else "unknown"
     try:
         amount = Decimal(cost)
     except InvalidOperation:
