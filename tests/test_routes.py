@@ -207,6 +207,9 @@ def test_faults_end_as_recorded_failures(
     with pytest.raises(GenerationError) as caught:
         session.shot(expression="crying")
     assert caught.value.image_id is not None
+    # the library says whether a retry can help; wording the advice is the CLI's job
+    assert caught.value.retryable is (error_type != "quota")
+    assert "onmodel" not in str(caught.value)
     failed = studio.image(caught.value.image_id)
     assert failed.status == "failed" and failed.row.error_type == error_type
     assert failed.row.error_message and KEY not in failed.row.error_message

@@ -65,8 +65,16 @@ class DatabaseTooNewError(OnmodelError):
 
 
 class GenerationError(OnmodelError):
-    """A provider failed to produce an image; the failed image row keeps the details."""
+    """A provider failed to produce an image; the failed image row keeps the details.
 
-    def __init__(self, message: str, *, image_id: int | None = None) -> None:
+    It says what a caller needs to decide, not how to say it: ``image_id`` names the recorded
+    row and ``retryable`` whether running it again can help (an exhausted quota cannot). The
+    CLI words the advice; a batch gives its own.
+    """
+
+    def __init__(
+        self, message: str, *, image_id: int | None = None, retryable: bool = False
+    ) -> None:
         super().__init__(message)
         self.image_id = image_id
+        self.retryable = retryable

@@ -1146,8 +1146,9 @@ class ShotPlanner:
 
 def _failed(image_id: int, error: ProviderError) -> GenerationError:
     """The error a caller sees; the failed row already holds every detail."""
-    hint = "" if error.kind == "quota" else f"; run again with: onmodel retry {image_id}"
-    return GenerationError(f"image {image_id} failed: {error}{hint}", image_id=image_id)
+    return GenerationError(
+        f"image {image_id} failed: {error}", image_id=image_id, retryable=error.kind != "quota"
+    )
 
 
 def _by_ref(db: Any, table: type[Any], ref: str | int) -> Any:

@@ -1006,8 +1006,7 @@ class BatchRunner:
             cost=self._actual_cost(
                 job.plan.model, job.plan.provider, recorded.usage if recorded else None
             ),
-            # the row's own message: the studio's "onmodel retry N" hint is for single
-            # shots; in a batch the way to retry is --retry-failed
+            # the row's own message; in a batch the way to retry is --retry-failed
             error=(recorded.message if recorded and recorded.message else str(exc)),
             error_type=recorded.error_type if recorded else None,
         )

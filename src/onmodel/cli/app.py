@@ -92,7 +92,7 @@ def _run() -> None:
         err_console.print("aborted")
         sys.exit(1)
     except OnmodelError as exc:
-        err_console.print(f"error: {one_line(exc)}", markup=False)
+        err_console.print(f"error: {one_line(exc)}{_advice(exc)}", markup=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted; the shot in progress is recorded as interrupted")
@@ -107,6 +107,15 @@ def _run() -> None:
         )
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _advice(exc: Exception) -> str:
+    """What the user can type next, worded here rather than by the library."""
+    from onmodel.errors import GenerationError
+
+    if isinstance(exc, GenerationError) and exc.retryable and exc.image_id is not None:
+        return f"; run again with: onmodel retry {exc.image_id}"
+    return ""
 
 
 def _shortened(message: str, limit: int = 300) -> str:
