@@ -6,9 +6,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from onmodel.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,7 @@ class Paths:
 
     @property
     def database_url(self) -> str:
-        url = os.environ.get("ONMODEL_DATABASE_URL")
+        url = Settings.from_environment().database_url
         if url:
             return url
         return f"sqlite:///{self.home / 'onmodel.db'}"
@@ -52,7 +53,7 @@ class Paths:
 
 
 def default_home() -> Path:
-    env = os.environ.get("ONMODEL_HOME")
+    env = Settings.from_environment().home
     if env:
         return Path(env).expanduser().resolve()
     from platformdirs import user_data_path

@@ -14,6 +14,7 @@ import typer
 
 from onmodel.cli import account, admin, batch, characters, gallery, sessions, shots
 from onmodel.cli.output import console, err_console, one_line
+from onmodel.settings import Settings
 from onmodel.startup import pause_collection
 
 app = typer.Typer(
@@ -98,7 +99,7 @@ def _run() -> None:
         err_console.print("interrupted; the shot in progress is recorded as interrupted")
         sys.exit(130)
     except Exception as exc:
-        if os.environ.get("ONMODEL_DEBUG"):
+        if Settings.from_environment().debug:
             raise
         err_console.print(
             f"error: unexpected {type(exc).__name__}: {_shortened(one_line(exc))} "

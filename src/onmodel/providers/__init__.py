@@ -8,13 +8,13 @@ it is first asked for, so ``onmodel --help`` never pays for the openai SDK.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 
 from onmodel.errors import UsageError
 from onmodel.providers.base import Provider, ProviderContext
+from onmodel.settings import Settings
 
 ENTRY_POINT_GROUP = "onmodel.providers"
 
@@ -62,7 +62,7 @@ def manual_provider_names() -> frozenset[str]:
 
 def default_provider_name() -> str:
     """The real API once a key is configured, the offline preview until then."""
-    if os.environ.get("OPENAI_API_KEY") and "openai-images" in FACTORIES:
+    if Settings.from_environment().has_openai_key and "openai-images" in FACTORIES:
         return "openai-images"
     return offline_provider_name()
 

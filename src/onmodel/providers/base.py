@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from onmodel.composer import SHOT_TEMPLATE
 from onmodel.errors import OnmodelError
+from onmodel.settings import Settings
 from onmodel.sheet import ModelSheet, ShotRequest
 
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ class ProviderContext:
     """
 
     models_file: Path | None = None  # the user's capability overrides; None: packaged only
+    settings: Settings = field(default_factory=Settings.from_environment)
 
     def capability(self, model: str) -> ModelCapability | None:
         """The model's row (None for a model the table does not know).

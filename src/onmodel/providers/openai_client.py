@@ -21,7 +21,6 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import openai
 
 from onmodel.providers.base import InputImage, ProviderError
+from onmodel.settings import Settings
 
 if TYPE_CHECKING:
     import httpx2
@@ -107,8 +107,7 @@ def _is_quota_body(response: httpx2.Response) -> bool:
     return _QUOTA in (error.get("code"), error.get("type"))
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
+def _env_float(name: str, raw: str, default: float) -> float:
     if not raw:
         return default
     try:
@@ -123,8 +122,7 @@ def _env_float(name: str, default: float) -> float:
     return value
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
+def _env_int(name: str, raw: str, default: int) -> int:
     if not raw:
         return default
     if not raw.isdigit():
@@ -135,20 +133,19 @@ def _env_int(name: str, default: int) -> int:
     return int(raw)
 
 
-def timeout_seconds() -> float:
+def timeout_seconds(settings: Settings | None = None) -> float:
     """The read timeout in force: ``ONMODEL_OPENAI_TIMEOUT`` or :data:`DEFAULT_TIMEOUT`."""
-    return _env_float(TIMEOUT_ENV, DEFAULT_TIMEOUT)
+    raw = (settings or Settings.from_environment()).openai_timeout
+    return _env_float(TIMEOUT_ENV, raw, DEFAULT_TIMEOUT)
 
 
-def max_retries() -> int:
+def max_retries(settings: Settings | None = None) -> int:
     """Retries after the first attempt: ``ONMODEL_OPENAI_MAX_RETRIES`` or 3."""
-    return _env_int(MAX_RETRIES_ENV, DEFAULT_MAX_RETRIES)
+    raw = (settings or Settings.from_environment()).openai_max_retries
+    return _env_int(MAX_RETRIES_ENV, raw, DEFAULT_MAX_RETRIES)
 
 
-CLIENT_ENVIRONMENT = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID")
-
-
-def make_client() -> openai.OpenAI:
+def make_client(settings: Settings | None = None) -> openai.OpenAI:
     """A client configured from the environment, shared by every call with the same settings.
 
     The SDK reads ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``OPENAI_ORG_ID`` and
@@ -157,12 +154,12 @@ def make_client() -> openai.OpenAI:
     Raises :class:`ProviderError` (kind ``config`` or ``auth``) when the settings are unusable,
     so the studio records the failure like any other.
     """
-    environment = tuple(os.environ.get(name) for name in CLIENT_ENVIRONMENT)
+    chosen = settings or Settings.from_environment()
     try:
         # the lock makes a batch's first requests, all starting at once, share one new client
         # instead of each building (and paying for) its own
         with _CLIENT_LOCK:
-            return _client_for(timeout_seconds(), max_retries(), environment)
+            return _client_for(timeout_seconds(chosen), max_retries(chosen), chosen.openai_client)
     except openai.OpenAIError as exc:
         raise map_error(exc) from exc
 
@@ -170,7 +167,9 @@ def make_client() -> openai.OpenAI:
 _CLIENT_LOCK = threading.Lock()
 
 
-def warm_up_client(client: openai.OpenAI | None, resource: str) -> None:
+def warm_up_client(
+    client: openai.OpenAI | None, resource: str, settings: Settings | None = None
+) -> None:
     """Have ``client`` (or the shared one, built now) ready for its first ``resource`` call.
 
     Besides building the client and loading the resource's module, this asks for the client's
@@ -180,7 +179,7 @@ def warm_up_client(client: openai.OpenAI | None, resource: str) -> None:
     """
     from onmodel.imagefile import load_decoders
 
-    ready = client or make_client()
+    ready = client or make_client(settings)
     ready.default_headers  # noqa: B018 - computed (and cached) on first use
     getattr(ready, resource)  # a cached property that loads the resource's module
     load_decoders()

@@ -77,13 +77,13 @@ class OpenAIImagesProvider(Provider):
 
     def warm_up(self) -> None:
         """Build the shared client and load what its first image request would load."""
-        warm_up_client(self._client, "images")
+        warm_up_client(self._client, "images", self.context.settings)
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         """Send the request and return the single image; every failure is a ProviderError."""
         try:
             if self._client is None:
-                self._client = make_client()
+                self._client = make_client(self.context.settings)
             if request.inputs:
                 return self._edit(self._client, request)
             return self._generate(self._client, request)

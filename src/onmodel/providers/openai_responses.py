@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +36,7 @@ from onmodel.providers.base import (
     ProviderContext,
     ProviderError,
 )
+from onmodel.settings import Settings
 
 if TYPE_CHECKING:
     from onmodel.capabilities import ModelCapability
@@ -55,7 +55,6 @@ from onmodel.providers.openai_client import (
 
 __all__ = [
     "DEFAULT_RESPONSES_MODEL",
-    "RESPONSES_MODEL_ENV",
     "TOOL_OPTIONS",
     "OpenAIResponsesProvider",
     "responses_model",
@@ -68,8 +67,6 @@ The SDK (openai 3.54) uses ``gpt-6-astra`` as its example for ``responses.create
 used to generate the response, like `gpt-6-astra`") and lists it first in ``ChatModel``. The
 image itself is drawn by ``request.model`` inside the tool; this model only reads the prompt.
 """
-
-RESPONSES_MODEL_ENV = "ONMODEL_RESPONSES_MODEL"
 
 TOOL_OPTIONS: tuple[str, ...] = (
     "size",
@@ -85,9 +82,9 @@ _RETURNED_FIELDS: tuple[str, ...] = ("size", "quality", "background", "output_fo
 _MODERATION_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
 
 
-def responses_model(params: dict[str, Any]) -> str:
+def responses_model(params: dict[str, Any], settings: Settings) -> str:
     """``params["responses_model"]``, else ``$ONMODEL_RESPONSES_MODEL``, else the default."""
-    chosen = params.get("responses_model") or os.environ.get(RESPONSES_MODEL_ENV, "").strip()
+    chosen = params.get("responses_model") or settings.responses_model
     return str(chosen) if chosen else DEFAULT_RESPONSES_MODEL
 
 
@@ -123,14 +120,15 @@ class OpenAIResponsesProvider(Provider):
 
     def warm_up(self) -> None:
         """Build the shared client and load what its first Responses request would load."""
-        warm_up_client(self._client, "responses")
+        warm_up_client(self._client, "responses", self.context.settings)
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         """Run one conversation turn and return its image; every failure is a ProviderError."""
         try:
             if self._client is None:
-                self._client = make_client()
-            kwargs, sent = _create_arguments(request, self.context.capability(request.model))
+                self._client = make_client(self.context.settings)
+            capability = self.context.capability(request.model)
+            kwargs, sent = _create_arguments(request, capability, self.context.settings)
             response = self._client.responses.create(**kwargs)
         except openai.OpenAIError as exc:
             raise map_error(exc) from exc
@@ -151,10 +149,10 @@ def _images_for_turn(request: GenerationRequest) -> tuple[InputImage, ...]:
 
 
 def _create_arguments(
-    request: GenerationRequest, capability: ModelCapability | None
+    request: GenerationRequest, capability: ModelCapability | None, settings: Settings
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The ``responses.create`` keyword arguments, and the flat record of them for the studio."""
-    model = responses_model(request.params)
+    model = responses_model(request.params, settings)
     images = _images_for_turn(request)
     content: list[dict[str, Any]] = [{"type": "input_text", "text": request.prompt}]
     for item in images:
