@@ -381,3 +381,23 @@ def test_a_failed_background_shot_shows_its_error(
     page = call(served, "GET", f"/sessions/{series.session}")
     card = page.text[page.text.index(f'id="image-{new_id}"') :]
     assert "moderation_blocked" in card[:4000]
+
+
+def test_a_form_sent_many_times_at_once_records_one_shot(
+    served: Served, series: Series, controls: Controls
+) -> None:
+    """The request records the pending row itself, under a lock: no second paid shot."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = len(served.studio.session_images(series.session))
+    controls.hold()
+    form = {"session": series.session, "key": KEY, "pose": "jumping"}
+    accept = {"Accept": "application/json"}
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        replies = list(
+            pool.map(lambda _: call(served, "POST", "/shots", form=form, headers=accept), range(6))
+        )
+    assert {reply.status for reply in replies} == {202}
+    assert len({reply.json()["id"] for reply in replies}) == 1
+    controls.release()
+    assert len(served.studio.session_images(series.session)) == before + 1

@@ -536,8 +536,21 @@ class Studio:
         request while the previous answer is still being written: the row stays ``pending``
         until :meth:`store` finishes it, so a kill in between is re-made like any other.
         """
-        provider = self.provider(plan.provider)  # built before the row: nothing to leave pending
-        image_id = self._record_pending(plan)
+        return self.call(self.record(plan), plan)
+
+    def record(self, plan: ShotPlan) -> int:
+        """The pipeline's first step: the pending row, written before any money is spent.
+
+        Its id is known at once, so a caller that runs the rest elsewhere (the web server's
+        background shots) can answer with it without waiting for the provider.
+        """
+        self.provider(plan.provider)  # an unknown provider leaves nothing pending
+        return self._record_pending(plan)
+
+    def call(self, image_id: int, plan: ShotPlan) -> Delivery:
+        """The second step: ask the provider for a recorded plan; a failure is recorded, then
+        raised as a :class:`GenerationError`."""
+        provider = self.provider(plan.provider)
         request = plan.generation_request()
         started = time.monotonic()
         try:

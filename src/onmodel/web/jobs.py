@@ -1,9 +1,9 @@
 """Shots started from the web UI run in background threads, so a page never waits on an API.
 
-Each web shot carries a ``shot_key`` (``web-`` and 32 hex digits the form generated): the image
-row's idempotency key. It lets the request that started a shot find the pending row the moment
-the studio records it, and it turns a double-submitted form into the same shot instead of two
-paid ones.
+The request records the pending row itself (the pipeline's first step) and answers with its
+id; a thread then asks the provider and stores the image. Each web shot carries a ``shot_key``
+(``web-`` and 32 hex digits the form generated), the row's idempotency key, which turns a
+double-submitted form into the same shot instead of two paid ones.
 """
 
 from __future__ import annotations
@@ -11,20 +11,18 @@ from __future__ import annotations
 import re
 import sys
 import threading
-import time
 import traceback
 from dataclasses import replace
 
 from sqlmodel import select
 
-from onmodel.errors import GenerationError, OnmodelError, UsageError
+from onmodel.errors import GenerationError, UsageError
 from onmodel.store.database import transaction
 from onmodel.store.models import ImageRow
 from onmodel.studio import ShotPlan, Studio
 
 KEY_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 KEY_PREFIX = "web-"
-RECORD_WAIT_SECONDS = 15.0  # the pending row is normally there within milliseconds
 
 
 class TooBusyError(UsageError):
@@ -37,7 +35,6 @@ class ShotRunner:
         self.max_running = max_running
         self._lock = threading.Lock()
         self._threads: dict[str, threading.Thread] = {}
-        self._errors: dict[str, BaseException] = {}
 
     @staticmethod
     def shot_key(key: str) -> str:
@@ -53,41 +50,32 @@ class ShotRunner:
         return found
 
     def start(self, plan: ShotPlan, key: str) -> int:
-        """Run ``plan`` in the background and return its image id once the row exists."""
+        """Record ``plan`` as pending, make it in the background, and return its image id.
+
+        Under the lock, so a form submitted twice at once records one shot: the second
+        submission finds the first one's row.
+        """
         shot_key = self.shot_key(key)
         with self._lock:
-            existing = self._threads.get(shot_key)
-            if existing is None:
-                already = self.find(key)  # a double submit of a shot that has finished
-                if already is not None:
-                    return already
-                running = sum(t.is_alive() for t in self._threads.values())
-                if running >= self.max_running:
-                    raise TooBusyError(
-                        f"{running} shots are already running; start more when one finishes"
-                    )
-                thread = threading.Thread(
-                    target=self._run,
-                    args=(replace(plan, shot_key=shot_key),),
-                    name=f"onmodel-shot-{key[:8]}",
-                    daemon=False,  # a shot in flight finishes and is recorded even at shutdown
+            already = self.find(key)  # a double submit, running or finished
+            if already is not None:
+                return already
+            running = sum(t.is_alive() for t in self._threads.values())
+            if running >= self.max_running:
+                raise TooBusyError(
+                    f"{running} shots are already running; start more when one finishes"
                 )
-                self._threads[shot_key] = thread
-                thread.start()
-            thread = existing or thread
-        deadline = time.monotonic() + RECORD_WAIT_SECONDS
-        while time.monotonic() < deadline:
-            found = self.find(key)
-            if found is not None:
-                return found
-            if not thread.is_alive():
-                found = self.find(key)
-                if found is not None:
-                    return found
-                error = self._errors.get(shot_key)
-                raise OnmodelError(f"the shot could not be recorded: {error}")
-            time.sleep(0.02)
-        raise OnmodelError("the shot was not recorded in time; see the session page")
+            keyed = replace(plan, shot_key=shot_key)
+            image_id = self.studio.record(keyed)
+            thread = threading.Thread(
+                target=self._run,
+                args=(image_id, keyed),
+                name=f"onmodel-shot-{key[:8]}",
+                daemon=False,  # a shot in flight finishes and is recorded even at shutdown
+            )
+            self._threads[shot_key] = thread
+            thread.start()
+        return image_id
 
     def running(self) -> int:
         with self._lock:
@@ -100,14 +88,13 @@ class ShotRunner:
         for thread in threads:
             thread.join(timeout)
 
-    def _run(self, plan: ShotPlan) -> None:
+    def _run(self, image_id: int, plan: ShotPlan) -> None:
         assert plan.shot_key is not None
         try:
-            self.studio.execute(plan)
+            self.studio.store(self.studio.call(image_id, plan))
         except GenerationError:
             pass  # recorded on the image row; the page shows it as a failed card
-        except BaseException as exc:
-            self._errors[plan.shot_key] = exc
+        except BaseException:
             print(f"onmodel serve: shot {plan.shot_key} crashed:", file=sys.stderr)
             traceback.print_exc()
         finally:
