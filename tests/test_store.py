@@ -185,3 +185,20 @@ def test_storing_bytes_already_there_touches_the_file(tmp_path: Path) -> None:
     os.utime(path, (1_000_000, 1_000_000))
     assert store.put(b"reused", "png").path == path
     assert path.stat().st_mtime > 1_000_000
+
+
+def test_the_tables_and_the_migrations_agree(tmp_path: Path) -> None:
+    """A model change without its Alembic revision (or the reverse) shows up here, not in
+    a user's database: autogenerate finds nothing to add between the head and the models."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    import onmodel.store.models  # noqa: F401 - registers the tables on SQLModel.metadata
+    from onmodel.store.database import create_database_engine, upgrade
+
+    engine = create_database_engine(f"sqlite:///{tmp_path / 'head.db'}")
+    upgrade(engine)
+    with engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert differences == []
