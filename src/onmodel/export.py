@@ -475,7 +475,7 @@ def _series(
         record = image.to_dict()
         record["file"] = {**record["file"], "path": names.get(image.id)}
         record["exported_as"] = names.get(image.id)
-        record["lineage"] = [*(a.id for a in full.ancestors(image.id)), image.id]
+        record["lineage"] = [*full.ancestor_ids(image.id), image.id]
         record["children"] = children.get(image.id, [])
         images.append(record)
 

@@ -15,7 +15,7 @@ from onmodel.lineage import TreeNode
 from onmodel.sheet import ModelSheet, ShotRequest
 from onmodel.status import ImageStatus
 from onmodel.store.database import transaction
-from onmodel.store.models import CharacterRow, ImageRow, SessionRow
+from onmodel.store.models import CharacterRow, ImageReferenceRow, ImageRow, SessionRow
 from onmodel.store.queries import ancestor_rows
 
 if TYPE_CHECKING:
@@ -160,6 +160,16 @@ class Reference:
     format: str
     image_id: int | None
 
+    @classmethod
+    def from_row(cls, row: ImageReferenceRow) -> Reference:
+        return cls(
+            position=row.position,
+            role=row.role,
+            sha256=row.sha256,
+            format=row.format,
+            image_id=row.ref_image_id,
+        )
+
 
 @dataclass(frozen=True)
 class Image:
@@ -241,7 +251,7 @@ class Image:
         if self.row.parent_id is None:
             return [self]
         with transaction(self.studio.engine) as db:
-            rows = ancestor_rows(db, self.row.parent_id)
+            rows = ancestor_rows(db, self.id)
         return [*(Image(self.studio, row) for row in rows), self]
 
     def to_dict(self) -> dict[str, Any]:

@@ -79,7 +79,7 @@ class Lineage:
         self.roots = list(roots)
         self._order: list[TreeNode] = []
         self._by_id: dict[int, TreeNode] = {}
-        self._parent: dict[int, TreeNode] = {}
+        self._parent_id: dict[int, int] = {}
         self._depth: dict[int, int] = {}
         stack = [(root, 0) for root in reversed(self.roots)]
         while stack:
@@ -89,7 +89,7 @@ class Lineage:
             self._by_id[key] = node
             self._depth[key] = depth
             for child in node.children:
-                self._parent[child.image.id] = node
+                self._parent_id[child.image.id] = key
             stack.extend((child, depth + 1) for child in reversed(node.children))
 
     def nodes(self) -> list[TreeNode]:
@@ -103,9 +103,6 @@ class Lineage:
     def find(self, image_id: int) -> TreeNode | None:
         return self._by_id.get(image_id)
 
-    def parent(self, image_id: int) -> TreeNode | None:
-        return self._parent.get(image_id)
-
     def children(self, image_id: int) -> list[Image]:
         node = self._by_id.get(image_id)
         return [child.image for child in node.children] if node is not None else []
@@ -116,11 +113,16 @@ class Lineage:
 
     def ancestors(self, image_id: int) -> list[Image]:
         """The image's ancestors, oldest first (the root, down to its parent)."""
-        found: list[Image] = []
-        node = self._parent.get(image_id)
-        while node is not None:
-            found.append(node.image)
-            node = self._parent.get(node.image.id)
+        return [self._by_id[key].image for key in self.ancestor_ids(image_id)]
+
+    def ancestor_ids(self, image_id: int) -> list[int]:
+        """:meth:`ancestors` as ids: the export writes them for every image, which on a long
+        chain is millions of steps."""
+        found: list[int] = []
+        key = self._parent_id.get(image_id)
+        while key is not None:
+            found.append(key)
+            key = self._parent_id.get(key)
         return list(reversed(found))
 
     def to_dicts(self) -> list[dict[str, Any]]:
@@ -138,8 +140,8 @@ class Lineage:
                 "children": [],
             }
             made[image.id] = entry
-            parent = self._parent.get(image.id)
-            (made[parent.image.id]["children"] if parent is not None else tops).append(entry)
+            parent_id = self._parent_id.get(image.id)
+            (made[parent_id]["children"] if parent_id is not None else tops).append(entry)
         return tops
 
     def prune(self, keep: Callable[[Image], bool]) -> Lineage:

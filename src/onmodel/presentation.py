@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -26,11 +26,13 @@ from markupsafe import Markup
 
 from onmodel.composer import template_environment
 from onmodel.errors import TemplateError
-from onmodel.handles import Character, Image, Session
+from onmodel.handles import Character, Image, Reference, Session
 from onmodel.lineage import Lineage, Row
 from onmodel.providers import is_manual
 from onmodel.resources import templates_dir
 from onmodel.status import ImageStatus, status_mark
+from onmodel.store.database import transaction
+from onmodel.store.queries import reference_rows
 from onmodel.thumbnails import CARD_SIZE, MINI_SIZE
 
 REQUEST_ORDER = ("expression", "pose", "action", "outfit", "scene", "text")
@@ -233,7 +235,15 @@ def _error_view(image: Image) -> ErrorView | None:
 # --------------------------------------------------------------------------- building views
 
 
-def image_view(image: Image, links: Links, *, export_name: str | None = None) -> ImageView:
+def image_view(
+    image: Image,
+    links: Links,
+    *,
+    export_name: str | None = None,
+    references: Sequence[Reference] | None = None,
+) -> ImageView:
+    """``references`` when the caller has read them already (for many images at once);
+    otherwise they are read here."""
     row = image.row
     error = _error_view(image)
     request = tuple(
@@ -277,7 +287,7 @@ def image_view(image: Image, links: Links, *, export_name: str | None = None) ->
         latency_ms=row.latency_ms,
         references=tuple(
             f"{r.role} #{r.image_id}" if r.image_id else f"{r.role} {r.sha256[:12]}"
-            for r in image.references
+            for r in (image.references if references is None else references)
         ),
         manual=row.status == ImageStatus.PENDING and is_manual(row.provider),
         file=links.file(image) if has_file else None,
@@ -342,8 +352,15 @@ def session_view(
         shown.walk(),
         key=lambda i: (0 if i.kind in ("anchor", "import") else 1, i.id),
     )
+    with transaction(session.studio.engine) as db:
+        references = reference_rows(db, [image.id for image in ordered])
     views = {
-        image.id: image_view(image, links, export_name=(names or {}).get(image.id))
+        image.id: image_view(
+            image,
+            links,
+            export_name=(names or {}).get(image.id),
+            references=[Reference.from_row(r) for r in references[image.id]],
+        )
         for image in ordered
     }
     for key, view in views.items():  # a parent on the same page is a jump, not a new page
