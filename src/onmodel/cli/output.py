@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -27,8 +27,11 @@ err_console = SafeConsole(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:
-    """Plain ``print`` so that JSON is never wrapped or styled by rich."""
-    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    """Plain text, never wrapped or styled by rich, and written piece by piece: the standard
+    encoder recurses once per level, and a 100,000-shot chain is 100,000 levels deep."""
+    from onmodel.lineage import dump_json
+
+    dump_json(data, sys.stdout)
 
 
 def one_line(message: object) -> str:
