@@ -2,10 +2,15 @@
 
 Handles wrap a snapshot of a database row and ask the studio for anything related
 (``image.parent``, ``session.shot(...)``), so the CLI and Python code walk the same objects.
+
+Everything a caller reads is a typed, read-only property (``image.parent_id``,
+``image.status``, ``session.head_image_id``...). The ``row`` attribute each handle carries is
+internal to the studio and the store: code elsewhere must not touch it (a test checks).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +32,7 @@ __all__ = ["Character", "Image", "Reference", "Session", "TreeNode"]  # TreeNode
 @dataclass(frozen=True)
 class Character:
     studio: Studio = field(repr=False, compare=False)
-    row: CharacterRow
+    row: CharacterRow  # internal: for the studio and the store only; read the properties
 
     @property
     def id(self) -> int:
@@ -49,6 +54,18 @@ class Character:
     @property
     def sheet(self) -> ModelSheet:
         return ModelSheet.model_construct(**self.row.sheet)  # checked when it was stored
+
+    @property
+    def anchor_image_id(self) -> int | None:
+        return self.row.anchor_image_id
+
+    @property
+    def created_at(self) -> datetime:
+        return self.row.created_at
+
+    @property
+    def updated_at(self) -> datetime:
+        return self.row.updated_at
 
     @property
     def anchor(self) -> Image | None:
@@ -74,7 +91,7 @@ class Character:
 @dataclass(frozen=True)
 class Session:
     studio: Studio = field(repr=False, compare=False)
-    row: SessionRow
+    row: SessionRow  # internal: for the studio and the store only; read the properties
 
     @property
     def id(self) -> int:
@@ -96,6 +113,35 @@ class Session:
     @property
     def model(self) -> str:
         return self.row.model
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        return self.row.params
+
+    @property
+    def instructions(self) -> str:
+        return self.row.instructions
+
+    @property
+    def character_id(self) -> int:
+        return self.row.character_id
+
+    @property
+    def head_image_id(self) -> int | None:
+        """The head when this handle was read; :attr:`head` reads the current one."""
+        return self.row.head_image_id
+
+    @property
+    def last_response_id(self) -> str | None:
+        return self.row.last_response_id
+
+    @property
+    def created_at(self) -> datetime:
+        return self.row.created_at
+
+    @property
+    def updated_at(self) -> datetime:
+        return self.row.updated_at
 
     @property
     def character(self) -> Character:
@@ -174,7 +220,7 @@ class Reference:
 @dataclass(frozen=True)
 class Image:
     studio: Studio = field(repr=False, compare=False)
-    row: ImageRow
+    row: ImageRow  # internal: for the studio and the store only; read the properties
     messages: tuple[str, ...] = ()  # what to paste, for the manual ChatGPT route
 
     @property
@@ -187,8 +233,8 @@ class Image:
         return self.row.kind
 
     @property
-    def status(self) -> str:
-        return self.row.status
+    def status(self) -> ImageStatus:
+        return ImageStatus(self.row.status)
 
     @property
     def succeeded(self) -> bool:
@@ -215,8 +261,131 @@ class Image:
         return "anchor" if self.kind in ("anchor", "import") else self.request.label()
 
     @property
+    def character_id(self) -> int:
+        return self.row.character_id
+
+    @property
+    def session_id(self) -> int | None:
+        return self.row.session_id
+
+    @property
+    def parent_id(self) -> int | None:
+        return self.row.parent_id
+
+    @property
+    def retry_of_id(self) -> int | None:
+        """The failed or interrupted image this one retried, if any."""
+        return self.row.retry_of_id
+
+    @property
+    def template_name(self) -> str | None:
+        return self.row.template_name
+
+    @property
+    def template_hash(self) -> str | None:
+        return self.row.template_hash
+
+    @property
+    def response_id(self) -> str | None:
+        return self.row.response_id
+
+    @property
+    def previous_response_id(self) -> str | None:
+        return self.row.previous_response_id
+
+    @property
+    def provider(self) -> str:
+        return self.row.provider
+
+    @property
+    def model(self) -> str:
+        return self.row.model
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        return self.row.params
+
+    @property
+    def returned(self) -> Mapping[str, Any]:
+        """What the provider reported back about the generation (size, quality...)."""
+        return self.row.returned
+
+    @property
+    def error_type(self) -> str | None:
+        return self.row.error_type
+
+    @property
+    def error_code(self) -> str | None:
+        return self.row.error_code
+
+    @property
+    def error_message(self) -> str | None:
+        return self.row.error_message
+
+    @property
+    def error_categories(self) -> tuple[str, ...]:
+        return tuple(self.row.error_categories or ())
+
+    @property
     def sha256(self) -> str | None:
         return self.row.sha256
+
+    @property
+    def format(self) -> str | None:
+        return self.row.format
+
+    @property
+    def width(self) -> int | None:
+        return self.row.width
+
+    @property
+    def height(self) -> int | None:
+        return self.row.height
+
+    @property
+    def byte_size(self) -> int | None:
+        return self.row.byte_size
+
+    @property
+    def usage(self) -> Mapping[str, Any] | None:
+        return self.row.usage
+
+    @property
+    def cost_usd(self) -> str | None:
+        """The cost in US dollars as a decimal string; None when unknown."""
+        return self.row.cost_usd
+
+    @property
+    def latency_ms(self) -> int | None:
+        return self.row.latency_ms
+
+    @property
+    def rating(self) -> int | None:
+        return self.row.rating
+
+    @property
+    def starred(self) -> bool:
+        return bool(self.row.starred)
+
+    @property
+    def note(self) -> str:
+        return self.row.note or ""
+
+    @property
+    def batch_id(self) -> int | None:
+        return self.row.batch_id
+
+    @property
+    def shot_key(self) -> str | None:
+        return self.row.shot_key
+
+    @property
+    def created_at(self) -> datetime:
+        return self.row.created_at
+
+    @property
+    def finished_at(self) -> datetime | None:
+        return self.row.finished_at
 
     @property
     def path(self) -> Path | None:
