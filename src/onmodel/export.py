@@ -119,9 +119,9 @@ class _ExportLinks:
         return self.names.get(image.id)
 
     def thumb(self, image: Image, size: int) -> str | None:
-        if image.row.sha256 is None or image.row.format is None:
+        if image.sha256 is None or image.format is None:
             return None
-        self.wanted.append((image.row.sha256, image.row.format, size))
+        self.wanted.append((image.sha256, image.format, size))
         return f"{self.prefix}{len(self.wanted) - 1}"
 
     def page(self, image: Image) -> str:
@@ -170,10 +170,10 @@ def export_session(
     target = to.expanduser().resolve()
 
     full = Lineage([chosen.tree()])
-    anchor_id = chosen.character.row.anchor_image_id
+    anchor_id = chosen.character.anchor_image_id
 
     def keep(image: Image) -> bool:
-        return only is ExportFilter.ALL or image.row.starred or image.id == anchor_id
+        return only is ExportFilter.ALL or image.starred or image.id == anchor_id
 
     kept = full.prune(keep).walk()
     ordered = sorted(kept, key=lambda i: (0 if i.id == anchor_id else 1, i.id))

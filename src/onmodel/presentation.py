@@ -127,11 +127,16 @@ class LineageNode:
     """
 
     image: ImageView
-    row: Row
+    line: Row  # a drawing row of the lineage, not a database row
+
+    @property
+    def row(self) -> Row:
+        """The name the templates use for :attr:`line`."""
+        return self.line
 
     @property
     def parent_id(self) -> int | None:
-        return self.row.parent_id
+        return self.line.parent_id
 
 
 @dataclass(frozen=True)
@@ -190,7 +195,7 @@ def row_rev(
     error: ErrorView | None,
 ) -> str:
     """Changes whenever a card would look different, so pages replace only stale cards."""
-    state = [status, starred, rating, note, sha256, error]
+    state = [str(status), starred, rating, note, sha256, error]  # str: an ImageStatus's value
     return hashlib.sha1(repr(state).encode(), usedforsecurity=False).hexdigest()[:12]
 
 
@@ -202,17 +207,17 @@ def session_version(session: Session) -> str:
         (
             image.id,
             row_rev(
-                image.row.status,
-                bool(image.row.starred),
-                image.row.rating or 0,
-                image.row.note or "",
-                image.row.sha256,
+                image.status,
+                image.starred,
+                image.rating or 0,
+                image.note,
+                image.sha256,
                 _error_view(image),
             ),
         )
         for image in images
     ]
-    return _version(parts, session.studio.session(session.id).row.head_image_id)
+    return _version(parts, session.studio.session(session.id).head_image_id)
 
 
 def _version(parts: list[tuple[int, str]], head_id: int | None) -> str:
@@ -221,14 +226,13 @@ def _version(parts: list[tuple[int, str]], head_id: int | None) -> str:
 
 
 def _error_view(image: Image) -> ErrorView | None:
-    row = image.row
-    if row.error_type is None and not row.error_message:
+    if image.error_type is None and not image.error_message:
         return None
     return ErrorView(
-        type=row.error_type or "error",
-        code=row.error_code,
-        message=row.error_message or "",
-        categories=tuple(row.error_categories or ()),
+        type=image.error_type or "error",
+        code=image.error_code,
+        message=image.error_message or "",
+        categories=image.error_categories,
     )
 
 
@@ -244,52 +248,50 @@ def image_view(
 ) -> ImageView:
     """``references`` when the caller has read them already (for many images at once);
     otherwise they are read here."""
-    row = image.row
     error = _error_view(image)
-    request = tuple(
-        (key, str(row.request[key])) for key in REQUEST_ORDER if row.request.get(key)
-    ) + tuple(
-        (str(k), str(v)) for k, v in sorted(row.request.items()) if k not in REQUEST_ORDER and v
+    asked = image.request.model_dump()
+    request = tuple((key, str(asked[key])) for key in REQUEST_ORDER if asked.get(key)) + tuple(
+        (str(k), str(v)) for k, v in sorted(asked.items()) if k not in REQUEST_ORDER and v
     )
-    has_file = image.succeeded and row.sha256 is not None and row.format is not None
+    has_file = image.succeeded and image.sha256 is not None and image.format is not None
     return ImageView(
         id=image.id,
-        kind=row.kind,
-        status=row.status,
-        mark=status_mark(row.status),
+        kind=image.kind,
+        status=image.status,
+        mark=status_mark(image.status),
         label=image.label,
-        is_anchor=row.kind in ("anchor", "import"),
+        is_anchor=image.kind in ("anchor", "import"),
         request=request,
-        prompt=row.prompt,
-        revised_prompt=row.revised_prompt,
-        gen_id=row.gen_id,
-        response_id=row.response_id,
-        provider=row.provider,
-        model=row.model,
-        params=tuple((str(k), _plain(v)) for k, v in sorted(row.params.items())),
-        cost=format_cost(row.cost_usd, row.status),
-        cost_usd=row.cost_usd,
-        width=row.width,
-        height=row.height,
-        format=row.format,
-        byte_size=row.byte_size,
-        sha256=row.sha256,
-        parent_id=row.parent_id,
-        parent_href=links.parent(row.parent_id) if row.parent_id is not None else None,
-        session_id=row.session_id,
-        retry_of_id=row.retry_of_id,
-        starred=bool(row.starred),
-        rating=row.rating or 0,
-        note=row.note or "",
+        prompt=image.prompt,
+        revised_prompt=image.revised_prompt,
+        gen_id=image.gen_id,
+        response_id=image.response_id,
+        provider=image.provider,
+        model=image.model,
+        params=tuple((str(k), _plain(v)) for k, v in sorted(image.params.items())),
+        cost=format_cost(image.cost_usd, image.status),
+        cost_usd=image.cost_usd,
+        width=image.width,
+        height=image.height,
+        format=image.format,
+        byte_size=image.byte_size,
+        sha256=image.sha256,
+        parent_id=image.parent_id,
+        parent_href=links.parent(image.parent_id) if image.parent_id is not None else None,
+        session_id=image.session_id,
+        retry_of_id=image.retry_of_id,
+        starred=image.starred,
+        rating=image.rating or 0,
+        note=image.note,
         error=error,
-        created=format_time(row.created_at),
-        finished=format_time(row.finished_at),
-        latency_ms=row.latency_ms,
+        created=format_time(image.created_at),
+        finished=format_time(image.finished_at),
+        latency_ms=image.latency_ms,
         references=tuple(
             f"{r.role} #{r.image_id}" if r.image_id else f"{r.role} {r.sha256[:12]}"
             for r in (image.references if references is None else references)
         ),
-        manual=row.status == ImageStatus.PENDING and is_manual(row.provider),
+        manual=image.status == ImageStatus.PENDING and is_manual(image.provider),
         file=links.file(image) if has_file else None,
         thumb=links.thumb(image, CARD_SIZE) if has_file else None,
         mini=links.thumb(image, MINI_SIZE) if has_file else None,
@@ -330,7 +332,7 @@ def character_view(character: Character) -> CharacterView:
         description=character.description,
         traits=traits,
         swatches=tuple(swatches),
-        anchor_id=character.row.anchor_image_id,
+        anchor_id=character.anchor_image_id,
     )
 
 
@@ -372,7 +374,7 @@ def session_view(
         title=session.title,
         provider=session.provider,
         model=session.model,
-        head_id=session.studio.session(session.id).row.head_image_id,
+        head_id=session.studio.session(session.id).head_image_id,
         character=character_view(character),
         images=[views[image.id] for image in ordered],
         lineage=[LineageNode(views[row.node.image.id], row) for row in shown.rows()],

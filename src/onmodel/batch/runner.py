@@ -57,6 +57,7 @@ from onmodel.errors import BudgetError, GenerationError, OnmodelError, UsageErro
 from onmodel.limits import check_amount
 from onmodel.providers import warm_up_in_background
 from onmodel.startup import start_up_finished
+from onmodel.status import ImageStatus
 from onmodel.store.stale import live_owners
 
 if TYPE_CHECKING:
@@ -513,7 +514,7 @@ class BatchRunner:
             slug=session.slug,
             provider=session.provider,
             model=session.model,
-            params=dict(session.row.params),
+            params=dict(session.params),
         )
         expansion = expand(self.loaded, defaults)
         row = find_batch(self.studio.engine, session.id, self.loaded.name)
@@ -522,7 +523,7 @@ class BatchRunner:
             parent_id: int | None = stored
         else:
             fresh = self.studio.session(session.id)
-            parent_id = fresh.row.head_image_id or fresh.character.row.anchor_image_id
+            parent_id = fresh.head_image_id or fresh.character.anchor_image_id
         return _Prepared(
             session=session,
             expansion=expansion,
@@ -542,10 +543,10 @@ class BatchRunner:
             return ShotStatus(shot, "new")
         if record.done_id is not None:
             return ShotStatus(shot, "done", record.done_id)
-        if record.latest_status == "pending":
+        if record.latest_status == ImageStatus.PENDING:
             state: ShotState = "running" if live else "interrupted"
             return ShotStatus(shot, state, record.latest_id)
-        if record.latest_status == "failed":
+        if record.latest_status == ImageStatus.FAILED:
             return ShotStatus(shot, "failed", record.latest_id, record.latest_error)
         return ShotStatus(shot, "interrupted", record.latest_id, record.latest_error)
 
@@ -990,7 +991,7 @@ class BatchRunner:
                 error=f"provider {job.plan.provider!r} needs manual steps; it cannot run a batch",
             )
         billed = self.studio.provider(job.plan.provider).billed
-        cost = _decimal(image.row.cost_usd) if billed else Decimal(0)
+        cost = _decimal(image.cost_usd) if billed else Decimal(0)
         return _Outcome(job, "succeeded", image.id, seconds, cost=cost)
 
     def _failure(self, job: _Job, exc: Exception, started: float) -> _Outcome:

@@ -16,6 +16,7 @@ from onmodel.batch.lock import is_locked
 from onmodel.batch.records import KeyRecord, all_batches, find_batch, get_batch, key_records
 from onmodel.batch.spec import is_row_id
 from onmodel.errors import NotFoundError, UsageError
+from onmodel.status import ImageStatus
 from onmodel.store.models import BatchRow
 
 if TYPE_CHECKING:
@@ -93,9 +94,9 @@ def _state(record: KeyRecord | None, live: bool) -> tuple[str, int | None, str |
         return "new", None, None
     if record.done_id is not None:
         return "done", record.done_id, None
-    if record.latest_status == "pending":
+    if record.latest_status == ImageStatus.PENDING:
         return ("running" if live else "interrupted"), record.latest_id, None
-    state = "failed" if record.latest_status == "failed" else "interrupted"
+    state = "failed" if record.latest_status == ImageStatus.FAILED else "interrupted"
     return state, record.latest_id, record.latest_error
 
 

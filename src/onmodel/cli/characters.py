@@ -97,7 +97,7 @@ def list_(json_out: JsonOption = False) -> None:
         table.add_row(
             c.slug,
             c.name,
-            str(c.row.anchor_image_id or "-"),
+            str(c.anchor_image_id or "-"),
             str(len(studio.sessions(c))),
             c.description[:60],
         )
@@ -121,7 +121,7 @@ def show(
         return
     console.print(f"[bold]{found.name}[/bold] ({found.slug}, id {found.id})")
     console.print(f"description: {found.description or '-'}")
-    sheet = {k: v for k, v in found.row.sheet.items() if v}
+    sheet = {k: v for k, v in found.sheet.model_dump().items() if v}
     for key, value in sheet.items():
         shown = ", ".join(value) if isinstance(value, list) else value
         console.print(f"  {key}: {shown}")

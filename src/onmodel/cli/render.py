@@ -17,20 +17,21 @@ STATUS_COLOURS: dict[str, str] = {ImageStatus.SUCCEEDED: "green", ImageStatus.FA
 
 
 def describe_image_line(image: Image) -> str:
-    row = image.row
-    size = f" {row.width}x{row.height}" if row.width else ""
+    size = f" {image.width}x{image.height}" if image.width else ""
     where = f" {image.path}" if image.path else ""
-    error = f" — {row.error_message}" if row.error_message else ""
-    return f"#{image.id} {status_mark(row.status)} {image.kind} {image.label!r}{size}{where}{error}"
+    error = f" — {image.error_message}" if image.error_message else ""
+    mark = status_mark(image.status)
+    return f"#{image.id} {mark} {image.kind} {image.label!r}{size}{where}{error}"
 
 
 def tree_label(image: Image, head_id: int | None) -> str:
-    row = image.row
-    mark = status_mark(row.status)
+    mark = status_mark(image.status)
     head = " [bold cyan]← head[/bold cyan]" if image.id == head_id else ""
-    colour = STATUS_COLOURS.get(row.status, "yellow")
+    colour = STATUS_COLOURS.get(image.status, "yellow")
     extra = (
-        f" [dim]{row.provider}/{row.model}[/dim]" if row.model else f" [dim]{row.provider}[/dim]"
+        f" [dim]{image.provider}/{image.model}[/dim]"
+        if image.model
+        else f" [dim]{image.provider}[/dim]"
     )
     return f"[{colour}]#{image.id} {mark}[/{colour}] {image.kind}: {image.label}{extra}{head}"
 

@@ -75,7 +75,7 @@ def list_(
             s.provider,
             s.model,
             str(len(s.images())),
-            str(s.row.head_image_id or "-"),
+            str(s.head_image_id or "-"),
         )
     console.print(table)
 
@@ -96,8 +96,8 @@ def show(
 
     console.print(f"[bold]{found.slug}[/bold] (id {found.id}) — {found.title or 'untitled'}")
     console.print(f"character: {found.character.slug}")
-    console.print(f"provider: {found.provider}  model: {found.model}  params: {found.row.params}")
-    console.print(f"head: #{found.row.head_image_id}")
+    console.print(f"provider: {found.provider}  model: {found.model}  params: {found.params}")
+    console.print(f"head: #{found.head_image_id}")
     for image in images:
         console.print(f"  {describe_image_line(image)}")
 

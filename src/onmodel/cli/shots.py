@@ -13,6 +13,7 @@ from onmodel.cli.output import console, print_json, warn
 from onmodel.cli.render import describe_image_line, rich_tree
 from onmodel.limits import escape_controls
 from onmodel.providers import is_manual
+from onmodel.status import ImageStatus
 
 if TYPE_CHECKING:
     from onmodel.handles import Image
@@ -91,7 +92,7 @@ def report(image: Image, json_out: bool) -> None:
         print(message)
         print()
     console.print(describe_image_line(image))
-    if image.status == "pending" and is_manual(image.row.provider):
+    if image.status == ImageStatus.PENDING and is_manual(image.provider):
         console.print(
             f"then save the picture ChatGPT makes and run: onmodel attach {image.id} FILE "
             "[--gen-id GEN_ID]"
@@ -130,7 +131,7 @@ def tree(
         print_json(root.to_dict())
         return
     title = f"[bold]{found.slug}[/bold] — {found.character.name}"
-    console.print(rich_tree(root, found.row.head_image_id, title))
+    console.print(rich_tree(root, found.head_image_id, title))
 
 
 def show(

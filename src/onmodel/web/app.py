@@ -336,9 +336,9 @@ class GalleryApp:
         image = self.studio.image(_row_id(match["id"], "image"))
         links = _DetailLinks()
         view = image_view(image, links)
-        character = self.studio.character(image.row.character_id)
+        character = self.studio.character(image.character_id)
         sessions = self.studio.sessions(character)
-        own = self.studio.session(image.row.session_id) if image.row.session_id else None
+        own = self.studio.session(image.session_id) if image.session_id else None
         return Response.html(
             self.pages.render(
                 "web/image.html.j2",
@@ -358,14 +358,14 @@ class GalleryApp:
     def file(self, request: Request, match: re.Match[str]) -> Response:
         """The original, exactly as stored; its digest is a perfect ETag."""
         image = self.studio.image(_row_id(match["id"], "image"))
-        if image.row.sha256 is None or image.row.format is None:
+        if image.sha256 is None or image.format is None:
             raise NotFoundError(f"image {image.id} has no file ({image.status})")
-        etag = f'"{image.row.sha256}"'
+        etag = f'"{image.sha256}"'
         caching = [("ETag", etag), ("Cache-Control", "private, max-age=31536000, immutable")]
         if request.header("If-None-Match") == etag:
             return Response(HTTPStatus.NOT_MODIFIED, b"", headers=caching)
         data = image.read_bytes()
-        mime = MIME_TYPES.get(image.row.format, "application/octet-stream")
+        mime = MIME_TYPES.get(image.format, "application/octet-stream")
         return Response(200, data, mime, caching)
 
     def thumb(self, request: Request, match: re.Match[str]) -> Response:
@@ -373,13 +373,13 @@ class GalleryApp:
         if size is None:
             raise NotFoundError(f"no thumbnail size {_shown(match['size'])}")
         image = self.studio.image(_row_id(match["id"], "image"))
-        if image.row.sha256 is None or image.row.format is None:
+        if image.sha256 is None or image.format is None:
             raise NotFoundError(f"image {image.id} has no file ({image.status})")
-        etag = f'"{image.row.sha256}-{size}"'
+        etag = f'"{image.sha256}-{size}"'
         caching = [("ETag", etag), ("Cache-Control", "private, max-age=31536000, immutable")]
         if request.header("If-None-Match") == etag:
             return Response(HTTPStatus.NOT_MODIFIED, b"", headers=caching)
-        data = self.thumbnails.read(image.row.sha256, image.row.format, size)
+        data = self.thumbnails.read(image.sha256, image.format, size)
         return Response(200, data, THUMBNAIL_MIME, caching)
 
     def static(self, request: Request, match: re.Match[str]) -> Response:
@@ -483,10 +483,10 @@ class GalleryApp:
         if view.parent_id is not None:
             view = _with_parent_anchor(view)
         head = None
-        if session is None and image.row.session_id is not None:
-            session = self.studio.session(image.row.session_id)
+        if session is None and image.session_id is not None:
+            session = self.studio.session(image.session_id)
         if session is not None:
-            head = self.studio.session(session.id).row.head_image_id
+            head = self.studio.session(session.id).head_image_id
         return self.pages.render_macro("web/_gallery.html.j2", "card", view, "web", head)
 
     def _back(self, request: Request, image: Image) -> str:
