@@ -55,7 +55,7 @@ def dead_token(home: Path) -> str:
 def pending_shot(studio: Studio, owner: str | None, *, provider: str | None = None) -> int:
     """A pending row as a shot in flight leaves it, owned by ``owner``."""
     plan = studio.plan_shot("week", ShotRequest(pose="waving"), provider=provider)
-    image_id = studio._record_pending(plan)
+    image_id = studio.record(plan)
     with studio.engine.begin() as conn:
         update_row(conn, ImageRow, image_id, {"owner": owner})
     return image_id

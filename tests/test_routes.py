@@ -85,7 +85,7 @@ def _studio_day(monkeypatch: pytest.MonkeyPatch, day: date) -> None:
         def today(cls) -> Day:
             return cls(day.year, day.month, day.day)
 
-    monkeypatch.setattr("onmodel.studio.date", Day)
+    monkeypatch.setattr("onmodel.studio.planning.date", Day)
 
 
 def test_input_fidelity_high_only_on_models_that_take_it(

@@ -1,0 +1,46 @@
+"""The illustrator's own marks on an image: a star, a rating, a note.
+
+Annotations are judgement, not provenance, so they may change on any image whatever its
+status; the generation record itself is never touched.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from onmodel.errors import UsageError
+from onmodel.handles import Image
+from onmodel.limits import check_text
+from onmodel.store.database import transaction
+from onmodel.store.models import ImageRow
+
+if TYPE_CHECKING:
+    from onmodel.studio.core import Studio
+
+MAX_NOTE_LENGTH = 10_000  # a note, not a document
+
+
+def annotate(
+    studio: Studio,
+    image: Image,
+    *,
+    starred: bool | None = None,
+    rating: int | None = None,
+    note: str | None = None,
+) -> Image:
+    """See :meth:`Studio.annotate_image`."""
+    if rating is not None and not 0 <= rating <= 5:
+        raise UsageError(f"a rating is 1 to 5 (0 clears it), not {rating}")
+    if note is not None:
+        check_text(note, "the note", max_length=MAX_NOTE_LENGTH)
+    with transaction(studio.engine) as db:
+        row = db.get(ImageRow, image.id)
+        assert row is not None
+        if starred is not None:
+            row.starred = starred
+        if rating is not None:
+            row.rating = rating or None
+        if note is not None:
+            row.note = note.strip()
+        db.add(row)
+    return studio.image(image.id)

@@ -1,0 +1,302 @@
+"""Generation as steps every caller uses: record pending, call the provider, store the result.
+
+The CLI runs them in a row (:meth:`Pipeline.execute`), a batch overlaps the call of one shot
+with the storing of another, and the web server answers with the recorded id while a thread
+does the rest. Whatever happens after the first step, the row says so: a crash, a refusal or
+an API error never loses a request, and the blob is written before the row says succeeded.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import select
+
+from onmodel.composer import ANCHOR_TEMPLATE
+from onmodel.errors import GenerationError, InvalidImageError, UsageError
+from onmodel.handles import Image
+from onmodel.imagefile import inspect_bytes, read_image_file
+from onmodel.limits import MAX_NAME_LENGTH, check_text
+from onmodel.owners import owner_token
+from onmodel.providers import is_manual
+from onmodel.providers.base import GenerationResult, ManualResult, ProviderError
+from onmodel.sheet import ShotRequest
+from onmodel.status import ImageStatus
+from onmodel.store.models import CharacterRow, ImageReferenceRow, ImageRow, SessionRow, utcnow
+from onmodel.store.rows import insert_row, insert_rows, update_row
+from onmodel.store.stale import reconcile_stale
+from onmodel.studio.plans import ShotPlan
+
+if TYPE_CHECKING:
+    from onmodel.studio.core import Studio
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A provider's answer to a pending row, not stored yet (see :meth:`Pipeline.call`)."""
+
+    image_id: int
+    plan: ShotPlan
+    result: GenerationResult | ManualResult
+    started: float
+
+
+class Pipeline:
+    def __init__(self, studio: Studio) -> None:
+        self.studio = studio
+        self.engine = studio.engine
+
+    def execute(self, plan: ShotPlan) -> Image:
+        """Record ``plan`` as pending, generate it, and record the outcome, whatever it is."""
+        return self.store(self.request(plan))
+
+    def request(self, plan: ShotPlan) -> Delivery:
+        """Record ``plan`` as pending and ask its provider; a failure is recorded and raised.
+
+        The first half of :meth:`execute`. It is separate so that a batch can send its next
+        request while the previous answer is still being written: the row stays ``pending``
+        until :meth:`store` finishes it, so a kill in between is re-made like any other.
+        """
+        return self.call(self.record(plan), plan)
+
+    def record(self, plan: ShotPlan) -> int:
+        """The first step: the pending row, written before any money is spent.
+
+        It names its owner, this process, so that once the process is gone (even by SIGKILL)
+        any later one can tell the row will never finish and let it be retried. Its id is
+        known at once, so a caller that runs the rest elsewhere (the web server's background
+        shots) can answer with it without waiting for the provider.
+        """
+        self.studio.provider(plan.provider)  # an unknown provider leaves nothing pending
+        owner = owner_token(self.studio.paths.home)  # before the write lock: may create a file
+        with self.engine.begin() as conn:
+            image_id = insert_row(
+                conn,
+                ImageRow,
+                {
+                    "character_id": plan.character_id,
+                    "session_id": plan.session_id,
+                    "parent_id": plan.parent_id,
+                    "retry_of_id": plan.retry_of_id,
+                    "kind": plan.kind,
+                    "status": ImageStatus.PENDING,
+                    "request": plan.request.as_params(),
+                    "template_name": plan.rendered.template_name,
+                    "template_hash": plan.rendered.template_hash,
+                    "prompt": plan.prompt,
+                    "previous_response_id": plan.previous_response_id,
+                    "provider": plan.provider,
+                    "model": plan.model,
+                    "params": plan.params,
+                    "batch_id": plan.batch_id,
+                    "shot_key": plan.shot_key,
+                    "owner": owner,
+                },
+            )
+            insert_rows(
+                conn,
+                ImageReferenceRow,
+                [
+                    {
+                        "image_id": image_id,
+                        "position": position,
+                        "role": item.role,
+                        "ref_image_id": item.image_id,
+                        "sha256": item.sha256,
+                        "format": item.mime.split("/")[1],
+                    }
+                    for position, item in enumerate(plan.inputs)
+                ],
+            )
+        return image_id
+
+    def call(self, image_id: int, plan: ShotPlan) -> Delivery:
+        """The second step: ask the provider for a recorded plan; a failure is recorded, then
+        raised as a :class:`GenerationError`."""
+        provider = self.studio.provider(plan.provider)
+        request = plan.generation_request()
+        started = time.monotonic()
+        try:
+            result = provider.generate(request)
+        except ProviderError as exc:
+            self._record_failure(image_id, exc, started)
+            raise _failed(image_id, exc) from exc
+        except (KeyboardInterrupt, SystemExit):
+            self._mark(image_id, status=ImageStatus.INTERRUPTED, error_type="interrupted")
+            raise
+        except Exception as exc:
+            failure = ProviderError(f"{type(exc).__name__}: {exc}", kind="unexpected")
+            self._record_failure(image_id, failure, started)
+            raise _failed(image_id, failure) from exc
+        return Delivery(image_id, plan, result, started)
+
+    def store(self, delivery: Delivery) -> Image:
+        """The last step: write a delivered image to the blob store and mark its row
+        succeeded (a manual provider's messages leave the row pending, for ``attach``)."""
+        result = delivery.result
+        if isinstance(result, ManualResult):
+            self._mark(delivery.image_id, params=result.sent_params or delivery.plan.params)
+            return replace(self.studio.image(delivery.image_id), messages=tuple(result.messages))
+        return self._record_success(delivery.image_id, delivery.plan, result, delivery.started)
+
+    def retry(self, image: int | str | Image, **options: Any) -> Image:
+        """See :meth:`Studio.retry`."""
+        studio = self.studio
+        failed = studio.image(image)
+        if failed.status == ImageStatus.PENDING and reconcile_stale(
+            self.engine, studio.paths.home, [failed.id]
+        ):
+            failed = studio.image(failed.id)  # its process is gone: now marked interrupted
+        if failed.status == ImageStatus.PENDING:
+            raise UsageError(
+                f"image {failed.id} is pending: a running process is still making it, "
+                "or it waits for `onmodel attach`"
+            )
+        if failed.status not in (ImageStatus.FAILED, ImageStatus.INTERRUPTED):
+            raise UsageError(f"image {failed.id} is {failed.status}; only failed shots are retried")
+        if failed.row.session_id is None:
+            if failed.kind != "anchor":
+                raise UsageError(f"image {failed.id} belongs to no session")
+            return self._retry_anchor(failed)
+        extras = [
+            studio.blobs.path_for(r.sha256, r.format)
+            for r in failed.references
+            if r.role == "extra"
+        ]
+        plan = studio.plan_shot(
+            failed.row.session_id,
+            failed.request,
+            from_image=failed.row.parent_id,
+            refs=extras,
+            provider=failed.row.provider,
+            model=failed.row.model,
+            params=failed.row.params,
+            **options,
+        )
+        row = failed.row  # a batch shot stays in its batch, under its key
+        plan = replace(plan, retry_of_id=failed.id, batch_id=row.batch_id, shot_key=row.shot_key)
+        return self.execute(plan)
+
+    def attach(self, image: int | str | Image, file: Path, *, gen_id: str | None = None) -> Image:
+        """See :meth:`Studio.attach`."""
+        if gen_id is not None:
+            check_text(gen_id, "the gen id", max_length=MAX_NAME_LENGTH, multiline=False)
+        pending = self.studio.image(image)
+        if pending.status != ImageStatus.PENDING or not is_manual(pending.row.provider):
+            raise UsageError(
+                f"image {pending.id} is a {pending.status} {pending.row.provider} image; "
+                "attach completes pending chatgpt shots only"
+            )
+        data, info = read_image_file(file)
+        blob = self.studio.blobs.put(data, info.format)
+        return self._complete(
+            pending.id,
+            gen_id=gen_id,
+            sha256=blob.sha256,
+            format=info.format,
+            width=info.width,
+            height=info.height,
+            byte_size=blob.size,
+            returned={"source": file.name, "size": f"{info.width}x{info.height}"},
+            cost_usd="0",
+        )
+
+    def _retry_anchor(self, failed: Image) -> Image:
+        studio = self.studio
+        plan = studio.planning.plan(
+            kind="anchor",
+            character=studio.character(failed.row.character_id),
+            session=None,
+            parent=None,
+            request=ShotRequest(),
+            provider=failed.row.provider,
+            model=failed.row.model,
+            params=failed.row.params,
+            template=ANCHOR_TEMPLATE,
+        )
+        return self.execute(replace(plan, retry_of_id=failed.id))
+
+    def _record_success(
+        self, image_id: int, plan: ShotPlan, result: GenerationResult, started: float
+    ) -> Image:
+        try:
+            info = inspect_bytes(result.data, source=f"the image {plan.provider} returned")
+        except InvalidImageError as exc:
+            failure = ProviderError(str(exc), kind="bad_response", usage=result.usage)
+            self._record_failure(image_id, failure, started)
+            raise _failed(image_id, failure) from exc
+        blob = self.studio.blobs.put(result.data, info.format)
+        return self._complete(
+            image_id,
+            params=result.sent_params,
+            returned=result.returned,
+            revised_prompt=result.revised_prompt,
+            gen_id=result.gen_id,
+            response_id=result.response_id,
+            usage=result.usage,
+            cost_usd=self.studio.costs.of_result(plan.provider, plan.model, result.usage),
+            sha256=blob.sha256,
+            format=info.format,
+            width=info.width,
+            height=info.height,
+            byte_size=blob.size,
+            latency_ms=int((time.monotonic() - started) * 1000),
+        )
+
+    def _complete(self, image_id: int, **values: Any) -> Image:
+        """Mark a row succeeded with its file's details and, in the same transaction, make it
+        its character's anchor or its session's new head (batch shots are siblings: no head)."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            update_row(
+                conn,
+                ImageRow,
+                image_id,
+                {**values, "status": ImageStatus.SUCCEEDED, "finished_at": now},
+            )
+            row = conn.execute(
+                select(
+                    ImageRow.kind, ImageRow.character_id, ImageRow.session_id, ImageRow.batch_id
+                ).where(ImageRow.id == image_id)
+            ).one()
+            if row.kind == "anchor":
+                update_row(
+                    conn,
+                    CharacterRow,
+                    row.character_id,
+                    {"anchor_image_id": image_id, "updated_at": now},
+                )
+            if row.session_id is not None and row.batch_id is None:
+                head: dict[str, Any] = {"head_image_id": image_id, "updated_at": now}
+                if values.get("response_id"):
+                    head["last_response_id"] = values["response_id"]
+                update_row(conn, SessionRow, row.session_id, head)
+        return self.studio.image(image_id)
+
+    def _record_failure(self, image_id: int, error: ProviderError, started: float) -> None:
+        self._mark(
+            image_id,
+            status=ImageStatus.FAILED,
+            error_type=error.kind,
+            error_code=error.code,
+            error_message=str(error),
+            error_categories=error.categories,
+            usage=error.usage,
+            response_id=error.response_id,
+            latency_ms=int((time.monotonic() - started) * 1000),
+            finished_at=utcnow(),
+        )
+
+    def _mark(self, image_id: int, **values: Any) -> None:
+        with self.engine.begin() as conn:
+            update_row(conn, ImageRow, image_id, values)
+
+
+def _failed(image_id: int, error: ProviderError) -> GenerationError:
+    """The error a caller sees; the failed row already holds every detail."""
+    return GenerationError(
+        f"image {image_id} failed: {error}", image_id=image_id, retryable=error.kind != "quota"
+    )

@@ -1,0 +1,298 @@
+"""Planning: a request becomes a composed prompt, checked against the model and the budget.
+
+Nothing here records or spends anything. A plan says exactly what will be sent (prompt,
+parameters, images in order) and what it may cost, so a mistake is refused before the
+pipeline writes its pending row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from onmodel.blobs import sha256_bytes
+from onmodel.errors import BudgetError, InvalidImageError, UsageError
+from onmodel.handles import Character, Image, Session
+from onmodel.imagefile import MIME_TYPES, read_image_file
+from onmodel.limits import check_amount
+from onmodel.providers.base import ImageKind, InputImage, ParentTurn, Provider
+from onmodel.sheet import ShotRequest
+from onmodel.studio.plans import ShotPlan
+
+if TYPE_CHECKING:
+    from onmodel.capabilities import ModelCapability
+    from onmodel.studio.core import Studio
+
+
+class Planning:
+    def __init__(self, studio: Studio) -> None:
+        self.studio = studio
+
+    def planner(
+        self, session: Session, *, from_image: int | str | Image | None = None
+    ) -> ShotPlanner:
+        """See :meth:`Studio.planner`."""
+        studio = self.studio
+        character = session.character
+        if character.row.anchor_image_id is None:
+            raise UsageError(f"character {character.slug!r} has no anchor image yet")
+        anchor = studio.image(character.row.anchor_image_id)
+        if not anchor.succeeded:
+            raise UsageError(
+                f"the anchor of {character.slug!r} (image {anchor.id}) is {anchor.status}; "
+                "retry it before asking for shots"
+            )
+        parent = self._parent_for(session, character, anchor, from_image)
+        return ShotPlanner(
+            self, session, character, anchor, parent, self._lineage_inputs(anchor, parent)
+        )
+
+    def plan(
+        self,
+        *,
+        kind: ImageKind,
+        character: Character,
+        session: Session | None,
+        parent: Image | None,
+        request: ShotRequest,
+        provider: str,
+        model: str,
+        params: dict[str, Any],
+        template: str,
+        inputs: tuple[InputImage, ...] = (),
+        anchor: Image | None = None,
+    ) -> ShotPlan:
+        """Compose the prompt and check the request; raises on anything the model refuses."""
+        self.studio.provider(provider)
+        context = self.template_context(character, anchor, request, session)
+        rendered = self.studio.composer.render(template, context)
+        warnings = self.validate(provider, model, params, rendered.text, len(inputs))
+        estimate = self._max_cost(provider, model, params, len(inputs), len(rendered.text))
+        return ShotPlan(
+            kind=kind,
+            character_id=character.row.id,
+            session_id=session.id if session else None,
+            parent_id=parent.id if parent else None,
+            provider=provider,
+            model=model,
+            params=params,
+            request=request,
+            rendered=rendered,
+            inputs=inputs,
+            sheet=character.sheet,
+            character_name=character.name,
+            warnings=tuple(warnings),
+            estimated_max_cost=None if estimate is None else str(estimate),
+        )
+
+    def template_context(
+        self,
+        character: Character,
+        anchor: Image | None,
+        request: ShotRequest,
+        session: Session | None,
+    ) -> dict[str, Any]:
+        return {
+            "character": {
+                "name": character.name,
+                "slug": character.slug,
+                "description": character.description,
+                "sheet": character.sheet.model_dump(),
+            },
+            "anchor": {
+                "revised_prompt": anchor.revised_prompt if anchor else None,
+                "gen_id": anchor.gen_id if anchor else None,
+            },
+            "request": request.model_dump(),
+            "session": {"title": session.title if session else ""},
+            "include_outfit": not request.outfit,
+        }
+
+    def default_model(self) -> str:
+        from onmodel.capabilities import default_model
+
+        return default_model()
+
+    def capability(self, model: str) -> ModelCapability:
+        """The model's row; retired and unknown models are refused, judged by the same day
+        as :meth:`validate` judges shutdown warnings."""
+        from onmodel.capabilities import load_capabilities
+
+        return load_capabilities(self.studio.paths.models_file).get(model, today=date.today())
+
+    def validate(
+        self, provider: str, model: str, params: dict[str, Any], prompt: str | None, n_inputs: int
+    ) -> list[str]:
+        """Check the request against the model's rules before anything is recorded or paid;
+        ``prompt`` None checks the parameters alone (a session's defaults)."""
+        from onmodel.capabilities import validate_request
+
+        return validate_request(
+            self.capability(model),
+            route=provider,
+            params=params,
+            prompt=prompt,
+            n_input_images=n_inputs,
+            today=date.today(),
+        )
+
+    def check_max_cost(self, plan: ShotPlan, limit: Decimal) -> None:
+        """Refuse a plan whose worst case could cost more than ``limit`` (or is unknown)."""
+        limit = check_amount(limit, "--max-cost")
+        if plan.estimated_max_cost is None:
+            raise BudgetError(
+                f"the cost of a {plan.model} shot is unknown (no price in the table), so it "
+                f"cannot be kept under --max-cost {limit}; add a price to "
+                f"{self.studio.paths.prices_file}"
+            )
+        if Decimal(plan.estimated_max_cost) > limit:
+            raise BudgetError(
+                f"this shot could cost up to ${plan.estimated_max_cost} ({plan.model}, "
+                f"{plan.params.get('quality', 'auto')} quality), over --max-cost {limit}"
+            )
+
+    def with_refs(
+        self, inputs: tuple[InputImage, ...], refs: Sequence[Path], most: int
+    ) -> tuple[tuple[InputImage, ...], list[tuple[bytes, str]]]:
+        """The lineage inputs followed by the user's extra reference files, read and checked.
+
+        The files are returned to be stored (see :meth:`keep_refs`) only once the whole shot
+        has passed every check, so a refused shot leaves no reference files behind.
+        """
+        if len(inputs) + len(refs) > most:
+            raise UsageError(
+                f"{len(inputs) + len(refs)} input images (anchor, parent and --ref files); "
+                f"at most {most} can be sent"
+            )
+        extras: list[InputImage] = []
+        files: list[tuple[bytes, str]] = []
+        for data, info in (read_image_file(ref) for ref in refs):
+            sha256 = sha256_bytes(data)
+            path = self.studio.blobs.path_for(sha256, info.format)
+            extras.append(InputImage("extra", path, sha256, info.mime))
+            files.append((data, info.format))
+        return (*inputs, *extras), files
+
+    def keep_refs(self, files: list[tuple[bytes, str]]) -> None:
+        for data, fmt in files:
+            self.studio.blobs.put(data, fmt)
+
+    def conversation(self, session: Session, provider: Provider, parent: Image) -> dict[str, Any]:
+        """Instructions and conversation state, for the providers that keep a conversation."""
+        return provider.conversation(
+            instructions=session.row.instructions or None,
+            parent=ParentTurn(
+                in_session=parent.row.session_id == session.id,
+                provider=parent.row.provider,
+                response_id=parent.row.response_id,
+            ),
+            started=lambda: any(i.kind == "shot" for i in self.studio.session_images(session)),
+        )
+
+    def _parent_for(
+        self,
+        session: Session,
+        character: Character,
+        anchor: Image,
+        from_image: int | str | Image | None,
+    ) -> Image:
+        studio = self.studio
+        if from_image is None:
+            head_id = studio.session(session.id).row.head_image_id
+            return studio.image(head_id) if head_id is not None else anchor
+        parent = studio.image(from_image)
+        if parent.row.character_id != character.id:
+            raise UsageError(
+                f"image {parent.id} belongs to another character; "
+                f"branch only from images of {character.slug!r}"
+            )
+        if not parent.succeeded:
+            raise UsageError(f"image {parent.id} is {parent.status}: branch from a finished image")
+        return parent
+
+    def _lineage_inputs(self, anchor: Image, parent: Image) -> tuple[InputImage, ...]:
+        """Anchor first (the strongest consistency lever), then the parent when it differs."""
+        inputs = [self._input_from_image(anchor, "anchor")]
+        if parent.id != anchor.id:
+            inputs.append(self._input_from_image(parent, "parent"))
+        return tuple(inputs)
+
+    def _input_from_image(self, image: Image, role: str) -> InputImage:
+        path = image.path
+        if path is None or image.row.sha256 is None or image.row.format is None:
+            raise UsageError(f"image {image.id} has no file to send")
+        if not self.studio.blobs.verify(image.row.sha256, image.row.format):
+            raise InvalidImageError(f"the file of image {image.id} is missing or damaged: {path}")
+        return InputImage(role, path, image.row.sha256, MIME_TYPES[image.row.format], image.id)
+
+    def _max_cost(
+        self, provider: str, model: str, params: dict[str, Any], n_inputs: int, chars: int
+    ) -> Decimal | None:
+        if not self.studio.provider(provider).billed:
+            return Decimal(0)
+        from onmodel.capabilities import estimate_max_cost, load_prices
+
+        return estimate_max_cost(
+            model,
+            params.get("quality"),
+            params.get("size"),
+            n_inputs,
+            chars,
+            prices=load_prices(self.studio.paths.prices_file),
+        )
+
+
+@dataclass(frozen=True)
+class ShotPlanner:
+    """Plans shots from one session and one parent image (see :meth:`Studio.planner`).
+
+    The session, its character, the anchor and the parent are looked up, and their files
+    checked, when the planner is made rather than for every shot: a batch plans hundreds of
+    shots from the same ones, and those lookups were most of the time each plan took. (The
+    provider checks each file's digest again as it sends it.)
+    """
+
+    planning: Planning
+    session: Session
+    character: Character
+    anchor: Image
+    parent: Image
+    inputs: tuple[InputImage, ...]
+
+    def plan(
+        self,
+        request: ShotRequest,
+        *,
+        refs: Sequence[Path] = (),
+        provider: str | None = None,
+        model: str | None = None,
+        params: dict[str, Any] | None = None,
+        max_cost: Decimal | None = None,
+    ) -> ShotPlan:
+        """Compose and validate a shot; see :meth:`Studio.plan_shot`."""
+        planning, session = self.planning, self.session
+        route = provider or session.provider
+        source = planning.studio.provider(route)
+        inputs, ref_files = planning.with_refs(self.inputs, refs, source.max_input_images)
+        plan = planning.plan(
+            kind="shot",
+            character=self.character,
+            session=session,
+            parent=self.parent,
+            request=request,
+            provider=route,
+            model=model or session.model,
+            params={**session.row.params, **(params or {})},
+            template=source.shot_template,
+            inputs=inputs,
+            anchor=self.anchor,
+        )
+        plan = replace(plan, **planning.conversation(session, source, self.parent))
+        if max_cost is not None:
+            planning.check_max_cost(plan, max_cost)
+        planning.keep_refs(ref_files)
+        return plan
