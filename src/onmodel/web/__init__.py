@@ -3,6 +3,7 @@
 ``onmodel.presentation`` (outside this package, since the export uses it too) turns images and
 lineage trees into plain view models and renders them with an autoescaping Jinja environment
 (separate from the prompt composer's, which must never escape). ``app`` is the local web UI
-as a WSGI application; ``server`` runs it on the standard library's threaded WSGI server. Nothing here is imported by the rest of onmodel unless asked for, so the
-CLI stays quick to start.
+as a WSGI application; ``server`` runs it on the standard library's threaded WSGI server.
+Nothing here is imported by the rest of onmodel unless asked for, so the CLI stays quick to
+start.
 """
