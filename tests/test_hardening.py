@@ -94,7 +94,13 @@ def test_sheet_files_that_are_not_text_or_never_end_are_refused(home: Path, tmp_
     latin1 = tmp_path / "latin1.yaml"
     latin1.write_bytes("style: caf\xe9 cr\xe8me\n".encode("latin-1"))
     refused(home, "character", "new", "A", "--prompt", "p", "--sheet", str(latin1), says="UTF-8")
-    refused(home, "character", "new", "A", "--prompt", "p", "--sheet", "/dev/zero", says="KB")
+    refused(home, "character", "new", "A", "--prompt", "p", "--sheet", "/dev/zero", says="regular")
+    big = tmp_path / "big-sheet.yaml"
+    big.write_text("style: x\n" + "#" * 300_000 + "\n")
+    refused(home, "character", "new", "A", "--prompt", "p", "--sheet", str(big), says="256 KB")
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)  # no writer: opening it for reading would wait forever
+    refused(home, "character", "new", "A", "--prompt", "p", "--sheet", str(fifo), says="pipe")
     refused(home, "character", "new", "A", "--prompt", "p", "--sheet", str(tmp_path), says="folder")
 
 
@@ -128,9 +134,13 @@ def test_decompression_bombs_are_refused_in_one_line(mia: Path, tmp_path: Path) 
     assert "DecompressionBomb" not in outcome.stderr
 
 
-def test_endless_image_files_are_refused(mia: Path) -> None:
-    refused(mia, "character", "import", "X", "/dev/zero", says="MB")
-    refused(mia, "shot", "--pose", "p", "--ref", "/dev/zero", says="MB")
+def test_endless_image_files_are_refused(mia: Path, tmp_path: Path) -> None:
+    refused(mia, "character", "import", "X", "/dev/zero", says="regular file")
+    refused(mia, "shot", "--pose", "p", "--ref", "/dev/zero", says="regular file")
+    fifo = tmp_path / "picture.png"
+    os.mkfifo(fifo)
+    refused(mia, "character", "import", "X", str(fifo), says="pipe")
+    refused(mia, "shot", "--pose", "p", "--ref", str(fifo), says="pipe")
 
 
 def test_too_many_refs_store_nothing(mia: Path, tmp_path: Path) -> None:
@@ -305,3 +315,19 @@ def test_a_shot_refused_after_its_refs_were_read_stores_none_of_them(
     refused(mia, "shot", "--pose", "p", "--ref", str(ref), "--size", "banana", says="banana")
     refused(mia, "shot", "--pose", "p", "--ref", str(ref), "--quality", "ultra", says="ultra")
     assert run_cli(mia, "shot", "--pose", "p", "--ref", str(ref)).code == 0
+
+
+def test_the_user_s_own_tables_are_read_with_bounds(mia: Path) -> None:
+    prices = mia / "prices.yaml"
+    prices.write_text("models:\n  gpt-image-2:\n    image_output: '1e999999999'\n")
+    args = ("shot", "--dry-run", "--provider", "openai-images", "--pose", "p", "--max-cost", "5")
+    refused(mia, *args, says="prices.yaml")
+    prices.unlink()
+    (mia / "models.yaml").symlink_to("/dev/zero")  # read whole, it would never end
+    refused(mia, "shot", "--dry-run", "--pose", "p", says="regular file")
+
+
+def test_line_breaks_and_direction_overrides_stay_out_of_names(mia: Path) -> None:
+    refused(mia, "character", "new", "Line\u2028Break", "--prompt", "p", says="U+2028")
+    refused(mia, "character", "new", "Evil\u202egnp.exe", "--prompt", "p", says="U+202E")
+    refused(mia, "shot", "--pose", "a\rb", says="U+000D")

@@ -7,6 +7,7 @@ in a subprocess with a generous time-out, so a regression shows as a failure, no
 
 from __future__ import annotations
 
+import os
 import subprocess
 import textwrap
 from pathlib import Path
@@ -341,8 +342,16 @@ def test_the_readme_states_the_limits_the_code_keeps() -> None:
 
 
 def test_a_shot_list_is_read_up_to_a_bound(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="larger than 8 MB"):
+    with pytest.raises(UsageError, match="not a regular file"):
         load_shot_list("/dev/zero")
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"shots: []\n" + b"#" * (8 * 1024 * 1024))
+    with pytest.raises(UsageError, match="larger than 8 MB"):
+        load_shot_list(big)
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(UsageError, match="pipe"):
+        load_shot_list(fifo)
     path = tmp_path / "week.yaml"
     path.write_bytes(b"shots: [{pose: \xff}]\n")
     with pytest.raises(UsageError, match="not UTF-8 text"):

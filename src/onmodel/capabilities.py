@@ -80,6 +80,11 @@ _DEFAULT_OUTPUT_FORMAT = "png"
 _MAX_PARTIAL_IMAGES = 3
 _MODERATION_VALUES = ("low", "auto")
 _MILLION = Decimal(1_000_000)
+MAX_PRICE = Decimal(1_000_000)
+"""Dollars per million tokens above which a price table entry is a typo (and past which the
+cost arithmetic would overflow), not a price."""
+MAX_TOKENS = 10**9
+MAX_TABLE_BYTES = 1024 * 1024  # a user's models.yaml or prices.yaml: a page of overrides
 
 
 def default_model() -> str:
@@ -501,11 +506,13 @@ def _read_user_yaml(path: Path) -> dict[str, Any] | None:
     """The user's file, or None when there is none: having no overrides is the normal case."""
     if not path.exists():
         return None
+    from onmodel.limits import read_bounded
+
+    data = read_bounded(path, MAX_TABLE_BYTES, "table")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise UsageError(f"cannot read {path}: {reason}") from exc
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"cannot read {path}: not UTF-8 text") from None
     return _read_yaml(text, str(path))
 
 
@@ -686,14 +693,14 @@ class ModelPrice(BaseModel):
 
     name: str
     source: str = ""
-    text_input: Decimal | None = Field(default=None, ge=0)
-    cached_text_input: Decimal | None = Field(default=None, ge=0)
-    image_input: Decimal | None = Field(default=None, ge=0)
-    cached_image_input: Decimal | None = Field(default=None, ge=0)
-    image_output: Decimal | None = Field(default=None, ge=0)
-    text_output: Decimal | None = Field(default=None, ge=0)
-    input_image_tokens: int | None = Field(default=None, ge=0)
-    partial_image_tokens: int | None = Field(default=None, ge=0)
+    text_input: Decimal | None = Field(default=None, ge=0, le=MAX_PRICE)
+    cached_text_input: Decimal | None = Field(default=None, ge=0, le=MAX_PRICE)
+    image_input: Decimal | None = Field(default=None, ge=0, le=MAX_PRICE)
+    cached_image_input: Decimal | None = Field(default=None, ge=0, le=MAX_PRICE)
+    image_output: Decimal | None = Field(default=None, ge=0, le=MAX_PRICE)
+    text_output: Decimal | None = Field(default=None, ge=0, le=MAX_PRICE)
+    input_image_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
+    partial_image_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
     output_tokens: dict[str, dict[str, int]] = Field(default_factory=dict)
     output_token_formula: OutputTokenFormula | None = None
 
@@ -761,8 +768,8 @@ class EstimateSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    text_tokens_per_char: Decimal = Field(default=Decimal(1), ge=0)
-    text_tokens_overhead: int = Field(default=32, ge=0)
+    text_tokens_per_char: Decimal = Field(default=Decimal(1), ge=0, le=1000)
+    text_tokens_overhead: int = Field(default=32, ge=0, le=MAX_TOKENS)
 
 
 class PriceTable:

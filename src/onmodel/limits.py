@@ -8,7 +8,9 @@ database and from every entry point: CLI, shot lists, the web form and library c
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import unicodedata
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -21,9 +23,11 @@ MAX_FIELD_LENGTH = 32_000  # a prompt or shot field: the longest prompt any imag
 MAX_SHEET_BYTES = 256 * 1024  # a model sheet is a page of traits; a megabyte is a mistake
 MAX_IMAGE_BYTES = 64 * 1024 * 1024  # the largest file the image APIs accept is 50 MB
 
-# C0 and C1 controls and DEL, except tab, newline and carriage return in multi-line fields.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_CONTROL_SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# C0 and C1 controls and DEL (tab and newline allowed in multi-line fields), and the
+# bidirectional overrides that make text read differently from what it says ("Trojan Source").
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# one-line fields: no line breaks of any kind (Unicode's line and paragraph separators too)
+_CONTROL_SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def check_text(value: str, what: str, *, max_length: int, multiline: bool = True) -> str:
@@ -87,14 +91,24 @@ def read_bounded(path: Path, limit: int, what: str) -> bytes:
     one byte past the limit is enough to know the file is too big.
     """
     try:
-        with path.open("rb") as handle:
-            data = handle.read(limit + 1)
+        # non-blocking, so that opening a named pipe with no writer returns at once; only
+        # regular files are read (a pipe or a device could stall or never end)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise UsageError(f"{what} {path}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"{what} {path} is a folder, not a file") from None
     except OSError as exc:
         raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    kind = os.fstat(fd).st_mode
+    if not stat.S_ISREG(kind):
+        os.close(fd)
+        if stat.S_ISDIR(kind):
+            raise UsageError(f"{what} {path} is a folder, not a file")
+        raise UsageError(f"{what} {path} is not a regular file (a device, pipe or socket)")
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            data = handle.read(limit + 1)
+        except OSError as exc:
+            raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     if len(data) > limit:
         raise InputError(f"{what} {path} is larger than {_size(limit)}")
     return data
