@@ -331,3 +331,16 @@ def test_line_breaks_and_direction_overrides_stay_out_of_names(mia: Path) -> Non
     refused(mia, "character", "new", "Line\u2028Break", "--prompt", "p", says="U+2028")
     refused(mia, "character", "new", "Evil\u202egnp.exe", "--prompt", "p", says="U+202E")
     refused(mia, "shot", "--pose", "a\rb", says="U+000D")
+
+
+def test_serve_on_a_busy_or_impossible_port_says_so(home: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        outcome = refused(home, "serve", "--port", port, code=2, says="cannot listen")
+        assert "--port 0" in outcome.stderr
+    for impossible in ("99999", "-1"):
+        assert_refused_cleanly(run_cli(home, "serve", "--port", impossible))

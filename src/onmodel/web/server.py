@@ -74,7 +74,7 @@ class _PooledServer(WSGIServer):
         max_connections: int,
         request_timeout: float,
     ) -> None:
-        super().__init__(address, _QuietHandler)
+        # everything server_close() uses exists before the bind, which calls it when it fails
         self.request_timeout = request_timeout
         self._max_workers = workers
         self._max_open = max_connections
@@ -86,6 +86,7 @@ class _PooledServer(WSGIServer):
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._received: dict[socket.socket, bytes] = {}
         self._receiver = _Receiver(self)
+        super().__init__(address, _QuietHandler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._changed:
@@ -400,6 +401,8 @@ def make_server(
 ) -> tuple[_PooledServer, GalleryApp]:
     """Bind (port 0 picks a free one) and build the app that knows which Host it answers to."""
     check_host(host, allow_remote=allow_remote)
+    if not 0 <= port <= 65535:
+        raise UsageError(f"port {port} is not a port: use 1 to 65535, or 0 for a free one")
     bare = host.strip("[]")
     server_class = _PooledServer6 if ":" in bare else _PooledServer
     try:
