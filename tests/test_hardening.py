@@ -344,3 +344,14 @@ def test_serve_on_a_busy_or_impossible_port_says_so(home: Path) -> None:
         assert "--port 0" in outcome.stderr
     for impossible in ("99999", "-1"):
         assert_refused_cleanly(run_cli(home, "serve", "--port", impossible))
+
+
+def test_a_shot_list_with_a_manual_provider_is_refused_when_checked(
+    mia: Path, tmp_path: Path
+) -> None:
+    shots = tmp_path / "week.yaml"
+    shots.write_text("shots:\n  - pose: waving\n    provider: chatgpt\n")
+    for extra in (("--dry-run",), ()):
+        outcome = refused(mia, "batch", "run", str(shots), *extra, says="manual steps")
+        assert "week.yaml:2" in outcome.stderr
+    assert not (mia / "locks").exists() or not any((mia / "locks").glob("session-*"))

@@ -562,13 +562,19 @@ class BatchRunner:
                 planner = self._planners[start] = self.studio.planner(
                     self.session_id, from_image=start
                 )
-            return planner.plan(
+            plan = planner.plan(
                 shot.request,
                 refs=list(shot.refs),
                 provider=shot.provider,
                 model=shot.model,
                 params=dict(shot.params),
             )
+            if self.studio.provider(plan.provider).manual:
+                raise UsageError(
+                    f"provider {plan.provider!r} needs manual steps (paste, then attach): "
+                    "make its shots one at a time with `onmodel shot`, not in a batch"
+                )
+            return plan
         except OnmodelError as exc:
             if isinstance(exc, ShotListError):
                 raise
