@@ -355,3 +355,23 @@ def test_a_shot_list_with_a_manual_provider_is_refused_when_checked(
         outcome = refused(mia, "batch", "run", str(shots), *extra, says="manual steps")
         assert "week.yaml:2" in outcome.stderr
     assert not (mia / "locks").exists() or not any((mia / "locks").glob("session-*"))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("db", "check", "--grace-minutes", "inf"),
+        ("db", "check", "--grace-minutes", "1e20", "--fix"),
+        ("db", "check", "--grace-minutes", "nan"),
+    ],
+)
+def test_db_check_refuses_grace_periods_no_clock_can_hold(
+    home: Path, args: tuple[str, ...]
+) -> None:
+    refused(home, *args)
+
+
+def test_a_rate_so_slow_it_never_ends_is_refused(mia: Path, tmp_path: Path) -> None:
+    shots = tmp_path / "week.yaml"
+    shots.write_text("shots:\n  - pose: waving\n")
+    refused(mia, "batch", "run", str(shots), "--rpm", "1e-300", says="--rpm")

@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from onmodel.studio import Delivery, ShotPlan, ShotPlanner, Studio
 
 MAX_CONCURRENCY = 64
+MIN_RPM = 0.01  # one request every 100 minutes: slower is a typo, and would wait for ever
 STORE_THREADS = 2
 """Enough to overlap one file's fsyncs with the next; SQLite takes one writer at a time anyway."""
 WARM_UP_WAIT_SECONDS = 30.0
@@ -483,8 +484,8 @@ class BatchRunner:
     ) -> None:
         if not 1 <= concurrency <= MAX_CONCURRENCY:
             raise UsageError(f"--concurrency must be 1 to {MAX_CONCURRENCY}, not {concurrency}")
-        if rpm is not None and not (math.isfinite(rpm) and rpm > 0):
-            raise UsageError(f"--rpm must be a positive number, not {rpm}")
+        if rpm is not None and not (math.isfinite(rpm) and rpm >= MIN_RPM):
+            raise UsageError(f"--rpm must be a number of at least {MIN_RPM:g}, not {rpm}")
         self.studio = studio
         self.loaded = (
             shot_list if isinstance(shot_list, LoadedShotList) else load_shot_list(shot_list)

@@ -12,6 +12,8 @@ from onmodel.cli.output import console, print_json
 if TYPE_CHECKING:
     from onmodel.composer import Composer
 
+MAX_GRACE_MINUTES = 60 * 24 * 365  # a year: longer would only ever keep everything
+
 db_app = typer.Typer(help="The database: its schema and its health.", no_args_is_help=True)
 templates_app = typer.Typer(help="Prompt and export templates.", no_args_is_help=True)
 
@@ -70,6 +72,7 @@ def db_check(
         typer.Option(
             "--grace-minutes",
             min=0,
+            max=MAX_GRACE_MINUTES,
             help="Files younger than this may be writes in progress and are kept.",
         ),
     ] = IN_USE_GRACE.total_seconds() / 60,
