@@ -92,3 +92,21 @@ def test_templates_are_sandboxed(tmp_path: Path) -> None:
     (tmp_path / "prompts" / "anchor.j2").write_text("{{ ''.__class__.__mro__ }}")
     with pytest.raises(TemplateError, match="unsafe"):
         Composer(tmp_path).render(ANCHOR_TEMPLATE, context(ShotRequest()))
+
+
+@pytest.mark.parametrize(
+    ("source", "says"),
+    [
+        ('{{ "a" * 999999999999 }}', "repetition"),
+        ("{% for i in range(99999999999) %}x{% endfor %}", "Range too big"),
+        ('{% for i in range(100000) %}{{ "x" * 1000 }}{% endfor %}', "1,000,000 characters"),
+        ("{{ 2 ** 99999999 }}", "power"),
+        ("{{ 1 / 0 }}", "line 1: ZeroDivisionError"),
+    ],
+)
+def test_a_user_template_cannot_exhaust_memory_or_crash(
+    tmp_path: Path, source: str, says: str
+) -> None:
+    (tmp_path / "bomb.j2").write_text(source)
+    with pytest.raises(TemplateError, match=says):
+        Composer(tmp_path).render("bomb.j2", {})

@@ -58,13 +58,41 @@ def template_environment(user_dir: Path | None, *, autoescape: bool) -> Sandboxe
     loaders = [FileSystemLoader(str(templates_dir()))]
     if user_dir is not None:
         loaders.insert(0, FileSystemLoader(str(user_dir)))
-    return SandboxedEnvironment(
+    return _BoundedSandbox(
         loader=ChoiceLoader(loaders),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=autoescape,
     )
+
+
+MAX_REPEAT_RESULT = 1_000_000
+"""The longest string or list a template's ``*`` may build: a template is text, not a bomb."""
+MAX_PROMPT_RENDER = 1_000_000
+"""Characters a prompt template may produce before rendering stops (no model takes more)."""
+
+
+class _BoundedSandbox(SandboxedEnvironment):
+    """Jinja's sandbox, which already refuses unsafe attributes and huge ``range()`` calls,
+    plus bounds on the two operators that can ask for gigabytes or hours in one expression:
+    ``"a" * 999999999999`` and ``9 ** 9 ** 9``."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for items, times in ((left, right), (right, left)):
+                repeated = isinstance(items, (str, list, tuple)) and isinstance(times, int)
+                if repeated and len(items) * times > MAX_REPEAT_RESULT:
+                    raise SecurityError(
+                        f"a repetition of {len(items) * times:,} items; at most "
+                        f"{MAX_REPEAT_RESULT:,}"
+                    )
+        integers = isinstance(right, int) and isinstance(left, int)
+        if operator == "**" and integers and abs(left) > 1 and right > 1000:
+            raise SecurityError(f"a power of {right}; at most 1000")
+        return super().call_binop(context, operator, left, right)
 
 
 class Composer:
@@ -85,13 +113,19 @@ class Composer:
                 f"template {exc.name or name!r} line {exc.lineno}: syntax error: {exc.message}"
             ) from exc
         try:
-            text = template.render(context)
+            text = _bounded_render(template, context)
         except UndefinedError as exc:
             line = _template_line(exc, template.filename)
             where = f" line {line}" if line else ""
             raise TemplateError(f"template {name!r}{where}: {_undefined_message(exc)}") from exc
         except SecurityError as exc:
             raise TemplateError(f"template {name!r}: unsafe operation refused ({exc})") from exc
+        except (ArithmeticError, LookupError, TypeError, ValueError, RecursionError) as exc:
+            # the template's own logic failed (a user's template): say where, not a traceback
+            line = _template_line(exc, template.filename)
+            where = f" line {line}" if line else ""
+            kind = type(exc).__name__
+            raise TemplateError(f"template {name!r}{where}: {kind}: {exc}") from exc
         source = Path(template.filename).read_bytes() if template.filename else b""
         return Rendered(
             text=tidy(text) if collapse else text.strip() + "\n",
@@ -119,6 +153,18 @@ class Composer:
     def _where(self) -> str:
         dirs = [str(d) for d in (self.user_dir, self.packaged_dir) if d is not None]
         return ", ".join(dirs)
+
+
+def _bounded_render(template: Any, context: dict[str, Any]) -> str:
+    """Render piece by piece, stopping once the text is longer than any prompt can be."""
+    pieces: list[str] = []
+    total = 0
+    for piece in template.generate(context):
+        total += len(piece)
+        if total > MAX_PROMPT_RENDER:
+            raise SecurityError(f"the rendered text passes {MAX_PROMPT_RENDER:,} characters")
+        pieces.append(piece)
+    return "".join(pieces)
 
 
 def sentence(text: str) -> str:
