@@ -375,3 +375,15 @@ def test_a_rate_so_slow_it_never_ends_is_refused(mia: Path, tmp_path: Path) -> N
     shots = tmp_path / "week.yaml"
     shots.write_text("shots:\n  - pose: waving\n")
     refused(mia, "batch", "run", str(shots), "--rpm", "1e-300", says="--rpm")
+
+
+def test_image_files_the_apis_cannot_take_are_named_plainly(mia: Path, tmp_path: Path) -> None:
+    from PIL import Image as PILImage
+
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture")
+    outcome = refused(mia, "character", "import", "X", str(text), says="not a readable image")
+    assert "BytesIO" not in outcome.stderr
+    gif = tmp_path / "moving.gif"
+    PILImage.new("RGB", (8, 8)).save(gif)
+    refused(mia, "shot", "--pose", "p", "--ref", str(gif), says="use png, jpeg or webp")

@@ -52,7 +52,11 @@ def inspect_bytes(data: bytes, *, source: str = "image") -> ImageInfo:
         raise InvalidImageError(
             f"{source} declares more than {MAX_PIXELS // 1_000_000} megapixels; refused"
         ) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except UnidentifiedImageError as exc:
+        raise InvalidImageError(
+            f"{source} is not a readable image (not PNG, JPEG, WebP or GIF data)"
+        ) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidImageError(f"{source} is not a readable image ({exc})") from exc
     if fmt not in ACCEPTED_FORMATS:
         raise InvalidImageError(f"{source} is a {fmt or 'unknown'} image; use png, jpeg or webp")
@@ -74,10 +78,18 @@ def load_decoders() -> None:
     Image.preinit()
 
 
+INPUT_FORMATS = frozenset({"png", "jpeg", "webp"})
+"""What the image APIs take as input images: the formats a user's anchor or reference may be."""
+
+
 def read_image_file(path: Path) -> tuple[bytes, ImageInfo]:
-    """A user's image file, read with a size bound (``/dev/zero`` must not fill memory)."""
+    """A user's image file, read with a size bound (``/dev/zero`` must not fill memory), in a
+    format the image APIs take as an input."""
     try:
         data = read_bounded(path, MAX_IMAGE_BYTES, "image")
     except UsageError as exc:
         raise InvalidImageError(str(exc)) from None
-    return data, inspect_bytes(data, source=str(path))
+    info = inspect_bytes(data, source=str(path))
+    if info.format not in INPUT_FORMATS:
+        raise InvalidImageError(f"{path} is a {info.format} image; use png, jpeg or webp")
+    return data, info
