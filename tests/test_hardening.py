@@ -215,6 +215,7 @@ def test_escape_sequences_in_stored_names_are_shown_not_obeyed(mia: Path) -> Non
     with sqlite3.connect(mia / "onmodel.db") as db:  # as an older onmodel may have stored it
         db.execute("UPDATE character SET name = 'Ev' || char(27) || ']0;pwned' || char(7) || 'il'")
         db.execute("UPDATE image SET request = json_object('pose', 'x' || char(27) || '[2J')")
+        db.execute("UPDATE image SET prompt = 'Q' || char(27) || ']0;PWNED' || char(7)")
     for args in (("character", "list"), ("tree",), ("show", "2"), ("character", "show", "mia")):
         outcome = run_cli(mia, *args)
         assert outcome.code == 0, outcome

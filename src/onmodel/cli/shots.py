@@ -89,7 +89,7 @@ def report(image: Image, json_out: bool) -> None:
         return
     for number, message in enumerate(image.messages, 1):
         console.print(f"[bold]— message {number} to paste into ChatGPT —[/bold]")
-        print(message)
+        print(escape_controls(message))
         print()
     console.print(describe_image_line(image))
     if image.status == ImageStatus.PENDING and is_manual(image.provider):
@@ -175,7 +175,7 @@ def show(
     for key, value in rows:
         console.print(f"[bold]{key}:[/bold] {value}")
     console.print("[bold]prompt:[/bold]")
-    print(data["prompt"])
+    print(escape_controls(data["prompt"]))
 
 
 def _ref(ref: dict[str, object]) -> str:
