@@ -388,3 +388,16 @@ def test_image_files_the_apis_cannot_take_are_named_plainly(mia: Path, tmp_path:
     gif = tmp_path / "moving.gif"
     PILImage.new("RGB", (8, 8)).save(gif)
     refused(mia, "shot", "--pose", "p", "--ref", str(gif), says="use png, jpeg or webp")
+
+
+@pytest.mark.parametrize("length", [240, 300])
+def test_export_to_a_very_long_folder_name_is_one_line(
+    mia: Path, tmp_path: Path, length: int
+) -> None:
+    outcome = run_cli(mia, "export", "--to", str(tmp_path / ("e" * length)))
+    if length > 250:
+        assert_refused_cleanly(outcome)
+        assert "too long" in outcome.stderr
+    else:  # a long but valid name works: the temporary folders are named apart from it
+        assert outcome.code == 0, outcome
+        assert (tmp_path / ("e" * length) / "series.json").is_file()

@@ -55,6 +55,8 @@ COPY_CHUNK = 1 << 20
 # Marks a zip as onmodel's own, so re-exporting may replace it and nothing else is ever replaced.
 ZIP_COMMENT = b"onmodel export"
 
+MAX_NAME_BYTES = 255  # a file name on ext4, APFS and NTFS alike
+
 
 class ExportError(OnmodelError):
     """The export could not be written (a filesystem failure); the target is as it was."""
@@ -168,6 +170,8 @@ def export_session(
     chosen = studio.session(session)
     only = _filter(only)
     target = to.expanduser().resolve()
+    if len(os.fsencode(target.name)) > MAX_NAME_BYTES - len(".zip"):
+        raise UsageError(f"the folder name {target.name[:40]}… is too long for a file system")
 
     full = Lineage([chosen.tree()])
     anchor_id = chosen.character.anchor_image_id
@@ -327,7 +331,8 @@ def _staging(target: Path) -> Iterator[Path]:
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(
-        tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".onmodel-new", dir=target.parent)
+        # named apart from the target, whose own name may already be as long as a name can be
+        tempfile.mkdtemp(prefix=".export-", suffix=".onmodel-new", dir=target.parent)
     )
     os.chmod(staging, 0o755)  # an export is for sharing; mkdtemp makes folders private
     try:
@@ -349,7 +354,7 @@ def _swap(staging: Path, target: Path, earlier: _Earlier) -> tuple[list[str], Pa
     if not earlier.exists:
         os.rename(staging, target)
         return [], None
-    aside = target.with_name(f".{target.name}.onmodel-old-{secrets.token_hex(4)}")
+    aside = target.with_name(f".export-{secrets.token_hex(4)}.onmodel-old")
     os.rename(target, aside)
     try:
         os.rename(staging, target)
@@ -514,9 +519,7 @@ def _zip(
     if archive is None:
         yield None
         return
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{archive.name}.", suffix=".onmodel-new", dir=archive.parent
-    )
+    fd, tmp_name = tempfile.mkstemp(prefix=".export-", suffix=".onmodel-new", dir=archive.parent)
     os.close(fd)
     try:
         with zipfile.ZipFile(tmp_name, "w") as bundle:
