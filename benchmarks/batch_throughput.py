@@ -175,7 +175,7 @@ def local_overhead(home: Path, shots: int) -> dict[str, float]:
     """Per-shot milliseconds of onmodel's own work, with a provider that answers instantly."""
     from onmodel.providers import FACTORIES
     from onmodel.providers.base import GenerationRequest, GenerationResult
-    from onmodel.providers.openai_images import OpenAIImagesProvider
+    from onmodel.providers.openai.images import OpenAIImagesProvider
     from onmodel.sheet import ShotRequest
     from onmodel.studio import Studio
 

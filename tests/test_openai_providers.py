@@ -32,9 +32,10 @@ from onmodel.providers.base import (
     ProviderError,
 )
 from onmodel.providers.chatgpt import ChatGPTProvider
-from onmodel.providers.openai_client import QuotaAwareOpenAI, make_client, map_error
-from onmodel.providers.openai_images import OpenAIImagesProvider
-from onmodel.providers.openai_responses import DEFAULT_RESPONSES_MODEL, OpenAIResponsesProvider
+from onmodel.providers.openai.client import QuotaAwareOpenAI, make_client
+from onmodel.providers.openai.errors import map_error
+from onmodel.providers.openai.images import OpenAIImagesProvider
+from onmodel.providers.openai.responses import DEFAULT_RESPONSES_MODEL, OpenAIResponsesProvider
 
 KEY = "sk-test-not-real"
 PROMPT = "Mira, red bob haircut, green eyes, yellow raincoat, waving"

@@ -11,7 +11,7 @@ import pytest
 
 from fakeopenai import FakeOpenAI
 from onmodel.providers import warm_up_in_background
-from onmodel.providers.openai_client import make_client
+from onmodel.providers.openai.client import make_client
 
 
 def run_python(code: str, home: Path) -> subprocess.CompletedProcess[str]:

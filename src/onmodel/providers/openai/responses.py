@@ -36,22 +36,19 @@ from onmodel.providers.base import (
     ProviderContext,
     ProviderError,
 )
+from onmodel.providers.openai.client import make_client, warm_up_client
+from onmodel.providers.openai.errors import map_error, moderation_categories
+from onmodel.providers.openai.inputs import (
+    decode_image,
+    image_options,
+    input_fidelity_for,
+    read_input,
+    sent_images,
+)
 from onmodel.settings import Settings
 
 if TYPE_CHECKING:
     from onmodel.capabilities import ModelCapability
-
-from onmodel.providers.openai_client import (
-    decode_image,
-    image_options,
-    input_fidelity_for,
-    make_client,
-    map_error,
-    moderation_categories,
-    read_input,
-    sent_images,
-    warm_up_client,
-)
 
 __all__ = [
     "DEFAULT_RESPONSES_MODEL",

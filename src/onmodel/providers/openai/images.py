@@ -26,15 +26,14 @@ from onmodel.providers.base import (
     ProviderContext,
     ProviderError,
 )
-from onmodel.providers.openai_client import (
+from onmodel.providers.openai.client import make_client, warm_up_client
+from onmodel.providers.openai.errors import map_error
+from onmodel.providers.openai.inputs import (
     decode_image,
     image_options,
     input_fidelity_for,
-    make_client,
-    map_error,
     read_input,
     sent_images,
-    warm_up_client,
 )
 
 __all__ = ["EDIT_OPTIONS", "GENERATE_OPTIONS", "OpenAIImagesProvider"]
