@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Any
 from onmodel.lineage import TreeNode
 from onmodel.sheet import ModelSheet, ShotRequest
 from onmodel.status import ImageStatus
-from onmodel.store.database import transaction
-from onmodel.store.models import CharacterRow, ImageReferenceRow, ImageRow, SessionRow
-from onmodel.store.queries import ancestor_rows
+from onmodel.store.queries import ancestors
+from onmodel.store.records import CharacterRecord, ImageRecord, ReferenceRecord, SessionRecord
 
 if TYPE_CHECKING:
     from onmodel.studio import ShotPlan, Studio
@@ -32,7 +31,7 @@ __all__ = ["Character", "Image", "Reference", "Session", "TreeNode"]  # TreeNode
 @dataclass(frozen=True)
 class Character:
     studio: Studio = field(repr=False, compare=False)
-    row: CharacterRow  # internal: for the studio and the store only; read the properties
+    row: CharacterRecord  # internal: for the studio and the store only; read the properties
 
     @property
     def id(self) -> int:
@@ -91,7 +90,7 @@ class Character:
 @dataclass(frozen=True)
 class Session:
     studio: Studio = field(repr=False, compare=False)
-    row: SessionRow  # internal: for the studio and the store only; read the properties
+    row: SessionRecord  # internal: for the studio and the store only; read the properties
 
     @property
     def id(self) -> int:
@@ -207,7 +206,7 @@ class Reference:
     image_id: int | None
 
     @classmethod
-    def from_row(cls, row: ImageReferenceRow) -> Reference:
+    def from_row(cls, row: ReferenceRecord) -> Reference:
         return cls(
             position=row.position,
             role=row.role,
@@ -220,7 +219,7 @@ class Reference:
 @dataclass(frozen=True)
 class Image:
     studio: Studio = field(repr=False, compare=False)
-    row: ImageRow  # internal: for the studio and the store only; read the properties
+    row: ImageRecord  # internal: for the studio and the store only; read the properties
     messages: tuple[str, ...] = ()  # what to paste, for the manual ChatGPT route
 
     @property
@@ -419,9 +418,8 @@ class Image:
         one query however long the series."""
         if self.row.parent_id is None:
             return [self]
-        with transaction(self.studio.engine) as db:
-            rows = ancestor_rows(db, self.id)
-        return [*(Image(self.studio, row) for row in rows), self]
+        found = ancestors(self.studio.engine, self.id)
+        return [*(Image(self.studio, record) for record in found), self]
 
     def to_dict(self) -> dict[str, Any]:
         row = self.row

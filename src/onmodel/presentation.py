@@ -31,8 +31,7 @@ from onmodel.lineage import Lineage, Row
 from onmodel.providers import is_manual
 from onmodel.resources import templates_dir
 from onmodel.status import ImageStatus, status_mark
-from onmodel.store.database import transaction
-from onmodel.store.queries import reference_rows
+from onmodel.store.queries import references_of
 from onmodel.thumbnails import CARD_SIZE, MINI_SIZE
 
 REQUEST_ORDER = ("expression", "pose", "action", "outfit", "scene", "text")
@@ -354,8 +353,7 @@ def session_view(
         shown.walk(),
         key=lambda i: (0 if i.kind in ("anchor", "import") else 1, i.id),
     )
-    with transaction(session.studio.engine) as db:
-        references = reference_rows(db, [image.id for image in ordered])
+    references = references_of(session.studio.engine, [image.id for image in ordered])
     views = {
         image.id: image_view(
             image,

@@ -7,11 +7,22 @@ Written with SQLAlchemy Core, and only with SQL that SQLite and PostgreSQL both 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select
-from sqlmodel import Session, col
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
 
-from onmodel.store.models import ImageReferenceRow, ImageRow
+from onmodel.limits import MAX_ID
+from onmodel.status import ImageStatus
+from onmodel.store.database import transaction
+from onmodel.store.models import CharacterRow, ImageReferenceRow, ImageRow, SessionRow
+from onmodel.store.records import (
+    CharacterRecord,
+    ImageRecord,
+    ReferenceRecord,
+    SessionRecord,
+    record_from,
+)
 
 # Ids per ``IN (...)``: SQLite allows 32,766 bound values (older builds 999).
 ID_CHUNK = 500
@@ -57,3 +68,120 @@ def reference_rows(db: Session, image_ids: Sequence[int]) -> dict[int, list[Imag
         for row in rows:
             found[row.image_id].append(row)
     return found
+
+
+# ------------------------------------------------------------------ records for the studio
+
+
+def character(engine: Engine, ref: str | int) -> CharacterRecord | None:
+    """By id, slug or (for text that is neither) name; an id no row can have finds nothing."""
+    with transaction(engine) as db:
+        row = _by_ref(db, CharacterRow, ref)
+        if row is None and isinstance(ref, str):
+            row = db.exec(select(CharacterRow).where(CharacterRow.name == ref)).first()
+        return record_from(CharacterRecord, row) if row is not None else None
+
+
+def characters(engine: Engine) -> list[CharacterRecord]:
+    with transaction(engine) as db:
+        rows = db.exec(select(CharacterRow).order_by(col(CharacterRow.id))).all()
+        return [record_from(CharacterRecord, row) for row in rows]
+
+
+def character_slug_taken(engine: Engine, slug: str) -> bool:
+    with transaction(engine) as db:
+        return db.exec(select(CharacterRow.id).where(CharacterRow.slug == slug)).first() is not None
+
+
+def session(engine: Engine, ref: str | int) -> SessionRecord | None:
+    with transaction(engine) as db:
+        row = _by_ref(db, SessionRow, ref)
+        return record_from(SessionRecord, row) if row is not None else None
+
+
+def sessions(engine: Engine, character_id: int | None = None) -> list[SessionRecord]:
+    query = select(SessionRow).order_by(col(SessionRow.id))
+    if character_id is not None:
+        query = query.where(SessionRow.character_id == character_id)
+    with transaction(engine) as db:
+        return [record_from(SessionRecord, row) for row in db.exec(query).all()]
+
+
+def image(engine: Engine, image_id: int) -> ImageRecord | None:
+    with transaction(engine) as db:
+        row = db.get(ImageRow, image_id)
+        return record_from(ImageRecord, row) if row is not None else None
+
+
+def children(engine: Engine, image_id: int) -> list[ImageRecord]:
+    query = select(ImageRow).where(ImageRow.parent_id == image_id).order_by(col(ImageRow.id))
+    with transaction(engine) as db:
+        return [record_from(ImageRecord, row) for row in db.exec(query).all()]
+
+
+def session_images(engine: Engine, session_id: int) -> list[ImageRecord]:
+    query = select(ImageRow).where(ImageRow.session_id == session_id).order_by(col(ImageRow.id))
+    with transaction(engine) as db:
+        return [record_from(ImageRecord, row) for row in db.exec(query).all()]
+
+
+def lineage_images(engine: Engine, session_id: int, anchor_id: int | None) -> list[ImageRecord]:
+    """A session's images, every image outside it that one of them branched from (followed
+    to the root, a generation per query), and the anchor; in id order."""
+    with transaction(engine) as db:
+        rows = list(db.exec(select(ImageRow).where(ImageRow.session_id == session_id)).all())
+        known = {row.id for row in rows}
+        missing = {row.parent_id for row in rows if row.parent_id and row.parent_id not in known}
+        if anchor_id is not None and anchor_id not in known:
+            missing.add(anchor_id)
+        while missing:
+            extra = db.exec(select(ImageRow).where(col(ImageRow.id).in_(missing))).all()
+            rows.extend(extra)
+            known.update(row.id for row in extra)
+            missing = {r.parent_id for r in extra if r.parent_id and r.parent_id not in known}
+        return [record_from(ImageRecord, row) for row in sorted(rows, key=lambda r: r.id or 0)]
+
+
+def references(engine: Engine, image_id: int) -> list[ReferenceRecord]:
+    return references_of(engine, [image_id])[image_id]
+
+
+def finished_costs(engine: Engine, session_id: int | None) -> list[tuple[str, str | None]]:
+    """``(model or provider, cost)`` of every finished image (of one session, or of all)."""
+    finished = [ImageStatus.SUCCEEDED, ImageStatus.FAILED]
+    query = select(ImageRow.model, ImageRow.provider, ImageRow.cost_usd).where(
+        col(ImageRow.status).in_(finished)
+    )
+    if session_id is not None:
+        query = query.where(ImageRow.session_id == session_id)
+    with transaction(engine) as db:
+        return [(model or provider, cost) for model, provider, cost in db.exec(query).all()]
+
+
+def image_id_for_shot_key(engine: Engine, shot_key: str) -> int | None:
+    with transaction(engine) as db:
+        return db.exec(select(ImageRow.id).where(ImageRow.shot_key == shot_key)).first()
+
+
+def _by_ref(db: Any, table: type[Any], ref: str | int) -> Any:
+    """Rows are named by slug or by numeric id; an id no row can have finds nothing."""
+    if isinstance(ref, int) or (ref.isascii() and ref.isdigit()):
+        key = int(ref)
+        return db.get(table, key) if 0 < key <= MAX_ID else None
+    return db.exec(select(table).where(table.slug == ref)).first()
+
+
+def ancestors(engine: Engine, image_id: int) -> list[ImageRecord]:
+    """The image's ancestors, oldest first, in one query (see :func:`ancestor_rows`)."""
+    with transaction(engine) as db:
+        return [record_from(ImageRecord, row) for row in ancestor_rows(db, image_id)]
+
+
+def references_of(engine: Engine, image_ids: Sequence[int]) -> dict[int, list[ReferenceRecord]]:
+    """The references of many images, by image id (see :func:`reference_rows`)."""
+    with transaction(engine) as db:
+        found = reference_rows(db, image_ids)
+        return {
+            image_id: [record_from(ReferenceRecord, row) for row in rows]
+            for image_id, rows in found.items()
+        }

@@ -6,13 +6,12 @@ status; the generation record itself is never touched.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from onmodel.errors import UsageError
 from onmodel.handles import Image
 from onmodel.limits import check_text
-from onmodel.store.database import transaction
-from onmodel.store.models import ImageRow
+from onmodel.store import writes
 
 if TYPE_CHECKING:
     from onmodel.studio.core import Studio
@@ -33,14 +32,13 @@ def annotate(
         raise UsageError(f"a rating is 1 to 5 (0 clears it), not {rating}")
     if note is not None:
         check_text(note, "the note", max_length=MAX_NOTE_LENGTH)
-    with transaction(studio.engine) as db:
-        row = db.get(ImageRow, image.id)
-        assert row is not None
-        if starred is not None:
-            row.starred = starred
-        if rating is not None:
-            row.rating = rating or None
-        if note is not None:
-            row.note = note.strip()
-        db.add(row)
+    values: dict[str, Any] = {}
+    if starred is not None:
+        values["starred"] = starred
+    if rating is not None:
+        values["rating"] = rating or None
+    if note is not None:
+        values["note"] = note.strip()
+    if values:
+        writes.update_image(studio.engine, image.id, values)
     return studio.image(image.id)

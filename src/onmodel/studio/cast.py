@@ -11,8 +11,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlmodel import select
-
 from onmodel.composer import ANCHOR_TEMPLATE, PRIMER_TEMPLATE
 from onmodel.errors import DuplicateError, UsageError
 from onmodel.handles import Character, Session
@@ -21,14 +19,12 @@ from onmodel.limits import MAX_FIELD_LENGTH, MAX_NAME_LENGTH, check_text
 from onmodel.providers import default_provider_name
 from onmodel.sheet import ModelSheet, ShotRequest
 from onmodel.slugs import check_slug, slugify
-from onmodel.status import ImageStatus
-from onmodel.store.database import transaction
-from onmodel.store.models import CharacterRow, ImageRow, SessionRow, utcnow
+from onmodel.store import queries, writes
+from onmodel.store.models import utcnow
+from onmodel.store.records import CharacterRecord
 
 if TYPE_CHECKING:
     from onmodel.studio.core import Studio
-
-_SLUG_ATTEMPTS = 20
 
 
 class Cast:
@@ -52,7 +48,8 @@ class Cast:
         if not prompt.strip():
             raise UsageError("a character needs a prompt describing it (--prompt)")
         full_sheet = self._sheet_for(prompt, sheet)
-        draft = Character(studio, self._character_draft(name, slug, prompt, full_sheet))
+        values = self._character_values(name, slug, prompt, full_sheet)
+        draft = Character(studio, _draft_record(values))
         plan = studio.planning.plan(
             kind="anchor",
             character=draft,
@@ -66,7 +63,7 @@ class Cast:
         )
         # Everything is checked; only now is the character written, so a refusal leaves no
         # character without an anchor behind.
-        character_id = self._insert_character(draft.row)
+        character_id = writes.insert_character(self.engine, values)
         studio.execute(replace(plan, character_id=character_id))
         return studio.character(character_id)
 
@@ -86,36 +83,28 @@ class Cast:
             check_text(gen_id, "the gen id", max_length=MAX_NAME_LENGTH, multiline=False)
         if revised_prompt is not None:
             check_text(revised_prompt, "the revised prompt", max_length=MAX_FIELD_LENGTH)
-        row = self._character_draft(name, slug, prompt, self._sheet_for(prompt, sheet))
+        values = self._character_values(name, slug, prompt, self._sheet_for(prompt, sheet))
         data, info = read_image_file(image)
         blob = self.studio.blobs.put(data, info.format)
-        with transaction(self.engine) as db:
-            db.add(row)
-            _flush_unique(db, f"a character named {row.slug!r} already exists")
-            assert row.id is not None
-            anchor = ImageRow(
-                character_id=row.id,
-                kind="import",
-                status=ImageStatus.SUCCEEDED,
-                prompt=prompt,
-                revised_prompt=revised_prompt,
-                gen_id=gen_id,
-                provider="import",
-                model="",
-                params={"source": image.name},
-                sha256=blob.sha256,
-                format=info.format,
-                width=info.width,
-                height=info.height,
-                byte_size=blob.size,
-                cost_usd="0",
-                finished_at=utcnow(),
-            )
-            db.add(anchor)
-            db.flush()
-            row.anchor_image_id = anchor.id
-            db.add(row)
-        return self.studio.character(row.id)
+        character_id = writes.insert_imported_character(
+            self.engine,
+            values,
+            {
+                "prompt": prompt,
+                "revised_prompt": revised_prompt,
+                "gen_id": gen_id,
+                "provider": "import",
+                "model": "",
+                "params": {"source": image.name},
+                "sha256": blob.sha256,
+                "format": info.format,
+                "width": info.width,
+                "height": info.height,
+                "byte_size": blob.size,
+                "cost_usd": "0",
+            },
+        )
+        return self.studio.character(character_id)
 
     def start_session(
         self,
@@ -141,7 +130,8 @@ class Cast:
             studio.planning.template_context(owner, owner.anchor, ShotRequest(), None),
         )
         base = check_slug(slug) if slug else slugify(title) if title else owner.slug
-        row = self._insert_session(
+        record = writes.insert_session(
+            self.engine,
             base,
             taken_ok=slug is None,
             values={
@@ -151,10 +141,10 @@ class Cast:
                 "model": model_name,
                 "params": defaults,
                 "instructions": primer.text,
-                "head_image_id": owner.row.anchor_image_id,
+                "head_image_id": owner.anchor_image_id,
             },
         )
-        return Session(studio, row)
+        return Session(studio, record)
 
     def _sheet_for(self, prompt: str, sheet: ModelSheet | Path | None) -> ModelSheet:
         guessed = ModelSheet.from_prompt(prompt)
@@ -163,68 +153,26 @@ class Cast:
         given = ModelSheet.from_yaml_file(sheet) if isinstance(sheet, Path) else sheet
         return guessed.merged_with(given)
 
-    def _character_draft(
+    def _character_values(
         self, name: str, slug: str | None, prompt: str, sheet: ModelSheet
-    ) -> CharacterRow:
-        """The character's row, checked but not written (its name must still be free)."""
+    ) -> dict[str, Any]:
+        """The character's columns, checked but not written (its name must still be free)."""
         if not name.strip():
             raise UsageError("a character needs a name")
         check_text(name, "the name", max_length=MAX_NAME_LENGTH, multiline=False)
         check_text(prompt, "the prompt", max_length=MAX_FIELD_LENGTH)
         final = check_slug(slug) if slug else slugify(name)
-        with transaction(self.engine) as db:
-            if db.exec(select(CharacterRow).where(CharacterRow.slug == final)).first():
-                raise DuplicateError(f"a character named {final!r} already exists")
-        return CharacterRow(
-            slug=final, name=name.strip(), description=prompt.strip(), sheet=sheet.model_dump()
-        )
-
-    def _insert_character(self, draft: CharacterRow) -> int:
-        """Write a drafted character; a concurrent writer of the same name makes it a duplicate."""
-        with transaction(self.engine) as db:
-            row = CharacterRow.model_validate(draft.model_dump())
-            db.add(row)
-            _flush_unique(db, f"a character named {row.slug!r} already exists")
-            assert row.id is not None
-            return row.id
-
-    def _insert_session(self, base: str, *, taken_ok: bool, values: dict[str, Any]) -> SessionRow:
-        """Insert under ``base`` or, when generated, the next free ``base-N``.
-
-        Two processes can pick the same free slug at once; the unique index refuses the second,
-        which then moves on to the next free one rather than failing.
-        """
-        for _ in range(_SLUG_ATTEMPTS):
-            with transaction(self.engine) as db:
-                row = SessionRow(slug=_free_slug(db, base, taken_ok=taken_ok), **values)
-                db.add(row)
-                try:
-                    _flush_unique(db, f"a session named {base!r} already exists")
-                except DuplicateError:
-                    if not taken_ok:
-                        raise
-                    continue
-                return row
-        raise DuplicateError(f"could not find a free name for session {base!r}; try again")
+        if queries.character_slug_taken(self.engine, final):
+            raise DuplicateError(f"a character named {final!r} already exists")
+        return {
+            "slug": final,
+            "name": name.strip(),
+            "description": prompt.strip(),
+            "sheet": sheet.model_dump(),
+        }
 
 
-def _flush_unique(db: Any, message: str) -> None:
-    """Flush, turning a unique-constraint race lost to another process into a DuplicateError."""
-    from sqlalchemy.exc import IntegrityError
-
-    try:
-        db.flush()
-    except IntegrityError:
-        db.rollback()
-        raise DuplicateError(message) from None
-
-
-def _free_slug(db: Any, base: str, *, taken_ok: bool) -> str:
-    """``base``, or ``base-2``, ``base-3``... when generated; an explicit slug must be free."""
-    candidate, n = base, 1
-    while db.exec(select(SessionRow).where(SessionRow.slug == candidate)).first() is not None:
-        if not taken_ok:
-            raise DuplicateError(f"a session named {base!r} already exists")
-        n += 1
-        candidate = f"{base}-{n}"
-    return candidate
+def _draft_record(values: dict[str, Any]) -> CharacterRecord:
+    """What planning needs of a character not written yet; it has no id, row or anchor."""
+    now = utcnow()
+    return CharacterRecord(id=0, anchor_image_id=None, created_at=now, updated_at=now, **values)

@@ -6,12 +6,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlmodel import col, select
-
 from onmodel.handles import Session
-from onmodel.status import ImageStatus
-from onmodel.store.database import transaction
-from onmodel.store.models import ImageRow
+from onmodel.store import queries
 
 if TYPE_CHECKING:
     from onmodel.studio.core import Studio
@@ -52,17 +48,10 @@ class Costs:
 
     def report(self, session: Session | None) -> CostReport:
         """A session's costs so far, or (``None``) every session's."""
-        finished = [ImageStatus.SUCCEEDED, ImageStatus.FAILED]
-        query = select(ImageRow).where(col(ImageRow.status).in_(finished))
-        scope = "all sessions"
-        if session is not None:
-            query = query.where(ImageRow.session_id == session.id)
-            scope = session.slug
-        with transaction(self.studio.engine) as db:
-            rows = db.exec(query).all()
-        report = CostReport(scope=scope)
-        for row in rows:
-            report.add(row.model or row.provider, row.cost_usd)
+        report = CostReport(scope=session.slug if session is not None else "all sessions")
+        owner = session.id if session is not None else None
+        for model, cost in queries.finished_costs(self.studio.engine, owner):
+            report.add(model, cost)
         return report
 
     def of_result(self, provider: str, model: str, usage: dict[str, Any] | None) -> str | None:

@@ -7,15 +7,12 @@ overflow inside the database driver.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from sqlmodel import col, select
+from typing import TYPE_CHECKING
 
 from onmodel.errors import NotFoundError, UsageError
 from onmodel.handles import Character, Image, Reference, Session, TreeNode
-from onmodel.limits import MAX_ID, check_id
-from onmodel.store.database import transaction
-from onmodel.store.models import CharacterRow, ImageReferenceRow, ImageRow, SessionRow
+from onmodel.limits import check_id
+from onmodel.store import queries
 
 if TYPE_CHECKING:
     from onmodel.studio.core import Studio
@@ -29,82 +26,48 @@ class Lookups:
     def character(self, ref: str | int | Character) -> Character:
         if isinstance(ref, Character):
             ref = ref.id
-        with transaction(self.engine) as db:
-            row = _by_ref(db, CharacterRow, ref)
-            if row is None and isinstance(ref, str):
-                row = db.exec(select(CharacterRow).where(CharacterRow.name == ref)).first()
-        if row is None:
+        found = queries.character(self.engine, ref)
+        if found is None:
             raise NotFoundError(f"no character {ref!r} (see: onmodel character list)")
-        return Character(self.studio, row)
+        return Character(self.studio, found)
 
     def characters(self) -> list[Character]:
-        with transaction(self.engine) as db:
-            rows = db.exec(select(CharacterRow).order_by(col(CharacterRow.id))).all()
-        return [Character(self.studio, r) for r in rows]
+        return [Character(self.studio, record) for record in queries.characters(self.engine)]
 
     def session(self, ref: str | int | Session) -> Session:
         if isinstance(ref, Session):
             ref = ref.id
-        with transaction(self.engine) as db:
-            row = _by_ref(db, SessionRow, ref)
-        if row is None:
+        found = queries.session(self.engine, ref)
+        if found is None:
             raise NotFoundError(f"no session {ref!r} (see: onmodel session list)")
-        return Session(self.studio, row)
+        return Session(self.studio, found)
 
     def session_by_slug(self, slug: str) -> Session | None:
-        with transaction(self.engine) as db:
-            row = db.exec(select(SessionRow).where(SessionRow.slug == slug)).first()
-        return Session(self.studio, row) if row is not None else None
+        found = queries.session(self.engine, slug)
+        return Session(self.studio, found) if found is not None else None
 
     def sessions(self, character: Character | None = None) -> list[Session]:
-        query = select(SessionRow).order_by(col(SessionRow.id))
-        if character is not None:
-            query = query.where(SessionRow.character_id == character.id)
-        with transaction(self.engine) as db:
-            rows = db.exec(query).all()
-        return [Session(self.studio, r) for r in rows]
+        owner = character.id if character is not None else None
+        return [Session(self.studio, record) for record in queries.sessions(self.engine, owner)]
 
     def image(self, image_id: int | str | Image) -> Image:
         if isinstance(image_id, Image):
             image_id = image_id.id
         key = _image_key(image_id)
-        with transaction(self.engine) as db:
-            row = db.get(ImageRow, key)
-        if row is None:
+        found = queries.image(self.engine, key)
+        if found is None:
             raise NotFoundError(f"no image {key} (see: onmodel tree)")
-        return Image(self.studio, row)
+        return Image(self.studio, found)
 
     def children(self, image: Image) -> list[Image]:
-        with transaction(self.engine) as db:
-            rows = db.exec(
-                select(ImageRow).where(ImageRow.parent_id == image.id).order_by(col(ImageRow.id))
-            ).all()
-        return [Image(self.studio, r) for r in rows]
+        return [Image(self.studio, record) for record in queries.children(self.engine, image.id)]
 
     def references(self, image: Image) -> list[Reference]:
-        with transaction(self.engine) as db:
-            rows = db.exec(
-                select(ImageReferenceRow)
-                .where(ImageReferenceRow.image_id == image.id)
-                .order_by(col(ImageReferenceRow.position))
-            ).all()
-        return [
-            Reference(
-                position=r.position,
-                role=r.role,
-                sha256=r.sha256,
-                format=r.format,
-                image_id=r.ref_image_id,
-            )
-            for r in rows
-        ]
+        return [Reference.from_row(record) for record in queries.references(self.engine, image.id)]
 
     def session_images(self, session: Session) -> list[Image]:
-        with transaction(self.engine) as db:
-            rows = db.exec(
-                select(ImageRow).where(ImageRow.session_id == session.id).order_by(col(ImageRow.id))
-            ).all()
-        return [Image(self.studio, r) for r in rows]
+        found = queries.session_images(self.engine, session.id)
+        return [Image(self.studio, record) for record in found]
 
     def tree(self, session: Session) -> TreeNode:
         """The session's lineage rooted at the character's anchor.
@@ -112,27 +75,12 @@ class Lookups:
         Images from outside the session that a shot branched from (another session's image)
         are included, so every node's parent link is visible.
         """
-        character = session.character
-        with transaction(self.engine) as db:
-            rows = list(db.exec(select(ImageRow).where(ImageRow.session_id == session.id)).all())
-            known = {r.id for r in rows}
-            missing = {r.parent_id for r in rows if r.parent_id and r.parent_id not in known}
-            while missing:
-                extra = db.exec(select(ImageRow).where(col(ImageRow.id).in_(missing))).all()
-                rows.extend(extra)
-                known.update(r.id for r in extra)
-                missing = {r.parent_id for r in extra if r.parent_id and r.parent_id not in known}
-            anchor_id = character.row.anchor_image_id
-            if anchor_id is not None and anchor_id not in known:
-                anchor_row = db.get(ImageRow, anchor_id)
-                if anchor_row is not None:
-                    rows.append(anchor_row)
-        nodes = {
-            r.id: TreeNode(Image(self.studio, r)) for r in sorted(rows, key=lambda r: r.id or 0)
-        }
+        anchor_id = session.character.anchor_image_id
+        records = queries.lineage_images(self.engine, session.id, anchor_id)
+        nodes = {record.id: TreeNode(Image(self.studio, record)) for record in records}
         roots: list[TreeNode] = []
         for node in nodes.values():
-            parent_id = node.image.row.parent_id
+            parent_id = node.image.parent_id
             if parent_id in nodes:
                 nodes[parent_id].children.append(node)
             else:
@@ -143,14 +91,6 @@ class Lookups:
         root = anchor_node or roots[0]
         root.children.extend(r for r in roots if r is not root)
         return root
-
-
-def _by_ref(db: Any, table: type[Any], ref: str | int) -> Any:
-    """Rows are named by slug or by numeric id; an id no row can have finds nothing."""
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isascii() and ref.isdigit()):
-        key = int(ref)
-        return db.get(table, key) if 0 < key <= MAX_ID else None
-    return db.exec(select(table).where(table.slug == ref)).first()
 
 
 def _image_key(ref: int | str) -> int:

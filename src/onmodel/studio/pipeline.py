@@ -13,8 +13,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlmodel import select
-
 from onmodel.composer import ANCHOR_TEMPLATE
 from onmodel.errors import GenerationError, InvalidImageError, UsageError
 from onmodel.handles import Image
@@ -25,8 +23,8 @@ from onmodel.providers import is_manual
 from onmodel.providers.base import GenerationResult, ManualResult, ProviderError
 from onmodel.sheet import ShotRequest
 from onmodel.status import ImageStatus
-from onmodel.store.models import CharacterRow, ImageReferenceRow, ImageRow, SessionRow, utcnow
-from onmodel.store.rows import insert_row, insert_rows, update_row
+from onmodel.store import writes
+from onmodel.store.models import utcnow
 from onmodel.store.stale import reconcile_stale
 from onmodel.studio.plans import ShotPlan
 
@@ -72,46 +70,37 @@ class Pipeline:
         """
         self.studio.provider(plan.provider)  # an unknown provider leaves nothing pending
         owner = owner_token(self.studio.paths.home)  # before the write lock: may create a file
-        with self.engine.begin() as conn:
-            image_id = insert_row(
-                conn,
-                ImageRow,
+        return writes.insert_pending_image(
+            self.engine,
+            {
+                "character_id": plan.character_id,
+                "session_id": plan.session_id,
+                "parent_id": plan.parent_id,
+                "retry_of_id": plan.retry_of_id,
+                "kind": plan.kind,
+                "request": plan.request.as_params(),
+                "template_name": plan.rendered.template_name,
+                "template_hash": plan.rendered.template_hash,
+                "prompt": plan.prompt,
+                "previous_response_id": plan.previous_response_id,
+                "provider": plan.provider,
+                "model": plan.model,
+                "params": plan.params,
+                "batch_id": plan.batch_id,
+                "shot_key": plan.shot_key,
+                "owner": owner,
+            },
+            [
                 {
-                    "character_id": plan.character_id,
-                    "session_id": plan.session_id,
-                    "parent_id": plan.parent_id,
-                    "retry_of_id": plan.retry_of_id,
-                    "kind": plan.kind,
-                    "status": ImageStatus.PENDING,
-                    "request": plan.request.as_params(),
-                    "template_name": plan.rendered.template_name,
-                    "template_hash": plan.rendered.template_hash,
-                    "prompt": plan.prompt,
-                    "previous_response_id": plan.previous_response_id,
-                    "provider": plan.provider,
-                    "model": plan.model,
-                    "params": plan.params,
-                    "batch_id": plan.batch_id,
-                    "shot_key": plan.shot_key,
-                    "owner": owner,
-                },
-            )
-            insert_rows(
-                conn,
-                ImageReferenceRow,
-                [
-                    {
-                        "image_id": image_id,
-                        "position": position,
-                        "role": item.role,
-                        "ref_image_id": item.image_id,
-                        "sha256": item.sha256,
-                        "format": item.mime.split("/")[1],
-                    }
-                    for position, item in enumerate(plan.inputs)
-                ],
-            )
-        return image_id
+                    "position": position,
+                    "role": item.role,
+                    "ref_image_id": item.image_id,
+                    "sha256": item.sha256,
+                    "format": item.mime.split("/")[1],
+                }
+                for position, item in enumerate(plan.inputs)
+            ],
+        )
 
     def call(self, image_id: int, plan: ShotPlan) -> Delivery:
         """The second step: ask the provider for a recorded plan; a failure is recorded, then
@@ -247,33 +236,9 @@ class Pipeline:
         )
 
     def _complete(self, image_id: int, **values: Any) -> Image:
-        """Mark a row succeeded with its file's details and, in the same transaction, make it
-        its character's anchor or its session's new head (batch shots are siblings: no head)."""
-        now = utcnow()
-        with self.engine.begin() as conn:
-            update_row(
-                conn,
-                ImageRow,
-                image_id,
-                {**values, "status": ImageStatus.SUCCEEDED, "finished_at": now},
-            )
-            row = conn.execute(
-                select(
-                    ImageRow.kind, ImageRow.character_id, ImageRow.session_id, ImageRow.batch_id
-                ).where(ImageRow.id == image_id)
-            ).one()
-            if row.kind == "anchor":
-                update_row(
-                    conn,
-                    CharacterRow,
-                    row.character_id,
-                    {"anchor_image_id": image_id, "updated_at": now},
-                )
-            if row.session_id is not None and row.batch_id is None:
-                head: dict[str, Any] = {"head_image_id": image_id, "updated_at": now}
-                if values.get("response_id"):
-                    head["last_response_id"] = values["response_id"]
-                update_row(conn, SessionRow, row.session_id, head)
+        """Mark a row succeeded with its file's details (and, with it, the character's anchor
+        or the session's new head)."""
+        writes.complete_image(self.engine, image_id, values)
         return self.studio.image(image_id)
 
     def _record_failure(self, image_id: int, error: ProviderError, started: float) -> None:
@@ -291,8 +256,7 @@ class Pipeline:
         )
 
     def _mark(self, image_id: int, **values: Any) -> None:
-        with self.engine.begin() as conn:
-            update_row(conn, ImageRow, image_id, values)
+        writes.update_image(self.engine, image_id, values)
 
 
 def _failed(image_id: int, error: ProviderError) -> GenerationError:

@@ -74,7 +74,7 @@ class Planning:
         estimate = self._max_cost(provider, model, params, len(inputs), len(rendered.text))
         return ShotPlan(
             kind=kind,
-            character_id=character.row.id,
+            character_id=character.row.id or None,  # 0: a new character, not written yet
             session_id=session.id if session else None,
             parent_id=parent.id if parent else None,
             provider=provider,

@@ -1,0 +1,108 @@
+"""What leaves the store: plain, frozen records, one per row, never an ORM object.
+
+An ORM row handed out keeps a tie to its session (lazy loads, accidental writes, "detached"
+errors); a record is just the values as they were read, safe to share between threads and
+to keep (``sqlite-utils`` hands out dictionaries for the same reason). Field names are the
+column names, so a record reads like the row it came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlmodel import SQLModel
+
+from onmodel.status import ImageStatus
+
+_Record = TypeVar("_Record")
+
+
+def record_from(kind: type[_Record], row: SQLModel) -> _Record:
+    """``kind``'s fields, read from ``row`` (a status string becomes an :class:`ImageStatus`)."""
+    return kind(**{f.name: getattr(row, f.name) for f in fields(kind)})  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class CharacterRecord:
+    id: int
+    slug: str
+    name: str
+    description: str
+    sheet: dict[str, Any]
+    anchor_image_id: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    id: int
+    slug: str
+    character_id: int
+    title: str
+    provider: str
+    model: str
+    params: dict[str, Any]
+    instructions: str
+    head_image_id: int | None
+    last_response_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    id: int
+    character_id: int
+    session_id: int | None
+    parent_id: int | None
+    retry_of_id: int | None
+    kind: str
+    status: ImageStatus
+    request: dict[str, Any]
+    template_name: str | None
+    template_hash: str | None
+    prompt: str
+    revised_prompt: str | None
+    gen_id: str | None
+    response_id: str | None
+    previous_response_id: str | None
+    provider: str
+    model: str
+    params: dict[str, Any]
+    returned: dict[str, Any]
+    error_type: str | None
+    error_code: str | None
+    error_message: str | None
+    error_categories: list[str]
+    sha256: str | None
+    format: str | None
+    width: int | None
+    height: int | None
+    byte_size: int | None
+    usage: dict[str, Any] | None
+    cost_usd: str | None
+    latency_ms: int | None
+    rating: int | None
+    starred: bool
+    note: str
+    batch_id: int | None
+    shot_key: str | None
+    owner: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.status, ImageStatus):
+            object.__setattr__(self, "status", ImageStatus(self.status))
+
+
+@dataclass(frozen=True)
+class ReferenceRecord:
+    position: int
+    role: str
+    sha256: str
+    format: str
+    ref_image_id: int | None
