@@ -44,7 +44,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from onmodel.batch.expand import ExpandedShot, Expansion, SessionDefaults, expand
 from onmodel.batch.lock import SessionLock, is_locked
 from onmodel.batch.progress import NullProgress, Progress, Snapshot
-from onmodel.batch.records import (
+from onmodel.batch.spec import LoadedShotList, Problem, ShotListError, load_shot_list
+from onmodel.errors import BudgetError, GenerationError, OnmodelError, UsageError
+from onmodel.limits import check_amount
+from onmodel.providers import warm_up_in_background
+from onmodel.startup import start_up_finished
+from onmodel.status import ImageStatus
+from onmodel.store.batches import (
     KeyRecord,
     find_batch,
     image_failure,
@@ -52,12 +58,6 @@ from onmodel.batch.records import (
     key_records,
     save_batch,
 )
-from onmodel.batch.spec import LoadedShotList, Problem, ShotListError, load_shot_list
-from onmodel.errors import BudgetError, GenerationError, OnmodelError, UsageError
-from onmodel.limits import check_amount
-from onmodel.providers import warm_up_in_background
-from onmodel.startup import start_up_finished
-from onmodel.status import ImageStatus
 from onmodel.store.stale import live_owners
 
 if TYPE_CHECKING:

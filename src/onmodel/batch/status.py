@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onmodel.batch.lock import is_locked
-from onmodel.batch.records import KeyRecord, all_batches, find_batch, get_batch, key_records
 from onmodel.batch.spec import is_row_id
 from onmodel.errors import NotFoundError, UsageError
 from onmodel.status import ImageStatus
-from onmodel.store.models import BatchRow
+from onmodel.store.batches import KeyRecord, all_batches, find_batch, get_batch, key_records
+from onmodel.store.records import BatchRecord
 
 if TYPE_CHECKING:
     from onmodel.studio import Studio
@@ -107,7 +107,7 @@ def _counts(lines: list[ShotLine]) -> dict[str, int]:
     return counts
 
 
-def _row_status(studio: Studio, row: BatchRow, counts: dict[str, int]) -> str:
+def _row_status(studio: Studio, row: BatchRecord, counts: dict[str, int]) -> str:
     live = row.session_id is not None and is_locked(studio.paths.home, row.session_id)
     if row.status == "running" and not live:
         return "interrupted"
@@ -116,7 +116,7 @@ def _row_status(studio: Studio, row: BatchRow, counts: dict[str, int]) -> str:
     return row.status
 
 
-def _summary(studio: Studio, row: BatchRow, lines: list[ShotLine]) -> BatchSummary:
+def _summary(studio: Studio, row: BatchRecord, lines: list[ShotLine]) -> BatchSummary:
     counts = _counts(lines)
     session = studio.session(row.session_id).slug if row.session_id is not None else "?"
     return BatchSummary(
@@ -131,7 +131,7 @@ def _summary(studio: Studio, row: BatchRow, lines: list[ShotLine]) -> BatchSumma
     )
 
 
-def _stored_lines(studio: Studio, row: BatchRow) -> list[ShotLine]:
+def _stored_lines(studio: Studio, row: BatchRecord) -> list[ShotLine]:
     """The shots recorded with the batch at its last run, with their live state."""
     stored = row.spec.get("shots") or []
     pairs = [(str(item[0]), str(item[1])) for item in stored if len(item) >= 2]
@@ -189,7 +189,7 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def _find_row(studio: Studio, text: str) -> BatchRow:
+def _find_row(studio: Studio, text: str) -> BatchRecord:
     cleaned = text.strip().lstrip("#")
     if cleaned.isdigit():
         row = get_batch(studio.engine, int(cleaned)) if is_row_id(cleaned) else None

@@ -6,10 +6,10 @@ Written with SQLAlchemy Core, and only with SQL that SQLite and PostgreSQL both 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import CompoundSelect, Engine, union
 from sqlmodel import Session, col, select
 
 from onmodel.limits import MAX_ID
@@ -185,3 +185,36 @@ def references_of(engine: Engine, image_ids: Sequence[int]) -> dict[int, list[Re
             image_id: [record_from(ReferenceRecord, row) for row in rows]
             for image_id, rows in found.items()
         }
+
+
+def stored_files(engine: Engine, batch_size: int) -> Iterator[tuple[str, str]]:
+    """``(sha256, format)`` of every file a row refers to (as its image or as a request's
+    input), each once, streamed ``batch_size`` rows at a time."""
+    query: CompoundSelect[str, str] = union(
+        select(ImageRow.sha256, ImageRow.format)
+        .where(col(ImageRow.sha256).is_not(None))
+        .where(col(ImageRow.format).is_not(None)),
+        select(ImageReferenceRow.sha256, ImageReferenceRow.format),
+    )
+    with engine.connect() as conn:
+        yield from conn.execution_options(yield_per=batch_size).execute(query)
+
+
+def digest_users(
+    engine: Engine, digests: Sequence[str]
+) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """For each digest, the images stored as it and the images whose request sent it."""
+    images: dict[str, list[int]] = {d: [] for d in digests}
+    inputs: dict[str, list[int]] = {d: [] for d in digests}
+    with engine.connect() as conn:
+        for start in range(0, len(digests), ID_CHUNK):
+            chunk = digests[start : start + ID_CHUNK]
+            stored = select(ImageRow.sha256, ImageRow.id).where(col(ImageRow.sha256).in_(chunk))
+            for sha256, image_id in conn.execute(stored):
+                images[sha256].append(image_id)
+            sent = select(ImageReferenceRow.sha256, ImageReferenceRow.image_id).where(
+                col(ImageReferenceRow.sha256).in_(chunk)
+            )
+            for sha256, image_id in conn.execute(sent):
+                inputs[sha256].append(image_id)
+    return images, inputs

@@ -100,6 +100,21 @@ class ImageRecord:
 
 
 @dataclass(frozen=True)
+class BatchRecord:
+    id: int
+    name: str
+    session_id: int | None
+    source_path: str
+    spec_hash: str
+    spec: dict[str, Any]
+    status: str
+    budget_usd: str | None
+    counters: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
 class ReferenceRecord:
     position: int
     role: str

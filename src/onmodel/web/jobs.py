@@ -14,11 +14,8 @@ import threading
 import traceback
 from dataclasses import replace
 
-from sqlmodel import select
-
 from onmodel.errors import GenerationError, UsageError
-from onmodel.store.database import transaction
-from onmodel.store.models import ImageRow
+from onmodel.store import queries
 from onmodel.studio import ShotPlan, Studio
 
 KEY_PATTERN = re.compile(r"^[0-9a-f]{32}$")
@@ -44,10 +41,7 @@ class ShotRunner:
 
     def find(self, key: str) -> int | None:
         """The image already recorded for a form key, if any."""
-        shot_key = self.shot_key(key)
-        with transaction(self.studio.engine) as db:
-            found = db.exec(select(ImageRow.id).where(ImageRow.shot_key == shot_key)).first()
-        return found
+        return queries.image_id_for_shot_key(self.studio.engine, self.shot_key(key))
 
     def start(self, plan: ShotPlan, key: str) -> int:
         """Record ``plan`` as pending, make it in the background, and return its image id.

@@ -1,4 +1,5 @@
-"""What the database knows about batch shots: the few queries the runner and ``status`` share.
+"""What the database knows about batches and their shots: the queries the batch runner and
+``batch status`` share.
 
 Image rows are the truth. A shot is done when *any* row with its key in the session succeeded
 (no matter which batch made it), and otherwise its latest row says what happened last. The
@@ -7,7 +8,7 @@ batch row only remembers what the list was, where its shots branch from, and how
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlmodel import col, select
 
 from onmodel.store.database import transaction
 from onmodel.store.models import BatchRow, ImageRow, utcnow
+from onmodel.store.records import BatchRecord, record_from
 
 _CHUNK = 500  # stays under SQLite's bound-parameter limit on any build
 
@@ -96,27 +98,30 @@ def interrupt_pending(
         return int(result.rowcount or 0)
 
 
-def find_batch(engine: Engine, session_id: int, name: str) -> BatchRow | None:
+def find_batch(engine: Engine, session_id: int, name: str) -> BatchRecord | None:
     with transaction(engine) as db:
-        return db.exec(
+        row = db.exec(
             select(BatchRow)
             .where(BatchRow.session_id == session_id)
             .where(BatchRow.name == name)
             .order_by(col(BatchRow.id).desc())
         ).first()
+        return record_from(BatchRecord, row) if row is not None else None
 
 
-def get_batch(engine: Engine, batch_id: int) -> BatchRow | None:
+def get_batch(engine: Engine, batch_id: int) -> BatchRecord | None:
     with transaction(engine) as db:
-        return db.get(BatchRow, batch_id)
+        row = db.get(BatchRow, batch_id)
+        return record_from(BatchRecord, row) if row is not None else None
 
 
-def all_batches(engine: Engine) -> Sequence[BatchRow]:
+def all_batches(engine: Engine) -> list[BatchRecord]:
     with transaction(engine) as db:
-        return db.exec(select(BatchRow).order_by(col(BatchRow.id))).all()
+        rows = db.exec(select(BatchRow).order_by(col(BatchRow.id))).all()
+        return [record_from(BatchRecord, row) for row in rows]
 
 
-def save_batch(engine: Engine, batch_id: int | None, **values: Any) -> BatchRow:
+def save_batch(engine: Engine, batch_id: int | None, **values: Any) -> BatchRecord:
     """Create (``batch_id`` None) or update a batch row; JSON fields are replaced whole."""
     with transaction(engine) as db:
         row = BatchRow(**values) if batch_id is None else db.get(BatchRow, batch_id)
@@ -127,7 +132,7 @@ def save_batch(engine: Engine, batch_id: int | None, **values: Any) -> BatchRow:
             row.updated_at = utcnow()
         db.add(row)
         db.flush()
-        return row
+        return record_from(BatchRecord, row)
 
 
 @dataclass(frozen=True)
