@@ -141,3 +141,33 @@ def test_every_field_is_a_property_holding_what_the_row_holds(studio: Studio) ->
     assert session.head_image_id == image.id
     assert session.created_at is not None
     assert anchor.kind == "anchor" and anchor.status is ImageStatus.SUCCEEDED
+
+
+def test_a_session_page_reads_the_same_few_statements_whatever_its_size(studio: Studio) -> None:
+    """No query per image: the page of a 30-shot session costs what a 3-shot one does."""
+    from sqlalchemy import event
+
+    from onmodel.presentation import session_view
+    from onmodel.web.app import GalleryApp
+
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    character = studio.create_character("Mia", prompt="a cheerful girl", provider="preview")
+    session = studio.start_session(character, provider="preview")
+    links = GalleryApp(studio).links
+    costs = []
+    for size in (3, 30):
+        while len(studio.session_images(session)) < size:
+            session.shot(pose=f"pose {len(studio.session_images(session))}")
+        statements.clear()
+        event.listen(studio.engine, "before_cursor_execute", count)
+        try:
+            view = session_view(studio.session(session.id), links)
+        finally:
+            event.remove(studio.engine, "before_cursor_execute", count)
+        assert len(view.images) == size + 1  # the anchor and every shot
+        costs.append(len(statements))
+    assert costs[0] == costs[1] and costs[0] <= 10, costs
