@@ -22,12 +22,9 @@ from onmodel.providers.base import (
     GenerationRequest,
     GenerationResult,
     InputImage,
-    Provider,
-    ProviderContext,
     ProviderError,
 )
-from onmodel.providers.openai.client import make_client, warm_up_client
-from onmodel.providers.openai.errors import map_error
+from onmodel.providers.openai.base import OpenAIProvider
 from onmodel.providers.openai.inputs import (
     decode_image,
     image_options,
@@ -55,39 +52,20 @@ _RETURNED_FIELDS: tuple[str, ...] = ("size", "quality", "background", "output_fo
 _EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
 
 
-class OpenAIImagesProvider(Provider):
-    """Generates through ``client.images.generate`` / ``client.images.edit``.
-
-    ``client`` is for tests and embedding; by default a client is built from the environment
-    on first use (:func:`make_client`), so constructing the provider never needs a key.
-    """
+class OpenAIImagesProvider(OpenAIProvider):
+    """Generates through ``client.images.generate`` / ``client.images.edit``."""
 
     name = "openai-images"
-
-    def __init__(
-        self, client: openai.OpenAI | None = None, *, context: ProviderContext | None = None
-    ) -> None:
-        super().__init__(context)
-        self._client = client
+    resource = "images"
 
     def api_route(self, n_input_images: int) -> str:
         """Shots carry the anchor image, so they go to ``images.edit``; anchors to generate."""
         return "images.edit" if n_input_images > 0 else "images.generate"
 
-    def warm_up(self) -> None:
-        """Build the shared client and load what its first image request would load."""
-        warm_up_client(self._client, "images", self.context.settings)
-
-    def generate(self, request: GenerationRequest) -> GenerationResult:
-        """Send the request and return the single image; every failure is a ProviderError."""
-        try:
-            if self._client is None:
-                self._client = make_client(self.context.settings)
-            if request.inputs:
-                return self._edit(self._client, request)
-            return self._generate(self._client, request)
-        except openai.OpenAIError as exc:
-            raise map_error(exc) from exc
+    def send(self, client: openai.OpenAI, request: GenerationRequest) -> GenerationResult:
+        if request.inputs:
+            return self._edit(client, request)
+        return self._generate(client, request)
 
     def _generate(self, client: openai.OpenAI, request: GenerationRequest) -> GenerationResult:
         options = image_options(request.params, GENERATE_OPTIONS)

@@ -32,12 +32,10 @@ from onmodel.providers.base import (
     GenerationResult,
     InputImage,
     ParentTurn,
-    Provider,
-    ProviderContext,
     ProviderError,
 )
-from onmodel.providers.openai.client import make_client, warm_up_client
-from onmodel.providers.openai.errors import map_error, moderation_categories
+from onmodel.providers.openai.base import OpenAIProvider
+from onmodel.providers.openai.errors import moderation_categories
 from onmodel.providers.openai.inputs import (
     decode_image,
     image_options,
@@ -85,20 +83,11 @@ def responses_model(params: dict[str, Any], settings: Settings) -> str:
     return str(chosen) if chosen else DEFAULT_RESPONSES_MODEL
 
 
-class OpenAIResponsesProvider(Provider):
-    """Generates through ``client.responses.create`` with the image tool forced.
-
-    ``client`` is for tests and embedding; by default one is built from the environment on
-    first use, so constructing the provider never needs a key.
-    """
+class OpenAIResponsesProvider(OpenAIProvider):
+    """Generates through ``client.responses.create`` with the image tool forced."""
 
     name = "openai-responses"
-
-    def __init__(
-        self, client: openai.OpenAI | None = None, *, context: ProviderContext | None = None
-    ) -> None:
-        super().__init__(context)
-        self._client = client
+    resource = "responses"
 
     def api_route(self, n_input_images: int) -> str:
         return "responses"
@@ -115,21 +104,11 @@ class OpenAIResponsesProvider(Provider):
             "previous_response_id": parent.response_id if continues else None,
         }
 
-    def warm_up(self) -> None:
-        """Build the shared client and load what its first Responses request would load."""
-        warm_up_client(self._client, "responses", self.context.settings)
-
-    def generate(self, request: GenerationRequest) -> GenerationResult:
-        """Run one conversation turn and return its image; every failure is a ProviderError."""
-        try:
-            if self._client is None:
-                self._client = make_client(self.context.settings)
-            capability = self.context.capability(request.model)
-            kwargs, sent = _create_arguments(request, capability, self.context.settings)
-            response = self._client.responses.create(**kwargs)
-        except openai.OpenAIError as exc:
-            raise map_error(exc) from exc
-        return _result(response, sent)
+    def send(self, client: openai.OpenAI, request: GenerationRequest) -> GenerationResult:
+        """Run one conversation turn and return its image."""
+        capability = self.context.capability(request.model)
+        kwargs, sent = _create_arguments(request, capability, self.context.settings)
+        return _result(client.responses.create(**kwargs), sent)
 
 
 def _images_for_turn(request: GenerationRequest) -> tuple[InputImage, ...]:
