@@ -1,4 +1,4 @@
-"""Start-up without the cyclic collector (CLI only), and providers warmed up ahead of a batch."""
+"""The CLI's collector tuning (and nobody else's), and providers warmed up ahead of a batch."""
 
 from __future__ import annotations
 
@@ -27,21 +27,20 @@ def run_python(code: str, home: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_collection_paused_for_start_up_is_back_on_for_a_batch_loop(isolated_home: Path) -> None:
-    # In a fresh interpreter: the paused collector must be back on (and the start-up objects
-    # frozen) while a batch runs, or memory would grow with the number of shots.
+def test_the_cli_collector_keeps_collecting_through_a_batch_loop(isolated_home: Path) -> None:
+    # In a fresh interpreter, as the CLI starts: the collector waits longer between runs but
+    # stays on while a batch runs, so memory does not grow with the number of shots.
     result = run_python(
         """
-        import gc, sys
-        from onmodel.startup import pause_collection, start_up_finished
-        pause_collection()
-        assert not gc.isenabled()
+        import gc
+        from onmodel.startup import CLI_THRESHOLDS, tune_collector
+        tune_collector()
         from onmodel import Studio
         from onmodel.batch import runner, run_batch
         seen = []
         original = runner.BatchRunner._request
         def request(self, job):
-            seen.append((gc.isenabled(), gc.get_freeze_count() > 0))
+            seen.append((gc.isenabled(), gc.get_threshold()))
             return original(self, job)
         runner.BatchRunner._request = request
         with Studio.open() as studio:
@@ -49,9 +48,7 @@ def test_collection_paused_for_start_up_is_back_on_for_a_batch_loop(isolated_hom
             studio.start_session("mia", slug="week", provider="preview")
             open("list.yaml", "w").write("session: week\\nshots:\\n  - pose: waving\\n")
             report = run_batch(studio, "list.yaml", handle_signals=False)
-        assert report.succeeded == 1 and seen == [(True, True)], (report, seen)
-        start_up_finished()  # once only: a second call changes nothing
-        assert gc.isenabled()
+        assert report.succeeded == 1 and seen == [(True, CLI_THRESHOLDS)], (report, seen)
         print("ok")
         """,
         isolated_home,
@@ -64,15 +61,17 @@ def test_library_users_keep_their_collector(isolated_home: Path) -> None:
     result = run_python(
         """
         import gc
-        from onmodel.startup import start_up_finished
-        gc.disable()  # the host application's choice, not onmodel's
-        start_up_finished()
-        assert not gc.isenabled() and gc.get_freeze_count() == 0
+        gc.set_threshold(123, 4, 5)  # the host application's choice, not onmodel's
+        from onmodel import Studio
+        with Studio.open() as studio:
+            studio.create_character("Mia", prompt="a girl", provider="preview")
+        assert gc.isenabled() and gc.get_threshold() == (123, 4, 5)
         print("ok")
         """,
         isolated_home,
     )
     assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
 
 
 def test_warm_up_builds_the_client_the_first_request_uses(

@@ -40,7 +40,6 @@ from onmodel.handles import Image, Session
 from onmodel.lineage import Lineage
 from onmodel.presentation import Pages, session_view
 from onmodel.slugs import slugify
-from onmodel.startup import start_up_finished
 from onmodel.status import ImageStatus
 from onmodel.studio import Studio
 from onmodel.thumbnails import THUMBNAIL_MIME, Thumbnailer
@@ -166,7 +165,6 @@ def export_session(
     not write) comes before any work, and every failure after it leaves ``to`` and its zip
     exactly as they were.
     """
-    start_up_finished()  # a large session's export is long work
     chosen = studio.session(session)
     only = _filter(only)
     target = to.expanduser().resolve()

@@ -48,7 +48,6 @@ from onmodel.batch.spec import LoadedShotList, Problem, ShotListError, load_shot
 from onmodel.errors import BudgetError, GenerationError, OnmodelError, UsageError
 from onmodel.limits import check_amount
 from onmodel.providers import warm_up_in_background
-from onmodel.startup import start_up_finished
 from onmodel.status import ImageStatus
 from onmodel.store.batches import (
     KeyRecord,
@@ -619,7 +618,6 @@ class BatchRunner:
         prepared = self._prepare()
         self._session_id = prepared.session.id
         live = is_locked(self.studio.paths.home, prepared.session.id)
-        start_up_finished()  # planning thousands of shots is long work too
         planned: list[PlannedShot] = []
         warnings = list(prepared.expansion.warnings)
         for status in self._statuses(prepared, live=live):
@@ -821,7 +819,6 @@ class BatchRunner:
         self, report: BatchReport, statuses: list[ShotStatus], batch_id: int, parent_id: int | None
     ) -> None:
         """The scheduling loop: plan ahead while idle, respect slots, rate and budget."""
-        start_up_finished()  # everything the run needs is loaded by now
         started = time.monotonic()
         pipeline = _Pipeline(
             slots=min(self.concurrency, len(statuses)),

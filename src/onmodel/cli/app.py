@@ -15,7 +15,7 @@ import typer
 from onmodel.cli import account, admin, batch, characters, gallery, sessions, shots
 from onmodel.cli.output import console, err_console, one_line
 from onmodel.settings import Settings
-from onmodel.startup import pause_collection
+from onmodel.startup import tune_collector
 
 app = typer.Typer(
     help="Keep an AI-generated character on model across a whole series of images.",
@@ -74,7 +74,7 @@ def demo(
 
 def main() -> None:
     """Entry point: every onmodel error becomes one line and an exit code, never a traceback."""
-    pause_collection()
+    tune_collector()
     try:
         _run()
     except SystemExit as exc:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, or_, update
 from sqlmodel import col, select
 
+from onmodel.status import ImageStatus
 from onmodel.store.database import transaction
 from onmodel.store.models import BatchRow, ImageRow, utcnow
 from onmodel.store.records import BatchRecord, record_from
@@ -56,7 +57,7 @@ def key_records(engine: Engine, session_id: int, keys: Iterable[str]) -> dict[st
                 assert image_id is not None and key is not None
                 before = found.get(key)
                 done_id = before.done_id if before is not None else None
-                if done_id is None and status == "succeeded":
+                if done_id is None and status == ImageStatus.SUCCEEDED:
                     done_id = image_id
                 found[key] = KeyRecord(done_id, image_id, status, error)
     return found
@@ -79,10 +80,10 @@ def interrupt_pending(
     statement = (
         update(ImageRow)
         .where(col(ImageRow.session_id) == session_id)
-        .where(col(ImageRow.status) == "pending")
+        .where(col(ImageRow.status) == ImageStatus.PENDING)
         .where(col(ImageRow.shot_key).is_not(None))
         .values(
-            status="interrupted",
+            status=ImageStatus.INTERRUPTED,
             error_type="interrupted",
             error_message=INTERRUPTED_MESSAGE,
             finished_at=utcnow(),

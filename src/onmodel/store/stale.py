@@ -23,6 +23,7 @@ from sqlalchemy import Engine, update
 from sqlmodel import col, select
 
 from onmodel.owners import forget_owner, is_owner_alive
+from onmodel.status import ImageStatus
 from onmodel.store.models import ImageRow, utcnow
 
 STALE_MESSAGE = "the process that made this request ended before it finished"
@@ -51,7 +52,7 @@ def find_stale(
 
     query = (
         select(ImageRow.id, ImageRow.owner, ImageRow.session_id, ImageRow.batch_id)
-        .where(col(ImageRow.status) == "pending")
+        .where(col(ImageRow.status) == ImageStatus.PENDING)
         .where(col(ImageRow.provider).not_in(manual_provider_names()))
         .order_by(col(ImageRow.id))
     )
@@ -101,7 +102,7 @@ def live_owners(engine: Engine, home: Path, *, session_id: int) -> set[str]:
         select(ImageRow.owner)
         .distinct()
         .where(col(ImageRow.session_id) == session_id)
-        .where(col(ImageRow.status) == "pending")
+        .where(col(ImageRow.status) == ImageStatus.PENDING)
         .where(col(ImageRow.owner).is_not(None))
     )
     with engine.connect() as conn:
@@ -116,9 +117,9 @@ def _mark_interrupted(engine: Engine, rows: Sequence[StaleRow]) -> None:
             conn.execute(
                 update(ImageRow)
                 .where(col(ImageRow.id).in_(chunk))
-                .where(col(ImageRow.status) == "pending")
+                .where(col(ImageRow.status) == ImageStatus.PENDING)
                 .values(
-                    status="interrupted",
+                    status=ImageStatus.INTERRUPTED,
                     error_type="interrupted",
                     error_message=STALE_MESSAGE,
                     finished_at=utcnow(),

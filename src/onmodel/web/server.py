@@ -28,7 +28,6 @@ from typing import IO, TYPE_CHECKING, Any, cast
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 from onmodel.errors import UsageError
-from onmodel.startup import start_up_finished
 from onmodel.studio import Studio
 from onmodel.web.app import MAX_BODY, GalleryApp
 
@@ -447,7 +446,6 @@ def run(
     if on_ready is not None:
         on_ready(url)
     _stop_on_sigterm()
-    start_up_finished()
     try:
         server.serve_forever(poll_interval=0.25)
     except KeyboardInterrupt:
