@@ -12,7 +12,6 @@ from onmodel.cli.context import open_studio
 from onmodel.cli.output import console, print_json, warn
 from onmodel.cli.render import describe_image_line, rich_tree
 from onmodel.limits import escape_controls
-from onmodel.providers import is_manual
 from onmodel.status import ImageStatus
 
 if TYPE_CHECKING:
@@ -92,6 +91,8 @@ def report(image: Image, json_out: bool) -> None:
         print(escape_controls(message))
         print()
     console.print(describe_image_line(image))
+    from onmodel.providers import is_manual  # here: `onmodel --help` never loads providers
+
     if image.status == ImageStatus.PENDING and is_manual(image.provider):
         console.print(
             f"then save the picture ChatGPT makes and run: onmodel attach {image.id} FILE "
