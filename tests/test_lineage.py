@@ -23,11 +23,11 @@ from sqlalchemy import event
 from cli_inprocess import run_cli
 from onmodel.export import export_session
 from onmodel.handles import Session
-from onmodel.lineage import Lineage, TreeNode, iter_json
+from onmodel.lineage import Fold, LineageIndex, TreeNode, iter_json, iter_tree_json, node_fields
 from onmodel.presentation import Pages, session_view
 from onmodel.status import ImageStatus
-from onmodel.store.models import ImageRow
-from onmodel.store.rows import insert_rows
+from onmodel.store.models import ImageRow, SessionRow
+from onmodel.store.rows import insert_rows, update_row
 from onmodel.studio import Studio
 
 DEEP = 100_000
@@ -57,6 +57,7 @@ def build_chain(studio: Studio, depth: int) -> tuple[Session, list[int]]:
     ]
     with studio.engine.begin() as conn:
         insert_rows(conn, ImageRow, rows)
+        update_row(conn, SessionRow, session.id, {"head_image_id": ids[-1]})
     return session, ids
 
 
@@ -108,15 +109,23 @@ def test_tree_json_of_a_100000_deep_chain(
 def test_tree_text_of_a_100000_deep_chain(
     deep: tuple[Session, list[int]], isolated_home: Path
 ) -> None:
-    """A straight series is one column: one line per image, no guides, none indented."""
+    """A straight series is one column: one line per image, no guides, none indented; by
+    default its middle is folded into one line that says how to open it."""
     session, ids = deep
-    done = run_cli(isolated_home, "tree", session.slug)
+    done = run_cli(isolated_home, "tree", session.slug, "--all")
     assert done.code == 0, done.stderr
     title, *lines = done.stdout.splitlines()
     assert "Rin" in title
     assert len(lines) == DEEP
     assert lines[0].startswith(f"#{ids[0]} ✓ anchor: anchor")
-    assert lines[-1] == f"#{ids[-1]} ✓ shot: step {ids[-1]} preview"
+    assert lines[-1] == f"#{ids[-1]} ✓ shot: step {ids[-1]} preview ← head"
+    done = run_cli(isolated_home, "tree", session.slug)
+    title, root, fold, *near, summary = done.stdout.splitlines()
+    assert root.startswith(f"#{ids[0]} ✓ anchor")
+    assert fold.startswith(f"… {DEEP - 10:,} images folded (#{ids[1]} … #{ids[-10]})")
+    assert fold.endswith(f"onmodel tree --from {ids[1]}")
+    assert [line.split()[0] for line in near] == [f"#{i}" for i in ids[-9:]]
+    assert summary == f"10 of {DEEP:,} images shown; everything: onmodel tree {session.slug} --all"
 
 
 @pytest.mark.slow  # 100,000 rows built and drawn: seconds, not milliseconds
@@ -203,24 +212,33 @@ def test_a_deep_tree_node_walks_and_nests_without_recursion() -> None:
     nested = root.to_dict()
     assert list(chain_ids(nested)) == list(range(DEEP))
     assert repr(root).startswith("TreeNode(image=")
-    lineage = Lineage([root])
-    assert [i.id for i in lineage.ancestors(DEEP - 1)] == list(range(DEEP - 1))
-    assert lineage.depth(DEEP - 1) == DEEP - 1 and lineage.children(5)[0].id == 6
-    found = lineage.find(7)
-    assert found is not None and found.image.id == 7 and lineage.find(DEEP) is None
+    lineage = LineageIndex([(i, i - 1 if i else None) for i in range(DEEP)])
+    assert lineage.ancestors(DEEP - 1) == list(range(DEEP - 1))
+    assert lineage.children(5) == [6] and lineage.sizes()[0] == DEEP
+    assert 7 in lineage and DEEP not in lineage
+    assert "".join(iter_tree_json((g, {"id": k}) for g, k in lineage.view().walk())) == "".join(
+        iter_json(_ids_only(nested))
+    )
+
+
+def _ids_only(tree: dict[str, Any]) -> dict[str, Any]:
+    """``tree`` with only ids and children, rebuilt without recursion."""
+    top: dict[str, Any] = {"id": tree["id"], "children": []}
+    stack = [(tree, top)]
+    while stack:
+        source, made = stack.pop()
+        for child in source["children"]:
+            entry = {"id": child["id"], "children": []}
+            made["children"].append(entry)
+            stack.append((child, entry))
+    return top
 
 
 def test_forks_are_laid_out_as_columns_that_open_and_close() -> None:
     """0 → 1 → {2 → {3, 4}, 5}: the rows say where each column opens and what ends after it."""
-    images = [SimpleNamespace(id=i) for i in range(6)]
-    nodes = [TreeNode(image) for image in images]  # type: ignore[arg-type]
-    nodes[0].children = [nodes[1]]
-    nodes[1].children = [nodes[2], nodes[5]]
-    nodes[2].children = [nodes[3], nodes[4]]
-    rows = Lineage([nodes[0]]).rows()
-    layout = [
-        (r.node.image.id, r.parent_id, r.depth, r.opens, r.last, r.forks, r.unwind) for r in rows
-    ]
+    index = LineageIndex([(0, None), (1, 0), (2, 1), (3, 2), (4, 2), (5, 1)])
+    rows = list(index.rows())
+    layout = [(r.key, r.parent_id, r.depth, r.opens, r.last, r.forks, r.unwind) for r in rows]
     assert layout == [
         (0, None, 0, True, True, False, 0),
         (1, 0, 0, False, True, True, 0),
@@ -239,3 +257,69 @@ def test_iter_json_writes_what_json_dumps_writes() -> None:
     looped.append(looped)
     with pytest.raises(ValueError, match="Circular"):
         "".join(iter_json(looped))
+
+
+def branched() -> LineageIndex:
+    """0 → 1 → … → 30 (the main line), with a branch 100 → 101 → 102 off 5, a branch 200
+    off 5 too, a branch 300 off 28 and, below 30 (the head), 31 and 32 side by side."""
+    links: list[tuple[int, int | None]] = [(i, i - 1 if i else None) for i in range(31)]
+    links += [(100, 5), (101, 100), (102, 101), (200, 5), (300, 28), (31, 30), (32, 30)]
+    return LineageIndex(links)
+
+
+def test_the_default_view_folds_the_middle_and_the_side_branches() -> None:
+    """Around the head: the root, a fold for the middle of the line, the last images down to
+    the head with the branches off them folded, and what was made from the head."""
+    index = branched()
+    keys = [row.key for row in index.around(30, context=3).rows()]
+    run, side = keys[1], keys[4]
+    assert keys[0] == 0 and [keys[2], keys[3], keys[5], keys[6], keys[7], keys[8]] == [
+        27,
+        28,
+        29,
+        30,
+        31,
+        32,
+    ]
+    assert isinstance(run, Fold) and isinstance(side, Fold)
+    # 1..26 on the line, and the two branches off 5 (four images) hanging from it
+    assert (run.kind, run.first_id, run.last_id, run.images, run.branches) == (
+        "run",
+        1,
+        26,
+        30,
+        2,
+    )
+    assert (side.kind, side.parent_id, side.images, side.open_id) == ("branches", 28, 1, 300)
+    assert run.describe() == "… 30 images folded (#1 … #26, 2 branching off)"
+    assert side.describe() == "… 1 branch folded (1 images)"
+    assert sum(isinstance(k, int) for k in keys) + run.images + side.images == len(index)
+
+
+def test_a_view_from_an_image_folds_what_is_deeper_or_over_the_limit() -> None:
+    index = branched()
+    keys = [row.key for row in index.from_image(5, depth=2).rows()]
+    assert [k for k in keys if isinstance(k, int)] == [5, 6, 7, 100, 101, 200]
+    folds = [k for k in keys if isinstance(k, Fold)]
+    assert [(f.parent_id, f.first_id, f.images) for f in folds] == [(7, 8, 26), (101, 102, 1)]
+    limited = [row.key for row in index.from_image(0, limit=4).rows()]
+    assert [k for k in limited if isinstance(k, int)] == [0, 1, 2, 3]
+    (fold,) = [k for k in limited if isinstance(k, Fold)]
+    assert fold.images == len(index) - 4
+    assert list(index.window(None, everything=True).rows()) == list(index.rows())
+
+
+def test_the_tree_json_writer_writes_what_json_dumps_writes() -> None:
+    index = branched()
+    fake = {
+        k: SimpleNamespace(id=k, kind="shot", status="succeeded", label=f"s{k}")
+        for k in index.order()
+    }
+    root = {k: TreeNode(v) for k, v in fake.items()}  # type: ignore[arg-type]
+    for key in index.order():
+        root[key].children = [root[c] for c in index.children(key)]
+    streamed = "".join(
+        iter_tree_json((g, node_fields(fake[k])) for g, k in index.view().walk())  # type: ignore[arg-type]
+    )
+    assert streamed == "".join(iter_json(root[0].to_dict()))  # indentation capped as there
+    assert json.loads(streamed) == json.loads(json.dumps(root[0].to_dict()))

@@ -37,7 +37,7 @@ from onmodel import __version__
 from onmodel.blobs import BlobIntegrityError, BlobStore, sha256_file
 from onmodel.errors import InvalidSlugError, OnmodelError, UsageError
 from onmodel.handles import Image, Session
-from onmodel.lineage import Lineage
+from onmodel.lineage import LineageIndex
 from onmodel.presentation import Pages, session_view
 from onmodel.slugs import slugify
 from onmodel.status import ImageStatus
@@ -171,13 +171,14 @@ def export_session(
     if len(os.fsencode(target.name)) > MAX_NAME_BYTES - len(".zip"):
         raise UsageError(f"the folder name {target.name[:40]}… is too long for a file system")
 
-    full = Lineage([chosen.tree()])
+    full = chosen.lineage()
+    every = studio.lookups.images_by_id(full.order())
     anchor_id = chosen.character.anchor_image_id
 
     def keep(image: Image) -> bool:
         return only is ExportFilter.ALL or image.starred or image.id == anchor_id
 
-    kept = full.prune(keep).walk()
+    kept = [every[key] for key in full.prune(lambda key: keep(every[key])).order()]
     ordered = sorted(kept, key=lambda i: (0 if i.id == anchor_id else 1, i.id))
     names = _file_names(ordered, anchor_id)
 
@@ -458,7 +459,7 @@ def _copy(image: Image, destination: Path) -> ExportedFile:
 
 def _series(
     session: Session,
-    full: Lineage,
+    full: LineageIndex,
     ordered: list[Image],
     names: dict[int, str],
     files: list[ExportedFile],
@@ -471,14 +472,14 @@ def _series(
     Parent links are the true ones; an image whose parent was filtered out keeps its real
     ``parent_id`` and its whole ``lineage`` (ids back to the anchor).
     """
-    children = {node.image.id: [c.image.id for c in node.children] for node in full.nodes()}
+    children = {key: full.children(key) for key in full.order()}
     exported = {i.id for i in ordered}
     images = []
     for image in ordered:
         record = image.to_dict()
         record["file"] = {**record["file"], "path": names.get(image.id)}
         record["exported_as"] = names.get(image.id)
-        record["lineage"] = [*full.ancestor_ids(image.id), image.id]
+        record["lineage"] = [*full.ancestors(image.id), image.id]
         record["children"] = children.get(image.id, [])
         images.append(record)
 
@@ -493,7 +494,7 @@ def _series(
         # The whole lineage as a flat map (parent id -> child ids), exported or not: flat,
         # because a long series is a deep chain that nested JSON could not hold.
         "tree": {
-            "root_image_id": full.roots[0].image.id,
+            "root_image_id": full.roots[0],
             "children": {str(k): v for k, v in sorted(children.items()) if v},
             "exported": sorted(exported),
         },

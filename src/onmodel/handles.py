@@ -16,9 +16,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from onmodel.lineage import TreeNode
+from onmodel.lineage import LineageIndex, TreeNode
 from onmodel.sheet import ModelSheet, ShotRequest
 from onmodel.status import ImageStatus
+from onmodel.store import lineage as lineage_queries
 from onmodel.store.queries import ancestors
 from onmodel.store.records import CharacterRecord, ImageRecord, ReferenceRecord, SessionRecord
 
@@ -180,7 +181,13 @@ class Session:
         return self.studio.session_images(self)
 
     def tree(self) -> TreeNode:
+        """The whole lineage as handles, every image loaded: for a long series, read
+        :meth:`lineage` and load only the images you need."""
         return self.studio.tree(self)
+
+    def lineage(self) -> LineageIndex:
+        """The lineage's shape (ids and parent links), read in one query."""
+        return self.studio.lookups.lineage(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -420,6 +427,11 @@ class Image:
             return [self]
         found = ancestors(self.studio.engine, self.id)
         return [*(Image(self.studio, record) for record in found), self]
+
+    def ancestor_ids(self) -> list[int]:
+        """The ids of this image's ancestors, oldest first, read in one query (no image
+        loaded: a deep image of a long series has tens of thousands)."""
+        return lineage_queries.ancestor_ids(self.studio.engine, self.id)
 
     def to_dict(self) -> dict[str, Any]:
         row = self.row

@@ -1,5 +1,7 @@
-"""A session's lineage as one object that every output walks: the CLI tree, the web pages and
-the export.
+"""A session's lineage: its shape (:class:`LineageIndex`, ids and links only), how it is laid
+out as lines (:func:`layout`), the windows a view shows of it (:meth:`LineageIndex.around`,
+:meth:`LineageIndex.from_image`, with what they leave out as :class:`Fold` lines), and JSON
+written for any depth. The CLI tree, the web pages and the export all draw from here.
 
 A long series is a deep chain (each shot continues the last), so nothing here recurses: every
 walk keeps its own stack, and a 100,000-deep chain costs what 100,000 siblings would. Python's
@@ -9,15 +11,18 @@ of nested dicts, hence :func:`iter_json`.
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO, TypeVar
 
 if TYPE_CHECKING:
     from onmodel.handles import Image
 
 JSON_INDENT = 2
+Loaded = TypeVar("Loaded")
+Item = TypeVar("Item")
 # Indentation stops growing here: fully indented, a 100,000-deep chain's JSON would be about
 # 100 GB of spaces (quadratic in the depth). Any whitespace is valid JSON, and trees up to this
 # deep print exactly as ``json.dumps(indent=2)`` would.
@@ -26,7 +31,9 @@ MAX_JSON_INDENT_LEVELS = 32
 
 @dataclass(eq=False)
 class TreeNode:
-    """One image and the images made from it.
+    """One image and the images made from it: a whole lineage as handles, for library users
+    who want it all in memory. The CLI, the web pages and the export read a
+    :class:`LineageIndex` instead and load only the images they show.
 
     Compared by identity and shown without its children: the generated ``__eq__`` and
     ``__repr__`` would recurse down the whole chain.
@@ -35,159 +42,377 @@ class TreeNode:
     image: Image
     children: list[TreeNode] = field(default_factory=list, repr=False)
 
+    def nodes(self) -> Iterator[TreeNode]:
+        """This node and every node below it, depth-first, parents before children."""
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(node.children))
+
     def walk(self) -> list[Image]:
-        """Depth-first, parents before children."""
-        return Lineage([self]).walk()
+        """Every image, in :meth:`nodes` order."""
+        return [node.image for node in self.nodes()]
 
     def to_dict(self) -> dict[str, Any]:
-        """The nested form ``onmodel tree --json`` prints; see :meth:`Lineage.to_dicts`."""
-        return Lineage([self]).to_dicts()[0]
+        """The nested form ``onmodel tree --json`` prints, built top-down (no recursion)."""
+        top = {**node_fields(self.image), "children": []}
+        stack: list[tuple[TreeNode, dict[str, Any]]] = [(self, top)]
+        while stack:
+            node, entry = stack.pop()
+            for child in node.children:
+                made = {**node_fields(child.image), "children": []}
+                entry["children"].append(made)
+                stack.append((child, made))
+        return top
+
+
+def node_fields(image: Image) -> dict[str, Any]:
+    """What ``onmodel tree --json`` says of each image, besides its children."""
+    return {"id": image.id, "kind": image.kind, "status": image.status, "label": image.label}
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Images a view leaves out, drawn as one line where they hang.
+
+    ``run``: the middle of a straight line of shots (with whatever branches off it), between
+    two images the view shows. ``branches``: one or more whole branches below ``parent_id``.
+    A view started at ``open_id`` shows them.
+    """
+
+    kind: Literal["run", "branches"]
+    parent_id: int  # the shown image they hang from
+    first_id: int  # the first image left out
+    last_id: int  # a run's last image left out (for branches, the first branch's root)
+    images: int
+    branches: int  # branches folded (for a run: the side branches inside it)
+
+    @property
+    def open_id(self) -> int:
+        """Where a view that shows these images starts."""
+        return self.first_id if self.kind == "run" or self.branches == 1 else self.parent_id
+
+    def describe(self) -> str:
+        """One line of plain text for the fold, the same in the CLI, the pages and the export."""
+        if self.kind == "run":
+            side = f", {self.branches:,} branching off" if self.branches else ""
+            return f"… {self.images:,} images folded (#{self.first_id} … #{self.last_id}{side})"
+        noun = "branch" if self.branches == 1 else "branches"
+        return f"… {self.branches:,} {noun} folded ({self.images:,} images)"
+
+
+Key = int | Fold  # a line of a view: an image id, or what the view left out
 
 
 @dataclass(frozen=True)
 class Row:
-    """One node as a lineage is drawn: a run of single children is one column, and only a
+    """One line of a lineage as drawn: a run of single children is one column, and only a
     fork's branches are indented (one level deeper), so a long straight series stays one
-    column and every fork is obvious.
+    column and every fork is obvious. ``key`` is an image id, or a :class:`Fold` in a view.
     """
 
-    node: TreeNode
-    parent_id: int | None  # the node it hangs from here (in a pruned lineage, the kept one)
+    key: Key
+    parent_id: int | None  # the image it hangs from in this drawing
     depth: int  # forks above it: how far it is indented
-    opens: bool  # the first of its column: a root, or the first node of a branch
+    opens: bool  # the first of its column: a root, or the first line of a branch
     last: bool  # its column is the last branch of its fork (or the last root)
     forks: bool  # it has more than one child: they start the branches drawn below it
-    unwind: int  # forks whose last branch ends with this node (a leaf) and so close after it
-
-    @property
-    def leaf(self) -> bool:
-        return not self.node.children
+    leaf: bool  # nothing is drawn below it
+    unwind: int  # forks whose last branch ends with this line (a leaf) and so close after it
 
     @property
     def unwound(self) -> range:
-        """The depths of the columns that end after this node, besides its own: each one's
+        """The depths of the columns that end after this line, besides its own: each one's
         fork is finished."""
         return range(self.depth - 1, self.depth - 1 - self.unwind, -1)
 
 
-class Lineage:
-    """Trees of images (one root for a session, several once :meth:`prune` lifts children
-    up), indexed once so that finding a node, its parent or its depth is a lookup.
+def layout(roots: Sequence[Key], children: Callable[[Key], Sequence[Key]]) -> Iterator[Row]:
+    """Every node under ``roots`` as drawn (see :class:`Row`), depth-first, streamed: a line
+    costs its own children, whatever the depth."""
+    # node, parent id, depth, opens, last, tail: the forks its column's end finishes
+    stack: list[tuple[Key, int | None, int, bool, bool, int]] = [
+        (root, None, 0, True, i == len(roots) - 1, 0)
+        for i, root in reversed(list(enumerate(roots)))
+    ]
+    while stack:
+        node, parent_id, depth, opens, last, tail = stack.pop()
+        below = children(node)
+        yield Row(
+            key=node,
+            parent_id=parent_id,
+            depth=depth,
+            opens=opens,
+            last=last,
+            forks=len(below) > 1,
+            leaf=not below,
+            unwind=tail if not below else 0,
+        )
+        key = node if isinstance(node, int) else node.parent_id
+        if len(below) == 1:
+            stack.append((below[0], key, depth, False, last, tail))
+            continue
+        final = len(below) - 1
+        stack.extend(
+            (child, key, depth + 1, True, i == final, tail + 1 if i == final else 0)
+            for i, child in reversed(list(enumerate(below)))
+        )
+
+
+@dataclass(frozen=True)
+class View:
+    """What one output shows of a lineage: its top lines and, for each line, the lines drawn
+    below it (images, and :class:`Fold` lines for what it leaves out). Nothing is loaded:
+    walking a view yields ids, and the caller loads the images a chunk at a time."""
+
+    roots: list[Key]
+    children: Callable[[Key], Sequence[Key]]
+
+    def rows(self) -> Iterator[Row]:
+        """Every line as drawn, streamed."""
+        return layout(self.roots, self.children)
+
+    def walk(self) -> Iterator[tuple[int, Key]]:
+        """``(generations below its root, key)`` of every line, depth-first."""
+        stack: list[tuple[int, Key]] = [(0, root) for root in reversed(self.roots)]
+        while stack:
+            generation, key = stack.pop()
+            yield generation, key
+            stack.extend((generation + 1, c) for c in reversed(self.children(key)))
+
+
+class LineageIndex:
+    """A lineage's shape: image ids and parent links, and nothing else.
+
+    A 100,000-image series is a few megabytes of ids, read in one query; every view (the
+    CLI's tree, the web pages, the export) is laid out here and then loads only the images it
+    shows. Children are in id order (the order they were made). Images whose parent is not in
+    the index are roots; given ``root_id``, the other roots hang from it, so a session drawn
+    from its character's anchor is one tree.
     """
 
-    def __init__(self, roots: Sequence[TreeNode]) -> None:
-        self.roots = list(roots)
-        self._order: list[TreeNode] = []
-        self._by_id: dict[int, TreeNode] = {}
-        self._parent_id: dict[int, int] = {}
-        self._depth: dict[int, int] = {}
-        stack = [(root, 0) for root in reversed(self.roots)]
-        while stack:
-            node, depth = stack.pop()
-            key = node.image.id
-            self._order.append(node)
-            self._by_id[key] = node
-            self._depth[key] = depth
-            for child in node.children:
-                self._parent_id[child.image.id] = key
-            stack.extend((child, depth + 1) for child in reversed(node.children))
+    def __init__(
+        self,
+        links: Iterable[tuple[int, int | None]],
+        root_id: int | None = None,
+        *,
+        join_roots: bool = True,
+    ) -> None:
+        self._parent: dict[int, int] = {}
+        self._children: dict[int, list[int]] = {}
+        pairs = sorted(links)
+        known = {image_id for image_id, _ in pairs}
+        roots: list[int] = []
+        for image_id, parent_id in pairs:
+            if parent_id is not None and parent_id in known and parent_id != image_id:
+                self._parent[image_id] = parent_id
+                self._children.setdefault(parent_id, []).append(image_id)
+            else:
+                roots.append(image_id)
+        self._roots = set(roots)
+        if join_roots:
+            roots = self._join_roots(roots, root_id if root_id in known else None)
+        self.roots = roots
+        self._order: list[int] | None = None
+        self._sizes: dict[int, int] | None = None
 
-    def nodes(self) -> list[TreeNode]:
-        """Every node, depth-first, parents before children, children in order."""
-        return list(self._order)
+    def _join_roots(self, roots: list[int], root_id: int | None) -> list[int]:
+        """Hang every root from ``root_id`` (or the first root), and drop what a cycle of
+        parent links left unreachable from any root (a damaged database)."""
+        if len(roots) > 1:
+            top = root_id if root_id in roots else roots[0]
+            for other in roots:
+                if other != top:
+                    self._parent[other] = top
+                    self._children.setdefault(top, []).append(other)
+            self._children[top].sort()
+            roots = [top]
+        return roots
 
-    def walk(self) -> list[Image]:
-        """Every image, in :meth:`nodes` order."""
-        return [node.image for node in self._order]
+    def __len__(self) -> int:
+        return len(self.order())
 
-    def find(self, image_id: int) -> TreeNode | None:
-        return self._by_id.get(image_id)
+    def __contains__(self, image_id: object) -> bool:
+        return image_id in self._parent or image_id in self._roots
 
-    def children(self, image_id: int) -> list[Image]:
-        node = self._by_id.get(image_id)
-        return [child.image for child in node.children] if node is not None else []
+    def parent(self, image_id: int) -> int | None:
+        return self._parent.get(image_id)
 
-    def depth(self, image_id: int) -> int:
-        """How many ancestors the image has here (a root has none)."""
-        return self._depth[image_id]
+    def children(self, key: Key) -> list[int]:
+        """An image's children in id order (a fold's: none)."""
+        return self._children.get(key, []) if isinstance(key, int) else []
 
-    def ancestors(self, image_id: int) -> list[Image]:
-        """The image's ancestors, oldest first (the root, down to its parent)."""
-        return [self._by_id[key].image for key in self.ancestor_ids(image_id)]
+    def order(self) -> list[int]:
+        """Every id reachable from a root, depth-first, parents before children."""
+        if self._order is None:
+            found: list[int] = []
+            stack = list(reversed(self.roots))
+            while stack:
+                image_id = stack.pop()
+                found.append(image_id)
+                stack.extend(reversed(self._children.get(image_id, ())))
+            self._order = found
+        return self._order
 
-    def ancestor_ids(self, image_id: int) -> list[int]:
-        """:meth:`ancestors` as ids: the export writes them for every image, which on a long
-        chain is millions of steps."""
+    def sizes(self) -> dict[int, int]:
+        """Images in each subtree, the image itself included: children finish first when
+        the depth-first order is read backwards."""
+        if self._sizes is None:
+            sizes: dict[int, int] = {}
+            for image_id in reversed(self.order()):
+                sizes[image_id] = 1 + sum(sizes[c] for c in self._children.get(image_id, ()))
+            self._sizes = sizes
+        return self._sizes
+
+    def ancestors(self, image_id: int) -> list[int]:
+        """The image's ancestors here, oldest first."""
         found: list[int] = []
-        key = self._parent_id.get(image_id)
+        key = self._parent.get(image_id)
         while key is not None:
             found.append(key)
-            key = self._parent_id.get(key)
-        return list(reversed(found))
+            key = self._parent.get(key)
+        found.reverse()
+        return found
 
-    def to_dicts(self) -> list[dict[str, Any]]:
-        """Each root as nested dicts (``children`` inside ``children``), built top-down: each
-        node's dict is made before its children's, which are appended to its list."""
-        made: dict[int, dict[str, Any]] = {}
-        tops: list[dict[str, Any]] = []
-        for node in self._order:
-            image = node.image
-            entry = {
-                "id": image.id,
-                "kind": image.kind,
-                "status": image.status,
-                "label": image.label,
-                "children": [],
-            }
-            made[image.id] = entry
-            parent_id = self._parent_id.get(image.id)
-            (made[parent_id]["children"] if parent_id is not None else tops).append(entry)
-        return tops
+    def with_depths(self, start: int | None = None) -> Iterator[tuple[int, int]]:
+        """``(id, generations below start)`` of every image under ``start`` (or every root),
+        depth-first."""
+        stack = [(start, 0)] if start is not None else [(r, 0) for r in reversed(self.roots)]
+        while stack:
+            image_id, depth = stack.pop()
+            yield image_id, depth
+            stack.extend((c, depth + 1) for c in reversed(self._children.get(image_id, ())))
 
-    def prune(self, keep: Callable[[Image], bool]) -> Lineage:
+    def view(self, start: int | None = None) -> View:
+        """Every image under ``start`` (or every image), nothing folded."""
+        return View([start] if start is not None else list(self.roots), self.children)
+
+    def rows(self, start: int | None = None) -> Iterator[Row]:
+        """Every image under ``start`` (or every image) as drawn, streamed."""
+        return self.view(start).rows()
+
+    def prune(self, keep: Callable[[int], bool]) -> LineageIndex:
         """The lineage without the images ``keep`` rejects; their children move up to the
         nearest kept ancestor (or become roots), so a filtered export still reads as one
-        lineage. Children are finished before their parent: the order is :meth:`nodes`
-        reversed.
-        """
-        kept: dict[int, list[TreeNode]] = {}
-        for node in reversed(self._order):
-            children = [k for child in node.children for k in kept.pop(id(child))]
-            kept[id(node)] = [TreeNode(node.image, children)] if keep(node.image) else children
-        return Lineage([k for root in self.roots for k in kept.pop(id(root))])
+        lineage."""
+        links: list[tuple[int, int | None]] = []
+        kept_above: dict[int, int | None] = {}
+        for image_id in self.order():
+            parent = self._parent.get(image_id)
+            above = (parent if keep(parent) else kept_above[parent]) if parent is not None else None
+            kept_above[image_id] = above
+            if keep(image_id):
+                links.append((image_id, above))
+        return LineageIndex(links, join_roots=False)
 
-    def rows(self) -> list[Row]:
-        """Every node as drawn (see :class:`Row`), in :meth:`nodes` order."""
-        found: list[Row] = []
-        # node, parent id, depth, opens, last, tail: the forks its column's end finishes
-        stack: list[tuple[TreeNode, int | None, int, bool, bool, int]] = [
-            (root, None, 0, True, i == len(self.roots) - 1, 0)
-            for i, root in reversed(list(enumerate(self.roots)))
-        ]
-        while stack:
-            node, parent_id, depth, opens, last, tail = stack.pop()
-            children = node.children
-            found.append(
-                Row(
-                    node=node,
-                    parent_id=parent_id,
-                    depth=depth,
-                    opens=opens,
-                    last=last,
-                    forks=len(children) > 1,
-                    unwind=tail if not children else 0,
-                )
+    # ------------------------------------------------------------------ views
+
+    def window(
+        self,
+        head: int | None,
+        *,
+        start: int | None = None,
+        depth: int | None = None,
+        limit: int | None = None,
+        everything: bool = False,
+    ) -> View:
+        """The view ``onmodel tree`` and the session page show: by default the neighbourhood
+        of ``head`` (or of the newest image, without one); from ``start`` (or the root) when
+        any of ``start``, ``depth``, ``limit`` or ``everything`` is given."""
+        if start is not None and start not in self:
+            raise KeyError(start)
+        if start is None and depth is None and limit is None and not everything:
+            newest = head if head in self else max(self.order(), default=None)
+            if newest is None:
+                return View([], self.children)
+            return self.around(newest)
+        if start is None and not self.roots:
+            return View([], self.children)
+        return self.from_image(
+            start if start is not None else self.roots[0], depth=depth, limit=limit
+        )
+
+    def around(self, image_id: int, *, context: int = 8, limit: int = 40) -> View:
+        """What ``onmodel tree`` shows by default: the line from the root down to
+        ``image_id`` (the session's head) with its middle folded beyond ``context`` images,
+        the branches off that line folded, and up to ``limit`` images below it."""
+        path = [*self.ancestors(image_id), image_id]
+        kept = {path[0], *path[-(context + 1) :]}
+        below = self._first_below(image_id, limit=limit + 1)  # the image itself is counted
+        shown = kept | below
+        on_path = {a: b for a, b in itertools.pairwise(path)}
+        gap = [p for p in path if p not in kept]
+        runs: dict[int, Fold] = {}
+        after = image_id
+        if gap:
+            after = path[path.index(gap[-1]) + 1]
+            size = self.sizes()
+            runs[path[0]] = Fold(
+                kind="run",
+                parent_id=path[0],
+                first_id=gap[0],
+                last_id=gap[-1],
+                images=size[gap[0]] - size[after],
+                branches=sum(len(self.children(g)) - 1 for g in gap),
             )
-            key = node.image.id
-            if len(children) == 1:
-                stack.append((children[0], key, depth, False, last, tail))
-                continue
-            final = len(children) - 1
-            stack.extend(
-                (child, key, depth + 1, True, i == final, tail + 1 if i == final else 0)
-                for i, child in reversed(list(enumerate(children)))
-            )
+
+        def children(key: int | Fold) -> list[int | Fold]:
+            if isinstance(key, Fold):
+                return [after] if key.kind == "run" else []
+            if key in runs:
+                side = self._folded(key, [c for c in self.children(key) if c != gap[0]])
+                return [*side, runs[key]]
+            if key in on_path and key != image_id:
+                following = on_path[key]
+                side = self._folded(key, [c for c in self.children(key) if c != following])
+                return [*side, following]
+            return self._shown_children(key, shown)
+
+        return View([path[0]], children)
+
+    def from_image(self, start: int, *, depth: int | None = None, limit: int | None = None) -> View:
+        """``start`` and the images below it, down to ``depth`` generations and at most
+        ``limit`` images (depth-first); what is cut off is folded where it hangs."""
+        if depth is None and limit is None:
+            return self.view(start)
+        shown: set[int] = set()
+        for image_id, generation in self.with_depths(start):
+            if limit is not None and len(shown) >= limit:
+                break
+            if depth is None or generation <= depth:
+                shown.add(image_id)
+        return View([start], lambda key: self._shown_children(key, shown))
+
+    def _first_below(self, image_id: int, *, limit: int) -> set[int]:
+        found: set[int] = set()
+        for key, _ in self.with_depths(image_id):
+            if len(found) >= limit:
+                break
+            found.add(key)
         return found
+
+    def _shown_children(self, key: int | Fold, shown: set[int]) -> list[int | Fold]:
+        if isinstance(key, Fold):
+            return []
+        children = self.children(key)
+        visible: list[int | Fold] = [c for c in children if c in shown]
+        return visible + self._folded(key, [c for c in children if c not in shown])
+
+    def _folded(self, parent_id: int, branches: list[int]) -> list[int | Fold]:
+        if not branches:
+            return []
+        size = self.sizes()
+        return [
+            Fold(
+                kind="branches",
+                parent_id=parent_id,
+                first_id=branches[0],
+                last_id=branches[0],
+                images=sum(size[b] for b in branches),
+                branches=len(branches),
+            )
+        ]
 
 
 def iter_json(value: Any, *, default: Callable[[Any], Any] = str) -> Iterator[str]:
@@ -255,3 +480,70 @@ def dump_json(value: Any, out: TextIO) -> None:
     for piece in iter_json(value):
         out.write(piece)
     out.write("\n")
+
+
+def with_images(
+    items: Iterable[Item],
+    key: Callable[[Item], Key],
+    load: Callable[[list[int]], Mapping[int, Loaded]],
+    chunk: int = 500,
+) -> Iterator[tuple[Item, Loaded | None]]:
+    """Each item (a :class:`Row`, a step of :meth:`View.walk`) with the image of its
+    ``key`` (``None`` for a fold, or an image that has gone), loaded ``chunk`` ids per call
+    to ``load``: an output streams a lineage of any size in bounded memory, in a few hundred
+    queries at most."""
+    source = iter(items)
+    while batch := list(itertools.islice(source, chunk)):
+        keys = [key(item) for item in batch]
+        found = load([k for k in keys if isinstance(k, int)])
+        for item, k in zip(batch, keys, strict=True):
+            yield item, found.get(k) if isinstance(k, int) else None
+
+
+def fold_fields(fold: Fold) -> dict[str, Any]:
+    """A fold as ``onmodel tree --json`` and the web pages describe it."""
+    return {
+        "folded": fold.kind,
+        "images": fold.images,
+        "branches": fold.branches,
+        "first_id": fold.first_id,
+        "last_id": fold.last_id,
+        "open_id": fold.open_id,
+    }
+
+
+def iter_tree_json(nodes: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[str]:
+    """A tree as nested JSON, written as it is walked: ``nodes`` is ``(generation, fields)``
+    depth-first (see :meth:`View.walk`), with one root; each node becomes its ``fields`` and a
+    ``children`` list. The text is what :func:`iter_json` writes for the nested dicts, which
+    a 100,000-image series would not fit in memory as."""
+    scalar = json.JSONEncoder(ensure_ascii=False).encode
+    # per open node: its generation, and whether a child has been written into its list
+    open_nodes: list[list[Any]] = []
+    for generation, fields in nodes:
+        while open_nodes and open_nodes[-1][0] >= generation:
+            yield _close_node(*open_nodes.pop())
+        level = 2 * generation
+        if open_nodes:
+            parent = open_nodes[-1]
+            yield ("," if parent[1] else "[") + _indent(level)
+            parent[1] = True
+        elif generation:
+            raise ValueError("a tree's JSON starts at its root")
+        pieces = [f"{_json_key(key)}: {scalar(value)}" for key, value in fields.items()]
+        inner = _indent(level + 1)
+        yield "{" + inner + ("," + inner).join([*pieces, '"children": '])
+        open_nodes.append([generation, False])
+    while open_nodes:
+        yield _close_node(*open_nodes.pop())
+
+
+def _indent(level: int) -> str:
+    return "\n" + " " * (JSON_INDENT * min(level, MAX_JSON_INDENT_LEVELS))
+
+
+def _close_node(generation: int, has_children: bool) -> str:
+    level = 2 * generation
+    if not has_children:
+        return "[]" + _indent(level) + "}"
+    return _indent(level + 1) + "]" + _indent(level) + "}"

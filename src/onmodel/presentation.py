@@ -27,7 +27,7 @@ from markupsafe import Markup
 from onmodel.composer import template_environment
 from onmodel.errors import TemplateError
 from onmodel.handles import Character, Image, Reference, Session
-from onmodel.lineage import Lineage, Row
+from onmodel.lineage import Row
 from onmodel.providers import is_manual
 from onmodel.resources import templates_dir
 from onmodel.status import ImageStatus, status_mark
@@ -201,7 +201,7 @@ def row_rev(
 def session_version(session: Session) -> str:
     """:attr:`SessionView.version` straight from the rows: what a poll compares, cheaply
     (no references, thumbnails or templates), before deciding whether to render anything."""
-    images = Lineage([session.tree()]).walk()
+    images = session.tree().walk()
     parts = [
         (
             image.id,
@@ -347,10 +347,11 @@ def session_view(
     Images from other sessions that a shot here branched from are included: without them the
     lineage would have a hole.
     """
-    whole = Lineage([session.tree()])
-    shown = whole.prune(keep) if keep is not None else whole
+    whole = session.lineage()
+    every = session.studio.lookups.images_by_id(whole.order())
+    shown = whole.prune(lambda key: keep(every[key])) if keep is not None else whole
     ordered = sorted(
-        shown.walk(),
+        (every[key] for key in shown.order()),
         key=lambda i: (0 if i.kind in ("anchor", "import") else 1, i.id),
     )
     references = references_of(session.studio.engine, [image.id for image in ordered])
@@ -375,7 +376,9 @@ def session_view(
         head_id=session.studio.session(session.id).head_image_id,
         character=character_view(character),
         images=[views[image.id] for image in ordered],
-        lineage=[LineageNode(views[row.node.image.id], row) for row in shown.rows()],
+        lineage=[
+            LineageNode(views[row.key], row) for row in shown.rows() if isinstance(row.key, int)
+        ],
     )
 
 

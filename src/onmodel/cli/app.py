@@ -49,7 +49,7 @@ def demo(
     """Make the seeds' series offline: a character, then six shots, and show the lineage."""
     import tempfile
 
-    from onmodel.cli.render import describe_image_line, rich_tree
+    from onmodel.cli.render import describe_image_line, print_lineage
     from onmodel.demo import run_demo
     from onmodel.errors import UsageError
 
@@ -63,8 +63,15 @@ def demo(
     console.print(
         f"[bold]onmodel demo[/bold] — {result.character.name}, {len(result.images)} images"
     )
-    title = f"[bold]{result.session.slug}[/bold] — {result.character.name}"
-    console.print(rich_tree(result.session.tree(), result.images[-1].id, title))
+    session = result.session
+    console.print(f"[bold]{session.slug}[/bold] — {result.character.name}")
+    print_lineage(
+        console,
+        session.lineage().view(),
+        session.studio.lookups.images_by_id,
+        result.images[-1].id,
+        lambda fold: "",
+    )
     for image in result.images:
         console.print(describe_image_line(image))
     console.print(f"\ndata folder: {home}")

@@ -1,19 +1,21 @@
-"""Shared text renderings of images and trees, so every command shows them the same way."""
+"""Shared text renderings of images and lineages, so every command shows them the same way."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from onmodel.lineage import Lineage
+from onmodel.lineage import Fold, Row, View, with_images
 from onmodel.status import ImageStatus, status_mark
 
 if TYPE_CHECKING:
-    from rich.console import Console, ConsoleOptions, RenderResult
+    from rich.console import Console
+    from rich.text import Text
 
-    from onmodel.handles import Image, TreeNode
+    from onmodel.handles import Image
 
 STATUS_COLOURS: dict[str, str] = {ImageStatus.SUCCEEDED: "green", ImageStatus.FAILED: "red"}
+LINES_PER_PRINT = 500  # a console call per line costs more than the line itself
 
 
 def describe_image_line(image: Image) -> str:
@@ -36,39 +38,61 @@ def tree_label(image: Image, head_id: int | None) -> str:
     return f"[{colour}]#{image.id} {mark}[/{colour}] {image.kind}: {image.label}{extra}{head}"
 
 
-def rich_tree(node: TreeNode, head_id: int | None, title: str) -> _LineageText:
-    """``title``, then the lineage under ``node``; for ``console.print``."""
-    return _LineageText(node, head_id, title)
+def print_lineage(
+    console: Console,
+    view: View,
+    load: Callable[[list[int]], Mapping[int, Image]],
+    head_id: int | None,
+    hint: Callable[[Fold], str],
+) -> int:
+    """Draw ``view`` a line per image (or fold), streamed: images are loaded and lines
+    printed a few hundred at a time, whatever the size of the series. ``hint`` says how to
+    open a fold. Returns how many images were drawn.
 
-
-@dataclass(frozen=True)
-class _LineageText:
-    """A lineage drawn as text, one line per image.
-
-    Drawn from :meth:`Lineage.rows`: a straight run of shots is one column with no guides,
-    and only a fork's branches are indented, under ``├──``/``└──``. Rich's own ``Tree``
-    nests a renderable per level and draws guides for every level, so a 100,000-shot series
-    would cost nodes × depth; here a line costs its fork depth.
+    A straight run of shots is one column with no guides, and only a fork's branches are
+    indented, under ``├──``/``└──``: a line costs its fork depth. (Rich's own ``Tree`` nests
+    a renderable per level and draws guides for every level, which at 100,000 shots costs
+    nodes × depth.)
     """
+    from rich.text import Text
 
-    root: TreeNode
-    head_id: int | None
-    title: str
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        from rich.text import Text
-
-        yield console.render_str(self.title)
-        guides: list[str] = []  # per open branch level: what continues its column's lines
-        for row in Lineage([self.root]).rows():
-            if row.depth == 0:
-                lead = ""
-            elif row.opens:
-                del guides[row.depth - 1 :]
-                guides.append("    " if row.last else "│   ")
-                lead = "".join(guides[:-1]) + ("└── " if row.last else "├── ")
-            else:
-                lead = "".join(guides)
+    drawn = 0
+    pending: list[Text] = []
+    for lead, row, image in _leads(with_images(view.rows(), _row_key, load)):
+        if isinstance(row.key, Fold):
+            line = Text.assemble(lead, (f"{row.key.describe()} — {hint(row.key)}", "dim"))
+        elif image is None:
+            line = Text.assemble(lead, (f"#{row.key} (gone)", "dim"))
+        else:
+            drawn += 1
             # The guides are plain text; the label is markup, and render_str is where the
             # CLI's console escapes control characters.
-            yield Text.assemble(lead, console.render_str(tree_label(row.node.image, self.head_id)))
+            line = Text.assemble(lead, console.render_str(tree_label(image, head_id)))
+        pending.append(line)
+        if len(pending) >= LINES_PER_PRINT:
+            console.print(Text("\n").join(pending), soft_wrap=True)
+            pending = []
+    if pending:
+        console.print(Text("\n").join(pending), soft_wrap=True)
+    return drawn
+
+
+def _row_key(row: Row) -> int | Fold:
+    return row.key
+
+
+def _leads(
+    rows: Iterator[tuple[Row, Image | None]],
+) -> Iterator[tuple[str, Row, Image | None]]:
+    """Each row with the guides drawn before it."""
+    guides: list[str] = []  # per open branch level: what continues its column's lines
+    for row, image in rows:
+        if row.depth == 0:
+            lead = ""
+        elif row.opens:
+            del guides[row.depth - 1 :]
+            guides.append("    " if row.last else "│   ")
+            lead = "".join(guides[:-1]) + ("└── " if row.last else "├── ")
+        else:
+            lead = "".join(guides)
+        yield lead, row, image

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -10,8 +12,10 @@ import typer
 
 from onmodel.cli.context import open_studio
 from onmodel.cli.output import console, print_json, warn
-from onmodel.cli.render import describe_image_line, rich_tree
+from onmodel.cli.render import describe_image_line, print_lineage
+from onmodel.errors import NotFoundError
 from onmodel.limits import escape_controls
+from onmodel.lineage import Fold, View, fold_fields, iter_tree_json, node_fields, with_images
 from onmodel.status import ImageStatus
 
 if TYPE_CHECKING:
@@ -122,17 +126,58 @@ def attach(
 
 def tree(
     session: Annotated[str | None, typer.Argument(help="Slug or id (default: current).")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Every image, nothing folded (streams at any size).")
+    ] = False,
+    start: Annotated[
+        str | None,
+        typer.Option("--from", help="Start at this image: it and what was made from it."),
+    ] = None,
+    depth: Annotated[
+        int | None,
+        typer.Option("--depth", min=0, help="Generations to show below the start; the rest fold."),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Images to show at most; the rest fold.")
+    ] = None,
+    json_out: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print JSON for scripts: the whole lineage unless --from/--depth/--limit.",
+        ),
+    ] = False,
 ) -> None:
-    """Show a session's lineage as a tree, from the anchor down."""
+    """Show a session's lineage: by default the line down to the head, with the rest folded."""
     studio = open_studio()
     found = studio.session(session)
-    root = found.tree()
+    index = found.lineage()
+    first = studio.image(start).id if start is not None else None
+    if first is not None and first not in index:
+        raise NotFoundError(f"image {first} is not in session {found.slug}'s lineage")
+    view = index.window(
+        found.head_image_id,
+        start=first,
+        depth=depth,
+        limit=limit,
+        everything=everything or json_out,
+    )
     if json_out:
-        print_json(root.to_dict())
+        write_tree_json(view, studio.lookups.images_by_id)
         return
-    title = f"[bold]{found.slug}[/bold] — {found.character.name}"
-    console.print(rich_tree(root, found.head_image_id, title))
+    console.print(f"[bold]{found.slug}[/bold] — {found.character.name}")
+    drawn = print_lineage(
+        console, view, studio.lookups.images_by_id, found.head_image_id, _fold_hint
+    )
+    if drawn < len(index):
+        console.print(
+            f"[dim]{drawn:,} of {len(index):,} images shown; "
+            f"everything: onmodel tree {found.slug} --all[/dim]"
+        )
+
+
+def _fold_hint(fold: Fold) -> str:
+    return f"onmodel tree --from {fold.open_id}"
 
 
 def show(
@@ -143,7 +188,7 @@ def show(
     studio = open_studio()
     found = studio.image(image)
     data = found.to_dict()
-    data["lineage"] = [i.id for i in found.lineage()]
+    data["lineage"] = [*found.ancestor_ids(), found.id]
     data["children"] = [c.id for c in found.children]
     if json_out:
         print_json(data)
@@ -153,7 +198,7 @@ def show(
         ("status", data["status"]),
         ("session", data["session_id"]),
         ("parent", data["parent_id"]),
-        ("lineage", " → ".join(f"#{i}" for i in data["lineage"])),
+        ("lineage", _path(data["lineage"])),
         ("children", ", ".join(f"#{i}" for i in data["children"]) or "-"),
         ("request", data["request"] or "-"),
         ("provider / model", f"{data['provider']} / {data['model']}"),
@@ -179,6 +224,32 @@ def show(
     print(escape_controls(data["prompt"]))
 
 
+def _path(ids: list[int], ends: int = 4) -> str:
+    """The path from the root to the image, its middle folded on a long series."""
+    shown = [f"#{i}" for i in ids]
+    if len(ids) > 3 * ends:
+        folded = len(ids) - 2 * ends
+        shown = [*shown[:ends], f"… {folded:,} more …", *shown[-ends:]]
+    return " → ".join(shown)
+
+
 def _ref(ref: dict[str, object]) -> str:
     who = f"#{ref['image_id']}" if ref["image_id"] else str(ref["sha256"])[:12]
     return f"{ref['position']}:{ref['role']} {who}"
+
+
+def write_tree_json(view: View, load: Callable[[list[int]], Mapping[int, Image]]) -> None:
+    """``view`` as nested JSON on stdout, written as it is walked, images loaded a chunk at
+    a time (plain text, never wrapped or styled by rich)."""
+
+    def fields(step: tuple[int, int | Fold], image: Image | None) -> dict[str, object]:
+        key = step[1]
+        if isinstance(key, Fold):
+            return fold_fields(key)
+        return node_fields(image) if image is not None else {"id": key, "status": "gone"}
+
+    steps = with_images(view.walk(), lambda step: step[1], load)
+    nodes = ((step[0], fields(step, image)) for step, image in steps)
+    for piece in iter_tree_json(nodes):
+        sys.stdout.write(piece)
+    sys.stdout.write("\n")

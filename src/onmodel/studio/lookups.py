@@ -7,12 +7,14 @@ overflow inside the database driver.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from onmodel.errors import NotFoundError, UsageError
 from onmodel.handles import Character, Image, Reference, Session, TreeNode
 from onmodel.limits import check_id
-from onmodel.store import queries
+from onmodel.lineage import LineageIndex
+from onmodel.store import lineage, queries
 
 if TYPE_CHECKING:
     from onmodel.studio.core import Studio
@@ -69,28 +71,28 @@ class Lookups:
         found = queries.session_images(self.engine, session.id)
         return [Image(self.studio, record) for record in found]
 
-    def tree(self, session: Session) -> TreeNode:
-        """The session's lineage rooted at the character's anchor.
+    def lineage(self, session: Session) -> LineageIndex:
+        """The session's lineage as ids and links, rooted at the character's anchor.
 
         Images from outside the session that a shot branched from (another session's image)
         are included, so every node's parent link is visible.
         """
         anchor_id = session.character.anchor_image_id
-        records = queries.lineage_images(self.engine, session.id, anchor_id)
-        nodes = {record.id: TreeNode(Image(self.studio, record)) for record in records}
-        roots: list[TreeNode] = []
-        for node in nodes.values():
-            parent_id = node.image.parent_id
-            if parent_id in nodes:
-                nodes[parent_id].children.append(node)
-            else:
-                roots.append(node)
-        if len(roots) == 1:
-            return roots[0]
-        anchor_node = nodes.get(anchor_id) if anchor_id is not None else None
-        root = anchor_node or roots[0]
-        root.children.extend(r for r in roots if r is not root)
-        return root
+        return LineageIndex(lineage.session_links(self.engine, session.id, anchor_id), anchor_id)
+
+    def images_by_id(self, image_ids: Iterable[int]) -> dict[int, Image]:
+        """The images with these ids (those that exist), read a chunk of ids per query."""
+        found = lineage.images_by_id(self.engine, image_ids)
+        return {key: Image(self.studio, record) for key, record in found.items()}
+
+    def tree(self, session: Session) -> TreeNode:
+        """The whole lineage as handles (see :meth:`lineage`)."""
+        index = self.lineage(session)
+        images = self.images_by_id(index.order())
+        nodes = {key: TreeNode(image) for key, image in images.items()}
+        for key in index.order():
+            nodes[key].children.extend(nodes[child] for child in index.children(key))
+        return nodes[index.roots[0]]
 
 
 def _image_key(ref: int | str) -> int:

@@ -1,0 +1,108 @@
+"""Lineage reads: one statement each, whatever the depth or the size of the series.
+
+A series is a tree of images linked by ``parent_id``. Walking it a row at a time costs a
+query per generation (50,000 of them at the bottom of a 100,000-image series); these read
+ids and links with ``WITH RECURSIVE``, which SQLite and PostgreSQL both run, and load whole
+rows only for the images a view shows, a chunk of ids at a time. Every recursive query uses
+``UNION`` (not ``UNION ALL``), so parent links that form a cycle (a damaged database) end the
+recursion instead of looping forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import Engine, func, literal, select, union
+
+from onmodel.store.database import transaction
+from onmodel.store.models import ImageRow
+from onmodel.store.queries import ID_CHUNK
+from onmodel.store.records import ImageRecord, record_from
+
+_image = ImageRow.__table__  # type: ignore[attr-defined]
+
+
+def session_links(
+    engine: Engine, session_id: int, anchor_id: int | None
+) -> list[tuple[int, int | None]]:
+    """``(id, parent_id)`` of the session's images, of every image outside it that one of
+    them descends from (followed to its root), and of the anchor.
+
+    Only the links are read: a 100,000-image session is a few megabytes of ids.
+    """
+    inside = select(_image.c.id, _image.c.parent_id).where(_image.c.session_id == session_id)
+    seeds = select(_image.c.parent_id.label("id")).where(
+        _image.c.session_id == session_id, _image.c.parent_id.is_not(None)
+    )
+    if anchor_id is not None:
+        seeds = union(seeds, select(literal(anchor_id).label("id"))).subquery().select()
+    outside = (
+        select(_image.c.id, _image.c.parent_id)
+        .where(_image.c.id.in_(seeds), _image.c.session_id.is_distinct_from(session_id))
+        .cte("outside", recursive=True)
+    )
+    outside = outside.union(
+        select(_image.c.id, _image.c.parent_id).join(outside, _image.c.id == outside.c.parent_id)
+    )
+    query = union(inside, select(outside.c.id, outside.c.parent_id))
+    with engine.connect() as conn:
+        return [(row[0], row[1]) for row in conn.execute(query)]
+
+
+def ancestor_ids(engine: Engine, image_id: int) -> list[int]:
+    """The ids of the image's parent, its parent's parent and so on, oldest first."""
+    chain = (
+        select(_image.c.id, _image.c.parent_id)
+        .where(_image.c.id == image_id)
+        .cte("chain", recursive=True)
+    )
+    chain = chain.union(
+        select(_image.c.id, _image.c.parent_id).join(chain, _image.c.id == chain.c.parent_id)
+    )
+    with engine.connect() as conn:
+        parents = dict(conn.execute(select(chain.c.id, chain.c.parent_id)).all())
+    found: list[int] = []
+    seen = {image_id}
+    key = parents.get(image_id)
+    while key is not None and key in parents and key not in seen:  # a cycle ends here
+        found.append(key)
+        seen.add(key)
+        key = parents[key]
+    found.reverse()
+    return found
+
+
+def descendant_count(engine: Engine, image_id: int) -> int:
+    """How many images descend from the image (children, their children, ...)."""
+    below = select(_image.c.id).where(_image.c.parent_id == image_id).cte("below", recursive=True)
+    below = below.union(select(_image.c.id).join(below, _image.c.parent_id == below.c.id))
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(below)).scalar_one())
+
+
+def child_counts(engine: Engine, image_ids: Sequence[int]) -> dict[int, int]:
+    """How many children each image has, counted by the database (a fork has several)."""
+    found = dict.fromkeys(image_ids, 0)
+    with engine.connect() as conn:
+        for start in range(0, len(image_ids), ID_CHUNK):
+            chunk = image_ids[start : start + ID_CHUNK]
+            query = (
+                select(_image.c.parent_id, func.count())
+                .where(_image.c.parent_id.in_(chunk))
+                .group_by(_image.c.parent_id)
+            )
+            found.update((key, int(count)) for key, count in conn.execute(query))
+    return found
+
+
+def images_by_id(engine: Engine, image_ids: Iterable[int]) -> dict[int, ImageRecord]:
+    """The records of the given images (those that exist), a chunk of ids per query."""
+    wanted = list(dict.fromkeys(image_ids))
+    found: dict[int, ImageRecord] = {}
+    with transaction(engine) as db:
+        for start in range(0, len(wanted), ID_CHUNK):
+            chunk = wanted[start : start + ID_CHUNK]
+            for row in db.scalars(select(ImageRow).where(_image.c.id.in_(chunk))):
+                record = record_from(ImageRecord, row)
+                found[record.id] = record
+    return found
