@@ -235,19 +235,30 @@ def _ids_only(tree: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_forks_are_laid_out_as_columns_that_open_and_close() -> None:
-    """0 → 1 → {2 → {3, 4}, 5}: the rows say where each column opens and what ends after it."""
+    """0 → 1 → {2 → {3, 4}, 5}: the biggest branch (the newest of equals) continues the
+    column, the others are drawn before it, indented, and the rows say where each opens and
+    what ends after it."""
     index = LineageIndex([(0, None), (1, 0), (2, 1), (3, 2), (4, 2), (5, 1)])
     rows = list(index.rows())
-    layout = [(r.key, r.parent_id, r.depth, r.opens, r.last, r.forks, r.unwind) for r in rows]
+    layout = [(r.key, r.parent_id, r.depth, r.opens, r.forks, r.leaf, r.closes_fork) for r in rows]
     assert layout == [
-        (0, None, 0, True, True, False, 0),
-        (1, 0, 0, False, True, True, 0),
-        (2, 1, 1, True, False, True, 0),
-        (3, 2, 2, True, False, False, 0),
-        (4, 2, 2, True, True, False, 1),  # ends the fork at 2
-        (5, 1, 1, True, True, False, 1),  # ends the fork at 1
+        (0, None, 0, True, False, False, False),
+        (1, 0, 0, False, True, False, False),
+        (5, 1, 1, True, False, True, True),  # the fork at 1 has no other branch
+        (2, 1, 0, False, True, False, False),  # 1's column goes on
+        (3, 2, 1, True, False, True, True),
+        (4, 2, 0, False, False, True, False),
     ]
-    assert list(rows[4].unwound) == [1] and list(rows[5].unwound) == [0]
+
+
+def test_a_series_with_many_forks_stays_one_column() -> None:
+    """Retakes off every shot of a long line do not push the line to the right."""
+    links: list[tuple[int, int | None]] = [(i, i - 1 if i else None) for i in range(1000)]
+    links += [(10_000 + i, i) for i in range(999)]  # a retake of every shot
+    rows = list(LineageIndex(links).rows())
+    assert len(rows) == len(links)
+    assert max(r.depth for r in rows) == 1
+    assert all(r.depth == 0 for r in rows if r.key < 999)  # 999 and its retake tie at the end
 
 
 def test_iter_json_writes_what_json_dumps_writes() -> None:
@@ -299,9 +310,9 @@ def test_the_default_view_folds_the_middle_and_the_side_branches() -> None:
 def test_a_view_from_an_image_folds_what_is_deeper_or_over_the_limit() -> None:
     index = branched()
     keys = [row.key for row in index.from_image(5, depth=2).rows()]
-    assert [k for k in keys if isinstance(k, int)] == [5, 6, 7, 100, 101, 200]
+    assert [k for k in keys if isinstance(k, int)] == [5, 100, 101, 200, 6, 7]  # branches first
     folds = [k for k in keys if isinstance(k, Fold)]
-    assert [(f.parent_id, f.first_id, f.images) for f in folds] == [(7, 8, 26), (101, 102, 1)]
+    assert [(f.parent_id, f.first_id, f.images) for f in folds] == [(101, 102, 1), (7, 8, 26)]
     limited = [row.key for row in index.from_image(0, limit=4).rows()]
     assert [k for k in limited if isinstance(k, int)] == [0, 1, 2, 3]
     (fold,) = [k for k in limited if isinstance(k, Fold)]

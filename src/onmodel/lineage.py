@@ -107,56 +107,50 @@ Key = int | Fold  # a line of a view: an image id, or what the view left out
 
 @dataclass(frozen=True)
 class Row:
-    """One line of a lineage as drawn: a run of single children is one column, and only a
-    fork's branches are indented (one level deeper), so a long straight series stays one
-    column and every fork is obvious. ``key`` is an image id, or a :class:`Fold` in a view.
+    """One line of a lineage as drawn. A line's last child continues its column; the other
+    children start branches, drawn (indented one level) before the column goes on. So a
+    series stays one column however many retakes and variations branch off it, and the
+    indentation grows with branches of branches only, never with the length of the series
+    (indenting the main line at every fork made 100,000 lines cost 100,000 × forks).
+    ``key`` is an image id, or a :class:`Fold` in a view.
     """
 
     key: Key
     parent_id: int | None  # the image it hangs from in this drawing
-    depth: int  # forks above it: how far it is indented
+    depth: int  # branches it is inside: how far it is indented
     opens: bool  # the first of its column: a root, or the first line of a branch
-    last: bool  # its column is the last branch of its fork (or the last root)
-    forks: bool  # it has more than one child: they start the branches drawn below it
-    leaf: bool  # nothing is drawn below it
-    unwind: int  # forks whose last branch ends with this line (a leaf) and so close after it
-
-    @property
-    def unwound(self) -> range:
-        """The depths of the columns that end after this line, besides its own: each one's
-        fork is finished."""
-        return range(self.depth - 1, self.depth - 1 - self.unwind, -1)
+    forks: bool  # branches start below it, before its column goes on
+    leaf: bool  # nothing is drawn below it: its column ends here
+    closes_fork: bool  # its column is the last branch of a fork, which so ends here too
 
 
 def layout(roots: Sequence[Key], children: Callable[[Key], Sequence[Key]]) -> Iterator[Row]:
     """Every node under ``roots`` as drawn (see :class:`Row`), depth-first, streamed: a line
     costs its own children, whatever the depth."""
-    # node, parent id, depth, opens, last, tail: the forks its column's end finishes
-    stack: list[tuple[Key, int | None, int, bool, bool, int]] = [
-        (root, None, 0, True, i == len(roots) - 1, 0)
-        for i, root in reversed(list(enumerate(roots)))
+    # node, parent id, depth, opens, closes: whether its column's end closes a fork
+    stack: list[tuple[Key, int | None, int, bool, bool]] = [
+        (root, None, 0, True, False) for root in reversed(roots)
     ]
     while stack:
-        node, parent_id, depth, opens, last, tail = stack.pop()
+        node, parent_id, depth, opens, closes = stack.pop()
         below = children(node)
         yield Row(
             key=node,
             parent_id=parent_id,
             depth=depth,
             opens=opens,
-            last=last,
             forks=len(below) > 1,
             leaf=not below,
-            unwind=tail if not below else 0,
+            closes_fork=closes and not below,
         )
-        key = node if isinstance(node, int) else node.parent_id
-        if len(below) == 1:
-            stack.append((below[0], key, depth, False, last, tail))
+        if not below:
             continue
-        final = len(below) - 1
+        key = node if isinstance(node, int) else node.parent_id
+        *branches, following = below
+        stack.append((following, key, depth, False, closes))
         stack.extend(
-            (child, key, depth + 1, True, i == final, tail + 1 if i == final else 0)
-            for i, child in reversed(list(enumerate(below)))
+            (child, key, depth + 1, True, i == len(branches) - 1)
+            for i, child in reversed(list(enumerate(branches)))
         )
 
 
@@ -174,12 +168,18 @@ class View:
         return layout(self.roots, self.children)
 
     def walk(self) -> Iterator[tuple[int, Key]]:
-        """``(generations below its root, key)`` of every line, depth-first."""
+        """``(generations below its root, key)`` of every line, depth-first, children in the
+        order they were made (folds last): the order data is written in, not drawn in."""
         stack: list[tuple[int, Key]] = [(0, root) for root in reversed(self.roots)]
         while stack:
             generation, key = stack.pop()
             yield generation, key
-            stack.extend((generation + 1, c) for c in reversed(self.children(key)))
+            made = sorted(self.children(key), key=_made_order, reverse=True)
+            stack.extend((generation + 1, child) for child in made)
+
+
+def _made_order(key: Key) -> tuple[int, int]:
+    return (1, key.first_id) if isinstance(key, Fold) else (0, key)
 
 
 class LineageIndex:
@@ -286,7 +286,17 @@ class LineageIndex:
 
     def view(self, start: int | None = None) -> View:
         """Every image under ``start`` (or every image), nothing folded."""
-        return View([start] if start is not None else list(self.roots), self.children)
+        return View([start] if start is not None else list(self.roots), self.drawn_children)
+
+    def drawn_children(self, key: Key) -> list[int]:
+        """An image's children as drawn: the one with the most images below it (the newest
+        of equals) last, to continue its column; the others in the order they were made."""
+        children = self.children(key)
+        if len(children) < 2:
+            return children
+        size = self.sizes()
+        following = max(reversed(children), key=lambda child: size[child])
+        return [*(c for c in children if c != following), following]
 
     def rows(self, start: int | None = None) -> Iterator[Row]:
         """Every image under ``start`` (or every image) as drawn, streamed."""
@@ -393,11 +403,11 @@ class LineageIndex:
         return found
 
     def _shown_children(self, key: int | Fold, shown: set[int]) -> list[int | Fold]:
-        if isinstance(key, Fold):
-            return []
-        children = self.children(key)
+        """A shown image's children that are shown, with a fold for the others drawn first
+        (the column goes on with a shown child, if any)."""
+        children = self.drawn_children(key)
         visible: list[int | Fold] = [c for c in children if c in shown]
-        return visible + self._folded(key, [c for c in children if c not in shown])
+        return self._folded(key, [c for c in children if c not in shown]) + visible
 
     def _folded(self, parent_id: int, branches: list[int]) -> list[int | Fold]:
         if not branches:

@@ -49,8 +49,8 @@ def print_lineage(
     printed a few hundred at a time, whatever the size of the series. ``hint`` says how to
     open a fold. Returns how many images were drawn.
 
-    A straight run of shots is one column with no guides, and only a fork's branches are
-    indented, under ``├──``/``└──``: a line costs its fork depth. (Rich's own ``Tree`` nests
+    A series is one column with no guides, and only branches are indented (see
+    :class:`~onmodel.lineage.Row`): a line costs its branch depth. (Rich's own ``Tree`` nests
     a renderable per level and draws guides for every level, which at 100,000 shots costs
     nodes × depth.)
     """
@@ -84,15 +84,13 @@ def _row_key(row: Row) -> int | Fold:
 def _leads(
     rows: Iterator[tuple[Row, Image | None]],
 ) -> Iterator[tuple[str, Row, Image | None]]:
-    """Each row with the guides drawn before it."""
-    guides: list[str] = []  # per open branch level: what continues its column's lines
+    """Each row with the guides drawn before it: a branch opens under ``├──`` and its lines
+    keep a ``│`` for every column that goes on below them."""
     for row, image in rows:
         if row.depth == 0:
             lead = ""
         elif row.opens:
-            del guides[row.depth - 1 :]
-            guides.append("    " if row.last else "│   ")
-            lead = "".join(guides[:-1]) + ("└── " if row.last else "├── ")
+            lead = "│   " * (row.depth - 1) + "├── "
         else:
-            lead = "".join(guides)
+            lead = "│   " * row.depth
         yield lead, row, image
