@@ -123,7 +123,7 @@ def test_tree_text_of_a_100000_deep_chain(
     title, root, fold, *near, summary = done.stdout.splitlines()
     assert root.startswith(f"#{ids[0]} ✓ anchor")
     assert fold.startswith(f"… {DEEP - 10:,} images folded (#{ids[1]} … #{ids[-10]})")
-    assert fold.endswith(f"onmodel tree --from {ids[1]}")
+    assert fold.endswith(f"onmodel tree --from {ids[1]} --limit 40")
     assert [line.split()[0] for line in near] == [f"#{i}" for i in ids[-9:]]
     assert summary == f"10 of {DEEP:,} images shown; everything: onmodel tree {session.slug} --all"
 

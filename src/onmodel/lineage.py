@@ -405,6 +405,8 @@ class LineageIndex:
     def _shown_children(self, key: int | Fold, shown: set[int]) -> list[int | Fold]:
         """A shown image's children that are shown, with a fold for the others drawn first
         (the column goes on with a shown child, if any)."""
+        if isinstance(key, Fold):
+            return []
         children = self.drawn_children(key)
         visible: list[int | Fold] = [c for c in children if c in shown]
         return self._folded(key, [c for c in children if c not in shown]) + visible

@@ -176,8 +176,11 @@ def tree(
         )
 
 
+FOLD_OPENS = 40  # images a fold's hint opens: one screen, not the 50,000 it may hold
+
+
 def _fold_hint(fold: Fold) -> str:
-    return f"onmodel tree --from {fold.open_id}"
+    return f"onmodel tree --from {fold.open_id} --limit {FOLD_OPENS}"
 
 
 def show(
