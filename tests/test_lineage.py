@@ -20,12 +20,13 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from cli_inprocess import run_cli
+from cli_inprocess import assert_refused_cleanly, run_cli
 from onmodel.export import export_session
 from onmodel.handles import Session
 from onmodel.lineage import Fold, LineageIndex, TreeNode, iter_json, iter_tree_json, node_fields
 from onmodel.presentation import Pages, session_view
 from onmodel.status import ImageStatus
+from onmodel.store import lineage as lineage_reads
 from onmodel.store.models import ImageRow, SessionRow
 from onmodel.store.rows import insert_rows, update_row
 from onmodel.studio import Studio
@@ -334,3 +335,105 @@ def test_the_tree_json_writer_writes_what_json_dumps_writes() -> None:
     )
     assert streamed == "".join(iter_json(root[0].to_dict()))  # indentation capped as there
     assert json.loads(streamed) == json.loads(json.dumps(root[0].to_dict()))
+
+
+def test_lineage_reads_are_one_statement_each_at_any_size(studio: Studio) -> None:
+    """A session's links (with the images of another session it branched from), an image's
+    ancestors, descendants and children: one SQL statement each, never one per image."""
+    session, ids = build_chain(studio, 300)
+    other = studio.start_session(session.character, provider="preview")
+    branch_from = ids[100]
+    with studio.engine.begin() as conn:
+        insert_rows(
+            conn,
+            ImageRow,
+            [
+                {
+                    "id": 10_000 + i,
+                    "character_id": session.character.id,
+                    "session_id": other.id,
+                    "parent_id": branch_from if i == 0 else 10_000 + i - 1,
+                    "kind": "shot",
+                    "status": ImageStatus.SUCCEEDED.value,
+                    "request": {"pose": f"p{i}"},
+                    "provider": "preview",
+                    "model": "",
+                }
+                for i in range(5)
+            ],
+        )
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(studio.engine, "before_cursor_execute", count)
+    try:
+        index = other.lineage()
+        assert len(statements) == 2  # its character (for the anchor), and the links
+        # the other session's five shots hang from the first session's image, traced up to
+        # the anchor, so the drawing has no hole
+        assert index.order()[:3] == ids[:3] and index.ancestors(10_004)[-5:] == [
+            branch_from,
+            *range(10_000, 10_004),
+        ]
+        assert len(index) == 101 + 5
+        statements.clear()
+        assert lineage_reads.ancestor_ids(studio.engine, 10_004) == [
+            *ids[:101],
+            *range(10_000, 10_004),
+        ]
+        assert lineage_reads.descendant_count(studio.engine, ids[100]) == 199 + 5
+        assert lineage_reads.child_counts(studio.engine, [ids[100], ids[101], ids[-1]]) == {
+            ids[100]: 2,
+            ids[101]: 1,
+            ids[-1]: 0,
+        }
+        assert len(statements) == 3
+    finally:
+        event.remove(studio.engine, "before_cursor_execute", count)
+
+
+def test_lineage_reads_end_on_a_parent_cycle(studio: Studio) -> None:
+    """Parent links that loop (a damaged database) end every recursive read."""
+    _, ids = build_chain(studio, 4)
+    with studio.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE image SET parent_id = ? WHERE id = ?", (ids[-1], ids[0]))
+    assert lineage_reads.ancestor_ids(studio.engine, ids[-1]) == ids[:-1]
+    assert lineage_reads.descendant_count(studio.engine, ids[0]) == 4  # itself, via the loop
+
+
+def test_tree_options_open_a_fold_and_bound_the_drawing(
+    studio: Studio, isolated_home: Path
+) -> None:
+    session, ids = build_chain(studio, 200)
+    done = run_cli(isolated_home, "tree", session.slug, "--from", str(ids[10]), "--limit", "5")
+    assert done.code == 0, done.stderr
+    _, *lines, summary = done.stdout.splitlines()
+    assert [line.split()[0] for line in lines[:5]] == [f"#{i}" for i in ids[10:15]]
+    assert (
+        lines[5]
+        == f"… 1 branch folded ({200 - 15} images) — onmodel tree --from {ids[15]} --limit 40"
+    )
+    assert summary.startswith("5 of 200 images shown")
+    done = run_cli(isolated_home, "tree", session.slug, "--depth", "2", "--json")
+    tree = json.loads(done.stdout)
+    (child,) = tree["children"]
+    (grandchild,) = child["children"]
+    (fold,) = grandchild["children"]
+    assert (fold["folded"], fold["images"], fold["open_id"]) == ("branches", 197, ids[3])
+    full = json.loads(run_cli(isolated_home, "tree", session.slug, "--json").stdout)
+    assert list(chain_ids(full)) == ids  # --json alone: the whole lineage, nothing folded
+
+
+def test_tree_refuses_what_it_cannot_show(studio: Studio, isolated_home: Path) -> None:
+    session, _ = build_chain(studio, 5)
+    other = studio.create_character("Ann", prompt="a boy", provider="preview")
+    for args in (
+        ("--from", "99999"),  # no such image
+        ("--from", str(other.anchor_image_id)),  # another lineage's image
+        ("--depth", "-1"),
+        ("--limit", "0"),
+        ("--from", "abc"),
+    ):
+        assert_refused_cleanly(run_cli(isolated_home, "tree", session.slug, *args))
