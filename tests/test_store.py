@@ -143,7 +143,7 @@ def test_upgrading_a_0001_database_keeps_its_pending_row_and_judges_it_stale(
     """A row left pending by an onmodel before owners existed becomes retryable."""
     from alembic import command
 
-    from onmodel.store.database import _alembic_config
+    from onmodel.store.database import SCHEMA_HEAD, _alembic_config
     from onmodel.store.stale import find_stale, reconcile_stale
 
     engine = create_database_engine(f"sqlite:///{tmp_path / 'old.db'}")
@@ -165,7 +165,7 @@ def test_upgrading_a_0001_database_keeps_its_pending_row_and_judges_it_stale(
                 " '{}', '{}', '[]', 0, '', '2026-01-01')"
             )
         )
-    assert upgrade(engine).current == "0002"
+    assert upgrade(engine).current == SCHEMA_HEAD
     assert (tmp_path / "old.db.before-0001.bak").exists()
     with engine.connect() as conn:
         row = conn.execute(text("SELECT status, owner FROM image WHERE id = 7")).one()

@@ -19,6 +19,7 @@ from onmodel.status import ImageStatus
 from onmodel.store.database import transaction
 from onmodel.store.models import BatchRow, ImageRow, utcnow
 from onmodel.store.records import BatchRecord, record_from
+from onmodel.store.writes import change_time
 
 _CHUNK = 500  # stays under SQLite's bound-parameter limit on any build
 
@@ -77,26 +78,27 @@ def interrupt_pending(
     as it gives up on them). Rows of ``keep_owners``, live processes outside any run (a
     ``retry`` of a batch shot), are left to finish.
     """
-    statement = (
-        update(ImageRow)
-        .where(col(ImageRow.session_id) == session_id)
-        .where(col(ImageRow.status) == ImageStatus.PENDING)
-        .where(col(ImageRow.shot_key).is_not(None))
-        .values(
-            status=ImageStatus.INTERRUPTED,
-            error_type="interrupted",
-            error_message=INTERRUPTED_MESSAGE,
-            finished_at=utcnow(),
+    with engine.begin() as conn:
+        now = change_time(conn, [session_id])
+        statement = (
+            update(ImageRow)
+            .where(col(ImageRow.session_id) == session_id)
+            .where(col(ImageRow.status) == ImageStatus.PENDING)
+            .where(col(ImageRow.shot_key).is_not(None))
+            .values(
+                status=ImageStatus.INTERRUPTED,
+                error_type="interrupted",
+                error_message=INTERRUPTED_MESSAGE,
+                finished_at=now,
+                updated_at=now,
+            )
         )
-    )
-    if batch_id is not None:
-        statement = statement.where(col(ImageRow.batch_id) == batch_id)
-    if keep_owners:
-        owner = col(ImageRow.owner)
-        statement = statement.where(or_(owner.is_(None), owner.not_in(list(keep_owners))))
-    with transaction(engine) as db:
-        result = db.exec(statement)
-        return int(result.rowcount or 0)
+        if batch_id is not None:
+            statement = statement.where(col(ImageRow.batch_id) == batch_id)
+        if keep_owners:
+            owner = col(ImageRow.owner)
+            statement = statement.where(or_(owner.is_(None), owner.not_in(list(keep_owners))))
+        return int(conn.execute(statement).rowcount or 0)
 
 
 def find_batch(engine: Engine, session_id: int, name: str) -> BatchRecord | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Integer, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -79,6 +79,10 @@ class BatchRow(SQLModel, table=True):
 
 class ImageRow(SQLModel, table=True):
     __tablename__ = "image"
+    # A session's newest change, and its rows changed after a time, from the index alone
+    # (``store.queries.session_stamp``, ``images_changed_since``). ``ix_image_session_id``
+    # stays: it lists a session's images in id order without a sort (``session_images_page``).
+    __table_args__ = (Index("ix_image_session_id_updated_at", "session_id", "updated_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     character_id: int = Field(foreign_key="character.id", index=True)
@@ -121,6 +125,12 @@ class ImageRow(SQLModel, table=True):
     owner: str | None = None  # while pending: the process making it (onmodel.owners)
     created_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
+    # Set by every write to the row, growing in commit order within a session
+    # (``store.writes.change_time``). The server default exists only because SQLite cannot add
+    # a NOT NULL column without one (revision 0003); every insert through the store sets it.
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column_kwargs={"server_default": "1970-01-01 00:00:00"}
+    )
 
 
 class ImageReferenceRow(SQLModel, table=True):
@@ -128,7 +138,7 @@ class ImageReferenceRow(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("image_id", "position", name="uq_reference_position"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    image_id: int = Field(foreign_key="image.id", index=True)
+    image_id: int = Field(foreign_key="image.id")  # looked up through uq_reference_position
     position: int
     role: str  # anchor, parent, style, extra
     ref_image_id: int | None = Field(default=None, foreign_key="image.id")

@@ -7,9 +7,12 @@ Written with SQLAlchemy Core, and only with SQL that SQLite and PostgreSQL both 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import fields
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CompoundSelect, Engine, union
+from sqlalchemy import CompoundSelect, Engine, func, union
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from onmodel.limits import MAX_ID
@@ -218,3 +221,162 @@ def digest_users(
             for sha256, image_id in conn.execute(sent):
                 inputs[sha256].append(image_id)
     return images, inputs
+
+
+# ------------------------------------------------------------------ long sessions
+#
+# A series of 100,000 images is counted with COUNT, listed a page at a time by id (keyset:
+# each page starts from the last id seen, never from an OFFSET that reads every row before
+# it) and polled through a stamp read from the indexes alone.
+
+
+def session_image_counts(
+    engine: Engine, session_ids: Sequence[int] | None = None
+) -> dict[int, int]:
+    """How many images each session holds (its anchor is the character's, not counted): one
+    ``COUNT ... GROUP BY`` over ``ix_image_session_id`` per chunk of ids, no row read.
+
+    Every id asked for is in the answer (0 for a session without images); with no ids, every
+    session that has images.
+    """
+    table = ImageRow.__table__  # type: ignore[attr-defined]
+    query = select(table.c.session_id, func.count()).group_by(table.c.session_id)
+    counts: dict[int, int] = {}
+    with engine.connect() as conn:
+        if session_ids is None:
+            rows = conn.execute(query.where(table.c.session_id.is_not(None))).all()
+            return {session_id: count for session_id, count in rows}
+        for start in range(0, len(session_ids), ID_CHUNK):
+            chunk = session_ids[start : start + ID_CHUNK]
+            for session_id, count in conn.execute(query.where(table.c.session_id.in_(chunk))):
+                counts[session_id] = count
+    return {session_id: counts.get(session_id, 0) for session_id in session_ids}
+
+
+def session_status_counts(engine: Engine, session_id: int) -> dict[str, int]:
+    """How many of a session's images are in each status, by the stored status (an
+    :class:`ImageStatus` value; one a newer onmodel wrote is counted too), in one
+    ``GROUP BY``. Statuses no image has are left out."""
+    table = ImageRow.__table__  # type: ignore[attr-defined]
+    query = (
+        select(table.c.status, func.count())
+        .where(table.c.session_id == session_id)
+        .group_by(table.c.status)
+    )
+    with engine.connect() as conn:
+        return {status: count for status, count in conn.execute(query)}
+
+
+def session_images_page(
+    engine: Engine,
+    session_id: int,
+    *,
+    after_id: int | None,
+    limit: int,
+    newest_first: bool,
+) -> list[ImageRecord]:
+    """Up to ``limit`` of a session's images after ``after_id`` (the last id of the previous
+    page; None: from the start), in id order or, ``newest_first``, in reverse.
+
+    Keyset paging: a page costs the same at the start of a 100,000-image session as at its
+    end, read from ``ix_image_session_id`` in id order without a sort. Images added while
+    pages are read come last in id order, so an oldest-first walk ends with them.
+    """
+    image = ImageRow.__table__  # type: ignore[attr-defined]
+    query = sa_select(*_record_columns()).where(image.c.session_id == session_id)
+    if after_id is not None:
+        query = query.where(image.c.id < after_id if newest_first else image.c.id > after_id)
+    query = query.order_by(image.c.id.desc() if newest_first else image.c.id).limit(limit)
+    with engine.connect() as conn:
+        return [ImageRecord(*row) for row in conn.execute(query)]
+
+
+def _record_columns() -> list[Any]:
+    """The image columns an :class:`ImageRecord` holds, in its field order: pages of a long
+    series are read with Core, as the ORM's instances cost several times the query."""
+    image = ImageRow.__table__  # type: ignore[attr-defined]
+    return [image.c[field.name] for field in fields(ImageRecord)]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def session_stamp(engine: Engine, session_id: int) -> str:
+    """A short text that changes whenever the session changes: an image added or changed
+    (its count, newest id and newest ``updated_at``) or the session row itself (its head,
+    its ``updated_at``). A page polls it and re-reads only when it differs; it is also where
+    the next :func:`images_changed_since` starts (:func:`stamp_change_time`).
+
+    Each part is read from an index (``ix_image_session_id`` for the count and newest id,
+    ``ix_image_session_id_updated_at`` for the newest change), never from the rows: a few
+    milliseconds at 100,000 images, the count being the only part that walks the index.
+    An unknown session's stamp is the empty string.
+    """
+    image = ImageRow.__table__  # type: ignore[attr-defined]
+    session = SessionRow.__table__  # type: ignore[attr-defined]
+    in_session = image.c.session_id == session_id
+    query = sa_select(
+        select(func.count()).select_from(image).where(in_session).scalar_subquery(),
+        select(func.max(image.c.id)).where(in_session).scalar_subquery(),
+        select(func.max(image.c.updated_at)).where(in_session).scalar_subquery(),
+        session.c.head_image_id,
+        session.c.updated_at,
+    ).where(session.c.id == session_id)
+    with engine.connect() as conn:
+        found = conn.execute(query).first()
+    if found is None:
+        return ""
+    count, newest_id, newest_change, head_id, session_changed = found
+    return (
+        f"{count}.{newest_id or 0}.{_micros(newest_change)}.{head_id or 0}"
+        f".{_micros(session_changed)}"
+    )
+
+
+def stamp_change_time(stamp: str) -> datetime | None:
+    """The newest image change a :func:`session_stamp` saw: where the next
+    :func:`images_changed_since` starts. None (start from the beginning) for a session that
+    had no image, or for text that is not a stamp."""
+    parts = stamp.split(".")
+    if len(parts) != 5 or not parts[2].isascii() or not parts[2].isdigit():
+        return None
+    micros = int(parts[2])
+    if micros == 0:
+        return None
+    try:
+        return _EPOCH + micros * _MICROSECOND
+    except OverflowError:
+        return None
+
+
+def images_changed_since(
+    engine: Engine, session_id: int, since: datetime | None, limit: int
+) -> list[ImageRecord]:
+    """The session's images added or changed after ``since`` (None: all), oldest change
+    first, at most ``limit``: what a poll sends instead of the whole session.
+
+    How a poller misses nothing and repeats nothing: it starts from
+    ``stamp_change_time(stamp)`` of the stamp it last showed, and next time from the
+    ``updated_at`` of the last record received (when ``limit`` cut the answer short) or from
+    the new stamp. ``updated_at > since`` is exact because within a session every write
+    takes a time later than any change already committed there, under a lock held until it
+    commits (``store.writes.change_time``): a change not seen yet cannot carry a time at or
+    before one that was seen, even when two writes fall in the same microsecond or commit in
+    another order than they started. Reading the stamp before the images it describes only
+    ever re-sends an image, never skips one. Rows that revision 0003 gave their finished (or
+    created) time may share a time, but they are all older than any stamp taken since.
+    Read from ``ix_image_session_id_updated_at``, in its order, without a sort.
+    """
+    image = ImageRow.__table__  # type: ignore[attr-defined]
+    query = sa_select(*_record_columns()).where(image.c.session_id == session_id)
+    if since is not None:
+        query = query.where(image.c.updated_at > since)
+    query = query.order_by(image.c.updated_at, image.c.id).limit(limit)
+    with engine.connect() as conn:
+        return [ImageRecord(*row) for row in conn.execute(query)]
+
+
+def _micros(moment: datetime | None) -> int:
+    """Microseconds since 1970 (0 for none), exactly: a stamp's parts are whole numbers."""
+    return (moment - _EPOCH) // _MICROSECOND if moment is not None else 0

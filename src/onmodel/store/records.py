@@ -93,6 +93,7 @@ class ImageRecord:
     owner: str | None
     created_at: datetime
     finished_at: datetime | None
+    updated_at: datetime  # the row's last change; grows in commit order within a session
 
     def __post_init__(self) -> None:
         if not isinstance(self.status, ImageStatus):

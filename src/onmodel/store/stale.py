@@ -24,7 +24,8 @@ from sqlmodel import col, select
 
 from onmodel.owners import forget_owner, is_owner_alive
 from onmodel.status import ImageStatus
-from onmodel.store.models import ImageRow, utcnow
+from onmodel.store.models import ImageRow
+from onmodel.store.writes import change_time
 
 STALE_MESSAGE = "the process that made this request ended before it finished"
 _CHUNK = 500  # stays under SQLite's bound-parameter limit on any build
@@ -113,6 +114,7 @@ def live_owners(engine: Engine, home: Path, *, session_id: int) -> set[str]:
 def _mark_interrupted(engine: Engine, rows: Sequence[StaleRow]) -> None:
     """Only rows still pending: one that finished meanwhile was alive after all."""
     with engine.begin() as conn:
+        now = change_time(conn, [row.session_id for row in rows])
         for chunk in _chunks([row.image_id for row in rows]):
             conn.execute(
                 update(ImageRow)
@@ -122,7 +124,8 @@ def _mark_interrupted(engine: Engine, rows: Sequence[StaleRow]) -> None:
                     status=ImageStatus.INTERRUPTED,
                     error_type="interrupted",
                     error_message=STALE_MESSAGE,
-                    finished_at=utcnow(),
+                    finished_at=now,
+                    updated_at=now,
                 )
             )
 

@@ -3,14 +3,18 @@
 Unique names are settled by the database itself: two processes that pick the same free name
 at once get a :class:`DuplicateError` (or, for generated session names, the next free one),
 never an IntegrityError.
+
+Every write to an image row sets its ``updated_at`` to a :func:`change_time`, so that a page
+can ask a session for what changed since it last looked (``store.queries``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
@@ -43,12 +47,15 @@ def insert_imported_character(
         db.add(row)
         _flush_unique(db, f"a character named {row.slug!r} already exists")
         assert row.id is not None
+        now = utcnow()  # the anchor is in no session: no order to keep (see change_time)
         image = ImageRow(
             **anchor,
             character_id=row.id,
             kind="import",
             status=ImageStatus.SUCCEEDED,
-            finished_at=utcnow(),
+            created_at=now,
+            finished_at=now,
+            updated_at=now,
         )
         db.add(image)
         db.flush()
@@ -84,7 +91,12 @@ def insert_pending_image(
 ) -> int:
     """The pending row and the images sent with it, in order, in one transaction."""
     with engine.begin() as conn:
-        image_id = insert_row(conn, ImageRow, {**values, "status": ImageStatus.PENDING})
+        now = change_time(conn, [values.get("session_id")])
+        image_id = insert_row(
+            conn,
+            ImageRow,
+            {**values, "status": ImageStatus.PENDING, "created_at": now, "updated_at": now},
+        )
         insert_rows(
             conn,
             ImageReferenceRow,
@@ -96,19 +108,19 @@ def insert_pending_image(
 def complete_image(engine: Engine, image_id: int, values: Mapping[str, Any]) -> None:
     """Mark a row succeeded and, in the same transaction, make it its character's anchor or
     its session's new head (batch shots are siblings: they move no head)."""
-    now = utcnow()
     with engine.begin() as conn:
-        update_row(
-            conn,
-            ImageRow,
-            image_id,
-            {**values, "status": ImageStatus.SUCCEEDED, "finished_at": now},
-        )
         row = conn.execute(
             select(
                 ImageRow.kind, ImageRow.character_id, ImageRow.session_id, ImageRow.batch_id
             ).where(ImageRow.id == image_id)
         ).one()
+        now = change_time(conn, [row.session_id])
+        update_row(
+            conn,
+            ImageRow,
+            image_id,
+            {**values, "status": ImageStatus.SUCCEEDED, "finished_at": now, "updated_at": now},
+        )
         if row.kind == "anchor":
             update_row(
                 conn,
@@ -124,8 +136,48 @@ def complete_image(engine: Engine, image_id: int, values: Mapping[str, Any]) -> 
 
 
 def update_image(engine: Engine, image_id: int, values: Mapping[str, Any]) -> None:
+    """Set ``values`` on an image row (a failure, a manual shot's sent parameters, the
+    illustrator's star, rating or note), and its ``updated_at``."""
     with engine.begin() as conn:
-        update_row(conn, ImageRow, image_id, values)
+        session_id = conn.execute(
+            select(ImageRow.session_id).where(ImageRow.id == image_id)
+        ).scalar()
+        update_row(
+            conn, ImageRow, image_id, {**values, "updated_at": change_time(conn, [session_id])}
+        )
+
+
+def change_time(conn: Connection, session_ids: Iterable[int | None]) -> datetime:
+    """The ``updated_at`` for image rows about to be written in these sessions, in ``conn``'s
+    transaction: later than every change already committed in them.
+
+    A poller asks a session for the images changed after the newest change it has seen
+    (``store.queries.images_changed_since``); that misses nothing only if a change committed
+    later never carries an earlier or equal time. The clock alone does not promise it: a time
+    read before the write waits for its turn (behind another thread's or process's
+    transaction) is older than the writes that commit first, two writes can read the same
+    microsecond, and a clock can step back. So the sessions' rows are locked first, by
+    writing them unchanged (SQLite's one write lock, or PostgreSQL's row locks, each held
+    until commit, taken in id order), and the time is then now, or a microsecond after the
+    latest change already in those sessions if that is later. Rows in no session (a
+    character's anchor) are in no poll: they just get now.
+    """
+    ids = sorted({session_id for session_id in session_ids if session_id is not None})
+    sessions = SessionRow.__table__  # type: ignore[attr-defined]
+    images = ImageRow.__table__  # type: ignore[attr-defined]
+    latest: list[datetime] = []
+    for session_id in ids:
+        conn.execute(
+            update(sessions)
+            .where(sessions.c.id == session_id)
+            .values(updated_at=sessions.c.updated_at)
+        )
+        newest = conn.execute(
+            select(func.max(images.c.updated_at)).where(images.c.session_id == session_id)
+        ).scalar()
+        if newest is not None:
+            latest.append(newest + timedelta(microseconds=1))
+    return max([utcnow(), *latest])
 
 
 def _flush_unique(db: Any, message: str) -> None:

@@ -8,7 +8,7 @@ is a short call into the part that does the work.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +24,7 @@ from onmodel.handles import Character, Image, Reference, Session, TreeNode
 from onmodel.providers import get_provider
 from onmodel.providers.base import Provider, ProviderContext
 from onmodel.sheet import ModelSheet, ShotRequest
+from onmodel.store import queries
 from onmodel.store.database import create_database_engine, upgrade
 from onmodel.studio.annotations import annotate
 from onmodel.studio.cast import Cast
@@ -278,6 +279,58 @@ class Studio:
     def tree(self, session: str | int | Session | None = None) -> TreeNode:
         """The session's lineage rooted at the character's anchor."""
         return self.lookups.tree(self.session(session))
+
+    # ------------------------------------------------------------------ long sessions
+    # Counted and paged by the database: a series of 100,000 images is never loaded whole.
+
+    def image_counts(self, sessions: Sequence[Session]) -> dict[int, int]:
+        """How many images each session holds, by session id (one ``COUNT ... GROUP BY``)."""
+        return queries.session_image_counts(self.engine, [session.id for session in sessions])
+
+    def status_counts(self, session: str | int | Session | None = None) -> dict[str, int]:
+        """How many of a session's images are in each status (only statuses it has)."""
+        return queries.session_status_counts(self.engine, self.session(session).id)
+
+    def recent_images(self, session: str | int | Session | None, limit: int) -> list[Image]:
+        """The session's ``limit`` newest images, oldest of them first."""
+        found = self.session(session)
+        records = queries.session_images_page(
+            self.engine, found.id, after_id=None, limit=limit, newest_first=True
+        )
+        return [Image(self, record) for record in reversed(records)]
+
+    def iter_session_images(
+        self, session: str | int | Session | None = None, *, page_size: int = 500
+    ) -> Iterator[Image]:
+        """Every image of the session in id order, read ``page_size`` at a time (each page
+        from the last id of the one before): memory stays flat whatever the series' length."""
+        session_id = self.session(session).id
+        after_id: int | None = None
+        while records := queries.session_images_page(
+            self.engine, session_id, after_id=after_id, limit=page_size, newest_first=False
+        ):
+            yield from (Image(self, record) for record in records)
+            after_id = records[-1].id
+
+    def session_stamp(self, session: str | int | Session | None = None) -> str:
+        """A text that changes whenever the session or any of its images does: what a page
+        polls (see :func:`onmodel.store.queries.session_stamp`)."""
+        return queries.session_stamp(self.engine, self.session(session).id)
+
+    def images_changed_since(
+        self, session: str | int | Session | None, stamp: str, limit: int
+    ) -> list[Image]:
+        """The session's images added or changed since ``stamp`` (a :meth:`session_stamp`)
+        was taken, oldest change first, at most ``limit``: what a poll sends.
+
+        A poller that takes the new stamp *before* this call and keeps it for next time
+        misses no change (an image may come twice: it replaces itself). ``limit`` images
+        back means there may be more: reload the page rather than poll through them. Why
+        nothing slips between two polls: :func:`onmodel.store.queries.images_changed_since`.
+        """
+        since = queries.stamp_change_time(stamp)
+        found = queries.images_changed_since(self.engine, self.session(session).id, since, limit)
+        return [Image(self, record) for record in found]
 
     # ------------------------------------------------------------------ costs and annotations
 
