@@ -1,6 +1,6 @@
 """Long sessions at the store (issue 12): counted by COUNT, listed a page at a time, polled
-through a stamp; every change to an image moves its ``updated_at``; the pages and the poll read
-through their indexes.
+through a stamp; every change to an image moves its ``updated_at``; the batch's key lookup
+and the pages read through their indexes.
 
 The query plans are checked on small tables: without ``ANALYZE`` statistics (onmodel runs
 none) SQLite's planner picks the same plan whatever a table's size, so the plan seen here is
@@ -23,7 +23,7 @@ from onmodel.providers import FACTORIES
 from onmodel.sheet import ShotRequest
 from onmodel.status import ImageStatus
 from onmodel.store import queries, writes
-from onmodel.store.batches import interrupt_pending
+from onmodel.store.batches import interrupt_pending, key_records
 from onmodel.store.database import SCHEMA_HEAD, create_database_engine, upgrade
 from onmodel.store.models import ImageReferenceRow, ImageRow
 from onmodel.store.records import ImageRecord
@@ -302,6 +302,22 @@ def test_a_stamp_follows_the_session_row_too(studio: Studio, session: Session) -
 
 
 # ------------------------------------------------------------------ query plans
+
+
+def test_the_batch_key_lookup_reads_the_key_index_in_chunks(
+    studio: Studio, session: Session
+) -> None:
+    ids = add_images(studio, session, 30, key_prefix="key-")
+    add_images(studio, studio.start_session("mia", provider="preview"), 3, key_prefix="key-")
+    wanted = [f"key-{i}" for i in ids] + [f"missing-{n}" for n in range(1100)]
+    with Statements(studio) as statements:
+        found = key_records(studio.engine, session.id, wanted)
+    assert sorted(found) == sorted(f"key-{i}" for i in ids)  # not the other session's rows
+    plans = statements.plans()
+    assert len(plans) == 3  # 1,130 keys in chunks of 500
+    for plan in plans:
+        assert "USING INDEX ix_image_shot_key (shot_key=?)" in plan, plan
+        assert "ix_image_session_id" not in plan, plan
 
 
 def test_stamp_poll_and_pages_read_their_indexes(studio: Studio, session: Session) -> None:
