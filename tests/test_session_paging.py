@@ -1,6 +1,7 @@
 """Long sessions at the store (issue 12): counted by COUNT, listed a page at a time, polled
 through a stamp; every change to an image moves its ``updated_at``; the batch's key lookup
-and the pages read through their indexes.
+and the pages read through their indexes; ``session list`` and ``session show`` as a user
+sees them.
 
 The query plans are checked on small tables: without ``ANALYZE`` statistics (onmodel runs
 none) SQLite's planner picks the same plan whatever a table's size, so the plan seen here is
@@ -9,7 +10,8 @@ the one a 100,000-image session gets.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, text
 
+from cli_inprocess import run_cli
 from onmodel.handles import Session
 from onmodel.providers import FACTORIES
 from onmodel.sheet import ShotRequest
@@ -363,6 +366,75 @@ def test_references_are_read_through_the_unique_position_index(
         index.columns[0].name
         for index in ImageReferenceRow.__table__.indexes  # type: ignore[attr-defined]
     }
+
+
+# ------------------------------------------------------------------ the CLI
+
+
+@pytest.fixture
+def long_session(studio: Studio, session: Session) -> Iterator[Session]:
+    add_images(studio, session, 27)
+    add_images(studio, session, 3, status=ImageStatus.FAILED)
+    add_images(studio, session, 2, status=ImageStatus.PENDING)
+    studio.use_session(session)
+    yield session
+
+
+def test_session_list_counts_images(studio: Studio, long_session: Session) -> None:
+    studio.start_session("mia", title="empty", slug="empty", provider="preview")
+    home = studio.paths.home
+    listed = json.loads(run_cli(home, "session", "list", "--json").stdout)
+    assert {s["slug"]: s["images"] for s in listed} == {"week": 32, "empty": 0}
+    table = run_cli(home, "session", "list").stdout
+    week = next(line for line in table.splitlines() if " week " in line)
+    assert " 32 " in week
+
+
+def test_session_show_summarises_and_folds_the_older_images(
+    studio: Studio, long_session: Session
+) -> None:
+    home = studio.paths.home
+    out = run_cli(home, "session", "show").stdout
+    assert "images: 32 — 27 succeeded, 3 failed, 2 pending" in out
+    assert "… 12 earlier images (onmodel session show week --all)" in out
+    listed = _listed_ids(out)
+    assert len(listed) == 20 and listed == sorted(listed)
+    assert listed[-1] == max(i.id for i in studio.iter_session_images(long_session))
+
+    limited = run_cli(home, "session", "show", "--limit", "5").stdout
+    assert "… 27 earlier images" in limited and len(_listed_ids(limited)) == 5
+
+    everything = run_cli(home, "session", "show", "week", "--all").stdout
+    assert "earlier image" not in everything
+    assert _listed_ids(everything) == [i.id for i in studio.iter_session_images(long_session)]
+
+
+def test_session_show_json_honours_limit_and_all(studio: Studio, long_session: Session) -> None:
+    home = studio.paths.home
+    every = [i.id for i in studio.iter_session_images(long_session)]
+    default = json.loads(run_cli(home, "session", "show", "--json").stdout)
+    assert default["image_count"] == 32
+    assert default["status_counts"] == {"succeeded": 27, "failed": 3, "pending": 2}
+    assert [i["id"] for i in default["images"]] == every[-20:]
+    limited = json.loads(run_cli(home, "session", "show", "--json", "--limit", "2").stdout)
+    assert [i["id"] for i in limited["images"]] == every[-2:]
+    written = run_cli(home, "session", "show", "--json", "--all").stdout
+    data = json.loads(written)
+    assert [i["id"] for i in data["images"]] == every
+    # written piece by piece, yet exactly what json.dumps writes for the whole
+    assert written == json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def test_session_show_of_a_session_without_images(studio: Studio, session: Session) -> None:
+    home = studio.paths.home
+    out = run_cli(home, "session", "show", "week")
+    assert out.code == 0 and "images: none yet" in out.stdout
+    data = json.loads(run_cli(home, "session", "show", "week", "--json").stdout)
+    assert data["images"] == [] and data["image_count"] == 0
+
+
+def _listed_ids(out: str) -> list[int]:
+    return [int(line.split()[0][1:]) for line in out.splitlines() if line.startswith("  #")]
 
 
 def test_stamp_times_round_trip_exactly() -> None:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+import sys
+from collections.abc import Iterable, Mapping
+from itertools import islice
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from onmodel.cli.context import open_studio
 from onmodel.cli.output import console, print_json
+from onmodel.limits import MAX_ID
+from onmodel.status import ImageStatus
+
+if TYPE_CHECKING:
+    from onmodel.handles import Image
 
 app = typer.Typer(help="Start, list and switch sessions (series).", no_args_is_help=True)
 
@@ -47,14 +56,19 @@ def list_(
     character: Annotated[str | None, typer.Argument(help="Only this character's.")] = None,
     json_out: JsonOption = False,
 ) -> None:
-    """All sessions; the current one is marked."""
+    """All sessions with how many images each holds; the current one is marked."""
     studio = open_studio()
     sessions = studio.sessions(character)
+    counts = studio.image_counts(sessions)
     current = studio.current_session()
     if json_out:
         print_json(
             [
-                {**s.to_dict(), "current": current is not None and s.id == current.id}
+                {
+                    **s.to_dict(),
+                    "images": counts[s.id],
+                    "current": current is not None and s.id == current.id,
+                }
                 for s in sessions
             ]
         )
@@ -74,23 +88,48 @@ def list_(
             s.title,
             s.provider,
             s.model,
-            str(len(s.images())),
+            f"{counts[s.id]:,}",
             str(s.head_image_id or "-"),
         )
     console.print(table)
 
 
+RECENT_IMAGES = 20  # what `session show` lists by default: the latest screenful
+PRINT_CHUNK = 500
+SUMMARY_ORDER = (
+    ImageStatus.SUCCEEDED,
+    ImageStatus.FAILED,
+    ImageStatus.INTERRUPTED,
+    ImageStatus.PENDING,
+)
+
+
 @app.command("show")
 def show(
     session: Annotated[str | None, typer.Argument(help="Slug or id (default: current).")] = None,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", min=1, max=MAX_ID, help="How many of the newest images to list."),
+    ] = RECENT_IMAGES,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Every image, oldest first (streams at any size).")
+    ] = False,
     json_out: JsonOption = False,
 ) -> None:
-    """A session's settings and images."""
+    """A session's settings, its images counted by status, and its newest images."""
     studio = open_studio()
     found = studio.session(session)
-    images = found.images()
+    counts = studio.status_counts(found)
+    total = sum(counts.values())
+    images: Iterable[Image]
+    if everything:
+        images, folded = studio.iter_session_images(found), 0  # a page at a time
+    else:
+        recent = studio.recent_images(found, limit)
+        images, folded = recent, max(total - len(recent), 0)
     if json_out:
-        print_json({**found.to_dict(), "images": [i.to_dict() for i in images]})
+        head = {**found.to_dict(), "image_count": total, "status_counts": counts}
+        _write_json_with_images(head, (image.to_dict() for image in images))
         return
     from onmodel.cli.render import describe_image_line
 
@@ -98,8 +137,41 @@ def show(
     console.print(f"character: {found.character.slug}")
     console.print(f"provider: {found.provider}  model: {found.model}  params: {found.params}")
     console.print(f"head: #{found.head_image_id}")
+    console.print(_summary(total, counts))
+    if folded:
+        console.print(
+            f"  [dim]… {folded:,} earlier image{'s' if folded != 1 else ''} "
+            f"(onmodel session show {found.slug} --all)[/dim]"
+        )
+    # A screenful per print call, and the lines as plain text: a label is what the user
+    # typed, not markup, and rich's per-call work would cost more than reading the images.
+    lines = (f"  {describe_image_line(image)}" for image in images)
+    while page := list(islice(lines, PRINT_CHUNK)):
+        console.print("\n".join(page), markup=False)
+
+
+def _summary(total: int, counts: Mapping[str, int]) -> str:
+    """``images: 1,204 — 1,190 succeeded, 14 failed``: finished work first, then what is
+    still open; a status this version does not know (a newer database) comes last."""
+    if not total:
+        return "images: none yet"
+    order = {status.value: position for position, status in enumerate(SUMMARY_ORDER)}
+    parts = sorted(counts.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
+    return f"images: {total:,} — " + ", ".join(f"{n:,} {status}" for status, n in parts)
+
+
+def _write_json_with_images(head: dict[str, Any], images: Iterable[dict[str, Any]]) -> None:
+    """``head`` with an ``"images"`` list, as ``print_json`` would write it, but each image
+    written as it comes: ``--all`` never holds a long session's images at once."""
+    out = sys.stdout
+    opening = json.dumps(head, indent=2, ensure_ascii=False, default=str)
+    out.write(opening[:-2] + ',\n  "images": [')
+    written = 0
     for image in images:
-        console.print(f"  {describe_image_line(image)}")
+        text = json.dumps(image, indent=2, ensure_ascii=False, default=str)
+        out.write(("," if written else "") + "\n    " + text.replace("\n", "\n    "))
+        written += 1
+    out.write("\n  ]\n}\n" if written else "]\n}\n")
 
 
 @app.command("use")
