@@ -3,27 +3,38 @@ series.json, and an index.html that needs no server and no network."""
 
 from __future__ import annotations
 
+import inspect
+import io
 import json
 import os
+import random
 import re
 import subprocess
 import sys
+import weakref
 import zipfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image as PILImage
 from typer.testing import CliRunner
 
 import onmodel.export
+import onmodel.thumbnails
 from onmodel.blobs import BlobIntegrityError, sha256_bytes, sha256_file
 from onmodel.cli.app import app
 from onmodel.errors import UsageError
-from onmodel.export import ExportError, export_session
-from onmodel.lineage import LineageIndex
+from onmodel.export import CARDS_PER_PAGE, PANEL_LINES, ExportError, export_session
+from onmodel.handles import Session
+from onmodel.lineage import LineageIndex, with_images
+from onmodel.status import ImageStatus
 from onmodel.store.database import transaction
-from onmodel.store.models import ImageRow
+from onmodel.store.models import ImageRow, SessionRow
+from onmodel.store.rows import insert_rows, update_row
 from onmodel.studio import Studio
+from onmodel.thumbnails import CARD_SIZE, MINI_SIZE, Thumbnailer
 from test_web_fixtures import Series
 
 # Anything that would make a browser reach the network from the exported page.
@@ -66,25 +77,33 @@ def test_export_copies_every_image_byte_for_byte_under_readable_names(
     )
 
 
+def ancestry(data: dict[str, Any], image_id: int) -> list[int]:
+    """An image's ids back to the root, as a reader derives them from ``series.json``: from
+    ``tree`` (the whole lineage, exported or not)."""
+    parent_of = {c: int(p) for p, children in data["tree"]["children"].items() for c in children}
+    found = [image_id]
+    while found[-1] in parent_of:
+        found.append(parent_of[found[-1]])
+    return found[::-1]
+
+
 def test_series_json_holds_full_provenance_and_lineage(
     studio: Studio, series: Series, tmp_path: Path
 ) -> None:
-    export_session(studio, series.session, tmp_path / "out")
+    result = export_session(studio, series.session, tmp_path / "out")
     data = json.loads((tmp_path / "out" / "series.json").read_text(encoding="utf-8"))
-    assert data["format"] == "onmodel-series" and data["format_version"] == 1
+    assert data["format"] == "onmodel-series" and data["format_version"] == 2
     assert data["character"]["slug"] == "rin" and data["session"]["slug"] == series.session
     assert data["character"]["sheet"]["hair_color"] == "#d22b2b"
     records = {r["id"]: r for r in data["images"]}
     assert data["images"][0]["id"] == series.anchor
-    assert set(records) == set(series.parents)
+    assert set(records) == set(series.parents) and len(data["images"]) == len(records)
     for image_id, parent in series.parents.items():
         record = records[image_id]
         assert record["parent_id"] == parent
-        full = studio.image(image_id).to_dict()
-        for key in ("prompt", "revised_prompt", "gen_id", "model", "provider", "request"):
-            assert record[key] == full[key]
-        assert record["lineage"] == [i.id for i in studio.image(image_id).lineage()]
-    assert records[series.crying]["children"] == [series.guitar, series.branch]
+        assert "lineage" not in record and "children" not in record  # derivable: format 2
+        assert record == {**studio.image(image_id).to_dict(), **record}  # all show --json has
+        assert ancestry(data, image_id) == [i.id for i in studio.image(image_id).lineage()]
     assert records[series.crying]["exported_as"] == "001-crying.png"
     assert records[series.crying]["file"]["path"] == "001-crying.png"
     failed = records[series.failed]
@@ -99,6 +118,8 @@ def test_series_json_holds_full_provenance_and_lineage(
     }
     assert data["tree"]["exported"] == sorted(series.parents)
     assert data["files"]["001-crying.png"] == studio.image(series.crying).sha256
+    assert data["pages"] == {"index.html": sha256_file(tmp_path / "out" / "index.html")}
+    assert result.pages == ["index.html"]
 
 
 def test_index_html_is_a_self_contained_contact_sheet(
@@ -172,7 +193,8 @@ def test_only_starred_keeps_the_anchor_and_links_to_the_nearest_ancestor(
     data = json.loads((tmp_path / "out" / "series.json").read_text(encoding="utf-8"))
     guitar = next(r for r in data["images"] if r["id"] == series.guitar)
     assert guitar["parent_id"] == series.crying
-    assert guitar["lineage"] == [series.anchor, series.crying, series.guitar]
+    assert ancestry(data, series.guitar) == [series.anchor, series.crying, series.guitar]
+    assert data["tree"]["exported"] == [series.anchor, series.guitar]
     assert data["only"] == "starred"
 
 
@@ -448,7 +470,7 @@ def test_a_planted_series_json_cannot_make_export_delete_anything(
     assert result.kept == ["link.png", "thesis.docx"]
     assert (target / "thesis.docx").read_text() == "precious"
     assert (target / "link.png").is_symlink() and outside.read_text() == "not in the folder"
-    assert json.loads((target / "series.json").read_text())["format_version"] == 1
+    assert json.loads((target / "series.json").read_text())["format_version"] == 2
 
     # a planted page, or a file under a name the export writes, is refused, not overwritten
     for name, data in (("index.html", b"<p>mine</p>"), ("000-anchor.png", b"mine")):
@@ -562,3 +584,261 @@ def test_a_long_chain_does_not_hit_the_recursion_limit() -> None:
     rows = list(pruned.rows())
     assert [r.key for r in rows] == evens and rows[-1].parent_id == evens[-2]
     assert rows[0].opens and not any(r.opens or r.depth for r in rows[1:])
+
+
+# --------------------------------------------------------------------------- long series
+
+LONG = 2_500  # images in a long series: 13 pages of cards
+CARD = re.compile(r'<article class="card[^"]*"\s+id="image-(\d+)"')
+PARENT_LINK = re.compile(r'<a href="([^"]*)" class="parent-link" data-parent-id="(\d+)"')
+
+
+def branching_series(studio: Studio, size: int) -> tuple[Session, dict[int, int | None]]:
+    """A session of ``size`` images (anchor included) shaped as a studio's series grows: half
+    on a main chain, the rest in branches of 1-20 shots off it. Each image has its own small
+    PNG, so each needs its own thumbnails. The rows go through the store layer in one
+    transaction (shot by shot would take minutes). Returns the session and each image's parent.
+    """
+    character = studio.create_character("Rin", prompt="a girl with red hair", provider="preview")
+    session = character.start_session(provider="preview")
+    anchor = character.anchor
+    assert anchor is not None
+    rng = random.Random(12)
+    parents: dict[int, int | None] = {anchor.id: None}
+    main = [anchor.id]
+    while len(parents) < size:
+        new_id = anchor.id + len(parents)
+        if len(main) < size // 2:
+            parents[new_id] = main[-1]
+            main.append(new_id)
+            continue
+        parent = rng.choice(main)
+        for _ in range(min(rng.randint(1, 20), size - len(parents))):
+            new_id = anchor.id + len(parents)
+            parents[new_id] = parent
+            parent = new_id
+    rows = []
+    for image_id, parent_id in parents.items():
+        if parent_id is None:
+            continue
+        picture = io.BytesIO()
+        PILImage.new("RGB", (8, 8), (image_id % 256, image_id // 256 % 256, 99)).save(
+            picture, "PNG"
+        )
+        blob = studio.blobs.put(picture.getvalue(), "png")
+        rows.append(
+            {
+                "id": image_id,
+                "character_id": character.id,
+                "session_id": session.id,
+                "parent_id": parent_id,
+                "kind": "shot",
+                "status": ImageStatus.SUCCEEDED.value,
+                "request": {"expression": f"step {image_id}"},
+                "prompt": f"Rin, step {image_id}",
+                "provider": "preview",
+                "model": "",
+                "sha256": blob.sha256,
+                "format": "png",
+                "width": 8,
+                "height": 8,
+                "byte_size": blob.size,
+            }
+        )
+    with studio.engine.begin() as conn:
+        insert_rows(conn, ImageRow, rows)
+        update_row(conn, SessionRow, session.id, {"head_image_id": main[-1]})
+    return studio.session(session.id), parents
+
+
+def test_a_long_branching_series_exports_every_image_once_across_pages(
+    studio: Studio, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session, parents = branching_series(studio, LONG)
+    anchor = min(parents)
+    made: Counter[tuple[str, int]] = Counter()
+    real_render = onmodel.thumbnails.render_thumbnail
+
+    def render_thumbnail(source: Path, size: int) -> bytes:
+        made[(source.name, size)] += 1
+        return real_render(source, size)
+
+    monkeypatch.setattr(onmodel.thumbnails, "render_thumbnail", render_thumbnail)
+    out = tmp_path / "out"
+    result = export_session(studio, session, out)
+
+    # every image copied once, under its own name
+    assert sorted(f.image_id for f in result.files) == sorted(parents)
+    assert len({f.name for f in result.files}) == LONG and result.images == LONG
+    # series.json: every image once, anchor first, each with its true parent
+    data = json.loads((out / "series.json").read_text(encoding="utf-8"))
+    assert [r["id"] for r in data["images"]] == sorted(parents)
+    assert {r["id"]: r["parent_id"] for r in data["images"]} == parents
+    assert data["pages"] == {name: sha256_file(out / name) for name in result.pages}
+    # the pages: every shot's card exactly once, each page linked to the next
+    count = -(-(LONG - 1) // CARDS_PER_PAGE)
+    assert result.pages == ["index.html", *(f"page-{n}.html" for n in range(2, count + 1))]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*(f.name for f in result.files), *result.pages, "series.json"]
+    )
+    where: dict[int, str] = {}
+    htmls = {name: (out / name).read_text(encoding="utf-8") for name in result.pages}
+    for name, html in htmls.items():
+        cards = [int(i) for i in CARD.findall(html)]
+        assert 0 < len(cards) <= CARDS_PER_PAGE
+        assert not where.keys() & set(cards)  # no card on two pages
+        where.update(dict.fromkeys(cards, name))
+        following = result.pages[result.pages.index(name) + 1 :]
+        assert ('rel="next"' in html) == bool(following)
+        assert not following or f'href="{following[0]}" rel="next"' in html
+    assert sorted(where) == sorted(parents)[1:]
+    assert f'id="image-{anchor}" class="anchor-section"' in htmls["index.html"]
+    # a parent link leads to the page that holds the parent's card
+    for html in htmls.values():
+        for href, parent_id in PARENT_LINK.findall(html):
+            assert href == f"{where.get(int(parent_id), 'index.html')}#image-{parent_id}"
+    # each thumbnail made once: one card size per image, a few lineage-panel minis
+    assert max(made.values()) == 1
+    assert sum(size == CARD_SIZE for _, size in made) == LONG
+    assert 0 < sum(size == MINI_SIZE for _, size in made) <= PANEL_LINES
+
+
+def test_a_long_export_holds_a_chunk_of_records_and_a_page_of_views_at_a_time(
+    studio: Studio, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Memory stays flat in the size of the series: counted, not timed. Whenever a thumbnail is
+    written or an image's record is, at most a chunk of image records and two pages of card
+    views (the first page's, written last, and the current one's) are alive."""
+    session, _ = branching_series(studio, LONG)
+    chunk = inspect.signature(with_images).parameters["chunk"].default
+    images: list[weakref.ref[Any]] = []
+    views: list[weakref.ref[Any]] = []
+    real_load, real_view = studio.lookups.images_by_id, onmodel.export.image_view
+
+    def images_by_id(image_ids: Any) -> Any:
+        found = real_load(image_ids)
+        images.extend(weakref.ref(image) for image in found.values())
+        return found
+
+    def image_view(*args: Any, **kwargs: Any) -> Any:
+        view = real_view(*args, **kwargs)
+        views.append(weakref.ref(view))
+        return view
+
+    alive: list[tuple[int, int]] = []
+
+    def count() -> None:
+        alive.append((sum(r() is not None for r in images), sum(r() is not None for r in views)))
+
+    real_read, real_record = Thumbnailer.read, onmodel.export._record
+
+    def read(thumbnailer: Thumbnailer, sha256: str, fmt: str, size: int) -> bytes:
+        count()
+        return real_read(thumbnailer, sha256, fmt, size)
+
+    def record(image: Any, name: str | None) -> dict[str, Any]:
+        count()
+        return real_record(image, name)
+
+    monkeypatch.setattr(studio.lookups, "images_by_id", images_by_id)
+    monkeypatch.setattr(onmodel.export, "image_view", image_view)
+    monkeypatch.setattr(Thumbnailer, "read", read)
+    monkeypatch.setattr(onmodel.export, "_record", record)
+    export_session(studio, session, tmp_path / "out")
+    assert len(alive) > 2 * LONG  # a look at every thumbnail and every record
+    assert len(images) >= 3 * LONG  # planned, written and described: loaded three times
+    assert max(n for n, _ in alive) <= chunk
+    assert max(n for _, n in alive) <= 2 * CARDS_PER_PAGE + PANEL_LINES + 1
+    assert len(views) > LONG
+
+
+def test_a_damaged_blob_midway_leaves_no_export_that_looks_finished(
+    studio: Studio, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Image 500 of 1,000 is damaged: pages were already being written, and still no folder,
+    no index.html, no zip and no temporary leftovers appear."""
+    session, parents = branching_series(studio, 1_000)
+    damaged = sorted(parents)[500]
+    blob = blob_of(studio, damaged)
+    blob.chmod(0o644)
+    blob.write_bytes(blob.read_bytes()[:-1] + b"\0")
+    written: list[str] = []
+    real_write = onmodel.export._ExportLinks.write
+
+    def write(links: Any, html: str, destination: Path) -> str:
+        written.append(destination.name)
+        return real_write(links, html, destination)
+
+    monkeypatch.setattr(onmodel.export._ExportLinks, "write", write)
+    parent = tmp_path / "exports"
+    parent.mkdir()
+    with pytest.raises(BlobIntegrityError, match=rf"image {damaged} .*damaged"):
+        export_session(studio, session, parent / "out", make_zip=True)
+    assert written == ["page-2.html"]  # the failure came mid-way
+    assert list(parent.iterdir()) == []
+
+
+def test_reexporting_a_long_series_replaces_its_pages_and_keeps_the_users(
+    studio: Studio, tmp_path: Path
+) -> None:
+    session, parents = branching_series(studio, 450)
+    target = tmp_path / "out"
+    first = export_session(studio, session, target, make_zip=True)
+    assert first.pages == ["index.html", "page-2.html", "page-3.html"]
+    (target / "mine.txt").write_text("kept")
+    (target / "page-2.html").write_text("my notes on page 2")
+    with pytest.raises(UsageError, match=r"page-2\.html was not written by an earlier export"):
+        export_session(studio, session, target, make_zip=True)
+    (target / "page-2.html").unlink()
+
+    studio.annotate_image(max(parents), starred=True)
+    result = export_session(studio, session, target, only="starred", make_zip=True)
+    assert result.pages == ["index.html"] and result.kept == ["mine.txt"]
+    assert sorted(p.name for p in target.iterdir()) == sorted(
+        [*(f.name for f in result.files), "index.html", "mine.txt", "series.json"]
+    )
+    assert result.zip_path is not None
+    with zipfile.ZipFile(result.zip_path) as bundle:
+        assert {"out/index.html", "out/series.json"} <= set(bundle.namelist())
+    assert hidden(tmp_path) == []
+
+
+class CountingReader(io.StringIO):
+    """Text that counts how much of it was read."""
+
+    chars = 0
+
+    def read(self, size: int | None = -1) -> str:
+        text = super().read(size)
+        self.chars += len(text)
+        return text
+
+
+def test_an_earlier_manifest_is_read_only_as_far_as_what_it_recorded(
+    studio: Studio, tmp_path: Path
+) -> None:
+    session, _ = branching_series(studio, 450)
+    export_session(studio, session, tmp_path / "out")
+    text = (tmp_path / "out" / "series.json").read_text(encoding="utf-8")
+    handle = CountingReader(text)
+    recorded = onmodel.export._recorded_in(handle)
+    assert recorded is not None
+    files, pages = recorded
+    assert len(files) == 450 and set(pages) == {"index.html", "page-2.html", "page-3.html"}
+    assert handle.chars < len(text) / 4  # the images were never read
+
+    # format 1 wrote what it recorded last, after every image's whole ancestry
+    old = {
+        "format": "onmodel-series",
+        "format_version": 1,
+        "images": [{"id": i, "lineage": list(range(i)), "n": 1.5e3} for i in range(300)],
+        "files": {"000-anchor.png": "a" * 64},
+        "index_sha256": "b" * 64,
+        "pages": {"../elsewhere.html": "c" * 64, "page-x.html": "c" * 64},
+    }
+    recorded = onmodel.export._recorded_in(io.StringIO(json.dumps(old, indent=1)))
+    assert recorded == ({"000-anchor.png": "a" * 64}, {"index.html": "b" * 64})
+    for broken in ("", "[]", '{"format": "onmodel-series", "files": {', '{"format": 1 2}'):
+        with pytest.raises(ValueError):
+            onmodel.export._recorded_in(io.StringIO(broken))
+    assert onmodel.export._recorded_in(io.StringIO('{"format": "other"}')) is None

@@ -4,20 +4,30 @@ The folder holds the images under readable names (``000-anchor.png``, ``001-cryi
 copied byte for byte from the blob store (a re-encode would break GPT images' signed C2PA
 manifests, so every copy is checked against its digest), ``series.json`` with the full
 provenance and lineage, and ``index.html``: a contact sheet that opens from disk with no server
-and fetches nothing, because its CSS is inlined and its thumbnails are embedded as data URIs.
+and fetches nothing, because its CSS is inlined and its thumbnails are embedded as data URIs. A
+long series continues on ``page-2.html``, ``page-3.html``... (:data:`CARDS_PER_PAGE` shots each),
+and the lineage panel shows the head's neighbourhood, with what it leaves out folded.
 
 An export is all or nothing. It is built in a hidden folder beside the target and renamed into
 place only when complete, so a damaged blob, a full disk or Ctrl-C leaves the target exactly as
 it was. Replacing an earlier export removes only files this tool provably wrote (the digests in
 its ``series.json`` match, and an image's bytes are still in the blob store, so nothing is lost);
 everything else in the folder is the user's and is carried over into the new export.
+
+It streams, so a series of 100,000 images exports in the memory a few hundred take: the lineage
+is read as ids and links (:class:`~onmodel.lineage.LineageIndex`), image records are loaded a
+chunk at a time (:func:`~onmodel.lineage.with_images`), each page is written as soon as its
+cards are made, thumbnails go into the page file one at a time, and ``series.json`` is written
+one image record at a time.
 """
 
 from __future__ import annotations
 
-import base64
+import bisect
 import hashlib
+import io
 import json
+import math
 import os
 import re
 import secrets
@@ -25,30 +35,49 @@ import shutil
 import stat
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from base64 import b64encode
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
+from itertools import chain, repeat
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, TypeVar
 
 from onmodel import __version__
 from onmodel.blobs import BlobIntegrityError, BlobStore, sha256_file
 from onmodel.errors import InvalidSlugError, OnmodelError, UsageError
-from onmodel.handles import Image, Session
-from onmodel.lineage import LineageIndex
-from onmodel.presentation import Pages, session_view
+from onmodel.handles import Image, Reference, Session
+from onmodel.lineage import LineageIndex, with_images
+from onmodel.presentation import (
+    ImageView,
+    LineageNode,
+    Pages,
+    SessionView,
+    Summary,
+    character_view,
+    image_view,
+    summarise,
+)
 from onmodel.slugs import slugify
-from onmodel.status import ImageStatus
+from onmodel.store.queries import references_of
 from onmodel.studio import Studio
 from onmodel.thumbnails import THUMBNAIL_MIME, Thumbnailer
 
 SERIES_FORMAT = "onmodel-series"
-SERIES_FORMAT_VERSION = 1
+# 2: each image is listed once with its parent_id, without its ancestry ("lineage") or its
+#    children (both follow from the parent ids, and "tree" holds the whole lineage); the pages
+#    written are recorded, with their digests, under "pages" (which replaces "index_sha256").
+SERIES_FORMAT_VERSION = 2
 INDEX_TEMPLATE = "export/index.html.j2"
 INDEX_NAME = "index.html"
 MANIFEST_NAME = "series.json"
+CARDS_PER_PAGE = 200  # shots on a page: a few megabytes of embedded thumbnails
+NAV_AROUND = 3  # pages linked on either side of the current one
+PANEL_LINES = 200  # a longer lineage is shown as the head's neighbourhood, the rest folded
+_PAGE_NAME = re.compile(r"page-[1-9][0-9]*\.html")
 NAME_WORDS_MAX = 32  # characters of the label kept in a file name
 COPY_CHUNK = 1 << 20
 # Marks a zip as onmodel's own, so re-exporting may replace it and nothing else is ever replaced.
@@ -58,7 +87,8 @@ MAX_NAME_BYTES = 255  # a file name on ext4, APFS and NTFS alike
 
 
 class ExportError(OnmodelError):
-    """The export could not be written (a filesystem failure); the target is as it was."""
+    """The export could not be written (a filesystem failure, or an image gone from the
+    database while it ran); the target is as it was."""
 
 
 class ExportFilter(StrEnum):
@@ -66,7 +96,7 @@ class ExportFilter(StrEnum):
     STARRED = "starred"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per exported file: a long series has 100,000
 class ExportedFile:
     image_id: int
     name: str
@@ -84,12 +114,14 @@ class ExportResult:
     failed: int
     zip_path: Path | None
     kept: list[str]  # the user's own entries, carried over from the folder this export replaced
+    pages: list[str]  # index.html, then page-2.html... for a long series
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "directory": str(self.directory),
             "index": str(self.index),
             "manifest": str(self.manifest),
+            "pages": self.pages,
             "images": self.images,
             "failed": self.failed,
             "files": [
@@ -99,56 +131,6 @@ class ExportResult:
             "zip": str(self.zip_path) if self.zip_path else None,
             "kept": self.kept,
         }
-
-
-class _ExportLinks:
-    """Originals beside ``index.html``; thumbnails inline, so the page alone still shows all.
-
-    The page is rendered with a placeholder per thumbnail and the thumbnails are streamed into
-    the file one at a time: a series of thousands of images never has all of them in memory.
-    The placeholder carries a random token, so no note or prompt can forge one.
-    """
-
-    def __init__(self, names: dict[int, str], thumbnails: Thumbnailer) -> None:
-        self.names = names
-        self.thumbnails = thumbnails
-        self.prefix = f"onmodel-thumbnail-{secrets.token_hex(16)}-"
-        self.placeholder = re.compile(re.escape(self.prefix) + r"(\d+)")
-        self.wanted: list[tuple[str, str, int]] = []
-
-    def file(self, image: Image) -> str | None:
-        return self.names.get(image.id)
-
-    def thumb(self, image: Image, size: int) -> str | None:
-        if image.sha256 is None or image.format is None:
-            return None
-        self.wanted.append((image.sha256, image.format, size))
-        return f"{self.prefix}{len(self.wanted) - 1}"
-
-    def page(self, image: Image) -> str:
-        return f"#image-{image.id}"
-
-    def parent(self, parent_id: int) -> str | None:
-        return None  # a parent missing from the sheet was filtered out: nothing to link to
-
-    def write(self, html: str, destination: Path) -> str:
-        """Write ``html`` with every placeholder replaced by its thumbnail; return the digest."""
-        digest = hashlib.sha256()
-        with destination.open("wb") as out:
-
-            def emit(data: bytes) -> None:
-                digest.update(data)
-                out.write(data)
-
-            position = 0
-            for match in self.placeholder.finditer(html):
-                emit(html[position : match.start()].encode("utf-8"))
-                sha256, fmt, size = self.wanted[int(match.group(1))]
-                emit(f"data:{THUMBNAIL_MIME};base64,".encode("ascii"))
-                emit(base64.b64encode(self.thumbnails.read(sha256, fmt, size)))
-                position = match.end()
-            emit(html[position:].encode("utf-8"))
-        return digest.hexdigest()
 
 
 def export_session(
@@ -171,38 +153,31 @@ def export_session(
     if len(os.fsencode(target.name)) > MAX_NAME_BYTES - len(".zip"):
         raise UsageError(f"the folder name {target.name[:40]}… is too long for a file system")
 
-    full = chosen.lineage()
-    every = studio.lookups.images_by_id(full.order())
-    anchor_id = chosen.character.anchor_image_id
-
-    def keep(image: Image) -> bool:
-        return only is ExportFilter.ALL or image.starred or image.id == anchor_id
-
-    kept = [every[key] for key in full.prune(lambda key: keep(every[key])).order()]
-    ordered = sorted(kept, key=lambda i: (0 if i.id == anchor_id else 1, i.id))
-    names = _file_names(ordered, anchor_id)
-
-    earlier = _survey(target, {*names.values(), INDEX_NAME, MANIFEST_NAME}, studio.blobs)
+    plan = _plan(studio, chosen, only)
+    earlier = _survey(target, {*plan.names.values(), *plan.pages, MANIFEST_NAME}, studio.blobs)
     archive = _zip_destination(target) if make_zip else None
 
     with _filesystem_errors(target), _staging(target) as staging:
-        files = [_copy(image, staging / names[image.id]) for image in ordered if image.id in names]
-        links = _ExportLinks(names, Thumbnailer(studio.blobs, studio.paths.thumbnails))
-        view = session_view(chosen, links, keep=keep, names=names)
         exported_at = datetime.now(UTC)
-        html = Pages(studio.paths.templates).render(
-            INDEX_TEMPLATE,
-            session=view,
-            summary=view.summary,
+        links = _ExportLinks(plan, Thumbnailer(studio.blobs, studio.paths.thumbnails))
+        sheet = _Sheet(
+            Pages(studio.paths.templates),
+            links,
+            staging,
+            plan,
+            base=_session_base(chosen),
             only=only.value,
             exported_at=exported_at.strftime("%Y-%m-%d %H:%M UTC"),
             version=__version__,
         )
-        index_sha256 = links.write(html, staging / INDEX_NAME)
-        series = _series(chosen, full, ordered, names, files, index_sha256, only, exported_at)
-        text = json.dumps(series, indent=2, ensure_ascii=False, default=str) + "\n"
-        (staging / MANIFEST_NAME).write_text(text, encoding="utf-8")
-        with _zip(staging, target.name, [f.name for f in files], archive) as zip_path:
+        files = _copy_and_show(studio, plan, links, sheet, staging)
+        summary = sheet.totals.summary()
+        pages = sheet.finish(summary, _lineage_panel(studio, plan, links, chosen.head_image_id))
+        with (staging / MANIFEST_NAME).open("w", encoding="utf-8") as out:
+            _write_json(out, _series(studio, chosen, plan, files, pages, only, exported_at))
+            out.write("\n")
+        written = [*pages, MANIFEST_NAME]
+        with _zip(staging, target.name, [f.name for f in files], written, archive) as zip_path:
             moved, leftover = _swap(staging, target, earlier)
     if leftover is not None:
         raise ExportError(
@@ -214,11 +189,463 @@ def export_session(
         index=target / INDEX_NAME,
         manifest=target / MANIFEST_NAME,
         files=files,
-        images=len(ordered),
-        failed=sum(i.status in (ImageStatus.FAILED, ImageStatus.INTERRUPTED) for i in ordered),
+        images=summary.images,
+        failed=summary.failed,
         zip_path=zip_path,
         kept=moved,
+        pages=list(pages),
     )
+
+
+# --------------------------------------------------------------------------- what to write
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the export writes, settled before anything is written (so every refusal comes
+    first): which images, in what order, under which file names, on which page.
+
+    Ids and names only: a 100,000-image series is a few megabytes of them. The records are
+    read a chunk at a time, here and again while writing.
+    """
+
+    lineage: LineageIndex  # the session's whole lineage (series.json's "tree")
+    shown: LineageIndex  # the exported images' lineage: ``lineage`` less what --only left out
+    hero: int | None  # the anchor, shown above the cards of the first page
+    cards: list[int]  # every other exported image, in the order made (ids ascending)
+    names: dict[int, str]  # the file each image with a picture is copied to
+
+    def exported(self) -> Iterator[int]:
+        """Every exported image: the anchor, then the rest in the order they were made."""
+        return chain([] if self.hero is None else [self.hero], self.cards)
+
+    @property
+    def pages(self) -> list[str]:
+        count = max(1, math.ceil(len(self.cards) / CARDS_PER_PAGE))
+        return [_page_name(number) for number in range(1, count + 1)]
+
+    def href(self, image_id: int) -> str | None:
+        """Where the image's card is (None: not exported). ``cards`` is sorted, so its page
+        is found by bisection, without a map of every image."""
+        if image_id == self.hero:
+            return f"{INDEX_NAME}#image-{image_id}"
+        position = bisect.bisect_left(self.cards, image_id)
+        if position == len(self.cards) or self.cards[position] != image_id:
+            return None
+        return f"{_page_name(position // CARDS_PER_PAGE + 1)}#image-{image_id}"
+
+
+def _page_name(number: int) -> str:
+    return INDEX_NAME if number == 1 else f"page-{number}.html"
+
+
+def _is_page(name: str) -> bool:
+    return name == INDEX_NAME or _PAGE_NAME.fullmatch(name) is not None
+
+
+def _plan(studio: Studio, session: Session, only: ExportFilter) -> _Plan:
+    """Read the lineage, then the records a chunk at a time for what the names and the
+    ``--only`` filter need, keeping ids and names only."""
+    lineage = session.lineage()
+    anchor_id = session.character.anchor_image_id
+    chosen: set[int] = set()
+    labels: dict[int, str] = {}  # "crying.png": what a file is named after, but its number
+    for image in _each(lineage.order(), studio.lookups.images_by_id):
+        if only is ExportFilter.ALL or image.starred or image.id == anchor_id:
+            chosen.add(image.id)
+            if image.succeeded and image.path is not None:
+                labels[image.id] = f"{_name_part(image.label)}{image.path.suffix}"
+    hero = anchor_id if anchor_id in chosen else None
+    cards = sorted(chosen - {hero} if hero is not None else chosen)
+    names = _file_names([hero, *cards] if hero is not None else cards, labels, anchor_id)
+    return _Plan(lineage, lineage.prune(chosen.__contains__), hero, cards, names)
+
+
+def _file_names(
+    ordered: list[int], labels: dict[int, str], anchor_id: int | None
+) -> dict[int, str]:
+    """``000-anchor.png`` then ``001-crying.png``...: sortable, and numbered only for files."""
+    with_files = [image_id for image_id in ordered if image_id in labels]
+    width = max(3, len(str(len(with_files))))
+    first = 0 if with_files and with_files[0] == anchor_id else 1
+    return {
+        image_id: f"{number:0{width}d}-{labels[image_id]}"
+        for number, image_id in enumerate(with_files, start=first)
+    }
+
+
+Loaded = TypeVar("Loaded", Image, tuple[Image, list[Reference]])
+
+
+def _each(ids: Iterable[int], load: Callable[[list[int]], dict[int, Loaded]]) -> Iterator[Loaded]:
+    """The images ``ids`` names, loaded a chunk at a time; one gone from the database since
+    the export began is an error, never a silent gap."""
+    for image_id, loaded in with_images(ids, _itself, load):
+        if loaded is None:
+            raise ExportError(f"image {image_id} is gone from the database; export again")
+        yield loaded
+
+
+def _itself(image_id: int) -> int:
+    return image_id
+
+
+def _with_references(
+    studio: Studio,
+) -> Callable[[list[int]], dict[int, tuple[Image, list[Reference]]]]:
+    """Loads a chunk of images with their references: two queries a chunk, not one an image."""
+
+    def load(chunk: list[int]) -> dict[int, tuple[Image, list[Reference]]]:
+        images = studio.lookups.images_by_id(chunk)
+        found = references_of(studio.engine, list(images))
+        return {
+            key: (image, [Reference.from_row(record) for record in found[key]])
+            for key, image in images.items()
+        }
+
+    return load
+
+
+def _copy_and_show(
+    studio: Studio, plan: _Plan, links: _ExportLinks, sheet: _Sheet, staging: Path
+) -> list[ExportedFile]:
+    """Copy each image's file and add its card to the sheet, a chunk of records at a time."""
+    files = []
+    for image, references in _each(plan.exported(), _with_references(studio)):
+        name = plan.names.get(image.id)
+        if name is not None:
+            files.append(_copy(image, staging / name))
+        sheet.add(image_view(image, links, export_name=name, references=references))
+    return files
+
+
+# --------------------------------------------------------------------------- the pages
+
+
+class _ExportLinks:
+    """Originals beside the pages; thumbnails inline, so a page alone still shows everything;
+    an image's card on whichever page holds it.
+
+    A page is rendered with a placeholder per thumbnail, and the thumbnails are streamed into
+    the file one at a time as it is written (:meth:`write`): a series of thousands of images
+    never has all of them in memory. The placeholder names the thumbnail itself, so nothing is
+    kept per image; it carries a random token, so no note or prompt can forge one.
+    """
+
+    def __init__(self, plan: _Plan, thumbnails: Thumbnailer) -> None:
+        self.plan = plan
+        self.thumbnails = thumbnails
+        self.prefix = f"onmodel-thumbnail-{secrets.token_hex(16)}-"
+        self.placeholder = re.compile(re.escape(self.prefix) + r"(\d+)-([a-z0-9]+)-([0-9a-f]{64})")
+
+    def file(self, image: Image) -> str | None:
+        return self.plan.names.get(image.id)
+
+    def thumb(self, image: Image, size: int) -> str | None:
+        if image.sha256 is None or image.format is None:
+            return None
+        return f"{self.prefix}{size}-{image.format}-{image.sha256}"
+
+    def page(self, image: Image) -> str:
+        return self.plan.href(image.id) or f"#image-{image.id}"
+
+    def parent(self, parent_id: int) -> str | None:
+        return self.plan.href(parent_id)  # None: filtered out, nothing to link to
+
+    def write(self, html: str, destination: Path) -> str:
+        """Write ``html`` with every placeholder replaced by its thumbnail; return the digest."""
+        digest = hashlib.sha256()
+        with destination.open("wb") as out:
+
+            def emit(data: bytes) -> None:
+                digest.update(data)
+                out.write(data)
+
+            position = 0
+            for match in self.placeholder.finditer(html):
+                emit(html[position : match.start()].encode("utf-8"))
+                size, fmt, sha256 = match.groups()
+                emit(f"data:{THUMBNAIL_MIME};base64,".encode("ascii"))
+                emit(b64encode(self.thumbnails.read(sha256, fmt, int(size))))
+                position = match.end()
+            emit(html[position:].encode("utf-8"))
+        return digest.hexdigest()
+
+
+class _Totals:
+    """The masthead's totals (:func:`~onmodel.presentation.summarise`) without keeping a view
+    of every image.
+
+    A summary reads an image's status, cost and star only, so the images alike in those three
+    are counted together and stand in as one view repeated: the summary is handed a few views
+    and references to them, not a view per image.
+    """
+
+    def __init__(self) -> None:
+        self.alike: Counter[tuple[str, str | None, bool]] = Counter()
+        self.sample: ImageView | None = None
+
+    def add(self, view: ImageView) -> None:
+        self.alike[(view.status, view.cost_usd, view.starred)] += 1
+        self.sample = self.sample or view
+
+    def summary(self) -> Summary:
+        sample = self.sample
+        if sample is None:
+            return summarise([])
+        stand_ins = (
+            repeat(replace(sample, status=status, cost_usd=cost, starred=starred), count)
+            for (status, cost, starred), count in self.alike.items()
+        )
+        return summarise(chain.from_iterable(stand_ins))
+
+
+@dataclass(frozen=True)
+class PageLink:
+    number: int
+    href: str
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    """Where a page sits in the sheet, for its heading and its navigation."""
+
+    number: int
+    count: int
+    first: int  # the position of its first card among all cards, from 1
+    last: int
+    cards: int  # cards on all pages
+    links: list[PageLink | None]  # the first, the last and those around this one; None: a gap
+
+    @property
+    def previous(self) -> str | None:
+        return _page_name(self.number - 1) if self.number > 1 else None
+
+    @property
+    def next(self) -> str | None:
+        return _page_name(self.number + 1) if self.number < self.count else None
+
+
+def _page_info(number: int, count: int, cards: int) -> PageInfo:
+    near = range(max(1, number - NAV_AROUND), min(count, number + NAV_AROUND) + 1)
+    links: list[PageLink | None] = []
+    for page in sorted({1, count, *near}):
+        if links and links[-1] is not None and page > links[-1].number + 1:
+            links.append(None)
+        links.append(PageLink(page, _page_name(page)))
+    first = (number - 1) * CARDS_PER_PAGE + 1
+    return PageInfo(
+        number, count, min(first, cards), min(first + CARDS_PER_PAGE - 1, cards), cards, links
+    )
+
+
+def _session_base(session: Session) -> SessionView:
+    """The session as every page shows it, before its cards and lineage are added."""
+    return SessionView(
+        slug=session.slug,
+        title=session.title,
+        provider=session.provider,
+        model=session.model,
+        head_id=session.head_image_id,
+        character=character_view(session.character),
+    )
+
+
+class _Sheet:
+    """``index.html`` and its pages, written as the cards are made.
+
+    A page is rendered and written as soon as its last card is added, so one page of views is
+    held at a time. ``index.html`` shows the totals and the lineage panel, so it is written
+    last; its cards (the first page's) are held until then.
+    """
+
+    def __init__(
+        self,
+        pages: Pages,
+        links: _ExportLinks,
+        staging: Path,
+        plan: _Plan,
+        *,
+        base: SessionView,
+        **context: Any,
+    ) -> None:
+        self.pages = pages
+        self.links = links
+        self.staging = staging
+        self.plan = plan
+        self.base = base
+        self.context = context
+        self.count = len(plan.pages)
+        self.totals = _Totals()
+        self.hero: ImageView | None = None
+        self.first: list[ImageView] = []  # index.html's cards
+        self.current: list[ImageView] = []  # the page being filled
+        self.number = 1
+        self.written: dict[str, str] = {}  # page name -> digest
+
+    def add(self, view: ImageView) -> None:
+        """The next image: the anchor first, then the cards in order."""
+        self.totals.add(view)
+        if view.id == self.plan.hero:
+            self.hero = view
+            return
+        if self.number == 1:
+            self.first.append(view)
+            if len(self.first) == CARDS_PER_PAGE:
+                self.number = 2
+            return
+        self.current.append(view)
+        if len(self.current) == CARDS_PER_PAGE:
+            self._write(self.number, self.current)
+            self.current = []
+            self.number += 1
+
+    def finish(self, summary: Summary, lineage: list[LineageNode]) -> dict[str, str]:
+        """Write the last page and ``index.html``; return every page's digest, first page first."""
+        if self.current:
+            self._write(self.number, self.current)
+        self._write(1, self.first, anchor=self.hero, summary=summary, lineage=lineage)
+        return {name: self.written[name] for name in self.plan.pages}
+
+    def _write(
+        self,
+        number: int,
+        cards: list[ImageView],
+        *,
+        anchor: ImageView | None = None,
+        summary: Summary | None = None,
+        lineage: list[LineageNode] | None = None,
+    ) -> None:
+        html = self.pages.render(
+            INDEX_TEMPLATE,
+            session=replace(self.base, images=cards, lineage=lineage or []),
+            anchor=anchor,
+            summary=summary,
+            page=_page_info(number, self.count, len(self.plan.cards)),
+            **self.context,
+        )
+        name = _page_name(number)
+        self.written[name] = self.links.write(html, self.staging / name)
+
+
+def _lineage_panel(
+    studio: Studio, plan: _Plan, links: _ExportLinks, head_id: int | None
+) -> list[LineageNode]:
+    """The lineage panel of ``index.html``: the whole lineage while it is short, else the
+    head's neighbourhood (as ``onmodel tree`` shows it), so a series of any length draws at
+    most a few hundred lines. Until the lineage macro draws folds, the images the window shows
+    are drawn as a lineage of their own: an image whose parent is left out says so ("parent #N
+    not shown")."""
+    lineage = plan.shown
+    if len(lineage) > PANEL_LINES:
+        window = lineage.window(head_id)
+        shown = {key for _, key in window.walk() if isinstance(key, int)}
+        lineage = lineage.prune(shown.__contains__)
+    rows = list(lineage.rows())
+    views = {
+        image.id: image_view(
+            image, links, export_name=plan.names.get(image.id), references=references
+        )
+        for image, references in _each(
+            (row.key for row in rows if isinstance(row.key, int)), _with_references(studio)
+        )
+    }
+    return [LineageNode(views[row.key], row) for row in rows if isinstance(row.key, int)]
+
+
+# --------------------------------------------------------------------------- series.json
+
+
+@dataclass(frozen=True)
+class _Each:
+    """A JSON array (or, ``keyed``, an object of ``(key, value)`` pairs) written a member at a
+    time by :func:`_write_json`, so a member list of any length is never held as text."""
+
+    members: Iterable[Any]
+    keyed: bool = False
+
+
+def _write_json(out: TextIO, value: Any, level: int = 0) -> None:
+    """What ``json.dumps(value, indent=2, ensure_ascii=False, default=str)`` writes, with
+    every :class:`_Each` in ``value`` written member by member."""
+    if not isinstance(value, _Each):
+        text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+        out.write(text.replace("\n", "\n" + "  " * level))  # JSON text has no raw newlines
+        return
+    opening, closing = "{}" if value.keyed else "[]"
+    inner = "\n" + "  " * (level + 1)
+    out.write(opening)
+    empty = True
+    for member in value.members:
+        out.write(inner if empty else "," + inner)
+        empty = False
+        if value.keyed:
+            key, member = member
+            out.write(json.dumps(key, ensure_ascii=False) + ": ")
+        _write_json(out, member, level + 1)
+    out.write(closing if empty else "\n" + "  " * level + closing)
+
+
+def _series(
+    studio: Studio,
+    session: Session,
+    plan: _Plan,
+    files: list[ExportedFile],
+    pages: dict[str, str],
+    only: ExportFilter,
+    exported_at: datetime,
+) -> _Each:
+    """The machine-readable record: everything ``onmodel show --json`` knows, per image.
+
+    Each image is listed once, with its true ``parent_id`` (an image whose parent was filtered
+    out keeps it); ``tree`` maps every image of the lineage, exported or not, to its children,
+    so any image's ancestry back to the anchor follows. What the export wrote comes first, so
+    a later export reads it without reading the images.
+    """
+    lineage = plan.lineage
+    records = (
+        _record(image, plan.names.get(image.id))
+        for image in _each(plan.exported(), studio.lookups.images_by_id)
+    )
+    parents = sorted(key for key in lineage.order() if lineage.children(key))
+    return _Each(
+        [
+            ("format", SERIES_FORMAT),
+            ("format_version", SERIES_FORMAT_VERSION),
+            ("onmodel_version", __version__),
+            ("exported_at", exported_at.isoformat()),
+            ("only", only.value),
+            # What this export wrote, by digest: a later export replaces only files that match.
+            ("files", _Each(((f.name, f.sha256) for f in files), keyed=True)),
+            ("pages", pages),
+            ("character", session.character.to_dict()),
+            ("session", session.to_dict()),
+            # The whole lineage as a flat map (parent id -> child ids), exported or not: flat,
+            # because a long series is a deep chain that nested JSON could not hold.
+            (
+                "tree",
+                _Each(
+                    [
+                        ("root_image_id", lineage.roots[0]),
+                        (
+                            "children",
+                            _Each(((str(k), lineage.children(k)) for k in parents), keyed=True),
+                        ),
+                        ("exported", _Each(sorted(plan.exported()))),
+                    ],
+                    keyed=True,
+                ),
+            ),
+            ("images", _Each(records)),
+        ],
+        keyed=True,
+    )
+
+
+def _record(image: Image, name: str | None) -> dict[str, Any]:
+    """An image's entry: ``onmodel show --json``'s, with the file it was exported as."""
+    record = image.to_dict()
+    return {**record, "file": {**record["file"], "path": name}, "exported_as": name}
 
 
 # --------------------------------------------------------------------------- the folder
@@ -237,7 +664,8 @@ class _Earlier:
     """What the target held before: whether it existed, and what its ``series.json`` recorded."""
 
     exists: bool
-    recorded: dict[str, str]
+    files: dict[str, str]  # the image files it wrote, by name: their digests
+    pages: dict[str, str]  # the pages it wrote (index.html, page-2.html...)
     blobs: BlobStore
 
     def wrote(self, path: Path) -> bool:
@@ -246,14 +674,15 @@ class _Earlier:
         Its digest must match the one recorded for its name (a plain file, never a symlink),
         and an image must still be in the blob store: then even a planted ``series.json`` that
         names a user's file with its true digest cannot make the export delete anything
-        irreplaceable.
+        irreplaceable (pages excepted, and only under a page's name).
         """
         if path.name == MANIFEST_NAME:
             return True  # the manifest that made the folder an earlier export; written anew
-        expected = self.recorded.get(path.name)
+        page = self.pages.get(path.name)
+        expected = page if page is not None else self.files.get(path.name)
         if expected is None or not stat.S_ISREG(path.lstat().st_mode):
             return False
-        if path.name != INDEX_NAME and not self.blobs.path_for(expected, path.suffix[1:]).is_file():
+        if page is None and not self.blobs.path_for(expected, path.suffix[1:]).is_file():
             return False
         return sha256_file(path) == expected
 
@@ -267,19 +696,19 @@ def _survey(target: Path, new_names: set[str], blobs: BlobStore) -> _Earlier:
     planted ``series.json`` cannot point anywhere outside the folder.
     """
     if not target.exists():
-        return _Earlier(exists=False, recorded={}, blobs=blobs)
+        return _Earlier(exists=False, files={}, pages={}, blobs=blobs)
     if not target.is_dir():
         raise UsageError(f"{target} exists and is not a folder")
     present = sorted(entry.name for entry in target.iterdir())
     if not present:
-        return _Earlier(exists=True, recorded={}, blobs=blobs)
-    recorded = _recorded_digests(target / MANIFEST_NAME)
+        return _Earlier(exists=True, files={}, pages={}, blobs=blobs)
+    recorded = _recorded(target / MANIFEST_NAME)
     if recorded is None:
         raise UsageError(
             f"{target} is not empty and holds no earlier onmodel export; "
             "choose a new or empty folder"
         )
-    earlier = _Earlier(exists=True, recorded=recorded, blobs=blobs)
+    earlier = _Earlier(exists=True, files=recorded[0], pages=recorded[1], blobs=blobs)
     for name in present:
         if name in new_names and not earlier.wrote(target / name):
             raise UsageError(
@@ -290,25 +719,131 @@ def _survey(target: Path, new_names: set[str], blobs: BlobStore) -> _Earlier:
     return earlier
 
 
-def _recorded_digests(manifest: Path) -> dict[str, str] | None:
-    """The names and digests an export's ``series.json`` says it wrote, or None if it is not one."""
+def _recorded(manifest: Path) -> tuple[dict[str, str], dict[str, str]] | None:
+    """The image files and pages an export's ``series.json`` says it wrote, with their
+    digests, or None if it is not one."""
     try:
         if not stat.S_ISREG(manifest.lstat().st_mode):
             return None
-        data = json.loads(manifest.read_text(encoding="utf-8"))
+        with manifest.open(encoding="utf-8") as handle:
+            return _recorded_in(handle)
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or data.get("format") != SERIES_FORMAT:
+
+
+def _recorded_in(handle: TextIO) -> tuple[dict[str, str], dict[str, str]] | None:
+    """:func:`_recorded` of an open manifest (a file, or a member of a zip).
+
+    Read member by member (:func:`_json_members`), and only as far as what the export wrote,
+    which this version writes first: a manifest of format 1 listed every image's whole
+    ancestry, hundreds of megabytes for a long series, and is read through in bounded memory.
+    Format 1 recorded its one page as ``index_sha256``.
+    """
+    data = _json_members(
+        handle, {"format", "files", "pages", "index_sha256"}, enough={"format", "files", "pages"}
+    )
+    if data.get("format") != SERIES_FORMAT:
         return None
-    files = data.get("files")
-    recorded = {
-        str(name): digest
-        for name, digest in (files.items() if isinstance(files, dict) else ())
-        if isinstance(digest, str)
-    }
+
+    def digests(value: Any) -> dict[str, str]:
+        pairs = value.items() if isinstance(value, dict) else ()
+        return {str(name): digest for name, digest in pairs if isinstance(digest, str)}
+
+    pages = digests(data.get("pages"))
     if isinstance(data.get("index_sha256"), str):
-        recorded[INDEX_NAME] = data["index_sha256"]
-    return recorded
+        pages[INDEX_NAME] = data["index_sha256"]
+    return digests(data.get("files")), {k: v for k, v in pages.items() if _is_page(k)}
+
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_READ_CHARS = 1 << 16
+
+
+class _JsonReader:
+    """JSON text read from a file a value at a time (each decoded whole by the standard
+    decoder), so a document is never held whole."""
+
+    def __init__(self, handle: TextIO) -> None:
+        self.handle = handle
+        self.text = ""
+        self.at = 0
+        self.decoder = json.JSONDecoder()
+
+    def peek(self) -> str:
+        """The next character that is not whitespace ('' at the end)."""
+        while True:
+            match = _WHITESPACE.match(self.text, self.at)
+            assert match is not None  # the pattern matches the empty string
+            self.at = match.end()
+            if self.at < len(self.text):
+                return self.text[self.at]
+            if not self._more():
+                return ""
+
+    def take(self, char: str) -> None:
+        if self.peek() != char:
+            raise ValueError(f"expected {char!r} in JSON")
+        self.at += 1
+
+    def value(self) -> Any:
+        self.peek()
+        while True:
+            try:
+                found, end = self.decoder.raw_decode(self.text, self.at)
+            except json.JSONDecodeError:
+                # read as much again: a long value costs linear time, not a retry per chunk
+                if not self._more(len(self.text)):
+                    raise
+                continue
+            if end == len(self.text) and self._more():
+                continue  # a number may go on in the text not read yet
+            self.at = end
+            return found
+
+    def skip_array(self) -> None:
+        """Read past an array an item at a time."""
+        self.take("[")
+        if self.peek() == "]":
+            self.at += 1
+            return
+        while True:
+            self.value()
+            if self.peek() == "]":
+                self.at += 1
+                return
+            self.take(",")
+
+    def _more(self, chars: int = 0) -> bool:
+        chunk = self.handle.read(max(chars, _READ_CHARS))
+        self.text = self.text[self.at :] + chunk
+        self.at = 0
+        return bool(chunk)
+
+
+def _json_members(handle: TextIO, wanted: set[str], *, enough: set[str]) -> dict[str, Any]:
+    """The ``wanted`` members of the JSON object in ``handle``, read until those in
+    ``enough`` are found (or the object ends). Arrays not wanted are read an item at a time
+    and dropped."""
+    reader = _JsonReader(handle)
+    found: dict[str, Any] = {}
+    reader.take("{")
+    if reader.peek() == "}":
+        return found
+    while not enough <= found.keys():
+        key = reader.value()
+        if not isinstance(key, str):
+            raise ValueError("a JSON object's key is not a string")
+        reader.take(":")
+        if key in wanted:
+            found[key] = reader.value()
+        elif reader.peek() == "[":
+            reader.skip_array()
+        else:
+            reader.value()
+        if reader.peek() == "}":
+            break
+        reader.take(",")
+    return found
 
 
 @contextmanager
@@ -398,26 +933,15 @@ def _is_our_zip(archive: Path, folder: str) -> bool:
         with zipfile.ZipFile(archive) as bundle:
             if bundle.comment != ZIP_COMMENT:
                 return False
-            data = json.loads(bundle.read(f"{folder}/{MANIFEST_NAME}"))
+            with bundle.open(f"{folder}/{MANIFEST_NAME}") as member:
+                recorded = _recorded_in(io.TextIOWrapper(member, encoding="utf-8"))
             members = set(bundle.namelist())
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         return False
-    files = data.get("files") if isinstance(data, dict) else None
-    listed = [*files, INDEX_NAME, MANIFEST_NAME] if isinstance(files, dict) else []
-    return members <= {f"{folder}/{name}" for name in listed}
-
-
-def _file_names(ordered: list[Image], anchor_id: int | None) -> dict[int, str]:
-    """``000-anchor.png`` then ``001-crying.png``...: sortable, and numbered only for files."""
-    names: dict[int, str] = {}
-    with_files = [i for i in ordered if i.succeeded and i.path is not None]
-    width = max(3, len(str(len(with_files))))
-    number = 0 if with_files and with_files[0].id == anchor_id else 1
-    for image in with_files:
-        assert image.path is not None
-        names[image.id] = f"{number:0{width}d}-{_name_part(image.label)}{image.path.suffix}"
-        number += 1
-    return names
+    if recorded is None:
+        return False
+    files, pages = recorded
+    return members <= {f"{folder}/{name}" for name in [*files, *pages, MANIFEST_NAME]}
 
 
 def _name_part(label: str) -> str:
@@ -457,63 +981,16 @@ def _copy(image: Image, destination: Path) -> ExportedFile:
     return ExportedFile(image.id, destination.name, image.sha256, size)
 
 
-def _series(
-    session: Session,
-    full: LineageIndex,
-    ordered: list[Image],
-    names: dict[int, str],
-    files: list[ExportedFile],
-    index_sha256: str,
-    only: ExportFilter,
-    exported_at: datetime,
-) -> dict[str, Any]:
-    """The machine-readable record: everything ``onmodel show --json`` knows, per image.
-
-    Parent links are the true ones; an image whose parent was filtered out keeps its real
-    ``parent_id`` and its whole ``lineage`` (ids back to the anchor).
-    """
-    children = {key: full.children(key) for key in full.order()}
-    exported = {i.id for i in ordered}
-    images = []
-    for image in ordered:
-        record = image.to_dict()
-        record["file"] = {**record["file"], "path": names.get(image.id)}
-        record["exported_as"] = names.get(image.id)
-        record["lineage"] = [*full.ancestors(image.id), image.id]
-        record["children"] = children.get(image.id, [])
-        images.append(record)
-
-    return {
-        "format": SERIES_FORMAT,
-        "format_version": SERIES_FORMAT_VERSION,
-        "onmodel_version": __version__,
-        "exported_at": exported_at.isoformat(),
-        "only": only.value,
-        "character": session.character.to_dict(),
-        "session": session.to_dict(),
-        # The whole lineage as a flat map (parent id -> child ids), exported or not: flat,
-        # because a long series is a deep chain that nested JSON could not hold.
-        "tree": {
-            "root_image_id": full.roots[0],
-            "children": {str(k): v for k, v in sorted(children.items()) if v},
-            "exported": sorted(exported),
-        },
-        "images": images,
-        # What this export wrote, by digest: a later export replaces only files that match.
-        "files": {f.name: f.sha256 for f in files},
-        "index_sha256": index_sha256,
-    }
-
-
 @contextmanager
 def _zip(
-    staging: Path, folder: str, file_names: list[str], archive: Path | None
+    staging: Path, folder: str, images: list[str], others: list[str], archive: Path | None
 ) -> Iterator[Path | None]:
     """Build ``<folder>.zip`` under a temporary name; rename it in once the body succeeds.
 
     It holds the folder as one top-level directory, and only what the export wrote, never the
     user's files. Images are stored, not deflated: PNG, JPEG and WebP are compressed already,
-    and storing keeps every byte identical inside the archive too.
+    and storing keeps every byte identical inside the archive too. The pages and
+    ``series.json`` (``others``) are deflated.
     """
     if archive is None:
         yield None
@@ -523,9 +1000,9 @@ def _zip(
     try:
         with zipfile.ZipFile(tmp_name, "w") as bundle:
             bundle.comment = ZIP_COMMENT
-            for name in file_names:
+            for name in images:
                 bundle.write(staging / name, f"{folder}/{name}", zipfile.ZIP_STORED)
-            for name in (INDEX_NAME, MANIFEST_NAME):
+            for name in others:
                 bundle.write(staging / name, f"{folder}/{name}", zipfile.ZIP_DEFLATED)
         os.chmod(tmp_name, 0o644)  # an export is for sharing; mkstemp makes files private
         yield archive
