@@ -802,6 +802,12 @@ def test_reexporting_a_long_series_replaces_its_pages_and_keeps_the_users(
         assert {"out/index.html", "out/series.json"} <= set(bundle.namelist())
     assert hidden(tmp_path) == []
 
+    done = CliRunner().invoke(app, ["export", session.slug, "--to", str(tmp_path / "cli")])
+    assert done.exit_code == 0, done.output
+    assert "2 more page(s)" in " ".join(done.output.split())
+    done = CliRunner().invoke(app, ["export", session.slug, "--to", str(tmp_path / "j"), "--json"])
+    assert json.loads(done.output)["pages"] == first.pages
+
 
 class CountingReader(io.StringIO):
     """Text that counts how much of it was read."""

@@ -55,7 +55,8 @@ def export(
         f"exported [bold]{chosen.slug}[/bold]: {len(result.files)} image file(s){failed} "
         f"to {result.directory}"
     )
-    console.print(f"open: {result.index.as_uri()}")
+    pages = f" (and {len(result.pages) - 1} more page(s))" if len(result.pages) > 1 else ""
+    console.print(f"open: {result.index.as_uri()}{pages}")
     if result.zip_path is not None:
         console.print(f"zip: {result.zip_path}")
     if result.kept:
