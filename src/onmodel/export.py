@@ -258,7 +258,9 @@ def _plan(studio: Studio, session: Session, only: ExportFilter) -> _Plan:
     hero = anchor_id if anchor_id in chosen else None
     cards = sorted(chosen - {hero} if hero is not None else chosen)
     names = _file_names([hero, *cards] if hero is not None else cards, labels, anchor_id)
-    return _Plan(lineage, lineage.prune(chosen.__contains__), hero, cards, names)
+    whole = len(chosen) == len(lineage)  # nothing left out: no second index of every image
+    shown = lineage if whole else lineage.prune(chosen.__contains__)
+    return _Plan(lineage, shown, hero, cards, names)
 
 
 def _file_names(
