@@ -394,6 +394,11 @@ class Image:
         return self.row.finished_at
 
     @property
+    def updated_at(self) -> datetime:
+        """When the row last changed (made, finished, starred, noted…): what a page polls."""
+        return self.row.updated_at
+
+    @property
     def path(self) -> Path | None:
         """The image file, or None while pending or after a failure."""
         if self.row.sha256 is None or self.row.format is None:
