@@ -19,6 +19,13 @@ from onmodel.errors import InputError, NotFoundError, UsageError
 
 MAX_ID = 2**63 - 1  # SQLite's INTEGER and PostgreSQL's BIGINT; no row can have a larger id
 MAX_NAME_LENGTH = 200  # a character's name or a session's title: a label, not a description
+# A slug (what users type for a character or session): the slug columns hold 64 characters
+# (VARCHAR counts characters, not bytes), and 192 bytes of UTF-8 keep a slug of any script a
+# valid file name with room to spare (``<slug>-export.zip`` within 255 bytes); every letter of
+# the Basic Multilingual Plane (Latin, Cyrillic, kana, CJK) takes at most 3 bytes, so only
+# letters beyond it (4 bytes each) make a slug shorter than 64 characters.
+MAX_SLUG_LENGTH = 64
+MAX_SLUG_BYTES = 192
 MAX_FIELD_LENGTH = 32_000  # a prompt or shot field: the longest prompt any image model takes
 MAX_SHEET_BYTES = 256 * 1024  # a model sheet is a page of traits; a megabyte is a mistake
 MAX_IMAGE_BYTES = 64 * 1024 * 1024  # the largest file the image APIs accept is 50 MB

@@ -24,7 +24,11 @@ def new(
         Path | None, typer.Option("--sheet", help="Model sheet YAML: hair, eyes, palette...")
     ] = None,
     slug: Annotated[
-        str | None, typer.Option(help="Short name to type (default: from NAME).")
+        str | None,
+        typer.Option(
+            help="Short name to type: lowercase letters of any script, digits and dashes "
+            "(default: from NAME, e.g. 'Mia Chen' -> mia-chen, 'ミア' -> ミア)."
+        ),
     ] = None,
     provider: Annotated[str | None, typer.Option(help="Who draws the anchor.")] = None,
     model: Annotated[str | None, typer.Option(help="Image model for the anchor.")] = None,
@@ -56,7 +60,9 @@ def import_(
         str | None, typer.Option("--revised-prompt", help="The revised prompt ChatGPT showed.")
     ] = None,
     sheet: Annotated[Path | None, typer.Option("--sheet", help="Model sheet YAML.")] = None,
-    slug: Annotated[str | None, typer.Option(help="Short name to type.")] = None,
+    slug: Annotated[
+        str | None, typer.Option(help="Short name to type (default: from NAME, as for new).")
+    ] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Adopt an existing image as a character's anchor."""

@@ -18,7 +18,7 @@ from onmodel.imagefile import read_image_file
 from onmodel.limits import MAX_FIELD_LENGTH, MAX_NAME_LENGTH, check_text
 from onmodel.providers import default_provider_name
 from onmodel.sheet import ModelSheet, ShotRequest
-from onmodel.slugs import check_slug, slugify
+from onmodel.slugs import check_slug, session_base, slugify
 from onmodel.store import queries, writes
 from onmodel.store.models import utcnow
 from onmodel.store.records import CharacterRecord
@@ -129,7 +129,8 @@ class Cast:
             PRIMER_TEMPLATE,
             studio.planning.template_context(owner, owner.anchor, ShotRequest(), None),
         )
-        base = check_slug(slug) if slug else slugify(title) if title else owner.slug
+        # a generated name leaves room for the -2, -3... that tells it from a taken one
+        base = check_slug(slug) if slug else session_base(_title_slug(title, owner))
         record = writes.insert_session(
             self.engine,
             base,
@@ -170,6 +171,14 @@ class Cast:
             "description": prompt.strip(),
             "sheet": sheet.model_dump(),
         }
+
+
+def _title_slug(title: str, owner: Character) -> str:
+    """``"Mia's week"`` -> ``mia-s-week``; no title: the character's slug; a title of only
+    digits (``"2024"``) is led by the character's slug (``mia-2024``), never read as an id."""
+    if not title.strip():
+        return owner.slug
+    return slugify(title, lead=owner.slug)
 
 
 def _draft_record(values: dict[str, Any]) -> CharacterRecord:
