@@ -25,12 +25,19 @@ from cli_inprocess import assert_refused_cleanly, run_cli
 from onmodel.export import export_session
 from onmodel.handles import Session
 from onmodel.lineage import Fold, LineageIndex, TreeNode, iter_json, iter_tree_json, node_fields
-from onmodel.presentation import Pages, session_view
+from onmodel.presentation import (
+    CARDS_PER_PAGE,
+    LINEAGE_LINES,
+    LineageWindow,
+    Pages,
+    session_view,
+)
 from onmodel.status import ImageStatus
 from onmodel.store import lineage as lineage_reads
 from onmodel.store.models import ImageRow, SessionRow
 from onmodel.store.rows import insert_rows, update_row
 from onmodel.studio import Studio
+from onmodel.web.app import GalleryApp
 
 DEEP = 100_000
 EXPORT_DEEP = 5_000  # the export reads every image's references and writes a page per image
@@ -134,26 +141,32 @@ def test_tree_text_of_a_100000_deep_chain(
 def test_the_session_page_of_a_100000_deep_chain(
     deep: tuple[Session, list[int]], studio: Studio
 ) -> None:
+    """The page shows the root and the head's neighbourhood, the middle folded into one line
+    whose link opens it, and a page of cards: a few dozen lines, not 100,000; what the fold
+    opens comes a page of lines at a time, the last ending at the head."""
     session, ids = deep
-
-    class Links:
-        def file(self, image: Any) -> None:
-            return None
-
-        def thumb(self, image: Any, size: int) -> None:
-            return None
-
-        def page(self, image: Any) -> str:
-            return f"/images/{image.id}"
-
-        def parent(self, parent_id: int) -> None:
-            return None
-
-    view = session_view(session, Links())
-    html = Pages().render_macro("web/_gallery.html.j2", "lineage", view, "web")
-    assert html.count('<li class="node') == DEEP
-    assert html.count('<ol class="chain">') == 1 and html.count("</ol>") == 1
+    session = studio.session(session.id)  # as a request reads it: the head moved since
+    links = GalleryApp(studio).links
+    macro = Pages().render_macro
+    view = session_view(session, links)
+    html = macro("web/_gallery.html.j2", "lineage", view, "web")
+    assert len(html) < 50_000  # the whole chain drawn was 100 MB
+    drawn = [int(i) for i in re.findall(r'<li class="node[^"]*" data-image-id="(\d+)"', html)]
+    assert drawn == [ids[0], *ids[-9:]]
+    assert f'href="?from={ids[1]}" title="Show these images">… {DEEP - 10:,} images folded' in html
     assert f'data-image-id="{ids[-1]}" data-parent-id="{ids[-2]}"' in html
+    assert html.count('class="head-tag"') == 1
+    assert [card.id for card in view.images] == ids[-CARDS_PER_PAGE:] and view.older
+
+    opened = session_view(session, links, window=LineageWindow(start=ids[1]))
+    assert [node.image.id for node in opened.lineage if node.image] == ids[1 : LINEAGE_LINES + 1]
+    assert opened.more_lines
+    last = -(-(DEEP - 1) // LINEAGE_LINES)
+    end = session_view(session, links, window=LineageWindow(start=ids[1], page=last))
+    assert end.lineage[-1].image is not None and end.lineage[-1].image.id == ids[-1]
+    assert not end.more_lines
+    html = macro("web/_gallery.html.j2", "lineage", end, "web")  # starts mid-column: reopens it
+    assert html.count('<ol class="chain">') == 1 and html.count("</ol>") == 1
 
 
 def test_image_lineage_is_one_query_at_any_depth(

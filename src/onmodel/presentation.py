@@ -7,34 +7,47 @@ colours checked) so that both outputs show an image the same way and a user-edit
 never reach the database. Where an image's pixels live differs per output: the export embeds
 thumbnails and links files beside ``index.html``; the server links its own URLs. That is the one
 thing each caller supplies, as a :class:`Links`.
+
+A series may hold 100,000 images, so nothing here reads a whole one: a page shows a window of
+the lineage (a :class:`~onmodel.lineage.View`, what it leaves out folded) a page of lines at a
+time, a page of cards, and totals the database counts; only the images shown are loaded.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from jinja2 import TemplateNotFound
 from markupsafe import Markup
 
 from onmodel.composer import template_environment
-from onmodel.errors import TemplateError
+from onmodel.errors import NotFoundError, TemplateError
 from onmodel.handles import Character, Image, Reference, Session
-from onmodel.lineage import Row
+from onmodel.lineage import Fold, LineageIndex, Row, View, with_images
 from onmodel.providers import is_manual
 from onmodel.resources import templates_dir
 from onmodel.status import ImageStatus, status_mark
-from onmodel.store.queries import references_of
+from onmodel.store import queries
 from onmodel.thumbnails import CARD_SIZE, MINI_SIZE
 
+if TYPE_CHECKING:
+    from onmodel.studio import Studio
+
 REQUEST_ORDER = ("expression", "pose", "action", "outfit", "scene", "text")
+
+# How much of a long series one page shows; the rest is a link away, never dropped.
+LINEAGE_LINES = 500  # lines of a lineage view per page
+WHOLE_LINEAGE = 100  # a lineage up to this size is shown whole by default, nothing folded
+CARDS_PER_PAGE = 60  # cards per page, the newest first
 
 # Colours go into style attributes; escaping stops HTML injection but not CSS such as
 # ``red;background:url(https://...)``, which would make the "offline" page fetch something.
@@ -52,6 +65,15 @@ class Links(Protocol):
 
     def parent(self, parent_id: int) -> str | None:
         """A link to a parent that is not shown on the same page, if the output has one."""
+        ...
+
+
+class LineageLinks(Links, Protocol):
+    """The links of an output that draws a lineage view, folds and all."""
+
+    def fold(self, fold: Fold) -> str | None:
+        """A link to a view that shows what ``fold`` leaves out (one started at
+        ``fold.open_id``), if the output has one."""
         ...
 
 
@@ -117,16 +139,65 @@ class ImageView:
 
 
 @dataclass(frozen=True)
-class LineageNode:
-    """One image of the lineage view, as drawn: its :class:`~onmodel.lineage.Row`.
+class FoldView:
+    """A line of the lineage view standing for images it leaves out (a
+    :class:`~onmodel.lineage.Fold`): what they are, and where they are shown."""
 
-    The view is a flat list, one of these per image in drawing order, and the template opens
-    and closes columns from the row's markers: a recursive macro would nest one call per fork
-    (and Jinja has Python's recursion limit).
+    text: str
+    href: str | None  # None: the output has no page that shows them
+    open_id: int
+
+
+@dataclass(frozen=True)
+class Nesting:
+    """The lists of the lineage drawing open between two of its lines: ``columns``
+    ``<ol class="chain">`` (each past the first inside a branch of a fork) and, with
+    ``fork``, a fork's ``<ol class="branches">`` whose next branch has not begun.
+
+    A page of a long lineage may start and end inside branches; the lists its first line
+    needs open are reopened before it, and those its last leaves open are closed after it, so
+    each page is whole HTML. Mirrors the lineage macro, which opens a column at a row that
+    ``opens``, a fork's branches at a row that ``forks``, and closes them at a ``leaf``.
     """
 
-    image: ImageView
+    columns: int
+    fork: bool
+
+    @classmethod
+    def before(cls, row: Row) -> Nesting:
+        if row.opens:  # the row opens its branch itself, inside the fork's open branches
+            return cls(row.depth, row.depth > 0)
+        return cls(row.depth + 1, False)
+
+    @classmethod
+    def after(cls, row: Row) -> Nesting:
+        if not row.leaf:
+            return cls(row.depth + 1, row.forks)
+        if row.closes_fork:  # the fork ended too: the column it hangs from goes on
+            return cls(row.depth, False)
+        return cls(row.depth, row.depth > 0)  # the fork's next branch comes
+
+    def __bool__(self) -> bool:
+        return self.columns > 0 or self.fork
+
+
+@dataclass(frozen=True)
+class LineageNode:
+    """One line of the lineage view, as drawn: its :class:`~onmodel.lineage.Row`, and the
+    image it shows, or the fold it stands for, or neither (an image gone from the database
+    since the lineage was read, still drawn so the lines around it stay in place).
+
+    The view is a flat list, one of these per line in drawing order, and the template opens
+    and closes lists from the row's markers: a recursive macro would nest one call per fork
+    (and Jinja has Python's recursion limit). ``lead`` and ``tail`` (see :class:`Nesting`)
+    are set on the first and last lines of a page that starts or ends inside branches.
+    """
+
+    image: ImageView | None
     line: Row  # a drawing row of the lineage, not a database row
+    fold: FoldView | None = None
+    lead: Nesting | None = None
+    tail: Nesting | None = None
 
     @property
     def row(self) -> Row:
@@ -161,12 +232,49 @@ class Summary:
     succeeded: int
     failed: int
     pending: int
-    starred: int
+    starred: int | None  # None: not counted
     cost: str
+
+
+@dataclass(frozen=True)
+class LineageWindow:
+    """What a session page's lineage panel shows, as ``onmodel tree`` takes it: the head's
+    neighbourhood by default; from ``start`` (or the root) when any of ``start``, ``depth``,
+    ``limit`` or ``everything`` is given (see :meth:`LineageIndex.window`); and of those
+    lines, page ``page`` (:data:`LINEAGE_LINES` a page)."""
+
+    start: int | None = None
+    depth: int | None = None
+    limit: int | None = None
+    everything: bool = False
+    page: int = 1
+
+    @property
+    def chosen(self) -> bool:
+        """Whether anything but the head's neighbourhood was asked for."""
+        return (
+            self.start is not None
+            or self.depth is not None
+            or self.limit is not None
+            or self.everything
+        )
+
+
+@dataclass(frozen=True)
+class CardsWindow:
+    """Which page of a session's cards: the newest (neither bound), the page older than
+    ``before``, or the page newer than ``after`` (``after=0``: the oldest). Keyset paging, by
+    id: each page costs the same whatever the size of the series."""
+
+    before: int | None = None
+    after: int | None = None
 
 
 @dataclass
 class SessionView:
+    """A session as a page shows it: its cards (``images``) and lineage lines; on a page of a
+    long series, the paging around them."""
+
     slug: str
     title: str
     provider: str
@@ -175,14 +283,11 @@ class SessionView:
     character: CharacterView
     images: list[ImageView] = field(default_factory=list)
     lineage: list[LineageNode] = field(default_factory=list)
-
-    @property
-    def summary(self) -> Summary:
-        return summarise(self.images)
-
-    @property
-    def version(self) -> str:
-        return _version([(v.id, v.rev) for v in self.images], self.head_id)
+    lineage_size: int = 0  # images in the whole lineage (what ``lineage`` is a window of)
+    first_line: int = 0  # the position of ``lineage[0]`` among the view's lines
+    more_lines: bool = False  # the view goes on after ``lineage``
+    older: bool = False  # the session has cards older than ``images``
+    newer: bool = False  # ...and newer ones
 
 
 def row_rev(
@@ -196,32 +301,6 @@ def row_rev(
     """Changes whenever a card would look different, so pages replace only stale cards."""
     state = [str(status), starred, rating, note, sha256, error]  # str: an ImageStatus's value
     return hashlib.sha1(repr(state).encode(), usedforsecurity=False).hexdigest()[:12]
-
-
-def session_version(session: Session) -> str:
-    """:attr:`SessionView.version` straight from the rows: what a poll compares, cheaply
-    (no references, thumbnails or templates), before deciding whether to render anything."""
-    images = session.tree().walk()
-    parts = [
-        (
-            image.id,
-            row_rev(
-                image.status,
-                image.starred,
-                image.rating or 0,
-                image.note,
-                image.sha256,
-                _error_view(image),
-            ),
-        )
-        for image in images
-    ]
-    return _version(parts, session.studio.session(session.id).head_image_id)
-
-
-def _version(parts: list[tuple[int, str]], head_id: int | None) -> str:
-    data = json.dumps([sorted(parts), head_id]).encode()
-    return hashlib.sha1(data, usedforsecurity=False).hexdigest()[:16]
 
 
 def _error_view(image: Image) -> ErrorView | None:
@@ -335,54 +414,176 @@ def character_view(character: Character) -> CharacterView:
     )
 
 
+def card_views(studio: Studio, images: Sequence[Image], links: Links) -> list[ImageView]:
+    """The cards of ``images``, their references read in one query (not one per card); a
+    parent whose card is among them is a jump on the page, not a new page."""
+    found = queries.references_of(studio.engine, [image.id for image in images])
+    views = [
+        image_view(image, links, references=[Reference.from_row(r) for r in found[image.id]])
+        for image in images
+    ]
+    shown = {view.id for view in views}
+    return [
+        replace(view, parent_href=f"#image-{view.parent_id}") if view.parent_id in shown else view
+        for view in views
+    ]
+
+
+def lineage_lines(
+    view: View,
+    links: LineageLinks,
+    load: Callable[[list[int]], Mapping[int, Image]],
+    *,
+    skip: int = 0,
+    lines: int | None = None,
+) -> tuple[list[LineageNode], bool]:
+    """Lines ``skip`` to ``skip + lines`` of ``view`` as drawn (every line without
+    ``lines``), and whether more follow.
+
+    Only the images of those lines are loaded (``load``: a chunk of ids per call), so a page
+    of a 100,000-image lineage costs what a page of a short one does, plus laying out the
+    lines skipped. Folds link where ``links.fold`` says; a page that starts or ends inside
+    branches carries the lists to reopen and close (:class:`Nesting`).
+    """
+    end = None if lines is None else skip + lines + 1  # one more: whether the view goes on
+    rows = list(itertools.islice(view.rows(), skip, end))
+    more = lines is not None and len(rows) > lines
+    if more:
+        rows.pop()
+    nodes: list[LineageNode] = []
+    for row, image in with_images(rows, _row_key, load):
+        if isinstance(row.key, Fold):
+            folded = FoldView(row.key.describe(), links.fold(row.key), row.key.open_id)
+            nodes.append(LineageNode(None, row, fold=folded))
+        else:
+            # a line shows no references: none are read
+            shown = image_view(image, links, references=()) if image is not None else None
+            nodes.append(LineageNode(shown, row))
+    if nodes:
+        nodes[0] = replace(nodes[0], lead=Nesting.before(rows[0]) or None)
+        nodes[-1] = replace(nodes[-1], tail=Nesting.after(rows[-1]) or None)
+    return nodes, more
+
+
+def _row_key(row: Row) -> int | Fold:
+    return row.key
+
+
 def session_view(
     session: Session,
-    links: Links,
+    links: LineageLinks,
     *,
-    keep: Callable[[Image], bool] | None = None,
-    names: dict[int, str] | None = None,
+    index: LineageIndex | None = None,
+    window: LineageWindow = LineageWindow(),
+    cards: CardsWindow = CardsWindow(),
 ) -> SessionView:
-    """The session's images (anchor first, then in the order they were asked for) and lineage.
+    """A page of the session: a page of its cards (the anchor with the oldest), and a page of
+    the lines of its lineage ``window``, with what that leaves out folded (by default the
+    head's neighbourhood, or the whole lineage while it is short).
 
-    Images from other sessions that a shot here branched from are included: without them the
-    lineage would have a hole.
+    ``index`` is the session's lineage if the caller has it (a server keeps it between
+    requests); otherwise it is read here. Images from other sessions that a shot here
+    branched from are in the lineage: without them it would have a hole. Reads the same few
+    statements whatever the size of the series.
     """
-    whole = session.lineage()
-    every = session.studio.lookups.images_by_id(whole.order())
-    shown = whole.prune(lambda key: keep(every[key])) if keep is not None else whole
-    ordered = sorted(
-        (every[key] for key in shown.order()),
-        key=lambda i: (0 if i.kind in ("anchor", "import") else 1, i.id),
-    )
-    references = references_of(session.studio.engine, [image.id for image in ordered])
-    views = {
-        image.id: image_view(
-            image,
-            links,
-            export_name=(names or {}).get(image.id),
-            references=[Reference.from_row(r) for r in references[image.id]],
+    studio = session.studio
+    index = session.lineage() if index is None else index
+    whole = not window.chosen and len(index) <= WHOLE_LINEAGE
+    try:
+        view = index.window(
+            session.head_image_id,
+            start=window.start,
+            depth=window.depth,
+            limit=window.limit,
+            everything=window.everything or whole,
         )
-        for image in ordered
-    }
-    for key, view in views.items():  # a parent on the same page is a jump, not a new page
-        if view.parent_id in views:
-            views[key] = replace(view, parent_href=f"#image-{view.parent_id}")
+    except KeyError:
+        raise NotFoundError(
+            f"image {window.start} is not in session {session.slug}'s lineage"
+        ) from None
+    shown, older, newer = _card_page(session, cards)
+    loaded = {image.id: image for image in shown}
+
+    def load(ids: list[int]) -> dict[int, Image]:
+        loaded.update(studio.lookups.images_by_id([key for key in ids if key not in loaded]))
+        return {key: loaded[key] for key in ids if key in loaded}
+
+    lines, more = lineage_lines(
+        view,
+        links,
+        load,
+        skip=(window.page - 1) * LINEAGE_LINES,
+        lines=LINEAGE_LINES,
+    )
     character = session.character
+    anchor_id = character.anchor_image_id
+    if not older and anchor_id is not None and anchor_id not in {i.id for i in shown}:
+        shown = [*load([anchor_id]).values(), *shown]  # the oldest page starts with it
+    views = card_views(studio, shown, links)
+    on_page = {card.id for card in views}
     return SessionView(
         slug=session.slug,
         title=session.title,
         provider=session.provider,
         model=session.model,
-        head_id=session.studio.session(session.id).head_image_id,
+        head_id=session.head_image_id,
         character=character_view(character),
-        images=[views[image.id] for image in ordered],
-        lineage=[
-            LineageNode(views[row.key], row) for row in shown.rows() if isinstance(row.key, int)
-        ],
+        images=views,
+        lineage=[_jump(node, on_page) for node in lines],
+        lineage_size=len(index),
+        first_line=(window.page - 1) * LINEAGE_LINES,
+        more_lines=more,
+        older=older,
+        newer=newer,
+    )
+
+
+def _jump(node: LineageNode, on_page: set[int]) -> LineageNode:
+    """A line whose image has a card on the page links to the card, not to a new page."""
+    if node.image is None or node.image.id not in on_page:
+        return node
+    return replace(node, image=replace(node.image, page=f"#image-{node.image.id}"))
+
+
+def _card_page(session: Session, cards: CardsWindow) -> tuple[list[Image], bool, bool]:
+    """The page of the session's images ``cards`` asks for, oldest first, and whether there
+    are older and newer ones; read by id from the index, a page at a time."""
+    newest_first = cards.after is None
+    records = queries.session_images_page(
+        session.studio.engine,
+        session.id,
+        after_id=cards.before if newest_first else cards.after,
+        limit=CARDS_PER_PAGE + 1,  # one more: whether there are more that way
+        newest_first=newest_first,
+    )
+    beyond = len(records) > CARDS_PER_PAGE
+    records = records[:CARDS_PER_PAGE]
+    if newest_first:
+        records.reverse()
+        older, newer = beyond, cards.before is not None
+    else:
+        older, newer = bool(cards.after), beyond
+    return [Image(session.studio, record) for record in records], older, newer
+
+
+def session_summary(session: Session) -> Summary:
+    """The session's totals, counted by the database: statuses by ``GROUP BY`` and the cost
+    of its finished images (what ``onmodel cost`` reports), never a whole series loaded."""
+    studio = session.studio
+    counts = studio.status_counts(session)
+    costs = studio.cost(session)
+    return Summary(
+        images=sum(counts.values()),
+        succeeded=counts.get(ImageStatus.SUCCEEDED, 0),
+        failed=counts.get(ImageStatus.FAILED, 0) + counts.get(ImageStatus.INTERRUPTED, 0),
+        pending=counts.get(ImageStatus.PENDING, 0),
+        starred=None,
+        cost=_cost_text(costs.total, costs.unknown),
     )
 
 
 def summarise(images: Iterable[ImageView]) -> Summary:
+    """The totals of the given cards (the export's, which shows a chosen part of a series)."""
     listed = list(images)
     total = Decimal(0)
     unknown = 0
@@ -396,17 +597,20 @@ def summarise(images: Iterable[ImageView]) -> Summary:
             total += Decimal(view.cost_usd)
         except InvalidOperation:
             unknown += 1
-    cost = "free" if total == 0 and not unknown else _dollars(total)
-    if unknown:
-        cost += f" + {unknown} unknown"
     return Summary(
         images=len(listed),
         succeeded=sum(v.status == ImageStatus.SUCCEEDED for v in listed),
         failed=sum(v.status in (ImageStatus.FAILED, ImageStatus.INTERRUPTED) for v in listed),
         pending=sum(v.status == ImageStatus.PENDING for v in listed),
         starred=sum(v.starred for v in listed),
-        cost=cost,
+        cost=_cost_text(total, unknown),
     )
+
+
+def _cost_text(total: Decimal, unknown: int) -> str:
+    """A total as the chips show it: unknown costs are counted, never taken as zero."""
+    cost = "free" if total == 0 and not unknown else _dollars(total)
+    return f"{cost} + {unknown} unknown" if unknown else cost
 
 
 # --------------------------------------------------------------------------- formatting

@@ -16,30 +16,34 @@ import re
 import secrets
 import sys
 import traceback
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from onmodel.errors import NotFoundError, OnmodelError, UsageError
 from onmodel.handles import Image, Session
 from onmodel.imagefile import MIME_TYPES
 from onmodel.limits import MAX_ID
+from onmodel.lineage import Fold
 from onmodel.presentation import (
     REQUEST_ORDER,
-    ImageView,
+    WHOLE_LINEAGE,
+    CardsWindow,
+    LineageWindow,
     Pages,
     SessionView,
+    card_views,
     character_view,
     image_view,
-    session_version,
     session_view,
 )
 from onmodel.sheet import ShotRequest
 from onmodel.status import ImageStatus
 from onmodel.studio import Studio
 from onmodel.thumbnails import THUMBNAIL_MIME, THUMBNAIL_SIZES, Thumbnailer
+from onmodel.web.cache import SessionCache
 from onmodel.web.jobs import ShotRunner, TooBusyError
 
 MAX_BODY = 256 * 1024
@@ -64,6 +68,10 @@ SECURITY_HEADERS = [
     ("X-Frame-Options", "DENY"),
     ("Referrer-Policy", "same-origin"),
 ]
+# What a session page's address may choose (see LineageWindow, CardsWindow); pagers keep them.
+LINEAGE_CHOICES = ("from", "depth", "limit", "all", "page")
+CARD_CHOICES = ("before", "after")
+CHANGES_SENT = 100  # changed cards a poll sends; more, and the page reloads instead
 
 StartResponse = Callable[..., Any]
 
@@ -174,7 +182,7 @@ Handler = Callable[[Request, re.Match[str]], Response]
 
 
 class _WebLinks:
-    """The server's own URLs for an image's file, thumbnails and page."""
+    """The server's own URLs for an image's file, thumbnails and page, and a fold's view."""
 
     def file(self, image: Image) -> str | None:
         return f"/files/{image.id}"
@@ -183,15 +191,27 @@ class _WebLinks:
         return f"/thumbs/{image.id}/{size}"
 
     def page(self, image: Image) -> str:
-        return f"#image-{image.id}"
+        return f"/images/{image.id}"
 
     def parent(self, parent_id: int) -> str | None:
         return f"/images/{parent_id}"
 
+    def fold(self, fold: Fold) -> str | None:
+        return f"?from={fold.open_id}"  # the same session page, its lineage started there
 
-class _DetailLinks(_WebLinks):
-    def page(self, image: Image) -> str:
-        return f"/images/{image.id}"
+
+@dataclass(frozen=True)
+class _Nav:
+    """Where a session page's pagers lead, each keeping what else the page was asked for."""
+
+    earlier_lines: str | None
+    later_lines: str | None
+    head: str | None  # back to the head's neighbourhood, when another window is shown
+    everything: str | None  # the whole lineage, a page of lines at a time
+    newer: str | None
+    older: str | None
+    newest: str | None
+    oldest: str | None
 
 
 class GalleryApp:
@@ -213,6 +233,7 @@ class GalleryApp:
         self.runner = ShotRunner(studio, max_running=max_running)
         self.allowed_hosts = None if allowed_hosts is None else frozenset(allowed_hosts)
         self.links = _WebLinks()
+        self.cache = SessionCache(studio)
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("GET", re.compile(r"^/$"), self.index),
             ("GET", re.compile(r"^/sessions/(?P<slug>[^/]+)$"), self.session_page),
@@ -299,14 +320,13 @@ class GalleryApp:
         characters = []
         for character in self.studio.characters():
             anchor = character.anchor
-            sessions = [
-                {"session": s, "images": len(s.images())} for s in self.studio.sessions(character)
-            ]
+            sessions = self.studio.sessions(character)
+            counts = self.studio.image_counts(sessions)
             characters.append(
                 {
                     "character": character_view(character),
                     "anchor": image_view(anchor, self.links) if anchor else None,
-                    "sessions": sessions,
+                    "sessions": [{"session": s, "images": counts[s.id]} for s in sessions],
                 }
             )
         current = self.studio.current_session()
@@ -319,32 +339,47 @@ class GalleryApp:
         )
 
     def session_page(self, request: Request, match: re.Match[str]) -> Response:
+        """A page of the session: the lineage window and page of cards its address asks for
+        (the head's neighbourhood and the newest cards by default), and its totals."""
         session = self.studio.session(_session_ref(match["slug"]))
-        view = session_view(session, self.links)
+        stamp = self.studio.session_stamp(session)  # before what it stands for (see cache)
+        view = self._session_view(session, stamp, request.query)
+        head = view.head_id
+        branchable = [v for v in view.images if v.status == ImageStatus.SUCCEEDED]
         return Response.html(
             self.pages.render(
                 "web/session.html.j2",
                 session=view,
-                summary=view.summary,
-                branchable=[v for v in view.images if v.status == ImageStatus.SUCCEEDED],
+                summary=self.cache.summary(session, stamp),
+                version=stamp,
+                nav=_nav(request.query, view),
+                branchable=branchable,
+                head_listed=head is None or any(v.id == head for v in branchable),
                 fields=REQUEST_ORDER,
             )
         )
 
+    def _session_view(self, session: Session, stamp: str, query: Mapping[str, str]) -> SessionView:
+        return session_view(
+            session,
+            self.links,
+            index=self.cache.lineage(session, stamp),
+            window=_lineage_window(query),
+            cards=_cards_window(query),
+        )
+
     def image_page(self, request: Request, match: re.Match[str]) -> Response:
         image = self.studio.image(_row_id(match["id"], "image"))
-        links = _DetailLinks()
-        view = image_view(image, links)
         character = self.studio.character(image.character_id)
         sessions = self.studio.sessions(character)
         own = self.studio.session(image.session_id) if image.session_id else None
         return Response.html(
             self.pages.render(
                 "web/image.html.j2",
-                img=view,
+                img=image_view(image, self.links),
                 character=character_view(character),
-                lineage=[image_view(i, links) for i in image.lineage()],
-                children=[image_view(i, links) for i in image.children],
+                lineage=[image_view(i, self.links) for i in image.lineage()],
+                children=[image_view(i, self.links) for i in image.children],
                 sessions=sessions,
                 own_session=own,
                 record=json.dumps(image.to_dict(), indent=2, ensure_ascii=False, default=str),
@@ -395,39 +430,58 @@ class GalleryApp:
     # ------------------------------------------------------------------ live data
 
     def session_state(self, request: Request, match: re.Match[str]) -> Response:
-        """What the session page polls: nothing when ``v`` is current, else the fresh cards.
+        """What the session page polls: nothing but the stamp when ``v`` (the page's) is
+        current; else the cards that changed since, the lineage panel and the totals.
 
-        Cards are rendered here with the same macro as the page, so the page only swaps
-        elements and never needs a template of its own.
+        The page sends its own address's choices (which lineage window, which cards) and its
+        head, whose card changes look when the head moves on. Cards are rendered here with
+        the same macros as the page, so the page only swaps elements and never needs a
+        template of its own. More changes than :data:`CHANGES_SENT`: the page reloads.
         """
         session = self.studio.session(_session_ref(match["slug"]))
-        version = session_version(session)
-        if request.query.get("v") == version:
-            return Response.json({"version": version, "unchanged": True})
-        return Response.json(self._state(session_view(session, self.links)))
-
-    def _state(self, view: SessionView) -> dict[str, Any]:
+        stamp = self.studio.session_stamp(session)  # before what it stands for (see cache)
+        seen = request.query.get("v", "")
+        if seen == stamp:
+            return Response.json({"version": stamp, "unchanged": True})
+        changed = self.studio.images_changed_since(session, seen, CHANGES_SENT)
+        if len(changed) >= CHANGES_SENT:
+            return Response.json({"version": stamp, "reload": True})
+        head = session.head_image_id
+        shown = request.query.get("head")
+        was = _row_id(shown, "image") if shown else None
+        if was != head:  # the old head's card loses its badge, the new one's gains it
+            known = {image.id for image in changed}
+            missing = [key for key in (was, head) if key is not None and key not in known]
+            changed += self.studio.lookups.images_by_id(missing).values()
+        view = self._session_view(session, stamp, request.query)
         template = "web/_gallery.html.j2"
-        return {
-            "version": view.version,
-            "head": view.head_id,
-            "images": [
-                {
-                    "id": v.id,
-                    "status": v.status,
-                    "rev": v.rev + ("-head" if v.id == view.head_id else ""),  # as the card's
-                    "html": self.pages.render_macro(template, "card", v, "web", view.head_id),
-                }
-                for v in view.images
-            ],
-            "lineage": self.pages.render_macro(template, "lineage", view, "web"),
-            "summary": self.pages.render_macro(template, "chips", view.summary),
-            "branchable": [
-                {"id": v.id, "label": f"#{v.id} {v.label}"}
-                for v in view.images
-                if v.status == ImageStatus.SUCCEEDED
-            ],
-        }
+        cards = card_views(self.studio, sorted(changed, key=lambda image: image.id), self.links)
+        return Response.json(
+            {
+                "version": stamp,
+                "head": head,
+                "images": [
+                    {
+                        "id": v.id,
+                        "status": v.status,
+                        "rev": v.rev + ("-head" if v.id == head else ""),  # as the card's
+                        "html": self.pages.render_macro(template, "card", v, "web", head),
+                    }
+                    for v in cards
+                ],
+                "lineage": self.pages.render_macro(
+                    template, "lineage_panel", view, _nav(request.query, view)
+                ),
+                "summary": self.pages.render_macro(
+                    template, "chips", self.cache.summary(session, stamp)
+                ),
+                "branchable": [
+                    {"id": v.id, "label": f"#{v.id} {v.label}"}
+                    for v in cards
+                    if v.status == ImageStatus.SUCCEEDED
+                ],
+            }
+        )
 
     def image_json(self, request: Request, match: re.Match[str]) -> Response:
         image = self.studio.image(_row_id(match["id"], "image"))
@@ -437,7 +491,7 @@ class GalleryApp:
 
     def annotate(self, request: Request, match: re.Match[str]) -> Response:
         form = request.form()
-        starred = _flag(form["starred"]) if "starred" in form else None
+        starred = _flag(form["starred"], "starred") if "starred" in form else None
         rating = _rating(form["rating"]) if "rating" in form else None
         note = form.get("note")
         image_id = _row_id(match["id"], "image")
@@ -479,8 +533,6 @@ class GalleryApp:
 
     def _card(self, image: Image, session: Session | None = None) -> str:
         view = image_view(image, self.links)
-        if view.parent_id is not None:
-            view = _with_parent_anchor(view)
         head = None
         if session is None and image.session_id is not None:
             session = self.studio.session(image.session_id)
@@ -496,8 +548,58 @@ class GalleryApp:
         return f"/images/{image.id}"
 
 
-def _with_parent_anchor(view: ImageView) -> ImageView:
-    return replace(view, parent_href=f"#image-{view.parent_id}")
+def _lineage_window(query: Mapping[str, str]) -> LineageWindow:
+    """The lineage a session page's address asks for: ``from``, ``depth``, ``limit`` and
+    ``all`` as ``onmodel tree`` takes them, and ``page``."""
+    start = query.get("from")
+    depth = query.get("depth")
+    limit = query.get("limit")
+    return LineageWindow(
+        start=_row_id(start, "image") if start else None,
+        depth=_count(depth, "depth") if depth else None,
+        limit=_count(limit, "limit") if limit else None,
+        everything=_flag(query.get("all", ""), "all"),
+        page=_page(query, "page"),
+    )
+
+
+def _cards_window(query: Mapping[str, str]) -> CardsWindow:
+    before = query.get("before")
+    after = query.get("after")
+    return CardsWindow(
+        before=_row_id(before, "image") if before else None,
+        after=_count(after, "after") if after and not before else None,
+    )
+
+
+def _nav(query: Mapping[str, str], view: SessionView) -> _Nav:
+    """The pagers' links: lines of the lineage by page, cards by the ids at their ends."""
+    path = f"/sessions/{view.slug}"  # the poll, too, draws the panel of this page
+    page = _page(query, "page")
+    chosen = _lineage_window(query).chosen
+    folded = not chosen and view.lineage_size > WHOLE_LINEAGE
+    ids = [v.id for v in view.images if v.session_id is not None]
+    return _Nav(
+        earlier_lines=_href(path, query, page=page - 1 if page > 2 else None) if page > 1 else None,
+        later_lines=_href(path, query, page=page + 1) if view.more_lines else None,
+        head=_href(path, query, **dict.fromkeys(LINEAGE_CHOICES)) if chosen else None,
+        everything=_href(path, query, all=1, page=None) if folded else None,
+        newer=_href(path, query, after=max(ids), before=None) if view.newer and ids else None,
+        older=_href(path, query, before=min(ids), after=None) if view.older and ids else None,
+        newest=_href(path, query, before=None, after=None) if view.newer else None,
+        oldest=_href(path, query, before=None, after=0) if view.older else None,
+    )
+
+
+def _href(path: str, query: Mapping[str, str], **changes: int | None) -> str:
+    """``path`` with the page's choices, ``changes`` made (None: dropped)."""
+    chosen = {k: v for k, v in query.items() if k in LINEAGE_CHOICES + CARD_CHOICES}
+    for key, value in changes.items():
+        if value is None:
+            chosen.pop(key, None)
+        else:
+            chosen[key] = str(value)
+    return f"{path}?{urlencode(chosen)}" if chosen else path
 
 
 def _same_origin(request: Request, host: str) -> bool:
@@ -522,13 +624,13 @@ def _same_origin(request: Request, host: str) -> bool:
     return True
 
 
-def _flag(value: str) -> bool:
+def _flag(value: str, what: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "on", "yes"):
         return True
     if lowered in ("0", "false", "off", "no", ""):
         return False
-    raise UsageError(f"starred must be 1 or 0, not {value!r}")
+    raise UsageError(f"{what} must be 1 or 0, not {_shown(value)}")
 
 
 def _rating(value: str) -> int:
@@ -536,6 +638,20 @@ def _rating(value: str) -> int:
     if text not in RATINGS:
         raise UsageError(f"a rating is a number from 1 to 5 (0 clears it), not {_shown(value)}")
     return RATINGS[text]
+
+
+def _count(text: str, what: str) -> int:
+    """A number of things from an address (0 or more), checked like an id."""
+    if not _is_digits(text):
+        raise UsageError(f"{what} is a number such as 12, not {_shown(text)}")
+    found = _up_to(text, MAX_ID)
+    return MAX_ID if found is None else found  # more than any series holds: all of it
+
+
+def _page(query: Mapping[str, str], name: str) -> int:
+    """A page number from an address (1, the first, when absent)."""
+    text = query.get(name)
+    return max(1, _count(text, name)) if text else 1
 
 
 def _row_id(text: str, what: str) -> int:

@@ -90,9 +90,9 @@
     try {
       const data = await post(form, submitter);
       form.querySelector("input[name=key]").value = newKey();
-      if (session && data.session === session) {
-        const cards = document.getElementById("cards");
-        let card = document.getElementById(`image-${data.id}`);
+      const cards = document.getElementById("cards");
+      let card = document.getElementById(`image-${data.id}`);
+      if (session && data.session === session && (card || cards?.dataset.live === "1")) {
         if (!card) {
           card = fromHtml(data.html);
           cards.append(card);
@@ -156,14 +156,23 @@
     select.value = chosen;
   }
 
+  // The poll sends the page's own choices (which lineage window, which cards) and its head;
+  // the answer holds only the cards that changed since its version, the lineage panel and
+  // the totals, or "reload" when more changed than is worth sending.
+  function pollUrl() {
+    const query = new URLSearchParams(window.location.search);
+    query.set("v", version);
+    query.set("head", document.body.dataset.head || "");
+    return `/api/sessions/${encodeURIComponent(session)}?${query}`;
+  }
+
   async function poll() {
     if (document.hidden) return schedule(4000);
     try {
-      const response = await fetch(`/api/sessions/${encodeURIComponent(session)}?v=${version}`, {
-        headers: { Accept: "application/json" },
-      });
+      const response = await fetch(pollUrl(), { headers: { Accept: "application/json" } });
       if (response.ok) {
         const state = await response.json();
+        if (state.reload) return window.location.reload();
         if (!state.unchanged) apply(state);
       }
     } catch (err) {
@@ -172,14 +181,19 @@
     schedule(nextDelay());
   }
 
+  // A changed card on the page is swapped; a new one is added only where the newest cards
+  // are shown (an older page keeps its own).
   function apply(state) {
     version = state.version;
     document.body.dataset.version = version;
+    document.body.dataset.head = state.head ?? "";
     const cards = document.getElementById("cards");
+    const shown = [...cards.querySelectorAll(".card[data-image-id]")].map((c) => +c.dataset.imageId);
+    const newest = Math.max(0, ...shown);
     for (const item of state.images) {
       const card = document.getElementById(`image-${item.id}`);
       if (!card) {
-        cards.append(fromHtml(item.html));
+        if (cards.dataset.live === "1" && item.id > newest) cards.append(fromHtml(item.html));
       } else if (card.dataset.rev !== item.rev && !card.contains(document.activeElement)) {
         const fresh = swapCard(card, item.html);
         if (card.dataset.status !== item.status) flash(fresh);
