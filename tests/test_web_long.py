@@ -26,7 +26,7 @@ import pytest
 from sqlalchemy import event
 
 from onmodel.handles import Session
-from onmodel.presentation import CARDS_PER_PAGE
+from onmodel.presentation import ANCESTORS_SHOWN, CARDS_PER_PAGE
 from onmodel.status import ImageStatus
 from onmodel.store.models import ImageRow, SessionRow
 from onmodel.store.rows import insert_rows, update_row
@@ -268,6 +268,44 @@ def test_lineage_choices_are_honoured_and_checked(studio: Studio, long: Grown) -
     assert get(app, f"/sessions/{slug}?from={other.head}").status == 404
 
 
+# --------------------------------------------------------------------------- the image page
+
+
+def test_an_image_page_bounds_its_ancestry_and_pages_through_the_rest(
+    studio: Studio, long: Grown
+) -> None:
+    app = GalleryApp(studio)
+    ancestors = []
+    key: int | None = long.parents[long.head]
+    while key is not None:
+        ancestors.append(key)
+        key = long.parents.get(key)
+    ancestors.reverse()
+    page = get(app, f"/images/{long.head}").text
+    path = [int(i) for i in re.findall(r'<a href="/images/(\d+)" data-image-id', page)]
+    assert path == [long.anchor, *ancestors[-ANCESTORS_SHOWN:], long.head]
+    hidden = len(ancestors) - ANCESTORS_SHOWN - 1
+    assert f'href="?ancestors=2" title="Earlier ancestors">… {hidden:,} more</a>' in page
+
+    listed: Counter[int] = Counter()
+    number = 1
+    while True:
+        data = get(app, f"/api/images/{long.head}?ancestors={number}").json()
+        ancestry = data["ancestry"]
+        assert ancestry["count"] == len(ancestors) and ancestry["page"] == number
+        assert len(ancestry["ids"]) <= ANCESTORS_SHOWN
+        listed.update(ancestry["ids"])
+        if number == ancestry["pages"]:
+            break
+        assert ancestry["root"] == long.anchor
+        number += 1
+    assert sorted(listed) == ancestors and set(listed.values()) == {1}
+
+    root = get(app, f"/api/images/{long.anchor}").json()
+    assert root["ancestry"]["count"] == 0 and root["descendants"] == LONG
+    assert root["children"]["ids"] == sorted(k for k, p in long.parents.items() if p == long.anchor)
+
+
 # --------------------------------------------------------------------------- the poll
 
 
@@ -341,6 +379,8 @@ def test_requests_read_the_same_statements_at_any_size(
             f"/sessions/{slug}",  # cold: the lineage and totals are read
             f"/sessions/{slug}",  # warm: kept while the stamp holds
             f"/sessions/{slug}?all=1",  # a page of lines: one read of their images
+            f"/images/{grown.head}",
+            f"/api/images/{grown.head}",
         ):
             statements.clear()
             assert get(app, path).status == 200, path

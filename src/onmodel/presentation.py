@@ -36,6 +36,7 @@ from onmodel.lineage import Fold, LineageIndex, Row, View, with_images
 from onmodel.providers import is_manual
 from onmodel.resources import templates_dir
 from onmodel.status import ImageStatus, status_mark
+from onmodel.store import lineage as lineage_queries
 from onmodel.store import queries
 from onmodel.thumbnails import CARD_SIZE, MINI_SIZE
 
@@ -48,6 +49,8 @@ REQUEST_ORDER = ("expression", "pose", "action", "outfit", "scene", "text")
 LINEAGE_LINES = 500  # lines of a lineage view per page
 WHOLE_LINEAGE = 100  # a lineage up to this size is shown whole by default, nothing folded
 CARDS_PER_PAGE = 60  # cards per page, the newest first
+ANCESTORS_SHOWN = 20  # ancestors an image page lists at a time (besides the root)
+CHILDREN_SHOWN = 50  # children an image page lists
 
 # Colours go into style attributes; escaping stops HTML injection but not CSS such as
 # ``red;background:url(https://...)``, which would make the "offline" page fetch something.
@@ -611,6 +614,56 @@ def _cost_text(total: Decimal, unknown: int) -> str:
     """A total as the chips show it: unknown costs are counted, never taken as zero."""
     cost = "free" if total == 0 and not unknown else _dollars(total)
     return f"{cost} + {unknown} unknown" if unknown else cost
+
+
+@dataclass(frozen=True)
+class ImageLineage:
+    """An image's place in its series, bounded however deep it is: the root, a page of
+    :data:`ANCESTORS_SHOWN` ancestors (the nearest by default) with counts of those left out
+    on either side, and its first :data:`CHILDREN_SHOWN` children."""
+
+    ancestors: int  # all of them
+    page: int
+    pages: int
+    root: ImageView | None  # the oldest ancestor, when the page does not reach it
+    older: int  # ancestors left out between the root and ``shown``
+    shown: list[ImageView]  # oldest first
+    newer: int  # ancestors left out between ``shown`` and the image (on earlier pages)
+    children: list[ImageView]
+    child_counts: dict[int, int]  # of each child shown: its own children
+    more_children: int  # children not listed
+    descendants: int  # images made from this one, at any depth
+
+
+def image_lineage(image: Image, links: Links, page: int = 1) -> ImageLineage:
+    """Page ``page`` of the image's ancestry (1: the nearest), and its children. The ancestor
+    ids come from one recursive query; only the images listed are loaded."""
+    studio = image.studio
+    engine = studio.engine
+    ancestor_ids = image.ancestor_ids()
+    pages = max(1, -(-len(ancestor_ids) // ANCESTORS_SHOWN))
+    page = min(max(page, 1), pages)
+    end = len(ancestor_ids) - (page - 1) * ANCESTORS_SHOWN
+    start = max(0, end - ANCESTORS_SHOWN)
+    root_id = ancestor_ids[0] if start > 0 else None
+    wanted = ([root_id] if root_id is not None else []) + ancestor_ids[start:end]
+    loaded = studio.lookups.images_by_id(wanted)
+    children = studio.children(image)
+    listed = children[:CHILDREN_SHOWN]
+    views = {key: image_view(found, links, references=()) for key, found in loaded.items()}
+    return ImageLineage(
+        ancestors=len(ancestor_ids),
+        page=page,
+        pages=pages,
+        root=views.get(root_id) if root_id is not None else None,
+        older=start - 1 if root_id is not None else 0,
+        shown=[views[key] for key in ancestor_ids[start:end] if key in views],
+        newer=len(ancestor_ids) - end,
+        children=[image_view(child, links, references=()) for child in listed],
+        child_counts=lineage_queries.child_counts(engine, [child.id for child in listed]),
+        more_children=len(children) - len(listed),
+        descendants=lineage_queries.descendant_count(engine, image.id) if children else 0,
+    )
 
 
 # --------------------------------------------------------------------------- formatting

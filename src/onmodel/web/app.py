@@ -31,11 +31,13 @@ from onmodel.presentation import (
     REQUEST_ORDER,
     WHOLE_LINEAGE,
     CardsWindow,
+    ImageLineage,
     LineageWindow,
     Pages,
     SessionView,
     card_views,
     character_view,
+    image_lineage,
     image_view,
     session_view,
 )
@@ -378,8 +380,7 @@ class GalleryApp:
                 "web/image.html.j2",
                 img=image_view(image, self.links),
                 character=character_view(character),
-                lineage=[image_view(i, self.links) for i in image.lineage()],
-                children=[image_view(i, self.links) for i in image.children],
+                family=image_lineage(image, self.links, _page(request.query, "ancestors")),
                 sessions=sessions,
                 own_session=own,
                 record=json.dumps(image.to_dict(), indent=2, ensure_ascii=False, default=str),
@@ -484,8 +485,11 @@ class GalleryApp:
         )
 
     def image_json(self, request: Request, match: re.Match[str]) -> Response:
+        """The image's record, with its lineage bounded as on its page: a page of ancestors
+        (``?ancestors=N``), its first children, and counts of the rest."""
         image = self.studio.image(_row_id(match["id"], "image"))
-        return Response.json(image.to_dict())
+        family = image_lineage(image, self.links, _page(request.query, "ancestors"))
+        return Response.json({**image.to_dict(), **_lineage_json(family)})
 
     # ------------------------------------------------------------------ changes
 
@@ -600,6 +604,26 @@ def _href(path: str, query: Mapping[str, str], **changes: int | None) -> str:
         else:
             chosen[key] = str(value)
     return f"{path}?{urlencode(chosen)}" if chosen else path
+
+
+def _lineage_json(family: ImageLineage) -> dict[str, Any]:
+    """What ``/api/images/<id>`` says of an image's lineage: ids, bounded, and counts."""
+    return {
+        "ancestry": {
+            "count": family.ancestors,
+            "page": family.page,
+            "pages": family.pages,
+            "root": family.root.id if family.root is not None else None,
+            "older": family.older,
+            "ids": [v.id for v in family.shown],
+            "newer": family.newer,
+        },
+        "children": {
+            "ids": [v.id for v in family.children],
+            "more": family.more_children,
+        },
+        "descendants": family.descendants,
+    }
 
 
 def _same_origin(request: Request, host: str) -> bool:
