@@ -959,8 +959,14 @@ class BatchRunner:
         except OnmodelError as exc:
             ready.append(exc)
             return True
+        shot = status.shot
         plan = replace(
-            plan, batch_id=batch_id, shot_key=status.shot.key, retry_of_id=status.image_id
+            plan,
+            batch_id=batch_id,
+            shot_key=shot.key,
+            retry_of_id=status.image_id,
+            variation=shot.variation,
+            variations=shot.variations,
         )
         ready.append(_Job(status.shot, plan, self._estimate(plan) or Decimal(0)))
         return False

@@ -49,6 +49,10 @@ class GenerationRequest:
     character_name: str = ""
     instructions: str | None = None
     previous_response_id: str | None = None
+    variation: int = 1
+    """Which of ``variations`` identical requests this is: a shot list's ``repeat: 3`` sends
+    the same request as takes 1, 2 and 3 (a deterministic provider draws each differently)."""
+    variations: int = 1
 
 
 @dataclass

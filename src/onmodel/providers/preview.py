@@ -9,7 +9,10 @@ way a human can see at a glance and a test can detect in pixels.
 
 Determinism is a feature, not an accident: the same request always yields the same bytes, so the
 content-addressed blob store deduplicates re-runs and tests can compare digests. Nothing here
-reads the clock, the environment, system fonts or an unseeded random generator.
+reads the clock, the environment, system fonts or an unseeded random generator. Variations of one
+request (a shot list's ``repeat: 3``) are told apart the same way: each take is captioned with its
+number ("take 2/3"), so the three differ in bytes and at a glance while the character stays the
+same.
 """
 
 from __future__ import annotations
@@ -300,9 +303,7 @@ def render(request: GenerationRequest, size: tuple[int, int] = DEFAULT_SIZE) -> 
     else:
         label = shot.label()
     image = Image.new("RGB", (width, height), _PLAIN_BACKGROUND)
-    caption_top = _caption(
-        ImageDraw.Draw(image), width, height, name, "anchor" if is_anchor else "shot", label
-    )
+    caption_top = _caption(ImageDraw.Draw(image), width, height, name, _tag(request), label)
     # Scene and figure get their own canvas so nothing (rain, a tail) can bleed into the caption.
     picture = Image.new("RGB", (width, caption_top), _PLAIN_BACKGROUND)
     draw = ImageDraw.Draw(picture)
@@ -336,6 +337,15 @@ def render(request: GenerationRequest, size: tuple[int, int] = DEFAULT_SIZE) -> 
     if references and any(i.role == "anchor" for i in request.inputs):
         _badge(ImageDraw.Draw(image), width, f"ref ×{references}")
     return image
+
+
+def _tag(request: GenerationRequest) -> str:
+    """The caption's corner: "anchor", "shot", or which take of several identical requests."""
+    if request.kind == "anchor":
+        return "anchor"
+    if request.variations > 1:
+        return f"take {request.variation}/{request.variations}"
+    return "shot"
 
 
 def encode_png(image: Image.Image) -> bytes:

@@ -37,6 +37,8 @@ class ShotPlan:
     retry_of_id: int | None = None
     batch_id: int | None = None
     shot_key: str | None = None
+    variation: int = 1  # take N of M identical requests (a shot list's repeat: M)
+    variations: int = 1
 
     @property
     def prompt(self) -> str:
@@ -55,6 +57,8 @@ class ShotPlan:
             character_name=self.character_name,
             instructions=self.instructions,
             previous_response_id=self.previous_response_id,
+            variation=self.variation,
+            variations=self.variations,
         )
 
     def to_dict(self) -> dict[str, Any]:
