@@ -7,9 +7,11 @@ emoji is not a letter: a name of emoji alone has no slug and asks for ``--slug``
 
 from __future__ import annotations
 
+import http.client
 import json
 import unicodedata
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -18,6 +20,9 @@ from onmodel.errors import InvalidSlugError
 from onmodel.limits import MAX_SLUG_BYTES, MAX_SLUG_LENGTH
 from onmodel.slugs import check_slug, slugify
 from onmodel.studio import Studio
+from test_web_fixtures import Served
+
+pytest_plugins = ["test_web_fixtures"]  # its fixture: served (the web server on a free port)
 
 PROMPT = "a cheerful girl with orange hair and green eyes"
 
@@ -179,3 +184,21 @@ def test_a_unicode_session_exports_under_its_slug(isolated_home: Path, tmp_path:
     assert exported.code == 0, exported.stderr
     assert (target / "index.html").is_file()
     assert (tmp_path / "ミアの一週間-export.zip").is_file()
+
+
+def test_a_unicode_session_has_a_web_page(served: Served) -> None:
+    """``/sessions/<slug>`` percent-encoded, as a browser sends a link to ``ミアの一週間``."""
+    mia = served.studio.create_character("ミア", prompt=PROMPT, provider="preview")
+    week = served.studio.start_session(mia, title="ミアの一週間", provider="preview")
+    week.shot(pose="waving")
+    parts = urlsplit(served.url)
+    for path in (f"/sessions/{quote(week.slug)}", f"/api/sessions/{quote(week.slug)}"):
+        connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+        try:
+            connection.request("GET", path, headers={"Host": served.host})
+            response = connection.getresponse()
+            body = response.read().decode("utf-8")
+        finally:
+            connection.close()
+        assert response.status == 200, (path, body[:200])
+        assert "waving" in body
