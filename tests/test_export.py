@@ -22,13 +22,15 @@ from PIL import Image as PILImage
 from typer.testing import CliRunner
 
 import onmodel.export
+import onmodel.presentation
 import onmodel.thumbnails
 from onmodel.blobs import BlobIntegrityError, sha256_bytes, sha256_file
 from onmodel.cli.app import app
 from onmodel.errors import UsageError
-from onmodel.export import CARDS_PER_PAGE, PANEL_LINES, ExportError, export_session
+from onmodel.export import CARDS_PER_PAGE, ExportError, export_session
 from onmodel.handles import Session
 from onmodel.lineage import LineageIndex, with_images
+from onmodel.presentation import WHOLE_LINEAGE
 from onmodel.status import ImageStatus
 from onmodel.store.database import transaction
 from onmodel.store.models import ImageRow, SessionRow
@@ -693,14 +695,20 @@ def test_a_long_branching_series_exports_every_image_once_across_pages(
         assert not following or f'href="{following[0]}" rel="next"' in html
     assert sorted(where) == sorted(parents)[1:]
     assert f'id="image-{anchor}" class="anchor-section"' in htmls["index.html"]
-    # a parent link leads to the page that holds the parent's card
-    for html in htmls.values():
+    # a parent link leads to the page that holds the parent's card (or jumps on this one)
+    for name, html in htmls.items():
         for href, parent_id in PARENT_LINK.findall(html):
-            assert href == f"{where.get(int(parent_id), 'index.html')}#image-{parent_id}"
+            page = where.get(int(parent_id), "index.html")
+            assert href == (f"#image-{parent_id}" if page == name else f"{page}#image-{parent_id}")
+    # the lineage panel: the head's neighbourhood, each fold linking to its first image's card
+    panel = htmls["index.html"][htmls["index.html"].index('<div class="lineage"') :]
+    folds = re.findall(r'<a class="node-row fold-row" href="([^"#]*)#image-(\d+)"', panel)
+    assert folds and all(where[int(image_id)] == page for page, image_id in folds)
+    assert 0 < panel.count('<li class="node') <= WHOLE_LINEAGE
     # each thumbnail made once: one card size per image, a few lineage-panel minis
     assert max(made.values()) == 1
     assert sum(size == CARD_SIZE for _, size in made) == LONG
-    assert 0 < sum(size == MINI_SIZE for _, size in made) <= PANEL_LINES
+    assert 0 < sum(size == MINI_SIZE for _, size in made) <= WHOLE_LINEAGE
 
 
 def test_a_long_export_holds_a_chunk_of_records_and_a_page_of_views_at_a_time(
@@ -713,7 +721,7 @@ def test_a_long_export_holds_a_chunk_of_records_and_a_page_of_views_at_a_time(
     chunk = inspect.signature(with_images).parameters["chunk"].default
     images: list[weakref.ref[Any]] = []
     views: list[weakref.ref[Any]] = []
-    real_load, real_view = studio.lookups.images_by_id, onmodel.export.image_view
+    real_load, real_view = studio.lookups.images_by_id, onmodel.presentation.image_view
 
     def images_by_id(image_ids: Any) -> Any:
         found = real_load(image_ids)
@@ -741,14 +749,14 @@ def test_a_long_export_holds_a_chunk_of_records_and_a_page_of_views_at_a_time(
         return real_record(image, name)
 
     monkeypatch.setattr(studio.lookups, "images_by_id", images_by_id)
-    monkeypatch.setattr(onmodel.export, "image_view", image_view)
+    monkeypatch.setattr(onmodel.presentation, "image_view", image_view)
     monkeypatch.setattr(Thumbnailer, "read", read)
     monkeypatch.setattr(onmodel.export, "_record", record)
     export_session(studio, session, tmp_path / "out")
     assert len(alive) > 2 * LONG  # a look at every thumbnail and every record
     assert len(images) >= 3 * LONG  # planned, written and described: loaded three times
     assert max(n for n, _ in alive) <= chunk
-    assert max(n for _, n in alive) <= 2 * CARDS_PER_PAGE + PANEL_LINES + 1
+    assert max(n for _, n in alive) <= 2 * CARDS_PER_PAGE + WHOLE_LINEAGE + 1
     assert len(views) > LONG
 
 

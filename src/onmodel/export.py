@@ -37,32 +37,33 @@ import tempfile
 import zipfile
 from base64 import b64encode
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from itertools import chain, repeat
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TextIO
 
 from onmodel import __version__
 from onmodel.blobs import BlobIntegrityError, BlobStore, sha256_file
 from onmodel.errors import InvalidSlugError, OnmodelError, UsageError
-from onmodel.handles import Image, Reference, Session
-from onmodel.lineage import LineageIndex, with_images
+from onmodel.handles import Image, Session
+from onmodel.lineage import Fold, LineageIndex, with_images
 from onmodel.presentation import (
+    WHOLE_LINEAGE,
     ImageView,
     LineageNode,
     Pages,
     SessionView,
     Summary,
+    card_views,
     character_view,
-    image_view,
+    lineage_lines,
     summarise,
 )
 from onmodel.slugs import slugify
-from onmodel.store.queries import references_of
 from onmodel.studio import Studio
 from onmodel.thumbnails import THUMBNAIL_MIME, Thumbnailer
 
@@ -76,7 +77,6 @@ INDEX_NAME = "index.html"
 MANIFEST_NAME = "series.json"
 CARDS_PER_PAGE = 200  # shots on a page: a few megabytes of embedded thumbnails
 NAV_AROUND = 3  # pages linked on either side of the current one
-PANEL_LINES = 200  # a longer lineage is shown as the head's neighbourhood, the rest folded
 _PAGE_NAME = re.compile(r"page-[1-9][0-9]*\.html")
 NAME_WORDS_MAX = 32  # characters of the label kept in a file name
 COPY_CHUNK = 1 << 20
@@ -221,8 +221,17 @@ class _Plan:
 
     @property
     def pages(self) -> list[str]:
-        count = max(1, math.ceil(len(self.cards) / CARDS_PER_PAGE))
-        return [_page_name(number) for number in range(1, count + 1)]
+        return [_page_name(number) for number in range(1, self._count + 1)]
+
+    def on_pages(self) -> Iterator[list[int]]:
+        """The images of each page, in order: the anchor heads the first."""
+        for start in range(0, self._count * CARDS_PER_PAGE, CARDS_PER_PAGE):
+            cards = self.cards[start : start + CARDS_PER_PAGE]
+            yield [self.hero, *cards] if start == 0 and self.hero is not None else cards
+
+    @property
+    def _count(self) -> int:
+        return max(1, math.ceil(len(self.cards) / CARDS_PER_PAGE))
 
     def href(self, image_id: int) -> str | None:
         """Where the image's card is (None: not exported). ``cards`` is sorted, so its page
@@ -250,7 +259,7 @@ def _plan(studio: Studio, session: Session, only: ExportFilter) -> _Plan:
     anchor_id = session.character.anchor_image_id
     chosen: set[int] = set()
     labels: dict[int, str] = {}  # "crying.png": what a file is named after, but its number
-    for image in _each(lineage.order(), studio.lookups.images_by_id):
+    for image in _each(studio, lineage.order()):
         if only is ExportFilter.ALL or image.starred or image.id == anchor_id:
             chosen.add(image.id)
             if image.succeeded and image.path is not None:
@@ -276,48 +285,39 @@ def _file_names(
     }
 
 
-Loaded = TypeVar("Loaded", Image, tuple[Image, list[Reference]])
-
-
-def _each(ids: Iterable[int], load: Callable[[list[int]], dict[int, Loaded]]) -> Iterator[Loaded]:
+def _each(studio: Studio, ids: Iterable[int]) -> Iterator[Image]:
     """The images ``ids`` names, loaded a chunk at a time; one gone from the database since
     the export began is an error, never a silent gap."""
-    for image_id, loaded in with_images(ids, _itself, load):
-        if loaded is None:
-            raise ExportError(f"image {image_id} is gone from the database; export again")
-        yield loaded
+    for image_id, image in with_images(ids, _itself, studio.lookups.images_by_id):
+        if image is None:
+            raise _gone(image_id)
+        yield image
 
 
 def _itself(image_id: int) -> int:
     return image_id
 
 
-def _with_references(
-    studio: Studio,
-) -> Callable[[list[int]], dict[int, tuple[Image, list[Reference]]]]:
-    """Loads a chunk of images with their references: two queries a chunk, not one an image."""
-
-    def load(chunk: list[int]) -> dict[int, tuple[Image, list[Reference]]]:
-        images = studio.lookups.images_by_id(chunk)
-        found = references_of(studio.engine, list(images))
-        return {
-            key: (image, [Reference.from_row(record) for record in found[key]])
-            for key, image in images.items()
-        }
-
-    return load
+def _gone(image_id: int) -> ExportError:
+    return ExportError(f"image {image_id} is gone from the database; export again")
 
 
 def _copy_and_show(
     studio: Studio, plan: _Plan, links: _ExportLinks, sheet: _Sheet, staging: Path
 ) -> list[ExportedFile]:
-    """Copy each image's file and add its card to the sheet, a chunk of records at a time."""
+    """Copy each image's file and add its card to the sheet, a page of records at a time (its
+    references read in one query with them)."""
     files = []
-    for image, references in _each(plan.exported(), _with_references(studio)):
-        name = plan.names.get(image.id)
-        if name is not None:
-            files.append(_copy(image, staging / name))
-        sheet.add(image_view(image, links, export_name=name, references=references))
+    for number, ids in enumerate(plan.on_pages(), start=1):
+        found = studio.lookups.images_by_id(ids)
+        if missing := [image_id for image_id in ids if image_id not in found]:
+            raise _gone(missing[0])
+        images = [found[image_id] for image_id in ids]
+        for image in images:
+            if (name := plan.names.get(image.id)) is not None:
+                files.append(_copy(image, staging / name))
+        cards = card_views(studio, images, links)
+        sheet.add(number, [replace(card, export_name=plan.names.get(card.id)) for card in cards])
     return files
 
 
@@ -353,6 +353,10 @@ class _ExportLinks:
 
     def parent(self, parent_id: int) -> str | None:
         return self.plan.href(parent_id)  # None: filtered out, nothing to link to
+
+    def fold(self, fold: Fold) -> str | None:
+        """The card of the first image folded: the export has cards, not lineage views."""
+        return self.plan.href(fold.first_id)
 
     def write(self, html: str, destination: Path) -> str:
         """Write ``html`` with every placeholder replaced by its thumbnail; return the digest."""
@@ -454,9 +458,9 @@ def _session_base(session: Session) -> SessionView:
 
 
 class _Sheet:
-    """``index.html`` and its pages, written as the cards are made.
+    """``index.html`` and its pages, written as their cards are made.
 
-    A page is rendered and written as soon as its last card is added, so one page of views is
+    A page is rendered and written as soon as its cards are added, so one page of views is
     held at a time. ``index.html`` shows the totals and the lineage panel, so it is written
     last; its cards (the first page's) are held until then.
     """
@@ -477,36 +481,24 @@ class _Sheet:
         self.plan = plan
         self.base = base
         self.context = context
-        self.count = len(plan.pages)
         self.totals = _Totals()
-        self.hero: ImageView | None = None
-        self.first: list[ImageView] = []  # index.html's cards
-        self.current: list[ImageView] = []  # the page being filled
-        self.number = 1
+        self.first: list[ImageView] = []  # index.html's images: the anchor and the first cards
         self.written: dict[str, str] = {}  # page name -> digest
 
-    def add(self, view: ImageView) -> None:
-        """The next image: the anchor first, then the cards in order."""
-        self.totals.add(view)
-        if view.id == self.plan.hero:
-            self.hero = view
-            return
-        if self.number == 1:
-            self.first.append(view)
-            if len(self.first) == CARDS_PER_PAGE:
-                self.number = 2
-            return
-        self.current.append(view)
-        if len(self.current) == CARDS_PER_PAGE:
-            self._write(self.number, self.current)
-            self.current = []
-            self.number += 1
+    def add(self, number: int, views: list[ImageView]) -> None:
+        """Page ``number``'s images, in order."""
+        for view in views:
+            self.totals.add(view)
+        if number == 1:
+            self.first = views
+        else:
+            self._write(number, views)
 
     def finish(self, summary: Summary, lineage: list[LineageNode]) -> dict[str, str]:
-        """Write the last page and ``index.html``; return every page's digest, first page first."""
-        if self.current:
-            self._write(self.number, self.current)
-        self._write(1, self.first, anchor=self.hero, summary=summary, lineage=lineage)
+        """Write ``index.html``; return every page's digest, first page first."""
+        hero = self.first[0] if self.first and self.first[0].id == self.plan.hero else None
+        cards = self.first[1:] if hero is not None else self.first
+        self._write(1, cards, anchor=hero, summary=summary, lineage=lineage)
         return {name: self.written[name] for name in self.plan.pages}
 
     def _write(
@@ -523,7 +515,7 @@ class _Sheet:
             session=replace(self.base, images=cards, lineage=lineage or []),
             anchor=anchor,
             summary=summary,
-            page=_page_info(number, self.count, len(self.plan.cards)),
+            page=_page_info(number, len(self.plan.pages), len(self.plan.cards)),
             **self.context,
         )
         name = _page_name(number)
@@ -533,26 +525,14 @@ class _Sheet:
 def _lineage_panel(
     studio: Studio, plan: _Plan, links: _ExportLinks, head_id: int | None
 ) -> list[LineageNode]:
-    """The lineage panel of ``index.html``: the whole lineage while it is short, else the
-    head's neighbourhood (as ``onmodel tree`` shows it), so a series of any length draws at
-    most a few hundred lines. Until the lineage macro draws folds, the images the window shows
-    are drawn as a lineage of their own: an image whose parent is left out says so ("parent #N
-    not shown")."""
-    lineage = plan.shown
-    if len(lineage) > PANEL_LINES:
-        window = lineage.window(head_id)
-        shown = {key for _, key in window.walk() if isinstance(key, int)}
-        lineage = lineage.prune(shown.__contains__)
-    rows = list(lineage.rows())
-    views = {
-        image.id: image_view(
-            image, links, export_name=plan.names.get(image.id), references=references
-        )
-        for image, references in _each(
-            (row.key for row in rows if isinstance(row.key, int)), _with_references(studio)
-        )
-    }
-    return [LineageNode(views[row.key], row) for row in rows if isinstance(row.key, int)]
+    """The lineage panel of ``index.html``, as the session page shows it by default: the
+    whole lineage while it is short, else the head's neighbourhood with the rest folded (each
+    fold linking to the card of its first image), so a series of any length draws a few
+    dozen lines."""
+    whole = len(plan.shown) <= WHOLE_LINEAGE
+    view = plan.shown.window(head_id, everything=whole)
+    lines, _ = lineage_lines(view, links, studio.lookups.images_by_id)
+    return lines
 
 
 # --------------------------------------------------------------------------- series.json
@@ -605,10 +585,7 @@ def _series(
     a later export reads it without reading the images.
     """
     lineage = plan.lineage
-    records = (
-        _record(image, plan.names.get(image.id))
-        for image in _each(plan.exported(), studio.lookups.images_by_id)
-    )
+    records = (_record(image, plan.names.get(image.id)) for image in _each(studio, plan.exported()))
     parents = sorted(key for key in lineage.order() if lineage.children(key))
     return _Each(
         [
