@@ -215,8 +215,8 @@ def test_export_of_a_deep_chain(studio: Studio, tmp_path: Path) -> None:
         int(i) for html in pages for i in re.findall(r'class="card[^"]*"\s+id="image-(\d+)"', html)
     ]
     assert sorted(cards) == ids[1:]  # the anchor heads the first page; every shot is a card once
-    # the lineage panel draws the head's neighbourhood, not 5,000 lines
-    assert 0 < pages[0].count('<li class="node') < 100
+    # the lineage panel draws the head's neighbourhood, not 5,000 lines: the rest is a fold
+    assert 0 < pages[0].count('<li class="node') < 100 and '<li class="fold"' in pages[0]
     assert f'<li class="node status-succeeded" data-image-id="{ids[-1]}"' in pages[0]
 
 

@@ -6,7 +6,7 @@ manifests, so every copy is checked against its digest), ``series.json`` with th
 provenance and lineage, and ``index.html``: a contact sheet that opens from disk with no server
 and fetches nothing, because its CSS is inlined and its thumbnails are embedded as data URIs. A
 long series continues on ``page-2.html``, ``page-3.html``... (:data:`CARDS_PER_PAGE` shots each),
-and the lineage panel shows the head's neighbourhood, with what it leaves out folded.
+and its lineage panel shows the head's neighbourhood, with what that leaves out folded.
 
 An export is all or nothing. It is built in a hidden folder beside the target and renamed into
 place only when complete, so a damaged blob, a full disk or Ctrl-C leaves the target exactly as
