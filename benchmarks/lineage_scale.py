@@ -162,6 +162,7 @@ class Measured:
     seconds: float | None  # None: failed or timed out
     peak_mib: float | None = None
     note: str = ""
+    body: bytes = b""
 
 
 def run_cli(built: Built, args: list[str], timeout: float) -> Measured:
@@ -186,8 +187,8 @@ def run_cli(built: Built, args: list[str], timeout: float) -> Measured:
     return Measured(elapsed, peak, f"{len(done.stdout):,} B out")
 
 
-def web_timer(built: Built) -> Callable[[str], Measured]:
-    """Times GETs through the server's WSGI app (what one request costs, no socket)."""
+def web_timer(built: Built) -> tuple[Studio, Callable[[str], Measured]]:
+    """Times GETs through a fresh server's WSGI app (what one request costs, no socket)."""
     from onmodel.web.app import GalleryApp
 
     studio = Studio.open(built.home)
@@ -211,31 +212,9 @@ def web_timer(built: Built) -> Callable[[str], Measured]:
         elapsed = time.perf_counter() - started
         if not status or not status[0].startswith("200"):
             return Measured(None, note=f"HTTP {status[0] if status else '?'}")
-        return Measured(elapsed, note=f"{len(body):,} B")
+        return Measured(elapsed, note=f"{len(body):,} B", body=body)
 
-    return get
-
-
-def poll_query(get: Callable[[str], Measured], built: Built) -> str:
-    """The poll a page makes when nothing changed: its version stamp sent back."""
-    from onmodel.web.app import GalleryApp
-
-    studio = Studio.open(built.home)
-    app = GalleryApp(studio)
-    environ = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": f"/api/sessions/{built.session_slug}",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "HTTP_HOST": "127.0.0.1:8000",
-        "wsgi.input": io.BytesIO(),
-        "wsgi.url_scheme": "http",
-    }
-    body = b"".join(app(environ, lambda s, h, *a: None))
-    state = json.loads(body)
-    version = state.get("version", "")
-    return f"/api/sessions/{built.session_slug}?v={version}"
+    return studio, get
 
 
 def operations(built: Built, timeout: float, export_up_to: int) -> dict[str, Measured]:
@@ -259,11 +238,18 @@ def operations(built: Built, timeout: float, export_up_to: int) -> dict[str, Mea
         found["export (cached thumbs)"] = run_cli(
             built, ["export", slug, "--to", str(target)], timeout
         )
-    get = web_timer(built)
-    get(f"/sessions/{slug}")  # templates compiled, as on a running server
+    studio, get = web_timer(built)
+    # The first page a fresh server shows reads the lineage and the totals (and compiles the
+    # templates); later pages reuse what has not changed.
+    found["web session page (first)"] = get(f"/sessions/{slug}")
     found["web session page"] = get(f"/sessions/{slug}")
     found["web image page <deepest>"] = get(f"/images/{built.deepest_id}")
-    found["web poll (unchanged)"] = get(poll_query(get, built))
+    first = get(f"/api/sessions/{slug}")
+    version = json.loads(first.body).get("version", "") if first.body else ""
+    found["web poll (unchanged)"] = get(f"/api/sessions/{slug}?v={version}")
+    studio.annotate_image(built.deepest_id, starred=True)
+    found["web poll (after a star)"] = get(f"/api/sessions/{slug}?v={version}")
+    studio.annotate_image(built.deepest_id, starred=False)
     return found
 
 
