@@ -168,6 +168,48 @@ def test_revised_prompt_gen_id_and_cost_are_shown(
     assert "$0.0421" in html
 
 
+CHIP = re.compile(r'<span class="chip(?: failed)?"><strong>([^<]+)</strong> ([^<]+)</span>')
+COST_CHIP = re.compile(r'<span class="chip">cost <strong>([^<]+)</strong></span>')
+
+
+def chips(html: str) -> dict[str, str]:
+    """The masthead's totals as a reader sees them: ``{"images": "4", "cost": "$0.05"...}``."""
+    found = {label: value for value, label in CHIP.findall(html)}
+    cost = COST_CHIP.search(html)
+    assert cost is not None
+    return {**found, "cost": cost.group(1)}
+
+
+def test_exported_totals_say_what_the_session_page_says(
+    studio: Studio, series: Series, tmp_path: Path
+) -> None:
+    """One way to total a session: the export adds its cards up as it writes them
+    (``presentation.Totals``), the session page starts from the database's counts; a reader
+    sees the same counts (the anchor's card included) and the same cost, an unknown cost
+    counted as unknown, never as free."""
+    from onmodel.web.app import GalleryApp
+    from test_web_long import get
+
+    studio.annotate_image(series.crying, starred=True)
+    with transaction(studio.engine) as db:
+        for image_id, cost in ((series.crying, "0.0421"), (series.guitar, None)):
+            row = db.get(ImageRow, image_id)
+            assert row is not None
+            row.cost_usd = cost
+            db.add(row)
+    export_session(studio, series.session, tmp_path / "out")
+    exported = chips((tmp_path / "out" / "index.html").read_text(encoding="utf-8"))
+    assert exported == {
+        "images": "4",
+        "failed": "1",
+        "★": "1",
+        "cost": "$0.0421 + 2 unknown",  # the shot above, and the failure: either may be billed
+    }
+    page = get(GalleryApp(studio), f"/sessions/{series.session}").text
+    served = chips(page[: page.index('<div class="layout">')])
+    assert served == {key: value for key, value in exported.items() if key != "★"}
+
+
 def test_user_text_is_escaped_in_html_but_prompts_stay_raw(
     studio: Studio, series: Series, tmp_path: Path
 ) -> None:

@@ -36,13 +36,12 @@ import stat
 import tempfile
 import zipfile
 from base64 import b64encode
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from itertools import chain, repeat
+from itertools import chain
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -58,10 +57,10 @@ from onmodel.presentation import (
     Pages,
     SessionView,
     Summary,
+    Totals,
     card_views,
     character_view,
     lineage_lines,
-    summarise,
 )
 from onmodel.slugs import slugify
 from onmodel.studio import Studio
@@ -378,34 +377,6 @@ class _ExportLinks:
         return digest.hexdigest()
 
 
-class _Totals:
-    """The masthead's totals (:func:`~onmodel.presentation.summarise`) without keeping a view
-    of every image.
-
-    A summary reads an image's status, cost and star only, so the images alike in those three
-    are counted together and stand in as one view repeated: the summary is handed a few views
-    and references to them, not a view per image.
-    """
-
-    def __init__(self) -> None:
-        self.alike: Counter[tuple[str, str | None, bool]] = Counter()
-        self.sample: ImageView | None = None
-
-    def add(self, view: ImageView) -> None:
-        self.alike[(view.status, view.cost_usd, view.starred)] += 1
-        self.sample = self.sample or view
-
-    def summary(self) -> Summary:
-        sample = self.sample
-        if sample is None:
-            return summarise([])
-        stand_ins = (
-            repeat(replace(sample, status=status, cost_usd=cost, starred=starred), count)
-            for (status, cost, starred), count in self.alike.items()
-        )
-        return summarise(chain.from_iterable(stand_ins))
-
-
 @dataclass(frozen=True)
 class PageLink:
     number: int
@@ -481,7 +452,7 @@ class _Sheet:
         self.plan = plan
         self.base = base
         self.context = context
-        self.totals = _Totals()
+        self.totals = Totals()
         self.first: list[ImageView] = []  # index.html's images: the anchor and the first cards
         self.written: dict[str, str] = {}  # page name -> digest
 

@@ -19,7 +19,8 @@ import hashlib
 import itertools
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -570,44 +571,79 @@ def _card_page(session: Session, cards: CardsWindow) -> tuple[list[Image], bool,
 
 
 def session_summary(session: Session) -> Summary:
-    """The session's totals, counted by the database: statuses by ``GROUP BY`` and the cost
-    of its finished images (what ``onmodel cost`` reports), never a whole series loaded."""
+    """The session's totals as its page shows them: its images counted by the database
+    (statuses by ``GROUP BY``, the cost of the finished ones as ``onmodel cost`` reports it),
+    never a whole series loaded; and the character's anchor the page starts with, when it is
+    in no session (a shot promoted to anchor is counted with its session already)."""
     studio = session.studio
-    counts = studio.status_counts(session)
     costs = studio.cost(session)
-    return Summary(
-        images=sum(counts.values()),
-        succeeded=counts.get(ImageStatus.SUCCEEDED, 0),
-        failed=counts.get(ImageStatus.FAILED, 0) + counts.get(ImageStatus.INTERRUPTED, 0),
-        pending=counts.get(ImageStatus.PENDING, 0),
-        starred=None,
-        cost=_cost_text(costs.total, costs.unknown),
-    )
+    totals = Totals(studio.status_counts(session), costs.total, costs.unknown, starred=None)
+    anchor = session.character.anchor
+    if anchor is not None and anchor.session_id is None:
+        totals.add(anchor)
+    return totals.summary()
 
 
-def summarise(images: Iterable[ImageView]) -> Summary:
-    """The totals of the given cards (the export's, which shows a chosen part of a series)."""
-    listed = list(images)
-    total = Decimal(0)
-    unknown = 0
-    for view in listed:
-        if view.status not in (ImageStatus.SUCCEEDED, ImageStatus.FAILED):
-            continue
-        if view.cost_usd is None:
-            unknown += 1 if view.status == ImageStatus.SUCCEEDED else 0
-            continue
+class Totalled(Protocol):
+    """What a total reads of an image: an :class:`ImageView` or an :class:`Image` alike."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def cost_usd(self) -> str | None: ...
+
+    @property
+    def starred(self) -> bool: ...
+
+
+class Totals:
+    """Totals built up an image at a time: the export's, which adds its cards as it writes
+    them (a filtered session: only the database cannot count it), and the session page's,
+    which starts from the database's counts. Counts and a running cost only, never the
+    images, so 100,000 cards hold what three do.
+
+    Costs follow ``onmodel cost``: a finished image (succeeded or failed, either may have
+    been billed) without a known cost is counted as unknown, never taken as free.
+    """
+
+    def __init__(
+        self,
+        statuses: Mapping[str, int] | None = None,
+        cost: Decimal = Decimal(0),
+        unknown: int = 0,
+        *,
+        starred: int | None = 0,
+    ) -> None:
+        self.statuses: Counter[str] = Counter(statuses or {})
+        self.cost = cost
+        self.unknown = unknown
+        self.starred = starred  # None: not counted (the chip is left out)
+
+    def add(self, image: Totalled) -> None:
+        self.statuses[image.status] += 1
+        if self.starred is not None:
+            self.starred += image.starred
+        if image.status not in (ImageStatus.SUCCEEDED, ImageStatus.FAILED):
+            return  # nothing was billed (yet) for a pending or interrupted image
+        if image.cost_usd is None:
+            self.unknown += 1
+            return
         try:
-            total += Decimal(view.cost_usd)
+            self.cost += Decimal(image.cost_usd)
         except InvalidOperation:
-            unknown += 1
-    return Summary(
-        images=len(listed),
-        succeeded=sum(v.status == ImageStatus.SUCCEEDED for v in listed),
-        failed=sum(v.status in (ImageStatus.FAILED, ImageStatus.INTERRUPTED) for v in listed),
-        pending=sum(v.status == ImageStatus.PENDING for v in listed),
-        starred=sum(v.starred for v in listed),
-        cost=_cost_text(total, unknown),
-    )
+            self.unknown += 1
+
+    def summary(self) -> Summary:
+        counts = self.statuses
+        return Summary(
+            images=sum(counts.values()),
+            succeeded=counts[ImageStatus.SUCCEEDED],
+            failed=counts[ImageStatus.FAILED] + counts[ImageStatus.INTERRUPTED],
+            pending=counts[ImageStatus.PENDING],
+            starred=self.starred,
+            cost=_cost_text(self.cost, self.unknown),
+        )
 
 
 def _cost_text(total: Decimal, unknown: int) -> str:
