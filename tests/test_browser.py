@@ -319,3 +319,40 @@ def test_a_shot_made_elsewhere_appears_without_a_reload(
     )
     assert page.evaluate("() => window.sameDocument") is True
     watched.clean()
+
+
+LONG_LABEL = (
+    "walking home through the old market at dusk with a paper lantern, a cat on her "
+    "shoulder and a bag of oranges, past the bakery that sells the round bread " + "z" * 90
+)
+UNCUT = """(selector) => [...document.querySelectorAll(selector)].filter(
+    e => e.scrollWidth > e.clientWidth + 1 || e.scrollHeight > e.clientHeight + 1
+        || getComputedStyle(e).textOverflow === 'ellipsis').map(e => e.textContent)"""
+INSIDE = """([inner, outer]) => {
+    const a = document.querySelector(inner).getBoundingClientRect();
+    const b = document.querySelector(outer).getBoundingClientRect();
+    return a.width > 0 && a.left >= b.left && a.right <= b.right;
+}"""
+
+
+def test_lineage_labels_wrap_and_keep_their_id_and_head_marker(
+    new_page: Any, served: Served, series: Series
+) -> None:
+    """A long request is shown whole in the lineage panel, wrapped: nothing is cut with an
+    ellipsis or left past the panel's edge, the id stays on one line, and the head marker
+    stays beside it (issue 13)."""
+    made = served.studio.session(series.session).shot(LONG_LABEL)
+    watched = new_page(served.url, "data:")
+    page = watched.page
+    page.goto(f"{served.url}/sessions/{series.session}")
+    node = f'#lineage li.node[data-image-id="{made.id}"]'
+    expect(page.locator(f"{node} .label")).to_contain_text(f"#{made.id} {LONG_LABEL}")
+    assert page.evaluate(UNCUT, "#lineage .node-text .label, #lineage .num") == []
+    for part in (".num", ".head-tag", ".label"):
+        assert page.evaluate(INSIDE, [f"{node} {part}", ".lineage-panel"]), part
+    expect(page.locator(f"{node} .head-tag")).to_be_visible()
+    id_box = page.locator(f"{node} .num").bounding_box()
+    assert id_box is not None and id_box["height"] < 30  # "#N" on one line, not broken
+    page.locator(node).scroll_into_view_if_needed()
+    shoot(page, "web-long-label")
+    watched.clean()
