@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import text
 
 from onmodel.batch.lock import SessionLock
-from onmodel.doctor import check_store
+from onmodel.doctor import check_store, discard_unreferenced
 from onmodel.owners import forget_dead_owners, is_owner_alive, owner_token, owners_dir
 from onmodel.sheet import ShotRequest
 from onmodel.store.models import BatchRow, ImageRow
@@ -200,6 +200,23 @@ def test_an_orphan_stored_again_during_the_check_is_kept(studio: Studio) -> None
     age(orphan)
     assert studio.blobs.discard(orphan, unused_since=time.time() - 60)
     assert not orphan.exists()
+
+
+def test_discarding_named_files_follows_the_checks_rules(studio: Studio) -> None:
+    """What a purge asks for: of the files it names, only those no row refers to and old
+    enough go; a referenced one stays however old, a young one until a later check."""
+    make_session(studio, provider="preview")
+    shot = studio.shot("week", ShotRequest(pose="waving"))
+    assert shot.sha256 is not None and shot.path is not None
+    old, young = age(stored(studio, "old")), stored(studio, "young")
+    age(shot.path)
+    named = [(path.stem, "png") for path in (old, young)] + [(shot.sha256, "png")]
+    named.append(("0" * 64, "png"))  # gone already: not counted
+    done = discard_unreferenced(studio.engine, studio.blobs, named)
+    assert (done.files, done.bytes, done.kept) == (1, len(png("old")), 2)
+    assert not old.exists() and young.exists() and shot.path.exists()
+    found = check_store(studio.engine, studio.blobs, studio.paths.home)
+    assert found.healthy and found.young_files_kept == 1  # the young one, for a later check
 
 
 def test_a_damaged_referenced_blob_is_reported_and_kept(studio: Studio) -> None:

@@ -202,3 +202,102 @@ def test_the_tables_and_the_migrations_agree(tmp_path: Path) -> None:
     with engine.connect() as conn:
         differences = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     assert differences == []
+
+
+def test_upgrading_a_0003_database_gives_each_image_the_sheet_it_was_made_with(
+    tmp_path: Path,
+) -> None:
+    """Revision 0004: sheets could not change before it, so each character's sheet becomes its
+    version 1, every image's; batches remember their session's slug; nothing is hidden."""
+    from alembic import command
+
+    from onmodel.store.database import _alembic_config
+
+    home = tmp_path / "home"
+    engine = create_database_engine(f"sqlite:///{home / 'onmodel.db'}")
+    config = _alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0003")
+        for character_id, slug, sheet in ((1, "mia", '{"hair": "red"}'), (2, "rin", "{}")):
+            conn.execute(
+                text(
+                    "INSERT INTO character (id, slug, name, description, sheet, created_at,"
+                    " updated_at) VALUES (:id, :slug, :slug, '', :sheet, '2026-01-01',"
+                    " '2026-01-01')"
+                ),
+                {"id": character_id, "slug": slug, "sheet": sheet},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO session (id, slug, character_id, title, provider, model, params,"
+                " instructions, created_at, updated_at) VALUES (1, 'week', 1, '', 'preview',"
+                " 'gpt-image-2', '{}', '', '2026-01-01', '2026-01-01')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO batch (id, name, session_id, source_path, spec_hash, spec, status,"
+                " counters, created_at, updated_at) VALUES (1, 'monday', 1, '', 'h', '{}',"
+                " 'completed', '{}', '2026-01-01', '2026-01-01')"
+            )
+        )
+        for image_id, character_id in ((7, 1), (8, 2), (9, 1)):
+            conn.execute(
+                text(
+                    "INSERT INTO image (id, character_id, kind, status, request, prompt,"
+                    " provider, model, params, returned, error_categories, starred, note,"
+                    " created_at) VALUES (:id, :character, 'shot', 'succeeded', '{}', 'p',"
+                    " 'preview', 'gpt-image-2', '{}', '{}', '[]', 0, '', '2026-01-01')"
+                ),
+                {"id": image_id, "character": character_id},
+            )
+    engine.dispose()
+    with Studio.open(home) as studio:  # upgrades it
+        first = studio.sheet_of(7)
+        assert first is not None and (first.number, first.sheet.hair) == (1, "red")
+        assert [v.number for v in studio.sheet_history("rin")] == [1]
+        rin = studio.sheet_of(8)
+        assert rin is not None and rin.sheet.hair == ""
+        assert [v.images for v in studio.sheet_history("mia")] == [2]
+        assert [c.slug for c in studio.characters()] == ["mia", "rin"]
+        assert [item.image.id for item in studio.images()] == [9, 8, 7]
+        with studio.engine.connect() as conn:
+            assert conn.execute(text("SELECT key_slug FROM batch")).scalar() == "week"
+    assert (home / "onmodel.db.before-0003.bak").exists()
+
+
+def test_hidden_images_and_a_purges_links_are_read_from_indexes(studio: Studio) -> None:
+    """Hidden images are counted from an index of their own (a partial one, which holds them
+    alone); shown ones are paged as before; a purge finds what was made from an image, or
+    retried it, by index."""
+    from sqlalchemy import select
+
+    from onmodel.store import queries
+    from onmodel.store.listing import ImageFilter, images_page
+    from onmodel.store.purge import _made_from
+    from test_session_paging import Statements, add_images
+
+    studio.create_character("Mia", prompt="a girl", provider="preview")
+    session = studio.start_session("mia", provider="preview")
+    ids = add_images(studio, session, 6)
+    studio.hide_images(ids[:2])
+    engine = studio.engine
+    with Statements(studio) as statements:
+        assert queries.hidden_image_counts(engine, [session.id]) == {session.id: 2}
+        shown = ImageFilter(session_id=session.id)
+        page = images_page(engine, shown, before_id=ids[5], limit=2)
+        assert [r.id for r in page] == [ids[4], ids[3]]
+        with engine.connect() as conn:
+            _made_from(conn, ids)
+            image = queries.ImageRow.__table__  # type: ignore[attr-defined]
+            conn.execute(select(image.c.id).where(image.c.retry_of_id.in_(ids))).all()
+    counts, listed, made_from, retries = statements.plans()
+    assert counts.startswith(
+        "SEARCH image USING COVERING INDEX ix_image_hidden_session_id (session_id=?"
+    )
+    # the shown listing reads the session's index in id order, a page at a time
+    assert listed == "SEARCH image USING INDEX ix_image_session_id (session_id=? AND rowid<?)"
+    assert "ix_image_parent_id (parent_id=?)" in made_from
+    assert "ix_image_reference_ref_image_id (ref_image_id=?)" in made_from
+    assert "ix_image_retry_of_id (retry_of_id=?)" in retries

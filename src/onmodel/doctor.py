@@ -11,6 +11,10 @@ file from a write it never finished; disks damage files. The check finds all of 
 It never deletes or rewrites a file a row refers to: a missing or damaged one is reported,
 since only the user can say where a good copy is.
 
+A purge (``studio.curation``) deletes rows and then, through :func:`discard_unreferenced`,
+the files they leave unreferenced, by the same rules: only files no row refers to, and only
+once older than ``grace``.
+
 The referenced files are read from the database in one streamed query and the connection is
 closed before any file is hashed, so a long check holds no transaction open (which would stop
 SQLite from checkpointing its WAL under a running batch). Files are hashed in chunks, never
@@ -101,6 +105,46 @@ def check_store(
     _sweep(blobs, referenced, report, fix=fix, unused_since=unused_since)
     _stale_rows(engine, home, report, fix=fix)
     return report
+
+
+@dataclass(frozen=True)
+class Discarded:
+    """What :func:`discard_unreferenced` did: files deleted (and their bytes), and files kept
+    because a row refers to them again or they are younger than the grace period."""
+
+    files: int
+    bytes: int
+    kept: int
+
+
+def discard_unreferenced(
+    engine: Engine,
+    blobs: BlobStore,
+    files: Iterable[tuple[str, str]],
+    *,
+    grace: timedelta = IN_USE_GRACE,
+) -> Discarded:
+    """Delete those of ``files`` (``(sha256, format)``) that no row refers to any more, as
+    ``check_store(fix=True)`` deletes an orphan: the referenced set is read first, so a file
+    a row committed since refers to is young and kept; a file gone already is not counted."""
+    referenced = _referenced_files(engine, blobs)
+    unused_since = time.time() - grace.total_seconds()
+    deleted = size = kept = 0
+    for sha256, fmt in files:
+        path = blobs.path_for(sha256, fmt)
+        if str(path) in referenced:
+            kept += 1
+            continue
+        try:
+            length = path.stat().st_size
+        except FileNotFoundError:
+            continue
+        if _delete(blobs, path, temp=False, unused_since=unused_since):
+            deleted += 1
+            size += length
+        else:
+            kept += 1
+    return Discarded(files=deleted, bytes=size, kept=kept)
 
 
 def _referenced_files(engine: Engine, blobs: BlobStore) -> dict[str, str]:

@@ -36,6 +36,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def create_database_engine(url: str) -> Engine:
     parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        # every connection in UTC, the time the rows are written in: a month or a day the
+        # database works out (``store.costs``) is then the same wherever the server runs
+        return create_engine(url, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"})
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
@@ -96,7 +100,7 @@ class SchemaState:
         return self.current == self.head
 
 
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 """The newest revision in ``migrations/``; a test keeps it equal to Alembic's own head.
 
 Every command opens the database, and loading Alembic's script directory costs about 0.2 s:

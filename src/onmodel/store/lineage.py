@@ -24,29 +24,35 @@ _image = ImageRow.__table__  # type: ignore[attr-defined]
 
 def session_links(
     engine: Engine, session_id: int, anchor_id: int | None
-) -> list[tuple[int, int | None]]:
-    """``(id, parent_id)`` of the session's images, of every image outside it that one of
-    them descends from (followed to its root), and of the anchor.
+) -> list[tuple[int, int | None, bool]]:
+    """``(id, parent_id, hidden)`` of the session's images, of every image outside it that
+    one of them descends from (followed to its root), and of the anchor.
 
-    Only the links are read: a 100,000-image session is a few megabytes of ids.
+    Only the links are read: a 100,000-image session is a few megabytes of ids. Hidden images
+    are in it too, flagged, so that their children's lines can still be drawn.
     """
-    inside = select(_image.c.id, _image.c.parent_id).where(_image.c.session_id == session_id)
+    hidden = _image.c.hidden_at.is_not(None).label("hidden")
+    inside = select(_image.c.id, _image.c.parent_id, hidden).where(
+        _image.c.session_id == session_id
+    )
     seeds = select(_image.c.parent_id.label("id")).where(
         _image.c.session_id == session_id, _image.c.parent_id.is_not(None)
     )
     if anchor_id is not None:
         seeds = union(seeds, select(literal(anchor_id).label("id"))).subquery().select()
     outside = (
-        select(_image.c.id, _image.c.parent_id)
+        select(_image.c.id, _image.c.parent_id, hidden)
         .where(_image.c.id.in_(seeds), _image.c.session_id.is_distinct_from(session_id))
         .cte("outside", recursive=True)
     )
     outside = outside.union(
-        select(_image.c.id, _image.c.parent_id).join(outside, _image.c.id == outside.c.parent_id)
+        select(_image.c.id, _image.c.parent_id, hidden).join(
+            outside, _image.c.id == outside.c.parent_id
+        )
     )
-    query = union(inside, select(outside.c.id, outside.c.parent_id))
+    query = union(inside, select(outside.c.id, outside.c.parent_id, outside.c.hidden))
     with engine.connect() as conn:
-        return [(row[0], row[1]) for row in conn.execute(query)]
+        return [(row[0], row[1], bool(row[2])) for row in conn.execute(query)]
 
 
 def ancestor_ids(engine: Engine, image_id: int) -> list[int]:
@@ -78,6 +84,22 @@ def descendant_count(engine: Engine, image_id: int) -> int:
     below = below.union(select(_image.c.id).join(below, _image.c.parent_id == below.c.id))
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(below)).scalar_one())
+
+
+def descendant_ids(engine: Engine, image_ids: Sequence[int]) -> set[int]:
+    """Every image that descends from one of ``image_ids`` (children, their children, ...),
+    one recursive query per chunk of ids."""
+    found: set[int] = set()
+    with engine.connect() as conn:
+        for start in range(0, len(image_ids), ID_CHUNK):
+            chunk = image_ids[start : start + ID_CHUNK]
+            below = select(_image.c.id).where(_image.c.parent_id.in_(chunk))
+            below_cte = below.cte("below", recursive=True)
+            below_cte = below_cte.union(
+                select(_image.c.id).join(below_cte, _image.c.parent_id == below_cte.c.id)
+            )
+            found.update(conn.execute(select(below_cte.c.id)).scalars())
+    return found
 
 
 def child_counts(engine: Engine, image_ids: Sequence[int]) -> dict[int, int]:

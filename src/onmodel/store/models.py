@@ -2,6 +2,11 @@
 
 Images are the lineage: every image row points at its parent, and ``image_reference`` keeps
 the ordered list of images that were sent along with the request that made it.
+
+Hiding (``hidden_at``) takes a character, a session or an image out of listings, trees,
+exports and pages while its rows, and so every lineage through it, stay; only a purge
+(``store.purge``) deletes rows. ``sheet_version`` keeps every model sheet a character has had,
+and each image names the one it was made with.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -35,6 +40,21 @@ class CharacterRow(SQLModel, table=True):
     )
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    hidden_at: datetime | None = None  # hidden (deleted until a purge) since then
+
+
+class SheetVersionRow(SQLModel, table=True):
+    """One model sheet a character has had: number 1 is the sheet it was made with, each edit
+    adds the next. ``character.sheet`` is a copy of the newest."""
+
+    __tablename__ = "sheet_version"
+    __table_args__ = (UniqueConstraint("character_id", "number", name="uq_sheet_version_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    character_id: int = Field(foreign_key="character.id")  # found through uq_sheet_version_number
+    number: int
+    sheet: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class SessionRow(SQLModel, table=True):
@@ -59,6 +79,7 @@ class SessionRow(SQLModel, table=True):
     last_response_id: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    hidden_at: datetime | None = None  # hidden (deleted until a purge) since then
 
 
 class BatchRow(SQLModel, table=True):
@@ -75,6 +96,9 @@ class BatchRow(SQLModel, table=True):
     counters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # The session slug its shots' keys were made with (``batch.expand.shot_key``): a renamed
+    # session's batch still finds the shots it made.
+    key_slug: str | None = None
 
 
 class ImageRow(SQLModel, table=True):
@@ -82,13 +106,25 @@ class ImageRow(SQLModel, table=True):
     # A session's newest change, and its rows changed after a time, from the index alone
     # (``store.queries.session_stamp``, ``images_changed_since``). ``ix_image_session_id``
     # stays: it lists a session's images in id order without a sort (``session_images_page``).
-    __table_args__ = (Index("ix_image_session_id_updated_at", "session_id", "updated_at"),)
+    # ``ix_image_hidden_session_id`` holds hidden images only (a partial index): they are
+    # counted by session from it alone, and found by a purge, without reading shown ones.
+    __table_args__ = (
+        Index("ix_image_session_id_updated_at", "session_id", "updated_at"),
+        Index(
+            "ix_image_hidden_session_id",
+            "session_id",
+            "hidden_at",
+            sqlite_where=text("hidden_at IS NOT NULL"),
+            postgresql_where=text("hidden_at IS NOT NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     character_id: int = Field(foreign_key="character.id", index=True)
     session_id: int | None = Field(default=None, foreign_key="session.id", index=True)
     parent_id: int | None = Field(default=None, foreign_key="image.id", index=True)
-    retry_of_id: int | None = Field(default=None, foreign_key="image.id")
+    # indexed so that deleting an image (a purge) finds the rows that retried it at once
+    retry_of_id: int | None = Field(default=None, foreign_key="image.id", index=True)
     kind: str  # anchor, shot, import, edit
     status: str = "pending"  # pending, succeeded, failed, interrupted
     request: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
@@ -131,6 +167,11 @@ class ImageRow(SQLModel, table=True):
     updated_at: datetime = Field(
         default_factory=utcnow, sa_column_kwargs={"server_default": "1970-01-01 00:00:00"}
     )
+    hidden_at: datetime | None = None  # hidden (deleted until a purge) since then
+    # The model sheet (``sheet_version.id``) the image was made with, set by the store when
+    # the row is recorded; not a REFERENCES column, so that revision 0004 can be undone in
+    # place (the store deletes a sheet version only with its character's images).
+    sheet_version_id: int | None = None
 
 
 class ImageReferenceRow(SQLModel, table=True):
@@ -141,6 +182,17 @@ class ImageReferenceRow(SQLModel, table=True):
     image_id: int = Field(foreign_key="image.id")  # looked up through uq_reference_position
     position: int
     role: str  # anchor, parent, style, extra
-    ref_image_id: int | None = Field(default=None, foreign_key="image.id")
+    # indexed: a purge asks which requests sent an image, and deleting an image checks it
+    ref_image_id: int | None = Field(default=None, foreign_key="image.id", index=True)
     sha256: str = Field(max_length=64)
     format: str
+
+
+class ImageTagRow(SQLModel, table=True):
+    """The illustrator's tags on an image, stored in lower case; found by tag through
+    ``ix_image_tag_tag``."""
+
+    __tablename__ = "image_tag"
+
+    image_id: int = Field(foreign_key="image.id", primary_key=True)
+    tag: str = Field(primary_key=True, index=True, max_length=64)

@@ -16,14 +16,20 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from onmodel.limits import MAX_ID
-from onmodel.status import ImageStatus
 from onmodel.store.database import transaction
-from onmodel.store.models import CharacterRow, ImageReferenceRow, ImageRow, SessionRow
+from onmodel.store.models import (
+    CharacterRow,
+    ImageReferenceRow,
+    ImageRow,
+    SessionRow,
+    SheetVersionRow,
+)
 from onmodel.store.records import (
     CharacterRecord,
     ImageRecord,
     ReferenceRecord,
     SessionRecord,
+    SheetVersionRecord,
     record_from,
 )
 
@@ -85,9 +91,12 @@ def character(engine: Engine, ref: str | int) -> CharacterRecord | None:
         return record_from(CharacterRecord, row) if row is not None else None
 
 
-def characters(engine: Engine) -> list[CharacterRecord]:
+def characters(engine: Engine, *, hidden: bool = False) -> list[CharacterRecord]:
+    """The shown characters or, ``hidden``, the hidden ones, in id order."""
+    shown = col(CharacterRow.hidden_at).is_(None)
+    query = select(CharacterRow).where(~shown if hidden else shown)
     with transaction(engine) as db:
-        rows = db.exec(select(CharacterRow).order_by(col(CharacterRow.id))).all()
+        rows = db.exec(query.order_by(col(CharacterRow.id))).all()
         return [record_from(CharacterRecord, row) for row in rows]
 
 
@@ -102,12 +111,43 @@ def session(engine: Engine, ref: str | int) -> SessionRecord | None:
         return record_from(SessionRecord, row) if row is not None else None
 
 
-def sessions(engine: Engine, character_id: int | None = None) -> list[SessionRecord]:
-    query = select(SessionRow).order_by(col(SessionRow.id))
+def sessions(
+    engine: Engine, character_id: int | None = None, *, hidden: bool = False
+) -> list[SessionRecord]:
+    """The shown sessions (of one character, or of all), or with ``hidden`` the others: those
+    hidden themselves or with their character; in id order."""
+    sessions = SessionRow.__table__  # type: ignore[attr-defined]
+    shown = sessions.c.hidden_at.is_(None) & sessions.c.character_id.not_in(hidden_characters())
+    query = select(SessionRow).where(~shown if hidden else shown).order_by(col(SessionRow.id))
     if character_id is not None:
         query = query.where(SessionRow.character_id == character_id)
     with transaction(engine) as db:
         return [record_from(SessionRecord, row) for row in db.exec(query).all()]
+
+
+def sessions_headed_by(engine: Engine, image_ids: Sequence[int]) -> list[SessionRecord]:
+    """The sessions whose head is one of ``image_ids``."""
+    found: list[SessionRecord] = []
+    with transaction(engine) as db:
+        for start in range(0, len(image_ids), ID_CHUNK):
+            chunk = image_ids[start : start + ID_CHUNK]
+            rows = db.exec(select(SessionRow).where(col(SessionRow.head_image_id).in_(chunk)))
+            found.extend(record_from(SessionRecord, row) for row in rows)
+    return found
+
+
+def hidden_characters() -> Any:
+    """Hidden characters' ids, as a subquery."""
+    characters = CharacterRow.__table__  # type: ignore[attr-defined]
+    return sa_select(characters.c.id).where(characters.c.hidden_at.is_not(None))
+
+
+def hidden_sessions() -> Any:
+    """The ids of sessions hidden themselves or with their character, as a subquery."""
+    sessions = SessionRow.__table__  # type: ignore[attr-defined]
+    return sa_select(sessions.c.id).where(
+        sessions.c.hidden_at.is_not(None) | sessions.c.character_id.in_(hidden_characters())
+    )
 
 
 def image(engine: Engine, image_id: int) -> ImageRecord | None:
@@ -123,7 +163,12 @@ def children(engine: Engine, image_id: int) -> list[ImageRecord]:
 
 
 def session_images(engine: Engine, session_id: int) -> list[ImageRecord]:
-    query = select(ImageRow).where(ImageRow.session_id == session_id).order_by(col(ImageRow.id))
+    """The session's shown images, in id order."""
+    query = (
+        select(ImageRow)
+        .where(ImageRow.session_id == session_id, col(ImageRow.hidden_at).is_(None))
+        .order_by(col(ImageRow.id))
+    )
     with transaction(engine) as db:
         return [record_from(ImageRecord, row) for row in db.exec(query).all()]
 
@@ -149,16 +194,33 @@ def references(engine: Engine, image_id: int) -> list[ReferenceRecord]:
     return references_of(engine, [image_id])[image_id]
 
 
-def finished_costs(engine: Engine, session_id: int | None) -> list[tuple[str, str | None]]:
-    """``(model or provider, cost)`` of every finished image (of one session, or of all)."""
-    finished = [ImageStatus.SUCCEEDED, ImageStatus.FAILED]
-    query = select(ImageRow.model, ImageRow.provider, ImageRow.cost_usd).where(
-        col(ImageRow.status).in_(finished)
-    )
-    if session_id is not None:
-        query = query.where(ImageRow.session_id == session_id)
+def sheet_version(engine: Engine, version_id: int) -> SheetVersionRecord | None:
     with transaction(engine) as db:
-        return [(model or provider, cost) for model, provider, cost in db.exec(query).all()]
+        row = db.get(SheetVersionRow, version_id)
+        return record_from(SheetVersionRecord, row) if row is not None else None
+
+
+def sheet_versions(engine: Engine, character_id: int) -> list[SheetVersionRecord]:
+    """Every sheet the character has had, oldest first."""
+    query = (
+        select(SheetVersionRow)
+        .where(SheetVersionRow.character_id == character_id)
+        .order_by(col(SheetVersionRow.number))
+    )
+    with transaction(engine) as db:
+        return [record_from(SheetVersionRecord, row) for row in db.exec(query).all()]
+
+
+def sheet_version_image_counts(engine: Engine, character_id: int) -> dict[int, int]:
+    """How many of the character's images each sheet version made, in one ``GROUP BY``."""
+    table = ImageRow.__table__  # type: ignore[attr-defined]
+    query = (
+        select(table.c.sheet_version_id, func.count())
+        .where(table.c.character_id == character_id, table.c.sheet_version_id.is_not(None))
+        .group_by(table.c.sheet_version_id)
+    )
+    with engine.connect() as conn:
+        return {version_id: count for version_id, count in conn.execute(query)}
 
 
 def image_id_for_shot_key(engine: Engine, shot_key: str) -> int | None:
@@ -253,14 +315,34 @@ def session_image_counts(
     return {session_id: counts.get(session_id, 0) for session_id in session_ids}
 
 
+def hidden_image_counts(engine: Engine, session_ids: Sequence[int]) -> dict[int, int]:
+    """How many hidden images each session holds (0 for none), read from
+    ``ix_image_hidden_session_id``, which holds the hidden images alone: with
+    :func:`session_image_counts`, a session's shown images are counted without reading a row."""
+    table = ImageRow.__table__  # type: ignore[attr-defined]
+    counts = dict.fromkeys(session_ids, 0)
+    with engine.connect() as conn:
+        for start in range(0, len(session_ids), ID_CHUNK):
+            query = (
+                select(table.c.session_id, func.count())
+                .where(
+                    table.c.hidden_at.is_not(None),
+                    table.c.session_id.in_(session_ids[start : start + ID_CHUNK]),
+                )
+                .group_by(table.c.session_id)
+            )
+            counts.update((session_id, count) for session_id, count in conn.execute(query))
+    return counts
+
+
 def session_status_counts(engine: Engine, session_id: int) -> dict[str, int]:
-    """How many of a session's images are in each status, by the stored status (an
+    """How many of a session's shown images are in each status, by the stored status (an
     :class:`ImageStatus` value; one a newer onmodel wrote is counted too), in one
     ``GROUP BY``. Statuses no image has are left out."""
     table = ImageRow.__table__  # type: ignore[attr-defined]
     query = (
         select(table.c.status, func.count())
-        .where(table.c.session_id == session_id)
+        .where(table.c.session_id == session_id, table.c.hidden_at.is_(None))
         .group_by(table.c.status)
     )
     with engine.connect() as conn:
@@ -275,15 +357,17 @@ def session_images_page(
     limit: int,
     newest_first: bool,
 ) -> list[ImageRecord]:
-    """Up to ``limit`` of a session's images after ``after_id`` (the last id of the previous
-    page; None: from the start), in id order or, ``newest_first``, in reverse.
+    """Up to ``limit`` of a session's shown images after ``after_id`` (the last id of the
+    previous page; None: from the start), in id order or, ``newest_first``, in reverse.
 
     Keyset paging: a page costs the same at the start of a 100,000-image session as at its
     end, read from ``ix_image_session_id`` in id order without a sort. Images added while
     pages are read come last in id order, so an oldest-first walk ends with them.
     """
     image = ImageRow.__table__  # type: ignore[attr-defined]
-    query = sa_select(*_record_columns()).where(image.c.session_id == session_id)
+    query = sa_select(*record_columns()).where(
+        image.c.session_id == session_id, image.c.hidden_at.is_(None)
+    )
     if after_id is not None:
         query = query.where(image.c.id < after_id if newest_first else image.c.id > after_id)
     query = query.order_by(image.c.id.desc() if newest_first else image.c.id).limit(limit)
@@ -291,7 +375,7 @@ def session_images_page(
         return [ImageRecord(*row) for row in conn.execute(query)]
 
 
-def _record_columns() -> list[Any]:
+def record_columns() -> list[Any]:
     """The image columns an :class:`ImageRecord` holds, in its field order: pages of a long
     series are read with Core, as the ORM's instances cost several times the query."""
     image = ImageRow.__table__  # type: ignore[attr-defined]
@@ -369,7 +453,7 @@ def images_changed_since(
     Read from ``ix_image_session_id_updated_at``, in its order, without a sort.
     """
     image = ImageRow.__table__  # type: ignore[attr-defined]
-    query = sa_select(*_record_columns()).where(image.c.session_id == session_id)
+    query = sa_select(*record_columns()).where(image.c.session_id == session_id)
     if since is not None:
         query = query.where(image.c.updated_at > since)
     query = query.order_by(image.c.updated_at, image.c.id).limit(limit)

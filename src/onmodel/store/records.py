@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlmodel import SQLModel
@@ -34,6 +35,7 @@ class CharacterRecord:
     anchor_image_id: int | None
     created_at: datetime
     updated_at: datetime
+    hidden_at: datetime | None = None  # a draft character (not written yet) is not hidden
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class SessionRecord:
     last_response_id: str | None
     created_at: datetime
     updated_at: datetime
+    hidden_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,8 @@ class ImageRecord:
     created_at: datetime
     finished_at: datetime | None
     updated_at: datetime  # the row's last change; grows in commit order within a session
+    hidden_at: datetime | None
+    sheet_version_id: int | None  # the model sheet it was made with (see SheetVersionRecord)
 
     def __post_init__(self) -> None:
         if not isinstance(self.status, ImageStatus):
@@ -113,6 +118,16 @@ class BatchRecord:
     counters: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    key_slug: str | None
+
+
+@dataclass(frozen=True)
+class SheetVersionRecord:
+    id: int
+    character_id: int
+    number: int  # 1: the sheet the character was made with; each edit adds the next
+    sheet: dict[str, Any]
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -122,3 +137,15 @@ class ReferenceRecord:
     sha256: str
     format: str
     ref_image_id: int | None
+
+
+@dataclass(frozen=True)
+class CostTotal:
+    """One group of finished images, totalled by the database (``store.costs``): the group's
+    values (a model, a character id, a month...), their known cost, and how many images there
+    are, ``unknown`` of them of unknown cost (not in the total, never taken as zero)."""
+
+    key: tuple[Any, ...]
+    total: Decimal
+    images: int
+    unknown: int

@@ -5,7 +5,12 @@ at once get a :class:`DuplicateError` (or, for generated session names, the next
 never an IntegrityError.
 
 Every write to an image row sets its ``updated_at`` to a :func:`change_time`, so that a page
-can ask a session for what changed since it last looked (``store.queries``).
+can ask a session for what changed since it last looked (``store.queries``); so does a change
+of an image's tags, which live in a table of their own.
+
+Every image is recorded with the model sheet its character has at that moment
+(``sheet_version_id``), read in the transaction that writes the row, so an edit of the sheet
+never changes what an earlier image says it was made with.
 """
 
 from __future__ import annotations
@@ -14,27 +19,37 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, update
+from sqlalchemy import Connection, Engine, delete, func, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from onmodel.errors import DuplicateError
 from onmodel.status import ImageStatus
 from onmodel.store.database import transaction
-from onmodel.store.models import CharacterRow, ImageReferenceRow, ImageRow, SessionRow, utcnow
-from onmodel.store.records import SessionRecord, record_from
+from onmodel.store.models import (
+    CharacterRow,
+    ImageReferenceRow,
+    ImageRow,
+    ImageTagRow,
+    SessionRow,
+    SheetVersionRow,
+    utcnow,
+)
+from onmodel.store.records import SessionRecord, SheetVersionRecord, record_from
 from onmodel.store.rows import insert_row, insert_rows, update_row
 
 SLUG_ATTEMPTS = 20
 
 
 def insert_character(engine: Engine, values: Mapping[str, Any]) -> int:
-    """A new character's row; its slug must still be free when it is written."""
+    """A new character's row and its sheet's version 1; its slug must still be free when it
+    is written."""
     with transaction(engine) as db:
         row = CharacterRow(**values)
         db.add(row)
         _flush_unique(db, f"a character named {row.slug!r} already exists")
         assert row.id is not None
+        db.add(SheetVersionRow(character_id=row.id, number=1, sheet=row.sheet))
         return row.id
 
 
@@ -47,10 +62,14 @@ def insert_imported_character(
         db.add(row)
         _flush_unique(db, f"a character named {row.slug!r} already exists")
         assert row.id is not None
+        sheet = SheetVersionRow(character_id=row.id, number=1, sheet=row.sheet)
+        db.add(sheet)
+        db.flush()
         now = utcnow()  # the anchor is in no session: no order to keep (see change_time)
         image = ImageRow(
             **anchor,
             character_id=row.id,
+            sheet_version_id=sheet.id,
             kind="import",
             status=ImageStatus.SUCCEEDED,
             created_at=now,
@@ -89,13 +108,20 @@ def insert_session(
 def insert_pending_image(
     engine: Engine, values: Mapping[str, Any], references: Sequence[Mapping[str, Any]]
 ) -> int:
-    """The pending row and the images sent with it, in order, in one transaction."""
+    """The pending row and the images sent with it, in order, in one transaction; the row
+    names its character's current model sheet, read in the same transaction."""
     with engine.begin() as conn:
         now = change_time(conn, [values.get("session_id")])
         image_id = insert_row(
             conn,
             ImageRow,
-            {**values, "status": ImageStatus.PENDING, "created_at": now, "updated_at": now},
+            {
+                **values,
+                "status": ImageStatus.PENDING,
+                "created_at": now,
+                "updated_at": now,
+                "sheet_version_id": _current_sheet_version(conn, values["character_id"]),
+            },
         )
         insert_rows(
             conn,
@@ -145,6 +171,99 @@ def update_image(engine: Engine, image_id: int, values: Mapping[str, Any]) -> No
         update_row(
             conn, ImageRow, image_id, {**values, "updated_at": change_time(conn, [session_id])}
         )
+
+
+def set_images_hidden(engine: Engine, image_ids: Sequence[int], hidden_at: datetime | None) -> None:
+    """Hide the images (since ``hidden_at``; one hidden already keeps its time) or, with None,
+    show them again, in one transaction."""
+    images = ImageRow.__table__  # type: ignore[attr-defined]
+    changed = images.c.id.in_(image_ids)
+    if hidden_at is not None:
+        changed &= images.c.hidden_at.is_(None)
+    with engine.begin() as conn:
+        sessions = conn.execute(select(images.c.session_id).where(changed).distinct()).scalars()
+        now = change_time(conn, list(sessions))
+        conn.execute(update(images).where(changed).values(hidden_at=hidden_at, updated_at=now))
+
+
+def update_character(engine: Engine, character_id: int, values: Mapping[str, Any]) -> None:
+    """Set ``values`` on a character (a new name or slug, its anchor, hidden or shown) and its
+    ``updated_at``; a slug another character has is a :class:`DuplicateError`."""
+    with transaction(engine) as db:
+        row = db.get(CharacterRow, character_id)
+        assert row is not None
+        for name, value in {**values, "updated_at": utcnow()}.items():
+            setattr(row, name, value)
+        db.add(row)
+        _flush_unique(db, f"a character named {values.get('slug')!r} already exists")
+
+
+def update_session(engine: Engine, session_id: int, values: Mapping[str, Any]) -> None:
+    """Set ``values`` on a session (its title or slug, provider, model, defaults, head, hidden
+    or shown) and its ``updated_at``; a slug another session has is a :class:`DuplicateError`."""
+    with transaction(engine) as db:
+        row = db.get(SessionRow, session_id)
+        assert row is not None
+        for name, value in {**values, "updated_at": utcnow()}.items():
+            setattr(row, name, value)
+        db.add(row)
+        _flush_unique(db, f"a session named {values.get('slug')!r} already exists")
+
+
+def add_sheet_version(
+    engine: Engine, character_id: int, sheet: Mapping[str, Any]
+) -> SheetVersionRecord:
+    """The character's next sheet version, which becomes its sheet, in one transaction; two
+    edits at once cannot take the same number (the second is a :class:`DuplicateError`)."""
+    with transaction(engine) as db:
+        latest = db.exec(
+            select(func.max(SheetVersionRow.number)).where(
+                SheetVersionRow.character_id == character_id
+            )
+        ).one()
+        version = SheetVersionRow(
+            character_id=character_id, number=(latest or 0) + 1, sheet=dict(sheet)
+        )
+        db.add(version)
+        _flush_unique(db, "the model sheet was changed meanwhile; look at it again and retry")
+        character = db.get(CharacterRow, character_id)
+        assert character is not None
+        character.sheet = dict(sheet)
+        character.updated_at = version.created_at
+        db.add(character)
+        return record_from(SheetVersionRecord, version)
+
+
+def _current_sheet_version(conn: Connection, character_id: int) -> int | None:
+    """The id of the character's newest sheet version (through ``uq_sheet_version_number``)."""
+    versions = SheetVersionRow.__table__  # type: ignore[attr-defined]
+    query = (
+        select(versions.c.id)
+        .where(versions.c.character_id == character_id)
+        .order_by(versions.c.number.desc())
+        .limit(1)
+    )
+    found: int | None = conn.execute(query).scalar()
+    return found
+
+
+def change_tags(engine: Engine, image_id: int, tags: Sequence[str], *, remove: bool) -> None:
+    """Add the tags an image does not have yet, or remove them, and mark the image changed."""
+    table = ImageTagRow.__table__  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        session_id = conn.execute(
+            select(ImageRow.session_id).where(ImageRow.id == image_id)
+        ).scalar()
+        now = change_time(conn, [session_id])
+        mine = table.c.image_id == image_id
+        if remove:
+            conn.execute(delete(table).where(mine, table.c.tag.in_(tags)))
+        else:
+            have = set(conn.execute(select(table.c.tag).where(mine)).scalars())
+            new = [{"image_id": image_id, "tag": tag} for tag in tags if tag not in have]
+            if new:
+                conn.execute(insert(table), new)
+        update_row(conn, ImageRow, image_id, {"updated_at": now})
 
 
 def change_time(conn: Connection, session_ids: Iterable[int | None]) -> datetime:

@@ -2,21 +2,23 @@
 
 It opens a data folder and hands out its parts, each in a module of its own: lookups
 (characters, sessions, images, lineage), the cast (creating characters and sessions), planning,
-the generation pipeline, costs and the current session. Its methods are the public API; each
-is a short call into the part that does the work.
+the generation pipeline, costs, the current session, and the curation of a series (hiding and
+purging, editing names, settings, heads, anchors and model sheets, annotations and listings).
+Its methods are the public API; each is a short call into the part that does the work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
-from onmodel.blobs import BlobStore
+from onmodel.blobs import IN_USE_GRACE, BlobStore
 from onmodel.composer import Composer
 from onmodel.config import Paths, resolve_paths
 from onmodel.errors import UsageError
@@ -26,9 +28,13 @@ from onmodel.providers.base import Provider, ProviderContext
 from onmodel.sheet import ModelSheet, ShotRequest
 from onmodel.store import queries
 from onmodel.store.database import create_database_engine, upgrade
-from onmodel.studio.annotations import annotate
+from onmodel.store.listing import ImageFilter, tags_of
+from onmodel.studio.annotations import annotate, tag
 from onmodel.studio.cast import Cast
-from onmodel.studio.costs import CostReport, Costs
+from onmodel.studio.costs import Breakdown, CostBreakdown, CostReport, Costs
+from onmodel.studio.curation import Curation, PurgeReport
+from onmodel.studio.editing import Editing, SheetVersion
+from onmodel.studio.listing import ListedImage, iter_images
 from onmodel.studio.lookups import Lookups
 from onmodel.studio.pipeline import Delivery, Pipeline
 from onmodel.studio.planning import Planning, ShotPlanner
@@ -48,6 +54,8 @@ class Studio:
     pipeline: Pipeline = field(init=False, repr=False)
     costs: Costs = field(init=False, repr=False)
     current: CurrentSession = field(init=False, repr=False)
+    curation: Curation = field(init=False, repr=False)
+    editing: Editing = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.lookups = Lookups(self)
@@ -56,6 +64,8 @@ class Studio:
         self.pipeline = Pipeline(self)
         self.costs = Costs(self)
         self.current = CurrentSession(self.paths.state_file)
+        self.curation = Curation(self)
+        self.editing = Editing(self)
 
     # ------------------------------------------------------------------ opening
 
@@ -139,8 +149,9 @@ class Studio:
     def character(self, ref: str | int | Character) -> Character:
         return self.lookups.character(ref)
 
-    def characters(self) -> list[Character]:
-        return self.lookups.characters()
+    def characters(self, *, hidden: bool = False) -> list[Character]:
+        """The shown characters or, ``hidden``, the hidden ones."""
+        return self.lookups.characters(hidden=hidden)
 
     # ------------------------------------------------------------------ sessions
 
@@ -177,9 +188,13 @@ class Studio:
             raise UsageError("no current session: start one with `onmodel session new CHARACTER`")
         return current
 
-    def sessions(self, character: str | int | Character | None = None) -> list[Session]:
+    def sessions(
+        self, character: str | int | Character | None = None, *, hidden: bool = False
+    ) -> list[Session]:
+        """The shown sessions (of one character, or all) or, ``hidden``, the others: those
+        hidden themselves or with their character."""
         owner = self.character(character) if character is not None else None
-        return self.lookups.sessions(owner)
+        return self.lookups.sessions(owner, hidden=hidden)
 
     def use_session(self, ref: str | int | Session) -> Session:
         session = self.session(ref)
@@ -284,15 +299,25 @@ class Studio:
     # Counted and paged by the database: a series of 100,000 images is never loaded whole.
 
     def image_counts(self, sessions: Sequence[Session]) -> dict[int, int]:
-        """How many images each session holds, by session id (one ``COUNT ... GROUP BY``)."""
-        return queries.session_image_counts(self.engine, [session.id for session in sessions])
+        """How many shown images each session holds, by session id: all of them less the
+        hidden ones, each counted by a ``COUNT ... GROUP BY`` over an index, no row read."""
+        ids = [session.id for session in sessions]
+        hidden = queries.hidden_image_counts(self.engine, ids)
+        return {
+            key: n - hidden[key]
+            for key, n in queries.session_image_counts(self.engine, ids).items()
+        }
+
+    def hidden_counts(self, sessions: Sequence[Session]) -> dict[int, int]:
+        """How many hidden images each session holds, by session id."""
+        return queries.hidden_image_counts(self.engine, [session.id for session in sessions])
 
     def status_counts(self, session: str | int | Session | None = None) -> dict[str, int]:
-        """How many of a session's images are in each status (only statuses it has)."""
+        """How many of a session's shown images are in each status (only statuses it has)."""
         return queries.session_status_counts(self.engine, self.session(session).id)
 
     def recent_images(self, session: str | int | Session | None, limit: int) -> list[Image]:
-        """The session's ``limit`` newest images, oldest of them first."""
+        """The session's ``limit`` newest shown images, oldest of them first."""
         found = self.session(session)
         records = queries.session_images_page(
             self.engine, found.id, after_id=None, limit=limit, newest_first=True
@@ -302,8 +327,9 @@ class Studio:
     def iter_session_images(
         self, session: str | int | Session | None = None, *, page_size: int = 500
     ) -> Iterator[Image]:
-        """Every image of the session in id order, read ``page_size`` at a time (each page
-        from the last id of the one before): memory stays flat whatever the series' length."""
+        """Every shown image of the session in id order, read ``page_size`` at a time (each
+        page from the last id of the one before): memory stays flat whatever the series'
+        length."""
         session_id = self.session(session).id
         after_id: int | None = None
         while records := queries.session_images_page(
@@ -332,13 +358,24 @@ class Studio:
         found = queries.images_changed_since(self.engine, self.session(session).id, since, limit)
         return [Image(self, record) for record in found]
 
-    # ------------------------------------------------------------------ costs and annotations
+    # ------------------------------------------------------------------ costs
 
     def cost(self, session: str | int | Session | None = None) -> CostReport:
-        """What a session (or, with no current session, everything) has cost so far."""
+        """What a session has cost so far (with its character's anchors beside it) or, with
+        no current session, everything, anchors included."""
         if session is None and self.current_session() is None:
             return self.costs.report(None)
         return self.costs.report(self.session(session))
+
+    def cost_breakdown(
+        self, by: Breakdown, session: str | int | Session | None = None
+    ) -> CostBreakdown:
+        """Everything's costs (or, given a session, that session's) by ``"character"``,
+        ``"session"`` or ``"month"`` (UTC, when each image finished), totalled by the
+        database; a character's anchors count under it (by session: as ``slug anchor``)."""
+        return self.costs.breakdown(by, self.session(session) if session is not None else None)
+
+    # ------------------------------------------------------------------ annotations
 
     def annotate_image(
         self,
@@ -350,3 +387,153 @@ class Studio:
     ) -> Image:
         """Set an image's star, rating (1-5; 0 clears it) or note; ``None`` leaves a field as is."""
         return annotate(self, self.image(image), starred=starred, rating=rating, note=note)
+
+    def tag_image(
+        self, image: int | str | Image, tags: Iterable[str], *, remove: bool = False
+    ) -> list[str]:
+        """Add tags to an image (or, ``remove``, take them off); its tags afterwards. Tags are
+        kept in lower case: ``Keeper`` and ``keeper`` are one tag."""
+        return tag(self, self.image(image), tags, remove=remove)
+
+    def tags(self, image: int | str | Image) -> list[str]:
+        """An image's tags, in alphabetical order."""
+        found = self.image(image)
+        return self.list_tags([found.id])[found.id]
+
+    def list_tags(self, image_ids: Sequence[int]) -> dict[int, list[str]]:
+        """The tags of many images at once, by image id (a query per 500 images)."""
+        return tags_of(self.engine, image_ids)
+
+    def images(
+        self,
+        session: str | int | Session | None = None,
+        *,
+        starred: bool = False,
+        failed: bool = False,
+        tag: str | None = None,
+        search: str | None = None,
+        hidden: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[ListedImage]:
+        """Images newest first, streamed a page at a time: a session's (or, with none, every
+        shown session's and character's, anchors included), narrowed by each filter given.
+
+        ``failed``: failed or interrupted (what ``retry`` takes). ``tag``: carrying that tag.
+        ``search``: text in the request (pose, scene, free text...) or the note, in any case.
+        ``hidden``: only the images hidden one by one (what a purge removes). ``limit``: at
+        most that many (None: all).
+        """
+        session_id = self.session(session).id if session is not None else None
+        wanted = ImageFilter(
+            session_id=session_id,
+            starred=starred,
+            failed=failed,
+            tag=tag,
+            search=search,
+            hidden=hidden,
+        )
+        return iter_images(self, wanted, limit=limit)
+
+    # ------------------------------------------------------------------ curation
+
+    def hide_images(self, images: Sequence[int | str | Image]) -> list[Image]:
+        """Hide images: they leave listings, trees, exports and pages, but keep their rows,
+        so what was made from them keeps its lineage (a tree hangs it from the nearest shown
+        ancestor). A session whose head is hidden continues from the nearest shown,
+        succeeded ancestor. A character's anchor and an image still being made cannot be
+        hidden. :meth:`purge` deletes hidden images for good."""
+        return self.curation.hide_images(images, hidden=True)
+
+    def unhide_images(self, images: Sequence[int | str | Image]) -> list[Image]:
+        """Show hidden images again, where they were (a moved head stays where it is)."""
+        return self.curation.hide_images(images, hidden=False)
+
+    def hide_session(self, session: str | int | Session) -> Session:
+        """Hide a session and its images from listings and pages (it stays reachable by its
+        slug, to show again or to purge); it is no longer the current session."""
+        return self.curation.hide_session(session, hidden=True)
+
+    def unhide_session(self, session: str | int | Session) -> Session:
+        return self.curation.hide_session(session, hidden=False)
+
+    def hide_character(self, character: str | int | Character) -> Character:
+        """Hide a character, its sessions and their images from listings and pages."""
+        return self.curation.hide_character(character, hidden=True)
+
+    def unhide_character(self, character: str | int | Character) -> Character:
+        return self.curation.hide_character(character, hidden=False)
+
+    def purge(
+        self, *, subtree: bool = False, dry_run: bool = False, grace: timedelta = IN_USE_GRACE
+    ) -> PurgeReport:
+        """Delete for good every hidden image, session and character (with their images), a
+        chunk at a time, then the image files no row uses any more (those younger than
+        ``grace`` are kept, as ``onmodel db check`` keeps them: a write may be using them).
+
+        Refused, before anything is deleted, when a kept image was made from one of them
+        (unless ``subtree``: then it goes too, with everything made from it), when one is a
+        kept character's anchor, or when one is still being made. ``dry_run`` says what
+        would go and deletes nothing.
+        """
+        return self.curation.purge(subtree=subtree, dry_run=dry_run, grace=grace)
+
+    # ------------------------------------------------------------------ editing
+
+    def rename_character(
+        self, character: str | int | Character, *, name: str | None = None, slug: str | None = None
+    ) -> Character:
+        """Give a character a new name (used by its next prompts) or slug (must be free)."""
+        return self.editing.rename_character(character, name=name, slug=slug)
+
+    def rename_session(
+        self, session: str | int | Session, *, title: str | None = None, slug: str | None = None
+    ) -> Session:
+        """Give a session a new title or slug (must be free); the current session follows a
+        new slug, and its batches still find the shots they made."""
+        return self.editing.rename_session(session, title=title, slug=slug)
+
+    def update_session(
+        self,
+        session: str | int | Session,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        params: Mapping[str, Any | None] | None = None,
+    ) -> Session:
+        """Change the provider, model or default parameters (``None`` removes one) of a
+        session's next shots, checked as a new session's are; its images keep the ones they
+        were made with."""
+        return self.editing.update_session(
+            session, provider=provider, model=model, params=params or {}
+        )
+
+    def move_head(self, session: str | int | Session, image: int | str | Image) -> Session:
+        """Make ``image`` (succeeded, shown, in the session's lineage) the image the
+        session's next shot continues from."""
+        return self.editing.move_head(session, image)
+
+    def promote_anchor(self, image: int | str | Image) -> Character:
+        """Make a succeeded shot its character's anchor: the next shots are drawn from it,
+        while each earlier shot keeps the anchor its request sent (``image.references``)."""
+        return self.editing.promote_anchor(image)
+
+    def edit_sheet(
+        self,
+        character: str | int | Character,
+        sheet: ModelSheet | Path | None = None,
+        *,
+        changes: Mapping[str, Any] | None = None,
+    ) -> SheetVersion:
+        """Record a new version of a character's model sheet and make it the sheet its next
+        shots use: ``sheet`` replaces it whole, ``changes`` sets some traits (over ``sheet``,
+        or over the current sheet). Each image keeps the version it was made with."""
+        return self.editing.edit_sheet(character, sheet=sheet, changes=changes or {})
+
+    def sheet_of(self, image: int | str | Image) -> SheetVersion | None:
+        """The model sheet version an image was made with."""
+        return self.editing.sheet_of(image)
+
+    def sheet_history(self, character: str | int | Character) -> list[SheetVersion]:
+        """Every model sheet a character has had, oldest first, with how many images each
+        made; the last is the current one."""
+        return self.editing.sheet_history(character)

@@ -33,8 +33,9 @@ class Lookups:
             raise NotFoundError(f"no character {ref!r} (see: onmodel character list)")
         return Character(self.studio, found)
 
-    def characters(self) -> list[Character]:
-        return [Character(self.studio, record) for record in queries.characters(self.engine)]
+    def characters(self, *, hidden: bool = False) -> list[Character]:
+        found = queries.characters(self.engine, hidden=hidden)
+        return [Character(self.studio, record) for record in found]
 
     def session(self, ref: str | int | Session) -> Session:
         if isinstance(ref, Session):
@@ -48,9 +49,12 @@ class Lookups:
         found = queries.session(self.engine, slug)
         return Session(self.studio, found) if found is not None else None
 
-    def sessions(self, character: Character | None = None) -> list[Session]:
+    def sessions(
+        self, character: Character | None = None, *, hidden: bool = False
+    ) -> list[Session]:
         owner = character.id if character is not None else None
-        return [Session(self.studio, record) for record in queries.sessions(self.engine, owner)]
+        found = queries.sessions(self.engine, owner, hidden=hidden)
+        return [Session(self.studio, record) for record in found]
 
     def image(self, image_id: int | str | Image) -> Image:
         if isinstance(image_id, Image):
@@ -75,10 +79,12 @@ class Lookups:
         """The session's lineage as ids and links, rooted at the character's anchor.
 
         Images from outside the session that a shot branched from (another session's image)
-        are included, so every node's parent link is visible.
+        are included, so every node's parent link is visible. Hidden images are left out and
+        their children hang from the nearest shown ancestor instead (see :func:`shown_links`).
         """
         anchor_id = session.character.anchor_image_id
-        return LineageIndex(lineage.session_links(self.engine, session.id, anchor_id), anchor_id)
+        links = lineage.session_links(self.engine, session.id, anchor_id)
+        return LineageIndex(shown_links(links), anchor_id)
 
     def images_by_id(self, image_ids: Iterable[int]) -> dict[int, Image]:
         """The images with these ids (those that exist), read a chunk of ids per query."""
@@ -93,6 +99,39 @@ class Lookups:
         for key in index.order():
             nodes[key].children.extend(nodes[child] for child in index.children(key))
         return nodes[index.roots[0]]
+
+
+def shown_links(links: Iterable[tuple[int, int | None, bool]]) -> list[tuple[int, int | None]]:
+    """``(id, parent_id)`` of the shown images of ``(id, parent_id, hidden)`` links, each
+    shown image hung from its nearest shown ancestor.
+
+    Hiding an image takes it out of the tree, not its descendants: a hidden failed take's
+    retry, or the shots made after a hidden variation, stay where the series continues, one
+    line up. Only the drawing skips the hidden image; every row still names its real parent
+    (``onmodel show`` and :meth:`Image.lineage` give the whole path), and showing the image
+    again puts it back between them. Each hidden run is walked once, however long it is.
+    """
+    items = list(links)
+    parents = {image_id: parent_id for image_id, parent_id, _ in items}
+    hidden = {image_id for image_id, _, is_hidden in items if is_hidden}
+    above: dict[int, int | None] = {}  # a hidden image -> its nearest shown ancestor
+
+    def nearest_shown(start: int) -> int | None:
+        run: list[int] = []
+        key: int | None = start
+        while key is not None and key in hidden and key not in above and key not in run:
+            run.append(key)
+            key = parents.get(key)
+        # a root above, or hidden images whose links form a cycle: none
+        found = None if key is None or key in run else above.get(key, key)
+        above.update(dict.fromkeys(run, found))
+        return found
+
+    return [
+        (image_id, nearest_shown(parent_id) if parent_id in hidden and parent_id else parent_id)
+        for image_id, parent_id, is_hidden in items
+        if not is_hidden
+    ]
 
 
 def _image_key(ref: int | str) -> int:

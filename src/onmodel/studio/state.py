@@ -24,6 +24,16 @@ class CurrentSession:
     def set(self, slug: str) -> None:
         self._write({"current_session": slug})
 
+    def renamed(self, old: str, new: str) -> None:
+        """A session's slug changed: if it was the current one, the current one follows it."""
+        if self.slug() == old:
+            self.set(new)
+
+    def forget(self, slug: str) -> None:
+        """The session is hidden: if it was the current one, there is no current one now."""
+        if self.slug() == slug:
+            self._write({"current_session": None})
+
     def _read(self) -> dict[str, Any]:
         try:
             data = json.loads(self.state_file.read_text(encoding="utf-8"))

@@ -1,0 +1,126 @@
+"""A filtered listing of images, newest first, a page at a time, and the tags it shows.
+
+``onmodel images`` may look through 100,000 images for the starred ones with a tag: each page
+is one statement, keyset-paged by id (the next page starts below the last id seen, never at
+an OFFSET that reads every row before it), so the last page costs what the first does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, Text, cast, or_, select
+
+from onmodel.status import ImageStatus
+from onmodel.store.models import CharacterRow, ImageRow, ImageTagRow, SessionRow
+from onmodel.store.queries import ID_CHUNK, hidden_characters, hidden_sessions, record_columns
+from onmodel.store.records import ImageRecord
+
+_image = ImageRow.__table__  # type: ignore[attr-defined]
+_tag = ImageTagRow.__table__  # type: ignore[attr-defined]
+_session = SessionRow.__table__  # type: ignore[attr-defined]
+_character = CharacterRow.__table__  # type: ignore[attr-defined]
+
+FAILED = (ImageStatus.FAILED, ImageStatus.INTERRUPTED)  # what `--failed` lists: to be retried
+
+
+@dataclass(frozen=True)
+class ImageFilter:
+    """Which images a listing holds. Every condition given must hold.
+
+    ``hidden`` lists the images hidden one by one (what a purge would remove with them);
+    otherwise hidden images are left out, and so, without a session, are the images of
+    hidden sessions and characters. ``search`` looks in what the user wrote about an image:
+    its request (pose, scene, free text...) and its note, ignoring case.
+    """
+
+    session_id: int | None = None
+    starred: bool = False
+    failed: bool = False
+    tag: str | None = None
+    search: str | None = None
+    hidden: bool = False
+
+
+def images_page(
+    engine: Engine, wanted: ImageFilter, *, before_id: int | None, limit: int
+) -> list[ImageRecord]:
+    """Up to ``limit`` images matching ``wanted`` with ids below ``before_id`` (None: from the
+    newest), newest first."""
+    query = select(*record_columns()).where(*_conditions(wanted))
+    if before_id is not None:
+        query = query.where(_image.c.id < before_id)
+    query = query.order_by(_image.c.id.desc()).limit(limit)
+    with engine.connect() as conn:
+        return [ImageRecord(*row) for row in conn.execute(query)]
+
+
+def _conditions(wanted: ImageFilter) -> list[Any]:
+    image = _image
+    found: list[Any] = [
+        image.c.hidden_at.is_not(None) if wanted.hidden else image.c.hidden_at.is_(None)
+    ]
+    if wanted.session_id is not None:
+        found.append(image.c.session_id == wanted.session_id)
+    elif not wanted.hidden:
+        found.append(
+            or_(image.c.session_id.is_(None), image.c.session_id.not_in(hidden_sessions()))
+        )
+        found.append(image.c.character_id.not_in(hidden_characters()))
+    if wanted.starred:
+        found.append(image.c.starred.is_(True))
+    if wanted.failed:
+        found.append(image.c.status.in_(FAILED))
+    if wanted.tag is not None:
+        found.append(image.c.id.in_(select(_tag.c.image_id).where(_tag.c.tag == wanted.tag)))
+    if wanted.search:
+        # The request is stored as JSON text, where anything but printable ASCII is escaped:
+        # it is searched for as JSON would write it.
+        as_json = json.dumps(wanted.search)[1:-1]
+        found.append(
+            or_(
+                cast(image.c.request, Text).icontains(as_json, autoescape=True),
+                image.c.note.icontains(wanted.search, autoescape=True),
+            )
+        )
+    return found
+
+
+def tags_of(engine: Engine, image_ids: Sequence[int]) -> dict[int, list[str]]:
+    """The tags of each image, in alphabetical order (an image without tags: an empty list),
+    a chunk of ids per query."""
+    found: dict[int, list[str]] = {image_id: [] for image_id in image_ids}
+    with engine.connect() as conn:
+        for start in range(0, len(image_ids), ID_CHUNK):
+            query = (
+                select(_tag.c.image_id, _tag.c.tag)
+                .where(_tag.c.image_id.in_(image_ids[start : start + ID_CHUNK]))
+                .order_by(_tag.c.image_id, _tag.c.tag)
+            )
+            for image_id, tag in conn.execute(query):
+                found[image_id].append(tag)
+    return found
+
+
+def session_slugs(engine: Engine, session_ids: Sequence[int]) -> dict[int, str]:
+    """The slug of each session (hidden or not), a chunk of ids per query."""
+    return _slugs(engine, _session, session_ids)
+
+
+def character_slugs(engine: Engine, character_ids: Sequence[int]) -> dict[int, str]:
+    """The slug of each character (hidden or not), a chunk of ids per query."""
+    return _slugs(engine, _character, character_ids)
+
+
+def _slugs(engine: Engine, table: Any, ids: Sequence[int]) -> dict[int, str]:
+    found: dict[int, str] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(ids), ID_CHUNK):
+            query = select(table.c.id, table.c.slug).where(
+                table.c.id.in_(ids[start : start + ID_CHUNK])
+            )
+            found.update((key, slug) for key, slug in conn.execute(query))
+    return found

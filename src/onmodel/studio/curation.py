@@ -1,0 +1,210 @@
+"""Hiding and purging: taking images, sessions and characters away, and for good.
+
+Hiding is the everyday "delete": a hidden image, session or character leaves listings,
+trees, exports and pages, but every row stays, so nothing made from it loses its lineage and
+showing it again undoes everything. A purge is the one step that cannot be undone: it deletes
+what is hidden (``store.purge``), then the image files no row refers to any more (by the
+rules of ``onmodel db check``: ``doctor.discard_unreferenced``). It never deletes what a kept
+image was made from unless asked to take that image too (``subtree``), nor a kept character's
+anchor, nor an image still being made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from onmodel.blobs import IN_USE_GRACE
+from onmodel.doctor import discard_unreferenced
+from onmodel.errors import UsageError
+from onmodel.handles import Character, Image, Session
+from onmodel.providers import is_manual
+from onmodel.status import ImageStatus
+from onmodel.store import lineage, queries, writes
+from onmodel.store.models import utcnow
+from onmodel.store.purge import PurgePlan, execute_purge, plan_purge
+from onmodel.store.stale import find_stale
+
+if TYPE_CHECKING:
+    from onmodel.studio.core import Studio
+
+LISTED = 5  # ids a refusal names before "…"
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    """What a purge removed or, ``done`` False, would remove."""
+
+    done: bool
+    images: int
+    hidden_images: int  # of them, hidden one by one (the others went with a session,
+    # a character, or as images made from a purged one)
+    sessions: tuple[str, ...]  # slugs
+    characters: tuple[str, ...]
+    files: int  # image files deleted (or that would be)
+    bytes: int
+    files_kept: int = 0  # unreferenced, but too recent to be sure no write is using them
+
+    @property
+    def empty(self) -> bool:
+        return not (self.images or self.sessions or self.characters)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "done": self.done,
+            "images": self.images,
+            "hidden_images": self.hidden_images,
+            "sessions": list(self.sessions),
+            "characters": list(self.characters),
+            "files": self.files,
+            "bytes": self.bytes,
+            "files_kept": self.files_kept,
+        }
+
+
+class Curation:
+    def __init__(self, studio: Studio) -> None:
+        self.studio = studio
+        self.engine = studio.engine
+
+    # ------------------------------------------------------------------ hiding
+
+    def hide_images(self, refs: Sequence[int | str | Image], *, hidden: bool) -> list[Image]:
+        """See :meth:`Studio.hide_images`."""
+        studio = self.studio
+        images = list({image.id: image for image in map(studio.image, refs)}.values())
+        if not images:
+            raise UsageError("name at least one image")
+        ids = [image.id for image in images]
+        if hidden:
+            self._refuse_anchors(images)
+            self._refuse_in_flight(ids, "hide it")
+        writes.set_images_hidden(self.engine, ids, utcnow() if hidden else None)
+        if hidden:
+            for session in queries.sessions_headed_by(self.engine, ids):
+                self._step_head_back(session.id, session.head_image_id)
+        return [studio.image(image_id) for image_id in ids]
+
+    def hide_session(self, ref: str | int | Session, *, hidden: bool) -> Session:
+        """See :meth:`Studio.hide_session`."""
+        session = self.studio.session(ref)
+        writes.update_session(self.engine, session.id, {"hidden_at": utcnow() if hidden else None})
+        if hidden:
+            self.studio.current.forget(session.slug)
+        return self.studio.session(session.id)
+
+    def hide_character(self, ref: str | int | Character, *, hidden: bool) -> Character:
+        """See :meth:`Studio.hide_character`."""
+        character = self.studio.character(ref)
+        values = {"hidden_at": utcnow() if hidden else None}
+        writes.update_character(self.engine, character.id, values)
+        current = self.studio.current_session()
+        if hidden and current is not None and current.character_id == character.id:
+            self.studio.current.forget(current.slug)
+        return self.studio.character(character.id)
+
+    def _refuse_anchors(self, images: Sequence[Image]) -> None:
+        """A character's current anchor is what every next shot is drawn from: it stays."""
+        for image in images:
+            character = self.studio.character(image.character_id)
+            if character.anchor_image_id == image.id:
+                raise UsageError(
+                    f"image {image.id} is the anchor of {character.slug}: make another image "
+                    f"its anchor first (onmodel character anchor IMAGE), or hide {character.slug}"
+                )
+
+    def _refuse_in_flight(self, image_ids: Sequence[int], action: str) -> None:
+        """An image a running process is still making would be written again when it ends.
+        Pending rows nobody is making (their process ended, or they wait for ``attach``)
+        are not in flight."""
+        found = lineage.images_by_id(self.engine, image_ids)
+        pending = [key for key, record in found.items() if record.status == ImageStatus.PENDING]
+        if not pending:
+            return
+        stale = {row.image_id for row in find_stale(self.engine, self.studio.paths.home, pending)}
+        for image_id in pending:
+            if image_id not in stale and not is_manual(found[image_id].provider):
+                raise UsageError(
+                    f"image {image_id} is still being made; {action} once it has finished"
+                )
+
+    def _step_head_back(self, session_id: int, head_id: int | None) -> None:
+        """A session whose head was hidden continues from its nearest shown, succeeded
+        ancestor instead (none: from the anchor). Ancestors are read newest first, a chunk
+        at a time, so a deep head costs one query for its path and rarely more than one for
+        the images on it."""
+        ancestors = lineage.ancestor_ids(self.engine, head_id) if head_id is not None else []
+        chosen: int | None = None
+        for end in range(len(ancestors), 0, -queries.ID_CHUNK):
+            chunk = ancestors[max(end - queries.ID_CHUNK, 0) : end]
+            found = lineage.images_by_id(self.engine, chunk)
+            usable = [
+                key
+                for key in reversed(chunk)
+                if key in found
+                and found[key].hidden_at is None
+                and found[key].status == ImageStatus.SUCCEEDED
+            ]
+            if usable:
+                chosen = usable[0]
+                break
+        writes.update_session(
+            self.engine, session_id, {"head_image_id": chosen, "last_response_id": None}
+        )
+
+    # ------------------------------------------------------------------ purging
+
+    def purge(
+        self, *, subtree: bool = False, dry_run: bool = False, grace: timedelta = IN_USE_GRACE
+    ) -> PurgeReport:
+        """See :meth:`Studio.purge`."""
+        plan = plan_purge(self.engine, subtree=subtree)
+        self._refuse_blocked(plan)
+        sessions = tuple(self.studio.session(key).slug for key in plan.sessions)
+        characters = tuple(self.studio.character(key).slug for key in plan.characters)
+        if dry_run:
+            paths = [self.studio.blobs.path_for(sha256, fmt) for sha256, fmt in plan.files]
+            sizes = [path.stat().st_size for path in paths if path.exists()]
+            return PurgeReport(
+                done=False,
+                images=len(plan.images),
+                hidden_images=plan.hidden_images,
+                sessions=sessions,
+                characters=characters,
+                files=len(sizes),
+                bytes=sum(sizes),
+            )
+        deleted = sum(execute_purge(self.engine, plan))
+        files = discard_unreferenced(self.engine, self.studio.blobs, plan.files, grace=grace)
+        return PurgeReport(
+            done=True,
+            images=deleted,
+            hidden_images=plan.hidden_images,
+            sessions=sessions,
+            characters=characters,
+            files=files.files,
+            bytes=files.bytes,
+            files_kept=files.kept,
+        )
+
+    def _refuse_blocked(self, plan: PurgePlan) -> None:
+        """The first thing that stands in the way, as one refusal."""
+        if plan.made_from:
+            image_id, users = next(iter(plan.made_from.items()))
+            listed = ", ".join(f"#{key}" for key in users[:LISTED])
+            more = ", …" if len(users) > LISTED else ""
+            raise UsageError(
+                f"image {image_id} is to be purged but {len(users)} image(s) that stay were "
+                f"made from it ({listed}{more}); hide them too, or purge them with it "
+                "(onmodel purge --subtree)"
+            )
+        if plan.anchors:
+            image_id, character_id = plan.anchors[0]
+            slug = self.studio.character(character_id).slug
+            raise UsageError(
+                f"image {image_id} is the anchor of {slug}, which stays: make another image "
+                f"its anchor first (onmodel character anchor IMAGE), or hide {slug} too"
+            )
+        self._refuse_in_flight(plan.pending, "purge")
