@@ -111,6 +111,37 @@ def test_editing_the_list_makes_only_the_new_shots(
     assert len(batch_rows(studio)) == 12
 
 
+def test_a_shot_lists_name_is_its_batch(studio: Studio, fake: FakeImages, tmp_path: Path) -> None:
+    """Same name, same batch: its made shots are skipped. Another name is another batch, whose
+    shots are made even when they ask for the same thing (issue 13)."""
+    make_session(studio)
+    shots = "session: week\nshots:\n  - pose: a\n  - pose: b\n"
+    first = run_batch(studio, write(tmp_path, "name: monday\n" + shots, "one.yaml"))
+    again = run_batch(studio, write(tmp_path, "name: monday\n" + shots, "two.yaml"))
+    assert (first.succeeded, again.already_done, again.succeeded) == (2, 2, 0)
+    assert again.batch_id == first.batch_id
+    other = run_batch(studio, write(tmp_path, "name: tuesday\n" + shots, "three.yaml"))
+    assert (other.already_done, other.succeeded) == (0, 2)
+    assert other.batch_id != first.batch_id
+    unnamed = write(tmp_path, shots, "wednesday.yaml")  # no name: the file's name
+    assert run_batch(studio, unnamed).succeeded == 2
+    assert batch_status(studio, unnamed).summary.counts["done"] == 2
+    assert [s.state for s in batch_status(studio, "monday").shots] == ["done", "done"]
+    assert len(batch_rows(studio)) == 6 and len(fake.prompts) == 6
+
+
+def test_a_renamed_sessions_batch_still_finds_its_shots(
+    studio: Studio, fake: FakeImages, tmp_path: Path
+) -> None:
+    make_session(studio)
+    path = write(tmp_path, grid(2, 1))
+    assert run_batch(studio, path).succeeded == 2
+    studio.rename_session("week", slug="days")
+    again = run_batch(studio, path, session="days")
+    assert (again.already_done, again.succeeded) == (2, 0)
+    assert [s.state for s in batch_status(studio, path, session="days").shots] == ["done"] * 2
+
+
 def test_from_overrides_the_parent_and_the_parent_is_fixed_per_batch(
     studio: Studio, fake: FakeImages, tmp_path: Path
 ) -> None:

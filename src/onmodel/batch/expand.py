@@ -3,9 +3,14 @@
 The key is what makes a batch idempotent: a sha256 of the session and everything that decides
 the image — the request fields, provider, model, merged parameters, the variation number, and
 an explicit ``from:`` image or reference files (by content). It does not depend on where the
-shot sits in the file, on its name, or on which batch asked for it, so reordering a file,
-renaming a shot or listing it twice never makes it generate again, while changing what it asks
-for always does.
+shot sits in the file or on the shot's own ``name:``, so reordering a file, renaming a shot or
+listing it twice never makes it generate again, while changing what it asks for always does.
+
+Which batch a shot belongs to is not in the key: the batch's name is. A shot counts as made
+when a batch of the same name in the same session made it (``store.batches.key_records``), so
+a shot list with another ``name:`` (or, without one, another file name) is another batch and
+makes its shots anew. The session part is the slug the batch first ran under
+(``batch.key_slug``), so renaming a session changes no key.
 
 Expansion is pure: it reads the shot list, the session's defaults and the reference files'
 bytes, and touches no database, so ``--dry-run`` and the tests can call it freely.

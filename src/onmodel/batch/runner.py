@@ -51,6 +51,7 @@ from onmodel.providers import warm_up_in_background
 from onmodel.status import ImageStatus
 from onmodel.store.batches import (
     KeyRecord,
+    batch_ids_named,
     find_batch,
     image_failure,
     interrupt_pending,
@@ -370,6 +371,8 @@ class _Prepared:
     session: Session
     expansion: Expansion
     batch_id: int | None
+    batch_ids: set[int]  # every batch of this name in the session: whose shots are this list's
+    key_slug: str  # the session slug the shots' keys are made with
     parent_id: int | None
     counters: dict[str, Any]
 
@@ -510,14 +513,18 @@ class BatchRunner:
     def _prepare(self) -> _Prepared:
         ref = self.session_ref if self.session_ref is not None else self.loaded.spec.session
         session = self.studio.session(ref)
+        engine = self.studio.engine
+        row = find_batch(engine, session.id, self.loaded.name)
+        # a batch keeps the slug its keys were first made with: a renamed session's batch
+        # still finds its shots
+        key_slug = (row.key_slug if row is not None else None) or session.slug
         defaults = SessionDefaults(
-            slug=session.slug,
+            slug=key_slug,
             provider=session.provider,
             model=session.model,
             params=dict(session.params),
         )
         expansion = expand(self.loaded, defaults)
-        row = find_batch(self.studio.engine, session.id, self.loaded.name)
         stored = row.spec.get("parent_image_id") if row is not None else None
         if isinstance(stored, int):
             parent_id: int | None = stored
@@ -528,6 +535,8 @@ class BatchRunner:
             session=session,
             expansion=expansion,
             batch_id=row.id if row is not None else None,
+            batch_ids=batch_ids_named(engine, session.id, self.loaded.name),
+            key_slug=key_slug,
             parent_id=parent_id,
             counters=dict(row.counters) if row is not None else {},
         )
@@ -535,7 +544,12 @@ class BatchRunner:
     def _statuses(self, prepared: _Prepared, *, live: bool) -> list[ShotStatus]:
         """Classify every shot; ``live`` pending rows count as running, others interrupted."""
         shots = prepared.expansion.shots
-        records = key_records(self.studio.engine, prepared.session.id, (s.key for s in shots))
+        records = key_records(
+            self.studio.engine,
+            prepared.session.id,
+            (s.key for s in shots),
+            batch_ids=prepared.batch_ids,
+        )
         return [self._status(shot, records.get(shot.key), live) for shot in shots]
 
     def _status(self, shot: ExpandedShot, record: KeyRecord | None, live: bool) -> ShotStatus:
@@ -756,6 +770,7 @@ class BatchRunner:
             "spec": spec,
             "status": "running",
             "budget_usd": None if self.budget is None else str(self.budget),
+            "key_slug": prepared.key_slug,
         }
         counters = dict(prepared.counters)
         counters["runs"] = int(counters.get("runs", 0)) + 1

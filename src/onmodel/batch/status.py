@@ -16,7 +16,14 @@ from onmodel.batch.lock import is_locked
 from onmodel.batch.spec import is_row_id
 from onmodel.errors import NotFoundError, UsageError
 from onmodel.status import ImageStatus
-from onmodel.store.batches import KeyRecord, all_batches, find_batch, get_batch, key_records
+from onmodel.store.batches import (
+    KeyRecord,
+    all_batches,
+    batch_ids_named,
+    find_batch,
+    get_batch,
+    key_records,
+)
 from onmodel.store.records import BatchRecord
 
 if TYPE_CHECKING:
@@ -138,7 +145,10 @@ def _stored_lines(studio: Studio, row: BatchRecord) -> list[ShotLine]:
     if row.session_id is None:
         return []
     live = is_locked(studio.paths.home, row.session_id)
-    records = key_records(studio.engine, row.session_id, (key for key, _ in pairs))
+    batch_ids = batch_ids_named(studio.engine, row.session_id, row.name)
+    records = key_records(
+        studio.engine, row.session_id, (key for key, _ in pairs), batch_ids=batch_ids
+    )
     lines = []
     for number, (key, label) in enumerate(pairs, start=1):
         state, image_id, error = _state(records.get(key), live)

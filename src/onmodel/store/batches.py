@@ -1,9 +1,12 @@
 """What the database knows about batches and their shots: the queries the batch runner and
 ``batch status`` share.
 
-Image rows are the truth. A shot is done when *any* row with its key in the session succeeded
-(no matter which batch made it), and otherwise its latest row says what happened last. The
-batch row only remembers what the list was, where its shots branch from, and how runs went.
+Image rows are the truth. A batch is known by its name in its session: a shot of it is done
+when a row with its key, made by a batch of that name in that session, succeeded (whichever
+run or ``retry`` made it), and otherwise its latest such row says what happened last. A list
+with another name is another batch: the same shot there is made anew. The batch row only
+remembers what the list was, where its shots branch from, the session slug its keys were made
+with, and how runs went.
 """
 
 from __future__ import annotations
@@ -37,8 +40,15 @@ class KeyRecord:
     latest_error: str | None
 
 
-def key_records(engine: Engine, session_id: int, keys: Iterable[str]) -> dict[str, KeyRecord]:
-    """Look up many keys at once (in chunks), oldest rows first so "latest" is the last seen.
+def key_records(
+    engine: Engine,
+    session_id: int,
+    keys: Iterable[str],
+    *,
+    batch_ids: Collection[int] | None = None,
+) -> dict[str, KeyRecord]:
+    """Look up many keys at once (in chunks), oldest rows first so "latest" is the last seen;
+    with ``batch_ids`` (a batch's, see :func:`batch_ids_named`), only rows those batches made.
 
     Each chunk is found through ``ix_image_shot_key`` alone and rows of other sessions are
     dropped here: with ``session_id = ?`` in the query SQLite picks ``ix_image_session_id``
@@ -58,12 +68,15 @@ def key_records(engine: Engine, session_id: int, keys: Iterable[str]) -> dict[st
                     image.c.session_id,
                     image.c.status,
                     image.c.error_message,
+                    image.c.batch_id,
                 )
                 .where(image.c.shot_key.in_(wanted[start : start + _CHUNK]))
                 .order_by(image.c.id)
             )
             for row in rows:
                 if row.session_id != session_id:
+                    continue
+                if batch_ids is not None and row.batch_id not in batch_ids:
                     continue
                 before = found.get(row.shot_key)
                 done_id = before.done_id if before is not None else None
@@ -119,6 +132,13 @@ def find_batch(engine: Engine, session_id: int, name: str) -> BatchRecord | None
             .order_by(col(BatchRow.id).desc())
         ).first()
         return record_from(BatchRecord, row) if row is not None else None
+
+
+def batch_ids_named(engine: Engine, session_id: int, name: str) -> set[int]:
+    """The ids of the session's batches called ``name``: one batch, whose shots they made."""
+    query = select(BatchRow.id).where(BatchRow.session_id == session_id, BatchRow.name == name)
+    with transaction(engine) as db:
+        return {batch_id for batch_id in db.exec(query).all() if batch_id is not None}
 
 
 def get_batch(engine: Engine, batch_id: int) -> BatchRecord | None:
