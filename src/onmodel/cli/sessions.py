@@ -18,9 +18,10 @@ from onmodel.status import ImageStatus
 if TYPE_CHECKING:
     from onmodel.handles import Image
 
-app = typer.Typer(help="Start, list and switch sessions (series).", no_args_is_help=True)
+app = typer.Typer(help="Start, list, switch and tidy sessions (series).", no_args_is_help=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+SessionArgument = Annotated[str, typer.Argument(help="Slug or id.")]
 
 
 @app.command("new")
@@ -54,11 +55,14 @@ def new(
 @app.command("list")
 def list_(
     character: Annotated[str | None, typer.Argument(help="Only this character's.")] = None,
+    hidden: Annotated[
+        bool, typer.Option("--hidden", help="The hidden sessions (and hidden characters').")
+    ] = False,
     json_out: JsonOption = False,
 ) -> None:
-    """All sessions with how many images each holds; the current one is marked."""
+    """All sessions with how many shown images each holds; the current one is marked."""
     studio = open_studio()
-    sessions = studio.sessions(character)
+    sessions = studio.sessions(character, hidden=hidden)
     counts = studio.image_counts(sessions)
     current = studio.current_session()
     if json_out:
@@ -74,7 +78,9 @@ def list_(
         )
         return
     if not sessions:
-        console.print("no sessions yet: onmodel session new CHARACTER")
+        console.print(
+            "no hidden sessions" if hidden else "no sessions yet: onmodel session new CHARACTER"
+        )
         return
     from rich.table import Table
 
@@ -121,6 +127,7 @@ def show(
     found = studio.session(session)
     counts = studio.status_counts(found)
     total = sum(counts.values())
+    hidden = studio.hidden_counts([found])[found.id]
     images: Iterable[Image]
     if everything:
         images, folded = studio.iter_session_images(found), 0  # a page at a time
@@ -128,7 +135,12 @@ def show(
         recent = studio.recent_images(found, limit)
         images, folded = recent, max(total - len(recent), 0)
     if json_out:
-        head = {**found.to_dict(), "image_count": total, "status_counts": counts}
+        head = {
+            **found.to_dict(),
+            "image_count": total,
+            "status_counts": counts,
+            "hidden_images": hidden,
+        }
         _write_json_with_images(head, (image.to_dict() for image in images))
         return
     from onmodel.cli.render import describe_image_line
@@ -138,6 +150,11 @@ def show(
     console.print(f"provider: {found.provider}  model: {found.model}  params: {found.params}")
     console.print(f"head: #{found.head_image_id}")
     console.print(_summary(total, counts))
+    if hidden:
+        console.print(
+            f"  [dim]{hidden:,} hidden (onmodel images {found.slug} --hidden)[/dim]",
+            markup=True,
+        )
     if folded:
         console.print(
             f"  [dim]… {folded:,} earlier image{'s' if folded != 1 else ''} "
@@ -179,3 +196,75 @@ def use(session: Annotated[str, typer.Argument(help="Slug or id.")]) -> None:
     """Make SESSION the current one: shots without --session go there."""
     found = open_studio().use_session(session)
     console.print(f"current session: [bold]{found.slug}[/bold]")
+
+
+@app.command("rename")
+def rename(
+    session: SessionArgument,
+    title: Annotated[str | None, typer.Option("--title", help="Its new title.")] = None,
+    slug: Annotated[str | None, typer.Option("--slug", help="Its new short name.")] = None,
+) -> None:
+    """Give a session a new title or slug; the current session follows it."""
+    found = open_studio().rename_session(session, title=title, slug=slug)
+    console.print(f"session {found.slug}: {found.title or 'untitled'}", markup=False)
+
+
+@app.command("set")
+def set_(
+    session: SessionArgument,
+    provider: Annotated[
+        str | None, typer.Option(help="preview, openai-images, openai-responses or chatgpt.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Image model for its next shots.")] = None,
+    size: Annotated[str | None, typer.Option(help="Default size, e.g. 1024x1536.")] = None,
+    quality: Annotated[str | None, typer.Option(help="Default quality.")] = None,
+) -> None:
+    """Change the provider, model or defaults of a session's next shots (checked as
+    `session new` checks them); its images keep the ones they were made with."""
+    params = {k: v for k, v in {"size": size, "quality": quality}.items() if v}
+    found = open_studio().update_session(session, provider=provider, model=model, params=params)
+    console.print(
+        f"session {found.slug}: {found.provider}, {found.model}"
+        + "".join(f", {key} {value}" for key, value in found.params.items()),
+        markup=False,
+    )
+
+
+@app.command("head")
+def head(
+    image: Annotated[str, typer.Argument(help="The image the next shot continues from.")],
+    session: Annotated[
+        str | None,
+        typer.Option(
+            "--session",
+            "-s",
+            help="Slug or id (default: the image's session; for an anchor, the current one).",
+        ),
+    ] = None,
+) -> None:
+    """Move a session's head: its next shot continues from IMAGE (succeeded, in its lineage)."""
+    studio = open_studio()
+    found = studio.image(image)
+    target = session if session is not None else found.session_id
+    moved = studio.move_head(target if target is not None else studio.session(), found)
+    console.print(f"session {moved.slug}: head #{moved.head_image_id}", markup=False)
+
+
+@app.command("hide")
+def hide(session: SessionArgument) -> None:
+    """Hide (delete) a session and its images; onmodel purge removes them for good."""
+    found = open_studio().hide_session(session)
+    console.print(
+        f"hidden: session {found.slug} (onmodel session unhide {found.slug} brings it back)",
+        markup=False,
+    )
+
+
+app.command("delete", help="Delete a session: the same as hide, until onmodel purge.")(hide)
+
+
+@app.command("unhide")
+def unhide(session: SessionArgument) -> None:
+    """Show a hidden session again."""
+    found = open_studio().unhide_session(session)
+    console.print(f"shown again: session {found.slug}", markup=False)
