@@ -147,6 +147,8 @@ def _made_from(
 def _freed_files(engine: Engine, doomed: set[int]) -> set[tuple[str, str]]:
     """The files the doomed images are stored as or sent, less those a kept row still uses
     (as its image or as an input): one pass over each table, streamed."""
+    if not doomed:
+        return set()
     files: set[tuple[str, str]] = set()
     with engine.connect() as conn:
         for chunk in _chunks(sorted(doomed)):

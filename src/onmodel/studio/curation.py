@@ -107,12 +107,14 @@ class Curation:
 
     def _refuse_anchors(self, images: Sequence[Image]) -> None:
         """A character's current anchor is what every next shot is drawn from: it stays."""
-        for image in images:
-            character = self.studio.character(image.character_id)
-            if character.anchor_image_id == image.id:
+        ids = {image.id for image in images}
+        for character_id in sorted({image.character_id for image in images}):
+            character = self.studio.character(character_id)
+            if character.anchor_image_id in ids:
                 raise UsageError(
-                    f"image {image.id} is the anchor of {character.slug}: make another image "
-                    f"its anchor first (onmodel character anchor IMAGE), or hide {character.slug}"
+                    f"image {character.anchor_image_id} is the anchor of {character.slug}: make "
+                    "another image its anchor first (onmodel character anchor IMAGE), or hide "
+                    f"{character.slug}"
                 )
 
     def _refuse_in_flight(self, image_ids: Sequence[int], action: str) -> None:
