@@ -392,7 +392,7 @@ def test_lineage_reads_are_one_statement_each_at_any_size(studio: Studio) -> Non
     event.listen(studio.engine, "before_cursor_execute", count)
     try:
         index = other.lineage()
-        assert len(statements) == 2  # its character (for the anchor), and the links
+        assert len(statements) == 3  # its character (the anchor), its rows, the images above
         # the other session's five shots hang from the first session's image, traced up to
         # the anchor, so the drawing has no hole
         assert index.order()[:3] == ids[:3] and index.ancestors(10_004)[-5:] == [
