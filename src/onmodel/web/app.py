@@ -46,6 +46,7 @@ from onmodel.status import ImageStatus
 from onmodel.studio import Studio
 from onmodel.thumbnails import THUMBNAIL_MIME, THUMBNAIL_SIZES, Thumbnailer
 from onmodel.web.cache import SessionCache
+from onmodel.web.forms import shot_choices
 from onmodel.web.jobs import ShotRunner, TooBusyError
 
 MAX_BODY = 256 * 1024
@@ -358,6 +359,7 @@ class GalleryApp:
                 branchable=branchable,
                 head_listed=head is None or any(v.id == head for v in branchable),
                 fields=REQUEST_ORDER,
+                choices=shot_choices(self.studio, session),
             )
         )
 
@@ -375,6 +377,7 @@ class GalleryApp:
         character = self.studio.character(image.character_id)
         sessions = self.studio.sessions(character)
         own = self.studio.session(image.session_id) if image.session_id else None
+        into = own or (sessions[0] if sessions else None)  # the form's session at first
         return Response.html(
             self.pages.render(
                 "web/image.html.j2",
@@ -385,6 +388,7 @@ class GalleryApp:
                 own_session=own,
                 record=json.dumps(image.to_dict(), indent=2, ensure_ascii=False, default=str),
                 fields=REQUEST_ORDER,
+                choices=shot_choices(self.studio, into) if into is not None else None,
             )
         )
 
@@ -518,7 +522,10 @@ class GalleryApp:
             shot_request = ShotRequest.checked(**fields)
             from_text = form.get("from", "").strip()
             from_image = _row_id(from_text, "image") if from_text else None
-            plan = self.studio.plan_shot(session, shot_request, from_image=from_image)
+            provider, params = shot_choices(self.studio, session).chosen(form)
+            plan = self.studio.plan_shot(
+                session, shot_request, from_image=from_image, provider=provider, params=params
+            )
             warnings = plan.warnings
             image_id = self.runner.start(plan, key)
         image = self.studio.image(image_id)

@@ -1,0 +1,98 @@
+"""What the new-shot forms offer besides the request, and the check of what comes back.
+
+A form offers only what can be sent: the registered providers, and the sizes and qualities
+the session's model takes in the capability table (``home/models.yaml`` over the packaged
+one, as ``onmodel models`` lists them). A value the form never offered (an edited page, a
+script) is refused with a sentence naming the choices, before anything is planned; blank
+keeps the session's own setting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from onmodel.capabilities import load_capabilities
+from onmodel.errors import UsageError
+from onmodel.handles import Session
+from onmodel.providers import provider_names
+from onmodel.providers.base import Provider
+from onmodel.studio import Studio
+
+SHOWN_VALUE = 40  # characters of a refused value a message quotes
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: str
+    label: str
+
+
+@dataclass(frozen=True)
+class ShotChoices:
+    """The choices a new-shot form offers for one session, and that session's settings (the
+    form's defaults: ``size`` and ``quality`` None when the session leaves them to the
+    model)."""
+
+    model: str
+    provider: str
+    size: str | None
+    quality: str | None
+    providers: tuple[Choice, ...]
+    sizes: tuple[str, ...]  # empty: the model is not in the table, only its default is sent
+    qualities: tuple[str, ...]
+
+    def chosen(self, form: Mapping[str, str]) -> tuple[str | None, dict[str, Any]]:
+        """The provider (None: the session's) and the parameters a posted form asks for."""
+        provider = _pick(form, "provider", [c.value for c in self.providers], "the provider")
+        params = {
+            name: value
+            for name, allowed in (("size", self.sizes), ("quality", self.qualities))
+            if (value := _pick(form, name, allowed, f"the {name} of a {self.model} image"))
+        }
+        return provider, params
+
+
+def shot_choices(studio: Studio, session: Session) -> ShotChoices:
+    """What a new shot in ``session`` may choose. The table is read once per version of the
+    user's file (``load_capabilities`` caches it), so a page pays nothing for it."""
+    capability = load_capabilities(studio.paths.models_file).find(session.model)
+    defaults = session.params
+    return ShotChoices(
+        model=session.model,
+        provider=session.provider,
+        size=_text(defaults.get("size")),
+        quality=_text(defaults.get("quality")),
+        providers=tuple(
+            Choice(name, f"{name} ({_kind(studio.provider(name))})") for name in provider_names()
+        ),
+        sizes=capability.sizes if capability is not None else (),
+        qualities=capability.qualities if capability is not None else (),
+    )
+
+
+def _kind(provider: Provider) -> str:
+    """What choosing the provider means, said from what it declares (never its name)."""
+    if provider.manual:
+        return "messages to paste into ChatGPT"
+    if provider.offline:
+        return "drawn offline, free"
+    return "API, billed" if provider.billed else "API"
+
+
+def _pick(form: Mapping[str, str], name: str, allowed: Sequence[str], what: str) -> str | None:
+    """The form's ``name`` if it is one of ``allowed``; None when blank or absent."""
+    value = form.get(name, "").strip()
+    if not value:
+        return None
+    if value in allowed:
+        return value
+    if not allowed:
+        raise UsageError(f"{what} cannot be chosen here: leave it to the session's setting")
+    shown = value if len(value) <= SHOWN_VALUE else value[:SHOWN_VALUE] + "…"
+    raise UsageError(f"{what} is one of {', '.join(allowed)}, not {shown!r}")
+
+
+def _text(value: object) -> str | None:
+    return str(value) if value not in (None, "") else None

@@ -1,0 +1,120 @@
+"""Tidying a series from ``onmodel serve`` (issue 13), over real HTTP as a browser's forms
+send it: retrying a failed shot, choosing a shot's size, quality and provider, finishing a
+ChatGPT shot by uploading its picture, a grid of a session's shots with filters, and the
+curation buttons. Each test checks what the user sees and what reached the database."""
+
+from __future__ import annotations
+
+import re
+import time
+from html import unescape
+
+import pytest
+
+import test_web_fixtures
+from onmodel.capabilities import load_capabilities
+from onmodel.providers import provider_names
+from onmodel.status import ImageStatus
+from test_web import KEY, Reply, call, fresh
+from test_web_fixtures import Controls, Series, Served
+
+pytest_plugins = ["test_web_fixtures"]  # its fixtures: controls, series, served
+
+JSON = {"Accept": "application/json"}
+OTHER_KEY = "fedcba9876543210fedcba9876543210"
+
+
+def settled(served: Served, image_id: int) -> str:
+    """The image's status once it is no longer pending (the shot runs on a thread)."""
+    deadline = time.monotonic() + 30
+    while served.studio.image(image_id).status == ImageStatus.PENDING:
+        assert time.monotonic() < deadline, f"image {image_id} is still pending"
+        time.sleep(0.05)
+    return served.studio.image(image_id).status
+
+
+def card(html: str, image_id: int) -> str:
+    """The card of one image on a page."""
+    start = html.index(f'id="image-{image_id}"')
+    end = html.find("</article>", start)
+    return html[start:end]
+
+
+def options(html: str, name: str) -> list[str]:
+    """The values a form's ``<select name=...>`` offers."""
+    found = re.search(rf'<select name="{name}"[^>]*>(.*?)</select>', html, re.S)
+    assert found is not None, f"no {name} choice on the page"
+    return [unescape(v) for v in re.findall(r'<option value="([^"]*)"', found.group(1))]
+
+
+def error_of(reply: Reply) -> str:
+    return str(reply.json()["error"])
+
+
+# --------------------------------------------------------------------------- shot choices
+
+
+def test_the_shot_forms_offer_size_quality_and_provider(served: Served, series: Series) -> None:
+    session = served.studio.session(series.session)
+    capability = load_capabilities(served.studio.paths.models_file).find(session.model)
+    assert capability is not None
+    for path in (f"/sessions/{series.session}", f"/images/{series.guitar}"):
+        html = call(served, "GET", path).text
+        assert options(html, "size") == ["", *capability.sizes]
+        assert options(html, "quality") == ["", *capability.qualities]
+        assert options(html, "provider") == provider_names()
+        chosen = re.search(r'<option value="([^"]+)" selected>[^<]*\(drawn offline', html)
+        assert chosen is not None and chosen.group(1) == session.provider
+
+
+def test_a_shot_is_made_with_the_size_quality_and_provider_chosen(
+    served: Served, series: Series, controls: Controls
+) -> None:
+    form = {
+        "session": series.session,
+        "key": KEY,
+        "pose": "waving",
+        "size": "1536x1024",
+        "quality": "low",
+    }
+    controls.hold()
+    reply = call(served, "POST", "/shots", form=form, headers=JSON)
+    assert reply.status == 202, reply.text
+    made = int(str(reply.json()["id"]))
+    with fresh(served) as other:  # what was asked for is recorded before the provider is
+        asked = other.image(made).params
+        assert (asked["size"], asked["quality"]) == ("1536x1024", "low")
+    controls.release()
+    assert settled(served, made) == ImageStatus.SUCCEEDED
+    done = served.studio.image(made)
+    assert done.width is not None and done.height is not None
+    assert done.width / done.height == pytest.approx(1.5, abs=0.01)  # drawn smaller, as 3:2
+
+    manual = {"session": series.session, "key": OTHER_KEY, "pose": "sitting", "provider": "chatgpt"}
+    reply = call(served, "POST", "/shots", form=manual, headers=JSON)
+    assert reply.status == 202, reply.text
+    served.app.runner.join(30)
+    pasted = served.studio.image(int(str(reply.json()["id"])))
+    assert pasted.provider == "chatgpt" and pasted.status == ImageStatus.PENDING  # for the picture
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("size", "7x7", "the size of a gpt-image-2 image is one of auto, 1024x1024"),
+        ("quality", "ultra", "the quality of a gpt-image-2 image is one of low, medium"),
+        ("provider", "nope", "the provider is one of chatgpt, openai-images"),
+        ("size", "x" * 500, "not 'xxxxxxxx"),
+    ],
+)
+def test_a_choice_the_form_never_offered_is_refused_with_the_choices(
+    served: Served, series: Series, field: str, value: str, said: str
+) -> None:
+    before = len(served.studio.session_images(series.session))
+    form = {"session": series.session, "key": KEY, "pose": "waving", field: value}
+    reply = call(served, "POST", "/shots", form=form, headers=JSON)
+    assert reply.status == 400 and said in error_of(reply)
+    assert len(error_of(reply)) < 300
+    page = call(served, "POST", "/shots", form=form)  # without JavaScript: an error page
+    assert page.status == 400 and unescape(said) in unescape(page.text)
+    assert len(served.studio.session_images(series.session)) == before
