@@ -356,3 +356,25 @@ def test_lineage_labels_wrap_and_keep_their_id_and_head_marker(
     page.locator(node).scroll_into_view_if_needed()
     shoot(page, "web-long-label")
     watched.clean()
+
+
+def test_retry_on_a_failed_card_adds_the_new_image_without_a_reload(
+    new_page: Any, served: Served, series: Series, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import test_web_fixtures
+
+    monkeypatch.setattr(test_web_fixtures, "FAIL_WORD", "no longer refused")
+    watched = new_page(served.url, "data:")
+    page = watched.page
+    page.goto(f"{served.url}/sessions/{series.session}")
+    page.evaluate("() => { window.sameDocument = true; }")
+    page.locator(f"#image-{series.failed} button[data-action=retry]").click()
+    retried = page.locator("#cards .card", has_text=f"retry of #{series.failed}")
+    expect(retried).to_have_attribute("data-status", "succeeded", timeout=20_000)
+    new_id = int(retried.get_attribute("data-image-id") or 0)
+    assert served.studio.image(new_id).retry_of_id == series.failed
+    expect(page.locator(f'li.node[data-image-id="{new_id}"]')).to_have_attribute(
+        "data-parent-id", str(series.guitar)
+    )
+    assert page.evaluate("() => window.sameDocument") is True
+    watched.clean()

@@ -51,6 +51,78 @@ def error_of(reply: Reply) -> str:
     return str(reply.json()["error"])
 
 
+# --------------------------------------------------------------------------- retry
+
+
+def test_a_failed_shot_has_a_retry_button_that_makes_a_new_image(
+    served: Served,
+    series: Series,
+    controls: Controls,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    page = call(served, "GET", f"/sessions/{series.session}").text
+    retry = f'action="/images/{series.failed}/retry"'
+    assert retry in card(page, series.failed)
+    assert "/retry" not in card(page, series.guitar)  # a finished image is branched, not retried
+    assert retry in call(served, "GET", f"/images/{series.failed}").text
+    version = re.search(r'data-version="([^"]+)"', page)
+    assert version is not None
+
+    monkeypatch.setattr(test_web_fixtures, "FAIL_WORD", "no longer refused")
+    before = len(served.studio.session_images(series.session))
+    controls.hold()
+    path = f"/images/{series.failed}/retry"
+    reply = call(served, "POST", path, form={"key": KEY}, headers=JSON)
+    assert reply.status == 202, reply.text
+    data = reply.json()
+    new_id = int(str(data["id"]))
+    assert new_id != series.failed and data["retry_of"] == series.failed
+    assert data["status"] == "pending" and 'data-status="pending"' in str(data["html"])
+    again = call(served, "POST", path, form={"key": KEY}, headers=JSON)  # a double click
+    assert again.status == 202 and again.json()["id"] == new_id
+    controls.release()
+
+    assert settled(served, new_id) == ImageStatus.SUCCEEDED
+    with fresh(served) as other:
+        made = other.image(new_id)
+        assert made.retry_of_id == series.failed and made.parent_id == series.guitar
+        assert len(other.session_images(series.session)) == before + 1
+    poll = call(served, "GET", f"/api/sessions/{series.session}?v={version.group(1)}").json()
+    sent = {item["id"]: item for item in poll["images"]}  # type: ignore[union-attr]
+    assert sent[new_id]["status"] == "succeeded"
+    assert f"retry of #{series.failed}" in sent[new_id]["html"]
+
+    # without JavaScript the form posts and lands on the new card
+    plain = call(served, "POST", path, form={"key": OTHER_KEY})
+    assert plain.status == 303
+    landed = re.fullmatch(rf"/sessions/{series.session}#image-(\d+)", plain.headers["location"])
+    assert landed is not None and int(landed.group(1)) not in (series.failed, new_id)
+    settled(served, int(landed.group(1)))
+
+
+def test_a_retry_the_library_refuses_is_a_readable_400(served: Served, series: Series) -> None:
+    before = len(served.studio.session_images(series.session))
+    done = call(served, "POST", f"/images/{series.guitar}/retry", form={"key": KEY}, headers=JSON)
+    assert done.status == 400 and "only failed shots are retried" in error_of(done)
+    page = call(served, "POST", f"/images/{series.guitar}/retry", form={"key": KEY})
+    assert page.status == 400 and "only failed shots are retried" in page.text
+    assert "Traceback" not in page.text
+    anchor = call(served, "POST", f"/images/{series.anchor}/retry", form={"key": KEY})
+    assert anchor.status == 400
+    bad = call(served, "POST", f"/images/{series.failed}/retry", form={"key": "x"}, headers=JSON)
+    assert bad.status == 400 and "reload the page" in error_of(bad)
+    foreign = call(
+        served,
+        "POST",
+        f"/images/{series.failed}/retry",
+        form={"key": KEY},
+        headers={"Origin": "http://attacker.example"},
+        same_origin=False,
+    )
+    assert foreign.status == 403
+    assert len(served.studio.session_images(series.session)) == before
+
+
 # --------------------------------------------------------------------------- shot choices
 
 

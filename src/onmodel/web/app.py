@@ -248,6 +248,7 @@ class GalleryApp:
             ("GET", re.compile(r"^/api/images/(?P<id>[0-9]+)$"), self.image_json),
             ("POST", re.compile(r"^/images/(?P<id>[0-9]+)/annotate$"), self.annotate),
             ("POST", re.compile(r"^/shots$"), self.new_shot),
+            ("POST", re.compile(r"^/images/(?P<id>[0-9]+)/retry$"), self.retry),
         ]
 
     # ------------------------------------------------------------------ WSGI
@@ -536,6 +537,27 @@ class GalleryApp:
                     "status": image.status,
                     "session": session.slug,
                     "warnings": list(warnings),
+                    "html": self._card(image, session),
+                },
+                HTTPStatus.ACCEPTED,
+            )
+        return Response.redirect(f"/sessions/{session.slug}#image-{image.id}")
+
+    def retry(self, request: Request, match: re.Match[str]) -> Response:
+        """Run a failed or interrupted shot again, as a new image, in the background (see
+        :meth:`ShotRunner.retry`); its card joins the page with the poll."""
+        form = request.form()
+        failed = self.studio.image(_row_id(match["id"], "image"))
+        image = self.studio.image(self.runner.retry(failed, form.get("key", "").strip().lower()))
+        assert image.session_id is not None  # the runner retries only images in a session
+        session = self.studio.session(image.session_id)
+        if request.wants_json:
+            return Response.json(
+                {
+                    "id": image.id,
+                    "status": image.status,
+                    "session": session.slug,
+                    "retry_of": failed.id,
                     "html": self._card(image, session),
                 },
                 HTTPStatus.ACCEPTED,

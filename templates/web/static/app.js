@@ -78,10 +78,34 @@
     if (form.id === "shot-form") {
       event.preventDefault();
       await startShot(form, event.submitter);
+      return;
+    }
+    if (form.classList.contains("js-retry")) {
+      event.preventDefault();
+      await startRetry(form, event.submitter);
     }
   });
 
-  // ---- new shots ------------------------------------------------------------------------
+  // ---- new shots and retries ---------------------------------------------------------------
+  // A new image's card: added where the session's newest cards are shown, or else opened on
+  // its session's page. True when it was added here.
+  function showNew(data) {
+    const cards = document.getElementById("cards");
+    let card = document.getElementById(`image-${data.id}`);
+    if (!(session && data.session === session && (card || cards?.dataset.live === "1"))) {
+      window.location.assign(`/sessions/${encodeURIComponent(data.session)}#image-${data.id}`);
+      return false;
+    }
+    if (!card) {
+      card = fromHtml(data.html);
+      cards.append(card);
+    }
+    card.scrollIntoView({ behavior: "smooth", block: "center" });
+    flash(card);
+    schedule(300);
+    return true;
+  }
+
   async function startShot(form, submitter) {
     const error = form.querySelector("#shot-error");
     const button = form.querySelector("button[type=submit]");
@@ -90,25 +114,29 @@
     try {
       const data = await post(form, submitter);
       form.querySelector("input[name=key]").value = newKey();
-      const cards = document.getElementById("cards");
-      let card = document.getElementById(`image-${data.id}`);
-      if (session && data.session === session && (card || cards?.dataset.live === "1")) {
-        if (!card) {
-          card = fromHtml(data.html);
-          cards.append(card);
-        }
+      if (showNew(data)) {
         for (const input of form.querySelectorAll("input[type=text], textarea")) input.value = "";
-        card.scrollIntoView({ behavior: "smooth", block: "center" });
-        flash(card);
-        schedule(300);
-      } else {
-        window.location.assign(`/sessions/${encodeURIComponent(data.session)}#image-${data.id}`);
       }
       if (data.warnings?.length && error) error.textContent = data.warnings.join(" ");
     } catch (err) {
       if (error) error.textContent = err.message;
     } finally {
       if (button) button.disabled = false;
+    }
+  }
+
+  // The form keeps its key: a second click is the same retry, not another one.
+  async function startRetry(form, submitter) {
+    const error = form.querySelector(".form-error");
+    const button = form.querySelector("button[type=submit]");
+    error.textContent = "";
+    button.disabled = true;
+    try {
+      showNew(await post(form, submitter));
+    } catch (err) {
+      error.textContent = err.message;
+    } finally {
+      button.disabled = false;
     }
   }
 
