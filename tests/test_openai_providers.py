@@ -306,7 +306,23 @@ def test_an_unreachable_server_is_a_connection_error(
     monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{port}/v1")
     monkeypatch.setenv("ONMODEL_OPENAI_MAX_RETRIES", "0")
     error = _fail(OpenAIImagesProvider(), _request())
-    assert error.kind == "connection" and "127.0.0.1" in str(error)
+    assert error.kind == "connection"
+    # the whole address the SDK used: a wrong port or base path in OPENAI_BASE_URL shows
+    address = f"http://127.0.0.1:{port}/v1/images/generations"
+    assert f"could not reach OpenAI at {address}:" in str(error)
+
+
+def test_an_unreachable_server_address_leaves_out_credentials_and_query(
+    server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://user:secret@127.0.0.1:{port}/v1")
+    monkeypatch.setenv("ONMODEL_OPENAI_MAX_RETRIES", "0")
+    error = _fail(OpenAIImagesProvider(), _request())
+    assert f"at http://127.0.0.1:{port}/v1/images/generations:" in str(error)
+    assert "secret" not in str(error) and "user" not in str(error)
 
 
 def test_no_key_is_auth_without_any_request(

@@ -65,8 +65,9 @@ def map_error(exc: BaseException) -> ProviderError:
         )
     if isinstance(exc, openai.APIConnectionError):
         cause = _one_line(str(exc.__cause__ or exc.message))
-        where = f"{exc.request.url.scheme}://{exc.request.url.host}"
-        return ProviderError(f"could not reach OpenAI at {where}: {cause}", kind="connection")
+        return ProviderError(
+            f"could not reach OpenAI at {_address(exc.request.url)}: {cause}", kind="connection"
+        )
     if isinstance(exc, openai.APIResponseValidationError):
         return ProviderError(
             f"OpenAI answered with data onmodel could not read (HTTP {exc.status_code})",
@@ -173,6 +174,12 @@ def _attempts_text(exc: openai.APIStatusError) -> str:
     if retries <= 0:
         return ""
     return f" after {retries} {'retry' if retries == 1 else 'retries'}"
+
+
+def _address(url: httpx2.URL) -> str:
+    """The whole address the SDK used (scheme, host, port and path, so a wrong port or base
+    path in ``OPENAI_BASE_URL`` shows), without a query or credentials."""
+    return str(url.copy_with(query=None, fragment=None, userinfo=b""))
 
 
 def _code_text(code: str | None) -> str:
