@@ -334,6 +334,16 @@ def test_no_key_is_auth_without_any_request(
     assert server.requests == []
 
 
+def test_providers_say_whether_they_need_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trait the studio checks before recording a shot, never the provider's name."""
+    assert get_provider("openai-images").key_env == "OPENAI_API_KEY"
+    assert get_provider("openai-responses").key_env == "OPENAI_API_KEY"
+    assert not get_provider("openai-images").has_key()
+    assert get_provider("preview").has_key() and get_provider("chatgpt").has_key()
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    assert get_provider("openai-images").has_key() and get_provider("openai-responses").has_key()
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [("ONMODEL_OPENAI_TIMEOUT", "soon"), ("ONMODEL_OPENAI_MAX_RETRIES", "-1")],

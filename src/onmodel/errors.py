@@ -40,6 +40,18 @@ class InvalidImageError(UsageError):
     """A file given as an image cannot be read as a supported image."""
 
 
+class MissingKeyError(UsageError):
+    """A provider needs an API key that is not set, so its shot cannot start.
+
+    Raised while planning, before anything is recorded: a shot that cannot reach its provider
+    leaves no failed image behind. ``variable`` names the environment variable to set.
+    """
+
+    def __init__(self, message: str, *, variable: str) -> None:
+        super().__init__(message)
+        self.variable = variable
+
+
 class ValidationError(UsageError):
     """A request breaks a rule of the chosen model (size, quality, prompt length, ...)."""
 

@@ -7,6 +7,7 @@ records whatever they return or raise, so a crash or an API error never loses a 
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -151,9 +152,21 @@ class Provider(ABC):
     """The most images (anchor, parent and references) one request can carry."""
     shot_template: ClassVar[str] = SHOT_TEMPLATE
     """The prompt template a shot is composed with."""
+    key_env: ClassVar[str | None] = None
+    """The environment variable that must hold an API key before a request can start (None:
+    no key needed). The studio refuses a shot while :meth:`has_key` is False, before anything
+    is recorded, and names this variable in the error."""
 
     def __init__(self, context: ProviderContext | None = None) -> None:
         self.context = context or ProviderContext()
+
+    def has_key(self) -> bool:
+        """Whether the key :attr:`key_env` names is set; True for providers that need none.
+
+        Read from the environment, because a plugin's variable is its own; a provider whose key
+        the settings know overrides this to ask them.
+        """
+        return self.key_env is None or bool(os.environ.get(self.key_env, "").strip())
 
     def api_route(self, n_input_images: int) -> str | None:
         """The API route a request with that many input images takes (None: no API call)."""

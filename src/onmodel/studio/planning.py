@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onmodel.blobs import sha256_bytes
-from onmodel.errors import BudgetError, InvalidImageError, UsageError
+from onmodel.errors import BudgetError, InvalidImageError, MissingKeyError, UsageError
 from onmodel.handles import Character, Image, Session
 from onmodel.imagefile import MIME_TYPES, read_image_file
 from onmodel.limits import check_amount
+from onmodel.providers import offline_provider_name
 from onmodel.providers.base import ImageKind, InputImage, ParentTurn, Provider
 from onmodel.sheet import ShotRequest
 from onmodel.studio.plans import ShotPlan
@@ -66,12 +67,15 @@ class Planning:
         inputs: tuple[InputImage, ...] = (),
         anchor: Image | None = None,
     ) -> ShotPlan:
-        """Compose the prompt and check the request; raises on anything the model refuses."""
+        """Compose the prompt and check the request; raises on anything the model refuses,
+        and then on a provider that cannot start (no API key), so nothing is recorded for it.
+        The key comes last: what is wrong with the request itself is worth saying first."""
         self.studio.provider(provider)
         context = self.template_context(character, anchor, request, session)
         rendered = self.studio.composer.render(template, context)
         warnings = self.validate(provider, model, params, rendered.text, len(inputs))
         estimate = self._max_cost(provider, model, params, len(inputs), len(rendered.text))
+        self.ready(provider)
         return ShotPlan(
             kind=kind,
             character_id=character.row.id or None,  # 0: a new character, not written yet
@@ -88,6 +92,23 @@ class Planning:
             warnings=tuple(warnings),
             estimated_max_cost=None if estimate is None else str(estimate),
         )
+
+    def ready(self, name: str) -> Provider:
+        """The named provider, refused while it lacks the API key it declares it needs.
+
+        Asked of the provider (:attr:`Provider.key_env`), never decided by its name, so a
+        plugin that needs a key is refused the same way.
+        """
+        provider = self.studio.provider(name)
+        if not provider.has_key():
+            variable = provider.key_env or "its API key"
+            raise MissingKeyError(
+                f"provider {name!r} needs an API key and {variable} is not set: "
+                f"export {variable}=... (or use a provider that needs none, such as "
+                f"{offline_provider_name()!r})",
+                variable=variable,
+            )
+        return provider
 
     def template_context(
         self,

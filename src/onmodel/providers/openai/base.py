@@ -19,12 +19,17 @@ class OpenAIProvider(Provider):
 
     resource: ClassVar[str]
     """The SDK resource the requests go through (``images``, ``responses``)."""
+    key_env = "OPENAI_API_KEY"  # the SDK reads it itself; checked before a shot is recorded
 
     def __init__(
         self, client: openai.OpenAI | None = None, *, context: ProviderContext | None = None
     ) -> None:
         super().__init__(context)
         self._client = client
+
+    def has_key(self) -> bool:
+        """Asked of the settings the client is built from, so both see the same key."""
+        return self.context.settings.has_openai_key
 
     def warm_up(self) -> None:
         """Build the shared client and load what its first request would load."""
