@@ -17,7 +17,11 @@ import pytest
 
 from cli_inprocess import Outcome, assert_refused_cleanly, run_cli, snapshot
 from onmodel.errors import (
+    EmptyRequestError,
     MissingKeyError,
+    NoImageFileError,
+    UsageError,
+    ValidationError,
 )
 from onmodel.handles import Session
 from onmodel.providers import FACTORIES
@@ -64,6 +68,20 @@ def closed_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     return port
+
+
+# --- 5. a shot asks for something, or explicitly for the same character -----------------------
+
+
+def test_the_library_asks_for_a_request_too(session: Session) -> None:
+    with pytest.raises(EmptyRequestError):
+        session.shot()
+    with pytest.raises(EmptyRequestError):
+        session.plan()
+    assert isinstance(EmptyRequestError("x"), UsageError)
+    assert session.images() == []
+    same = session.shot(same=True)
+    assert same.succeeded and same.label == "same character"
 
 
 # --- 6. a shot that cannot start is refused before anything is recorded ----------------------
@@ -122,6 +140,52 @@ def test_a_plugin_that_needs_a_key_is_refused_by_its_trait(
     assert snapshot(studio.paths.home) == before
     monkeypatch.setenv("KEYED_PLUGIN_TOKEN", "t")
     assert session.plan(pose="waving", provider="keyed-plugin").provider == "keyed-plugin"
+
+
+# --- 7. the library: keyword parameters, typed errors, images and tree, short reprs ----------
+
+
+def test_size_and_quality_are_keyword_arguments(session: Session) -> None:
+    plan = session.plan(pose="waving", size="1024x1536", quality="low")
+    assert plan.params["size"] == "1024x1536" and plan.params["quality"] == "low"
+    shot = session.shot(pose="waving", size="1024x1536", quality="low")
+    assert shot.params["size"] == "1024x1536"  # what the preview sends is what it records
+    with pytest.raises(ValidationError):
+        session.plan(pose="waving", size="7x7")
+    with pytest.raises(ValidationError):
+        session.shot(pose="waving", quality="dazzling")
+
+
+def test_read_bytes_of_a_pending_image_is_a_typed_error(session: Session) -> None:
+    pending = session.shot(pose="waving", provider="chatgpt")
+    with pytest.raises(NoImageFileError) as caught:
+        pending.read_bytes()
+    assert caught.value.status == "pending" and f"image {pending.id}" in str(caught.value)
+
+
+def test_images_leaves_the_anchor_out_and_tree_starts_at_it(session: Session) -> None:
+    one = session.shot(pose="waving")
+    two = session.shot(pose="sitting")
+    anchor = session.character.anchor
+    assert anchor is not None
+    assert [i.id for i in session.images()] == [one.id, two.id]
+    root = session.tree()
+    assert root.image.id == anchor.id and root.children[0].image.id == one.id
+    assert session.lineage().roots == [anchor.id]
+    assert "anchor" in (Session.images.__doc__ or "") and "anchor" in (Session.tree.__doc__ or "")
+
+
+def test_reprs_are_one_short_line(session: Session) -> None:
+    shot = session.shot(text="a long request " * 20)
+    character = session.character
+    for handle, starts in (
+        (session, f"Session(id={session.id}, slug='week'"),
+        (character, f"Character(id={character.id}, slug='mia'"),
+        (shot, f"Image(id={shot.id}, kind='shot', label='a long request"),
+    ):
+        text = repr(handle)
+        assert text.startswith(starts) and "\n" not in text and len(text) < 120, text
+    assert "status='succeeded'" in repr(shot)
 
 
 # --- 8. a network error names the whole address -----------------------------------------------

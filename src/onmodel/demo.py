@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from onmodel.handles import Character, Image, Session
 from onmodel.providers import offline_provider_name
@@ -30,7 +31,18 @@ DEMO_SHEET = ModelSheet(
     avoid=["extra characters in the anchor", "text or watermarks"],
 )
 
-DEMO_SHOTS: list[dict[str, str]] = [
+
+class ShotFields(TypedDict, total=False):
+    """A shot's request, as keyword arguments of :meth:`Session.shot`."""
+
+    pose: str
+    outfit: str
+    expression: str
+    scene: str
+    action: str
+
+
+DEMO_SHOTS: list[ShotFields] = [
     {"expression": "crying, tears running down her cheeks"},
     {"pose": "sitting on a stool", "action": "playing an acoustic guitar"},
     {"action": "taking a selfie with a small dog", "scene": "park on a sunny day"},

@@ -40,6 +40,17 @@ class InvalidImageError(UsageError):
     """A file given as an image cannot be read as a supported image."""
 
 
+class NoImageFileError(UsageError):
+    """An image has no file to read: it is still pending, or it failed.
+
+    ``status`` says which, so a caller can wait for a pending shot or retry a failed one.
+    """
+
+    def __init__(self, message: str, *, status: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class MissingKeyError(UsageError):
     """A provider needs an API key that is not set, so its shot cannot start.
 
@@ -50,6 +61,14 @@ class MissingKeyError(UsageError):
     def __init__(self, message: str, *, variable: str) -> None:
         super().__init__(message)
         self.variable = variable
+
+
+class EmptyRequestError(UsageError):
+    """A shot asks for nothing (no text, pose, outfit, expression, scene or action).
+
+    Making the character again as it is must be asked for explicitly (``same=True``), so an
+    empty call is never a paid shot by accident.
+    """
 
 
 class ValidationError(UsageError):

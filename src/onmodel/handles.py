@@ -10,12 +10,14 @@ internal to the studio and the store: code elsewhere must not touch it (a test c
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from onmodel.errors import EmptyRequestError, NoImageFileError, UsageError
 from onmodel.lineage import LineageIndex, TreeNode
 from onmodel.sheet import ModelSheet, ShotRequest
 from onmodel.status import ImageStatus
@@ -75,6 +77,9 @@ class Character:
 
     def start_session(self, **options: Any) -> Session:
         return self.studio.start_session(self, **options)
+
+    def __repr__(self) -> str:
+        return f"Character(id={self.id}, slug={self.slug!r}, anchor={self.anchor_image_id})"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -164,30 +169,110 @@ class Session:
         expression: str = "",
         scene: str = "",
         action: str = "",
-        **options: Any,
+        same: bool = False,
+        size: str | None = None,
+        quality: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        from_image: int | str | Image | None = None,
+        refs: Sequence[Path] = (),
+        provider: str | None = None,
+        model: str | None = None,
+        max_cost: Decimal | None = None,
     ) -> Image:
+        """Plan, record and generate the next shot (see :meth:`plan` for the arguments); the
+        head moves to it on success."""
+        return self.studio.execute(
+            self.plan(
+                text,
+                pose=pose,
+                outfit=outfit,
+                expression=expression,
+                scene=scene,
+                action=action,
+                same=same,
+                size=size,
+                quality=quality,
+                params=params,
+                from_image=from_image,
+                refs=refs,
+                provider=provider,
+                model=model,
+                max_cost=max_cost,
+            )
+        )
+
+    def plan(
+        self,
+        text: str = "",
+        *,
+        pose: str = "",
+        outfit: str = "",
+        expression: str = "",
+        scene: str = "",
+        action: str = "",
+        same: bool = False,
+        size: str | None = None,
+        quality: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        from_image: int | str | Image | None = None,
+        refs: Sequence[Path] = (),
+        provider: str | None = None,
+        model: str | None = None,
+        max_cost: Decimal | None = None,
+    ) -> ShotPlan:
+        """Compose and validate a shot without recording or spending anything (a dry run).
+
+        A shot must ask for something (``text`` or a field); ``same=True`` asks, explicitly,
+        for the character again as it is, so an empty call is never a paid shot by accident.
+        ``size`` and ``quality`` are the model parameters of the same names, merged over
+        ``params`` and checked against the model like them.
+        """
         request = ShotRequest.checked(
             pose=pose, outfit=outfit, expression=expression, scene=scene, action=action, text=text
         )
-        return self.studio.shot(self, request, **options)
-
-    def plan(self, text: str = "", **fields: Any) -> ShotPlan:
-        """Compose and validate a shot without recording or spending anything (a dry run)."""
-        options = {k: fields.pop(k) for k in list(fields) if k not in ShotRequest.model_fields}
-        request = ShotRequest.checked(text=text, **fields)
-        return self.studio.plan_shot(self, request, **options)
+        if request.is_empty() and not same:
+            raise EmptyRequestError(
+                "the shot asks for nothing: give it a text, pose, outfit, expression, scene or "
+                "action, or ask for the same character explicitly"
+            )
+        if same and not request.is_empty():
+            raise UsageError(
+                f"the shot asks for {request.label()!r} and for the same character at once: "
+                "drop one of them"
+            )
+        chosen = {"size": size, "quality": quality}
+        return self.studio.plan_shot(
+            self,
+            request,
+            from_image=from_image,
+            refs=refs,
+            provider=provider,
+            model=model,
+            params={**(params or {}), **{k: v for k, v in chosen.items() if v}},
+            max_cost=max_cost,
+        )
 
     def images(self) -> list[Image]:
+        """The session's own images, oldest first. The character's anchor belongs to no
+        session, so it is not among them; :meth:`tree` and :meth:`lineage` start at it."""
         return self.studio.session_images(self)
 
     def tree(self) -> TreeNode:
-        """The whole lineage as handles, every image loaded: for a long series, read
+        """The whole lineage as handles, rooted at the character's anchor (which
+        :meth:`images` leaves out), every image loaded: for a long series, read
         :meth:`lineage` and load only the images you need."""
         return self.studio.tree(self)
 
     def lineage(self) -> LineageIndex:
-        """The lineage's shape (ids and parent links), read in one query."""
+        """The lineage's shape (ids and parent links) from the character's anchor, read in
+        one query."""
         return self.studio.lookups.lineage(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"Session(id={self.id}, slug={self.slug!r}, provider={self.provider!r}, "
+            f"head={self.head_image_id})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -406,9 +491,12 @@ class Image:
         return self.studio.blobs.path_for(self.row.sha256, self.row.format)
 
     def read_bytes(self) -> bytes:
-        """The stored bytes, verified against the recorded digest."""
+        """The stored bytes, verified against the recorded digest; a pending or failed image
+        has none (:class:`~onmodel.errors.NoImageFileError`)."""
         if self.row.sha256 is None or self.row.format is None:
-            raise ValueError(f"image {self.id} has no file ({self.status})")
+            raise NoImageFileError(
+                f"image {self.id} has no file: it is {self.status}", status=self.status
+            )
         return self.studio.blobs.read(self.row.sha256, self.row.format)
 
     @property
@@ -437,6 +525,12 @@ class Image:
         """The ids of this image's ancestors, oldest first, read in one query (no image
         loaded: a deep image of a long series has tens of thousands)."""
         return lineage_queries.ancestor_ids(self.studio.engine, self.id)
+
+    def __repr__(self) -> str:
+        return (
+            f"Image(id={self.id}, kind={self.kind!r}, label={_shortened(self.label)!r}, "
+            f"status={self.status.value!r})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         row = self.row
@@ -501,3 +595,10 @@ class Image:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+REPR_LABEL = 40  # characters of a label a repr shows: a request can be a paragraph
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= REPR_LABEL else text[: REPR_LABEL - 1] + "…"
