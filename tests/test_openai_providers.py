@@ -486,7 +486,21 @@ def test_chatgpt_returns_primer_once_then_only_shots() -> None:
     assert isinstance(first, ManualResult)
     assert first.messages == ["PRIMER", PROMPT]
     assert later.messages == [PROMPT] and bare.messages == [PROMPT]
-    assert first.sent_params == {"route": "manual"}
+    # how many messages each turn sent is recorded: later shots are numbered after them
+    assert first.sent_params == {"route": "manual", "messages": 2}
+    assert later.sent_params == {"route": "manual", "messages": 1}
+
+
+def test_chatgpt_names_the_anchor_to_attach_with_the_primer_only(
+    inputs: tuple[InputImage, ...],
+) -> None:
+    provider = ChatGPTProvider()
+    first = provider.generate(_request("shot", inputs=inputs[:2], instructions="PRIMER"))
+    later = provider.generate(
+        _request("shot", inputs=inputs[:2], instructions="PRIMER", previous_response_id="c1")
+    )
+    assert first.attach == inputs[0] and first.attach.role == "anchor"
+    assert later.attach is None
 
 
 def test_registry_lists_the_providers_lazily(monkeypatch: pytest.MonkeyPatch) -> None:

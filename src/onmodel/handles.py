@@ -312,7 +312,10 @@ class Reference:
 class Image:
     studio: Studio = field(repr=False, compare=False)
     row: ImageRecord  # internal: for the studio and the store only; read the properties
-    messages: tuple[str, ...] = ()  # what to paste, for the manual ChatGPT route
+    # what a manual (ChatGPT app) shot asks the user to do, set when it is made:
+    messages: tuple[str, ...] = ()  # the messages to paste, in order
+    first_message: int = 1  # messages[0]'s number along the session's conversation
+    attachment: Path | None = None  # the file to attach to messages[0], if any
 
     @property
     def id(self) -> int:

@@ -72,10 +72,15 @@ class GenerationResult:
 
 @dataclass
 class ManualResult:
-    """A provider that cannot call anything (the ChatGPT app route) returns messages to paste."""
+    """A provider that cannot call anything (the ChatGPT app route) returns messages to paste.
+
+    ``attach`` is the input the user attaches to the first message (the anchor, when the
+    conversation starts there), or None when nothing is to be attached.
+    """
 
     messages: list[str]
     sent_params: dict[str, Any] = field(default_factory=dict)
+    attach: InputImage | None = None
 
 
 class ProviderError(OnmodelError):

@@ -5,8 +5,8 @@ Nothing is called and nothing is spent. The studio renders the primer (``primer.
 ``request.instructions`` and the shot (``chatgpt_shot.j2``) into ``request.prompt``; this
 provider only decides which of them the user has to paste. The primer is needed once per
 conversation, so it is returned only when there is no conversation to continue
-(``previous_response_id`` is None). The finished image comes back later through an import,
-not from here.
+(``previous_response_id`` is None), with the anchor to attach to it. The finished image comes
+back later through ``attach``, not from here.
 """
 
 from __future__ import annotations
@@ -36,8 +36,13 @@ class ChatGPTProvider(Provider):
         return {"instructions": None if started() else instructions}
 
     def generate(self, request: GenerationRequest) -> ManualResult:
-        messages: list[str] = []
-        if request.previous_response_id is None and request.instructions:
-            messages.append(request.instructions)
-        messages.append(request.prompt)
-        return ManualResult(messages=messages, sent_params={"route": "manual"})
+        """The messages, and how many there are (recorded, so later shots of the conversation
+        are numbered after them)."""
+        primer = request.instructions if request.previous_response_id is None else None
+        messages = [primer, request.prompt] if primer else [request.prompt]
+        anchor = next((item for item in request.inputs if item.role == "anchor"), None)
+        return ManualResult(
+            messages=messages,
+            sent_params={"route": "manual", "messages": len(messages)},
+            attach=anchor if primer else None,
+        )

@@ -8,11 +8,14 @@ an API error never loses a request, and the blob is written before the row says 
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from onmodel.blobs import sha256_file
 from onmodel.composer import ANCHOR_TEMPLATE
 from onmodel.errors import GenerationError, InvalidImageError, UsageError
 from onmodel.handles import Image
@@ -20,7 +23,7 @@ from onmodel.imagefile import inspect_bytes, read_image_file
 from onmodel.limits import MAX_NAME_LENGTH, check_text
 from onmodel.owners import owner_token
 from onmodel.providers import is_manual
-from onmodel.providers.base import GenerationResult, ManualResult, ProviderError
+from onmodel.providers.base import GenerationResult, InputImage, ManualResult, ProviderError
 from onmodel.sheet import ShotRequest
 from onmodel.status import ImageStatus
 from onmodel.store import writes
@@ -128,7 +131,15 @@ class Pipeline:
         result = delivery.result
         if isinstance(result, ManualResult):
             self._mark(delivery.image_id, params=result.sent_params or delivery.plan.params)
-            return replace(self.studio.image(delivery.image_id), messages=tuple(result.messages))
+            pending = self.studio.image(delivery.image_id)
+            return replace(
+                pending,
+                messages=tuple(result.messages),
+                first_message=self._messages_before(pending) + 1,
+                attachment=None
+                if result.attach is None
+                else self._attachable(pending, result.attach),
+            )
         return self._record_success(delivery.image_id, delivery.plan, result, delivery.started)
 
     def retry(self, image: int | str | Image, **options: Any) -> Image:
@@ -179,6 +190,12 @@ class Pipeline:
                 f"image {pending.id} is a {pending.status} {pending.row.provider} image; "
                 "attach completes pending chatgpt shots only"
             )
+        parent = pending.parent
+        if parent is not None and parent.status == ImageStatus.PENDING:
+            raise UsageError(
+                f"image {pending.id} continues image {parent.id}, which still waits for its "
+                f"picture: attach image {parent.id} first, in the order of the conversation"
+            )
         data, info = read_image_file(file)
         blob = self.studio.blobs.put(data, info.format)
         return self._complete(
@@ -192,6 +209,42 @@ class Pipeline:
             returned={"source": file.name, "size": f"{info.width}x{info.height}"},
             cost_usd="0",
         )
+
+    def _messages_before(self, pending: Image) -> int:
+        """How many messages the session's conversation with ``pending``'s provider already
+        holds: each earlier shot records how many it sent (``messages`` in its parameters;
+        one for a shot recorded before the count was). A conversation waits for a person, so
+        reading the session's images for it stays small."""
+        if pending.session_id is None:
+            return 0
+        return sum(
+            _sent_messages(earlier.params)
+            for earlier in self.studio.iter_session_images(pending.session_id)
+            if earlier.id < pending.id and earlier.provider == pending.provider
+        )
+
+    def _attachable(self, pending: Image, item: InputImage) -> Path:
+        """A copy of the file the user attaches to the first message, under a name they can
+        find in a file picker (``mia-anchor.png`` in ``HOME/attachments/``), not a digest.
+
+        Written whole and then renamed into place, and rewritten when the character's anchor
+        has changed since, so the name always holds the current anchor's exact bytes.
+        """
+        fmt = item.mime.split("/")[1]
+        slug = self.studio.character(pending.character_id).slug
+        folder = self.studio.paths.home / "attachments"
+        target = folder / f"{slug}-{item.role}{item.path.suffix}"
+        if target.is_file() and sha256_file(target) == item.sha256:
+            return target
+        data = self.studio.blobs.read(item.sha256, fmt)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            partial.write_bytes(data)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        return target
 
     def _retry_anchor(self, failed: Image) -> Image:
         studio = self.studio
@@ -257,6 +310,11 @@ class Pipeline:
 
     def _mark(self, image_id: int, **values: Any) -> None:
         writes.update_image(self.engine, image_id, values)
+
+
+def _sent_messages(params: Mapping[str, Any]) -> int:
+    count = params.get("messages")
+    return count if isinstance(count, int) and count > 0 else 1
 
 
 def _failed(image_id: int, error: ProviderError) -> GenerationError:

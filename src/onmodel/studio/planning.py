@@ -22,6 +22,7 @@ from onmodel.limits import check_amount
 from onmodel.providers import offline_provider_name
 from onmodel.providers.base import ImageKind, InputImage, ParentTurn, Provider
 from onmodel.sheet import ShotRequest
+from onmodel.status import ImageStatus
 from onmodel.studio.plans import ShotPlan
 
 if TYPE_CHECKING:
@@ -49,7 +50,13 @@ class Planning:
             )
         parent = self._parent_for(session, character, anchor, from_image)
         return ShotPlanner(
-            self, session, character, anchor, parent, self._lineage_inputs(anchor, parent)
+            self,
+            session,
+            character,
+            anchor,
+            parent,
+            self.lineage_inputs(anchor, parent),
+            from_head=from_image is None,
         )
 
     def plan(
@@ -235,12 +242,36 @@ class Planning:
             raise UsageError(f"image {parent.id} is {parent.status}: branch from a finished image")
         return parent
 
-    def _lineage_inputs(self, anchor: Image, parent: Image) -> tuple[InputImage, ...]:
-        """Anchor first (the strongest consistency lever), then the parent when it differs."""
+    def lineage_inputs(self, anchor: Image, parent: Image) -> tuple[InputImage, ...]:
+        """Anchor first (the strongest consistency lever), then the parent when it differs.
+
+        A parent still waiting for its picture (a manual shot, see :meth:`conversation_tip`)
+        has no file to send; it is already in the conversation the shot continues.
+        """
         inputs = [self._input_from_image(anchor, "anchor")]
-        if parent.id != anchor.id:
+        if parent.id != anchor.id and parent.status != ImageStatus.PENDING:
             inputs.append(self._input_from_image(parent, "parent"))
         return tuple(inputs)
+
+    def conversation_tip(self, session: Session, start: Image, provider: str) -> Image:
+        """Where a manual shot continues the session's conversation: ``start`` (the head),
+        or the newest of the pending ``provider`` shots that already follow it.
+
+        In the chat app, a message asked for before the previous picture was saved still
+        comes after it; so a second pending shot is the child of the first, not its sibling,
+        and ``attach`` completes them in that order. Each step reads the children of one
+        image: a conversation waits for a person, so it is a few steps long.
+        """
+        tip = start
+        while following := [
+            child
+            for child in self.studio.children(tip)
+            if child.session_id == session.id
+            and child.status == ImageStatus.PENDING
+            and child.provider == provider
+        ]:
+            tip = max(following, key=lambda child: child.id)
+        return tip
 
     def _input_from_image(self, image: Image, role: str) -> InputImage:
         path = image.path
@@ -283,6 +314,7 @@ class ShotPlanner:
     anchor: Image
     parent: Image
     inputs: tuple[InputImage, ...]
+    from_head: bool = True  # no image chosen: a manual shot continues its conversation
 
     def plan(
         self,
@@ -298,12 +330,17 @@ class ShotPlanner:
         planning, session = self.planning, self.session
         route = provider or session.provider
         source = planning.studio.provider(route)
-        inputs, ref_files = planning.with_refs(self.inputs, refs, source.max_input_images)
+        parent, inputs = self.parent, self.inputs
+        if source.manual and self.from_head:
+            parent = planning.conversation_tip(session, self.parent, route)
+            if parent.id != self.parent.id:
+                inputs = planning.lineage_inputs(self.anchor, parent)
+        inputs, ref_files = planning.with_refs(inputs, refs, source.max_input_images)
         plan = planning.plan(
             kind="shot",
             character=self.character,
             session=session,
-            parent=self.parent,
+            parent=parent,
             request=request,
             provider=route,
             model=model or session.model,
@@ -312,7 +349,7 @@ class ShotPlanner:
             inputs=inputs,
             anchor=self.anchor,
         )
-        plan = replace(plan, **planning.conversation(session, source, self.parent))
+        plan = replace(plan, **planning.conversation(session, source, parent))
         if max_cost is not None:
             planning.check_max_cost(plan, max_cost)
         planning.keep_refs(ref_files)
