@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import re
 import socket
+import tomllib
+from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 
 from cli_inprocess import Outcome, assert_refused_cleanly, run_cli, snapshot
+from onmodel import __version__
+from onmodel.cli.app import app
 from onmodel.errors import (
     EmptyRequestError,
     MissingKeyError,
@@ -68,6 +75,50 @@ def closed_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     return port
+
+
+# --- 1. --version ---------------------------------------------------------------------------
+
+
+def test_version_prints_the_package_version(home: Path) -> None:
+    outcome = run_cli(home, "--version")
+    assert outcome.code == 0, outcome
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert outcome.stdout.strip() == f"onmodel {version('onmodel')}"
+    assert version("onmodel") == project["version"] == __version__
+    assert not (home / "onmodel.db").exists()  # nothing opened for it
+
+
+# --- 2. help names values in words ----------------------------------------------------------
+
+
+def _command_paths() -> Iterator[tuple[str, ...]]:
+    def walk(command: Any, path: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+        yield path
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, (*path, name))
+
+    yield from walk(typer.main.get_command(app), ())
+
+
+TYPER_TYPES = re.compile(r"<(?:bool|str|int|float|Path|list\[[^>]*\]|[a-z]+ range)>")
+
+
+@pytest.mark.parametrize("path", list(_command_paths()), ids=" ".join)
+def test_help_never_shows_python_types(home: Path, path: tuple[str, ...]) -> None:
+    outcome = run_cli(home, *path, "--help")
+    assert outcome.code == 0, outcome
+    assert "--help" in outcome.stdout
+    assert not TYPER_TYPES.search(outcome.stdout), outcome.stdout
+
+
+def test_shot_help_names_its_values(home: Path) -> None:
+    text = run_cli(home, "shot", "--help").stdout
+    lines = {line.split()[1]: line for line in text.splitlines() if line.startswith("│ --")}
+    assert "PATH" in lines["--ref"] and "NUMBER" in lines["--max-cost"]
+    assert "TEXT" in lines["--pose"]
+    for flag in ("--dry-run", "--json", "--help"):  # a flag takes no value
+        assert not re.search(r"\b[A-Z]{2,}\b|<", lines[flag].split("│")[1].split(flag)[1][:12])
 
 
 # --- 5. a shot asks for something, or explicitly for the same character -----------------------

@@ -8,9 +8,10 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn, get_args
 
 import typer
+from typer.core import TyperArgument
 
 from onmodel.cli import account, admin, batch, characters, gallery, sessions, shots
 from onmodel.cli.output import console, err_console, one_line
@@ -23,6 +24,29 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _print_version(wanted: bool) -> None:
+    """``--version``: the installed distribution's version, read only when asked for."""
+    if wanted:
+        from importlib.metadata import version
+
+        console.print(f"onmodel {version('onmodel')}", markup=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Keep an AI-generated character on model across a whole series of images."""
+
+
 app.add_typer(characters.app, name="character")
 app.add_typer(sessions.app, name="session")
 app.add_typer(batch.app, name="batch")
@@ -93,7 +117,7 @@ def _run() -> None:
     from onmodel.errors import OnmodelError
 
     try:
-        code = app(standalone_mode=False)
+        code = _command()(standalone_mode=False)
     except _CLICK_ERROR as exc:
         _usage_error(exc)
     except typer.Abort:
@@ -124,6 +148,52 @@ def _advice(exc: Exception) -> str:
     if isinstance(exc, GenerationError) and exc.retryable and exc.image_id is not None:
         return f"; run again with: onmodel retry {exc.image_id}"
     return ""
+
+
+def _command() -> Any:
+    """The click command typer builds from ``app``, its help naming values in words.
+
+    Typer shows each parameter's Python type (``<bool>`` after a flag, ``<list[Path]>``,
+    ``<str>``); help reads better with a word for an option's value (``TEXT``, ``N``,
+    ``PATH``, the choices) and nothing after a flag or an argument, whose name already says
+    what it is. Set here once, for every command, rather than on each option.
+    """
+    command = typer.main.get_command(app)
+    _name_values(command)
+    return command
+
+
+def _name_values(command: Any) -> None:
+    # --help is made on first use; made now (from a context with the default option names,
+    # which onmodel keeps), it is named like the rest
+    command.get_help_option(command.context_class(command))
+    for param in command.get_params(command.context_class(command)):
+        described = getattr(param, "type_descriptor", None)  # typer releases that show types
+        if described is None or param.metavar is not None:
+            continue
+        if isinstance(param, TyperArgument):
+            param.__class__ = _UntypedArgument
+        else:
+            param.metavar = "" if param.is_flag else _value_word(described)
+    for subcommand in getattr(command, "commands", {}).values():
+        _name_values(subcommand)
+
+
+class _UntypedArgument(TyperArgument):
+    """An argument shown by its name alone, without typer's type beside it."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+
+_WORDS: dict[object, str] = {str: "TEXT", int: "N", float: "NUMBER", Path: "PATH"}
+
+
+def _value_word(described: Any) -> str:
+    if described.is_choice:
+        return "[" + "|".join(str(getattr(c, "value", c)) for c in described.choices) + "]"
+    kind = get_args(described.annotation)[0] if described.is_list else described.annotation
+    return _WORDS.get(kind, "VALUE")
 
 
 def _shortened(message: str, limit: int = 300) -> str:
