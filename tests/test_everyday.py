@@ -9,8 +9,11 @@ Commands run in-process (``run_cli``) except where the terminal's width or an un
 
 from __future__ import annotations
 
+import os
 import re
 import socket
+import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from importlib.metadata import version
@@ -77,6 +80,20 @@ def closed_port() -> int:
     return port
 
 
+def onmodel(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python -m onmodel ARGS`` as a terminal runs it: no onmodel or OpenAI settings but
+    ``env``."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("ONMODEL_", "OPENAI_"))}
+    environment = {**inherited, **env}
+    return subprocess.run(
+        [sys.executable, "-m", "onmodel", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+    )
+
+
 # --- 1. --version ---------------------------------------------------------------------------
 
 
@@ -119,6 +136,43 @@ def test_shot_help_names_its_values(home: Path) -> None:
     assert "TEXT" in lines["--pose"]
     for flag in ("--dry-run", "--json", "--help"):  # a flag takes no value
         assert not re.search(r"\b[A-Z]{2,}\b|<", lines[flag].split("│")[1].split(flag)[1][:12])
+
+
+# --- 3. the demo keeps one folder -------------------------------------------------------------
+
+
+def test_demo_without_a_folder_reuses_one_and_says_how_to_remove_it(tmp_path: Path) -> None:
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "HOME": str(tmp_path), "COLUMNS": "200"}
+    first, second = onmodel("demo", env=env), onmodel("demo", env=env)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    folder = tmp_path / "cache" / "onmodel-demo"
+    for run in (first, second):
+        assert f"data folder: {folder}\n" in run.stdout
+        assert f"remove it with: rm -rf {folder}" in run.stdout
+        assert "city street" in run.stdout
+    assert [p.name for p in tmp_path.iterdir()] == ["cache"]  # no temporary folders elsewhere
+    assert len(list((folder / "blobs").rglob("*.png"))) == 7  # the same pictures, kept once
+    assert "tree mia-s-week-2" in second.stdout  # the second run's own series
+
+
+def test_demo_uses_an_explicit_onmodel_home(home: Path) -> None:
+    outcome = run_cli(home, "demo")
+    assert outcome.code == 0, outcome
+    assert f"data folder: {home.resolve()}" in outcome.stdout
+    assert "rm -rf" not in outcome.stdout  # the user's own data folder is never offered up
+    with Studio.open(home) as studio:
+        assert [c.slug for c in studio.characters()] == ["mia-demo"]
+        assert studio.current_session() is None  # the user's current session is left alone
+    again = run_cli(home, "demo")
+    assert again.code == 0 and "tree mia-s-week-2" in again.stdout
+
+
+def test_demo_refuses_a_folder_of_other_files(home: Path, tmp_path: Path) -> None:
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "holiday.jpg").write_bytes(b"not ours")
+    refused(home, "demo", "--dir", str(other), says="holds other files")
+    assert [p.name for p in other.iterdir()] == ["holiday.jpg"]
 
 
 # --- 5. a shot asks for something, or explicitly for the same character -----------------------

@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 
+from onmodel.config import resolve_paths
+from onmodel.errors import NotFoundError, UsageError
 from onmodel.handles import Character, Image, Session
 from onmodel.providers import offline_provider_name
+from onmodel.settings import Settings
 from onmodel.sheet import ModelSheet
 from onmodel.studio import Studio
 
@@ -52,6 +55,19 @@ DEMO_SHOTS: list[ShotFields] = [
 ]
 
 
+DEMO_SLUG = "mia-demo"
+"""The demo's character: its own slug, so a data folder that has a Mia of its own keeps her."""
+
+
+@dataclass(frozen=True)
+class DemoHome:
+    """Where the demo runs, and whose folder that is."""
+
+    home: Path
+    owned: bool  # the demo's own folder (or a new one given to it), not the user's records
+    default: bool  # the folder every run reuses when none is given
+
+
 @dataclass(frozen=True)
 class DemoResult:
     home: Path
@@ -60,20 +76,67 @@ class DemoResult:
     images: list[Image]
 
 
-def run_demo(home: Path) -> DemoResult:
-    """Build the demo series in ``home`` (which should be new) and return what was made."""
+def default_demo_home() -> Path:
+    """The one folder the demo keeps when given none: the user's cache, as it can be
+    removed at any time and is remade by the next run."""
+    from platformdirs import user_cache_path
+
+    return user_cache_path("onmodel-demo", appauthor=False)
+
+
+def choose_demo_home(directory: Path | None) -> DemoHome:
+    """``directory`` if given (new, empty, or already an onmodel data folder); else an
+    explicit ``ONMODEL_HOME``; else :func:`default_demo_home`, the same on every run."""
+    if directory is not None:
+        found = directory.expanduser().resolve()
+        if found.exists() and not found.is_dir():
+            raise UsageError(f"{found} is a file; the demo needs a folder")
+        if found.is_dir() and any(found.iterdir()) and not (found / "onmodel.db").exists():
+            raise UsageError(
+                f"{found} holds other files; give the demo a new folder or a data folder"
+            )
+        return DemoHome(found, owned=True, default=False)
+    if Settings.from_environment().home:
+        return DemoHome(resolve_paths().home, owned=False, default=False)
+    return DemoHome(default_demo_home(), owned=True, default=True)
+
+
+def run_demo(home: Path, *, make_current: bool = True) -> DemoResult:
+    """Make the demo's series in ``home``: its character the first time, then on every run
+    a new session of six shots from it (the preview draws the same pictures, so the folder
+    gains rows, not files). ``make_current`` makes that session the current one (not in a
+    folder that holds the user's own work)."""
     offline = offline_provider_name()  # no key, no network, and the same pictures every time
     with Studio.open(home) as studio:
-        character = studio.create_character(
-            "Mia",
-            prompt="a cheerful young woman with orange hair and green eyes in a cream hoodie",
-            sheet=DEMO_SHEET,
-            provider=offline,
-        )
+        character = _demo_character(studio, offline)
         session = studio.start_session(
-            character, title="Mia's week", provider=offline, params={"size": "1024x1024"}
+            character,
+            title="Mia's week",
+            provider=offline,
+            params={"size": "1024x1024"},
+            make_current=make_current,
         )
         shots = [session.shot(**fields) for fields in DEMO_SHOTS]
         anchor = character.anchor
         assert anchor is not None
         return DemoResult(home=home, character=character, session=session, images=[anchor, *shots])
+
+
+def _demo_character(studio: Studio, provider: str) -> Character:
+    """The demo's character, made once per folder; a later run starts from the same anchor."""
+    try:
+        found = studio.character(DEMO_SLUG)
+    except NotFoundError:
+        return studio.create_character(
+            "Mia",
+            prompt="a cheerful young woman with orange hair and green eyes in a cream hoodie",
+            sheet=DEMO_SHEET,
+            slug=DEMO_SLUG,
+            provider=provider,
+        )
+    if found.anchor is None or not found.anchor.succeeded:
+        raise UsageError(
+            f"the demo's character {DEMO_SLUG!r} in {studio.paths.home} has no anchor (an "
+            "earlier demo stopped while drawing it); give the demo a new folder with --dir"
+        )
+    return found

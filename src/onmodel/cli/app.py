@@ -67,23 +67,21 @@ app.command("serve")(gallery.serve)
 def demo(
     directory: Annotated[
         Path | None,
-        typer.Option("--dir", help="A new folder for the demo (default: a fresh temp folder)."),
+        typer.Option(
+            "--dir",
+            help="Make it in this folder (new, or a data folder) instead of ONMODEL_HOME or "
+            "the demo's own folder.",
+        ),
     ] = None,
 ) -> None:
     """Make the seeds' series offline: a character, then six shots, and show the lineage."""
-    import tempfile
+    import shlex
 
     from onmodel.cli.render import describe_image_line, print_lineage
-    from onmodel.demo import run_demo
-    from onmodel.errors import UsageError
+    from onmodel.demo import choose_demo_home, run_demo
 
-    if directory is None:
-        home = Path(tempfile.mkdtemp(prefix="onmodel-demo-"))
-    elif directory.exists() and any(directory.iterdir()):
-        raise UsageError(f"{directory} is not empty; the demo needs a fresh folder")
-    else:
-        home = directory
-    result = run_demo(home)
+    choice = choose_demo_home(directory)
+    result = run_demo(choice.home, make_current=choice.owned)
     console.print(
         f"[bold]onmodel demo[/bold] — {result.character.name}, {len(result.images)} images"
     )
@@ -98,9 +96,14 @@ def demo(
     )
     for image in result.images:
         console.print(describe_image_line(image))
-    console.print(f"\ndata folder: {home}")
-    console.print(f"images: {home / 'blobs'}")
-    console.print(f"explore it: ONMODEL_HOME={home} onmodel tree")
+    home = shlex.quote(str(choice.home))
+    console.print(f"\ndata folder: {choice.home}", markup=False)
+    console.print(f"images: {choice.home / 'blobs'}", markup=False)
+    console.print(f"explore it: ONMODEL_HOME={home} onmodel tree {session.slug}", markup=False)
+    if choice.default:
+        console.print(
+            f"every onmodel demo reuses this folder; remove it with: rm -rf {home}", markup=False
+        )
 
 
 def main() -> None:
