@@ -24,6 +24,7 @@ import pytest
 import typer
 
 from cli_inprocess import Outcome, assert_refused_cleanly, run_cli, snapshot
+from fakeopenai import EDITS, FakeOpenAI
 from onmodel import __version__
 from onmodel.cli.app import app
 from onmodel.errors import (
@@ -134,7 +135,7 @@ def test_shot_help_names_its_values(home: Path) -> None:
     lines = {line.split()[1]: line for line in text.splitlines() if line.startswith("│ --")}
     assert "PATH" in lines["--ref"] and "NUMBER" in lines["--max-cost"]
     assert "TEXT" in lines["--pose"]
-    for flag in ("--dry-run", "--json", "--help"):  # a flag takes no value
+    for flag in ("--dry-run", "--json", "--same", "--help"):  # a flag takes no value
         assert not re.search(r"\b[A-Z]{2,}\b|<", lines[flag].split("│")[1].split(flag)[1][:12])
 
 
@@ -175,7 +176,59 @@ def test_demo_refuses_a_folder_of_other_files(home: Path, tmp_path: Path) -> Non
     assert [p.name for p in other.iterdir()] == ["holiday.jpg"]
 
 
+# --- 4. show and --dry-run print readable fields ----------------------------------------------
+
+
+def test_show_prints_fields_not_python_dicts(mia: Path) -> None:
+    made = run_cli(
+        mia, "shot", "--pose", "sitting", "--scene", "park, at dusk", "--size", "1024x1536"
+    )
+    assert made.code == 0, made
+    shown = run_cli(mia, "show", "3").stdout
+    assert "{" not in shown and "': " not in shown, shown
+    assert "request:\n  pose: sitting\n  scene: park, at dusk\n" in shown
+    assert re.search(r"^parameters: (.*, )?size=1024x1536", shown, re.M), shown
+    assert re.search(r"^returned: size=\d+x\d+, output_format=png$", shown, re.M), shown
+    assert "\nusage: -\n" in shown
+
+
+def test_show_prints_a_failure_and_usage_as_fields(
+    mia: Path, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    made = run_cli(mia, "shot", "--pose", "sitting", "--provider", "openai-images")
+    assert made.code == 0, made
+    shown = run_cli(mia, "show", "3").stdout
+    assert re.search(r"^usage: input_tokens=\d+, .*input_tokens_details\.\w+=\d+", shown, re.M)
+    assert re.search(r"^returned: .*size=\S+", shown, re.M), shown
+    fake_openai.fail_next(EDITS, "auth")
+    failed = run_cli(mia, "shot", "--pose", "jumping", "--provider", "openai-images")
+    assert failed.code == 1
+    shown = run_cli(mia, "show", "4").stdout
+    assert re.search(r"^error: auth( \(\w+\))?: OpenAI rejected the API key", shown, re.M), shown
+    assert "{" not in shown.split("prompt:")[0]
+
+
+def test_dry_run_prints_the_parameters_readably(mia: Path) -> None:
+    plain = run_cli(mia, "shot", "--pose", "sitting", "--dry-run").stdout
+    assert plain.splitlines()[0] == "preview / gpt-image-2"
+    sized = run_cli(
+        mia, "shot", "--pose", "a", "--dry-run", "--size", "1024x1536", "--quality", "low"
+    )
+    assert sized.stdout.splitlines()[0] == "preview / gpt-image-2: size=1024x1536, quality=low"
+    assert "{" not in sized.stdout.split("\n", 3)[2]
+
+
 # --- 5. a shot asks for something, or explicitly for the same character -----------------------
+
+
+def test_a_shot_without_a_request_is_refused_unless_same(mia: Path) -> None:
+    outcome = refused(mia, "shot", says="asks for nothing")
+    assert "--same" in outcome.stderr and "--pose" in outcome.stderr
+    refused(mia, "shot", "--same", "--pose", "waving", says="drop one of them")
+    same = run_cli(mia, "shot", "--same")
+    assert same.code == 0 and "'same character'" in same.stdout
 
 
 def test_the_library_asks_for_a_request_too(session: Session) -> None:
@@ -306,3 +359,48 @@ def test_a_network_error_names_the_whole_address(
     outcome = run_cli(mia, "shot", "--pose", "waving", "--provider", "openai-images")
     assert_refused_cleanly(outcome)
     assert f"could not reach OpenAI at http://127.0.0.1:{port}/v1/" in outcome.stderr
+
+
+# --- 9. the ChatGPT route follows its conversation ---------------------------------------------
+
+
+MESSAGE = re.compile(r"^— message (\d+) to paste into ChatGPT(?:, with (.+) attached)? —$", re.M)
+
+
+def test_chatgpt_messages_are_numbered_along_the_conversation(mia: Path, tmp_path: Path) -> None:
+    assert (
+        run_cli(mia, "session", "new", "mia", "--title", "Chat", "--provider", "chatgpt").code == 0
+    )
+    first = run_cli(mia, "shot", "--expression", "crying", "--scene", "park")
+    second = run_cli(mia, "shot", "--pose", "waving")
+    assert first.code == 0 and second.code == 0, first.stderr + second.stderr
+
+    headers = MESSAGE.findall(first.stdout)
+    assert [number for number, _ in headers] == ["1", "2"]
+    attached = Path(headers[0][1])
+    assert attached.name == "mia-anchor.png" and headers[1][1] == ""
+    with Studio.open(mia) as studio:
+        anchor = studio.character("mia").anchor
+        assert anchor is not None and attached.read_bytes() == anchor.read_bytes()
+    assert [number for number, _ in MESSAGE.findall(second.stdout)] == ["3"]
+
+    for message in (first.stdout, second.stdout):
+        pasted = [line for line in message.splitlines() if "draw a new image" in line]
+        assert pasted and not any(line.rstrip().endswith(";") for line in pasted), pasted
+    assert "expression: crying; scene: park\n" in first.stdout
+
+    ids = [int(i) for i in re.findall(r"onmodel attach (\d+) FILE", first.stdout + second.stdout)]
+    with Studio.open(mia) as studio:
+        assert studio.image(ids[1]).parent_id == ids[0]  # the second follows the first
+
+    picture = tmp_path / "saved.png"
+    picture.write_bytes(attached.read_bytes())
+    refused(mia, "attach", str(ids[1]), str(picture), says=f"attach image {ids[0]} first")
+    assert run_cli(mia, "attach", str(ids[0]), str(picture)).code == 0
+    assert run_cli(mia, "attach", str(ids[1]), str(picture)).code == 0
+    third = run_cli(mia, "shot", "--action", "reading")
+    assert [number for number, _ in MESSAGE.findall(third.stdout)] == ["4"]
+    with Studio.open(mia) as studio:
+        assert studio.session("chat").head_image_id == ids[1]
+        later = max(i.id for i in studio.session_images("chat"))
+        assert studio.image(later).parent_id == ids[1]

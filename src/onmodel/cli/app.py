@@ -146,10 +146,12 @@ def _run() -> None:
 
 def _advice(exc: Exception) -> str:
     """What the user can type next, worded here rather than by the library."""
-    from onmodel.errors import GenerationError
+    from onmodel.errors import EmptyRequestError, GenerationError
 
     if isinstance(exc, GenerationError) and exc.retryable and exc.image_id is not None:
         return f"; run again with: onmodel retry {exc.image_id}"
+    if isinstance(exc, EmptyRequestError):
+        return " (e.g. onmodel shot --pose waving, or onmodel shot --same)"
     return ""
 
 

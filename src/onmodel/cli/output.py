@@ -38,5 +38,10 @@ def one_line(message: object) -> str:
     return " ".join(str(message).split())
 
 
+def print_dim(text: str) -> None:
+    """A side note (what a dry run would send) in a dim style, printed as typed: no markup."""
+    console.print(Text(escape_controls(text), style="dim"), soft_wrap=True)
+
+
 def warn(message: str) -> None:
     err_console.print(f"[yellow]warning:[/yellow] {one_line(message)}", markup=True)

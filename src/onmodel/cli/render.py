@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from onmodel.limits import escape_controls
 from onmodel.lineage import Fold, Row, View, with_images
@@ -24,6 +24,42 @@ def describe_image_line(image: Image) -> str:
     error = f" — {image.error_message}" if image.error_message else ""
     mark = status_mark(image.status)
     return f"#{image.id} {mark} {image.kind} {image.label!r}{size}{where}{error}"
+
+
+def flat_fields(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """A record's mapping as ``(name, text)`` pairs a person reads: nested mappings as dotted
+    names (``input_tokens_details.image_tokens``), lists in brackets, nothing as ``-``."""
+    pairs: list[tuple[str, str]] = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            pairs.extend(flat_fields(value, f"{name}.") or [(name, "-")])
+        elif isinstance(value, list | tuple):
+            pairs.append((name, "[" + ", ".join(map(str, value)) + "]"))
+        else:
+            pairs.append((name, "-" if value is None else str(value)))
+    return pairs
+
+
+def inline_fields(data: Mapping[str, Any] | None) -> str:
+    """``size=1024x1024, quality=low`` for values that are words or numbers (parameters,
+    usage); ``-`` when there are none."""
+    return ", ".join(f"{name}={text}" for name, text in flat_fields(data or {})) or "-"
+
+
+def print_field(console: Console, name: str, value: object) -> None:
+    """``name: value`` on one line; a mapping (a request's free text) one indented line per
+    field. Printed as plain text: a value such as ``[red]x`` shows as typed."""
+    from rich.text import Text
+
+    label = Text(f"{name}:", style="bold")
+    if isinstance(value, Mapping) and value:
+        console.print(label)
+        for key, text in flat_fields(value):
+            console.print(Text(escape_controls(f"  {key}: {text}")), soft_wrap=True)
+        return
+    shown = "-" if isinstance(value, Mapping) else str(value)
+    console.print(Text.assemble(label, " ", escape_controls(shown)), soft_wrap=True)
 
 
 Piece = tuple[str, str]  # text, and its rich style ("" for none)

@@ -6,13 +6,14 @@ import sys
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.text import Text
 
 from onmodel.cli.context import open_studio
-from onmodel.cli.output import console, print_json, warn
-from onmodel.cli.render import describe_image_line, print_lineage
+from onmodel.cli.output import console, print_dim, print_json, warn
+from onmodel.cli.render import describe_image_line, inline_fields, print_field, print_lineage
 from onmodel.errors import NotFoundError
 from onmodel.limits import escape_controls
 from onmodel.lineage import Fold, View, fold_fields, iter_tree_json, node_fields, with_images
@@ -46,27 +47,31 @@ def shot(
         float | None,
         typer.Option("--max-cost", help="Refuse if the shot could cost more than this (USD)."),
     ] = None,
+    same: Annotated[
+        bool,
+        typer.Option("--same", help="Make the character again as it is (a shot with no request)."),
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the composed prompt; record and spend nothing.")
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Generate the next shot of a session, with the anchor attached."""
-    from onmodel.sheet import ShotRequest
-
     studio = open_studio()
-    request = ShotRequest.checked(
-        pose=pose, outfit=outfit, expression=expression, scene=scene, action=action, text=text
-    )
-    params = {k: v for k, v in {"size": size, "quality": quality}.items() if v}
-    plan = studio.plan_shot(
-        session,
-        request,
+    plan = studio.session(session).plan(
+        text,
+        pose=pose,
+        outfit=outfit,
+        expression=expression,
+        scene=scene,
+        action=action,
+        same=same,
+        size=size,
+        quality=quality,
         from_image=from_image,
         refs=ref or [],
         provider=provider,
         model=model,
-        params=params,
         max_cost=None if max_cost is None else Decimal(str(max_cost)),
     )
     for message in plan.warnings:
@@ -75,11 +80,12 @@ def shot(
         if json_out:
             print_json(plan.to_dict())
             return
-        console.print(f"[dim]{plan.provider} / {plan.model} {plan.params}[/dim]")
+        params = f": {inline_fields(plan.params)}" if plan.params else ""
+        print_dim(f"{plan.provider} / {plan.model}{params}")
         roles = ", ".join(f"{i.role} #{i.image_id}" if i.image_id else i.role for i in plan.inputs)
-        console.print(f"[dim]parent: #{plan.parent_id}; inputs: {roles or 'none'}[/dim]")
+        print_dim(f"parent: #{plan.parent_id}; inputs: {roles or 'none'}")
         cost = plan.estimated_max_cost
-        console.print(f"[dim]cost at most: {'$' + cost if cost is not None else 'unknown'}[/dim]")
+        print_dim(f"cost at most: {'$' + cost if cost is not None else 'unknown'}")
         print(escape_controls(plan.prompt))  # plain, for pipes; a revised prompt may hold escapes
         return
     report(studio.execute(plan), json_out)
@@ -88,10 +94,19 @@ def shot(
 def report(image: Image, json_out: bool) -> None:
     """How a finished (or pending manual) shot is shown, for shot, retry and attach alike."""
     if json_out:
-        print_json({**image.to_dict(), "messages": list(image.messages)})
+        print_json(
+            {
+                **image.to_dict(),
+                "messages": list(image.messages),
+                "first_message": image.first_message,
+                "attach": str(image.attachment) if image.attachment else None,
+            }
+        )
         return
-    for number, message in enumerate(image.messages, 1):
-        console.print(f"[bold]— message {number} to paste into ChatGPT —[/bold]")
+    for number, message in enumerate(image.messages, image.first_message):
+        attach = image.attachment if number == image.first_message else None
+        with_file = f", with {attach} attached" if attach else ""
+        console.print(Text(f"— message {number} to paste into ChatGPT{with_file} —", style="bold"))
         print(escape_controls(message))
         print()
     console.print(describe_image_line(image))
@@ -196,23 +211,23 @@ def show(
     if json_out:
         print_json(data)
         return
-    console.print(f"[bold]{describe_image_line(found)}[/bold]")
-    rows = [
+    console.print(Text(describe_image_line(found), style="bold"))
+    rows: list[tuple[str, object]] = [
         ("status", data["status"]),
         ("session", data["session_id"]),
         ("parent", data["parent_id"]),
         ("lineage", _path(data["lineage"])),
         ("children", ", ".join(f"#{i}" for i in data["children"]) or "-"),
-        ("request", data["request"] or "-"),
+        ("request", data["request"]),
         ("provider / model", f"{data['provider']} / {data['model']}"),
-        ("parameters", data["params"]),
-        ("returned", data["returned"] or "-"),
+        ("parameters", inline_fields(data["params"])),
+        ("returned", inline_fields(data["returned"])),
         ("references", ", ".join(_ref(r) for r in data["references"]) or "-"),
         ("template", f"{data['template']['name']} ({(data['template']['sha256'] or '')[:12]})"),
         ("revised prompt", data["revised_prompt"] or "-"),
         ("gen id", data["gen_id"] or "-"),
         ("response id", data["response_id"] or "-"),
-        ("usage", data["usage"] or "-"),
+        ("usage", inline_fields(data["usage"])),
         ("cost (USD)", data["cost_usd"] if data["cost_usd"] is not None else "unknown"),
         ("latency", f"{data['latency_ms']} ms" if data["latency_ms"] is not None else "-"),
         ("file", data["file"]["path"] or "-"),
@@ -220,11 +235,19 @@ def show(
         ("created", data["created_at"]),
     ]
     if data["error"]:
-        rows.append(("error", data["error"]))
+        rows.append(("error", _error_text(data["error"])))
     for key, value in rows:
-        console.print(f"[bold]{key}:[/bold] {value}")
-    console.print("[bold]prompt:[/bold]")
+        print_field(console, key, value)
+    console.print(Text("prompt:", style="bold"))
     print(escape_controls(data["prompt"]))
+
+
+def _error_text(error: dict[str, Any]) -> str:
+    """``auth (invalid_api_key): the message [categories: a, b]``, as the row recorded it."""
+    code = f" ({error['code']})" if error.get("code") else ""
+    categories = error.get("categories") or []
+    listed = f" [categories: {', '.join(map(str, categories))}]" if categories else ""
+    return f"{error['type']}{code}: {error.get('message') or '-'}{listed}"
 
 
 def _path(ids: list[int], ends: int = 4) -> str:
