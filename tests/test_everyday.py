@@ -26,6 +26,7 @@ import typer
 from cli_inprocess import Outcome, assert_refused_cleanly, run_cli, snapshot
 from fakeopenai import EDITS, FakeOpenAI
 from onmodel import __version__
+from onmodel.capabilities import load_capabilities
 from onmodel.cli.app import app
 from onmodel.errors import (
     EmptyRequestError,
@@ -404,3 +405,18 @@ def test_chatgpt_messages_are_numbered_along_the_conversation(mia: Path, tmp_pat
         assert studio.session("chat").head_image_id == ids[1]
         later = max(i.id for i in studio.session_images("chat"))
         assert studio.image(later).parent_id == ids[1]
+
+
+# --- 10. tables never cut identifiers -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("columns", ["80", "40"])
+def test_models_shows_whole_model_names_at_any_width(home: Path, columns: str) -> None:
+    run = onmodel("models", "--all", env={"ONMODEL_HOME": str(home), "COLUMNS": columns})
+    assert run.returncode == 0, run.stderr
+    names = [capability.name for capability in load_capabilities(None)]
+    words = set(re.split(r"[\s│┃]+", run.stdout))
+    assert "…" not in run.stdout
+    for name in names:
+        assert name in words, (name, run.stdout)
+    assert all(len(line) <= int(columns) for line in run.stdout.splitlines())

@@ -6,9 +6,10 @@ from datetime import date
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from onmodel.cli.context import open_studio
-from onmodel.cli.output import console, print_json
+from onmodel.cli.output import Column, console, print_json, print_table
 
 
 def cost(
@@ -41,25 +42,32 @@ def models(
     if json_out:
         print_json([c.model_dump(mode="json") for c in caps])
         return
-    from rich.table import Table
-
-    grid = Table("model", "sizes", "qualities", "fidelity", "inputs", "prompt", "shutdown")
+    columns = (
+        Column("model", identifier=True),
+        Column("sizes"),
+        Column("qualities"),
+        Column("fidelity", drop=1),
+        Column("inputs", drop=3),
+        Column("prompt", drop=2),
+        Column("shutdown"),
+    )
+    rows: list[tuple[str | Text, ...]] = []
     for cap in caps:
         sizes = ", ".join(cap.sizes) + (" + custom WxH" if cap.custom_sizes else "")
-        name = cap.name + (" (default)" if cap.name == default_model() else "")
+        name = cap.name + ("\n(default)" if cap.name == default_model() else "")
         if cap.is_retired(today):
-            shutdown = f"[red]retired {cap.shutdown}[/red]"
-        elif cap.shutdown:
-            shutdown = f"[yellow]{cap.shutdown}[/yellow]"
+            shutdown = Text(f"retired {cap.shutdown}", style="red")
         else:
-            shutdown = "-"
-        grid.add_row(
-            name,
-            sizes,
-            ", ".join(cap.qualities),
-            ", ".join(cap.input_fidelity) or "-",
-            str(cap.max_input_images),
-            str(cap.max_prompt_chars),
-            shutdown,
+            shutdown = Text(str(cap.shutdown), style="yellow") if cap.shutdown else Text("-")
+        rows.append(
+            (
+                name,
+                sizes,
+                ", ".join(cap.qualities),
+                ", ".join(cap.input_fidelity) or "-",
+                str(cap.max_input_images),
+                str(cap.max_prompt_chars),
+                shutdown,
+            )
         )
-    console.print(grid)
+    print_table(columns, rows)
