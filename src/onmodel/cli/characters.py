@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from onmodel.cli import curation
 from onmodel.cli.context import open_studio
 from onmodel.cli.output import console, print_json
 from onmodel.cli.render import describe_image_line
@@ -136,3 +137,12 @@ def show(
     if anchor is not None and anchor.gen_id:
         console.print(f"gen id: {anchor.gen_id}")
     console.print(f"sessions: {', '.join(s.slug for s in sessions) or '-'}")
+
+
+# Editing a character (issue 13's curation), written beside the other curation commands.
+app.command("rename")(curation.character_rename)
+app.command("hide")(curation.character_hide)
+app.command("delete")(curation.character_hide)
+app.command("unhide")(curation.character_unhide)
+app.command("anchor")(curation.character_anchor)
+app.command("sheet")(curation.character_sheet)
