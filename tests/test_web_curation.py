@@ -190,3 +190,74 @@ def test_a_choice_the_form_never_offered_is_refused_with_the_choices(
     page = call(served, "POST", "/shots", form=form)  # without JavaScript: an error page
     assert page.status == 400 and unescape(said) in unescape(page.text)
     assert len(served.studio.session_images(series.session)) == before
+
+
+def test_hiding_takes_an_image_off_the_pages_and_unhiding_brings_it_back(
+    served: Served, series: Series
+) -> None:
+    slug = series.session
+    page = call(served, "GET", f"/sessions/{slug}").text
+    version = re.search(r'data-version="([^"]+)"', page)
+    assert version is not None
+    assert f'action="/images/{series.branch}/hide"' in card(page, series.branch)
+    assert "/hide" not in card(page, series.anchor)  # the anchor stays: another one first
+
+    reply = call(
+        served, "POST", f"/images/{series.branch}/hide", form={"hidden": "1"}, headers=JSON
+    )
+    assert reply.status == 200 and reply.json() == {"id": series.branch, "hidden": True}
+    with fresh(served) as other:
+        assert series.branch not in [i.id for i in other.session_images(slug)]
+    poll = call(served, "GET", f"/api/sessions/{slug}?v={version.group(1)}").json()
+    assert poll["gone"] == [series.branch]  # the open page takes its card off
+    assert f'data-image-id="{series.branch}"' not in str(poll["lineage"])
+    page = call(served, "GET", f"/sessions/{slug}").text
+    assert f'id="image-{series.branch}"' not in page
+    assert f'data-image-id="{series.branch}"' not in page
+
+    detail = call(served, "GET", f"/images/{series.branch}").text
+    assert "hidden: left out of pages" in detail and 'data-action="unhide"' in detail
+    back = call(
+        served,
+        "POST",
+        f"/images/{series.branch}/hide",
+        form={"hidden": "0"},
+        headers={"Referer": f"{served.url}/images/{series.branch}"},
+    )
+    assert back.status == 303 and back.headers["location"].startswith(f"/images/{series.branch}")
+    assert f'data-image-id="{series.branch}"' in call(served, "GET", f"/sessions/{slug}").text
+
+    anchor = call(served, "POST", f"/images/{series.anchor}/hide", form={}, headers=JSON)
+    assert anchor.status == 400 and "anchor" in error_of(anchor)
+
+
+def test_tags_head_and_anchor_from_a_card(served: Served, series: Series) -> None:
+    slug = series.session
+    path = f"/images/{series.crying}"
+    tagged = call(served, "POST", f"{path}/tags", form={"add": "Keeper, tears "}, headers=JSON)
+    assert tagged.status == 200
+    assert '<li class="tag">keeper' in str(tagged.json()["html"])
+    assert served.studio.tags(series.crying) == ["keeper", "tears"]
+    untagged = call(served, "POST", f"{path}/tags", form={"remove": "tears"}, headers=JSON)
+    assert untagged.status == 200 and served.studio.tags(series.crying) == ["keeper"]
+    page = call(served, "GET", f"/sessions/{slug}").text
+    assert '<li class="tag">keeper' in card(page, series.crying)
+    empty = call(served, "POST", f"{path}/tags", form={"add": " , "}, headers=JSON)
+    assert empty.status == 400 and "at least one tag" in error_of(empty)
+
+    assert f'action="{path}/head"' in card(page, series.crying)
+    assert f'action="/images/{series.branch}/head"' not in card(page, series.branch)  # the head
+    head = call(served, "POST", f"{path}/head", form={}, headers=JSON)
+    assert head.status == 200 and head.json() == {"session": slug, "head": series.crying}
+    page = call(served, "GET", f"/sessions/{slug}").text
+    assert f'data-head="{series.crying}"' in page
+    assert '<span class="badge">head</span>' in card(page, series.crying)
+    failed = call(served, "POST", f"/images/{series.failed}/head", form={}, headers=JSON)
+    assert failed.status == 400
+
+    anchor = call(served, "POST", f"/images/{series.guitar}/anchor", form={}, headers=JSON)
+    assert anchor.status == 200 and anchor.json()["anchor"] == series.guitar
+    with fresh(served) as other:
+        assert other.session(slug).character.anchor_image_id == series.guitar
+    index = call(served, "GET", "/").text
+    assert f'data-image-id="{series.guitar}"' in index  # the character is shown by its anchor

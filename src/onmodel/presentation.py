@@ -126,7 +126,9 @@ class ImageView:
     finished: str
     latency_ms: int | None
     references: tuple[str, ...]
+    tags: tuple[str, ...]
     manual: bool
+    hidden: bool  # left out of pages, listings and exports (shown only where asked for)
     file: str | None
     thumb: str | None
     mini: str | None
@@ -135,7 +137,9 @@ class ImageView:
 
     @property
     def rev(self) -> str:
-        return row_rev(self.status, self.starred, self.rating, self.note, self.sha256, self.error)
+        return row_rev(
+            self.status, self.starred, self.rating, self.note, self.tags, self.sha256, self.error
+        )
 
     @property
     def dimensions(self) -> str:
@@ -299,11 +303,12 @@ def row_rev(
     starred: bool,
     rating: int,
     note: str,
+    tags: tuple[str, ...],
     sha256: str | None,
     error: ErrorView | None,
 ) -> str:
     """Changes whenever a card would look different, so pages replace only stale cards."""
-    state = [str(status), starred, rating, note, sha256, error]  # str: an ImageStatus's value
+    state = [str(status), starred, rating, note, tags, sha256, error]  # str: an ImageStatus's
     return hashlib.sha1(repr(state).encode(), usedforsecurity=False).hexdigest()[:12]
 
 
@@ -327,9 +332,13 @@ def image_view(
     *,
     export_name: str | None = None,
     references: Sequence[Reference] | None = None,
+    tags: Sequence[str] | None = None,
+    hidden: bool = False,
 ) -> ImageView:
-    """``references`` when the caller has read them already (for many images at once);
-    otherwise they are read here."""
+    """``references`` and ``tags`` when the caller has read them already (for many images at
+    once, or none: a lineage line shows neither); otherwise they are read here. ``hidden``
+    when the caller knows the image is hidden (a handle does not say: see
+    :func:`is_hidden`)."""
     error = _error_view(image)
     asked = image.request.model_dump()
     request = tuple((key, str(asked[key])) for key in REQUEST_ORDER if asked.get(key)) + tuple(
@@ -373,7 +382,9 @@ def image_view(
             f"{r.role} #{r.image_id}" if r.image_id else f"{r.role} {r.sha256[:12]}"
             for r in (image.references if references is None else references)
         ),
+        tags=tuple(image.studio.list_tags([image.id])[image.id] if tags is None else tags),
         manual=image.status == ImageStatus.PENDING and is_manual(image.provider),
+        hidden=hidden,
         file=links.file(image) if has_file else None,
         thumb=links.thumb(image, CARD_SIZE) if has_file else None,
         mini=links.thumb(image, MINI_SIZE) if has_file else None,
@@ -419,11 +430,18 @@ def character_view(character: Character) -> CharacterView:
 
 
 def card_views(studio: Studio, images: Sequence[Image], links: Links) -> list[ImageView]:
-    """The cards of ``images``, their references read in one query (not one per card); a
-    parent whose card is among them is a jump on the page, not a new page."""
-    found = queries.references_of(studio.engine, [image.id for image in images])
+    """The cards of ``images``, their references and tags read in a query each (not one per
+    card); a parent whose card is among them is a jump on the page, not a new page."""
+    ids = [image.id for image in images]
+    found = queries.references_of(studio.engine, ids)
+    tagged = studio.list_tags(ids)
     views = [
-        image_view(image, links, references=[Reference.from_row(r) for r in found[image.id]])
+        image_view(
+            image,
+            links,
+            references=[Reference.from_row(r) for r in found[image.id]],
+            tags=tagged[image.id],
+        )
         for image in images
     ]
     shown = {view.id for view in views}
@@ -460,8 +478,8 @@ def lineage_lines(
             folded = FoldView(row.key.describe(), links.fold(row.key), row.key.open_id)
             nodes.append(LineageNode(None, row, fold=folded))
         else:
-            # a line shows no references: none are read
-            shown = image_view(image, links, references=()) if image is not None else None
+            # a line shows no references or tags: none are read
+            shown = None if image is None else image_view(image, links, references=(), tags=())
             nodes.append(LineageNode(shown, row))
     if nodes:
         nodes[0] = replace(nodes[0], lead=Nesting.before(rows[0]) or None)
@@ -547,6 +565,12 @@ def _jump(node: LineageNode, on_page: set[int]) -> LineageNode:
     if node.image is None or node.image.id not in on_page:
         return node
     return replace(node, image=replace(node.image, page=f"#image-{node.image.id}"))
+
+
+def is_hidden(image: Image) -> bool:
+    """Whether the image is hidden, read from its record (the handle does not say)."""
+    record = queries.image(image.studio.engine, image.id)
+    return record is not None and record.hidden_at is not None
 
 
 def _card_page(session: Session, cards: CardsWindow) -> tuple[list[Image], bool, bool]:
@@ -686,7 +710,7 @@ def image_lineage(image: Image, links: Links, page: int = 1) -> ImageLineage:
     loaded = studio.lookups.images_by_id(wanted)
     children = studio.children(image)
     listed = children[:CHILDREN_SHOWN]
-    views = {key: image_view(found, links, references=()) for key, found in loaded.items()}
+    views = {key: image_view(found, links, references=(), tags=()) for key, found in loaded.items()}
     return ImageLineage(
         ancestors=len(ancestor_ids),
         page=page,
@@ -695,7 +719,7 @@ def image_lineage(image: Image, links: Links, page: int = 1) -> ImageLineage:
         older=start - 1 if root_id is not None else 0,
         shown=[views[key] for key in ancestor_ids[start:end] if key in views],
         newer=len(ancestor_ids) - end,
-        children=[image_view(child, links, references=()) for child in listed],
+        children=[image_view(child, links, references=(), tags=()) for child in listed],
         child_counts=lineage_queries.child_counts(engine, [child.id for child in listed]),
         more_children=len(children) - len(listed),
         descendants=lineage_queries.descendant_count(engine, image.id) if children else 0,

@@ -26,7 +26,7 @@ from onmodel.errors import NotFoundError, OnmodelError, UsageError
 from onmodel.handles import Image, Session
 from onmodel.imagefile import MIME_TYPES
 from onmodel.limits import MAX_ID
-from onmodel.lineage import Fold
+from onmodel.lineage import Fold, LineageIndex
 from onmodel.presentation import (
     REQUEST_ORDER,
     WHOLE_LINEAGE,
@@ -39,6 +39,7 @@ from onmodel.presentation import (
     character_view,
     image_lineage,
     image_view,
+    is_hidden,
     session_view,
 )
 from onmodel.sheet import ShotRequest
@@ -249,6 +250,10 @@ class GalleryApp:
             ("POST", re.compile(r"^/images/(?P<id>[0-9]+)/annotate$"), self.annotate),
             ("POST", re.compile(r"^/shots$"), self.new_shot),
             ("POST", re.compile(r"^/images/(?P<id>[0-9]+)/retry$"), self.retry),
+            ("POST", re.compile(r"^/images/(?P<id>[0-9]+)/tags$"), self.tag),
+            ("POST", re.compile(r"^/images/(?P<id>[0-9]+)/hide$"), self.hide),
+            ("POST", re.compile(r"^/images/(?P<id>[0-9]+)/head$"), self.move_head),
+            ("POST", re.compile(r"^/images/(?P<id>[0-9]+)/anchor$"), self.promote_anchor),
         ]
 
     # ------------------------------------------------------------------ WSGI
@@ -329,7 +334,7 @@ class GalleryApp:
             characters.append(
                 {
                     "character": character_view(character),
-                    "anchor": image_view(anchor, self.links) if anchor else None,
+                    "anchor": image_view(anchor, self.links, tags=()) if anchor else None,
                     "sessions": [{"session": s, "images": counts[s.id]} for s in sessions],
                 }
             )
@@ -347,7 +352,7 @@ class GalleryApp:
         (the head's neighbourhood and the newest cards by default), and its totals."""
         session = self.studio.session(_session_ref(match["slug"]))
         stamp = self.studio.session_stamp(session)  # before what it stands for (see cache)
-        view = self._session_view(session, stamp, request.query)
+        view = self._session_view(session, self.cache.lineage(session, stamp), request.query)
         head = view.head_id
         branchable = [v for v in view.images if v.status == ImageStatus.SUCCEEDED]
         return Response.html(
@@ -364,11 +369,13 @@ class GalleryApp:
             )
         )
 
-    def _session_view(self, session: Session, stamp: str, query: Mapping[str, str]) -> SessionView:
+    def _session_view(
+        self, session: Session, index: LineageIndex, query: Mapping[str, str]
+    ) -> SessionView:
         return session_view(
             session,
             self.links,
-            index=self.cache.lineage(session, stamp),
+            index=index,
             window=_lineage_window(query),
             cards=_cards_window(query),
         )
@@ -382,7 +389,7 @@ class GalleryApp:
         return Response.html(
             self.pages.render(
                 "web/image.html.j2",
-                img=image_view(image, self.links),
+                img=image_view(image, self.links, hidden=is_hidden(image)),
                 character=character_view(character),
                 family=image_lineage(image, self.links, _page(request.query, "ancestors")),
                 sessions=sessions,
@@ -437,7 +444,8 @@ class GalleryApp:
 
     def session_state(self, request: Request, match: re.Match[str]) -> Response:
         """What the session page polls: nothing but the stamp when ``v`` (the page's) is
-        current; else the cards that changed since, the lineage panel and the totals.
+        current; else the cards that changed since, the ids of the images hidden since
+        (``gone``: they leave the page), the lineage panel and the totals.
 
         The page sends its own address's choices (which lineage window, which cards) and its
         head, whose card changes look when the head moves on. Cards are rendered here with
@@ -459,13 +467,16 @@ class GalleryApp:
             known = {image.id for image in changed}
             missing = [key for key in (was, head) if key is not None and key not in known]
             changed += self.studio.lookups.images_by_id(missing).values()
-        view = self._session_view(session, stamp, request.query)
+        index = self.cache.lineage(session, stamp)  # the session's shown images, as of now
+        view = self._session_view(session, index, request.query)
         template = "web/_gallery.html.j2"
-        cards = card_views(self.studio, sorted(changed, key=lambda image: image.id), self.links)
+        shown_now = sorted((i for i in changed if i.id in index), key=lambda image: image.id)
+        cards = card_views(self.studio, shown_now, self.links)
         return Response.json(
             {
                 "version": stamp,
                 "head": head,
+                "gone": sorted({image.id for image in changed if image.id not in index}),
                 "images": [
                     {
                         "id": v.id,
@@ -509,6 +520,50 @@ class GalleryApp:
             return Response.json({"image": image.to_dict(), "html": self._card(image)})
         back = self._back(request, image)
         return Response.redirect(back)
+
+    def tag(self, request: Request, match: re.Match[str]) -> Response:
+        """Add the tags of ``add`` (comma-separated), or take the tag ``remove`` off."""
+        form = request.form()
+        image_id = _row_id(match["id"], "image")
+        removed = form.get("remove")
+        if removed is not None:
+            self.studio.tag_image(image_id, [removed], remove=True)
+        else:
+            self.studio.tag_image(
+                image_id, [t for t in form.get("add", "").split(",") if t.strip()]
+            )
+        image = self.studio.image(image_id)
+        if request.wants_json:
+            return Response.json({"image": image.to_dict(), "html": self._card(image)})
+        return Response.redirect(self._back(request, image))
+
+    def hide(self, request: Request, match: re.Match[str]) -> Response:
+        """Hide the image (``hidden=1``) or show it again (``hidden=0``)."""
+        hidden = _flag(request.form().get("hidden", "1"), "hidden")
+        image_id = _row_id(match["id"], "image")
+        change = self.studio.hide_images if hidden else self.studio.unhide_images
+        (image,) = change([image_id])
+        if request.wants_json:
+            return Response.json({"id": image.id, "hidden": hidden})
+        return Response.redirect(self._back(request, image))
+
+    def move_head(self, request: Request, match: re.Match[str]) -> Response:
+        """Make the image its session's head: the next shot continues from it."""
+        image = self.studio.image(_row_id(match["id"], "image"))
+        if image.session_id is None:
+            raise UsageError(f"image {image.id} is in no session: it cannot be a session's head")
+        session = self.studio.move_head(image.session_id, image)
+        if request.wants_json:
+            return Response.json({"session": session.slug, "head": session.head_image_id})
+        return Response.redirect(self._back(request, image))
+
+    def promote_anchor(self, request: Request, match: re.Match[str]) -> Response:
+        """Make the image its character's anchor; earlier shots keep the one they used."""
+        image = self.studio.image(_row_id(match["id"], "image"))
+        character = self.studio.promote_anchor(image)
+        if request.wants_json:
+            return Response.json({"character": character.slug, "anchor": image.id})
+        return Response.redirect(self._back(request, image))
 
     def new_shot(self, request: Request, match: re.Match[str]) -> Response:
         """Plan now (so a mistake is reported on the spot), generate in the background."""

@@ -7,8 +7,10 @@ milliseconds. A page, and the poll that keeps it
 live, would pay that on every request; so each is kept with the stamp it was read under:
 
 - the totals while the stamp is the same (any change may change them);
-- the lineage while no image has been added, which the images changed since its stamp tell
-  (a star or a finished shot changes no parent link, and an image's parent never changes).
+- the lineage while no image has been added, hidden or shown again, which the images changed
+  since its stamp tell (a star or a finished shot changes no parent link, and an image's
+  parent never changes; a hidden image leaves the lineage, its children hung from the
+  nearest shown ancestor).
 
 Callers read the stamp *before* anything it stands for, so a change that lands in between is
 seen again next time rather than missed.
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from onmodel.handles import Session
 from onmodel.lineage import LineageIndex
 from onmodel.presentation import Summary, session_summary
+from onmodel.store import queries
 from onmodel.studio import Studio
 
 SESSIONS_KEPT = 4  # a 100,000-image lineage is tens of megabytes of ids
@@ -66,7 +69,7 @@ class SessionCache:
         if known is not None and known.anchor_id == anchor_id:
             if known.stamp == stamp:
                 return known.index
-            if self._none_added(session, known):
+            if self._same_shape(session, known):
                 kept.lineage = _Lineage(known.index, stamp, anchor_id)
                 return known.index
         index = session.lineage()
@@ -92,7 +95,13 @@ class SessionCache:
                 self._kept.popitem(last=False)
             return kept
 
-    def _none_added(self, session: Session, known: _Lineage) -> bool:
-        """Whether every image changed since ``known`` was read is in it already."""
-        changed = self.studio.images_changed_since(session, known.stamp, CHANGES_CHECKED)
-        return len(changed) < CHANGES_CHECKED and all(i.id in known.index for i in changed)
+    def _same_shape(self, session: Session, known: _Lineage) -> bool:
+        """Whether every image changed since ``known`` was read is in it if and only if it
+        is shown: none added, hidden or shown again. Read as records, which say whether an
+        image is hidden (a handle does not)."""
+        since = queries.stamp_change_time(known.stamp)
+        engine = self.studio.engine
+        changed = queries.images_changed_since(engine, session.id, since, CHANGES_CHECKED)
+        return len(changed) < CHANGES_CHECKED and all(
+            (record.id in known.index) == (record.hidden_at is None) for record in changed
+        )

@@ -83,8 +83,34 @@
     if (form.classList.contains("js-retry")) {
       event.preventDefault();
       await startRetry(form, event.submitter);
+      return;
+    }
+    if (form.classList.contains("js-hide") || form.classList.contains("js-reload")) {
+      event.preventDefault();
+      await change(form, event.submitter);
     }
   });
+
+  // Hide (or unhide) takes a card or a grid tile off the page; a new head or anchor changes
+  // the lineage, the badges and the forms: the page is drawn again.
+  async function change(form, submitter) {
+    const error = form.querySelector(".form-error");
+    if (error) error.textContent = "";
+    try {
+      await post(form, submitter);
+    } catch (err) {
+      if (error) error.textContent = err.message;
+      else alert(`Could not do it: ${err.message}`);
+      return;
+    }
+    const item = form.closest(".tile, #cards .card");
+    if (form.classList.contains("js-hide") && item) {
+      item.remove();
+      schedule(100);
+    } else {
+      window.location.reload();
+    }
+  }
 
   // ---- new shots and retries ---------------------------------------------------------------
   // A new image's card: added where the session's newest cards are shown, or else opened on
@@ -209,12 +235,13 @@
     schedule(nextDelay());
   }
 
-  // A changed card on the page is swapped; a new one is added only where the newest cards
-  // are shown (an older page keeps its own).
+  // A changed card on the page is swapped, a hidden one removed; a new one is added only
+  // where the newest cards are shown (an older page keeps its own).
   function apply(state) {
     version = state.version;
     document.body.dataset.version = version;
     document.body.dataset.head = state.head ?? "";
+    for (const id of state.gone) document.getElementById(`image-${id}`)?.remove();
     const cards = document.getElementById("cards");
     const shown = [...cards.querySelectorAll(".card[data-image-id]")].map((c) => +c.dataset.imageId);
     const newest = Math.max(0, ...shown);
