@@ -378,3 +378,35 @@ def test_retry_on_a_failed_card_adds_the_new_image_without_a_reload(
     )
     assert page.evaluate("() => window.sameDocument") is True
     watched.clean()
+
+
+def test_hide_from_a_card_and_unhide_from_the_grid(
+    new_page: Any, served: Served, series: Series
+) -> None:
+    watched = new_page(served.url, "data:")
+    page = watched.page
+    page.goto(f"{served.url}/sessions/{series.session}")
+    page.evaluate("() => { window.sameDocument = true; }")
+    card = page.locator(f"#image-{series.branch}")
+    card.locator(".more-actions summary").click()
+    card.locator("button[data-action=hide]").click()
+    expect(card).to_have_count(0)
+    expect(page.locator(f'li.node[data-image-id="{series.branch}"]')).to_have_count(0)
+    assert page.evaluate("() => window.sameDocument") is True
+
+    page.click("a[data-grid]")
+    images = every_image_renders(page, at_least=3)  # the anchor, and two finished shots
+    assert {int(i["id"]) for i in images} == {series.anchor, series.crying, series.guitar}
+    tiles = page.locator(".tile")
+    expect(tiles).to_have_count(4)  # and the failed one
+    shoot(page, "web-grid")
+    page.check("input[name=hidden]")
+    page.click(".grid-filters button[type=submit]")
+    expect(tiles).to_have_count(2)  # the anchor, and the hidden shot
+    page.locator(f"#image-{series.branch} button[data-action=unhide]").click()
+    expect(page.locator(f"#image-{series.branch}")).to_have_count(0)
+    page.goto(f"{served.url}/sessions/{series.session}/grid")
+    expect(page.locator(f"#image-{series.branch}")).to_have_count(1)
+    with Studio.open(served.home) as other:
+        assert series.branch in [image.id for image in other.session_images(series.session)]
+    watched.clean()

@@ -192,7 +192,49 @@ def test_a_choice_the_form_never_offered_is_refused_with_the_choices(
     assert len(served.studio.session_images(series.session)) == before
 
 
-def test_hiding_takes_an_image_off_the_pages_and_unhiding_brings_it_back(
+# --------------------------------------------------------------------------- the grid
+
+TILE = re.compile(r'<li class="tile[^"]*" id="image-(\d+)"')
+
+
+def tiles(html: str) -> list[int]:
+    return [int(i) for i in TILE.findall(html)]
+
+
+def test_the_grid_shows_the_shots_small_beside_the_anchor_with_filters(
+    served: Served, series: Series
+) -> None:
+    slug = series.session
+    page = call(served, "GET", f"/sessions/{slug}")
+    assert f'href="/sessions/{slug}/grid"' in page.text
+    shots = [series.crying, series.guitar, series.branch, series.failed]
+    grid = call(served, "GET", f"/sessions/{slug}/grid")
+    assert grid.status == 200
+    assert tiles(grid.text) == [series.anchor, *shots]  # the anchor first, then oldest first
+    assert 'class="tile status-succeeded is-anchor"' in grid.text
+    assert f'src="/thumbs/{series.guitar}/192"' in grid.text
+
+    served.studio.annotate_image(series.guitar, starred=True)
+    served.studio.tag_image(series.branch, ["Keeper"])
+    assert tiles(call(served, "GET", f"/sessions/{slug}/grid?starred=1").text) == [
+        series.anchor,
+        series.guitar,
+    ]
+    assert tiles(call(served, "GET", f"/sessions/{slug}/grid?failed=1").text) == [
+        series.anchor,
+        series.failed,
+    ]
+    tagged = call(served, "GET", f"/sessions/{slug}/grid?tag=KEEPER").text
+    assert tiles(tagged) == [series.anchor, series.branch]
+    assert '<span class="tag">keeper</span>' in tagged
+    assert 'name="tag" value="KEEPER"' in tagged  # the filter form shows what was asked
+    none = call(served, "GET", f"/sessions/{slug}/grid?starred=1&failed=1").text
+    assert tiles(none) == [series.anchor] and "No shots match here." in none
+    bad = call(served, "GET", f"/sessions/{slug}/grid?starred=maybe")
+    assert bad.status == 400 and "starred must be 1 or 0" in bad.text
+
+
+def test_hiding_takes_an_image_off_the_pages_and_the_grid_shows_it_again(
     served: Served, series: Series
 ) -> None:
     slug = series.session
@@ -214,17 +256,24 @@ def test_hiding_takes_an_image_off_the_pages_and_unhiding_brings_it_back(
     page = call(served, "GET", f"/sessions/{slug}").text
     assert f'id="image-{series.branch}"' not in page
     assert f'data-image-id="{series.branch}"' not in page
+    assert series.branch not in tiles(call(served, "GET", f"/sessions/{slug}/grid").text)
 
+    hidden = call(served, "GET", f"/sessions/{slug}/grid?hidden=1").text
+    assert tiles(hidden) == [series.anchor, series.branch]
+    assert 'data-action="unhide"' in hidden
     detail = call(served, "GET", f"/images/{series.branch}").text
     assert "hidden: left out of pages" in detail and 'data-action="unhide"' in detail
+
+    grid = f"{served.url}/sessions/{slug}/grid?hidden=1"
     back = call(
         served,
         "POST",
         f"/images/{series.branch}/hide",
         form={"hidden": "0"},
-        headers={"Referer": f"{served.url}/images/{series.branch}"},
+        headers={"Referer": grid},
     )
-    assert back.status == 303 and back.headers["location"].startswith(f"/images/{series.branch}")
+    assert back.status == 303 and back.headers["location"].startswith(f"/sessions/{slug}/grid")
+    assert series.branch in tiles(call(served, "GET", f"/sessions/{slug}/grid").text)
     assert f'data-image-id="{series.branch}"' in call(served, "GET", f"/sessions/{slug}").text
 
     anchor = call(served, "POST", f"/images/{series.anchor}/hide", form={}, headers=JSON)
@@ -261,3 +310,5 @@ def test_tags_head_and_anchor_from_a_card(served: Served, series: Series) -> Non
         assert other.session(slug).character.anchor_image_id == series.guitar
     index = call(served, "GET", "/").text
     assert f'data-image-id="{series.guitar}"' in index  # the character is shown by its anchor
+    grid = call(served, "GET", f"/sessions/{slug}/grid").text
+    assert tiles(grid)[0] == series.guitar  # the grid compares the shots with the new anchor

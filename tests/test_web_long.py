@@ -26,7 +26,7 @@ import pytest
 from sqlalchemy import event
 
 from onmodel.handles import Session
-from onmodel.presentation import ANCESTORS_SHOWN, CARDS_PER_PAGE
+from onmodel.presentation import ANCESTORS_SHOWN, CARDS_PER_PAGE, TILES_PER_PAGE
 from onmodel.status import ImageStatus
 from onmodel.store.models import ImageRow, SessionRow
 from onmodel.store.rows import insert_rows, update_row
@@ -268,6 +268,29 @@ def test_lineage_choices_are_honoured_and_checked(studio: Studio, long: Grown) -
     assert get(app, f"/sessions/{slug}?from={other.head}").status == 404
 
 
+# --------------------------------------------------------------------------- the grid
+
+
+def test_the_grid_pages_through_a_long_series_beside_the_anchor(
+    studio: Studio, long: Grown
+) -> None:
+    app = GalleryApp(studio)
+    slug = long.session.slug
+    for image_id in long.ids[::7]:
+        studio.annotate_image(image_id, starred=True)
+    for choice, wanted in (("", long.ids), ("?starred=1", long.ids[::7])):
+        seen: list[int] = []
+        path: str | None = f"/sessions/{slug}/grid{choice}"
+        while path is not None:
+            html = get(app, path).text
+            shown = [int(i) for i in re.findall(r'<li class="tile[^"]*" id="image-(\d+)"', html)]
+            assert shown[0] == long.anchor  # on every page, to compare with
+            assert len(shown) <= TILES_PER_PAGE + 1
+            seen += shown[1:]
+            path = link(html, "next")
+        assert sorted(seen) == wanted and len(seen) == len(wanted), choice
+
+
 # --------------------------------------------------------------------------- the image page
 
 
@@ -379,6 +402,8 @@ def test_requests_read_the_same_statements_at_any_size(
             f"/sessions/{slug}",  # cold: the lineage and totals are read
             f"/sessions/{slug}",  # warm: kept while the stamp holds
             f"/sessions/{slug}?all=1",  # a page of lines: one read of their images
+            f"/sessions/{slug}/grid",
+            f"/sessions/{slug}/grid?failed=1&tag=keeper",
             f"/images/{grown.head}",
             f"/api/images/{grown.head}",
         ):

@@ -38,8 +38,10 @@ from onmodel.providers import is_manual
 from onmodel.resources import templates_dir
 from onmodel.status import ImageStatus, status_mark
 from onmodel.store import lineage as lineage_queries
-from onmodel.store import queries
-from onmodel.thumbnails import CARD_SIZE, MINI_SIZE
+from onmodel.store import listing, queries
+from onmodel.store.listing import ImageFilter
+from onmodel.studio.annotations import normal_tag
+from onmodel.thumbnails import CARD_SIZE, MINI_SIZE, THUMBNAIL_SIZES
 
 if TYPE_CHECKING:
     from onmodel.studio import Studio
@@ -52,6 +54,8 @@ WHOLE_LINEAGE = 100  # a lineage up to this size is shown whole by default, noth
 CARDS_PER_PAGE = 60  # cards per page, the newest first
 ANCESTORS_SHOWN = 20  # ancestors an image page lists at a time (besides the root)
 CHILDREN_SHOWN = 50  # children an image page lists
+TILES_PER_PAGE = 120  # shots a grid page shows, the newest first
+TILE_SIZE = THUMBNAIL_SIZES[1]  # a grid tile's thumbnail: small, to compare many at a glance
 
 # Colours go into style attributes; escaping stops HTML injection but not CSS such as
 # ``red;background:url(https://...)``, which would make the "offline" page fetch something.
@@ -565,6 +569,83 @@ def _jump(node: LineageNode, on_page: set[int]) -> LineageNode:
     if node.image is None or node.image.id not in on_page:
         return node
     return replace(node, image=replace(node.image, page=f"#image-{node.image.id}"))
+
+
+@dataclass(frozen=True)
+class GridFilter:
+    """Which of a session's shots a grid shows: all, or only those that are starred, failed
+    (or interrupted: what a retry takes), carry a tag, or (``hidden``) were hidden."""
+
+    starred: bool = False
+    failed: bool = False
+    tag: str | None = None
+    hidden: bool = False
+
+    def matching(self, session: Session) -> ImageFilter:
+        """The store's listing filter for the session (the tag as tags are kept)."""
+        tag = normal_tag(self.tag) if self.tag is not None else None
+        return ImageFilter(
+            session_id=session.id,
+            starred=self.starred,
+            failed=self.failed,
+            tag=tag,
+            hidden=self.hidden,
+        )
+
+
+@dataclass(frozen=True)
+class GridTile:
+    image: ImageView
+    src: str | None  # the tile's thumbnail; None: no file (failed, pending)
+
+
+@dataclass(frozen=True)
+class GridView:
+    """A page of a session's shots as small tiles beside its anchor (the character's
+    current one, on every page: what each shot is compared with), newest page first; each
+    page read by id from where the last one ended (``before``), as the cards are."""
+
+    slug: str
+    title: str
+    character: CharacterView
+    anchor: GridTile | None
+    tiles: list[GridTile]
+    older: int | None  # where the next, older, page starts (``?before=``); None: no more
+    newer: bool  # pages newer than this one exist
+
+
+def grid_view(
+    session: Session, links: Links, chosen: GridFilter, *, before: int | None = None
+) -> GridView:
+    """The page of the session's shots ``chosen`` holds that comes before image ``before``
+    (None: the newest), oldest first: one statement for the page (the store's listing),
+    one for its tags, whatever the size of the series."""
+    studio = session.studio
+    records = listing.images_page(
+        studio.engine,
+        chosen.matching(session),
+        before_id=before,
+        limit=TILES_PER_PAGE + 1,  # one more: whether there are older ones
+    )
+    older = len(records) > TILES_PER_PAGE
+    images = [Image(studio, record) for record in reversed(records[:TILES_PER_PAGE])]
+    tagged = studio.list_tags([image.id for image in images])
+
+    def tile(image: Image, tags: Sequence[str], hidden: bool) -> GridTile:
+        view = image_view(image, links, references=(), tags=tags, hidden=hidden)
+        return GridTile(view, links.thumb(image, TILE_SIZE) if view.thumb else None)
+
+    character = session.character
+    anchor = character.anchor
+    return GridView(
+        slug=session.slug,
+        title=session.title,
+        character=character_view(character),
+        anchor=tile(anchor, (), False) if anchor is not None else None,
+        tiles=[tile(image, tagged[image.id], chosen.hidden) for image in images],
+        older=images[0].id if older else None,
+        newer=before is not None,
+    )
 
 
 def is_hidden(image: Image) -> bool:

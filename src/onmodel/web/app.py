@@ -31,12 +31,14 @@ from onmodel.presentation import (
     REQUEST_ORDER,
     WHOLE_LINEAGE,
     CardsWindow,
+    GridFilter,
     ImageLineage,
     LineageWindow,
     Pages,
     SessionView,
     card_views,
     character_view,
+    grid_view,
     image_lineage,
     image_view,
     is_hidden,
@@ -75,6 +77,7 @@ SECURITY_HEADERS = [
 # What a session page's address may choose (see LineageWindow, CardsWindow); pagers keep them.
 LINEAGE_CHOICES = ("from", "depth", "limit", "all", "page")
 CARD_CHOICES = ("before", "after")
+GRID_CHOICES = ("starred", "failed", "tag", "hidden")  # what a grid page's pager keeps
 CHANGES_SENT = 100  # changed cards a poll sends; more, and the page reloads instead
 
 StartResponse = Callable[..., Any]
@@ -241,6 +244,7 @@ class GalleryApp:
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("GET", re.compile(r"^/$"), self.index),
             ("GET", re.compile(r"^/sessions/(?P<slug>[^/]+)$"), self.session_page),
+            ("GET", re.compile(r"^/sessions/(?P<slug>[^/]+)/grid$"), self.grid_page),
             ("GET", re.compile(r"^/images/(?P<id>[0-9]+)$"), self.image_page),
             ("GET", re.compile(r"^/files/(?P<id>[0-9]+)$"), self.file),
             ("GET", re.compile(r"^/thumbs/(?P<id>[0-9]+)/(?P<size>[0-9]+)$"), self.thumb),
@@ -378,6 +382,36 @@ class GalleryApp:
             index=index,
             window=_lineage_window(query),
             cards=_cards_window(query),
+        )
+
+    def grid_page(self, request: Request, match: re.Match[str]) -> Response:
+        """A page of the session's shots as small tiles beside the anchor, filtered as the
+        address asks (``starred``, ``failed``, ``tag``, ``hidden``), older pages by
+        ``before``."""
+        session = self.studio.session(_session_ref(match["slug"]))
+        query = request.query
+        tag = query.get("tag", "").strip()
+        chosen = GridFilter(
+            starred=_flag(query.get("starred", ""), "starred"),
+            failed=_flag(query.get("failed", ""), "failed"),
+            tag=tag or None,
+            hidden=_flag(query.get("hidden", ""), "hidden"),
+        )
+        before = query.get("before")
+        grid = grid_view(
+            session, self.links, chosen, before=_row_id(before, "image") if before else None
+        )
+        path = f"/sessions/{session.slug}/grid"
+        kept = {k: v for k, v in query.items() if k in GRID_CHOICES and v}
+        older = {**kept, "before": str(grid.older)} if grid.older is not None else None
+        return Response.html(
+            self.pages.render(
+                "web/grid.html.j2",
+                grid=grid,
+                chosen=chosen,
+                newest=(f"{path}?{urlencode(kept)}" if kept else path) if grid.newer else None,
+                older=f"{path}?{urlencode(older)}" if older is not None else None,
+            )
         )
 
     def image_page(self, request: Request, match: re.Match[str]) -> Response:
