@@ -272,7 +272,8 @@ def test_hiding_takes_an_image_off_the_pages_and_the_grid_shows_it_again(
         form={"hidden": "0"},
         headers={"Referer": grid},
     )
-    assert back.status == 303 and back.headers["location"].startswith(f"/sessions/{slug}/grid")
+    assert back.status == 303  # back to the grid it was on, filters and all
+    assert back.headers["location"] == f"/sessions/{slug}/grid?hidden=1#image-{series.branch}"
     assert series.branch in tiles(call(served, "GET", f"/sessions/{slug}/grid").text)
     assert f'data-image-id="{series.branch}"' in call(served, "GET", f"/sessions/{slug}").text
 

@@ -663,10 +663,12 @@ class GalleryApp:
         return self.pages.render_macro("web/_gallery.html.j2", "card", view, "web", head)
 
     def _back(self, request: Request, image: Image) -> str:
-        """Where a form without JavaScript returns to: the page it came from, if it is ours."""
+        """Where a form without JavaScript returns to: the page it came from, if it is ours,
+        with what its address chose (an older page of cards, a grid's filters)."""
         referer = urlsplit(request.header("Referer"))
         if referer.netloc.lower() == request.header("Host").lower() and referer.path:
-            return f"{referer.path}#image-{image.id}"
+            query = f"?{referer.query}" if referer.query else ""
+            return f"{referer.path}{query}#image-{image.id}"
         return f"/images/{image.id}"
 
 
