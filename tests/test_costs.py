@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import event
 
 from cli_inprocess import assert_refused_cleanly, run_cli
-from cli_registration import curation_commands  # noqa: F401 - registers the new commands
 from onmodel.handles import Image
 from onmodel.providers import FACTORIES
 from onmodel.sheet import ShotRequest

@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import text
 
 from cli_inprocess import assert_refused_cleanly, run_cli, snapshot
-from cli_registration import curation_commands  # noqa: F401 - registers the new commands
 from onmodel.errors import DuplicateError, UsageError, ValidationError
 from onmodel.handles import Image, Session
 from onmodel.providers import FACTORIES

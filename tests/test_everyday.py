@@ -9,6 +9,7 @@ Commands run in-process (``run_cli``) except where the terminal's width or an un
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -419,4 +420,23 @@ def test_models_shows_whole_model_names_at_any_width(home: Path, columns: str) -
     assert "…" not in run.stdout
     for name in names:
         assert name in words, (name, run.stdout)
+    assert all(len(line) <= int(columns) for line in run.stdout.splitlines())
+
+
+@pytest.mark.parametrize("columns", ["80", "50"])
+def test_session_list_never_cuts_a_slug(home: Path, columns: str) -> None:
+    """The slug is what the next command needs typed: a narrow terminal drops the title and
+    the model first, and never cuts a slug, a character or a head id."""
+    env = {"ONMODEL_HOME": str(home), "COLUMNS": columns}
+    made = onmodel("character", "new", "Mia Long-Name", "--prompt", "a girl", env=env)
+    assert made.returncode == 0, made.stderr
+    title = "A very long title for a week of everyday shots"
+    made = onmodel("session", "new", "mia-long-name", "--title", title, env=env)
+    assert made.returncode == 0, made.stderr
+    run = onmodel("session", "list", env=env)
+    assert run.returncode == 0, run.stderr
+    words = set(re.split(r"[\s│┃:]+", run.stdout))
+    assert "…" not in run.stdout
+    (listed,) = json.loads(onmodel("session", "list", "--json", env=env).stdout)
+    assert {listed["slug"], "mia-long-name", str(listed["head_image_id"])} <= words, run.stdout
     assert all(len(line) <= int(columns) for line in run.stdout.splitlines())

@@ -70,6 +70,12 @@ class Character:
         return self.row.updated_at
 
     @property
+    def hidden_at(self) -> datetime | None:
+        """When it was hidden (``onmodel hide``), or None: hidden rows leave listings, trees
+        and exports until shown again or purged."""
+        return self.row.hidden_at
+
+    @property
     def anchor(self) -> Image | None:
         if self.row.anchor_image_id is None:
             return None
@@ -147,6 +153,12 @@ class Session:
     @property
     def updated_at(self) -> datetime:
         return self.row.updated_at
+
+    @property
+    def hidden_at(self) -> datetime | None:
+        """When it was hidden (``onmodel hide``), or None: hidden rows leave listings, trees
+        and exports until shown again or purged."""
+        return self.row.hidden_at
 
     @property
     def character(self) -> Character:
@@ -487,6 +499,17 @@ class Image:
         return self.row.updated_at
 
     @property
+    def hidden_at(self) -> datetime | None:
+        """When it was hidden (``onmodel hide``), or None: hidden rows leave listings, trees
+        and exports until shown again or purged."""
+        return self.row.hidden_at
+
+    @property
+    def sheet_version_id(self) -> int | None:
+        """The model sheet version it was made with (see ``Studio.sheet_of``)."""
+        return self.row.sheet_version_id
+
+    @property
     def path(self) -> Path | None:
         """The image file, or None while pending or after a failure."""
         if self.row.sha256 is None or self.row.format is None:
@@ -535,8 +558,12 @@ class Image:
             f"status={self.status.value!r})"
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, references: Sequence[Reference] | None = None) -> dict[str, Any]:
+        """Everything recorded, as JSON-ready values. ``references``: this image's, read in
+        advance (a page's in one query, :meth:`Studio.references_of`) instead of one query
+        here, which a listing of 100,000 images would make 100,000 times."""
         row = self.row
+        sent = self.references if references is None else references
         return {
             "id": self.id,
             "kind": row.kind,
@@ -565,7 +592,7 @@ class Image:
                     "sha256": r.sha256,
                     "format": r.format,
                 }
-                for r in self.references
+                for r in sent
             ],
             "error": None
             if row.error_type is None
@@ -591,6 +618,8 @@ class Image:
             "note": row.note,
             "batch_id": row.batch_id,
             "shot_key": row.shot_key,
+            "sheet_version_id": row.sheet_version_id,
+            "hidden_at": _iso(row.hidden_at),
             "created_at": _iso(row.created_at),
             "finished_at": _iso(row.finished_at),
         }

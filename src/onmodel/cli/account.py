@@ -1,4 +1,4 @@
-"""``onmodel cost`` and ``onmodel models``: what was spent, and what each model accepts."""
+"""``onmodel models``: what each model accepts (``onmodel cost`` is in ``cli/costs.py``)."""
 
 from __future__ import annotations
 
@@ -8,24 +8,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from onmodel.cli.context import open_studio
-from onmodel.cli.output import Column, console, print_json, print_table
-
-
-def cost(
-    session: Annotated[str | None, typer.Argument(help="Slug or id (default: current).")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
-) -> None:
-    """Estimated spend of a session, by model; unknown prices are shown as unknown."""
-    report = open_studio().cost(session)
-    if json_out:
-        print_json(report.to_dict())
-        return
-    console.print(f"[bold]{report.scope}[/bold]: ${report.total} over {report.images} images")
-    for model, amount in sorted(report.by_model.items()):
-        console.print(f"  {model}: ${amount}")
-    if report.unknown:
-        console.print(f"  [yellow]{report.unknown} image(s) of unknown cost (not counted)[/yellow]")
+from onmodel.cli.output import Column, print_json, print_table
 
 
 def models(

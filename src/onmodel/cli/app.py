@@ -13,7 +13,18 @@ from typing import Annotated, Any, NoReturn, get_args
 import typer
 from typer.core import TyperArgument
 
-from onmodel.cli import account, admin, batch, characters, gallery, sessions, shots
+from onmodel.cli import (
+    account,
+    admin,
+    batch,
+    characters,
+    costs,
+    curation,
+    gallery,
+    images,
+    sessions,
+    shots,
+)
 from onmodel.cli.output import console, err_console, one_line
 from onmodel.settings import Settings
 from onmodel.startup import tune_collector
@@ -57,7 +68,16 @@ app.command("tree")(shots.tree)
 app.command("show")(shots.show)
 app.command("retry")(shots.retry)
 app.command("attach")(shots.attach)
-app.command("cost")(account.cost)
+app.command("images")(images.images)
+app.command("star")(curation.star)
+app.command("rate")(curation.rate)
+app.command("note")(curation.note)
+app.command("tag")(curation.tag)
+app.command("hide")(curation.hide)
+app.command("delete")(curation.hide)
+app.command("unhide")(curation.unhide)
+app.command("purge")(curation.purge)
+app.command("cost")(costs.cost)
 app.command("models")(account.models)
 app.command("export")(gallery.export)
 app.command("serve")(gallery.serve)

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from onmodel.cli.context import open_studio
-from onmodel.cli.output import console, print_json
+from onmodel.cli.output import Column, console, print_json, print_table
+from onmodel.cli.render import describe_image_line, inline_fields
 from onmodel.limits import MAX_ID
 from onmodel.status import ImageStatus
 
 if TYPE_CHECKING:
     from onmodel.handles import Image
+    from onmodel.studio import Studio
 
 app = typer.Typer(help="Start, list, switch and tidy sessions (series).", no_args_is_help=True)
 
@@ -82,13 +84,19 @@ def list_(
             "no hidden sessions" if hidden else "no sessions yet: onmodel session new CHARACTER"
         )
         return
-    from rich.table import Table
-
-    table = Table("", "slug", "character", "title", "provider", "model", "images", "head")
-    for s in sessions:
-        mark = "*" if current is not None and s.id == current.id else ""
-        table.add_row(
-            mark,
+    columns = [
+        Column(""),
+        Column("slug", identifier=True),
+        Column("character", identifier=True),
+        Column("title", drop=1),
+        Column("provider", identifier=True, drop=2),
+        Column("model", identifier=True, drop=3),
+        Column("images"),
+        Column("head", identifier=True),
+    ]
+    rows = [
+        [
+            "*" if current is not None and s.id == current.id else "",
             s.slug,
             s.character.slug,
             s.title,
@@ -96,8 +104,10 @@ def list_(
             s.model,
             f"{counts[s.id]:,}",
             str(s.head_image_id or "-"),
-        )
-    console.print(table)
+        ]
+        for s in sessions
+    ]
+    print_table(columns, rows)
 
 
 RECENT_IMAGES = 20  # what `session show` lists by default: the latest screenful
@@ -141,13 +151,15 @@ def show(
             "status_counts": counts,
             "hidden_images": hidden,
         }
-        _write_json_with_images(head, (image.to_dict() for image in images))
+        _write_json_with_images(head, _with_references(studio, images))
         return
-    from onmodel.cli.render import describe_image_line
 
     console.print(f"[bold]{found.slug}[/bold] (id {found.id}) — {found.title or 'untitled'}")
     console.print(f"character: {found.character.slug}")
-    console.print(f"provider: {found.provider}  model: {found.model}  params: {found.params}")
+    settings = f"provider: {found.provider}  model: {found.model}"
+    console.print(
+        settings + (f"  {inline_fields(found.params)}" if found.params else ""), markup=False
+    )
     console.print(f"head: #{found.head_image_id}")
     console.print(_summary(total, counts))
     if hidden:
@@ -165,6 +177,14 @@ def show(
     lines = (f"  {describe_image_line(image)}" for image in images)
     while page := list(islice(lines, PRINT_CHUNK)):
         console.print("\n".join(page), markup=False)
+
+
+def _with_references(studio: Studio, images: Iterable[Image]) -> Iterator[dict[str, Any]]:
+    """Each image's record, the references of a chunk of images read in one query."""
+    source = iter(images)
+    while chunk := list(islice(source, PRINT_CHUNK)):
+        references = studio.references_of(chunk)
+        yield from (image.to_dict(references[image.id]) for image in chunk)
 
 
 def _summary(total: int, counts: Mapping[str, int]) -> str:

@@ -288,6 +288,10 @@ class Studio:
     def references(self, image: Image) -> list[Reference]:
         return self.lookups.references(image)
 
+    def references_of(self, images: Sequence[Image]) -> dict[int, list[Reference]]:
+        """The references of many images at once (a page's), by image id."""
+        return self.lookups.references_of(images)
+
     def session_images(self, session: str | int | Session | None) -> list[Image]:
         return self.lookups.session_images(self.session(session))
 

@@ -7,7 +7,7 @@ overflow inside the database driver.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from onmodel.errors import NotFoundError, UsageError
@@ -70,6 +70,11 @@ class Lookups:
 
     def references(self, image: Image) -> list[Reference]:
         return [Reference.from_row(record) for record in queries.references(self.engine, image.id)]
+
+    def references_of(self, images: Sequence[Image]) -> dict[int, list[Reference]]:
+        """Each image's references, by image id, read a chunk of ids per query."""
+        found = queries.references_of(self.engine, [image.id for image in images])
+        return {key: [Reference.from_row(r) for r in rows] for key, rows in found.items()}
 
     def session_images(self, session: Session) -> list[Image]:
         found = queries.session_images(self.engine, session.id)
