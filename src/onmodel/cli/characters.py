@@ -9,7 +9,7 @@ import typer
 
 from onmodel.cli import curation
 from onmodel.cli.context import open_studio
-from onmodel.cli.output import console, print_json
+from onmodel.cli.output import Column, console, print_json, print_table
 from onmodel.cli.render import describe_image_line
 
 app = typer.Typer(help="Create, import and inspect characters.", no_args_is_help=True)
@@ -87,28 +87,41 @@ def import_(
 
 
 @app.command("list")
-def list_(json_out: JsonOption = False) -> None:
-    """All characters."""
+def list_(
+    hidden: Annotated[bool, typer.Option("--hidden", help="The hidden characters.")] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """All characters (the hidden ones with --hidden)."""
     studio = open_studio()
-    characters = studio.characters()
+    characters = studio.characters(hidden=hidden)
     if json_out:
         print_json([c.to_dict() for c in characters])
         return
     if not characters:
-        console.print("no characters yet: onmodel character new NAME --prompt '...'")
+        console.print(
+            "no hidden characters"
+            if hidden
+            else "no characters yet: onmodel character new NAME --prompt '...'"
+        )
         return
-    from rich.table import Table
-
-    table = Table("slug", "name", "anchor", "sessions", "description")
-    for c in characters:
-        table.add_row(
+    columns = [
+        Column("slug", identifier=True),
+        Column("name", drop=2),
+        Column("anchor", identifier=True),
+        Column("sessions"),
+        Column("description", drop=1),
+    ]
+    rows = [
+        [
             c.slug,
             c.name,
             str(c.anchor_image_id or "-"),
             str(len(studio.sessions(c))),
             c.description[:60],
-        )
-    console.print(table)
+        ]
+        for c in characters
+    ]
+    print_table(columns, rows)
 
 
 @app.command("show")
