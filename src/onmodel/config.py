@@ -1,6 +1,7 @@
 """Where onmodel keeps things on disk, decided in one place.
 
-``ONMODEL_HOME`` moves everything (tests and the demo use it for a throwaway directory);
+``ONMODEL_HOME`` moves everything (the tests use it for a throwaway directory; the demo keeps
+its own folder unless given one);
 ``ONMODEL_DATABASE_URL`` points the records at any SQLAlchemy database while images stay on disk.
 """
 
