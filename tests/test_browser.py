@@ -410,3 +410,35 @@ def test_hide_from_a_card_and_unhide_from_the_grid(
     with Studio.open(served.home) as other:
         assert series.branch in [image.id for image in other.session_images(series.session)]
     watched.clean()
+
+
+def test_a_chatgpt_shot_is_finished_by_uploading_its_picture(
+    new_page: Any, served: Served, series: Series, tmp_path: Path
+) -> None:
+    waiting = served.studio.session(series.session).shot(pose="sitting", provider="chatgpt")
+    picture = tmp_path / "from chatgpt.png"
+    with Studio.open(served.home) as other:  # any real picture will do: the guitar shot's
+        picture.write_bytes(other.image(series.guitar).read_bytes())
+    watched = new_page(served.url, "data:")
+    page = watched.page
+    page.goto(f"{served.url}/images/{waiting.id}")
+    expect(page.locator("pre[data-message=shot]")).to_have_text(waiting.messages[-1])
+    page.set_input_files("input[name=picture]", str(picture))
+    page.click(".js-upload button[type=submit]")
+    expect(page.locator(f'.detail img[src="/files/{waiting.id}"]')).to_be_visible(timeout=20_000)
+    every_image_renders(page, at_least=2)
+    assert served.studio.image(waiting.id).status == "succeeded"
+    shoot(page, "web-chatgpt-attached")
+
+    # a file that is not a picture is refused in a sentence, on the page
+    again = served.studio.session(series.session).shot(pose="waving", provider="chatgpt")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture\n")
+    page.goto(f"{served.url}/images/{again.id}")
+    page.set_input_files("input[name=picture]", str(notes))
+    page.click(".js-upload button[type=submit]")
+    expect(page.locator(".js-upload .form-error")).to_contain_text(
+        "notes.txt is not a readable image"
+    )
+    assert watched.outside == []
+    assert all("400 (Bad Request)" in error for error in watched.errors)  # the refusal's own

@@ -5,16 +5,29 @@ curation buttons. Each test checks what the user sees and what reached the datab
 
 from __future__ import annotations
 
+import http.client
+import io
+import os
 import re
+import tempfile
 import time
 from html import unescape
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from PIL import Image as PILImage
 
 import test_web_fixtures
 from onmodel.capabilities import load_capabilities
+from onmodel.errors import InvalidImageError, UsageError
+from onmodel.handles import Image
+from onmodel.limits import MAX_IMAGE_BYTES
 from onmodel.providers import provider_names
 from onmodel.status import ImageStatus
+from onmodel.web.app import MAX_BODY
+from onmodel.web.uploads import CHUNK, read_upload
 from test_web import KEY, Reply, call, fresh
 from test_web_fixtures import Controls, Series, Served
 
@@ -313,3 +326,222 @@ def test_tags_head_and_anchor_from_a_card(served: Served, series: Series) -> Non
     assert f'data-image-id="{series.guitar}"' in index  # the character is shown by its anchor
     grid = call(served, "GET", f"/sessions/{slug}/grid").text
     assert tiles(grid)[0] == series.guitar  # the grid compares the shots with the new anchor
+
+
+# --------------------------------------------------------------------------- ChatGPT, finished
+
+
+BOUNDARY = "onmodel-test-boundary-7f3a"
+
+
+def multipart(fields: dict[str, str], filename: str, data: bytes) -> bytes:
+    """A body as a browser's upload form sends it."""
+    parts = [
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    parts.append(
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="picture"; '
+        f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
+        + data
+        + b"\r\n"
+    )
+    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
+
+
+def upload(
+    served: Served, image_id: int, body: bytes, *, json: bool = False, length: int | None = None
+) -> Reply:
+    parts = urlsplit(served.url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=60)
+    headers = {
+        "Host": served.host,
+        "Origin": served.url,
+        "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
+        "Content-Length": str(len(body) if length is None else length),
+        **(JSON if json else {}),
+    }
+    try:
+        connection.request("POST", f"/images/{image_id}/attach", body=body, headers=headers)
+        response = connection.getresponse()
+        return Reply(
+            response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        )
+    finally:
+        connection.close()
+
+
+def png(size: tuple[int, int], noisy: bool = False) -> bytes:
+    """A PNG; ``noisy`` ones barely compress (1000x1000: about 3 MB)."""
+    width, height = size
+    pixels = os.urandom(width * height * 3) if noisy else bytes(width * height * 3)
+    out = io.BytesIO()
+    PILImage.frombytes("RGB", size, pixels).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def made(served: Served, series: Series) -> Image:
+    """A ChatGPT shot waiting for its picture, as the shot call returned it (with the
+    messages the CLI prints)."""
+    image = served.studio.session(series.session).shot(pose="sitting", provider="chatgpt")
+    assert image.status == ImageStatus.PENDING and image.messages
+    return image
+
+
+@pytest.fixture
+def waiting(made: Image) -> int:
+    return made.id
+
+
+def test_a_pending_chatgpt_shot_shows_the_messages_to_paste(
+    served: Served, series: Series, made: Image
+) -> None:
+    waiting = made.id
+    session = served.studio.session(series.session)
+    page = call(served, "GET", f"/images/{waiting}").text
+    assert f"Finish #{waiting} in ChatGPT" in page
+    shown = dict(re.findall(r'<pre class="paste" data-message="(\w+)">(.*?)</pre>', page, re.S))
+    assert unescape(shown["shot"]) == made.messages[-1]  # as the CLI printed it
+    assert unescape(shown["primer"]) == session.instructions  # once, when a chat starts
+    assert f'href="/files/{series.anchor}" download="rin-anchor.png"' in page
+    assert 'enctype="multipart/form-data"' in page and 'name="picture"' in page
+    cards = call(served, "GET", f"/sessions/{series.session}").text
+    assert f'href="/images/{waiting}#finish"' in card(cards, waiting)
+
+
+def test_uploading_the_picture_finishes_the_shot(
+    served: Served, series: Series, waiting: int
+) -> None:
+    picture = png((1000, 1000), noisy=True)  # over the 256 KiB any other form may send
+    assert len(picture) > 2 * MAX_BODY
+    body = multipart({"gen_id": "gen_from_chatgpt"}, "rin at the park.png", picture)
+    reply = upload(served, waiting, body)
+    assert reply.status == 303, reply.text
+    assert reply.headers["location"] == f"/images/{waiting}"
+    with fresh(served) as other:
+        done = other.image(waiting)
+        assert done.status == ImageStatus.SUCCEEDED and done.gen_id == "gen_from_chatgpt"
+        assert done.read_bytes() == picture
+        assert done.returned["source"] == "rin at the park.png"
+    page = call(served, "GET", f"/images/{waiting}").text
+    assert "Finish #" not in page and f'src="/files/{waiting}"' in page
+
+    # the same form again: the shot is finished, and the page says so
+    again = upload(served, waiting, body, json=True)
+    assert again.status == 400 and "pending chatgpt shots only" in error_of(again)
+    # no other route takes a body that large
+    shots = call(served, "POST", "/shots", form={"text": "x" * (MAX_BODY + 10)}, headers=JSON)
+    assert shots.status == 413
+
+
+def test_a_file_that_is_not_a_picture_is_refused_in_a_sentence(
+    served: Served, waiting: int, capfd: pytest.CaptureFixture[str]
+) -> None:
+    body = multipart({}, "notes.txt", b"these are my notes, not a picture\n")
+    reply = upload(served, waiting, body)
+    assert reply.status == 400
+    assert "notes.txt is not a readable image" in unescape(reply.text)
+    assert "onmodel-upload-" not in reply.text and "Traceback" not in reply.text
+    as_json = upload(served, waiting, body, json=True)
+    assert as_json.status == 400 and error_of(as_json).startswith("notes.txt is not a readable")
+    nothing = upload(served, waiting, multipart({}, "", b""), json=True)
+    assert nothing.status == 400 and "choose the picture" in error_of(nothing)
+    assert served.studio.image(waiting).status == ImageStatus.PENDING
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_picture_too_large_is_refused_before_it_is_read(served: Served, waiting: int) -> None:
+    declared = MAX_IMAGE_BYTES + 1024 * 1024  # said, not sent: the server does not wait for it
+    reply = upload(served, waiting, b"", json=True, length=declared)
+    assert reply.status == 413 and error_of(reply) == "a picture is at most 64 MB"
+    assert served.studio.image(waiting).status == ImageStatus.PENDING
+
+
+def test_an_upload_waits_in_a_file_never_whole_in_memory(
+    served: Served, waiting: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server keeps a body larger than a form in a temporary file as it arrives (closed,
+    and so removed, once the request is answered), and the form's parts are read from it a
+    chunk at a time."""
+    import onmodel.web.server
+    import onmodel.web.uploads
+
+    spools: list[Any] = []
+    real_spool = tempfile.TemporaryFile
+
+    def spool(*args: Any, **kwargs: Any) -> Any:
+        made = real_spool(*args, **kwargs)
+        spools.append(made)
+        return made
+
+    reads: list[int] = []
+    real_read = onmodel.web.uploads._Body._more
+
+    def more(body: Any) -> bool:
+        reads.append(len(body.buffer))
+        return bool(real_read(body))
+
+    monkeypatch.setattr(onmodel.web.server.tempfile, "TemporaryFile", spool)
+    monkeypatch.setattr(onmodel.web.uploads._Body, "_more", more)
+    picture = png((1000, 1000), noisy=True)
+    assert upload(served, waiting, multipart({}, "big.png", picture)).status == 303
+    assert len(spools) == 1
+    deadline = time.monotonic() + 30  # closed by the worker once the answer is written
+    while not spools[0].closed:
+        assert time.monotonic() < deadline, "the body's file was never closed"
+        time.sleep(0.05)
+    assert len(reads) > len(picture) // CHUNK  # a chunk at a time...
+    assert max(reads) < 2 * CHUNK  # ...never more than two held
+
+
+def test_the_upload_form_reads_any_browsers_parts() -> None:
+    """Parts in any order, a field beside the file, a name with a path, a boundary split
+    across reads; a file over the limit, a missing end and a foreign body are refused."""
+    data = bytes(range(256)) * 300  # every byte value, CR and LF and "--" among them
+    body = multipart({"gen_id": "g1", "other": "é"}, "C:\\Users\\me\\pic.png", data)
+    with tempfile.TemporaryDirectory() as folder:
+        found = read_upload(
+            TrickleReader(body),
+            len(body),
+            f"multipart/form-data; boundary={BOUNDARY}",
+            Path(folder),
+            file_field="picture",
+            max_file=len(data),
+        )
+        assert found.fields == {"gen_id": "g1", "other": "é"}
+        assert found.filename == "pic.png" and found.file is not None
+        assert found.file.read_bytes() == data
+        kind = f"multipart/form-data; boundary={BOUNDARY}"
+        with pytest.raises(InvalidImageError, match="larger than"):
+            read_upload(
+                io.BytesIO(body), len(body), kind, Path(folder), file_field="picture", max_file=10
+            )
+        with pytest.raises(UsageError, match="cut short"):
+            read_upload(
+                io.BytesIO(body[:-40]),
+                len(body) - 40,
+                kind,
+                Path(folder),
+                file_field="picture",
+                max_file=len(data),
+            )
+        with pytest.raises(UsageError, match="multipart/form-data"):
+            read_upload(
+                io.BytesIO(b"a=1"),
+                3,
+                "application/x-www-form-urlencoded",
+                Path(folder),
+                file_field="picture",
+                max_file=10,
+            )
+
+
+class TrickleReader(io.BufferedIOBase):
+    """A stream that answers each read with at most 7 bytes, so markers straddle reads."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = io.BytesIO(data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self.data.read(min(7, size if size is not None and size >= 0 else 7))

@@ -15,17 +15,19 @@ import json
 import re
 import secrets
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from onmodel.errors import NotFoundError, OnmodelError, UsageError
+from onmodel.errors import InvalidImageError, NotFoundError, OnmodelError, UsageError
 from onmodel.handles import Image, Session
 from onmodel.imagefile import MIME_TYPES
-from onmodel.limits import MAX_ID
+from onmodel.limits import MAX_ID, MAX_IMAGE_BYTES
 from onmodel.lineage import Fold, LineageIndex
 from onmodel.presentation import (
     REQUEST_ORDER,
@@ -51,8 +53,13 @@ from onmodel.thumbnails import THUMBNAIL_MIME, THUMBNAIL_SIZES, Thumbnailer
 from onmodel.web.cache import SessionCache
 from onmodel.web.forms import shot_choices
 from onmodel.web.jobs import ShotRunner, TooBusyError
+from onmodel.web.uploads import read_upload
 
 MAX_BODY = 256 * 1024
+# A picture uploaded to finish a ChatGPT shot may be as large as any image onmodel takes, and
+# the form's few other fields come with it; only that route takes such a body (body_limit).
+MAX_UPLOAD_BODY = MAX_IMAGE_BYTES + 64 * 1024
+UPLOAD_PATH = re.compile(r"^/images/(?P<id>[0-9]+)/attach$")
 RATINGS = {str(n): n for n in range(6)}
 THUMBNAILS = {str(size): size for size in THUMBNAIL_SIZES}
 STATIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\.(css|js|svg|png|ico)$")
@@ -126,12 +133,15 @@ class Request:
                 HTTPStatus.BAD_REQUEST,
                 f"Content-Length must be a number of bytes, not {_shown(declared)}",
             )
-        length = _up_to(declared, MAX_BODY)
+        limit = body_limit(self.method, self.path)
+        length = _up_to(declared, limit)
         if length is None:
-            raise HttpError(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                f"a request body holds at most {MAX_BODY} bytes",
+            too_big = (
+                f"a picture is at most {MAX_IMAGE_BYTES // (1024 * 1024)} MB"
+                if limit == MAX_UPLOAD_BODY
+                else f"a request body holds at most {MAX_BODY} bytes"
             )
+            raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, too_big)
         return length
 
     def form(self) -> dict[str, str]:
@@ -258,6 +268,7 @@ class GalleryApp:
             ("POST", re.compile(r"^/images/(?P<id>[0-9]+)/hide$"), self.hide),
             ("POST", re.compile(r"^/images/(?P<id>[0-9]+)/head$"), self.move_head),
             ("POST", re.compile(r"^/images/(?P<id>[0-9]+)/anchor$"), self.promote_anchor),
+            ("POST", UPLOAD_PATH, self.attach),
         ]
 
     # ------------------------------------------------------------------ WSGI
@@ -420,10 +431,15 @@ class GalleryApp:
         sessions = self.studio.sessions(character)
         own = self.studio.session(image.session_id) if image.session_id else None
         into = own or (sessions[0] if sessions else None)  # the form's session at first
+        view = image_view(image, self.links, hidden=is_hidden(image))
+        anchor = character.anchor if view.manual else None  # the file a new chat starts with
         return Response.html(
             self.pages.render(
                 "web/image.html.j2",
-                img=image_view(image, self.links, hidden=is_hidden(image)),
+                img=view,
+                primer=own.instructions if view.manual and own is not None else "",
+                anchor=image_view(anchor, self.links, tags=()) if anchor is not None else None,
+                max_upload=MAX_IMAGE_BYTES,
                 character=character_view(character),
                 family=image_lineage(image, self.links, _page(request.query, "ancestors")),
                 sessions=sessions,
@@ -599,6 +615,35 @@ class GalleryApp:
             return Response.json({"character": character.slug, "anchor": image.id})
         return Response.redirect(self._back(request, image))
 
+    def attach(self, request: Request, match: re.Match[str]) -> Response:
+        """Finish a pending ChatGPT shot with the picture the user saved from the app, as
+        ``onmodel attach`` does: the form's body (kept in a file by the server) is read a
+        chunk at a time, its picture written to a temporary folder under the name the
+        browser gave it, and handed to :meth:`Studio.attach`."""
+        image = self.studio.image(_row_id(match["id"], "image"))
+        kind = str(request.environ.get("CONTENT_TYPE", ""))
+        with tempfile.TemporaryDirectory(prefix="onmodel-upload-") as folder:
+            upload = read_upload(
+                request.environ["wsgi.input"],
+                request.body_length(),
+                kind,
+                Path(folder),
+                file_field="picture",
+                max_file=MAX_IMAGE_BYTES,
+            )
+            if upload.file is None or not upload.filename:
+                raise UsageError("choose the picture ChatGPT made, then attach it")
+            gen_id = upload.fields.get("gen_id", "").strip() or None
+            try:
+                done = self.studio.attach(image, upload.file, gen_id=gen_id)
+            except InvalidImageError as exc:  # said of the user's file, not of our copy
+                raise InvalidImageError(
+                    str(exc).replace(str(upload.file), upload.filename)
+                ) from None
+        if request.wants_json:
+            return Response.json({"id": done.id, "status": done.status, "html": self._card(done)})
+        return Response.redirect(f"/images/{done.id}")
+
     def new_shot(self, request: Request, match: re.Match[str]) -> Response:
         """Plan now (so a mistake is reported on the spot), generate in the background."""
         form = request.form()
@@ -670,6 +715,15 @@ class GalleryApp:
             query = f"?{referer.query}" if referer.query else ""
             return f"{referer.path}{query}#image-{image.id}"
         return f"/images/{image.id}"
+
+
+def body_limit(method: str, path: str) -> int:
+    """The most a request's body may hold: a picture on the upload route, a small form
+    anywhere else (so no other route can be sent 64 MB). The server asks too, to know how
+    much of a body to wait for, and whether to keep it in a file rather than in memory."""
+    if method == "POST" and UPLOAD_PATH.match(path):
+        return MAX_UPLOAD_BODY
+    return MAX_BODY
 
 
 def _lineage_window(query: Mapping[str, str]) -> LineageWindow:

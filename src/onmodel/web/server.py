@@ -6,6 +6,8 @@ backlog; one thread that receives every request in full (many at a time, each ag
 deadline) before a worker sees it, so a client that sends half a request holds a socket rather
 than a thread; and a bounded pool of workers that run the app on complete requests only. It
 binds to loopback unless the user explicitly asks for more, because the UI can spend money.
+A request is held in memory, except the one route's large body (an uploaded picture): that
+is written to a temporary file as it arrives, and the app reads it from there.
 """
 
 from __future__ import annotations
@@ -19,17 +21,19 @@ import selectors
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import IO, TYPE_CHECKING, Any, cast
+from urllib.parse import unquote, urlsplit
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 from onmodel.errors import UsageError
 from onmodel.studio import Studio
-from onmodel.web.app import MAX_BODY, GalleryApp
+from onmodel.web.app import MAX_BODY, GalleryApp, body_limit
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -43,6 +47,7 @@ MAX_HEAD = 64 * 1024  # request line and headers
 RECEIVE_SIZE = 64 * 1024
 HEAD_END = re.compile(rb"\r?\n\r?\n")
 CONTENT_LENGTH = re.compile(rb"^content-length:[ \t]*([0-9]+)[ \t]*\r?$", re.IGNORECASE | re.M)
+SPOOL_ABOVE = MAX_BODY  # a body larger than any form (an uploaded picture) waits in a file
 WORKER_PREFIX = "onmodel-web-"
 LOGGED_LINE = 200  # characters of a request line worth a log entry
 Job = tuple[socket.socket, Any]
@@ -83,7 +88,7 @@ class _PooledServer(WSGIServer):
         self._closing = threading.Event()
         self._threads: list[threading.Thread] = []
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        self._received: dict[socket.socket, bytes] = {}
+        self._received: dict[socket.socket, io.BufferedIOBase] = {}
         self._receiver = _Receiver(self)
         super().__init__(address, _QuietHandler)
 
@@ -97,7 +102,9 @@ class _PooledServer(WSGIServer):
             self._open += 1
         self._receiver.add(request, client_address)
 
-    def dispatch(self, connection: socket.socket, client_address: Any, received: bytes) -> None:
+    def dispatch(
+        self, connection: socket.socket, client_address: Any, received: io.BufferedIOBase
+    ) -> None:
         """Queue a complete request for a worker, starting one if every worker is busy."""
         self._received[connection] = received
         with self._changed:
@@ -109,8 +116,9 @@ class _PooledServer(WSGIServer):
                 thread.start()
         self._jobs.put((connection, client_address))
 
-    def take_request(self, connection: socket.socket) -> bytes:
-        """The bytes the receiver gathered for ``connection``, for its handler to parse."""
+    def take_request(self, connection: socket.socket) -> io.BufferedIOBase:
+        """What the receiver gathered for ``connection``, for its handler to parse (and close,
+        which removes a body's temporary file)."""
         return self._received.pop(connection)
 
     def close_connection(self, connection: socket.socket, *, served: bool = False) -> None:
@@ -157,13 +165,40 @@ class _PooledServer6(_PooledServer):
 
 @dataclass
 class _Arrival:
-    """A connection whose request is still arriving."""
+    """A connection whose request is still arriving: in memory, or, once its head declares a
+    body over :data:`SPOOL_ABOVE`, in a temporary file (gone when it is closed)."""
 
     connection: socket.socket
     address: Any
     deadline: float
-    received: bytearray = field(default_factory=bytearray)
+    received: bytearray = field(default_factory=bytearray)  # everything, or (spooled) nothing
+    count: int = 0  # bytes received
     size: int | None = None  # head and body, once the head has arrived
+    spool: io.BufferedIOBase | None = None
+
+    def take(self, chunk: bytes) -> None:
+        self.count += len(chunk)
+        if self.spool is None:
+            self.received += chunk
+        else:
+            self.spool.write(chunk)
+
+    def spool_to(self, spool: io.BufferedIOBase) -> None:
+        """Keep the rest in ``spool``, after what has arrived so far."""
+        spool.write(self.received)
+        self.received = bytearray()
+        self.spool = spool
+
+    def request(self) -> io.BufferedIOBase:
+        """The request as it arrived, to be read from its start."""
+        if self.spool is None:
+            return io.BytesIO(bytes(self.received))
+        self.spool.seek(0)
+        return self.spool
+
+    def discard(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
 
 
 class _Receiver:
@@ -236,28 +271,31 @@ class _Receiver:
         except OSError:
             self._drop(arrival)
             return
-        if not chunk and not arrival.received:
+        if not chunk and not arrival.count:
             self._drop(arrival)
             return
         if not chunk:  # the client finished sending early: serve what came
             self._hand_on(arrival)
             return
-        searched = max(0, len(arrival.received) - 3)  # a head end may straddle two chunks
-        arrival.received += chunk
+        searched = max(0, arrival.count - 3)  # a head end may straddle two chunks
+        arrival.take(chunk)
         if arrival.size is None:
             end = HEAD_END.search(arrival.received, searched)
             if end is None:
-                if len(arrival.received) > MAX_HEAD:
+                if arrival.count > MAX_HEAD:
                     self._refuse(arrival, HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
                 return
-            arrival.size = end.end() + _body_to_wait_for(arrival.received[: end.start()])
-        if len(arrival.received) >= arrival.size:
+            body = _body_to_wait_for(arrival.received[: end.start()])
+            arrival.size = end.end() + body
+            if body > SPOOL_ABOVE:  # the file outlives this call: its reader closes it
+                arrival.spool_to(tempfile.TemporaryFile(prefix="onmodel-body-"))  # noqa: SIM115
+        if arrival.count >= arrival.size:
             self._hand_on(arrival)
 
     def _expire(self) -> None:
         now = time.monotonic()
         for arrival in [a for a in self._arrivals.values() if a.deadline <= now]:
-            if arrival.received:
+            if arrival.count:
                 self._refuse(arrival, HTTPStatus.REQUEST_TIMEOUT)
             else:
                 self._drop(arrival)  # an idle connection (a browser's preconnect): no request
@@ -265,7 +303,7 @@ class _Receiver:
     def _hand_on(self, arrival: _Arrival) -> None:
         self._forget(arrival)
         arrival.connection.settimeout(self._server.request_timeout)  # for the response
-        self._server.dispatch(arrival.connection, arrival.address, bytes(arrival.received))
+        self._server.dispatch(arrival.connection, arrival.address, arrival.request())
 
     def _refuse(self, arrival: _Arrival, status: HTTPStatus) -> None:
         """Answer without a worker: the request never arrived in a form worth one."""
@@ -281,6 +319,7 @@ class _Receiver:
 
     def _drop(self, arrival: _Arrival) -> None:
         self._forget(arrival)
+        arrival.discard()
         self._server.close_connection(arrival.connection)
 
     def _forget(self, arrival: _Arrival) -> None:
@@ -290,12 +329,17 @@ class _Receiver:
 
 def _body_to_wait_for(head: bytes | bytearray) -> int:
     """The declared body length, or 0 when there is nothing worth waiting for: no length, a
-    malformed one, or one over the limit (the app refuses those without reading the body)."""
+    malformed one, or one over the request's limit (:func:`body_limit`; the app refuses
+    those without reading the body)."""
     declared = CONTENT_LENGTH.search(head)
     if declared is None:
         return 0
+    line = bytes(head).partition(b"\n")[0].decode("latin-1")
+    method, _, rest = line.partition(" ")
+    path = unquote(urlsplit(rest.partition(" ")[0]).path, "latin-1")
+    limit = body_limit(method.upper(), path)
     digits = declared[1].lstrip(b"0")
-    if len(digits) > len(str(MAX_BODY)) or int(digits or b"0") > MAX_BODY:
+    if len(digits) > len(str(limit)) or int(digits or b"0") > limit:
         return 0
     return int(digits or b"0")
 
@@ -322,7 +366,7 @@ class _QuietHandler(WSGIRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.rfile.close()  # the request is already here; the socket is only written to
-        self.rfile = io.BytesIO(self.server.take_request(self.connection))
+        self.rfile = self.server.take_request(self.connection)
 
     def handle(self) -> None:
         """wsgiref's own, but with the server handler above, told the truth about threads."""

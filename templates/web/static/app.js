@@ -22,8 +22,9 @@
     setTimeout(() => element.classList.remove("flash"), 1600);
   };
 
-  async function post(form, submitter) {
-    const body = new URLSearchParams(new FormData(form, submitter));
+  const post = (form, submitter) => send(form, new URLSearchParams(new FormData(form, submitter)));
+
+  async function send(form, body) {
     // getAttribute, not form.action: the shot form has a field named "action" that shadows it.
     const response = await fetch(form.getAttribute("action"), {
       method: "POST",
@@ -88,8 +89,36 @@
     if (form.classList.contains("js-hide") || form.classList.contains("js-reload")) {
       event.preventDefault();
       await change(form, event.submitter);
+      return;
+    }
+    if (form.classList.contains("js-upload")) {
+      event.preventDefault();
+      await upload(form);
     }
   });
+
+  // The picture goes as the form would send it (multipart); one too large is refused here, as
+  // the server would refuse it without reading it (and a browser may show that as a reset).
+  async function upload(form) {
+    const error = form.querySelector(".form-error");
+    const button = form.querySelector("button[type=submit]");
+    const file = form.querySelector("input[type=file]").files[0];
+    const most = Number(form.dataset.maxBytes);
+    error.textContent = "";
+    if (file && file.size > most) {
+      error.textContent = `${file.name} is larger than ${Math.floor(most / 1048576)} MB`;
+      return;
+    }
+    button.disabled = true;
+    try {
+      await send(form, new FormData(form));
+      window.location.reload();
+    } catch (err) {
+      error.textContent = err.message;
+    } finally {
+      button.disabled = false;
+    }
+  }
 
   // Hide (or unhide) takes a card or a grid tile off the page; a new head or anchor changes
   // the lineage, the badges and the forms: the page is drawn again.
