@@ -210,6 +210,21 @@ def test_exported_totals_say_what_the_session_page_says(
     assert served == {key: value for key, value in exported.items() if key != "★"}
 
 
+def test_exported_cards_show_their_tags_and_leave_hidden_images_out(
+    studio: Studio, series: Series, tmp_path: Path
+) -> None:
+    studio.tag_image(series.crying, ["keeper", "<b>bold</b>"])
+    studio.hide_images([series.branch])
+    export_session(studio, series.session, tmp_path / "out")
+    html = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    crying = html[html.index(f'id="image-{series.crying}"') :]
+    crying = crying[: crying.index("</article>")]
+    assert '<li class="tag">keeper</li>' in crying
+    assert '<li class="tag">&lt;b&gt;bold&lt;/b&gt;</li>' in crying
+    assert "<form" not in crying  # a contact sheet has no buttons
+    assert f'id="image-{series.branch}"' not in html
+
+
 def test_user_text_is_escaped_in_html_but_prompts_stay_raw(
     studio: Studio, series: Series, tmp_path: Path
 ) -> None:
