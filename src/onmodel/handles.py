@@ -367,6 +367,16 @@ class Image:
         return "anchor" if self.kind in ("anchor", "import") else self.request.label()
 
     @property
+    def variation(self) -> int | None:
+        """Which take of a repeated shot this is (1-based); None for a single shot."""
+        return self.row.variation
+
+    @property
+    def variations(self) -> int | None:
+        """How many takes its repeated shot asked for; None for a single shot."""
+        return self.row.variations
+
+    @property
     def character_id(self) -> int:
         return self.row.character_id
 
@@ -619,6 +629,8 @@ class Image:
             "batch_id": row.batch_id,
             "shot_key": row.shot_key,
             "sheet_version_id": row.sheet_version_id,
+            "variation": row.variation,
+            "variations": row.variations,
             "hidden_at": _iso(row.hidden_at),
             "created_at": _iso(row.created_at),
             "finished_at": _iso(row.finished_at),

@@ -172,6 +172,10 @@ class ImageRow(SQLModel, table=True):
     # the row is recorded; not a REFERENCES column, so that revision 0004 can be undone in
     # place (the store deletes a sheet version only with its character's images).
     sheet_version_id: int | None = None
+    # Take ``variation`` of ``variations`` identical requests (a shot list's ``repeat: 3``);
+    # both empty for a single shot, and for images made before revision 0005.
+    variation: int | None = None
+    variations: int | None = None
 
 
 class ImageReferenceRow(SQLModel, table=True):

@@ -99,6 +99,8 @@ class ImageRecord:
     updated_at: datetime  # the row's last change; grows in commit order within a session
     hidden_at: datetime | None
     sheet_version_id: int | None  # the model sheet it was made with (see SheetVersionRecord)
+    variation: int | None  # take N of a repeated shot's M (``repeat: M``); None: a single shot
+    variations: int | None
 
     def __post_init__(self) -> None:
         if not isinstance(self.status, ImageStatus):

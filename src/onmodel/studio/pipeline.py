@@ -73,6 +73,7 @@ class Pipeline:
         """
         self.studio.provider(plan.provider)  # an unknown provider leaves nothing pending
         owner = owner_token(self.studio.paths.home)  # before the write lock: may create a file
+        repeated = plan.variations > 1  # a single shot is no take: its columns stay empty
         return writes.insert_pending_image(
             self.engine,
             {
@@ -91,6 +92,8 @@ class Pipeline:
                 "params": plan.params,
                 "batch_id": plan.batch_id,
                 "shot_key": plan.shot_key,
+                "variation": plan.variation if repeated else None,
+                "variations": plan.variations if repeated else None,
                 "owner": owner,
             },
             [

@@ -1,0 +1,91 @@
+"""Takes: the images of a shot list's ``repeat: 3`` are recorded as takes 1, 2 and 3 of 3
+(revision 0005)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlalchemy import inspect, text
+
+from cli_inprocess import run_cli
+from onmodel.store.database import SCHEMA_HEAD, _alembic_config, create_database_engine
+from onmodel.studio import Studio
+
+PROMPT = "a cheerful girl with orange hair and green eyes"
+TAKES = "shots:\n  - pose: playing guitar\n    repeat: 3\n"
+
+
+def run_takes(home: Path, tmp_path: Path) -> tuple[Path, list[int]]:
+    """A character, a session and a ``repeat: 3`` shot list run on the offline preview: the
+    shot list, and its images' ids in take order (one may be missing: a failed take)."""
+    assert run_cli(home, "character", "new", "Mia", "--prompt", PROMPT).code == 0
+    assert run_cli(home, "session", "new", "mia").code == 0
+    week = tmp_path / "week.yaml"
+    week.write_text(TAKES, encoding="utf-8")
+    run_cli(home, "batch", "run", str(week))
+    status = json.loads(run_cli(home, "batch", "status", str(week), "--json").stdout)
+    return week, [shot["image_id"] for shot in status["shots"]]
+
+
+def test_each_take_of_a_repeated_shot_is_recorded_with_its_number(
+    isolated_home: Path, tmp_path: Path
+) -> None:
+    _, ids = run_takes(isolated_home, tmp_path)
+    for take, image_id in enumerate(ids, 1):
+        data = json.loads(run_cli(isolated_home, "show", str(image_id), "--json").stdout)
+        assert (data["variation"], data["variations"]) == (take, 3)
+
+
+def test_a_single_shot_is_no_take(studio: Studio) -> None:
+    studio.create_character("Mia", prompt=PROMPT)
+    session = studio.start_session("mia")
+    image = session.shot(pose="waving")
+    assert (image.variation, image.variations) == (None, None)
+    assert image.label == "waving"
+    assert (image.to_dict()["variation"], image.to_dict()["variations"]) == (None, None)
+
+
+def test_revision_0005_adds_the_take_columns_to_a_0004_database_and_takes_them_away(
+    tmp_path: Path,
+) -> None:
+    """Images made before takes were recorded have none (they read as single shots); the
+    downgrade drops the columns in place and keeps every row."""
+    from alembic import command
+
+    home = tmp_path / "home"
+    engine = create_database_engine(f"sqlite:///{home / 'onmodel.db'}")
+    config = _alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0004")
+        conn.execute(
+            text(
+                "INSERT INTO character (id, slug, name, description, sheet, created_at,"
+                " updated_at) VALUES (1, 'mia', 'Mia', '', '{}', '2026-01-01', '2026-01-01')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO image (id, character_id, kind, status, request, prompt, provider,"
+                " model, params, returned, error_categories, starred, note, created_at,"
+                " updated_at) VALUES (7, 1, 'shot', 'succeeded', '{\"pose\": \"waving\"}', 'p',"
+                " 'preview', 'gpt-image-2', '{}', '{}', '[]', 0, '', '2026-01-01',"
+                " '2026-01-01')"
+            )
+        )
+    engine.dispose()
+    with Studio.open(home) as studio:  # upgrades it
+        old = studio.image(7)
+        assert (old.variation, old.variations, old.label) == (None, None, "waving")
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == (
+            SCHEMA_HEAD
+        )
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0004")
+    with engine.connect() as conn:
+        columns = {c["name"] for c in inspect(conn).get_columns("image")}
+        assert not {"variation", "variations"} & columns
+        assert conn.execute(text("SELECT id FROM image")).scalars().all() == [7]
+    engine.dispose()
