@@ -1,5 +1,5 @@
 """Takes: the images of a shot list's ``repeat: 3`` are recorded as takes 1, 2 and 3 of 3
-(revision 0005)."""
+(revision 0005), so that every place a series is shown tells them apart ("take 2/3")."""
 
 from __future__ import annotations
 
@@ -28,20 +28,37 @@ def run_takes(home: Path, tmp_path: Path) -> tuple[Path, list[int]]:
     return week, [shot["image_id"] for shot in status["shots"]]
 
 
-def test_each_take_of_a_repeated_shot_is_recorded_with_its_number(
+def line_of(output: str, image_id: int) -> str:
+    """The line of ``output`` that shows image ``image_id``."""
+    return next(line for line in output.splitlines() if f"#{image_id} " in line)
+
+
+def test_each_take_carries_its_number_in_tree_show_listings_and_json(
     isolated_home: Path, tmp_path: Path
 ) -> None:
     _, ids = run_takes(isolated_home, tmp_path)
+    assert len(ids) == 3
+    tree = run_cli(isolated_home, "tree").stdout
+    listed = run_cli(isolated_home, "images").stdout
+    session = run_cli(isolated_home, "session", "show").stdout
+    tree_json = run_cli(isolated_home, "tree", "--json").stdout
     for take, image_id in enumerate(ids, 1):
+        label = f"playing guitar · take {take}/3"
+        assert label in line_of(tree, image_id)
+        assert label in line_of(listed, image_id)
+        assert label in line_of(session, image_id)
+        shown = run_cli(isolated_home, "show", str(image_id))
+        assert label in shown.stdout.splitlines()[0]
         data = json.loads(run_cli(isolated_home, "show", str(image_id), "--json").stdout)
-        assert (data["variation"], data["variations"]) == (take, 3)
+        assert (data["variation"], data["variations"], data["label"]) == (take, 3, label)
+        assert f'"label": "{label}"' in tree_json
 
 
 def test_a_single_shot_is_no_take(studio: Studio) -> None:
     studio.create_character("Mia", prompt=PROMPT)
     session = studio.start_session("mia")
     image = session.shot(pose="waving")
-    assert (image.variation, image.variations) == (None, None)
+    assert (image.variation, image.variations, image.take) == (None, None, None)
     assert image.label == "waving"
     assert (image.to_dict()["variation"], image.to_dict()["variations"]) == (None, None)
 

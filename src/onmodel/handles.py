@@ -364,7 +364,22 @@ class Image:
 
     @property
     def label(self) -> str:
-        return "anchor" if self.kind in ("anchor", "import") else self.request.label()
+        """What the image shows, in a few words; a take of a repeated shot says which
+        ("playing guitar · take 2/3"), so that every place a label is shown (tree, listings,
+        pages, the export) tells the takes apart without knowing about them."""
+        if self.kind in ("anchor", "import"):
+            return "anchor"
+        take = self.take
+        label = self.request.label()
+        return label if take is None else f"{label} · {take}"
+
+    @property
+    def take(self) -> str | None:
+        """``"take 2/3"`` for one of several identical requests (a shot list's ``repeat: 3``);
+        None for a single shot, and for images made before takes were recorded."""
+        if self.row.variation is None or self.row.variations is None:
+            return None
+        return f"take {self.row.variation}/{self.row.variations}"
 
     @property
     def variation(self) -> int | None:
