@@ -1,14 +1,18 @@
 """Takes: the images of a shot list's ``repeat: 3`` are recorded as takes 1, 2 and 3 of 3
-(revision 0005), so that every place a series is shown tells them apart ("take 2/3")."""
+(revision 0005), so that every place a series is shown tells them apart ("take 2/3"), and a
+retry of a failed take is made, and drawn, as the same take."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import inspect, text
 
 from cli_inprocess import run_cli
+from onmodel.providers.base import GenerationRequest, GenerationResult, ProviderError
+from onmodel.providers.preview import PreviewProvider
 from onmodel.store.database import SCHEMA_HEAD, _alembic_config, create_database_engine
 from onmodel.studio import Studio
 
@@ -61,6 +65,39 @@ def test_a_single_shot_is_no_take(studio: Studio) -> None:
     assert (image.variation, image.variations, image.take) == (None, None, None)
     assert image.label == "waving"
     assert (image.to_dict()["variation"], image.to_dict()["variations"]) == (None, None)
+
+
+def test_a_retried_take_is_made_and_drawn_as_the_same_take(
+    isolated_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Take 2 fails; ``onmodel retry`` makes take 2/3 again, not a plain shot."""
+    drawn = PreviewProvider.generate
+    seen: list[tuple[int, int]] = []
+    failing = {2}
+
+    def generate(self: PreviewProvider, request: GenerationRequest) -> GenerationResult:
+        seen.append((request.variation, request.variations))
+        if request.variation in failing:
+            raise ProviderError("the server is down", kind="server")
+        return drawn(self, request)
+
+    monkeypatch.setattr(PreviewProvider, "generate", generate)
+    week, ids = run_takes(isolated_home, tmp_path)
+    status = json.loads(run_cli(isolated_home, "batch", "status", str(week), "--json").stdout)
+    assert [shot["state"] for shot in status["shots"]] == ["done", "failed", "done"]
+    failed = ids[1]
+    data = json.loads(run_cli(isolated_home, "show", str(failed), "--json").stdout)
+    assert (data["status"], data["variation"], data["variations"]) == ("failed", 2, 3)
+
+    failing.clear()
+    seen.clear()
+    retried = run_cli(isolated_home, "retry", str(failed), "--json")
+    assert retried.code == 0, retried.stderr
+    made = json.loads(retried.stdout)
+    assert seen == [(2, 3)]  # the preview drew "take 2/3", not "shot"
+    assert (made["retry_of_id"], made["variation"], made["variations"]) == (failed, 2, 3)
+    assert made["label"] == "playing guitar · take 2/3"
+    assert "playing guitar · take 2/3" in line_of(run_cli(isolated_home, "tree").stdout, made["id"])
 
 
 def test_revision_0005_adds_the_take_columns_to_a_0004_database_and_takes_them_away(

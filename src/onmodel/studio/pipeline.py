@@ -179,8 +179,15 @@ class Pipeline:
             params=failed.row.params,
             **options,
         )
-        row = failed.row  # a batch shot stays in its batch, under its key
-        plan = replace(plan, retry_of_id=failed.id, batch_id=row.batch_id, shot_key=row.shot_key)
+        row = failed.row  # a batch shot stays in its batch, under its key, as the same take
+        plan = replace(
+            plan,
+            retry_of_id=failed.id,
+            batch_id=row.batch_id,
+            shot_key=row.shot_key,
+            variation=row.variation or 1,
+            variations=row.variations or 1,
+        )
         return self.execute(plan)
 
     def attach(self, image: int | str | Image, file: Path, *, gen_id: str | None = None) -> Image:
