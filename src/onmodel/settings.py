@@ -51,3 +51,9 @@ class Settings:
     @property
     def has_openai_key(self) -> bool:
         return bool(self.openai_client[0])
+
+
+def is_set(name: str) -> bool:
+    """Whether the environment variable ``name`` holds a value: for a variable onmodel does
+    not know by name, such as the API key a provider plugin declares (``Provider.key_env``)."""
+    return bool(os.environ.get(name, "").strip())

@@ -7,7 +7,6 @@ records whatever they return or raise, so a crash or an API error never loses a 
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from onmodel.composer import SHOT_TEMPLATE
 from onmodel.errors import OnmodelError
-from onmodel.settings import Settings
+from onmodel.settings import Settings, is_set
 from onmodel.sheet import ModelSheet, ShotRequest
 
 if TYPE_CHECKING:
@@ -168,10 +167,11 @@ class Provider(ABC):
     def has_key(self) -> bool:
         """Whether the key :attr:`key_env` names is set; True for providers that need none.
 
-        Read from the environment, because a plugin's variable is its own; a provider whose key
-        the settings know overrides this to ask them.
+        Read from the environment (through :mod:`onmodel.settings`, its one reader), because a
+        plugin's variable is its own; a provider whose key the settings know overrides this to
+        ask them.
         """
-        return self.key_env is None or bool(os.environ.get(self.key_env, "").strip())
+        return self.key_env is None or is_set(self.key_env)
 
     def api_route(self, n_input_images: int) -> str | None:
         """The API route a request with that many input images takes (None: no API call)."""
