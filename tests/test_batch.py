@@ -118,7 +118,7 @@ def test_exclude_and_repeat() -> None:
         ("b", "x", 1),
         ("b", "x", 2),
     ]
-    assert shots[1]["label"] == "a, x #2"
+    assert shots[1]["label"] == "a, x · take 2/2"
 
 
 def test_keys_ignore_order_names_and_batch_but_follow_content(tmp_path: Path) -> None:

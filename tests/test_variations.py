@@ -65,7 +65,7 @@ def test_a_repeated_shot_list_makes_distinct_images(isolated_home: Path, tmp_pat
 
     status = json.loads(run_cli(isolated_home, "batch", "status", str(week), "--json").stdout)
     labels = [shot["label"] for shot in status["shots"]]
-    assert labels == ["playing guitar #1", "playing guitar #2", "playing guitar #3"]
+    assert labels == [f"playing guitar · take {n}/3" for n in (1, 2, 3)]
     digests = set()
     for shot in status["shots"]:
         shown = json.loads(run_cli(isolated_home, "show", str(shot["image_id"]), "--json").stdout)

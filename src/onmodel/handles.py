@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from onmodel.errors import EmptyRequestError, NoImageFileError, UsageError
 from onmodel.lineage import LineageIndex, TreeNode
-from onmodel.sheet import ModelSheet, ShotRequest
+from onmodel.sheet import ModelSheet, ShotRequest, take_name, with_take
 from onmodel.status import ImageStatus
 from onmodel.store import lineage as lineage_queries
 from onmodel.store.queries import ancestors
@@ -369,9 +369,7 @@ class Image:
         pages, the export) tells the takes apart without knowing about them."""
         if self.kind in ("anchor", "import"):
             return "anchor"
-        take = self.take
-        label = self.request.label()
-        return label if take is None else f"{label} · {take}"
+        return with_take(self.request.label(), self.row.variation, self.row.variations)
 
     @property
     def take(self) -> str | None:
@@ -379,7 +377,7 @@ class Image:
         None for a single shot, and for images made before takes were recorded."""
         if self.row.variation is None or self.row.variations is None:
             return None
-        return f"take {self.row.variation}/{self.row.variations}"
+        return take_name(self.row.variation, self.row.variations)
 
     @property
     def variation(self) -> int | None:

@@ -234,3 +234,16 @@ class ShotRequest(BaseModel):
 
     def as_params(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump().items() if v}
+
+
+def take_name(variation: int, variations: int) -> str:
+    """``"take 2/3"``: which of several identical requests (a shot list's ``repeat: 3``) an
+    image answers; the preview draws it, and every label of such an image carries it."""
+    return f"take {variation}/{variations}"
+
+
+def with_take(label: str, variation: int | None, variations: int | None) -> str:
+    """``label`` with its take (``"playing guitar · take 2/3"``); a single shot's as it is."""
+    if variation is None or variations is None or variations <= 1:
+        return label
+    return f"{label} · {take_name(variation, variations)}"

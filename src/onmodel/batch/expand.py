@@ -35,7 +35,7 @@ from onmodel.batch.spec import (
 )
 from onmodel.batch.yamlpos import Loc
 from onmodel.blobs import sha256_file
-from onmodel.sheet import ShotRequest
+from onmodel.sheet import ShotRequest, with_take
 
 KEY_FORMAT = 1
 """Bumped only if the key payload ever changes shape, so old keys stay comparable."""
@@ -224,7 +224,7 @@ def expand(loaded: LoadedShotList, session: SessionDefaults) -> Expansion:
                 resolved.from_image,
                 ref_digests,
             )
-            label = base_label if resolved.repeat == 1 else f"{base_label} #{variation}"
+            label = with_take(base_label, variation, resolved.repeat)
             shot = ExpandedShot(
                 key=key,
                 number=len(shots) + 1,

@@ -30,7 +30,7 @@ from typing import Any, Literal, Protocol
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 
 from onmodel.providers.base import GenerationRequest, GenerationResult, Provider
-from onmodel.sheet import COLOUR_WORDS, ModelSheet, ShotRequest
+from onmodel.sheet import COLOUR_WORDS, ModelSheet, ShotRequest, take_name
 
 RGB = tuple[int, int, int]
 Point = tuple[float, float]
@@ -344,7 +344,7 @@ def _tag(request: GenerationRequest) -> str:
     if request.kind == "anchor":
         return "anchor"
     if request.variations > 1:
-        return f"take {request.variation}/{request.variations}"
+        return take_name(request.variation, request.variations)
     return "shot"
 
 
