@@ -11,7 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import pytest
 from PIL import Image as PILImage
@@ -401,3 +401,29 @@ def test_a_form_sent_many_times_at_once_records_one_shot(
     assert len({reply.json()["id"] for reply in replies}) == 1
     controls.release()
     assert len(served.studio.session_images(series.session)) == before + 1
+
+
+def test_an_empty_shot_form_is_refused_and_records_nothing(served: Served, series: Series) -> None:
+    """As in the CLI and the library: a shot must ask for something; nothing is paid for."""
+    before = len(served.studio.session_images(series.session))
+    form = {"session": series.session, "key": "e" * 32}
+    reply = call(served, "POST", "/shots", form=form, headers={"Accept": "application/json"})
+    assert reply.status == 400, reply.text
+    assert "--same" in reply.text or "ask" in reply.text.lower()
+    assert len(served.studio.session_images(series.session)) == before
+
+
+def test_a_form_sent_without_javascript_returns_to_a_unicode_session(
+    served: Served, series: Series
+) -> None:
+    """The redirect after a shot names the session's page percent-encoded: a header holds
+    ASCII only, and a slug such as ミア is not."""
+    character = served.studio.create_character("ミア", prompt="a girl", provider="preview")
+    session = served.studio.start_session(character, provider="preview")
+    form = {"session": session.slug, "key": "f" * 32, "pose": "waving"}
+    reply = call(served, "POST", "/shots", form=form)
+    assert reply.status == 303, reply.text
+    location = reply.headers["location"]
+    assert location.isascii() and location.startswith(f"/sessions/{quote(session.slug)}#image-")
+    page = call(served, "GET", location.split("#")[0])
+    assert page.status == 200 and "ミア" in page.text

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from onmodel.errors import InvalidImageError, NotFoundError, OnmodelError, UsageError
 from onmodel.handles import Image, Session
@@ -46,7 +46,6 @@ from onmodel.presentation import (
     is_hidden,
     session_view,
 )
-from onmodel.sheet import ShotRequest
 from onmodel.status import ImageStatus
 from onmodel.studio import Studio
 from onmodel.thumbnails import THUMBNAIL_MIME, THUMBNAIL_SIZES, Thumbnailer
@@ -192,7 +191,11 @@ class Response:
 
     @classmethod
     def redirect(cls, location: str) -> Response:
-        return cls(HTTPStatus.SEE_OTHER, b"", headers=[("Location", location)])
+        """A redirect to ``location``, percent-encoded: a slug may be ミア, and a header
+        holds ASCII only."""
+        return cls(
+            HTTPStatus.SEE_OTHER, b"", headers=[("Location", quote(location, safe="/?#=&%:"))]
+        )
 
 
 Handler = Callable[[Request, re.Match[str]], Response]
@@ -654,12 +657,21 @@ class GalleryApp:
         warnings: tuple[str, ...] = ()
         if image_id is None:
             fields = {name: _field(form.get(name, "")) for name in REQUEST_ORDER}
-            shot_request = ShotRequest.checked(**fields)
             from_text = form.get("from", "").strip()
             from_image = _row_id(from_text, "image") if from_text else None
             provider, params = shot_choices(self.studio, session).chosen(form)
-            plan = self.studio.plan_shot(
-                session, shot_request, from_image=from_image, provider=provider, params=params
+            # Through the session, as the CLI and the library plan: a form left empty is
+            # refused (EmptyRequestError) instead of paying for "the same character".
+            plan = session.plan(
+                fields["text"],
+                pose=fields["pose"],
+                outfit=fields["outfit"],
+                expression=fields["expression"],
+                scene=fields["scene"],
+                action=fields["action"],
+                from_image=from_image,
+                provider=provider,
+                params=params,
             )
             warnings = plan.warnings
             image_id = self.runner.start(plan, key)
