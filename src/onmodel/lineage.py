@@ -167,15 +167,15 @@ class View:
         """Every line as drawn, streamed."""
         return layout(self.roots, self.children)
 
-    def walk(self) -> Iterator[tuple[int, Key]]:
-        """``(generations below its root, key)`` of every line, depth-first, children in the
+    def walk(self) -> Iterator[tuple[Key | None, Key]]:
+        """``(the line it hangs from, key)`` of every line, depth-first, children in the
         order they were made (folds last): the order data is written in, not drawn in."""
-        stack: list[tuple[int, Key]] = [(0, root) for root in reversed(self.roots)]
+        stack: list[tuple[Key | None, Key]] = [(None, root) for root in reversed(self.roots)]
         while stack:
-            generation, key = stack.pop()
-            yield generation, key
+            parent, key = stack.pop()
+            yield parent, key
             made = sorted(self.children(key), key=_made_order, reverse=True)
-            stack.extend((generation + 1, child) for child in made)
+            stack.extend((key, child) for child in made)
 
 
 def _made_order(key: Key) -> tuple[int, int]:
@@ -522,40 +522,3 @@ def fold_fields(fold: Fold) -> dict[str, Any]:
         "last_id": fold.last_id,
         "open_id": fold.open_id,
     }
-
-
-def iter_tree_json(nodes: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[str]:
-    """A tree as nested JSON, written as it is walked: ``nodes`` is ``(generation, fields)``
-    depth-first (see :meth:`View.walk`), with one root; each node becomes its ``fields`` and a
-    ``children`` list. The text is what :func:`iter_json` writes for the nested dicts, which
-    a 100,000-image series would not fit in memory as."""
-    scalar = json.JSONEncoder(ensure_ascii=False).encode
-    # per open node: its generation, and whether a child has been written into its list
-    open_nodes: list[list[Any]] = []
-    for generation, fields in nodes:
-        while open_nodes and open_nodes[-1][0] >= generation:
-            yield _close_node(*open_nodes.pop())
-        level = 2 * generation
-        if open_nodes:
-            parent = open_nodes[-1]
-            yield ("," if parent[1] else "[") + _indent(level)
-            parent[1] = True
-        elif generation:
-            raise ValueError("a tree's JSON starts at its root")
-        pieces = [f"{_json_key(key)}: {scalar(value)}" for key, value in fields.items()]
-        inner = _indent(level + 1)
-        yield "{" + inner + ("," + inner).join([*pieces, '"children": '])
-        open_nodes.append([generation, False])
-    while open_nodes:
-        yield _close_node(*open_nodes.pop())
-
-
-def _indent(level: int) -> str:
-    return "\n" + " " * (JSON_INDENT * min(level, MAX_JSON_INDENT_LEVELS))
-
-
-def _close_node(generation: int, has_children: bool) -> str:
-    level = 2 * generation
-    if not has_children:
-        return "[]" + _indent(level) + "}"
-    return _indent(level + 1) + "]" + _indent(level) + "}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -16,7 +17,7 @@ from onmodel.cli.output import console, print_dim, print_json, warn
 from onmodel.cli.render import describe_image_line, inline_fields, print_field, print_lineage
 from onmodel.errors import NotFoundError
 from onmodel.limits import escape_controls
-from onmodel.lineage import Fold, View, fold_fields, iter_tree_json, node_fields, with_images
+from onmodel.lineage import Fold, View, fold_fields, node_fields, with_images
 from onmodel.status import ImageStatus
 
 if TYPE_CHECKING:
@@ -159,7 +160,8 @@ def tree(
         bool,
         typer.Option(
             "--json",
-            help="Print JSON for scripts: the whole lineage unless --from/--depth/--limit.",
+            help="Print JSON for scripts: every image once with its parent_id; the whole "
+            "lineage unless --from/--depth/--limit.",
         ),
     ] = False,
 ) -> None:
@@ -265,17 +267,37 @@ def _ref(ref: dict[str, object]) -> str:
 
 
 def write_tree_json(view: View, load: Callable[[list[int]], Mapping[int, Image]]) -> None:
-    """``view`` as nested JSON on stdout, written as it is walked, images loaded a chunk at
-    a time (plain text, never wrapped or styled by rich)."""
+    """``view`` as a JSON list on stdout: every image once, parents before children, each with
+    its ``parent_id`` (and a fold as one entry where it hangs), written as it is walked and
+    loaded a chunk at a time.
 
-    def fields(step: tuple[int, int | Fold], image: Image | None) -> dict[str, object]:
-        key = step[1]
+    Flat, not nested: a 100,000-shot series is a chain 50,000 deep, which nested JSON would
+    make too deep for ``jq`` (256 levels) or Python's ``json`` (about 1,000) to read, as
+    ``series.json`` is flat for the same reason.
+    """
+
+    def entry(step: tuple[int | Fold | None, int | Fold], image: Image | None) -> str:
+        parent, key = step
+        where = {"parent_id": _parent_id(parent)}
         if isinstance(key, Fold):
-            return fold_fields(key)
-        return node_fields(image) if image is not None else {"id": key, "status": "gone"}
+            fields = {**where, **fold_fields(key)}
+        elif image is None:
+            fields = {"id": key, **where, "status": "gone"}
+        else:
+            fields = {"id": key, **where, **node_fields(image)}
+        return json.dumps(fields, ensure_ascii=False, default=str)
 
     steps = with_images(view.walk(), lambda step: step[1], load)
-    nodes = ((step[0], fields(step, image)) for step, image in steps)
-    for piece in iter_tree_json(nodes):
-        sys.stdout.write(piece)
-    sys.stdout.write("\n")
+    out = sys.stdout
+    out.write("[")
+    for index, (step, image) in enumerate(steps):
+        out.write(("," if index else "") + "\n  " + entry(step, image))
+    out.write("\n]\n")
+
+
+def _parent_id(parent: int | Fold | None) -> int | None:
+    """The image a line hangs from; under a folded run, the run's last image (its parent,
+    though the run is not listed)."""
+    if isinstance(parent, Fold):
+        return parent.last_id
+    return parent
