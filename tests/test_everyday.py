@@ -210,6 +210,23 @@ def test_show_prints_a_failure_and_usage_as_fields(
     shown = run_cli(mia, "show", "4").stdout
     assert re.search(r"^error: auth( \(\w+\))?: OpenAI rejected the API key", shown, re.M), shown
     assert "{" not in shown.split("prompt:")[0]
+    shown = run_cli(mia, "show", "3").stdout  # the input images sent, as words
+    assert re.search(r"^parameters: .*images=\[role=anchor sha256=[0-9a-f]{64}", shown, re.M)
+    assert "'role'" not in shown
+
+
+def test_show_names_the_sheet_version_the_tags_and_a_hidden_image(mia: Path) -> None:
+    assert run_cli(mia, "character", "sheet", "mia", "--set", "hair=short pixie cut").code == 0
+    assert run_cli(mia, "shot", "--pose", "waving").code == 0
+    assert run_cli(mia, "tag", "3", "keeper").code == 0
+    assert run_cli(mia, "hide", "2").code == 0
+    before, after = run_cli(mia, "show", "2").stdout, run_cli(mia, "show", "3").stdout
+    assert "\nmodel sheet: version 1\n" in before and "\nmodel sheet: version 2\n" in after
+    assert "\ntags: keeper\n" in after and "\ntags: -\n" in before
+    assert re.search(r"^hidden: since \S+ \(onmodel unhide 2\)$", before, re.M), before
+    assert "hidden:" not in after
+    data = json.loads(run_cli(mia, "show", "3", "--json").stdout)
+    assert (data["sheet_version"], data["tags"], data["hidden_at"]) == (2, ["keeper"], None)
 
 
 def test_dry_run_prints_the_parameters_readably(mia: Path) -> None:

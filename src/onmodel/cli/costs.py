@@ -46,7 +46,8 @@ def cost(
     if json_out:
         print_json(report.to_dict())
         return
-    console.print(f"[bold]{report.scope}[/bold]: ${report.total} over {report.images} images")
+    images = f"{report.images} image{'' if report.images == 1 else 's'}"
+    console.print(f"[bold]{report.scope}[/bold]: ${report.total} over {images}")
     for model, amount in sorted(report.by_model.items()):
         console.print(f"  {model}: ${amount}", markup=False)
     if report.unknown:

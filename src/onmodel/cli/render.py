@@ -28,17 +28,26 @@ def describe_image_line(image: Image) -> str:
 
 def flat_fields(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     """A record's mapping as ``(name, text)`` pairs a person reads: nested mappings as dotted
-    names (``input_tokens_details.image_tokens``), lists in brackets, nothing as ``-``."""
+    names (``input_tokens_details.image_tokens``), lists in brackets (their mappings as
+    ``name=value`` words), nothing as ``-``."""
     pairs: list[tuple[str, str]] = []
     for key, value in data.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
             pairs.extend(flat_fields(value, f"{name}.") or [(name, "-")])
         elif isinstance(value, list | tuple):
-            pairs.append((name, "[" + ", ".join(map(str, value)) + "]"))
+            pairs.append((name, "[" + ", ".join(map(_item_text, value)) + "]"))
         else:
             pairs.append((name, "-" if value is None else str(value)))
     return pairs
+
+
+def _item_text(value: object) -> str:
+    """A list's item: a mapping (an input image's role and digest) as ``role=anchor
+    sha256=…`` words, never a Python repr."""
+    if isinstance(value, Mapping):
+        return " ".join(f"{name}={text}" for name, text in flat_fields(value)) or "-"
+    return str(value)
 
 
 def inline_fields(data: Mapping[str, Any] | None) -> str:

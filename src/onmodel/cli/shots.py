@@ -210,12 +210,20 @@ def show(
     data = found.to_dict()
     data["lineage"] = [*found.ancestor_ids(), found.id]
     data["children"] = [c.id for c in found.children]
+    sheet = studio.sheet_of(found)
+    data["sheet_version"] = sheet.number if sheet is not None else None
+    data["tags"] = studio.tags(found)
     if json_out:
         print_json(data)
         return
     console.print(Text(describe_image_line(found), style="bold"))
     rows: list[tuple[str, object]] = [
         ("status", data["status"]),
+        *(
+            [("hidden", f"since {data['hidden_at']} (onmodel unhide {found.id})")]
+            if data["hidden_at"]
+            else []
+        ),
         ("session", data["session_id"]),
         ("parent", data["parent_id"]),
         ("lineage", _path(data["lineage"])),
@@ -226,6 +234,8 @@ def show(
         ("returned", inline_fields(data["returned"])),
         ("references", ", ".join(_ref(r) for r in data["references"]) or "-"),
         ("template", f"{data['template']['name']} ({(data['template']['sha256'] or '')[:12]})"),
+        ("model sheet", f"version {sheet.number}" if sheet is not None else "-"),
+        ("tags", ", ".join(data["tags"]) or "-"),
         ("revised prompt", data["revised_prompt"] or "-"),
         ("gen id", data["gen_id"] or "-"),
         ("response id", data["response_id"] or "-"),
