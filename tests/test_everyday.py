@@ -457,3 +457,25 @@ def test_session_list_never_cuts_a_slug(home: Path, columns: str) -> None:
     (listed,) = json.loads(onmodel("session", "list", "--json", env=env).stdout)
     assert {listed["slug"], "mia-long-name", str(listed["head_image_id"])} <= words, run.stdout
     assert all(len(line) <= int(columns) for line in run.stdout.splitlines())
+
+
+@pytest.mark.parametrize("columns", ["80", "50"])
+def test_batch_list_and_status_never_cut_a_name(home: Path, tmp_path: Path, columns: str) -> None:
+    env = {"ONMODEL_HOME": str(home), "COLUMNS": columns}
+    assert onmodel("character", "new", "Mia", "--prompt", "a girl", env=env).returncode == 0
+    title = "spring collection lookbook shoot week three"
+    assert onmodel("session", "new", "mia", "--title", title, env=env).returncode == 0
+    session = json.loads(onmodel("session", "list", "--json", env=env).stdout)[0]["slug"]
+    shot_list = tmp_path / "spring-collection-lookbook-week-three-retakes.yaml"
+    shot_list.write_text(f"session: {session}\nshots:\n  - pose: waving\n  - pose: sitting\n")
+    ran = onmodel("batch", "run", str(shot_list), env=env)
+    assert ran.returncode == 0, ran.stderr
+    for args in (("batch", "list"), ("batch", "status", str(shot_list))):
+        shown = onmodel(*args, env=env)
+        assert shown.returncode == 0, shown.stderr
+        words = set(re.split(r"[\s│┃:]+", shown.stdout))
+        assert "…" not in shown.stdout, shown.stdout
+        assert session in words, shown.stdout
+        table = [line for line in shown.stdout.splitlines() if line[:1] in "┏┃┡│└"]
+        assert all(len(line) <= int(columns) for line in table), shown.stdout
+    assert shot_list.stem in set(re.split(r"[\s│┃:]+", onmodel("batch", "list", env=env).stdout))

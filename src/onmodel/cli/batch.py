@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.text import Text
 
 from onmodel.cli.context import open_studio
-from onmodel.cli.output import console, print_json, warn
+from onmodel.cli.output import Column, console, print_json, print_table, warn
+from onmodel.cli.render import inline_fields
 
 if TYPE_CHECKING:
     from onmodel.batch.progress import ProgressMode
@@ -127,8 +129,6 @@ def status(
 @app.command("list")
 def list_(json_out: JsonOption = False) -> None:
     """Every batch, with live counts."""
-    from rich.table import Table
-
     from onmodel.batch import list_batches
 
     studio = open_studio()
@@ -139,22 +139,32 @@ def list_(json_out: JsonOption = False) -> None:
     if not batches:
         console.print("no batches yet (run one with: onmodel batch run FILE)")
         return
-    table = Table(box=None, pad_edge=False)
-    for column in ("id", "name", "session", "status", "done", "failed", "left", "updated"):
-        table.add_column(column)
+    columns = [
+        Column("id", identifier=True),
+        Column("name", identifier=True),
+        Column("session", identifier=True),
+        Column("status", identifier=True),
+        Column("done", identifier=True),
+        Column("failed", drop=3),
+        Column("left", drop=2),
+        Column("updated", drop=1),
+    ]
+    rows = []
     for b in batches:
         left = b.total - b.counts.get("done", 0) - b.counts.get("failed", 0)
-        table.add_row(
-            f"#{b.id}",
-            b.name,
-            b.session,
-            b.status,
-            f"{b.counts.get('done', 0)}/{b.total}",
-            str(b.counts.get("failed", 0)),
-            str(left),
-            b.updated_at.strftime("%Y-%m-%d %H:%M") if b.updated_at else "-",
+        rows.append(
+            [
+                f"#{b.id}",
+                b.name,
+                b.session,
+                b.status,
+                f"{b.counts.get('done', 0)}/{b.total}",
+                str(b.counts.get("failed", 0)),
+                str(left),
+                b.updated_at.strftime("%Y-%m-%d %H:%M") if b.updated_at else "-",
+            ]
         )
-    console.print(table)
+    print_table(columns, rows)
 
 
 @app.command("schema")
@@ -170,39 +180,36 @@ def schema() -> None:
 
 def _print_preview(preview: BatchPreview) -> None:
     """One row per shot; settings shared by every shot are said once, above the table."""
-    from rich.table import Table
-
     for message in preview.warnings:
         warn(message)
     shots = [p.status.shot for p in preview.shots]
     routes = {f"{s.provider} / {s.model}" for s in shots}
-    params = {json.dumps(s.params, sort_keys=True) for s in shots}
+    params = {inline_fields(s.params) for s in shots}
     per_shot_route, per_shot_params = len(routes) > 1, len(params) > 1
     shared = [*(routes if not per_shot_route else ()), *(params if not per_shot_params else ())]
-    header = f"[bold]batch {preview.name} on {preview.session}[/bold]"
-    console.print(header + (f" — {', '.join(shared)}" if shared else ""))
-    table = Table(box=None, pad_edge=False)
-    columns = ["#", "line", "shot", "state"]
-    columns += ["provider / model"] if per_shot_route else []
-    columns += ["params"] if per_shot_params else []
-    for column in [*columns, "max USD"]:
-        table.add_column(column, overflow="fold")
+    header = f"batch {preview.name} on {preview.session}"
+    console.print(Text(header + (f" — {', '.join(shared)}" if shared else ""), style="bold"))
+    columns = [Column("#", identifier=True), Column("line", identifier=True), Column("shot")]
+    columns.append(Column("state"))
+    columns += [Column("provider / model", drop=2)] if per_shot_route else []
+    columns += [Column("params", drop=1)] if per_shot_params else []
+    columns.append(Column("max USD", identifier=True))
+    rows: list[list[str | Text]] = []
     for planned in preview.shots:
         shot = planned.status.shot
         state = planned.status.state
         action = "run" if planned.runs else "skip"
         if state == "failed" and not planned.runs:
             action = "skip (--retry-failed)"
-        style = STATE_STYLE.get(state, "")
-        cells = [str(shot.number), str(shot.line), shot.label]
-        cells.append(f"[{style}]{state}[/{style}] → {action}")
+        cells: list[str | Text] = [str(shot.number), str(shot.line), shot.label]
+        cells.append(Text.assemble((state, STATE_STYLE.get(state, "")), f" → {action}"))
         if per_shot_route:
             cells.append(f"{shot.provider} / {shot.model}")
         if per_shot_params:
-            cells.append(json.dumps(shot.params, sort_keys=True) if shot.params else "-")
+            cells.append(inline_fields(shot.params))
         cells.append(_money(planned.estimate) if planned.runs else "-")
-        table.add_row(*cells)
-    console.print(table)
+        rows.append(cells)
+    print_table(columns, rows)
     parent = f"#{preview.parent_id}" if preview.parent_id else "the anchor"
     console.print(
         f"{len(preview.shots)} shots: {len(preview.to_run)} to run, "
@@ -236,8 +243,6 @@ def _print_report(report: BatchReport, json_out: bool, list_failures: bool) -> N
 
 
 def _print_status(found: BatchStatus) -> None:
-    from rich.table import Table
-
     summary = found.summary
     ident = f"#{summary.id}" if summary.id is not None else "(never run)"
     counts = ", ".join(f"{n} {state}" for state, n in summary.counts.items() if n)
@@ -245,17 +250,23 @@ def _print_status(found: BatchStatus) -> None:
         f"[bold]batch {summary.name}[/bold] {ident} on {summary.session}: "
         f"{summary.status}; {counts or 'no shots'}"
     )
-    table = Table(box=None, pad_edge=False)
-    for column in ("#", "state", "image", "shot", "key", "error"):
-        table.add_column(column, overflow="fold")
-    for line in found.shots:
-        style = STATE_STYLE.get(line.state, "")
-        table.add_row(
+    columns = [
+        Column("#", identifier=True),
+        Column("state", identifier=True),
+        Column("image", identifier=True),
+        Column("shot"),
+        Column("key", identifier=True, drop=1),
+        Column("error"),
+    ]
+    rows: list[list[str | Text]] = [
+        [
             str(line.number),
-            f"[{style}]{line.state}[/{style}]",
+            Text(line.state, style=STATE_STYLE.get(line.state, "")),
             f"#{line.image_id}" if line.image_id else "-",
             line.label,
             line.key[:12],
             line.error or "",
-        )
-    console.print(table)
+        ]
+        for line in found.shots
+    ]
+    print_table(columns, rows)

@@ -112,6 +112,10 @@ def _print_records(columns: Sequence[Column], cells: list[list[Text]]) -> None:
     kept, wrapped at spaces to the screen's width."""
     for row in cells:
         for column, cell in zip(columns, row, strict=True):
+            if not column.header:  # a marker column (the current session's *): itself alone
+                if cell.plain:
+                    console.print(cell)
+                continue
             lead = Text(f"{column.header}: ", style="bold" if column.identifier else "dim")
             console.print(Text.assemble(lead, Text(" ").join(cell.split())), soft_wrap=False)
         console.print()
