@@ -479,3 +479,15 @@ def test_batch_list_and_status_never_cut_a_name(home: Path, tmp_path: Path, colu
         table = [line for line in shown.stdout.splitlines() if line[:1] in "┏┃┡│└"]
         assert all(len(line) <= int(columns) for line in table), shown.stdout
     assert shot_list.stem in set(re.split(r"[\s│┃:]+", onmodel("batch", "list", env=env).stdout))
+
+
+def test_a_session_that_switches_to_chatgpt_starts_the_conversation(mia: Path) -> None:
+    """The session already has a shot made another way: its first ChatGPT shot still begins
+    the chat, with the primer and the file to attach."""
+    first = run_cli(mia, "shot", "--provider", "chatgpt", "--pose", "sitting")
+    assert first.code == 0, first.stderr
+    headers = MESSAGE.findall(first.stdout)
+    assert [number for number, _ in headers] == ["1", "2"], first.stdout
+    assert Path(headers[0][1]).name == "mia-anchor.png" and Path(headers[0][1]).exists()
+    second = run_cli(mia, "shot", "--provider", "chatgpt", "--pose", "waving")
+    assert [number for number, _ in MESSAGE.findall(second.stdout)] == ["3"], second.stdout

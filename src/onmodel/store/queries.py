@@ -464,3 +464,17 @@ def images_changed_since(
 def _micros(moment: datetime | None) -> int:
     """Microseconds since 1970 (0 for none), exactly: a stamp's parts are whole numbers."""
     return (moment - _EPOCH) // _MICROSECOND if moment is not None else 0
+
+
+def session_has_shot(engine: Engine, session_id: int, provider: str) -> bool:
+    """Whether the session has a shot made through ``provider``: a conversation with it has
+    started, so its primer was already sent (one row read, not the session's images)."""
+    query = (
+        select(ImageRow.id)
+        .where(ImageRow.session_id == session_id)
+        .where(ImageRow.kind == "shot")
+        .where(ImageRow.provider == provider)
+        .limit(1)
+    )
+    with transaction(engine) as db:
+        return db.exec(query).first() is not None

@@ -23,6 +23,7 @@ from onmodel.providers import offline_provider_name
 from onmodel.providers.base import ImageKind, InputImage, ParentTurn, Provider
 from onmodel.sheet import ShotRequest
 from onmodel.status import ImageStatus
+from onmodel.store import queries
 from onmodel.studio.plans import ShotPlan
 
 if TYPE_CHECKING:
@@ -218,7 +219,8 @@ class Planning:
                 provider=parent.row.provider,
                 response_id=parent.row.response_id,
             ),
-            started=lambda: any(i.kind == "shot" for i in self.studio.session_images(session)),
+            # with this provider: a session that switches to ChatGPT starts a new conversation
+            started=lambda: queries.session_has_shot(self.studio.engine, session.id, provider.name),
         )
 
     def _parent_for(
