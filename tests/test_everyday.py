@@ -132,6 +132,21 @@ def test_help_never_shows_python_types(home: Path, path: tuple[str, ...]) -> Non
     assert not TYPER_TYPES.search(outcome.stdout), outcome.stdout
 
 
+def test_a_command_list_shows_each_summary_as_one_line_that_wraps() -> None:
+    """A group's list shows each command's first docstring paragraph; with the docstring's
+    own line breaks in it, rich printed a line ending mid-sentence and the rest below it."""
+    from onmodel.cli.app import _command
+
+    def walk(command: Any) -> Iterator[Any]:
+        for sub in getattr(command, "commands", {}).values():
+            yield sub
+            yield from walk(sub)
+
+    for command in walk(_command()):
+        shown = command.short_help or (command.help or "").split("\n\n")[0]
+        assert "\n" not in shown, (command.name, shown)
+
+
 def test_shot_help_names_its_values(home: Path) -> None:
     text = run_cli(home, "shot", "--help").stdout
     lines = {line.split()[1]: line for line in text.splitlines() if line.startswith("│ --")}

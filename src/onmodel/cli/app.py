@@ -189,6 +189,10 @@ def _command() -> Any:
 
 
 def _name_values(command: Any) -> None:
+    # A command's line in its group's list is its docstring's first paragraph, which rich
+    # prints with the docstring's own line breaks: as one line, it wraps to the screen.
+    if getattr(command, "short_help", None) is None and command.help:
+        command.short_help = " ".join(command.help.split("\n\n")[0].split())
     # --help is made on first use; made now (from a context with the default option names,
     # which onmodel keeps), it is named like the rest
     command.get_help_option(command.context_class(command))
