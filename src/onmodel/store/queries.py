@@ -469,12 +469,28 @@ def _micros(moment: datetime | None) -> int:
 def session_has_shot(engine: Engine, session_id: int, provider: str) -> bool:
     """Whether the session has a shot made through ``provider``: a conversation with it has
     started, so its primer was already sent (one row read, not the session's images)."""
-    query = (
-        select(ImageRow.id)
-        .where(ImageRow.session_id == session_id)
-        .where(ImageRow.kind == "shot")
-        .where(ImageRow.provider == provider)
-        .limit(1)
-    )
+    query = _shots_through(select(ImageRow.id), session_id, provider).limit(1)
     with transaction(engine) as db:
         return db.exec(query).first() is not None
+
+
+def shot_params_through(
+    engine: Engine, session_id: int, provider: str, before_id: int
+) -> list[dict[str, Any]]:
+    """The parameters of the session's shots through ``provider`` made before ``before_id``
+    (hidden ones too, as :func:`session_has_shot` counts them): a conversation's turns, read
+    without the session's other images."""
+    query = _shots_through(select(ImageRow.params), session_id, provider).where(
+        col(ImageRow.id) < before_id
+    )
+    with transaction(engine) as db:
+        return list(db.exec(query).all())
+
+
+def _shots_through(query: Any, session_id: int, provider: str) -> Any:
+    """``query`` narrowed to the session's shots made through ``provider``."""
+    return (
+        query.where(ImageRow.session_id == session_id)
+        .where(ImageRow.kind == "shot")
+        .where(ImageRow.provider == provider)
+    )

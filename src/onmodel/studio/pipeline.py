@@ -26,7 +26,7 @@ from onmodel.providers import is_manual
 from onmodel.providers.base import GenerationResult, InputImage, ManualResult, ProviderError
 from onmodel.sheet import ShotRequest
 from onmodel.status import ImageStatus
-from onmodel.store import writes
+from onmodel.store import queries, writes
 from onmodel.store.models import utcnow
 from onmodel.store.stale import reconcile_stale
 from onmodel.studio.plans import ShotPlan
@@ -223,15 +223,14 @@ class Pipeline:
     def _messages_before(self, pending: Image) -> int:
         """How many messages the session's conversation with ``pending``'s provider already
         holds: each earlier shot records how many it sent (``messages`` in its parameters;
-        one for a shot recorded before the count was). A conversation waits for a person, so
-        reading the session's images for it stays small."""
+        one for a shot recorded before the count was). Only that provider's shots are read,
+        never the session's other images."""
         if pending.session_id is None:
             return 0
-        return sum(
-            _sent_messages(earlier.params)
-            for earlier in self.studio.iter_session_images(pending.session_id)
-            if earlier.id < pending.id and earlier.provider == pending.provider
+        earlier = queries.shot_params_through(
+            self.studio.engine, pending.session_id, pending.provider, pending.id
         )
+        return sum(_sent_messages(params) for params in earlier)
 
     def _attachable(self, pending: Image, item: InputImage) -> Path:
         """A copy of the file the user attaches to the first message, under a name they can
