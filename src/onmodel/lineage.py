@@ -55,7 +55,8 @@ class TreeNode:
         return [node.image for node in self.nodes()]
 
     def to_dict(self) -> dict[str, Any]:
-        """The nested form ``onmodel tree --json`` prints, built top-down (no recursion)."""
+        """The whole tree as nested dicts (``children`` inside ``children``), built top-down
+        without recursion; for library users (``onmodel tree --json`` is flat, see there)."""
         top = {**node_fields(self.image), "children": []}
         stack: list[tuple[TreeNode, dict[str, Any]]] = [(self, top)]
         while stack:

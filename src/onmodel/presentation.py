@@ -337,12 +337,9 @@ def image_view(
     export_name: str | None = None,
     references: Sequence[Reference] | None = None,
     tags: Sequence[str] | None = None,
-    hidden: bool = False,
 ) -> ImageView:
     """``references`` and ``tags`` when the caller has read them already (for many images at
-    once, or none: a lineage line shows neither); otherwise they are read here. ``hidden``
-    when the caller knows the image is hidden (a handle does not say: see
-    :func:`is_hidden`)."""
+    once, or none: a lineage line shows neither); otherwise they are read here."""
     error = _error_view(image)
     asked = image.request.model_dump()
     request = tuple((key, str(asked[key])) for key in REQUEST_ORDER if asked.get(key)) + tuple(
@@ -388,7 +385,7 @@ def image_view(
         ),
         tags=tuple(image.studio.list_tags([image.id])[image.id] if tags is None else tags),
         manual=image.status == ImageStatus.PENDING and is_manual(image.provider),
-        hidden=hidden,
+        hidden=image.hidden_at is not None,
         file=links.file(image) if has_file else None,
         thumb=links.thumb(image, CARD_SIZE) if has_file else None,
         mini=links.thumb(image, MINI_SIZE) if has_file else None,
@@ -631,8 +628,8 @@ def grid_view(
     images = [Image(studio, record) for record in reversed(records[:TILES_PER_PAGE])]
     tagged = studio.list_tags([image.id for image in images])
 
-    def tile(image: Image, tags: Sequence[str], hidden: bool) -> GridTile:
-        view = image_view(image, links, references=(), tags=tags, hidden=hidden)
+    def tile(image: Image, tags: Sequence[str]) -> GridTile:
+        view = image_view(image, links, references=(), tags=tags)
         return GridTile(view, links.thumb(image, TILE_SIZE) if view.thumb else None)
 
     character = session.character
@@ -641,17 +638,11 @@ def grid_view(
         slug=session.slug,
         title=session.title,
         character=character_view(character),
-        anchor=tile(anchor, (), False) if anchor is not None else None,
-        tiles=[tile(image, tagged[image.id], chosen.hidden) for image in images],
+        anchor=tile(anchor, ()) if anchor is not None else None,
+        tiles=[tile(image, tagged[image.id]) for image in images],
         older=images[0].id if older else None,
         newer=before is not None,
     )
-
-
-def is_hidden(image: Image) -> bool:
-    """Whether the image is hidden, read from its record (the handle does not say)."""
-    record = queries.image(image.studio.engine, image.id)
-    return record is not None and record.hidden_at is not None
 
 
 def _card_page(session: Session, cards: CardsWindow) -> tuple[list[Image], bool, bool]:

@@ -173,23 +173,6 @@ def session_images(engine: Engine, session_id: int) -> list[ImageRecord]:
         return [record_from(ImageRecord, row) for row in db.exec(query).all()]
 
 
-def lineage_images(engine: Engine, session_id: int, anchor_id: int | None) -> list[ImageRecord]:
-    """A session's images, every image outside it that one of them branched from (followed
-    to the root, a generation per query), and the anchor; in id order."""
-    with transaction(engine) as db:
-        rows = list(db.exec(select(ImageRow).where(ImageRow.session_id == session_id)).all())
-        known = {row.id for row in rows}
-        missing = {row.parent_id for row in rows if row.parent_id and row.parent_id not in known}
-        if anchor_id is not None and anchor_id not in known:
-            missing.add(anchor_id)
-        while missing:
-            extra = db.exec(select(ImageRow).where(col(ImageRow.id).in_(missing))).all()
-            rows.extend(extra)
-            known.update(row.id for row in extra)
-            missing = {r.parent_id for r in extra if r.parent_id and r.parent_id not in known}
-        return [record_from(ImageRecord, row) for row in sorted(rows, key=lambda r: r.id or 0)]
-
-
 def references(engine: Engine, image_id: int) -> list[ReferenceRecord]:
     return references_of(engine, [image_id])[image_id]
 

@@ -43,7 +43,6 @@ from onmodel.presentation import (
     grid_view,
     image_lineage,
     image_view,
-    is_hidden,
     session_view,
 )
 from onmodel.status import ImageStatus
@@ -434,7 +433,7 @@ class GalleryApp:
         sessions = self.studio.sessions(character)
         own = self.studio.session(image.session_id) if image.session_id else None
         into = own or (sessions[0] if sessions else None)  # the form's session at first
-        view = image_view(image, self.links, hidden=is_hidden(image))
+        view = image_view(image, self.links)
         anchor = character.anchor if view.manual else None  # the file a new chat starts with
         return Response.html(
             self.pages.render(
