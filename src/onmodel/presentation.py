@@ -780,8 +780,8 @@ def image_lineage(image: Image, links: Links, page: int = 1) -> ImageLineage:
     root_id = ancestor_ids[0] if start > 0 else None
     wanted = ([root_id] if root_id is not None else []) + ancestor_ids[start:end]
     loaded = studio.lookups.images_by_id(wanted)
-    children = studio.children(image)
-    listed = children[:CHILDREN_SHOWN]
+    listed = studio.children(image, limit=CHILDREN_SHOWN)
+    all_children = lineage_queries.child_counts(engine, [image.id])[image.id]
     views = {key: image_view(found, links, references=(), tags=()) for key, found in loaded.items()}
     return ImageLineage(
         ancestors=len(ancestor_ids),
@@ -793,8 +793,8 @@ def image_lineage(image: Image, links: Links, page: int = 1) -> ImageLineage:
         newer=len(ancestor_ids) - end,
         children=[image_view(child, links, references=(), tags=()) for child in listed],
         child_counts=lineage_queries.child_counts(engine, [child.id for child in listed]),
-        more_children=len(children) - len(listed),
-        descendants=lineage_queries.descendant_count(engine, image.id) if children else 0,
+        more_children=all_children - len(listed),
+        descendants=lineage_queries.descendant_count(engine, image.id) if listed else 0,
     )
 
 

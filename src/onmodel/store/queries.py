@@ -156,8 +156,12 @@ def image(engine: Engine, image_id: int) -> ImageRecord | None:
         return record_from(ImageRecord, row) if row is not None else None
 
 
-def children(engine: Engine, image_id: int) -> list[ImageRecord]:
+def children(engine: Engine, image_id: int, limit: int | None = None) -> list[ImageRecord]:
+    """The image's children, oldest first; the first ``limit`` of them, if given (the anchor
+    of a long series may have thousands)."""
     query = select(ImageRow).where(ImageRow.parent_id == image_id).order_by(col(ImageRow.id))
+    if limit is not None:
+        query = query.limit(limit)
     with transaction(engine) as db:
         return [record_from(ImageRecord, row) for row in db.exec(query).all()]
 

@@ -282,8 +282,9 @@ class Studio:
     def image(self, image_id: int | str | Image) -> Image:
         return self.lookups.image(image_id)
 
-    def children(self, image: Image) -> list[Image]:
-        return self.lookups.children(image)
+    def children(self, image: Image, limit: int | None = None) -> list[Image]:
+        """The image's children, oldest first (the first ``limit``, if given)."""
+        return self.lookups.children(image, limit)
 
     def references(self, image: Image) -> list[Reference]:
         return self.lookups.references(image)

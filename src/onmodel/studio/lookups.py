@@ -65,8 +65,9 @@ class Lookups:
             raise NotFoundError(f"no image {key} (see: onmodel tree)")
         return Image(self.studio, found)
 
-    def children(self, image: Image) -> list[Image]:
-        return [Image(self.studio, record) for record in queries.children(self.engine, image.id)]
+    def children(self, image: Image, limit: int | None = None) -> list[Image]:
+        found = queries.children(self.engine, image.id, limit)
+        return [Image(self.studio, record) for record in found]
 
     def references(self, image: Image) -> list[Reference]:
         return [Reference.from_row(record) for record in queries.references(self.engine, image.id)]
