@@ -488,6 +488,8 @@ def test_images_lists_newest_first_with_filters(studio: Studio, session: Session
     assert listed_ids(cli(studio, "images", "--search", "100%")) == []
     out = cli(studio, "images", "--limit", "2")
     assert listed_ids(out) == [failed.id, c.id] and "--limit 4" in out
+    out = cli(studio, "images", "week", "--search", "park", "--limit", "1")
+    assert "… more: onmodel images week --search park --limit 2 " in out  # the same filters
     line = next(x for x in cli(studio, "images").splitlines() if x.startswith(f"#{b.id} "))
     assert "★" in line and "Cover candidate" in line and "week" in line
     assert "[keeper]" in cli(studio, "images", "--tag", "keeper")

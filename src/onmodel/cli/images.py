@@ -6,12 +6,14 @@ written as JSON, as they come: listing 100,000 images holds one page in memory.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Iterable
 from itertools import islice
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.text import Text
 
 from onmodel.cli.context import open_studio
 from onmodel.cli.output import console
@@ -71,7 +73,11 @@ def images(
     if not shown:
         console.print("no images match")
     elif next(found, None) is not None:
-        console.print(f"[dim]… more: onmodel images --limit {limit * 2} (newest first)[/dim]")
+        again = [*([session] if session else []), *(["--starred"] if starred else [])]
+        again += [*(["--failed"] if failed else []), *(["--hidden"] if hidden else [])]
+        again += [*(["--tag", tag] if tag else []), *(["--search", search] if search else [])]
+        more = shlex.join(["onmodel", "images", *again, "--limit", str(min(limit * 2, MAX_ID))])
+        console.print(Text(f"… more: {more} (newest first)", style="dim"))
 
 
 def _line(item: ListedImage) -> str:
