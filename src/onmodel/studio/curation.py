@@ -74,7 +74,7 @@ class Curation:
     def hide_images(self, refs: Sequence[int | str | Image], *, hidden: bool) -> list[Image]:
         """See :meth:`Studio.hide_images`."""
         studio = self.studio
-        images = list({image.id: image for image in map(studio.image, refs)}.values())
+        images = studio.lookups.images(refs)
         if not images:
             raise UsageError("name at least one image")
         ids = [image.id for image in images]
@@ -85,7 +85,7 @@ class Curation:
         if hidden:
             for session in queries.sessions_headed_by(self.engine, ids):
                 self._step_head_back(session.id, session.head_image_id)
-        return [studio.image(image_id) for image_id in ids]
+        return studio.lookups.images(ids)
 
     def hide_session(self, ref: str | int | Session, *, hidden: bool) -> Session:
         """See :meth:`Studio.hide_session`."""

@@ -92,6 +92,18 @@ class Lookups:
         links = lineage.session_links(self.engine, session.id, anchor_id)
         return LineageIndex(shown_links(links), anchor_id)
 
+    def images(self, refs: Iterable[int | str | Image]) -> list[Image]:
+        """The images ``refs`` name, each once, in order: read a chunk of ids per query (a
+        library call may name thousands), refused whole if one does not exist."""
+        keys = list(
+            dict.fromkeys(ref.id if isinstance(ref, Image) else _image_key(ref) for ref in refs)
+        )
+        found = self.images_by_id(keys)
+        missing = next((key for key in keys if key not in found), None)
+        if missing is not None:
+            raise NotFoundError(f"no image {missing} (see: onmodel tree)")
+        return [found[key] for key in keys]
+
     def images_by_id(self, image_ids: Iterable[int]) -> dict[int, Image]:
         """The images with these ids (those that exist), read a chunk of ids per query."""
         found = lineage.images_by_id(self.engine, image_ids)
