@@ -113,7 +113,9 @@ def purge(
     if report.characters:
         characters = ", ".join(report.characters)
         what += f", {_counted(len(report.characters), 'character')} ({characters})"
-    files = f"{_counted(report.files, 'file')} ({_size(report.bytes)})"
+    from onmodel.presentation import format_bytes  # the pages' sizes; imported when needed
+
+    files = f"{_counted(report.files, 'file')} ({format_bytes(report.bytes) or '0 B'})"
     if not report.done:
         console.print(f"would purge {what}; {files}", markup=False)
         again = "onmodel purge --yes --subtree" if subtree else "onmodel purge --yes"
@@ -240,14 +242,3 @@ def _ids(images: list[Image]) -> str:
 
 def _counted(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
-
-
-def _size(n: int) -> str:
-    if n < 1024:
-        return f"{n:,} bytes"
-    value, unit = n / 1024, "KB"
-    for bigger in ("MB", "GB"):
-        if value < 1024:
-            break
-        value, unit = value / 1024, bigger
-    return f"{value:.1f} {unit}"
