@@ -22,7 +22,6 @@ from onmodel.lineage import LineageIndex, TreeNode
 from onmodel.sheet import ModelSheet, ShotRequest, take_name, with_take
 from onmodel.status import ImageStatus
 from onmodel.store import lineage as lineage_queries
-from onmodel.store.queries import ancestors
 from onmodel.store.records import CharacterRecord, ImageRecord, ReferenceRecord, SessionRecord
 
 if TYPE_CHECKING:
@@ -567,7 +566,7 @@ class Image:
         one query however long the series."""
         if self.row.parent_id is None:
             return [self]
-        found = ancestors(self.studio.engine, self.id)
+        found = lineage_queries.ancestors(self.studio.engine, self.id)
         return [*(Image(self.studio, record) for record in found), self]
 
     def ancestor_ids(self) -> list[int]:

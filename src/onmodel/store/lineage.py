@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
+from typing import Any
 
 from sqlalchemy import Engine, Integer, func, select, type_coerce
 
@@ -65,20 +66,46 @@ def session_links(
 
 def ancestor_ids(engine: Engine, image_id: int) -> list[int]:
     """The ids of the image's parent, its parent's parent and so on, oldest first."""
+    chain = _chain(image_id)
+    with engine.connect() as conn:
+        parents: dict[int, int | None] = dict(
+            conn.execute(select(chain.c.id, chain.c.parent_id)).all()
+        )
+    return _path_up(parents, image_id)
+
+
+def ancestors(engine: Engine, image_id: int) -> list[ImageRecord]:
+    """The records of the image's ancestors, oldest first, in one query."""
+    chain = _chain(image_id)
+    query = select(*_record_columns()).where(_image.c.id.in_(select(chain.c.id)))
+    with engine.connect() as conn:
+        records = {
+            record.id: record for record in (ImageRecord(*row) for row in conn.execute(query))
+        }
+    parents = {key: record.parent_id for key, record in records.items()}
+    return [records[key] for key in _path_up(parents, image_id)]
+
+
+def _chain(image_id: int) -> Any:
+    """The image and its ancestors' ``(id, parent_id)``, one recursive query whatever the
+    depth (walking ``parent`` a row at a time cost a query per generation)."""
     chain = (
         select(_image.c.id, _image.c.parent_id)
         .where(_image.c.id == image_id)
         .cte("chain", recursive=True)
     )
-    chain = chain.union(
+    return chain.union(
         select(_image.c.id, _image.c.parent_id).join(chain, _image.c.id == chain.c.parent_id)
     )
-    with engine.connect() as conn:
-        parents = dict(conn.execute(select(chain.c.id, chain.c.parent_id)).all())
+
+
+def _path_up(parents: dict[int, int | None], image_id: int) -> list[int]:
+    """The ancestors' ids, oldest first, rebuilt by following the links: each visited once,
+    so parent links that loop (a damaged database) end the path."""
     found: list[int] = []
     seen = {image_id}
     key = parents.get(image_id)
-    while key is not None and key in parents and key not in seen:  # a cycle ends here
+    while key is not None and key in parents and key not in seen:
         found.append(key)
         seen.add(key)
         key = parents[key]
@@ -132,8 +159,7 @@ def images_by_id(engine: Engine, image_ids: Iterable[int]) -> dict[int, ImageRec
     ORM's identity map and instances cost several times the query.
     """
     wanted = list(dict.fromkeys(image_ids))
-    names = [f.name for f in fields(ImageRecord)]
-    columns = [_image.c[name] for name in names]
+    columns = _record_columns()
     found: dict[int, ImageRecord] = {}
     with engine.connect() as conn:
         for start in range(0, len(wanted), ID_CHUNK):
@@ -142,3 +168,8 @@ def images_by_id(engine: Engine, image_ids: Iterable[int]) -> dict[int, ImageRec
                 record = ImageRecord(*row)
                 found[record.id] = record
     return found
+
+
+def _record_columns() -> list[Any]:
+    """The image table's columns in :class:`ImageRecord`'s field order."""
+    return [_image.c[f.name] for f in fields(ImageRecord)]

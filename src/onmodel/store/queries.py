@@ -37,32 +37,6 @@ from onmodel.store.records import (
 ID_CHUNK = 500
 
 
-def ancestor_rows(db: Session, image_id: int) -> list[ImageRow]:
-    """The rows of the image's parent, its parent's parent and so on, oldest first.
-
-    One recursive query, whatever the depth (walking ``parent`` one row at a time cost a query
-    per generation). ``UNION``, not ``UNION ALL``: on a damaged database whose parent links
-    form a cycle it stops when no new row turns up, instead of recursing forever; the order
-    is then rebuilt by following the links, which visits each row once.
-    """
-    table = ImageRow.__table__  # type: ignore[attr-defined]
-    chain = select(table.c.id, table.c.parent_id).where(table.c.id == image_id)
-    chain_cte = chain.cte("chain", recursive=True)
-    step = select(table.c.id, table.c.parent_id).join(
-        chain_cte, table.c.id == chain_cte.c.parent_id
-    )
-    chain_cte = chain_cte.union(step)
-    rows = db.scalars(select(ImageRow).where(table.c.id.in_(select(chain_cte.c.id)))).all()
-    by_id = {row.id: row for row in rows}
-    image = by_id.pop(image_id, None)
-    found: list[ImageRow] = []
-    next_id = image.parent_id if image is not None else None
-    while next_id is not None and (row := by_id.pop(next_id, None)) is not None:
-        found.append(row)
-        next_id = row.parent_id
-    return list(reversed(found))
-
-
 def reference_rows(db: Session, image_ids: Sequence[int]) -> dict[int, list[ImageReferenceRow]]:
     """The references of many images, by image id, in position order: a page of a long
     series reads them in a few queries instead of one per image."""
@@ -221,12 +195,6 @@ def _by_ref(db: Any, table: type[Any], ref: str | int) -> Any:
         key = int(ref)
         return db.get(table, key) if 0 < key <= MAX_ID else None
     return db.exec(select(table).where(table.slug == ref)).first()
-
-
-def ancestors(engine: Engine, image_id: int) -> list[ImageRecord]:
-    """The image's ancestors, oldest first, in one query (see :func:`ancestor_rows`)."""
-    with transaction(engine) as db:
-        return [record_from(ImageRecord, row) for row in ancestor_rows(db, image_id)]
 
 
 def references_of(engine: Engine, image_ids: Sequence[int]) -> dict[int, list[ReferenceRecord]]:
