@@ -176,6 +176,8 @@ class ImageRow(SQLModel, table=True):
     # both empty for a single shot, and for images made before revision 0005.
     variation: int | None = None
     variations: int | None = None
+    # The take a retake loop chose among its siblings (``shot --takes``): the best score.
+    picked_at: datetime | None = None
 
 
 class ImageReferenceRow(SQLModel, table=True):
@@ -190,6 +192,35 @@ class ImageReferenceRow(SQLModel, table=True):
     ref_image_id: int | None = Field(default=None, foreign_key="image.id", index=True)
     sha256: str = Field(max_length=64)
     format: str
+
+
+class ImageCheckRow(SQLModel, table=True):
+    """One consistency check of an image (``onmodel check``, a retake loop's): recorded
+    ``pending`` before a paid checker is asked, then ``succeeded`` with its score and
+    per-trait results, or ``failed`` with why (revision 0006)."""
+
+    __tablename__ = "image_check"
+
+    id: int | None = Field(default=None, primary_key=True)
+    image_id: int = Field(foreign_key="image.id", index=True)
+    checker: str = Field(max_length=64)
+    version: str = Field(max_length=32)
+    model: str | None = None
+    status: str = "pending"  # pending, succeeded, failed, interrupted
+    score: int | None = None  # 0-100
+    min_score: int | None = None  # the pass mark it was held to, in a retake loop
+    traits: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    summary: str = ""
+    returned: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    usage: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    cost_usd: str | None = None
+    latency_ms: int | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
 
 
 class ImageTagRow(SQLModel, table=True):

@@ -101,10 +101,46 @@ class ImageRecord:
     sheet_version_id: int | None  # the model sheet it was made with (see SheetVersionRecord)
     variation: int | None  # take N of a repeated shot's M (``repeat: M``); None: a single shot
     variations: int | None
+    picked_at: datetime | None  # the take a retake loop chose (``shot --takes``)
 
     def __post_init__(self) -> None:
         if not isinstance(self.status, ImageStatus):
             object.__setattr__(self, "status", ImageStatus(self.status))
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """One consistency check of an image (see ``checkers``); ``traits`` are the stored
+    per-trait results, read with :meth:`onmodel.checkers.base.TraitResult.from_dict`."""
+
+    id: int
+    image_id: int
+    checker: str
+    version: str
+    model: str | None
+    status: str  # pending, succeeded, failed, interrupted
+    score: int | None
+    min_score: int | None
+    traits: list[dict[str, Any]]
+    summary: str
+    returned: dict[str, Any]
+    usage: dict[str, Any] | None
+    cost_usd: str | None
+    latency_ms: int | None
+    error_type: str | None
+    error_message: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    @property
+    def passed(self) -> bool | None:
+        """Whether it reached its pass mark (None: not finished, or held to none)."""
+        if self.status != "succeeded" or self.score is None:
+            return None
+        from onmodel.checkers.base import DEFAULT_MIN_SCORE
+
+        mark = DEFAULT_MIN_SCORE if self.min_score is None else self.min_score
+        return self.score >= mark
 
 
 @dataclass(frozen=True)

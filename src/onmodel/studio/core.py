@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from onmodel.blobs import IN_USE_GRACE, BlobStore
+from onmodel.checkers import DEFAULT_CHECKER
 from onmodel.composer import Composer
 from onmodel.config import Paths, resolve_paths
 from onmodel.errors import UsageError
@@ -29,8 +30,10 @@ from onmodel.sheet import ModelSheet, ShotRequest
 from onmodel.store import queries
 from onmodel.store.database import create_database_engine, upgrade
 from onmodel.store.listing import ImageFilter, tags_of
+from onmodel.store.records import CheckRecord
 from onmodel.studio.annotations import annotate, tag
 from onmodel.studio.cast import Cast
+from onmodel.studio.checks import Checks
 from onmodel.studio.costs import Breakdown, CostBreakdown, CostReport, Costs
 from onmodel.studio.curation import Curation, PurgeReport
 from onmodel.studio.editing import Editing, SheetVersion
@@ -56,6 +59,7 @@ class Studio:
     current: CurrentSession = field(init=False, repr=False)
     curation: Curation = field(init=False, repr=False)
     editing: Editing = field(init=False, repr=False)
+    checks: Checks = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.lookups = Lookups(self)
@@ -66,6 +70,7 @@ class Studio:
         self.current = CurrentSession(self.paths.state_file)
         self.curation = Curation(self)
         self.editing = Editing(self)
+        self.checks = Checks(self)
 
     # ------------------------------------------------------------------ opening
 
@@ -542,3 +547,25 @@ class Studio:
         """Every model sheet a character has had, oldest first, with how many images each
         made; the last is the current one."""
         return self.editing.sheet_history(character)
+
+    # ------------------------------------------------------------------ checks
+
+    def check(
+        self,
+        image: int | str | Image,
+        checker: str = DEFAULT_CHECKER,
+        *,
+        min_score: int | None = None,
+        max_cost: Decimal | None = None,
+    ) -> CheckRecord:
+        """Check an image against its anchor and model sheet with the named checker; the
+        check is a row (pending before a paid checker is asked), succeeded or failed."""
+        return self.checks.check(image, checker, min_score=min_score, max_cost=max_cost)
+
+    def checks_of(self, image_ids: Sequence[int]) -> dict[int, list[CheckRecord]]:
+        """Every check of these images, oldest first, by image id (a query per 500 ids)."""
+        return self.checks.of(image_ids)
+
+    def latest_checks(self, image_ids: Sequence[int]) -> dict[int, CheckRecord]:
+        """Each image's newest finished check, by image id: what a badge shows."""
+        return self.checks.latest(image_ids)

@@ -1,0 +1,176 @@
+"""Checks: an image is compared with its anchor and sheet, and the outcome is a row.
+
+The steps mirror the generation pipeline's: the check is recorded pending before a checker is
+asked (a vision judge costs money), and whatever comes back, a score, a refusal, a malformed
+answer or an exception, is written to that row. A failed check is an answer too ("could not
+tell"), never a crash of the shot or batch that asked for it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from onmodel.checkers import get_checker
+from onmodel.checkers.base import Checker, CheckerContext, CheckerError, CheckSubject
+from onmodel.errors import BudgetError, MissingKeyError, UsageError
+from onmodel.handles import Image
+from onmodel.imagefile import MIME_TYPES
+from onmodel.limits import check_amount
+from onmodel.status import ImageStatus
+from onmodel.store import checks as check_store
+from onmodel.store.records import CheckRecord
+
+if TYPE_CHECKING:
+    from onmodel.studio.core import Studio
+
+
+class Checks:
+    def __init__(self, studio: Studio) -> None:
+        self.studio = studio
+
+    def checker(self, name: str) -> Checker:
+        """The named checker, reading this studio's templates and price table."""
+        paths = self.studio.paths
+        return get_checker(
+            name,
+            CheckerContext(
+                composer=self.studio.composer,
+                models_file=paths.models_file,
+                prices_file=paths.prices_file,
+            ),
+        )
+
+    def ready(self, name: str) -> Checker:
+        """The named checker, refused while it lacks the API key it declares it needs."""
+        checker = self.checker(name)
+        if not checker.has_key():
+            variable = checker.key_env or "its API key"
+            raise MissingKeyError(
+                f"checker {name!r} needs an API key and {variable} is not set: export "
+                f"{variable}=... (or use --checker palette, which works offline and is free)",
+                variable=variable,
+            )
+        return checker
+
+    def subject(self, image: Image) -> CheckSubject:
+        """What a checker is shown for ``image``: its file, the anchor its request sent (or
+        its character's anchor), the sheet it was made with and what it asked for."""
+        studio = self.studio
+        if image.status != ImageStatus.SUCCEEDED or image.path is None or image.row.format is None:
+            raise UsageError(
+                f"image {image.id} is {image.status}: only finished images are checked"
+            )
+        anchor = self._anchor_of(image)
+        if anchor.path is None or anchor.row.format is None:
+            raise UsageError(f"the anchor of image {image.id} (image {anchor.id}) has no file")
+        version = studio.sheet_of(image)
+        sheet = version.sheet if version is not None else studio.character(image.character_id).sheet
+        return CheckSubject(
+            image=image.path,
+            image_mime=MIME_TYPES[image.row.format],
+            anchor=anchor.path,
+            anchor_mime=MIME_TYPES[anchor.row.format],
+            sheet=sheet,
+            request=image.request,
+            character_name=studio.character(image.character_id).name,
+        )
+
+    def estimate(self, checker: Checker, image: Image | None = None) -> Decimal | None:
+        """The most one check can cost; a free checker's is 0 without looking at an image."""
+        if not checker.billed:
+            return Decimal(0)
+        if image is None:
+            return None
+        return checker.estimate_max_cost(self.subject(image))
+
+    def check(
+        self,
+        image_ref: int | str | Image,
+        checker_name: str,
+        *,
+        min_score: int | None = None,
+        max_cost: Decimal | None = None,
+    ) -> CheckRecord:
+        """Check one image; the row is written pending first and always finished."""
+        image = self.studio.image(image_ref)
+        checker = self.ready(checker_name)
+        subject = self.subject(image)
+        if max_cost is not None:
+            limit = check_amount(max_cost, "--max-cost")
+            estimate = checker.estimate_max_cost(subject)
+            if estimate is None or estimate > limit:
+                worst = "unknown" if estimate is None else f"up to ${estimate}"
+                raise BudgetError(
+                    f"a {checker_name} check could cost {worst}, over --max-cost {limit}"
+                )
+        check_id = check_store.insert_pending_check(
+            self.studio.engine,
+            {
+                "image_id": image.id,
+                "checker": checker.name,
+                "version": checker.version,
+                "model": checker.model,
+                "min_score": min_score,
+            },
+        )
+        started = time.monotonic()
+        values: dict[str, Any]
+        try:
+            outcome = checker.check(subject)
+        except CheckerError as exc:
+            values = {
+                "status": "failed",
+                "error_type": exc.kind,
+                "error_message": str(exc),
+                "usage": exc.usage,
+                "cost_usd": checker.cost(exc.usage),
+                "returned": {"response_id": exc.response_id} if exc.response_id else {},
+            }
+        except (KeyboardInterrupt, SystemExit):
+            check_store.finish_check(
+                self.studio.engine, check_id, {"status": "interrupted", "error_type": "interrupted"}
+            )
+            raise
+        except Exception as exc:  # a checker's bug is a failed check, not a lost shot
+            values = {
+                "status": "failed",
+                "error_type": "unexpected",
+                "error_message": f"{type(exc).__name__}: {exc}",
+            }
+        else:
+            values = {
+                "status": "succeeded",
+                "score": max(0, min(100, int(outcome.score))),
+                "traits": [trait.to_dict() for trait in outcome.traits],
+                "summary": outcome.summary,
+                "model": outcome.model or checker.model,
+                "usage": outcome.usage,
+                "returned": outcome.returned,
+                "cost_usd": checker.cost(outcome.usage),
+            }
+        values["latency_ms"] = int((time.monotonic() - started) * 1000)
+        check_store.finish_check(self.studio.engine, check_id, values)
+        return check_store.check_by_id(self.studio.engine, check_id)
+
+    def of(self, image_ids: Iterable[int]) -> dict[int, list[CheckRecord]]:
+        """Every check of these images, oldest first, by image id (a query per 500 ids)."""
+        return check_store.checks_of(self.studio.engine, image_ids)
+
+    def latest(self, image_ids: Iterable[int]) -> dict[int, CheckRecord]:
+        """Each image's newest finished check, by image id: what a badge shows."""
+        return check_store.latest_checks(self.studio.engine, image_ids)
+
+    def _anchor_of(self, image: Image) -> Image:
+        studio = self.studio
+        if image.kind in ("anchor", "import"):
+            return image
+        sent = next((r for r in image.references if r.role == "anchor" and r.image_id), None)
+        if sent is not None and sent.image_id is not None:
+            return studio.image(sent.image_id)
+        anchor_id = studio.character(image.character_id).row.anchor_image_id
+        if anchor_id is None:
+            raise UsageError(f"image {image.id}'s character has no anchor to check it against")
+        return studio.image(anchor_id)

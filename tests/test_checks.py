@@ -1,0 +1,125 @@
+"""Checks as rows: recorded pending before a checker is asked, always finished, and a
+checker's refusal or bug is a failed check on record, never a crash (issue 14)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import ClassVar
+
+import pytest
+
+from onmodel import checkers
+from onmodel.checkers.base import (
+    Checker,
+    CheckerError,
+    CheckOutcome,
+    CheckSubject,
+    TraitResult,
+    Verdict,
+)
+from onmodel.errors import UsageError
+from onmodel.store import checks as check_store
+from onmodel.studio import Studio
+
+PROMPT = "a cheerful girl with orange hair and green eyes"
+
+
+class ScriptedChecker(Checker):
+    """Answers what the test tells it, and notes what it saw and what was on record then."""
+
+    name = "scripted"
+    answer: ClassVar[CheckOutcome | Exception] = CheckOutcome(score=100, traits=[])
+    seen: ClassVar[list[CheckSubject]] = []
+    pending_at_call: ClassVar[list[str]] = []
+    studio: ClassVar[Studio | None] = None
+
+    def check(self, subject: CheckSubject) -> CheckOutcome:
+        type(self).seen.append(subject)
+        assert self.studio is not None
+        image_id = self.studio.current_session().head_image_id  # type: ignore[union-attr]
+        records = self.studio.checks_of([image_id])[image_id]  # type: ignore[index]
+        type(self).pending_at_call.append(records[-1].status)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+@pytest.fixture
+def scripted(studio: Studio, monkeypatch: pytest.MonkeyPatch) -> Iterator[type[ScriptedChecker]]:
+    monkeypatch.setitem(checkers.FACTORIES, "scripted", lambda context: ScriptedChecker(context))
+    ScriptedChecker.seen, ScriptedChecker.pending_at_call = [], []
+    ScriptedChecker.studio = studio
+    yield ScriptedChecker
+
+
+def made_shot(studio: Studio) -> int:
+    studio.create_character("Mia", prompt=PROMPT)
+    session = studio.start_session("mia")
+    return session.shot(outfit="red tracksuit", scene="beach at night").id
+
+
+def test_a_check_is_pending_while_asked_and_keeps_score_traits_and_what_it_saw(
+    studio: Studio, scripted: type[ScriptedChecker]
+) -> None:
+    shot_id = made_shot(studio)
+    scripted.answer = CheckOutcome(
+        score=62,
+        traits=[
+            TraitResult("hair_color", Verdict.DRIFTED, expected="#c9642b", measured="#3b5ba5"),
+            TraitResult("outfit_colors", Verdict.CHANGED, note="the request asks for a tracksuit"),
+        ],
+        summary="hair drifted",
+    )
+    record = studio.check(shot_id, "scripted", min_score=80)
+
+    assert scripted.pending_at_call == ["pending"]
+    subject = scripted.seen[0]
+    anchor = studio.image(studio.character("mia").row.anchor_image_id)  # type: ignore[arg-type]
+    assert subject.anchor == anchor.path and subject.image == studio.image(shot_id).path
+    assert subject.request.outfit == "red tracksuit"
+    assert record.status == "succeeded" and record.score == 62 and record.passed is False
+    assert [TraitResult.from_dict(t).verdict for t in record.traits] == [
+        Verdict.DRIFTED,
+        Verdict.CHANGED,
+    ]
+    assert record.traits[0]["measured"] == "#3b5ba5"
+    assert studio.latest_checks([shot_id])[shot_id].id == record.id
+
+
+def test_a_refused_answer_and_a_checkers_bug_are_failed_checks_on_record(
+    studio: Studio, scripted: type[ScriptedChecker]
+) -> None:
+    shot_id = made_shot(studio)
+    scripted.answer = CheckerError(
+        "the judge refused", kind="refusal", usage={"input_tokens": 900}, response_id="resp_1"
+    )
+    refused = studio.check(shot_id, "scripted")
+    scripted.answer = ZeroDivisionError("division by zero")
+    broken = studio.check(shot_id, "scripted")
+
+    assert (refused.status, refused.error_type, refused.usage) == (
+        "failed",
+        "refusal",
+        {"input_tokens": 900},
+    )
+    assert refused.returned == {"response_id": "resp_1"} and refused.passed is None
+    assert broken.status == "failed" and "ZeroDivisionError" in (broken.error_message or "")
+    assert [r.id for r in studio.checks_of([shot_id])[shot_id]] == [refused.id, broken.id]
+
+
+def test_a_check_marks_its_image_changed_for_pages_that_poll(
+    studio: Studio, scripted: type[ScriptedChecker]
+) -> None:
+    shot_id = made_shot(studio)
+    stamp = studio.session_stamp()
+    studio.check(shot_id, "scripted")
+    assert [image.id for image in studio.images_changed_since(None, stamp, 10)] == [shot_id]
+
+
+def test_unknown_checkers_and_unfinished_images_are_refused_in_one_line(
+    studio: Studio, scripted: type[ScriptedChecker]
+) -> None:
+    shot_id = made_shot(studio)
+    with pytest.raises(UsageError, match=r"unknown checker 'nope'; choose one of: .*scripted"):
+        studio.check(shot_id, "nope")
+    assert check_store.checks_of(studio.engine, [shot_id]) == {}
