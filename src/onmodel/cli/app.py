@@ -18,6 +18,7 @@ from onmodel.cli import (
     admin,
     batch,
     characters,
+    checks,
     costs,
     curation,
     gallery,
@@ -66,6 +67,7 @@ app.add_typer(admin.templates_app, name="templates")
 app.command("shot")(shots.shot)
 app.command("tree")(shots.tree)
 app.command("show")(shots.show)
+app.command("check")(checks.check)
 app.command("retry")(shots.retry)
 app.command("attach")(shots.attach)
 app.command("images")(images.images)

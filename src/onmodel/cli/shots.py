@@ -22,6 +22,7 @@ from onmodel.status import ImageStatus
 
 if TYPE_CHECKING:
     from onmodel.handles import Image
+    from onmodel.studio.retakes import RetakeReport
 
 
 def shot(
@@ -55,9 +56,29 @@ def shot(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the composed prompt; record and spend nothing.")
     ] = False,
+    check: Annotated[
+        str | None,
+        typer.Option(
+            "--check", help="Check each take: palette (offline, free) or judge (vision model)."
+        ),
+    ] = None,
+    min_score: Annotated[
+        int | None, typer.Option("--min-score", help="A take's pass mark, 0-100 (default 80).")
+    ] = None,
+    takes: Annotated[
+        int | None,
+        typer.Option("--takes", help="Retake until one passes, at most this many takes."),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """Generate the next shot of a session, with the anchor attached."""
+    """Generate the next shot of a session, with the anchor attached; with --check, check
+    it and retake until a take is on model (exit 1 if none is)."""
+    checking = check is not None or takes is not None or min_score is not None
+    takes = 1 if takes is None else takes
+    if checking:
+        from onmodel.studio.retakes import check_retake_options
+
+        check_retake_options(takes, min_score)  # refused before anything is planned
     studio = open_studio()
     plan = studio.session(session).plan(
         text,
@@ -88,8 +109,47 @@ def shot(
         cost = plan.estimated_max_cost
         print_dim(f"cost at most: {'$' + cost if cost is not None else 'unknown'}")
         print(escape_controls(plan.prompt))  # plain, for pipes; a revised prompt may hold escapes
+        if checking:
+            print_dim(f"then: checked with {check or 'palette'}, up to {takes} take(s)")
         return
-    report(studio.execute(plan), json_out)
+    if not checking:
+        report(studio.execute(plan), json_out)
+        return
+    from onmodel.cli.checks import print_retakes
+
+    retakes = studio.shoot_until_on_model(
+        plan,
+        checker=check or "palette",
+        takes=takes,
+        min_score=min_score,
+        max_cost=None if max_cost is None else Decimal(str(max_cost)),
+    )
+    if json_out:
+        print_json(retakes_dict(retakes))
+    else:
+        print_retakes(retakes)
+    if not retakes.passed:
+        raise typer.Exit(1)
+
+
+def retakes_dict(retakes: RetakeReport) -> dict[str, Any]:
+    """A retake loop as JSON: every take with its check, and the pick."""
+    from onmodel.checkview import check_dict
+
+    return {
+        "takes": [
+            {
+                **take.image.to_dict(),
+                "check": None if take.check is None else check_dict(take.check),
+            }
+            for take in retakes.takes
+        ],
+        "pick": None if retakes.pick is None else retakes.pick.id,
+        "passed": retakes.passed,
+        "min_score": retakes.min_score,
+        "checker": retakes.checker,
+        "stopped": retakes.stopped or None,
+    }
 
 
 def report(image: Image, json_out: bool) -> None:

@@ -317,3 +317,28 @@ def _free_slug(db: Any, base: str, *, taken_ok: bool) -> str:
         n += 1
         candidate = f"{base}-{n}"
     return candidate
+
+
+def pick_take(
+    engine: Engine, pick_id: int, take_ids: Sequence[int], session_id: int | None
+) -> None:
+    """Mark ``pick_id`` the chosen take among ``take_ids`` (the others lose the mark) and, for a
+    plain shot's takes (``session_id`` given), make it the session's head, in one transaction:
+    a session never points at a take that is not its pick."""
+    images = ImageRow.__table__  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        pick = conn.execute(
+            select(ImageRow.session_id, ImageRow.response_id).where(ImageRow.id == pick_id)
+        ).one()
+        now = change_time(conn, [pick.session_id])
+        others = [take_id for take_id in take_ids if take_id != pick_id]
+        if others:
+            conn.execute(
+                update(images)
+                .where(images.c.id.in_(others), images.c.picked_at.is_not(None))
+                .values(picked_at=None, updated_at=now)
+            )
+        update_row(conn, ImageRow, pick_id, {"picked_at": now, "updated_at": now})
+        if session_id is not None:
+            head = {"head_image_id": pick_id, "last_response_id": pick.response_id}
+            update_row(conn, SessionRow, session_id, {**head, "updated_at": now})

@@ -42,6 +42,7 @@ from onmodel.studio.lookups import Lookups
 from onmodel.studio.pipeline import Delivery, Pipeline
 from onmodel.studio.planning import Planning, ShotPlanner
 from onmodel.studio.plans import ShotPlan
+from onmodel.studio.retakes import RetakeReport, shoot_until_on_model
 from onmodel.studio.state import CurrentSession
 
 
@@ -265,6 +266,22 @@ class Studio:
     def execute(self, plan: ShotPlan) -> Image:
         """Record ``plan`` as pending, generate it, and record the outcome, whatever it is."""
         return self.pipeline.execute(plan)
+
+    def shoot_until_on_model(
+        self,
+        plan: ShotPlan,
+        *,
+        checker: str = DEFAULT_CHECKER,
+        takes: int = 3,
+        min_score: int | None = None,
+        max_cost: Decimal | None = None,
+    ) -> RetakeReport:
+        """Make up to ``takes`` takes of ``plan``, each checked, until one scores
+        ``min_score`` (default 80) or more; every take is kept, the best is picked and, for a
+        plain shot, becomes the session's head. ``max_cost`` bounds takes and checks together."""
+        return shoot_until_on_model(
+            self, plan, checker=checker, takes=takes, min_score=min_score, max_cost=max_cost
+        )
 
     def request(self, plan: ShotPlan) -> Delivery:
         """Record ``plan`` and ask its provider; :meth:`store` finishes it."""

@@ -1,0 +1,100 @@
+"""How a consistency check reads, in one place for the CLI, the web pages and the export.
+
+A check is shown two ways: a badge beside an image ("on model 96", "drifted 41: hair colour",
+"check failed") and, where there is room, a line per trait. Both come from here, so a score
+reads the same in ``tree``, ``show``, a page and ``index.html``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from onmodel.checkers.base import TraitResult, Verdict
+from onmodel.store.records import CheckRecord
+
+VERDICT_MARKS: dict[Verdict, str] = {
+    Verdict.SAME: "✓",
+    Verdict.DRIFTED: "✗",
+    Verdict.NOT_VISIBLE: "·",
+    Verdict.CHANGED: "~",
+}
+
+
+@dataclass(frozen=True)
+class CheckBadge:
+    """A check in a few words. ``tone`` is what a page colours it by: ok, drift, failed,
+    pending."""
+
+    text: str
+    tone: str
+    title: str  # the longer form, for a tooltip
+
+
+def trait_name(trait: str) -> str:
+    """``hair_color`` reads "hair colour"; an item of a list keeps its item
+    ("must_keep: hair clip" reads "must keep: hair clip")."""
+    field, _, item = trait.partition(":")
+    words = field.strip().replace("_", " ").replace("color", "colour")
+    return f"{words}:{item}" if item else words
+
+
+def traits_of(record: CheckRecord) -> list[TraitResult]:
+    return [TraitResult.from_dict(item) for item in record.traits]
+
+
+def drifted_names(record: CheckRecord) -> list[str]:
+    return [trait_name(t.trait) for t in traits_of(record) if t.verdict == Verdict.DRIFTED]
+
+
+def badge(record: CheckRecord) -> CheckBadge:
+    """The badge for a check: its outcome, score and, when it drifted, in what."""
+    who = record.checker if record.model is None else f"{record.checker} ({record.model})"
+    if record.status == "failed":
+        why = record.error_message or record.error_type or "no answer"
+        return CheckBadge("check failed", "failed", f"{who}: {why}")
+    if record.status != "succeeded" or record.score is None:
+        return CheckBadge(f"check {record.status}", "pending", who)
+    drifted = drifted_names(record)
+    mark = f" (pass mark {record.min_score})" if record.min_score is not None else ""
+    if record.passed and not drifted:
+        return CheckBadge(f"on model {record.score}", "ok", f"{who}: {record.score}/100{mark}")
+    label = f"drifted {record.score}" + (f": {', '.join(drifted)}" if drifted else "")
+    return CheckBadge(label, "drift", f"{who}: {record.score}/100{mark}")
+
+
+def trait_line(trait: TraitResult) -> str:
+    """One trait as a line: mark, name, verdict and what was measured."""
+    measured = ""
+    if trait.expected or trait.measured:
+        measured = f" ({trait.expected or '?'} → {trait.measured or 'not found'}"
+        measured += f", ΔE {trait.delta_e:.1f})" if trait.delta_e is not None else ")"
+    note = f" — {trait.note}" if trait.note else ""
+    return (
+        f"{VERDICT_MARKS[trait.verdict]} {trait_name(trait.trait)}: {trait.verdict}{measured}{note}"
+    )
+
+
+def check_dict(record: CheckRecord) -> dict[str, Any]:
+    """A check as JSON (``show --json``, ``check --json``, ``series.json``)."""
+    return {
+        "id": record.id,
+        "image_id": record.image_id,
+        "checker": record.checker,
+        "version": record.version,
+        "model": record.model,
+        "status": record.status,
+        "score": record.score,
+        "min_score": record.min_score,
+        "passed": record.passed,
+        "drifted": drifted_names(record),
+        "traits": record.traits,
+        "summary": record.summary,
+        "cost_usd": record.cost_usd,
+        "usage": record.usage,
+        "latency_ms": record.latency_ms,
+        "error": None
+        if record.status != "failed"
+        else {"type": record.error_type, "message": record.error_message},
+        "created_at": record.created_at.isoformat(),
+    }

@@ -1,0 +1,139 @@
+"""``onmodel check``, and how a check or a retake loop is reported on the terminal.
+
+``check`` exits 1 when any image it checked drifted or could not be checked, so a script (or
+CI over a series) can stop on it; 0 means every image is on model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.text import Text
+
+from onmodel.cli.context import open_studio
+from onmodel.cli.output import console, print_json
+from onmodel.errors import BudgetError, UsageError
+
+if TYPE_CHECKING:
+    from onmodel.handles import Image
+    from onmodel.store.records import CheckRecord
+    from onmodel.studio.core import Studio
+    from onmodel.studio.retakes import RetakeReport
+
+_TONE_STYLES = {"ok": "green", "drift": "bold red", "failed": "yellow", "pending": "dim"}
+
+
+def check(
+    images: Annotated[
+        list[str] | None, typer.Argument(help="Image ids to check (or --session).")
+    ] = None,
+    session: Annotated[
+        str | None,
+        typer.Option("--session", "-s", help="Check every finished shot of this session."),
+    ] = None,
+    checker: Annotated[
+        str, typer.Option("--checker", help="palette (offline, free) or judge (vision model).")
+    ] = "palette",
+    min_score: Annotated[
+        int | None, typer.Option("--min-score", help="The pass mark, 0-100 (default 80).")
+    ] = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option("--max-cost", help="Stop before the checks could cost more (USD)."),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Check images against their anchor and model sheet, trait by trait; exit 1 if any
+    drifted."""
+    from onmodel.checkview import badge, check_dict
+    from onmodel.studio.retakes import check_retake_options
+
+    if bool(images) == (session is not None):
+        raise UsageError("name the images to check, or a --session, not both")
+    mark = check_retake_options(1, min_score)
+    studio = open_studio()
+    studio.checks.ready(checker)  # a missing key is refused before anything is recorded
+    limit = None if max_cost is None else Decimal(str(max_cost))
+    spent = Decimal(0)
+    results: list[CheckRecord] = []
+    for image in _targets(studio, images or [], session):
+        left = None if limit is None else limit - spent
+        try:
+            record = studio.checks.check(image, checker, min_score=mark, max_cost=left)
+        except BudgetError as exc:
+            if not results:
+                raise
+            console.print(f"stopped before image {image.id}: {exc}", markup=False)
+            break
+        spent += Decimal(record.cost_usd or 0)
+        results.append(record)
+        if not json_out:
+            print_check(image, record)
+    if json_out:
+        print_json({"checks": [check_dict(record) for record in results]})
+    else:
+        tones = [badge(record).tone for record in results]
+        console.print(
+            f"{len(results)} checked with {checker}: {tones.count('ok')} on model, "
+            f"{tones.count('drift')} drifted, {tones.count('failed')} could not be checked",
+            markup=False,
+        )
+    if any(record.passed is not True for record in results):
+        raise typer.Exit(1)
+
+
+def print_check(image: Image, record: CheckRecord, *, prefix: str = "") -> None:
+    """An image's check: its badge on the image's line, then each trait that is not simply
+    the same (the same ones are counted)."""
+    from onmodel.checkers.base import Verdict
+    from onmodel.checkview import badge, trait_line, traits_of
+
+    shown = badge(record)
+    line = Text(f"{prefix}#{image.id} {image.label}  ")
+    line.append(shown.text, style=_TONE_STYLES[shown.tone])
+    console.print(line)
+    traits = traits_of(record)
+    for trait in traits:
+        if trait.verdict != Verdict.SAME:
+            console.print(Text(f"{prefix}    {trait_line(trait)}"))
+    same = sum(trait.verdict == Verdict.SAME for trait in traits)
+    if same:
+        console.print(Text(f"{prefix}    ✓ {same} trait{'s' if same != 1 else ''} on model"))
+    if record.status == "failed":
+        console.print(Text(f"{prefix}    {shown.title}"), style="yellow")
+
+
+def print_retakes(report: RetakeReport) -> None:
+    """Every take with its check, then the pick and whether it passed."""
+    from onmodel.cli.render import describe_image_line
+
+    for take in report.takes:
+        if take.check is None:
+            console.print(describe_image_line(take.image))
+        else:
+            print_check(take.image, take.check)
+    if report.stopped:
+        console.print(report.stopped, markup=False)
+    if report.pick is None:
+        console.print("no take could be checked; nothing was picked", markup=False)
+        return
+    best = report.best_check
+    score = best.score if best is not None else None
+    verdict = "on model" if report.passed else f"below the pass mark {report.min_score}"
+    console.print(
+        f"picked #{report.pick.id} ({report.pick.label}, score {score}, {verdict})", markup=False
+    )
+
+
+def _targets(studio: Studio, refs: list[str], session: str | None) -> Iterable[Image]:
+    """The images to check: the named ones, or a session's finished shots a page at a time."""
+    if refs:
+        return [studio.image(ref) for ref in refs]
+    return (
+        image
+        for image in studio.iter_session_images(studio.session(session))
+        if image.succeeded and image.kind != "anchor"
+    )
