@@ -19,7 +19,12 @@ What it does:
   and keeping the request in ``rejected`` so a test can assert that every request
   the code under test sent is one the real API accepts;
 * injects scripted faults per endpoint (``fail_next``) and per-request latency (the time from
-  receiving a request to answering it, its validation and image included).
+  receiving a request to answering it, its validation and image included);
+* answers a Responses request that declares ``text.format`` ``json_schema`` (Structured
+  Outputs) with JSON text: the next scripted answer (``answer_next``) or, by default, a
+  minimal instance of the declared schema; the ``refusal``, ``incomplete`` and ``malformed``
+  faults make it refuse, stop short or send text that is not JSON. A strict schema is checked
+  as the real API checks it (every object closed, every property required).
 
 Run standalone for benchmarks: ``python tests/fakeopenai.py --port 0 --latency 0.5``
 prints the base URL on its first stdout line and serves until killed.
@@ -64,6 +69,8 @@ FaultKind = Literal[
     "moderation",
     "malformed",
     "auth",
+    "refusal",
+    "incomplete",
 ]
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 
@@ -145,6 +152,9 @@ OUTPUT_IMAGE_TOKENS: Mapping[str, int] = {
 INPUT_IMAGE_TOKENS = 323
 
 MALFORMED_PAYLOAD = base64.b64encode(b"this is not an image").decode()
+MALFORMED_JSON = '{"answer": "cut off here'
+DEFAULT_REFUSAL = "I'm sorry, but I can't help with that request."
+SCHEMA_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 DEFAULT_TIMEOUT_DELAY = 30.0
 
 
@@ -241,6 +251,25 @@ class RecordedRequest:
     def images(self) -> list[RecordedFile]:
         """The uploaded ``image``/``image[]`` parts, in the order they were sent."""
         return [f for f in self.files if f.field in ("image", "image[]")]
+
+    @property
+    def input_image_urls(self) -> list[str]:
+        """A Responses request's ``input_image`` URLs (data URLs), in the order they were sent."""
+        items = self.json.get("input") if isinstance(self.json, dict) else None
+        urls: list[str] = []
+        for item in items if isinstance(items, list) else []:
+            content = item.get("content") if isinstance(item, dict) else None
+            for part in content if isinstance(content, list) else []:
+                if isinstance(part, dict) and part.get("type") == "input_image":
+                    urls.append(str(part.get("image_url")))
+        return urls
+
+    @property
+    def text_format(self) -> dict[str, Any] | None:
+        """A Responses request's ``text.format`` (for Structured Outputs, its JSON schema)."""
+        text = self.json.get("text") if isinstance(self.json, dict) else None
+        found = text.get("format") if isinstance(text, dict) else None
+        return found if isinstance(found, dict) else None
 
     def summary(self) -> dict[str, Any]:
         """A JSON-safe summary without bodies, for the standalone control API."""
@@ -398,6 +427,7 @@ class FakeOpenAI:
         self._faults: dict[str, deque[Fault]] = {}
         self._responses: dict[str, dict[str, Any]] = {}
         self._items: set[str] = set()
+        self._answers: deque[str] = deque()
         self._in_flight = 0
         self._max_in_flight = 0
         self.errors: list[str] = []
@@ -523,6 +553,7 @@ class FakeOpenAI:
             self._faults.clear()
             self._responses.clear()
             self._items.clear()
+            self._answers.clear()
             self._max_in_flight = self._in_flight
             self.errors.clear()
 
@@ -583,6 +614,17 @@ class FakeOpenAI:
         )
         with self._lock:
             self._faults.setdefault(key, deque()).append(fault)
+
+    def answer_next(self, answer: Any, times: int = 1) -> None:
+        """Queue the JSON text the next ``times`` Structured Outputs answers carry.
+
+        A string is sent verbatim (so a test can send JSON that does not match the schema);
+        anything else is sent as ``json.dumps(answer)``.  Without a queued answer the server
+        answers with a minimal instance of the request's schema.
+        """
+        text = answer if isinstance(answer, str) else json.dumps(answer)
+        with self._lock:
+            self._answers.extend([text] * times)
 
     def clear_faults(self, path: str | None = None) -> None:
         """Drop queued faults for one endpoint, or all of them."""
@@ -1441,12 +1483,15 @@ class FakeOpenAI:
                 "Tool choice 'image_generation' not found in 'tools' parameter.",
                 "tool_choice",
             )
+        json_schema = self._validate_text_format(params.get("text"))
         fault, response = self._apply_fault(ctx, model)
         if response is not None:
             return response
         body = self._response_body(
             params, model, prompt, input_images, image_tool, echoed_tools, previous_stored, fault
         )
+        if image_tool is None and json_schema is not None:
+            self._structured_answer(body, json_schema, fault)
         if params.get("store", True) is not False:
             item_ids = [item["id"] for item in body["output"]]
             with self._lock:
@@ -1532,7 +1577,7 @@ class FakeOpenAI:
                 "content": [{"type": "output_text", "text": text, "annotations": []}],
             }
         )
-        input_tokens = max(1, math.ceil(len(prompt) / 4)) + 20
+        input_tokens = max(1, math.ceil(len(prompt) / 4)) + 20 + input_images * INPUT_IMAGE_TOKENS
         output_tokens = max(1, math.ceil(len(text) / 4))
         body: dict[str, Any] = {
             "id": _new_id("resp"),
@@ -1570,6 +1615,63 @@ class FakeOpenAI:
                 "web_search": {"num_requests": 0},
             }
         return body
+
+    @staticmethod
+    def _validate_text_format(text: Any) -> dict[str, Any] | None:
+        """``text.format``: the JSON schema of a ``json_schema`` format, else None.
+
+        A strict schema must be closed and complete, as the real API insists: every object
+        lists all its properties in ``required`` and sets ``additionalProperties: false``.
+        """
+        if text is None:
+            return None
+        found = text.get("format") if isinstance(text, dict) else None
+        if not isinstance(found, dict) or found.get("type") != "json_schema":
+            return None
+        name = found.get("name")
+        if not isinstance(name, str) or SCHEMA_NAME.fullmatch(name) is None:
+            raise _invalid(
+                "Invalid 'text.format.name': use a-z, A-Z, 0-9, underscores and dashes "
+                "(at most 64).",
+                "text.format.name",
+                "invalid_value",
+            )
+        schema = found.get("schema")
+        if not isinstance(schema, dict) or schema.get("type") != "object":
+            raise _invalid(
+                "Invalid schema for response_format: the root must be an object.",
+                "text.format.schema",
+                "invalid_json_schema",
+            )
+        if found.get("strict"):
+            _check_strict(schema, "text.format.schema")
+        return schema
+
+    def _structured_answer(
+        self, body: dict[str, Any], schema: Mapping[str, Any], fault: Fault | None
+    ) -> None:
+        """Replace the message of ``body`` by the Structured Outputs answer (or its failure)."""
+        message = body["output"][-1]
+        kind = fault.kind if fault is not None else None
+        if kind == "refusal":
+            text = (fault.message if fault is not None else None) or DEFAULT_REFUSAL
+            message["content"] = [{"type": "refusal", "refusal": text}]
+        else:
+            if kind == "malformed":
+                text = MALFORMED_JSON
+            else:
+                with self._lock:
+                    scripted = self._answers.popleft() if self._answers else None
+                text = scripted if scripted is not None else json.dumps(_instance_of(schema))
+            if kind == "incomplete":
+                text = text[: len(text) // 2]
+                message["status"] = "incomplete"
+                body["status"] = "incomplete"
+                body["incomplete_details"] = {"reason": "max_output_tokens"}
+            message["content"] = [{"type": "output_text", "text": text, "annotations": []}]
+        usage = body["usage"]
+        usage["output_tokens"] = max(1, math.ceil(len(text) / 4))
+        usage["total_tokens"] = usage["input_tokens"] + usage["output_tokens"]
 
     # ------------------------------------------------------------------ control API
 
@@ -1612,6 +1714,60 @@ class FakeOpenAI:
         except (KeyError, TypeError, ValueError) as exc:
             return self._json(400, {"error": {"message": str(exc), "type": "fake_control"}})
         return self._json(404, {"error": {"message": "unknown control endpoint"}})
+
+
+def _check_strict(schema: Any, where: str) -> None:
+    """Refuse a strict schema with an open or partly optional object, as the real API does."""
+    if not isinstance(schema, dict):
+        return
+    if schema.get("type") == "object":
+        properties = schema.get("properties") or {}
+        if schema.get("additionalProperties") is not False:
+            raise _invalid(
+                f"Invalid schema for response_format: In context={where}, "
+                "'additionalProperties' is required to be supplied and to be false.",
+                "text.format.schema",
+                "invalid_json_schema",
+            )
+        missing = sorted(set(properties) - set(schema.get("required") or []))
+        if missing:
+            raise _invalid(
+                f"Invalid schema for response_format: In context={where}, 'required' is "
+                f"required to be supplied and to be an array including every key in "
+                f"properties. Missing '{missing[0]}'.",
+                "text.format.schema",
+                "invalid_json_schema",
+            )
+        for name, child in properties.items():
+            _check_strict(child, f"{where}.{name}")
+    if schema.get("type") == "array":
+        _check_strict(schema.get("items"), f"{where}.items")
+
+
+def _instance_of(schema: Any) -> Any:
+    """A small value the schema accepts: the first enum value, the largest allowed integer,
+    an empty array, a string its pattern allows; what a scripted test does not care about."""
+    if not isinstance(schema, dict):
+        return None
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        properties = schema.get("properties") or {}
+        return {name: _instance_of(child) for name, child in properties.items()}
+    if kind == "array":
+        return []
+    if kind in ("integer", "number"):
+        return schema.get("maximum", schema.get("minimum", 0))
+    if kind == "boolean":
+        return False
+    if kind == "string":
+        pattern = schema.get("pattern")
+        for candidate in ("fake", "", "#808080"):
+            if pattern is None or re.search(pattern, candidate):
+                return candidate
+        return "fake"
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
