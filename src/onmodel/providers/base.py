@@ -8,7 +8,7 @@ records whatever they return or raise, so a crash or an API error never loses a 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -21,7 +21,24 @@ from onmodel.sheet import ModelSheet, ShotRequest
 if TYPE_CHECKING:
     from onmodel.capabilities import ModelCapability
 
-ImageKind = Literal["anchor", "shot"]
+ImageKind = Literal["anchor", "shot", "view"]
+
+VIEWS: tuple[str, ...] = ("front", "three-quarter", "side", "back")
+"""The reference views a turnaround makes (``GenerationRequest.view``), in sheet order."""
+
+PREVIEW_ONLY_PARAMS: tuple[str, ...] = ("drift",)
+"""Test knobs only an offline provider draws (the preview's ``drift``, which makes a take go
+off model on purpose). No API takes them, so every other provider refuses them before a
+request is recorded: a real, billed image must never carry a fault injected for a test."""
+
+
+def preview_only_problems(params: Mapping[str, Any]) -> list[str]:
+    """The refusal every provider but the preview gives a request that carries a test knob."""
+    return [
+        f"{name} is a preview-only test parameter (no API draws it; use --provider preview)"
+        for name in PREVIEW_ONLY_PARAMS
+        if params.get(name) is not None
+    ]
 
 
 @dataclass(frozen=True)
@@ -53,6 +70,9 @@ class GenerationRequest:
     """Which of ``variations`` identical requests this is: a shot list's ``repeat: 3`` sends
     the same request as takes 1, 2 and 3 (a deterministic provider draws each differently)."""
     variations: int = 1
+    view: str = ""
+    """Which side of the character a ``view`` request shows, one of :data:`VIEWS` (a
+    turnaround's reference views); empty for anchors and shots."""
 
 
 @dataclass
@@ -176,6 +196,14 @@ class Provider(ABC):
     def api_route(self, n_input_images: int) -> str | None:
         """The API route a request with that many input images takes (None: no API call)."""
         return None
+
+    def param_problems(self, params: Mapping[str, Any]) -> list[str]:
+        """What is wrong with ``params`` for this provider beyond the model's own rules.
+
+        The capability check asks this of the provider a request goes to, so a provider that
+        draws a test knob (the preview) checks its shape, and every other refuses it.
+        """
+        return preview_only_problems(params)
 
     def conversation(
         self, *, instructions: str | None, parent: ParentTurn, started: Callable[[], bool]

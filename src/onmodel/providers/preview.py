@@ -17,19 +17,21 @@ same.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import math
 import random
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 
-from onmodel.providers.base import GenerationRequest, GenerationResult, Provider
+from onmodel.errors import ValidationError
+from onmodel.providers.base import GenerationRequest, GenerationResult, Provider, ProviderError
 from onmodel.sheet import COLOUR_WORDS, ModelSheet, ShotRequest, take_name
 
 RGB = tuple[int, int, int]
@@ -169,6 +171,119 @@ def _single_colour(token: str) -> RGB | None:
     return (rgb[0], rgb[1], rgb[2])
 
 
+# --- drift: going off model on purpose ----------------------------------------------------------
+
+DRIFT_COLOURS: Mapping[str, str] = {
+    "hair_color": "hair",
+    "eye_color": "eyes",
+    "skin_color": "skin",
+    "outfit_color": "top",
+}
+"""The ``drift`` keys that recolour a trait, and the :class:`CharacterLook` field each one sets
+(``outfit_color`` is the top, the garment the sheet's first outfit colour describes)."""
+DRIFT_KEYS: tuple[str, ...] = (*DRIFT_COLOURS, "drop", "takes")
+
+
+@dataclass(frozen=True)
+class Drift:
+    """What a request's ``params["drift"]`` asks the preview to get wrong, read and checked.
+
+    A real model drifts by accident; checks, retakes and the demo need it to happen on cue and
+    identically every run, so the fault is a parameter: recolour a trait, leave out must-keep
+    items, on chosen takes only.
+    """
+
+    colours: tuple[tuple[str, RGB], ...] = ()  # (CharacterLook field, colour drawn instead)
+    drop: tuple[str, ...] = ()  # must_keep texts (lower case) whose items are left out
+    drop_all: bool = False
+    takes: frozenset[int] | None = None  # None: every take drifts
+
+    def applies_to(self, variation: int) -> bool:
+        return self.takes is None or variation in self.takes
+
+    def recolour(self, look: CharacterLook) -> CharacterLook:
+        colours = dict(self.colours)
+        return dataclasses.replace(
+            look,
+            hair=colours.get("hair", look.hair),
+            eyes=colours.get("eyes", look.eyes),
+            skin=colours.get("skin", look.skin),
+            top=colours.get("top", look.top),
+        )
+
+    def drops(self, item: str) -> bool:
+        """An item is dropped by "all", by its own text, or by a part of it ("hair clip")."""
+        text = item.strip().lower()
+        return self.drop_all or any(part in text for part in self.drop)
+
+
+def drift_problems(value: object) -> list[str]:
+    """Everything wrong with a ``drift`` param, each as a phrase (empty: it can be drawn)."""
+    if not isinstance(value, Mapping):
+        return [f"drift must be a mapping of {', '.join(DRIFT_KEYS)}, not {value!r}"]
+    problems: list[str] = []
+    for key, item in value.items():
+        if key not in DRIFT_KEYS:
+            problems.append(f"drift: unknown key {key!r} (use {', '.join(DRIFT_KEYS)})")
+        elif key in DRIFT_COLOURS and (not isinstance(item, str) or parse_colour(item) is None):
+            problems.append(f"drift: {key} {item!r} is not a colour (a CSS name or hex code)")
+    drop = value.get("drop")
+    if drop is not None and drop != "all":
+        if isinstance(drop, str) or not isinstance(drop, Sequence):
+            problems.append(f"drift: drop must be a list of must_keep items or 'all', not {drop!r}")
+        elif not drop or not all(isinstance(i, str) and i.strip() for i in drop):
+            problems.append(f"drift: drop must name must_keep items as text, not {list(drop)!r}")
+    takes = value.get("takes")
+    if takes is not None and (
+        isinstance(takes, str)
+        or not isinstance(takes, Sequence)
+        or not takes
+        or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 1 for t in takes)
+    ):
+        problems.append(f"drift: takes must be a list of take numbers from 1, not {takes!r}")
+    if not problems and not any(key in value for key in (*DRIFT_COLOURS, "drop")):
+        problems.append(f"drift changes nothing: give one of {', '.join(DRIFT_KEYS[:-1])}")
+    return problems
+
+
+def parse_drift(value: object) -> Drift | None:
+    """Read a ``drift`` param (None when absent); a malformed one is refused in one line."""
+    if value is None:
+        return None
+    problems = drift_problems(value)
+    if problems:
+        raise ValidationError("; ".join(problems))
+    assert isinstance(value, Mapping)  # drift_problems refuses anything else
+    colours = tuple(
+        (field, _parsed(value[key])) for key, field in DRIFT_COLOURS.items() if key in value
+    )
+    drop = value.get("drop")
+    takes = value.get("takes")
+    return Drift(
+        colours=colours,
+        drop=tuple(i.strip().lower() for i in drop) if isinstance(drop, list | tuple) else (),
+        drop_all=drop == "all",
+        takes=frozenset(takes) if takes is not None else None,
+    )
+
+
+def drift_params(*, takes: Iterable[int] | None = None, **changes: object) -> dict[str, Any]:
+    """Request params that make the preview drift: ``drift_params(hair_color="blue",
+    takes=[2])``. Checked here, so a test or the demo learns of a typo before any shot."""
+    drift: dict[str, Any] = dict(changes)
+    if takes is not None:
+        drift["takes"] = list(takes)
+    parse_drift(drift)
+    return {"drift": drift}
+
+
+def _parsed(value: object) -> RGB:
+    """A colour :func:`drift_problems` has already accepted."""
+    rgb = parse_colour(str(value))
+    assert rgb is not None
+    return rgb
+
+
 @dataclass(frozen=True)
 class CharacterLook:
     """Resolved colours and shapes of one character in one shot.
@@ -293,6 +408,9 @@ def render(request: GenerationRequest, size: tuple[int, int] = DEFAULT_SIZE) -> 
     shot = request.request
     is_anchor = request.kind == "anchor"
     look = character_look(request.sheet, request.character_name, shot.outfit)
+    drift = _drift_for(request)
+    if drift is not None:
+        look = drift.recolour(look)
     expression = detect_expression(shot)
     pose = detect_pose(shot)
     pet = detect_pet(shot)
@@ -339,6 +457,25 @@ def render(request: GenerationRequest, size: tuple[int, int] = DEFAULT_SIZE) -> 
     return image
 
 
+def _drift_for(request: GenerationRequest) -> Drift | None:
+    """The request's drift when this take is one it names (None: drawn on model).
+
+    A ``drop`` that matches none of the sheet's must_keep items is refused rather than
+    ignored: the take would come out on model while the test or demo believed it drifted.
+    """
+    drift = parse_drift(request.params.get("drift"))
+    if drift is None:
+        return None
+    items = [item.strip().lower() for item in request.sheet.must_keep]
+    unmatched = [part for part in drift.drop if not any(part in item for item in items)]
+    if unmatched:
+        kept = "; ".join(request.sheet.must_keep) or "none"
+        raise ValidationError(
+            f"drift: drop {unmatched[0]!r} matches no must_keep item (the sheet keeps: {kept})"
+        )
+    return drift if drift.applies_to(request.variation) else None
+
+
 def _tag(request: GenerationRequest) -> str:
     """The caption's corner: "anchor", "shot", or which take of several identical requests."""
     if request.kind == "anchor":
@@ -362,6 +499,12 @@ class PreviewProvider(Provider):
     billed = False
     offline = True
 
+    def param_problems(self, params: Mapping[str, Any]) -> list[str]:
+        """The preview draws the ``drift`` test knob, so it checks its shape instead of
+        refusing it."""
+        drift = params.get("drift")
+        return [] if drift is None else drift_problems(drift)
+
     def generate(self, request: GenerationRequest) -> GenerationResult:
         """Render the request; the anchor image (if attached) is never read, only counted.
 
@@ -369,7 +512,12 @@ class PreviewProvider(Provider):
         reading pixels back would let small drawing changes compound along a lineage.
         """
         size, honoured = preview_size(request.params)
-        data = encode_png(render(request, size))
+        try:
+            data = encode_png(render(request, size))
+        except ValidationError as exc:
+            raise ProviderError(str(exc), kind="invalid_request") from exc
+        if request.params.get("drift") is not None:
+            honoured["drift"] = request.params["drift"]  # the record says the fault was asked
         return GenerationResult(
             data=data,
             format="png",
