@@ -4,6 +4,7 @@ checker's refusal or bug is a failed check on record, never a crash (issue 14)."
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import ClassVar
 
 import pytest
@@ -48,6 +49,7 @@ class ScriptedChecker(Checker):
 def scripted(studio: Studio, monkeypatch: pytest.MonkeyPatch) -> Iterator[type[ScriptedChecker]]:
     monkeypatch.setitem(checkers.FACTORIES, "scripted", lambda context: ScriptedChecker(context))
     ScriptedChecker.seen, ScriptedChecker.pending_at_call = [], []
+    ScriptedChecker.answer = CheckOutcome(score=100, traits=[])
     ScriptedChecker.studio = studio
     yield ScriptedChecker
 
@@ -123,3 +125,38 @@ def test_unknown_checkers_and_unfinished_images_are_refused_in_one_line(
     with pytest.raises(UsageError, match=r"unknown checker 'nope'; choose one of: .*scripted"):
         studio.check(shot_id, "nope")
     assert check_store.checks_of(studio.engine, [shot_id]) == {}
+
+
+class PaidChecker(ScriptedChecker):
+    """A stand-in vision judge that costs a cent and a quarter a check."""
+
+    name = "paid"
+    billed = True
+
+    @property
+    def model(self) -> str | None:
+        return "judge-model"
+
+    def cost(self, usage: dict[str, object] | None) -> str | None:
+        return "0.0125"
+
+
+def test_paid_checks_count_in_the_cost_reports_beside_the_images_they_checked(
+    studio: Studio, scripted: type[ScriptedChecker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cli_inprocess import run_cli
+
+    monkeypatch.setitem(checkers.FACTORIES, "paid", lambda context: PaidChecker(context))
+    shot_id = made_shot(studio)
+    studio.check(shot_id, "scripted")  # free: not a paid check
+    studio.check(shot_id, "paid")
+    scripted.answer = CheckerError("refused", kind="refusal", usage={"input_tokens": 10})
+    studio.check(shot_id, "paid")  # refused, but billed all the same
+
+    report = studio.cost()
+    assert report.checks == 2 and report.total == Decimal("0.025")
+    assert report.by_model["judge-model (checks)"] == Decimal("0.025")
+    by_session = studio.cost_breakdown("session")
+    assert by_session.total.total == Decimal("0.025") and by_session.total.checks == 2
+    shown = run_cli(studio.paths.home, "cost")
+    assert "$0.025 over 1 image and 2 paid checks" in shown.stdout

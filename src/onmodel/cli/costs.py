@@ -11,7 +11,7 @@ from onmodel.cli.context import open_studio
 from onmodel.cli.output import console, print_json
 
 if TYPE_CHECKING:
-    from onmodel.studio.costs import Breakdown, CostLine
+    from onmodel.studio.costs import Breakdown, CostLine, CostReport
 
 
 def cost(
@@ -46,8 +46,7 @@ def cost(
     if json_out:
         print_json(report.to_dict())
         return
-    images = f"{report.images} image{'' if report.images == 1 else 's'}"
-    console.print(f"[bold]{report.scope}[/bold]: ${report.total} over {images}")
+    console.print(f"[bold]{report.scope}[/bold]: ${report.total} over {_counted(report)}")
     for model, amount in sorted(report.by_model.items()):
         console.print(f"  {model}: ${amount}", markup=False)
     if report.unknown:
@@ -72,5 +71,12 @@ def _breakdown(by: str) -> Breakdown:
 
 def _line(line: CostLine) -> str:
     unknown = f", {line.unknown} of unknown cost (not counted)" if line.unknown else ""
+    return f"{line.label}: ${line.total} over {_counted(line)}{unknown}"
+
+
+def _counted(line: CostLine | CostReport) -> str:
+    """ "12 images", or "12 images and 3 paid checks" when a vision judge was paid for."""
     images = f"{line.images} image{'' if line.images == 1 else 's'}"
-    return f"{line.label}: ${line.total} over {images}{unknown}"
+    if not line.checks:
+        return images
+    return f"{images} and {line.checks} paid check{'' if line.checks == 1 else 's'}"

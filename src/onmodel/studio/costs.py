@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from onmodel.handles import Session
-from onmodel.store.costs import cost_totals
+from onmodel.store.costs import check_cost_totals, cost_totals
 from onmodel.store.listing import character_slugs, session_slugs
 from onmodel.store.records import CostTotal
 
@@ -34,16 +34,20 @@ class CostLine:
     label: str
     total: Decimal = Decimal(0)
     images: int = 0
-    unknown: int = 0
+    unknown: int = 0  # images, and paid checks, whose cost is unknown
+    checks: int = 0  # paid consistency checks (a vision judge), counted in ``total``
 
     @classmethod
-    def summed(cls, label: str, totals: Iterable[CostTotal]) -> CostLine:
-        parts = list(totals)
+    def summed(
+        cls, label: str, totals: Iterable[CostTotal], checks: Iterable[CostTotal] = ()
+    ) -> CostLine:
+        parts, paid = list(totals), list(checks)
         return cls(
             label,
-            sum((part.total for part in parts), Decimal(0)),
+            sum((part.total for part in (*parts, *paid)), Decimal(0)),
             sum(part.images for part in parts),
-            sum(part.unknown for part in parts),
+            sum(part.unknown for part in (*parts, *paid)),
+            sum(part.images for part in paid),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -52,6 +56,7 @@ class CostLine:
             "total_usd": str(self.total),
             "images": self.images,
             "unknown_cost_images": self.unknown,
+            "paid_checks": self.checks,
         }
 
 
@@ -66,6 +71,7 @@ class CostReport:
     unknown: int = 0
     by_model: dict[str, Decimal] = field(default_factory=dict)
     anchor: CostLine | None = None
+    checks: int = 0  # paid consistency checks, their cost in ``total`` and ``by_model``
 
     def to_dict(self) -> dict[str, Any]:
         found: dict[str, Any] = {
@@ -73,6 +79,7 @@ class CostReport:
             "total_usd": str(self.total),
             "images": self.images,
             "unknown_cost_images": self.unknown,
+            "paid_checks": self.checks,
             "by_model_usd": {k: str(v) for k, v in self.by_model.items()},
         }
         if self.anchor is not None:
@@ -109,29 +116,43 @@ class Costs:
         engine = self.studio.engine
         owner = session.id if session is not None else None
         models = cost_totals(engine, "model", session_id=owner)
-        line = CostLine.summed("", models)
+        checks = check_cost_totals(engine, "model", session_id=owner)
+        line = CostLine.summed("", models, checks)
+        by_model = {str(t.key[0]): t.total for t in models if t.images > t.unknown}
+        by_model.update({f"{t.key[0]} (checks)": t.total for t in checks if t.images > t.unknown})
         report = CostReport(
             scope=session.slug if session is not None else "everything",
             total=line.total,
             images=line.images,
             unknown=line.unknown,
-            by_model={str(t.key[0]): t.total for t in models if t.images > t.unknown},
+            by_model=by_model,
+            checks=line.checks,
         )
         if session is not None:
-            anchors = cost_totals(engine, "character", anchors_of=session.character_id)
-            report.anchor = CostLine.summed(f"{session.character.slug} anchor", anchors)
+            character = session.character_id
+            report.anchor = CostLine.summed(
+                f"{session.character.slug} anchor",
+                cost_totals(engine, "character", anchors_of=character),
+                check_cost_totals(engine, "character", anchors_of=character),
+            )
         return report
 
     def breakdown(self, by: Breakdown, session: Session | None) -> CostBreakdown:
         """Everything's (or one session's) costs by character, session or month."""
-        totals = cost_totals(self.studio.engine, by, session_id=session.id if session else None)
-        labels = self._labels(by, totals)
+        owner = session.id if session else None
+        totals = cost_totals(self.studio.engine, by, session_id=owner)
+        checks = check_cost_totals(self.studio.engine, by, session_id=owner)
+        labels = self._labels(by, [*totals, *checks])
         lines = [
-            CostLine(labels[t.key], t.total, t.images, t.unknown)
-            for t in sorted(totals, key=lambda t: labels[t.key])
+            CostLine.summed(
+                label,
+                [t for t in totals if labels[t.key] == label],
+                [t for t in checks if labels[t.key] == label],
+            )
+            for label in sorted(set(labels.values()))
         ]
         scope = session.slug if session is not None else "everything"
-        return CostBreakdown(by, scope, lines, CostLine.summed("total", totals))
+        return CostBreakdown(by, scope, lines, CostLine.summed("total", totals, checks))
 
     def _labels(self, by: Breakdown, totals: list[CostTotal]) -> dict[tuple[Any, ...], str]:
         """What each group is called: a character's or session's slug (a character's anchors,
