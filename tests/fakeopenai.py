@@ -593,6 +593,9 @@ class FakeOpenAI:
         ``delay`` is how long a ``timeout`` fault stalls (default: the client's
         ``x-stainless-read-timeout`` + 1 s, ended early if the client hangs up).
         ``status`` overrides the status of ``server_error`` (e.g. 502, 503).
+        On a Structured Outputs request, ``refusal`` answers with a refusal part (``message``
+        its text), ``incomplete`` stops halfway (``max_output_tokens``) and ``malformed``
+        sends text that is not JSON; each still reports the usage, as the real API bills it.
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")

@@ -33,6 +33,7 @@ ANCHOR_TEMPLATE = "prompts/anchor.j2"
 SHOT_TEMPLATE = "prompts/shot.j2"
 PRIMER_TEMPLATE = "prompts/primer.j2"
 CHATGPT_SHOT_TEMPLATE = "prompts/chatgpt_shot.j2"
+VIEW_TEMPLATE = "prompts/view.j2"
 
 
 @dataclass(frozen=True)

@@ -201,7 +201,11 @@ def _colour_before(text: str, noun: str) -> str:
 
 
 class ShotRequest(BaseModel):
-    """What one shot asks for on top of the anchor. Every field is optional."""
+    """What one shot asks for on top of the anchor. Every field is optional.
+
+    ``view`` is set only on a turnaround's reference views (one of
+    :data:`onmodel.providers.base.VIEWS`), so that each view's row says which one it is.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -211,8 +215,11 @@ class ShotRequest(BaseModel):
     scene: str = ""
     action: str = ""
     text: str = ""
+    view: str = ""
 
-    @field_validator("pose", "outfit", "expression", "scene", "action", "text", mode="after")
+    @field_validator(
+        "pose", "outfit", "expression", "scene", "action", "text", "view", mode="after"
+    )
     @classmethod
     def _plain_text(cls, value: str) -> str:
         return check_text(value, "the text", max_length=MAX_FIELD_LENGTH)
@@ -228,6 +235,8 @@ class ShotRequest(BaseModel):
     def label(self) -> str:
         """A short human name for the shot, used in captions, trees and file names."""
         parts = [v for v in (self.expression, self.pose, self.action, self.outfit, self.scene) if v]
+        if self.view:
+            parts.insert(0, f"{self.view} view")
         if self.text:
             parts.append(self.text)
         return ", ".join(parts) or "same character"

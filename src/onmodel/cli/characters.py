@@ -133,9 +133,11 @@ def show(
     studio = open_studio()
     found = studio.character(character)
     sessions = studio.sessions(found)
+    views = studio.views(found)
     if json_out:
         data = found.to_dict()
         data["anchor"] = found.anchor.to_dict() if found.anchor else None
+        data["views"] = {view.request.view: view.id for view in views}
         data["sessions"] = [s.slug for s in sessions]
         print_json(data)
         return
@@ -149,7 +151,47 @@ def show(
     console.print(f"anchor: {describe_image_line(anchor) if anchor else '-'}")
     if anchor is not None and anchor.gen_id:
         console.print(f"gen id: {anchor.gen_id}")
+    shown = ", ".join(f"{view.request.view} #{view.id}" for view in views)
+    console.print(f"views: {shown or '-'}", markup=False)
     console.print(f"sessions: {', '.join(s.slug for s in sessions) or '-'}")
+
+
+@app.command("turnaround")
+def turnaround(
+    character: Annotated[str, typer.Argument(help="Slug, name or id.")],
+    views: Annotated[
+        str,
+        typer.Option("--views", help="Comma-separated views to draw."),
+    ] = "front,three-quarter,side,back",
+    provider: Annotated[str | None, typer.Option(help="Who draws the views.")] = None,
+    model: Annotated[str | None, typer.Option(help="Image model for the views.")] = None,
+    size: Annotated[str | None, typer.Option(help="View size, e.g. 1024x1536.")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Draw reference views of a character from its anchor, one request each; later shots
+    attach them beside the anchor, as many as the model takes."""
+    studio = open_studio()
+    made = studio.turnaround(
+        character,
+        views=views.split(","),
+        provider=provider,
+        model=model,
+        params={"size": size} if size else None,
+    )
+    if json_out:
+        print_json([image.to_dict() for image in made])
+    else:
+        for image in made:
+            console.print(describe_image_line(image), markup=False)
+    failed = [image.request.view for image in made if not image.succeeded]
+    if failed:
+        from onmodel.errors import GenerationError
+
+        slug = studio.character(character).slug
+        raise GenerationError(
+            f"{len(failed)} of {len(made)} views failed; draw them again with: "
+            f"onmodel character turnaround {slug} --views {','.join(failed)}"
+        )
 
 
 # Editing a character (issue 13's curation), written beside the other curation commands.

@@ -44,6 +44,7 @@ from onmodel.studio.planning import Planning, ShotPlanner
 from onmodel.studio.plans import ShotPlan
 from onmodel.studio.retakes import RetakeReport, shoot_until_on_model
 from onmodel.studio.state import CurrentSession
+from onmodel.studio.turnaround import character_views, make_turnaround
 
 
 @dataclass
@@ -586,3 +587,33 @@ class Studio:
     def latest_checks(self, image_ids: Sequence[int]) -> dict[int, CheckRecord]:
         """Each image's newest finished check, by image id: what a badge shows."""
         return self.checks.latest(image_ids)
+
+    # ------------------------------------------------------------------ turnaround views
+
+    def turnaround(
+        self,
+        character: str | int | Character,
+        *,
+        views: Sequence[str] | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> list[Image]:
+        """Draw reference views of a character from its anchor (``views``: front,
+        three-quarter, side and back by default), one request each with the anchor attached,
+        recorded as shots are; later shots attach them after the anchor and parent, as many
+        as the provider and model take. Every view is checked before the first is paid for;
+        a failed one is in the list, failed (its row says why)."""
+        return make_turnaround(
+            self,
+            self.character(character),
+            views=views,
+            provider=provider,
+            model=model,
+            params=params,
+        )
+
+    def views(self, character: str | int | Character) -> list[Image]:
+        """The character's reference views that count: the newest succeeded, shown one of
+        each view drawn from its current anchor (a new anchor leaves the old views behind)."""
+        return character_views(self, self.character(character))

@@ -25,6 +25,7 @@ from onmodel.sheet import ShotRequest
 from onmodel.status import ImageStatus
 from onmodel.store import queries
 from onmodel.studio.plans import ShotPlan
+from onmodel.studio.turnaround import views_of
 
 if TYPE_CHECKING:
     from onmodel.capabilities import ModelCapability
@@ -39,16 +40,8 @@ class Planning:
         self, session: Session, *, from_image: int | str | Image | None = None
     ) -> ShotPlanner:
         """See :meth:`Studio.planner`."""
-        studio = self.studio
         character = session.character
-        if character.row.anchor_image_id is None:
-            raise UsageError(f"character {character.slug!r} has no anchor image yet")
-        anchor = studio.image(character.row.anchor_image_id)
-        if not anchor.succeeded:
-            raise UsageError(
-                f"the anchor of {character.slug!r} (image {anchor.id}) is {anchor.status}; "
-                "retry it before asking for shots"
-            )
+        anchor = self.anchor_of(character)
         parent = self._parent_for(session, character, anchor, from_image)
         return ShotPlanner(
             self,
@@ -58,7 +51,21 @@ class Planning:
             parent,
             self.lineage_inputs(anchor, parent),
             from_head=from_image is None,
+            views=tuple(self._input_from_image(v, "view") for v in views_of(self.studio, anchor)),
         )
+
+    def anchor_of(self, character: Character) -> Image:
+        """The character's anchor, refused unless it has a picture to draw from (shots and
+        turnaround views both start there)."""
+        if character.row.anchor_image_id is None:
+            raise UsageError(f"character {character.slug!r} has no anchor image yet")
+        anchor = self.studio.image(character.row.anchor_image_id)
+        if not anchor.succeeded:
+            raise UsageError(
+                f"the anchor of {character.slug!r} (image {anchor.id}) is {anchor.status}; "
+                "retry it first"
+            )
+        return anchor
 
     def plan(
         self,
@@ -245,7 +252,8 @@ class Planning:
         return parent
 
     def lineage_inputs(self, anchor: Image, parent: Image) -> tuple[InputImage, ...]:
-        """Anchor first (the strongest consistency lever), then the parent when it differs.
+        """Anchor first (the strongest consistency lever), then the parent when it differs
+        (the character's turnaround views follow them, as room allows: :class:`ShotPlanner`).
 
         A parent still waiting for its picture (a manual shot, see :meth:`conversation_tip`)
         has no file to send; it is already in the conversation the shot continues.
@@ -317,6 +325,7 @@ class ShotPlanner:
     parent: Image
     inputs: tuple[InputImage, ...]
     from_head: bool = True  # no image chosen: a manual shot continues its conversation
+    views: tuple[InputImage, ...] = ()  # the character's turnaround views, attached if room
 
     def plan(
         self,
@@ -337,7 +346,13 @@ class ShotPlanner:
             parent = planning.conversation_tip(session, self.parent, route)
             if parent.id != self.parent.id:
                 inputs = planning.lineage_inputs(self.anchor, parent)
-        inputs, ref_files = planning.with_refs(inputs, refs, source.max_input_images)
+        chosen_model = model or session.model
+        # the views fill what room the provider and the model leave after the user's files
+        most = min(source.max_input_images, planning.capability(chosen_model).max_input_images)
+        room = max(0, most - len(inputs) - len(refs))
+        inputs, ref_files = planning.with_refs(
+            (*inputs, *self.views[:room]), refs, source.max_input_images
+        )
         plan = planning.plan(
             kind="shot",
             character=self.character,
@@ -345,7 +360,7 @@ class ShotPlanner:
             parent=parent,
             request=request,
             provider=route,
-            model=model or session.model,
+            model=chosen_model,
             params={**session.row.params, **(params or {})},
             template=source.shot_template,
             inputs=inputs,

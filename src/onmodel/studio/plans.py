@@ -59,6 +59,7 @@ class ShotPlan:
             previous_response_id=self.previous_response_id,
             variation=self.variation,
             variations=self.variations,
+            view=self.request.view,
         )
 
     def to_dict(self) -> dict[str, Any]:

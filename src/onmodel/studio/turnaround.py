@@ -1,0 +1,113 @@
+"""Turnarounds: reference views of a character (front, three-quarter, side, back) drawn from
+its anchor, which later shots attach beside it.
+
+One anchor shows the character from one side; a shot that turns it around has to invent the
+rest, and that is where it drifts. Each view is one request with the anchor attached, made
+through the same steps as a shot (:meth:`Pipeline.execute`): recorded pending before anything
+is spent, and a failure is a failed row. A view's row belongs to no session, hangs from the
+anchor it was drawn from, and its request names the view (``ShotRequest.view``).
+
+A character's views are the newest succeeded, shown view of each name drawn from its
+*current* anchor: once another anchor is promoted, views of the old one may show a character
+that no longer matches it, so they stop counting (their rows stay, as every image's do).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from onmodel.composer import VIEW_TEMPLATE
+from onmodel.errors import GenerationError, UsageError
+from onmodel.handles import Character, Image
+from onmodel.providers import default_provider_name
+from onmodel.providers.base import VIEWS
+from onmodel.sheet import ShotRequest
+from onmodel.studio.plans import ShotPlan
+
+if TYPE_CHECKING:
+    from onmodel.studio.core import Studio
+
+
+def make_turnaround(
+    studio: Studio,
+    character: Character,
+    *,
+    views: Sequence[str] | None = None,
+    provider: str | None = None,
+    model: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> list[Image]:
+    """See :meth:`Studio.turnaround`."""
+    anchor = studio.planning.anchor_of(character)
+    names = checked_views(VIEWS if views is None else views)
+    # every view is planned, so checked, before the first one is recorded or paid for
+    plans = [
+        plan_view(studio, character, anchor, name, provider=provider, model=model, params=params)
+        for name in names
+    ]
+    made: list[Image] = []
+    for plan in plans:
+        try:
+            made.append(studio.execute(plan))
+        except GenerationError as exc:
+            if exc.image_id is None or not exc.retryable:
+                raise  # the next views would fail the same way (an exhausted quota)
+            made.append(studio.image(exc.image_id))
+    return made
+
+
+def plan_view(
+    studio: Studio,
+    character: Character,
+    anchor: Image,
+    view: str,
+    *,
+    provider: str | None = None,
+    model: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> ShotPlan:
+    """One view's request: the view template, with the anchor (and only it) attached.
+
+    Drawn by the provider and model a new character's anchor would be (a character keeps no
+    provider of its own; an imported anchor came from none)."""
+    planning = studio.planning
+    return planning.plan(
+        kind="view",
+        character=character,
+        session=None,
+        parent=anchor,
+        request=ShotRequest(view=view),
+        provider=provider or default_provider_name(),
+        model=model or planning.default_model(),
+        params=dict(params or {}),
+        template=VIEW_TEMPLATE,
+        inputs=planning.lineage_inputs(anchor, anchor),
+        anchor=anchor,
+    )
+
+
+def views_of(studio: Studio, anchor: Image) -> list[Image]:
+    """The views drawn from ``anchor`` that count: the newest succeeded, shown one of each
+    name, in :data:`VIEWS` order (the order later shots attach them in)."""
+    newest: dict[str, Image] = {}
+    for child in studio.children(anchor):  # oldest first: a later view replaces an earlier
+        if child.kind == "view" and child.succeeded and child.hidden_at is None:
+            newest[child.request.view] = child
+    return [newest[name] for name in VIEWS if name in newest]
+
+
+def character_views(studio: Studio, character: Character) -> list[Image]:
+    """See :meth:`Studio.views`."""
+    anchor_id = character.anchor_image_id
+    return views_of(studio, studio.image(anchor_id)) if anchor_id is not None else []
+
+
+def checked_views(views: Sequence[str]) -> list[str]:
+    """The views asked for, each once, in the order given; an unknown one is refused."""
+    names = list(dict.fromkeys(name.strip() for name in views if name.strip()))
+    unknown = [name for name in names if name not in VIEWS]
+    if unknown or not names:
+        what = f"unknown view {unknown[0]!r}" if unknown else "no view named"
+        raise UsageError(f"{what}; choose from: {', '.join(VIEWS)}")
+    return names
