@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops
 
 from onmodel.capabilities import load_capabilities, validate_request
 from onmodel.errors import ValidationError
@@ -208,3 +208,161 @@ def test_no_real_provider_or_api_route_takes_drift(route: str) -> None:
     message = str(refused.value)
     assert "drift is a preview-only test parameter" in message
     assert "\n" not in message
+
+
+# --- must_keep items, and dropping them ---------------------------------------------------------
+
+KEEPING = SHEET.model_copy(update={"must_keep": ["red hair clip", "freckles across the nose"]})
+RED = (210, 43, 43)  # "red" as sheets mean it (COLOUR_WORDS)
+
+
+def head_box(image: Image.Image) -> tuple[int, int, int, int]:
+    """Where the hair is: the bounding box of the sheet's hair colour."""
+    mask = Image.frombytes(
+        "L", image.size, bytes(255 if p == rgb(HAIR) else 0 for p in pixels(image))
+    )
+    box = mask.getbbox()
+    assert box is not None
+    return box
+
+
+def near_hair(image: Image.Image, colour: RGB) -> bool:
+    left, top, right, bottom = head_box(image)
+    region = image.crop((left - 8, top - 8, right + 8, bottom + 8))
+    return colour in colours(region)
+
+
+@pytest.mark.parametrize(
+    "shot",
+    [ShotRequest(), ShotRequest(expression="crying"), ShotRequest(scene="beach", pose="running")],
+    ids=lambda s: s.label() or "plain",
+)
+def test_a_red_hair_clip_is_drawn_by_the_hair_in_every_shot(shot: ShotRequest) -> None:
+    assert near_hair(draw(request(sheet=KEEPING, shot=shot)), RED)
+    assert RED not in colours(draw(request(shot=shot)))  # the clip, not the shot, is red
+
+
+def test_the_anchor_wears_the_clip_too() -> None:
+    assert near_hair(draw(request(sheet=KEEPING, kind="anchor")), RED)
+
+
+def test_dropping_an_item_removes_only_its_pixels() -> None:
+    kept = picture(draw(request(sheet=KEEPING)))
+    dropped = picture(draw(request(drift_params(drop=["hair clip"]), sheet=KEEPING)))
+    assert RED in colours(kept) and RED not in colours(dropped)
+    changed = ImageChops.difference(kept, dropped).getbbox()
+    assert changed is not None
+    left, top, right, bottom = changed
+    # a clip-sized patch by the hair, not the picture
+    assert (right - left) * (bottom - top) < kept.width * kept.height / 100
+    assert picture(draw(request(sheet=SHEET))).tobytes() == (
+        picture(draw(request(drift_params(drop="all"), sheet=KEEPING))).tobytes()
+    )
+
+
+def test_dropping_is_limited_to_the_named_takes() -> None:
+    params = drift_params(drop=["freckles across the nose"], takes=[2])
+    first, second = (
+        draw(request(params, sheet=KEEPING, variation=n, variations=2)) for n in (1, 2)
+    )
+    on_model = draw(request(sheet=KEEPING, variation=2, variations=2))
+    assert RED in colours(second)  # the clip stays
+    assert picture(first).tobytes() == picture(draw(request(sheet=KEEPING))).tobytes()
+    assert picture(second).tobytes() != picture(on_model).tobytes()
+
+
+def test_a_drop_naming_no_must_keep_item_is_refused() -> None:
+    with pytest.raises(ProviderError, match="drop 'hat' matches no must_keep item"):
+        PreviewProvider().generate(request(drift_params(drop=["hat"]), sheet=KEEPING))
+
+
+@pytest.mark.parametrize(
+    ("item", "colour"),
+    [
+        ("gold star badge", "gold"),
+        ("round blue glasses", "blue"),
+        ("crimson scarf", "crimson"),
+        ("purple earrings", "purple"),
+        ("pink bow in her hair", "pink"),
+        ("orange beanie", "orange"),
+        ("teal bow tie", "teal"),
+    ],
+)
+def test_items_the_preview_knows_are_drawn_in_their_colour(item: str, colour: str) -> None:
+    sheet = SHEET.model_copy(update={"must_keep": [item]})
+    assert rgb(colour) in colours(draw(request(sheet=sheet)))
+    assert rgb(colour) not in colours(draw(request()))
+
+
+def test_items_it_cannot_draw_change_nothing() -> None:
+    sheet = SHEET.model_copy(update={"must_keep": ["a small scar on the chin"]})
+    assert draw(request(sheet=sheet)).tobytes() == draw(request()).tobytes()
+
+
+# --- turnaround views ---------------------------------------------------------------------------
+
+
+def view(
+    name: str, sheet: ModelSheet = KEEPING, params: dict[str, Any] | None = None
+) -> Image.Image:
+    return draw(
+        GenerationRequest(
+            kind="view",
+            prompt="Mia, side view",
+            model="gpt-image-2",
+            params=dict(params or {}),
+            sheet=sheet,
+            request=ShotRequest(),
+            character_name="Mia",
+            view=name,
+        )
+    )
+
+
+def test_views_differ_from_each_other_and_keep_the_sheet_colours() -> None:
+    anchor = picture(draw(request(sheet=KEEPING, kind="anchor")))
+    views = {name: picture(view(name)) for name in ("three-quarter", "side", "back")}
+    assert len({image.tobytes() for image in (anchor, *views.values())}) == 4
+    for name, image in views.items():
+        found = colours(image)
+        assert {rgb(HAIR), rgb(SKIN), rgb(TOP)} <= found, name
+        assert colours(image) & {(246, 244, 239)}, name  # a plain background, like the anchor
+    assert rgb(EYES) in colours(views["three-quarter"]) and rgb(EYES) in colours(views["side"])
+    assert rgb(EYES) not in colours(views["back"])  # from behind, no face
+    assert colours(picture(view("front"))) == colours(anchor)
+
+
+def test_a_view_is_captioned_with_its_name_and_ignores_the_scene() -> None:
+    side = view("side")
+    beach = GenerationRequest(
+        kind="view",
+        prompt="Mia",
+        model="gpt-image-2",
+        params={},
+        sheet=KEEPING,
+        request=ShotRequest(scene="beach at sunset", pose="running"),
+        character_name="Mia",
+        view="side",
+    )
+    assert picture(draw(beach)).tobytes() == picture(side).tobytes()
+    caption = side.crop((0, picture(side).height, side.width, side.height))
+    assert (
+        caption.tobytes()
+        != draw(request(sheet=KEEPING, kind="anchor"))
+        .crop((0, picture(side).height, side.width, side.height))
+        .tobytes()
+    )
+
+
+def test_the_clip_shows_in_profile_and_hides_from_behind() -> None:
+    assert near_hair(view("side"), RED)
+    assert RED not in colours(view("back"))
+
+
+def test_views_drift_like_shots() -> None:
+    assert rgb(HAIR) not in colours(view("back", params=drift_params(hair_color="navy")))
+
+
+def test_an_unknown_view_is_refused() -> None:
+    with pytest.raises(ProviderError, match="unknown view 'top'"):
+        view("top")

@@ -13,6 +13,11 @@ reads the clock, the environment, system fonts or an unseeded random generator. 
 request (a shot list's ``repeat: 3``) are told apart the same way: each take is captioned with its
 number ("take 2/3"), so the three differ in bytes and at a glance while the character stays the
 same.
+
+The must_keep items it recognises (a hair clip, freckles, glasses, a scarf...) are drawn the same
+way in every image, and a turnaround's views turn the figure. For checks and retakes a request can
+also go off model on cue: ``params["drift"]`` (see :func:`drift_params`) recolours a trait or
+leaves out must_keep items on chosen takes, a test knob every other provider refuses.
 """
 
 from __future__ import annotations
@@ -31,7 +36,13 @@ from typing import Any, Literal, Protocol
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 
 from onmodel.errors import ValidationError
-from onmodel.providers.base import GenerationRequest, GenerationResult, Provider, ProviderError
+from onmodel.providers.base import (
+    VIEWS,
+    GenerationRequest,
+    GenerationResult,
+    Provider,
+    ProviderError,
+)
 from onmodel.sheet import COLOUR_WORDS, ModelSheet, ShotRequest, take_name
 
 RGB = tuple[int, int, int]
@@ -378,6 +389,64 @@ def detect_pet(shot: ShotRequest) -> Pet | None:
     return None
 
 
+KeepKind = Literal[
+    "glasses", "hair_clip", "bow_tie", "hat", "bow", "earrings", "scarf", "freckles", "badge"
+]
+_KEEPS: tuple[tuple[KeepKind, str], ...] = (
+    ("glasses", r"glasses|spectacles|goggles"),
+    ("hair_clip", r"\bhair ?(?:clip|pin|slide|grip)|\bbarrette|\bhairpin|\bbobby pin|\bclip\b"),
+    ("bow_tie", r"\bbow ?-?tie"),
+    ("hat", r"\b(?:hat|cap|beanie|beret|fedora|bonnet)s?\b"),
+    ("bow", r"\bbows?\b|\bribbon"),
+    ("earrings", r"\bear ?-?rings?\b|\bear ?studs?\b"),
+    ("scarf", r"\bscar(?:f|ves)\b|\bbandana|\bneckerchief"),
+    ("freckles", r"\bfreckl"),
+    ("badge", r"\bbadge|\bpin\b|\bbrooch|\bstar\b"),
+)
+"""Must-keep items the preview can draw, first match wins: a "star hair clip" is a clip."""
+_KEEP_COLOURS: dict[KeepKind, RGB] = {
+    "glasses": (40, 40, 48),
+    "hair_clip": (255, 200, 40),
+    "bow_tie": (200, 40, 60),
+    "hat": (60, 72, 110),
+    "bow": (233, 84, 140),
+    "earrings": (212, 175, 55),
+    "scarf": (196, 52, 64),
+    "badge": (255, 200, 40),
+}
+"""What an item is drawn in when its text names no colour (freckles: a shade of the skin)."""
+
+
+@dataclass(frozen=True)
+class Keep:
+    """A must_keep item the preview draws: the same place and colour in every image."""
+
+    kind: KeepKind
+    colour: RGB | None  # None: freckles, in a shade of the skin
+    side: int  # 1: the character's left (the viewer's right, facing us); -1: its right
+    star: bool  # a star-shaped clip or badge
+
+
+def must_keep_items(must_keep: Iterable[str]) -> list[tuple[str, Keep]]:
+    """The sheet's must_keep items the preview can draw, each with its text; others (a scar,
+    a tattoo) are simply not drawn.
+
+    "Left" and "right" are the character's own, as model sheets mean them; an item that says
+    neither sits on its left, the side a turnaround's profile shows.
+    """
+    found: list[tuple[str, Keep]] = []
+    for text in must_keep:
+        lowered = text.lower()
+        kind = next((kind for kind, pattern in _KEEPS if re.search(pattern, lowered)), None)
+        if kind is None:
+            continue
+        named = colours_in(lowered)
+        colour = named[0] if named else _KEEP_COLOURS.get(kind)
+        side = -1 if re.search(r"\bright\b", lowered) else 1
+        found.append((text, Keep(kind, colour, side, bool(re.search(r"\bstars?\b", lowered)))))
+    return found
+
+
 def preview_size(params: dict[str, Any]) -> tuple[tuple[int, int], dict[str, Any]]:
     """Return the canvas size and the params that were honoured.
 
@@ -406,18 +475,25 @@ def render(request: GenerationRequest, size: tuple[int, int] = DEFAULT_SIZE) -> 
     """Draw the preview as a Pillow image (RGB), for callers that want pixels, not PNG bytes."""
     width, height = size
     shot = request.request
-    is_anchor = request.kind == "anchor"
+    view = _view_of(request)
+    # Anchors and views are reference pictures: a plain background, and (views) a calm pose.
+    is_anchor = request.kind == "anchor" or bool(view)
     look = character_look(request.sheet, request.character_name, shot.outfit)
     drift = _drift_for(request)
     if drift is not None:
         look = drift.recolour(look)
-    expression = detect_expression(shot)
-    pose = detect_pose(shot)
-    pet = detect_pet(shot)
+    keeps = [
+        item
+        for text, item in must_keep_items(request.sheet.must_keep)
+        if drift is None or not drift.drops(text)
+    ]
+    expression = detect_expression(shot) if not view else "neutral"
+    pose = detect_pose(shot) if not view else "stand"
+    pet = detect_pet(shot) if not view else None
 
     name = request.character_name.strip() or "unnamed character"
-    if is_anchor:
-        label = shot.label() if not shot.is_empty() else "anchor: plain background"
+    if shot.is_empty() and is_anchor:
+        label = f"{view or 'anchor'}{' view' if view else ''}: plain background"
     else:
         label = shot.label()
     image = Image.new("RGB", (width, height), _PLAIN_BACKGROUND)
@@ -437,14 +513,19 @@ def render(request: GenerationRequest, size: tuple[int, int] = DEFAULT_SIZE) -> 
     _background(draw, width, caption_top, frame, scene, rng)
 
     centre = 40.0 if pet else 50.0
-    painter = _Figure(draw, frame, look, centre)
+    painter = _Figure(draw, frame, look, centre, view)
     ground = _as_rgb(picture.getpixel((min(width - 1, round(frame.x(centre))), caption_top - 2)))
     shadow = _shade(ground, 0.85)
     painter.shadow(shadow)
     if pose == "run":
         painter.speed_lines(_shade(ground, 0.8))
     painter.body(pose)
-    painter.face(expression)
+    if view in ("three-quarter", "side"):
+        painter.turned_face()
+    elif view != "back":
+        painter.face(expression)
+    for item in keeps:
+        painter.keep(item)
     if pet:
         _Pet(draw, frame, _pick(_PET_DEFAULTS, _key(request.character_name), pet), look).draw(
             pet, 80.0, shadow
@@ -476,8 +557,18 @@ def _drift_for(request: GenerationRequest) -> Drift | None:
     return drift if drift.applies_to(request.variation) else None
 
 
+def _view_of(request: GenerationRequest) -> str:
+    """The view a request shows ("" for an ordinary anchor or shot; a view with none given
+    is the front); an unknown one is refused rather than drawn as the front."""
+    if request.view and request.view not in VIEWS:
+        raise ValidationError(f"unknown view {request.view!r}; use {', '.join(VIEWS)}")
+    return request.view or ("front" if request.kind == "view" else "")
+
+
 def _tag(request: GenerationRequest) -> str:
-    """The caption's corner: "anchor", "shot", or which take of several identical requests."""
+    """The caption's corner: "anchor", "side view", "shot", or which take of several."""
+    if _view_of(request):
+        return f"{_view_of(request)} view"
     if request.kind == "anchor":
         return "anchor"
     if request.variations > 1:
@@ -848,24 +939,121 @@ _LIMBS: dict[Pose, _Limbs] = {
 }
 
 
+_TURNS: dict[str, float] = {"front": 0.0, "three-quarter": 45.0, "side": 90.0, "back": 180.0}
+"""How far each view turns the character to its right, in degrees."""
+_BODY_DEPTH = 0.55  # the torso's depth over its width: how narrow it looks in profile
+_HAIR_LENGTHS: dict[str, float] = {
+    "long": 46.0,
+    "bob": 40.0,
+    "twintails": 38.0,
+    "short": 30.0,
+    "spiky": 31.0,
+}
+_SPIKES: tuple[Point, ...] = (
+    (-17, 22),
+    (-15, 7),
+    (-9, 13),
+    (-4, 3),
+    (1, 12),
+    (7, 4),
+    (10, 13),
+    (17, 8),
+    (17, 22),
+)
+
+
+def _arc(start: float, end: float, steps: int) -> list[Point]:
+    """Points along the top of the hair's outline (an 18 by 15 ellipse round the skull)."""
+    return [
+        (18 * math.cos(a), 26 + 15 * math.sin(a))
+        for a in (start + (end - start) * i / steps for i in range(steps + 1))
+    ]
+
+
+def _turned_cap(view: str, length: float) -> list[Point]:
+    """The hair over the head of a turned view, as one outline: the face (towards the
+    viewer's left) stays bare, the back of the head is all hair."""
+    if view == "back":
+        return [(-18.0, length), *_arc(math.pi, 2 * math.pi, 24), (18.0, length)]
+    if view == "side":
+        return [
+            *_arc(math.pi + 0.55, 2 * math.pi, 20),
+            (18.0, length),
+            (7.0, length),
+            (4.5, 27.0),
+            (-3.0, 21.5),
+            (-8.0, 23.0),
+            (-13.0, 22.0),
+        ]
+    return [
+        *_arc(math.pi + 0.3, 2 * math.pi, 22),
+        (18.0, length),
+        (13.5, length),
+        (11.5, 27.0),
+        (6.0, 22.0),
+        (1.0, 25.5),
+        (-4.0, 21.5),
+        (-9.0, 25.5),
+        (-13.5, 24.0),
+    ]
+
+
 class _Figure:
     """Draws the character. Fills are never anti-aliased, so sheet colours survive exactly."""
 
-    def __init__(self, draw: ImageDraw.ImageDraw, frame: _Frame, look: CharacterLook, cx: float):
+    def __init__(
+        self,
+        draw: ImageDraw.ImageDraw,
+        frame: _Frame,
+        look: CharacterLook,
+        cx: float,
+        view: str = "",
+    ):
         self.d = draw
         self.f = frame
         self.look = look
         self.cx = cx
         self.ow = frame.w(0.45)
+        self.view = view
+        self.turn = math.radians(_TURNS.get(view, 0.0))
+        # Horizontal squash and shift of what is drawn next: a turned body is seen edge-on, so
+        # it narrows to its depth; the head stays round and is drawn turned instead.
+        self.sx = 1.0
+        self.dx = 0.0
+
+    def x(self, value: float) -> float:
+        return self.cx + value * self.sx + self.dx
 
     def at(self, point: Point) -> Point:
-        return self.f.p(self.cx + point[0], point[1])
+        return self.f.p(self.x(point[0]), point[1])
+
+    def box(self, x0: float, y0: float, x1: float, y1: float) -> tuple[float, float, float, float]:
+        return self.f.box(self.x(x0), y0, self.x(x1), y1)
 
     def ellipse(
         self, cx: float, cy: float, rx: float, ry: float, fill: RGB, line: bool = True
     ) -> None:
-        box = self.f.box(self.cx + cx - rx, cy - ry, self.cx + cx + rx, cy + ry)
+        box = self.box(cx - rx, cy - ry, cx + rx, cy + ry)
         self.d.ellipse(box, fill=fill, outline=_outline_of(fill) if line else None, width=self.ow)
+
+    def squashed(self) -> None:
+        """Draw the body as the view sees it: narrowed to its depth when turned."""
+        depth = _BODY_DEPTH
+        self.sx = math.hypot(math.cos(self.turn), depth * math.sin(self.turn))
+        self.dx = 0.0
+
+    def turned(self, theta: float, width: float, depth: float) -> tuple[float, float]:
+        """Where a point ``theta`` degrees round a body of that half-width and half-depth shows
+        (x from the centre line) and how squarely it faces the viewer (below 0: hidden).
+
+        Positive angles are the character's left, the viewer's right in the front view; views
+        turn the character to its right, so its left side faces the viewer in profile.
+        """
+        angle = math.radians(theta)
+        x = width * math.sin(angle) * math.cos(self.turn) - depth * math.cos(angle) * math.sin(
+            self.turn
+        )
+        return x, math.cos(angle - self.turn)
 
     def polygon(self, points: Sequence[Point], fill: RGB, line: bool = True) -> None:
         self.d.polygon(
@@ -894,7 +1082,9 @@ class _Figure:
     def body(self, pose: Pose) -> None:
         look = self.look
         limbs = _LIMBS[pose]
-        self.hair_back()
+        if self.view != "back":
+            self.hair_behind()
+        self.squashed()
         leg_colour = look.skin if look.skirt else look.bottom
         for leg in (limbs.left_leg, limbs.right_leg):
             self.limb(leg, 6.5, leg_colour)
@@ -906,7 +1096,7 @@ class _Figure:
             outward = -1.5 if foot[0] < 0 else 1.5
             self.ellipse(foot[0] + outward, 92.6, 4.3, 2.4, look.shoes)
         self.d.rounded_rectangle(
-            self.f.box(self.cx - 12, 45.5, self.cx + 12, 70),
+            self.box(-12, 45.5, 12, 70),
             radius=self.f.w(6),
             fill=look.top,
             outline=_outline_of(look.top),
@@ -916,7 +1106,7 @@ class _Figure:
             self.polygon([(-11, 64), (11, 64), (16, 81), (-16, 81)], look.bottom)
         else:
             self.d.rounded_rectangle(
-                self.f.box(self.cx - 11.5, 65.5, self.cx + 11.5, 74),
+                self.box(-11.5, 65.5, 11.5, 74),
                 radius=self.f.w(3),
                 fill=look.bottom,
                 outline=_outline_of(look.bottom),
@@ -929,7 +1119,7 @@ class _Figure:
                     fill=_stripe(look.top),
                     width=self.f.w(1.1),
                 )
-        self.d.rectangle(self.f.box(self.cx - 3, 40, self.cx + 3, 47), fill=look.skin)
+        self.d.rectangle(self.box(-3, 40, 3, 47), fill=look.skin)
         self.polygon([(-4.5, 45.6), (4.5, 45.6), (0, 50.5)], look.skin, line=False)
 
         if pose == "guitar":
@@ -956,7 +1146,21 @@ class _Figure:
             box = self.f.box(self.cx + hand[0] - 7, hand[1] - 7, self.cx + hand[0] + 7, hand[1] + 7)
             for start, end in ((200, 240), (300, 340)):
                 self.d.arc(box, start, end, fill=_LINE, width=self.f.w(0.7))
-        self.head()
+        self.sx = 1.0
+        if self.view in ("three-quarter", "side", "back"):
+            self.turned_head()
+        else:
+            self.head()
+        if self.view == "back":
+            self.hair_behind()  # seen from behind, long hair and tails hang over the back
+
+    def hair_behind(self) -> None:
+        """The hair behind the head, moved to the back of the head as the view turns."""
+        if self.view in ("three-quarter", "side"):
+            self.sx = math.hypot(math.cos(self.turn), 0.5 * math.sin(self.turn))
+            self.dx = 7.0 * math.sin(self.turn)
+        self.hair_back()
+        self.sx, self.dx = 1.0, 0.0
 
     def hair_back(self) -> None:
         hair, style = self.look.hair, self.look.hair_style
@@ -1014,9 +1218,7 @@ class _Figure:
         if look.hair_style == "bald":
             return
         # Cap, side locks and fringe are one polygon so the outline only traces the silhouette.
-        length = {"long": 46.0, "bob": 40.0, "twintails": 38.0, "short": 30.0, "spiky": 31.0}.get(
-            look.hair_style, 35.0
-        )
+        length = _HAIR_LENGTHS.get(look.hair_style, 35.0)
         cap: list[Point] = [(-18.0, length)]
         for step in range(25):
             angle = math.pi + math.pi * step / 24
@@ -1024,19 +1226,73 @@ class _Figure:
         cap += [(18.0, length), (14.2, length - 2), (13.6, 26.5), (10, 22), (5, 25.5), (1, 21.5)]
         cap += [(-4, 26), (-8, 22), (-13.6, 26.5), (-14.2, length - 2)]
         if look.hair_style == "spiky":
-            tips = [
-                (-17, 22),
-                (-15, 7),
-                (-9, 13),
-                (-4, 3),
-                (1, 12),
-                (7, 4),
-                (10, 13),
-                (17, 8),
-                (17, 22),
-            ]
-            self.polygon(tips, look.hair)
+            self.polygon(_SPIKES, look.hair)
         self.polygon(cap, look.hair)
+
+    def turned_head(self) -> None:
+        """The head of a three-quarter, side or back view: the hair covers the back of the
+        head, the far ear hides behind it and, from behind, the face is gone."""
+        look = self.look
+        ears = [self.turned(side * 90.0, 15.8, 15.8) for side in (-1, 1)]
+        if self.view == "back":
+            for x, _ in ears:
+                self.ellipse(x, 31, 2.6, 3.4, look.skin)
+        self.ellipse(0, 28, 16, 15.5, look.skin)
+        nose, _ = self.turned(0.0, 16, 16)
+        if self.view == "side":
+            tip = [(nose + 0.4, 31.5), (nose - 2.4, 36.2), (nose + 0.4, 37.2)]
+            self.polygon(tip, look.skin, line=False)
+            self.d.line([self.at(p) for p in tip], fill=_outline_of(look.skin), width=self.ow)
+        if look.hair_style != "bald":
+            if look.hair_style == "spiky":
+                self.polygon(_SPIKES, look.hair)
+            self.polygon(
+                _turned_cap(self.view, _HAIR_LENGTHS.get(look.hair_style, 35.0)), look.hair
+            )
+        if self.view == "back":
+            return
+        for x, facing in ears:
+            if facing > 0.2:
+                self.ellipse(x, 31, 2.6 * facing, 3.4, look.skin)
+                self.ellipse(x, 31, 1.1 * facing, 1.7, _shade(look.skin, 0.85), line=False)
+
+    def turned_face(self) -> None:
+        """A calm face seen from the side the view turns to: the near eye full, the far one
+        narrowed or hidden, nose and mouth moved towards the silhouette."""
+        look = self.look
+        brow = _shade(look.hair, 0.7) if look.hair_style != "bald" else look.hair
+        for side in (-1, 1):
+            x, facing = self.turned(side * 24.0, 16, 16)
+            if facing < 0.15:
+                continue
+            k = max(0.4, facing)
+            self.ellipse(x, 33, 3.1 * k, 3.9, _LINE, line=False)
+            self.ellipse(x, 33.3, 2.5 * k, 3.3, look.eyes, line=False)
+            self.ellipse(x - 0.4 * k, 33.8, 1.0 * k, 1.4, (30, 24, 34), line=False)
+            self.ellipse(x - 0.9 * k, 32.0, 0.8 * k, 0.8, _WHITE, line=False)
+            ends = [self.turned(side * angle, 16, 16)[0] for angle in (12.0, 36.0)]
+            self.d.line(
+                [self.at((ends[0], 27.6)), self.at((ends[1], 27.3))],
+                fill=brow,
+                width=self.f.w(1.1),
+            )
+        nose, facing = self.turned(0.0, 16, 16)
+        if self.view == "side":
+            self.d.line(
+                [self.at((nose + 1.2, 40.2)), self.at((nose + 3.4, 39.8))],
+                fill=_MOUTH,
+                width=self.f.w(0.8),
+            )
+            return
+        self.ellipse(nose, 36.3, 0.6 * facing, 0.45, _shade(look.skin, 0.8), line=False)
+        half = 2.8 * facing
+        self.d.arc(
+            self.box(nose - half, 36.5, nose + half, 40.1),
+            30,
+            150,
+            fill=_MOUTH,
+            width=self.f.w(0.8),
+        )
 
     def face(self, expression: Expression) -> None:
         look = self.look
@@ -1101,6 +1357,126 @@ class _Figure:
         if expression == "surprised":
             for a, b in (((19, 14), (23, 10)), ((21, 19), (26, 18)), ((16, 10), (18, 5))):
                 self.d.line([self.at(a), self.at(b)], fill=_LINE, width=self.f.w(0.7))
+
+    def keep(self, item: Keep) -> None:
+        """Draw one must_keep item where it belongs on the figure, turned with the view."""
+        look = self.look
+        colour = item.colour or _shade(look.skin, 0.72)
+        kind = item.kind
+        if kind == "freckles":
+            if self.view == "back":
+                return
+            for side in (-1, 1):
+                for fx, fy in ((2.2, 35.8), (3.6, 37.2), (5.0, 37.9)):
+                    x, facing = self.turned(side * math.degrees(math.asin(fx / 16)), 16, 16)
+                    if facing > 0.3:
+                        self.ellipse(x, fy, 0.45, 0.45, colour, line=False)
+        elif kind == "glasses":
+            self.glasses(colour)
+        elif kind == "earrings":
+            for side in (-1, 1):
+                x, facing = self.turned(side * 90.0, 15.8, 15.8)
+                if facing > -0.01:
+                    self.ellipse(x, 35.6, 1.2, 1.2, colour)
+        elif kind == "hair_clip":
+            x, facing = self.turned(item.side * 58.0, 17, 17)
+            if facing > 0.1:
+                self.trinket(x, 19.5, 2.6, max(0.4, facing), colour, item.star, tilt=item.side)
+        elif kind == "bow":
+            x, facing = self.turned(item.side * 38.0, 16, 16)
+            self.bow(x, 12.5, 4.2 * max(0.5, abs(facing)), colour)
+        elif kind == "bow_tie":
+            x, facing = self.turned(0.0, 4, 4)
+            if facing > 0.15:
+                self.bow(x, 46.6, 3.2 * facing, colour)
+        elif kind == "hat":
+            dome = [
+                (18.5 * math.cos(a), 20 + 10.5 * math.sin(a))
+                for a in (math.pi + math.pi * i / 24 for i in range(25))
+            ]
+            self.polygon(dome, colour)
+            self.ellipse(0, 20, 22, 2.4, colour)
+        elif kind == "scarf":
+            self.d.rounded_rectangle(
+                self.box(-7, 43.2, 7, 47.8),
+                radius=self.f.w(1.5),
+                fill=colour,
+                outline=_outline_of(colour),
+                width=self.ow,
+            )
+            x, facing = self.turned(item.side * 20.0, 12, 12 * _BODY_DEPTH)
+            if facing > 0.1:
+                w = 1.8 * facing
+                self.polygon([(x - w, 46.5), (x + w, 46.5), (x + w + 0.6, 56), (x - w, 56)], colour)
+        else:
+            x, facing = self.turned(item.side * 30.0, 12, 12 * _BODY_DEPTH)
+            if facing > 0.15:
+                self.trinket(x, 53.0, 2.4, facing, colour, item.star, tilt=0)
+
+    def trinket(
+        self, x: float, y: float, r: float, k: float, colour: RGB, star: bool, tilt: int
+    ) -> None:
+        """A star, or else a clip's bar (tilted) or a badge's disc, ``k`` wide for the turn."""
+        if star:
+            points = [
+                (
+                    x + (r if i % 2 == 0 else r * 0.45) * k * math.sin(math.pi * i / 5),
+                    y - (r if i % 2 == 0 else r * 0.45) * math.cos(math.pi * i / 5),
+                )
+                for i in range(10)
+            ]
+            self.polygon(points, colour)
+        elif tilt:
+            dx, dy = 2.4 * k, 1.2 * tilt
+            w = 0.9
+            self.polygon(
+                [
+                    (x - dx, y + dy - w),
+                    (x + dx, y - dy - w),
+                    (x + dx, y - dy + w),
+                    (x - dx, y + dy + w),
+                ],
+                colour,
+            )
+        else:
+            self.ellipse(x, y, r * k, r, colour)
+
+    def bow(self, x: float, y: float, half: float, colour: RGB) -> None:
+        """Two loops and a knot."""
+        for side in (-1, 1):
+            self.polygon(
+                [(x, y), (x + side * half, y - half * 0.6), (x + side * half, y + half * 0.6)],
+                colour,
+            )
+        self.ellipse(x, y, half * 0.3, half * 0.3, colour)
+
+    def glasses(self, colour: RGB) -> None:
+        """Rims round the visible eyes, a bridge between two, an arm to the ear in profile."""
+        if self.view == "back":
+            return
+        rims: list[tuple[float, float]] = []
+        for side in (-1, 1):
+            x, facing = self.turned(side * 24.0, 16, 16)
+            if facing < 0.15:
+                continue
+            rx = 4.4 * max(0.4, facing)
+            self.d.ellipse(
+                self.box(x - rx, 28.8, x + rx, 37.2), outline=colour, width=self.f.w(0.7)
+            )
+            rims.append((x - rx, x + rx))
+        if len(rims) == 2:
+            self.d.line(
+                [self.at((rims[0][1], 32.0)), self.at((rims[1][0], 32.0))],
+                fill=colour,
+                width=self.f.w(0.7),
+            )
+        elif rims:
+            ear, _ = self.turned(90.0, 15.8, 15.8)
+            self.d.line(
+                [self.at((rims[0][1], 32.0)), self.at((ear, 31.0))],
+                fill=colour,
+                width=self.f.w(0.7),
+            )
 
     def tear(self, x: float, y: float) -> None:
         self.polygon([(x, y - 3.2), (x + 1.6, y), (x - 1.6, y)], _TEAR, line=False)
