@@ -264,3 +264,16 @@ def test_every_trait_the_sheet_sets_is_judged_list_items_one_by_one() -> None:
     ]
     assert JudgeChecker().model == DEFAULT_JUDGE_MODEL
     assert JudgeChecker(model="gpt-6.1-terra").model == "gpt-6.1-terra"
+
+
+def test_onmodel_judge_model_chooses_the_judges_model_for_every_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from onmodel.checkers.base import CheckerContext
+    from onmodel.settings import Settings
+
+    monkeypatch.setenv("ONMODEL_JUDGE_MODEL", "gpt-6.1-terra")
+    assert JudgeChecker(CheckerContext(settings=Settings.from_environment())).model == (
+        "gpt-6.1-terra"
+    )
+    assert JudgeChecker(model="gpt-6-astra").model == "gpt-6-astra"  # a caller's choice wins

@@ -29,6 +29,7 @@ class Settings:
     openai_timeout: str = ""  # ONMODEL_OPENAI_TIMEOUT: seconds to wait for an answer
     openai_max_retries: str = ""  # ONMODEL_OPENAI_MAX_RETRIES: retries after the first attempt
     responses_model: str = ""  # ONMODEL_RESPONSES_MODEL: the mainline model on that route
+    judge_model: str = ""  # ONMODEL_JUDGE_MODEL: the vision model the judge checker asks
     openai_client: tuple[str | None, ...] = (None,) * len(OPENAI_CLIENT_VARIABLES)
 
     @classmethod
@@ -45,6 +46,7 @@ class Settings:
             openai_timeout=text("ONMODEL_OPENAI_TIMEOUT"),
             openai_max_retries=text("ONMODEL_OPENAI_MAX_RETRIES"),
             responses_model=text("ONMODEL_RESPONSES_MODEL"),
+            judge_model=text("ONMODEL_JUDGE_MODEL"),
             openai_client=tuple(env.get(name) for name in OPENAI_CLIENT_VARIABLES),
         )
 

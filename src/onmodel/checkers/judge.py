@@ -135,7 +135,8 @@ class _Judgement(BaseModel):
 
 
 class JudgeChecker(Checker):
-    """Asks a vision model (:data:`DEFAULT_JUDGE_MODEL`, or ``model``) to judge each trait.
+    """Asks a vision model (``model``, else ``ONMODEL_JUDGE_MODEL``, else
+    :data:`DEFAULT_JUDGE_MODEL`) to judge each trait.
 
     ``client`` is for tests and embedding; by default the OpenAI providers' shared client is
     built from the settings on first use, with their timeouts and retries.
@@ -154,7 +155,7 @@ class JudgeChecker(Checker):
         client: openai.OpenAI | None = None,
     ) -> None:
         super().__init__(context)
-        self._model = model or DEFAULT_JUDGE_MODEL
+        self._model = model or self.context.settings.judge_model or DEFAULT_JUDGE_MODEL
         self._client = client
 
     @property
