@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,6 +11,10 @@ from onmodel.cli import curation
 from onmodel.cli.context import open_studio
 from onmodel.cli.output import Column, console, print_json, print_table
 from onmodel.cli.render import describe_image_line
+
+if TYPE_CHECKING:
+    from onmodel.handles import Character
+    from onmodel.studio import Studio
 
 app = typer.Typer(help="Create, import and inspect characters.", no_args_is_help=True)
 
@@ -34,21 +38,23 @@ def new(
     provider: Annotated[str | None, typer.Option(help="Who draws the anchor.")] = None,
     model: Annotated[str | None, typer.Option(help="Image model for the anchor.")] = None,
     size: Annotated[str | None, typer.Option(help="Anchor size, e.g. 1024x1536.")] = None,
+    strict: curation.StrictOption = False,
     json_out: JsonOption = False,
 ) -> None:
     """Create a character and generate its anchor image on a plain background."""
     studio = open_studio()
     params = {"size": size} if size else None
-    character = studio.create_character(
-        name, prompt=prompt, sheet=sheet, slug=slug, provider=provider, model=model, params=params
+    character = studio.cast.create_character(
+        name,
+        prompt=prompt,
+        sheet=sheet,
+        slug=slug,
+        provider=provider,
+        model=model,
+        params=params,
+        strict=strict,
     )
-    if json_out:
-        print_json(character.to_dict())
-        return
-    anchor = character.anchor
-    console.print(f"created character [bold]{character.slug}[/bold]")
-    if anchor is not None:
-        console.print(f"anchor: {describe_image_line(anchor)}")
+    _created(studio, character, "created", json_out=json_out, strict=strict)
 
 
 @app.command("import")
@@ -64,11 +70,13 @@ def import_(
     slug: Annotated[
         str | None, typer.Option(help="Short name to type (default: from NAME, as for new).")
     ] = None,
+    strict: curation.StrictOption = False,
     json_out: JsonOption = False,
 ) -> None:
-    """Adopt an existing image as a character's anchor."""
+    """Adopt an existing image as a character's anchor (character describe then reads a
+    model sheet from it)."""
     studio = open_studio()
-    character = studio.import_character(
+    character = studio.cast.import_character(
         name,
         image,
         prompt=prompt,
@@ -76,14 +84,25 @@ def import_(
         revised_prompt=revised_prompt,
         sheet=sheet,
         slug=slug,
+        strict=strict,
     )
+    _created(studio, character, "imported", json_out=json_out, strict=strict)
+
+
+def _created(
+    studio: Studio, character: Character, verb: str, *, json_out: bool, strict: bool
+) -> None:
+    """What ``new`` and ``import`` print: the character and its anchor, then (unless
+    ``--strict`` already refused an unclean one) what makes the anchor a poor reference."""
+    anchor = character.anchor
     if json_out:
         print_json(character.to_dict())
-        return
-    console.print(f"imported character [bold]{character.slug}[/bold]")
-    anchor = character.anchor
-    if anchor is not None:
-        console.print(f"anchor: {describe_image_line(anchor)}")
+    else:
+        console.print(f"{verb} character [bold]{character.slug}[/bold]")
+        if anchor is not None:
+            console.print(f"anchor: {describe_image_line(anchor)}")
+    if not strict:
+        curation.warn_unclean(studio, anchor)
 
 
 @app.command("list")
@@ -143,10 +162,7 @@ def show(
         return
     console.print(f"[bold]{found.name}[/bold] ({found.slug}, id {found.id})")
     console.print(f"description: {found.description or '-'}")
-    sheet = {k: v for k, v in found.sheet.model_dump().items() if v}
-    for key, value in sheet.items():
-        shown = ", ".join(value) if isinstance(value, list) else value
-        console.print(f"  {key}: {shown}")
+    curation.print_sheet(found.sheet)
     anchor = found.anchor
     console.print(f"anchor: {describe_image_line(anchor) if anchor else '-'}")
     if anchor is not None and anchor.gen_id:
@@ -154,6 +170,49 @@ def show(
     shown = ", ".join(f"{view.request.view} #{view.id}" for view in views)
     console.print(f"views: {shown or '-'}", markup=False)
     console.print(f"sessions: {', '.join(s.slug for s in sessions) or '-'}")
+
+
+@app.command("describe")
+def describe(
+    character: Annotated[str, typer.Argument(help="Slug, name or id.")],
+    checker: Annotated[
+        str,
+        typer.Option(
+            "--checker",
+            help="palette: the subject's dominant colours, offline and free; judge: a vision "
+            "model (needs its API key).",
+        ),
+    ] = "palette",
+    write: Annotated[
+        bool, typer.Option("--write", help="Save the proposal as a new sheet version.")
+    ] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Propose a model sheet from the character's anchor (colours as hex codes) and show what
+    it would change; --write saves it as a new version."""
+    studio = open_studio()
+    proposal = studio.describe_character(character, checker)
+    changes = proposal.changes()
+    version = (
+        studio.edit_sheet(proposal.character, proposal.proposed) if write and changes else None
+    )
+    if json_out:
+        print_json({**proposal.to_dict(), "version": version.number if version else None})
+        return
+    slug = proposal.character
+    if not changes:
+        console.print(f"{slug}'s model sheet already says what {checker} sees", markup=False)
+        return
+    console.print(f"{slug}'s model sheet, as {checker} reads the anchor:", markup=False)
+    for trait, (now, proposed) in changes.items():
+        now_text, proposed_text = curation.trait_text(now), curation.trait_text(proposed)
+        console.print(f"  {trait}: {now_text} → {proposed_text}", markup=False)
+    if version is not None:
+        console.print(f"saved: {slug}'s model sheet is now version {version.number}", markup=False)
+    else:
+        console.print(
+            f"not saved; to save it: onmodel character describe {slug} --write", markup=False
+        )
 
 
 @app.command("turnaround")

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from onmodel.cli.context import open_studio
-from onmodel.cli.output import console, print_json
+from onmodel.cli.output import console, print_json, warn
 
 if TYPE_CHECKING:
     from onmodel.handles import Image
-    from onmodel.studio.editing import SheetVersion
+    from onmodel.sheet import ModelSheet
+    from onmodel.studio import Studio
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 ImageArgument = Annotated[str, typer.Argument(help="Image id.")]
@@ -159,13 +160,36 @@ def character_unhide(character: CharacterArgument) -> None:
     console.print(f"shown again: character {found.slug}", markup=False)
 
 
+StrictOption = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="Refuse an anchor whose background is not plain, that touches the frame's edges "
+        "or is small in the frame (without it: a warning).",
+    ),
+]
+
+
 def character_anchor(
     image: Annotated[str, typer.Argument(help="The shot to make its character's anchor.")],
+    strict: StrictOption = False,
 ) -> None:
-    """Make a shot its character's anchor: the next shots are drawn from it; earlier ones
-    keep the anchor they were made with."""
-    found = open_studio().promote_anchor(image)
+    """Make a shot its character's anchor: the next shots are drawn from it (and its own
+    turnaround views, not the old anchor's); earlier ones keep the anchor they were made
+    with."""
+    studio = open_studio()
+    found = studio.editing.promote_anchor(image, strict=strict)
     console.print(f"{found.slug}'s anchor is now #{found.anchor_image_id}", markup=False)
+    if not strict:
+        warn_unclean(studio, found.anchor)
+
+
+def warn_unclean(studio: Studio, anchor: Image | None) -> None:
+    """A warning for each thing that makes a new anchor a poor reference (a busy background,
+    the character cut off or small): every later shot is matched against it."""
+    if anchor is not None and anchor.succeeded:
+        for message in studio.anchor_warnings(anchor):
+            warn(f"anchor #{anchor.id}: {message}")
 
 
 def character_sheet(
@@ -194,14 +218,14 @@ def character_sheet(
             print_json(version.to_dict())
             return
         console.print(f"{found.slug}'s model sheet is now version {version.number}", markup=False)
-        _print_sheet(version)
+        print_sheet(version.sheet)
         return
     history = studio.sheet_history(found)
     if json_out:
         print_json([version.to_dict() for version in history])
         return
     console.print(f"{found.slug}'s model sheet, version {history[-1].number}:", markup=False)
-    _print_sheet(history[-1])
+    print_sheet(history[-1].sheet)
     for version in history:
         images = _counted(version.images or 0, "image")
         when = version.created_at.strftime("%Y-%m-%d %H:%M")
@@ -229,11 +253,16 @@ def _sheet_changes(pairs: list[str]) -> dict[str, Any]:
     return found
 
 
-def _print_sheet(version: SheetVersion) -> None:
-    for key, value in version.sheet.model_dump().items():
+def print_sheet(sheet: ModelSheet) -> None:
+    """The traits a sheet sets, one a line."""
+    for key, value in sheet.model_dump().items():
         if value:
-            shown = ", ".join(value) if isinstance(value, list) else value
-            console.print(f"  {key}: {shown}", markup=False)
+            console.print(f"  {key}: {trait_text(value)}", markup=False)
+
+
+def trait_text(value: str | list[str]) -> str:
+    """A trait as a person reads it: a list's items joined, nothing as ``-``."""
+    return (", ".join(value) if isinstance(value, list) else value) or "-"
 
 
 def _ids(images: list[Image]) -> str:

@@ -7,13 +7,14 @@ clear duplicate error or (for generated session names) the next free name.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onmodel.composer import ANCHOR_TEMPLATE, PRIMER_TEMPLATE
 from onmodel.errors import DuplicateError, UsageError
-from onmodel.handles import Character, Session
+from onmodel.handles import Character, Image, Session
 from onmodel.imagefile import read_image_file
 from onmodel.limits import MAX_FIELD_LENGTH, MAX_NAME_LENGTH, check_text
 from onmodel.providers import default_provider_name
@@ -25,6 +26,42 @@ from onmodel.store.records import CharacterRecord
 
 if TYPE_CHECKING:
     from onmodel.studio.core import Studio
+
+
+class AnchorHygieneError(UsageError):
+    """An anchor refused by ``strict``: its picture is not a clean reference (a busy
+    background, the character cut off by the frame, or small in it), and every later shot is
+    matched against it.
+
+    ``warnings`` says what is wrong, one line each. ``image_id`` is the anchor a new
+    character kept (its request was already paid for); None when nothing was written.
+    """
+
+    def __init__(
+        self, message: str, *, warnings: Sequence[str], image_id: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.warnings = list(warnings)
+        self.image_id = image_id
+
+
+def anchor_warnings(path: Path) -> list[str]:
+    """What makes the picture at ``path`` a poor anchor, one line each (none: it is clean)."""
+    from onmodel.vision.hygiene import anchor_hygiene  # reads pixels: imported when asked
+
+    return anchor_hygiene(path)
+
+
+def refuse_unclean(path: Path, what: str, outcome: str, *, image_id: int | None = None) -> None:
+    """Raise :class:`AnchorHygieneError` when the picture at ``path`` (``what``, in the
+    message) is not a clean reference; ``outcome`` says what became of it and what to do."""
+    warnings = anchor_warnings(path)
+    if warnings:
+        raise AnchorHygieneError(
+            f"{what} is not a clean reference: {'; '.join(warnings)}; {outcome}",
+            warnings=warnings,
+            image_id=image_id,
+        )
 
 
 class Cast:
@@ -42,8 +79,11 @@ class Cast:
         provider: str | None = None,
         model: str | None = None,
         params: dict[str, Any] | None = None,
+        strict: bool = False,
     ) -> Character:
-        """See :meth:`Studio.create_character`."""
+        """See :meth:`Studio.create_character`; ``strict`` raises :class:`AnchorHygieneError`
+        when the new anchor is not a clean reference (the character and its anchor, paid
+        for, are kept)."""
         studio = self.studio
         if not prompt.strip():
             raise UsageError("a character needs a prompt describing it (--prompt)")
@@ -64,7 +104,15 @@ class Cast:
         # Everything is checked; only now is the character written, so a refusal leaves no
         # character without an anchor behind.
         character_id = writes.insert_character(self.engine, values)
-        studio.execute(replace(plan, character_id=character_id))
+        anchor = studio.execute(replace(plan, character_id=character_id))
+        if strict and anchor.path is not None:  # a manual provider's anchor comes later
+            refuse_unclean(
+                anchor.path,
+                f"the anchor of {values['slug']} (image {anchor.id})",
+                "it is kept, as it is paid for (make a cleaner shot on a plain background and "
+                "promote it: onmodel character anchor IMAGE)",
+                image_id=anchor.id,
+            )
         return studio.character(character_id)
 
     def import_character(
@@ -77,14 +125,23 @@ class Cast:
         revised_prompt: str | None = None,
         sheet: ModelSheet | Path | None = None,
         slug: str | None = None,
+        strict: bool = False,
     ) -> Character:
-        """See :meth:`Studio.import_character`."""
+        """See :meth:`Studio.import_character`; ``strict`` raises :class:`AnchorHygieneError`,
+        before anything is written, when the picture is not a clean reference."""
         if gen_id is not None:
             check_text(gen_id, "the gen id", max_length=MAX_NAME_LENGTH, multiline=False)
         if revised_prompt is not None:
             check_text(revised_prompt, "the revised prompt", max_length=MAX_FIELD_LENGTH)
         values = self._character_values(name, slug, prompt, self._sheet_for(prompt, sheet))
         data, info = read_image_file(image)
+        if strict:
+            refuse_unclean(
+                image,
+                str(image),
+                "nothing was imported (crop it or put the character on a plain background, "
+                "or import it without --strict)",
+            )
         blob = self.studio.blobs.put(data, info.format)
         character_id = writes.insert_imported_character(
             self.engine,
@@ -146,6 +203,12 @@ class Cast:
             },
         )
         return Session(studio, record)
+
+    def anchor_warnings(self, image: Image) -> list[str]:
+        """See :meth:`Studio.anchor_warnings`."""
+        if image.path is None:
+            raise UsageError(f"image {image.id} is {image.status}: it has no picture to look at")
+        return anchor_warnings(image.path)
 
     def _sheet_for(self, prompt: str, sheet: ModelSheet | Path | None) -> ModelSheet:
         guessed = ModelSheet.from_prompt(prompt)

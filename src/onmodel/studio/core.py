@@ -36,7 +36,7 @@ from onmodel.studio.cast import Cast
 from onmodel.studio.checks import Checks
 from onmodel.studio.costs import Breakdown, CostBreakdown, CostReport, Costs
 from onmodel.studio.curation import Curation, PurgeReport
-from onmodel.studio.editing import Editing, SheetVersion
+from onmodel.studio.editing import Editing, SheetProposal, SheetVersion
 from onmodel.studio.listing import ListedImage, iter_images
 from onmodel.studio.lookups import Lookups
 from onmodel.studio.pipeline import Delivery, Pipeline
@@ -588,7 +588,24 @@ class Studio:
         """Each image's newest finished check, by image id: what a badge shows."""
         return self.checks.latest(image_ids)
 
-    # ------------------------------------------------------------------ turnaround views
+    # ------------------------------------------------------------------ anchors and views
+
+    def anchor_warnings(self, image: int | str | Image) -> list[str]:
+        """What makes an image a poor anchor, one line each (none: a clean reference): a busy
+        background, the character touching the frame's edges, or small in it. Every later
+        shot is matched against the anchor, so ``character new``, ``import`` and ``anchor``
+        print these; with ``strict`` (``studio.cast.create_character``, ``import_character``,
+        ``studio.editing.promote_anchor``) they raise ``AnchorHygieneError`` instead."""
+        return self.cast.anchor_warnings(self.image(image))
+
+    def describe_character(
+        self, character: str | int | Character, checker: str = DEFAULT_CHECKER
+    ) -> SheetProposal:
+        """Propose a model sheet from the character's anchor (colours as hex codes): the
+        ``palette`` checker reads the subject's dominant colours offline, a judge asks a vision
+        model. Nothing is saved; ``edit_sheet(character, proposal.proposed)`` records it as a
+        new sheet version."""
+        return self.editing.describe(character, checker)
 
     def turnaround(
         self,

@@ -6,6 +6,8 @@ that points at it; a session's new provider or model applies to its next shots, 
 keeping the ones it was made with; a new anchor or head is where the next shots start, while
 earlier shots keep the anchor their request sent (``image_reference``); an edited model sheet
 becomes a new version, and each image names the version it was made with (:meth:`sheet_of`).
+A sheet read from the anchor's picture (:meth:`describe`) is only a proposal until it is saved
+as such an edit.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from onmodel.errors import UsageError
 from onmodel.handles import Character, Image, Session
+from onmodel.imagefile import MIME_TYPES
 from onmodel.limits import MAX_NAME_LENGTH, check_text
 from onmodel.sheet import ModelSheet
 from onmodel.slugs import check_slug
 from onmodel.status import ImageStatus
 from onmodel.store import queries, writes
 from onmodel.store.records import SheetVersionRecord
+from onmodel.studio.cast import refuse_unclean
 
 if TYPE_CHECKING:
     from onmodel.studio.core import Studio
@@ -50,6 +54,35 @@ class SheetVersion:
             "sheet": self.sheet.model_dump(),
             "created_at": self.created_at.isoformat(),
             "images": self.images,
+        }
+
+
+@dataclass(frozen=True)
+class SheetProposal:
+    """A model sheet a checker read from a character's anchor, beside the sheet it has now:
+    what ``character describe`` shows as a diff and, with ``--write``, saves as a new version
+    (a sheet imported with a picture, say from ChatGPT, starts nearly empty)."""
+
+    character: str  # the character's slug
+    checker: str
+    current: ModelSheet
+    proposed: ModelSheet
+
+    def changes(self) -> dict[str, tuple[Any, Any]]:
+        """``trait: (now, proposed)`` for each trait the proposal changes, in sheet order."""
+        now, proposed = self.current.model_dump(), self.proposed.model_dump()
+        return {key: (now[key], value) for key, value in proposed.items() if now[key] != value}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "character": self.character,
+            "checker": self.checker,
+            "current": self.current.model_dump(),
+            "proposed": self.proposed.model_dump(),
+            "changes": {
+                key: {"from": now, "to": proposed}
+                for key, (now, proposed) in self.changes().items()
+            },
         }
 
 
@@ -150,14 +183,21 @@ class Editing:
 
     # ------------------------------------------------------------------ the anchor and sheet
 
-    def promote_anchor(self, image_ref: int | str | Image) -> Character:
-        """See :meth:`Studio.promote_anchor`."""
+    def promote_anchor(self, image_ref: int | str | Image, *, strict: bool = False) -> Character:
+        """See :meth:`Studio.promote_anchor`; ``strict`` raises :class:`AnchorHygieneError`,
+        before the anchor changes, when the image is not a clean reference."""
         image = self.studio.image(image_ref)
         character = self.studio.character(image.character_id)
-        if image.status != ImageStatus.SUCCEEDED:
+        if image.status != ImageStatus.SUCCEEDED or image.path is None:
             raise UsageError(f"image {image.id} is {image.status}: an anchor must have succeeded")
         if image.row.hidden_at is not None:
             raise UsageError(f"image {image.id} is hidden: show it first (onmodel unhide)")
+        if strict:
+            refuse_unclean(
+                image.path,
+                f"image {image.id}",
+                f"{character.slug}'s anchor stays #{character.anchor_image_id}",
+            )
         writes.update_character(self.engine, character.id, {"anchor_image_id": image.id})
         return self.studio.character(character.id)
 
@@ -180,6 +220,27 @@ class Editing:
             raise UsageError(f"the model sheet of {character.slug} already says that")
         record = writes.add_sheet_version(self.engine, character.id, edited.model_dump())
         return SheetVersion.from_record(record)
+
+    def describe(self, ref: str | int | Character, checker_name: str) -> SheetProposal:
+        """See :meth:`Studio.describe_character`."""
+        character = self.studio.character(ref)
+        anchor = self.studio.planning.anchor_of(character)
+        checker = self.studio.checks.ready(checker_name)
+        if anchor.path is None or anchor.format is None:
+            raise UsageError(f"the anchor of {character.slug!r} (image {anchor.id}) has no file")
+        proposed = checker.describe(
+            anchor.path,
+            MIME_TYPES[anchor.format],
+            current=character.sheet,
+            character_name=character.name,
+        )
+        return SheetProposal(
+            character=character.slug,
+            checker=checker.name,
+            current=character.sheet,
+            # what a checker (a model's answer, perhaps) proposes is checked as a user's sheet
+            proposed=ModelSheet.checked(proposed.model_dump(), f"the {checker.name} proposal"),
+        )
 
     def sheet_of(self, image_ref: int | str | Image) -> SheetVersion | None:
         """See :meth:`Studio.sheet_of`."""
