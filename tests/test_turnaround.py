@@ -119,6 +119,17 @@ def test_a_failed_view_is_recorded_and_the_others_are_drawn(
         "onmodel character turnaround mia --views side"
     ]
 
+    monkeypatch.setitem(FACTORIES, "side-fails", lambda context: PreviewProvider(context))
+    again = studio.retry(failed)  # the provider answers now
+    assert (again.kind, again.status, again.retry_of_id) == ("view", "succeeded", failed.id)
+    assert again.request.view == "side" and again.parent_id == mia.anchor_image_id
+    assert [view.request.view for view in studio.views(mia)] == [
+        "front",
+        "three-quarter",
+        "side",
+        "back",
+    ]
+
 
 def test_an_exhausted_quota_stops_the_turnaround(
     studio: Studio, mia: Character, monkeypatch: pytest.MonkeyPatch

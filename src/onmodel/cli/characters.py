@@ -44,7 +44,7 @@ def new(
     """Create a character and generate its anchor image on a plain background."""
     studio = open_studio()
     params = {"size": size} if size else None
-    character = studio.cast.create_character(
+    character = studio.create_character(
         name,
         prompt=prompt,
         sheet=sheet,
@@ -76,7 +76,7 @@ def import_(
     """Adopt an existing image as a character's anchor (character describe then reads a
     model sheet from it)."""
     studio = open_studio()
-    character = studio.cast.import_character(
+    character = studio.import_character(
         name,
         image,
         prompt=prompt,

@@ -178,7 +178,7 @@ def character_anchor(
     turnaround views, not the old anchor's); earlier ones keep the anchor they were made
     with."""
     studio = open_studio()
-    found = studio.editing.promote_anchor(image, strict=strict)
+    found = studio.promote_anchor(image, strict=strict)
     console.print(f"{found.slug}'s anchor is now #{found.anchor_image_id}", markup=False)
     if not strict:
         warn_unclean(studio, found.anchor)

@@ -16,6 +16,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from onmodel.limits import MAX_ID
+from onmodel.status import ImageStatus
 from onmodel.store.database import transaction
 from onmodel.store.models import (
     CharacterRow,
@@ -136,6 +137,24 @@ def children(engine: Engine, image_id: int, limit: int | None = None) -> list[Im
     query = select(ImageRow).where(ImageRow.parent_id == image_id).order_by(col(ImageRow.id))
     if limit is not None:
         query = query.limit(limit)
+    with transaction(engine) as db:
+        return [record_from(ImageRecord, row) for row in db.exec(query).all()]
+
+
+def finished_views(engine: Engine, anchor_id: int) -> list[ImageRecord]:
+    """The shown, succeeded turnaround views drawn from the anchor, oldest first: read among
+    the anchor's children through ``ix_image_parent_id`` with the kind filtered in the
+    database, so an anchor under a batch of thousands of shots hands none of them out."""
+    query = (
+        select(ImageRow)
+        .where(
+            ImageRow.parent_id == anchor_id,
+            ImageRow.kind == "view",
+            ImageRow.status == ImageStatus.SUCCEEDED,
+            col(ImageRow.hidden_at).is_(None),
+        )
+        .order_by(col(ImageRow.id))
+    )
     with transaction(engine) as db:
         return [record_from(ImageRecord, row) for row in db.exec(query).all()]
 

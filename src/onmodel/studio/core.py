@@ -115,11 +115,14 @@ class Studio:
         provider: str | None = None,
         model: str | None = None,
         params: dict[str, Any] | None = None,
+        strict: bool = False,
     ) -> Character:
         """Create a character and generate its anchor image on a plain background.
 
         Everything is checked before the character is written; once it is, a failed anchor is
-        a recorded failure the user can retry, not a vanished character.
+        a recorded failure the user can retry, not a vanished character. ``strict`` raises
+        :class:`~onmodel.studio.cast.AnchorHygieneError` for an anchor that is a poor
+        reference (busy background, cut off, small); the paid-for anchor is kept.
         """
         return self.cast.create_character(
             name,
@@ -129,6 +132,7 @@ class Studio:
             provider=provider,
             model=model,
             params=params,
+            strict=strict,
         )
 
     def import_character(
@@ -141,8 +145,10 @@ class Studio:
         revised_prompt: str | None = None,
         sheet: ModelSheet | Path | None = None,
         slug: str | None = None,
+        strict: bool = False,
     ) -> Character:
-        """Adopt an image the user already has (say, from ChatGPT) as a character's anchor."""
+        """Adopt an image the user already has (say, from ChatGPT) as a character's anchor;
+        ``strict`` refuses a poor reference before anything is written."""
         return self.cast.import_character(
             name,
             image,
@@ -151,6 +157,7 @@ class Studio:
             revised_prompt=revised_prompt,
             sheet=sheet,
             slug=slug,
+            strict=strict,
         )
 
     def character(self, ref: str | int | Character) -> Character:
@@ -540,10 +547,11 @@ class Studio:
         session's next shot continues from."""
         return self.editing.move_head(session, image)
 
-    def promote_anchor(self, image: int | str | Image) -> Character:
+    def promote_anchor(self, image: int | str | Image, *, strict: bool = False) -> Character:
         """Make a succeeded shot its character's anchor: the next shots are drawn from it,
-        while each earlier shot keeps the anchor its request sent (``image.references``)."""
-        return self.editing.promote_anchor(image)
+        while each earlier shot keeps the anchor its request sent (``image.references``);
+        ``strict`` refuses a poor reference and changes nothing."""
+        return self.editing.promote_anchor(image, strict=strict)
 
     def edit_sheet(
         self,

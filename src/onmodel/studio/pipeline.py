@@ -161,6 +161,8 @@ class Pipeline:
         if failed.status not in (ImageStatus.FAILED, ImageStatus.INTERRUPTED):
             raise UsageError(f"image {failed.id} is {failed.status}; only failed shots are retried")
         if failed.row.session_id is None:
+            if failed.kind == "view":
+                return self._retry_view(failed)
             if failed.kind != "anchor":
                 raise UsageError(f"image {failed.id} belongs to no session")
             return self._retry_anchor(failed)
@@ -267,6 +269,24 @@ class Pipeline:
             model=failed.row.model,
             params=failed.row.params,
             template=ANCHOR_TEMPLATE,
+        )
+        return self.execute(replace(plan, retry_of_id=failed.id))
+
+    def _retry_view(self, failed: Image) -> Image:
+        """A failed turnaround view, drawn again from the character's current anchor (a view
+        of an older anchor would not count), with the provider, model and parameters it had."""
+        from onmodel.studio.turnaround import plan_view
+
+        studio = self.studio
+        character = studio.character(failed.row.character_id)
+        plan = plan_view(
+            studio,
+            character,
+            studio.planning.anchor_of(character),
+            failed.request.view,
+            provider=failed.row.provider,
+            model=failed.row.model,
+            params=failed.row.params,
         )
         return self.execute(replace(plan, retry_of_id=failed.id))
 

@@ -23,6 +23,7 @@ from onmodel.handles import Character, Image
 from onmodel.providers import default_provider_name
 from onmodel.providers.base import VIEWS
 from onmodel.sheet import ShotRequest
+from onmodel.store import queries
 from onmodel.studio.plans import ShotPlan
 
 if TYPE_CHECKING:
@@ -91,9 +92,9 @@ def views_of(studio: Studio, anchor: Image) -> list[Image]:
     """The views drawn from ``anchor`` that count: the newest succeeded, shown one of each
     name, in :data:`VIEWS` order (the order later shots attach them in)."""
     newest: dict[str, Image] = {}
-    for child in studio.children(anchor):  # oldest first: a later view replaces an earlier
-        if child.kind == "view" and child.succeeded and child.hidden_at is None:
-            newest[child.request.view] = child
+    for record in queries.finished_views(studio.engine, anchor.id):  # a later one replaces
+        view = Image(studio, record)
+        newest[view.request.view] = view
     return [newest[name] for name in VIEWS if name in newest]
 
 
