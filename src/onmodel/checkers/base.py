@@ -100,7 +100,6 @@ class CheckSubject:
     sheet: ModelSheet
     request: ShotRequest
     character_name: str = ""
-    views: tuple[Path, ...] = ()  # the character's turnaround views, if it has any
 
 
 @dataclass
