@@ -79,6 +79,8 @@ def test_later_shots_attach_the_anchor_the_parent_and_the_views(
     assert [item["role"] for item in plan.to_dict()["inputs"]] == ["anchor", "parent"] + [
         "view"
     ] * len(views)
+    assert "the first is the anchor, and 4 turnaround views show it" in second.prompt
+    assert "reference images" not in studio.image(views[0]).prompt  # a view sends the anchor
 
 
 def test_only_the_views_that_fit_the_model_s_limit_are_attached(

@@ -87,6 +87,8 @@ class Planning:
         The key comes last: what is wrong with the request itself is worth saying first."""
         self.studio.provider(provider)
         context = self.template_context(character, anchor, request, session)
+        # how many turnaround views go with the anchor, so a prompt can say what they are
+        context["views"] = sum(1 for item in inputs if item.role == "view")
         rendered = self.studio.composer.render(template, context)
         warnings = self.validate(provider, model, params, rendered.text, len(inputs))
         estimate = self._max_cost(provider, model, params, len(inputs), len(rendered.text))
