@@ -30,7 +30,7 @@ from onmodel.checkers.base import (
 from onmodel.errors import InvalidImageError
 from onmodel.providers.preview import colours_in, parse_colour
 from onmodel.sheet import ModelSheet, ShotRequest
-from onmodel.vision.colours import RGB, dominant_colours, hex_of, to_rgb
+from onmodel.vision.colours import RGB, chroma, dominant_colours, hex_of, to_rgb
 from onmodel.vision.describe import propose
 from onmodel.vision.traits import MATCH_RADIUS, Baseline, Found, Picture, distance
 
@@ -44,8 +44,11 @@ _LIGHTING = re.compile(
     r"night|midnight|\bdark|dusk|sunset|sunrise|dawn|evening|twilight|golden hour|neon|"
     r"candle|moonlit|firelight|torch|lantern|disco|club|\bstage\b|concert",
 )
-_LIGHT_RADIUS = 14.0  # CIEDE2000, lightness weighed a third, for a colour under a scene's light
-_LIGHTNESS_WEIGHT = 3.0
+_LIGHT_RADIUS = 8.0  # CIEDE2000, lightness weighed a quarter: the light changes little else
+_LIGHTNESS_WEIGHT = 4.0
+_LIT_CHROMA = 10.0
+"""A grey, black or white is told from an outline or a shadow by lightness alone, so only a
+colour at least this colourful (Lab chroma) is forgiven a change of light."""
 _ANCHOR_COLOURS = 5  # traits read off an anchor whose sheet names no colour at all
 
 
@@ -78,7 +81,10 @@ class PaletteChecker(Checker):
         except InvalidImageError as exc:
             raise CheckerError(str(exc), kind="unreadable") from None
         traits = _traits(subject.sheet, anchor)
-        bases = {t.name: anchor.baseline(t.rgb) for t in traits}
+        bases: dict[str, Baseline | None] = {}
+        for trait in traits:
+            taken = [b.lab for b in bases.values() if b is not None]
+            bases[trait.name] = anchor.baseline(trait.rgb, taken)
         known = [b.lab for b in bases.values() if b is not None]
         shot.rescale(known)
         lighting = _lighting(subject.request)
@@ -179,7 +185,7 @@ def _judge(
             measured=hex_of(to_rgb(found.lab)),
             delta_e=round(distance(base.lab, found.lab), 1),
         )
-    if lighting:
+    if lighting and chroma(base.lab) >= _LIT_CHROMA:
         lit = shot.find(base, [], radius=_LIGHT_RADIUS, lightness=_LIGHTNESS_WEIGHT)
         if lit.kept >= KEPT and lit.lab is not None:
             return TraitResult(

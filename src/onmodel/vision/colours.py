@@ -38,6 +38,11 @@ def delta_e(first: Floats, second: Floats, *, lightness: float = 1.0) -> Floats:
     return np.asarray(difference, dtype=np.float64)
 
 
+def chroma(lab: Floats) -> float:
+    """How colourful a Lab colour is (0: a grey)."""
+    return float(np.hypot(lab[1], lab[2]))
+
+
 def hex_of(rgb: RGB) -> str:
     return "#{:02x}{:02x}{:02x}".format(*rgb)
 

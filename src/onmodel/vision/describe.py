@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from onmodel.sheet import ModelSheet
-from onmodel.vision.colours import RGB, dominant_colours, hex_of, to_lab
+from onmodel.vision.colours import RGB, chroma, dominant_colours, hex_of, to_lab
 from onmodel.vision.traits import Picture
 
 _DISTINCT = 15.0  # CIEDE2000 between two traits' colours for them to be told apart
@@ -75,8 +75,7 @@ def _apart(picture: Picture, where: NDArray[np.bool_], taken: list[RGB]) -> NDAr
 
 
 def _chroma(colour: RGB) -> float:
-    lab = to_lab(colour)
-    return float(np.hypot(lab[1], lab[2]))
+    return chroma(to_lab(colour))
 
 
 def _lightness(colour: RGB) -> float:

@@ -95,13 +95,18 @@ class Picture:
         where = (self.rows - self.top) / self.height
         return np.asarray((where >= band[0]) & (where <= band[1]), dtype=bool)
 
-    def baseline(self, colour: RGB) -> Baseline | None:
-        """The trait ``colour`` names as this (anchor) picture shows it; None: not shown."""
-        close = self.near(to_lab(colour), SHEET_RADIUS)
+    def baseline(self, colour: RGB, taken: list[Floats]) -> Baseline | None:
+        """The trait ``colour`` names as this (anchor) picture shows it (None: not shown):
+        of the fills near the sheet's colour, the closest one, other than those an earlier
+        trait took (``taken``), so a "red hair clip" is not read off a red jacket."""
+        sheet = to_lab(colour)
+        close = self.near(sheet, SHEET_RADIUS)
+        for lab in taken:
+            close &= ~self.near(lab, MATCH_RADIUS)
         if close.sum() < max(4, _MIN_SHARE * len(self.pixels)):
             return None
-        main = dominant_colours(self.pixels[close], count=1, merge=MATCH_RADIUS, min_share=0)
-        lab = to_lab(main[0][0])
+        fills = dominant_colours(self.pixels[close], count=4, merge=MATCH_RADIUS, min_share=0.05)
+        lab = min((to_lab(rgb) for rgb, _ in fills), key=lambda fill: distance(fill, sheet))
         hits = self.near(lab, MATCH_RADIUS)
         where = self.relative(hits)
         band = (
