@@ -22,12 +22,19 @@ from onmodel.lineage import LineageIndex, TreeNode
 from onmodel.sheet import ModelSheet, ShotRequest, take_name, with_take
 from onmodel.status import ImageStatus
 from onmodel.store import lineage as lineage_queries
-from onmodel.store.records import CharacterRecord, ImageRecord, ReferenceRecord, SessionRecord
+from onmodel.store.records import (
+    CharacterRecord,
+    CheckRecord,
+    ImageRecord,
+    ReferenceRecord,
+    SessionRecord,
+)
 
 if TYPE_CHECKING:
     from onmodel.studio import ShotPlan, Studio
 
-__all__ = ["Character", "Image", "Reference", "Session", "TreeNode"]  # TreeNode: from lineage
+# TreeNode: from lineage
+__all__ = ["Character", "Checked", "Image", "Reference", "Session", "TreeNode"]
 
 
 @dataclass(frozen=True)
@@ -527,6 +534,12 @@ class Image:
         return self.row.hidden_at
 
     @property
+    def picked_at(self) -> datetime | None:
+        """When a retake loop chose this take as the best of its siblings (``shot --takes``),
+        or None: every take is kept, and this says which one the series goes on from."""
+        return self.row.picked_at
+
+    @property
     def sheet_version_id(self) -> int | None:
         """The model sheet version it was made with (see ``Studio.sheet_of``)."""
         return self.row.sheet_version_id
@@ -644,9 +657,30 @@ class Image:
             "variation": row.variation,
             "variations": row.variations,
             "hidden_at": _iso(row.hidden_at),
+            "picked_at": _iso(row.picked_at),
             "created_at": _iso(row.created_at),
             "finished_at": _iso(row.finished_at),
         }
+
+
+@dataclass(frozen=True)
+class Checked:
+    """An image with its newest finished check (None: never checked, or only pending): what
+    a line of a tree or a card shows beside it."""
+
+    image: Image
+    check: CheckRecord | None
+
+
+def with_latest_checks(images: Mapping[int, Image]) -> dict[int, Checked]:
+    """``images`` (a chunk loaded by id) each with its newest check, read in one query for
+    all of them: an output streaming a long lineage a chunk at a time wraps its loader in
+    this, and never asks for a check per image."""
+    if not images:
+        return {}
+    studio = next(iter(images.values())).studio
+    latest = studio.latest_checks(list(images))
+    return {key: Checked(image, latest.get(key)) for key, image in images.items()}
 
 
 def _iso(value: datetime | None) -> str | None:
