@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from jinja2 import TemplateNotFound
 from markupsafe import Markup
 
+from onmodel.checkers.base import Verdict
+from onmodel.checkview import badge, trait_line, traits_of
 from onmodel.composer import template_environment
 from onmodel.errors import NotFoundError, TemplateError
 from onmodel.handles import Character, Image, Reference, Session
@@ -40,6 +42,7 @@ from onmodel.status import ImageStatus, status_mark
 from onmodel.store import lineage as lineage_queries
 from onmodel.store import listing, queries
 from onmodel.store.listing import ImageFilter
+from onmodel.store.records import CheckRecord
 from onmodel.studio.annotations import normal_tag
 from onmodel.thumbnails import CARD_SIZE, MINI_SIZE, THUMBNAIL_SIZES
 
@@ -94,6 +97,52 @@ class ErrorView:
 
 
 @dataclass(frozen=True)
+class TraitLine:
+    """One trait of a check, worded by :func:`onmodel.checkview.trait_line`; ``tone`` (ok,
+    drift, or empty for not visible and changed by request) is what a page colours it by."""
+
+    text: str
+    tone: str
+
+
+_TRAIT_TONES = {Verdict.SAME: "ok", Verdict.DRIFTED: "drift"}
+
+
+@dataclass(frozen=True)
+class CheckView:
+    """A consistency check as every output shows it: the badge (``text``; ``tone`` for a
+    page's CSS class: ok, drift, failed, pending; ``title``, the longer form, for a tooltip)
+    and a line per trait, all worded by :mod:`onmodel.checkview`, with what it cost and when
+    it was made."""
+
+    id: int
+    text: str
+    tone: str
+    title: str
+    version: str  # the checker's: scores of different versions are not comparable
+    cost: str
+    created: str
+    traits: tuple[TraitLine, ...]
+
+
+def check_view(record: CheckRecord) -> CheckView:
+    shown = badge(record)
+    return CheckView(
+        id=record.id,
+        text=shown.text,
+        tone=shown.tone,
+        title=shown.title,
+        version=record.version,
+        cost=format_cost(record.cost_usd, record.status),
+        created=format_time(record.created_at),
+        traits=tuple(
+            TraitLine(trait_line(trait), _TRAIT_TONES.get(trait.verdict, ""))
+            for trait in traits_of(record)
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class ImageView:
     """Everything a card, a lineage node or a detail page shows about one image."""
 
@@ -133,6 +182,8 @@ class ImageView:
     tags: tuple[str, ...]
     manual: bool
     hidden: bool  # left out of pages, listings and exports (shown only where asked for)
+    picked: bool  # the take a retake loop chose among its siblings
+    check: CheckView | None  # its newest finished check: the badge beside it
     file: str | None
     thumb: str | None
     mini: str | None
@@ -142,7 +193,15 @@ class ImageView:
     @property
     def rev(self) -> str:
         return row_rev(
-            self.status, self.starred, self.rating, self.note, self.tags, self.sha256, self.error
+            self.status,
+            self.starred,
+            self.rating,
+            self.note,
+            self.tags,
+            self.sha256,
+            self.error,
+            self.picked,
+            self.check.id if self.check is not None else None,
         )
 
     @property
@@ -310,9 +369,12 @@ def row_rev(
     tags: tuple[str, ...],
     sha256: str | None,
     error: ErrorView | None,
+    picked: bool,
+    check_id: int | None,
 ) -> str:
-    """Changes whenever a card would look different, so pages replace only stale cards."""
-    state = [str(status), starred, rating, note, tags, sha256, error]  # str: an ImageStatus's
+    """Changes whenever a card would look different, so pages replace only stale cards (a
+    check is finished once, so a new badge is a new check id)."""
+    state = [str(status), starred, rating, note, tags, sha256, error, picked, check_id]
     return hashlib.sha1(repr(state).encode(), usedforsecurity=False).hexdigest()[:12]
 
 
@@ -337,10 +399,14 @@ def image_view(
     export_name: str | None = None,
     references: Sequence[Reference] | None = None,
     tags: Sequence[str] | None = None,
+    checks: Mapping[int, CheckRecord] | None = None,
 ) -> ImageView:
-    """``references`` and ``tags`` when the caller has read them already (for many images at
-    once, or none: a lineage line shows neither); otherwise they are read here."""
+    """``references``, ``tags`` and ``checks`` (newest checks by image id, as
+    :meth:`Studio.latest_checks` reads them) when the caller has read them already (for many
+    images at once, or none: an ancestor's link shows none of them); otherwise they are read
+    here."""
     error = _error_view(image)
+    latest = (image.studio.latest_checks([image.id]) if checks is None else checks).get(image.id)
     asked = image.request.model_dump()
     request = tuple((key, str(asked[key])) for key in REQUEST_ORDER if asked.get(key)) + tuple(
         (str(k), str(v)) for k, v in sorted(asked.items()) if k not in REQUEST_ORDER and v
@@ -386,6 +452,8 @@ def image_view(
         tags=tuple(image.studio.list_tags([image.id])[image.id] if tags is None else tags),
         manual=image.status == ImageStatus.PENDING and is_manual(image.provider),
         hidden=image.hidden_at is not None,
+        picked=image.picked_at is not None,
+        check=check_view(latest) if latest is not None else None,
         file=links.file(image) if has_file else None,
         thumb=links.thumb(image, CARD_SIZE) if has_file else None,
         mini=links.thumb(image, MINI_SIZE) if has_file else None,
@@ -431,17 +499,20 @@ def character_view(character: Character) -> CharacterView:
 
 
 def card_views(studio: Studio, images: Sequence[Image], links: Links) -> list[ImageView]:
-    """The cards of ``images``, their references and tags read in a query each (not one per
-    card); a parent whose card is among them is a jump on the page, not a new page."""
+    """The cards of ``images``, their references, tags and newest checks read in a query each
+    (not one per card); a parent whose card is among them is a jump on the page, not a new
+    page."""
     ids = [image.id for image in images]
     found = queries.references_of(studio.engine, ids)
     tagged = studio.list_tags(ids)
+    latest = studio.latest_checks(ids)
     views = [
         image_view(
             image,
             links,
             references=[Reference.from_row(r) for r in found[image.id]],
             tags=tagged[image.id],
+            checks=latest,
         )
         for image in images
     ]
@@ -478,9 +549,11 @@ def lineage_lines(
         if isinstance(row.key, Fold):
             folded = FoldView(row.key.describe(), links.fold(row.key), row.key.open_id)
             nodes.append(LineageNode(None, row, fold=folded))
+        elif image is None:
+            nodes.append(LineageNode(None, row))
         else:
-            # a line shows no references or tags: none are read
-            shown = None if image is None else image_view(image, links, references=(), tags=())
+            # a line shows no references, tags or checks (the cards do): none are read
+            shown = image_view(image, links, references=(), tags=(), checks={})
             nodes.append(LineageNode(shown, row))
     if nodes:
         nodes[0] = replace(nodes[0], lead=Nesting.before(rows[0]) or None)
@@ -616,7 +689,7 @@ def grid_view(
 ) -> GridView:
     """The page of the session's shots ``chosen`` holds that comes before image ``before``
     (None: the newest), oldest first: one statement for the page (the store's listing),
-    one for its tags, whatever the size of the series."""
+    one for its tags, one for its checks, whatever the size of the series."""
     studio = session.studio
     records = listing.images_page(
         studio.engine,
@@ -626,14 +699,16 @@ def grid_view(
     )
     older = len(records) > TILES_PER_PAGE
     images = [Image(studio, record) for record in reversed(records[:TILES_PER_PAGE])]
-    tagged = studio.list_tags([image.id for image in images])
-
-    def tile(image: Image, tags: Sequence[str]) -> GridTile:
-        view = image_view(image, links, references=(), tags=tags)
-        return GridTile(view, links.thumb(image, TILE_SIZE) if view.thumb else None)
-
     character = session.character
     anchor = character.anchor
+    ids = [image.id for image in images]
+    tagged = studio.list_tags(ids)
+    latest = studio.latest_checks([*ids, anchor.id] if anchor is not None else ids)
+
+    def tile(image: Image, tags: Sequence[str]) -> GridTile:
+        view = image_view(image, links, references=(), tags=tags, checks=latest)
+        return GridTile(view, links.thumb(image, TILE_SIZE) if view.thumb else None)
+
     return GridView(
         slug=session.slug,
         title=session.title,
@@ -782,7 +857,10 @@ def image_lineage(image: Image, links: Links, page: int = 1) -> ImageLineage:
     loaded = studio.lookups.images_by_id(wanted)
     listed = studio.children(image, limit=CHILDREN_SHOWN)
     all_children = lineage_queries.child_counts(engine, [image.id])[image.id]
-    views = {key: image_view(found, links, references=(), tags=()) for key, found in loaded.items()}
+    views = {
+        key: image_view(found, links, references=(), tags=(), checks={})
+        for key, found in loaded.items()
+    }
     return ImageLineage(
         ancestors=len(ancestor_ids),
         page=page,
@@ -791,7 +869,7 @@ def image_lineage(image: Image, links: Links, page: int = 1) -> ImageLineage:
         older=start - 1 if root_id is not None else 0,
         shown=[views[key] for key in ancestor_ids[start:end] if key in views],
         newer=len(ancestor_ids) - end,
-        children=[image_view(child, links, references=(), tags=()) for child in listed],
+        children=[image_view(child, links, references=(), tags=(), checks={}) for child in listed],
         child_counts=lineage_queries.child_counts(engine, [child.id for child in listed]),
         more_children=all_children - len(listed),
         descendants=lineage_queries.descendant_count(engine, image.id) if listed else 0,

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
+from onmodel.checkview import check_dict
 from onmodel.errors import InvalidImageError, NotFoundError, OnmodelError, UsageError
 from onmodel.handles import Image, Session
 from onmodel.imagefile import MIME_TYPES
@@ -40,12 +41,14 @@ from onmodel.presentation import (
     SessionView,
     card_views,
     character_view,
+    check_view,
     grid_view,
     image_lineage,
     image_view,
     session_view,
 )
 from onmodel.status import ImageStatus
+from onmodel.store.records import CheckRecord
 from onmodel.studio import Studio
 from onmodel.thumbnails import THUMBNAIL_MIME, THUMBNAIL_SIZES, Thumbnailer
 from onmodel.web.cache import SessionCache
@@ -428,6 +431,8 @@ class GalleryApp:
         )
 
     def image_page(self, request: Request, match: re.Match[str]) -> Response:
+        """Everything about one image: its card, lineage, every check of it with the result
+        of each trait (oldest first), and the forms that act on it."""
         image = self.studio.image(_row_id(match["id"], "image"))
         character = self.studio.character(image.character_id)
         sessions = self.studio.sessions(character)
@@ -444,6 +449,7 @@ class GalleryApp:
                 max_upload=MAX_IMAGE_BYTES,
                 character=character_view(character),
                 family=image_lineage(image, self.links, _page(request.query, "ancestors")),
+                checks=[check_view(record) for record in self._checks(image)],
                 sessions=sessions,
                 own_session=own,
                 record=json.dumps(image.to_dict(), indent=2, ensure_ascii=False, default=str),
@@ -557,7 +563,12 @@ class GalleryApp:
         (``?ancestors=N``), its first children, and counts of the rest."""
         image = self.studio.image(_row_id(match["id"], "image"))
         family = image_lineage(image, self.links, _page(request.query, "ancestors"))
-        return Response.json({**image.to_dict(), **_lineage_json(family)})
+        checks = [check_dict(record) for record in self._checks(image)]
+        return Response.json({**image.to_dict(), **_lineage_json(family), "checks": checks})
+
+    def _checks(self, image: Image) -> list[CheckRecord]:
+        """Every check of the image, oldest first."""
+        return self.studio.checks_of([image.id]).get(image.id, [])
 
     # ------------------------------------------------------------------ changes
 
