@@ -47,6 +47,7 @@ from typing import Any, TextIO
 
 from onmodel import __version__
 from onmodel.blobs import BlobIntegrityError, BlobStore, sha256_file
+from onmodel.checkview import check_dict
 from onmodel.errors import InvalidSlugError, OnmodelError, UsageError
 from onmodel.handles import Image, Session
 from onmodel.lineage import Fold, LineageIndex, with_images
@@ -301,17 +302,23 @@ def _gone(image_id: int) -> ExportError:
     return ExportError(f"image {image_id} is gone from the database; export again")
 
 
+def _pages(studio: Studio, plan: _Plan) -> Iterator[list[Image]]:
+    """The images of each page, in order, loaded a page at a time; one gone from the
+    database since the export began is an error, never a silent gap."""
+    for ids in plan.on_pages():
+        found = studio.lookups.images_by_id(ids)
+        if missing := [image_id for image_id in ids if image_id not in found]:
+            raise _gone(missing[0])
+        yield [found[image_id] for image_id in ids]
+
+
 def _copy_and_show(
     studio: Studio, plan: _Plan, links: _ExportLinks, sheet: _Sheet, staging: Path
 ) -> list[ExportedFile]:
     """Copy each image's file and add its card to the sheet, a page of records at a time (its
-    references read in one query with them)."""
+    references, tags and newest checks read in a query each with them)."""
     files = []
-    for number, ids in enumerate(plan.on_pages(), start=1):
-        found = studio.lookups.images_by_id(ids)
-        if missing := [image_id for image_id in ids if image_id not in found]:
-            raise _gone(missing[0])
-        images = [found[image_id] for image_id in ids]
+    for number, images in enumerate(_pages(studio, plan), start=1):
         for image in images:
             if (name := plan.names.get(image.id)) is not None:
                 files.append(_copy(image, staging / name))
@@ -556,7 +563,6 @@ def _series(
     a later export reads it without reading the images.
     """
     lineage = plan.lineage
-    records = (_record(image, plan.names.get(image.id)) for image in _each(studio, plan.exported()))
     parents = sorted(key for key in lineage.order() if lineage.children(key))
     return _Each(
         [
@@ -586,10 +592,21 @@ def _series(
                     keyed=True,
                 ),
             ),
-            ("images", _Each(records)),
+            ("images", _Each(_records(studio, plan))),
         ],
         keyed=True,
     )
+
+
+def _records(studio: Studio, plan: _Plan) -> Iterator[dict[str, Any]]:
+    """Every exported image's entry with every check of it (oldest first, each with its
+    per-trait results, as ``onmodel show --json`` lists them), a page of images at a time,
+    their checks read in one query per page."""
+    for images in _pages(studio, plan):
+        checks = studio.checks_of([image.id for image in images])
+        for image in images:
+            listed = [check_dict(check) for check in checks.get(image.id, [])]
+            yield {**_record(image, plan.names.get(image.id)), "checks": listed}
 
 
 def _record(image: Image, name: str | None) -> dict[str, Any]:
