@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from onmodel.checkview import badge
+from onmodel.cli.checks import _TONE_STYLES  # a badge is coloured as `onmodel check` colours it
+from onmodel.handles import Checked, with_latest_checks
 from onmodel.limits import escape_controls
 from onmodel.lineage import Fold, Row, View, with_images
 from onmodel.status import ImageStatus, status_mark
@@ -74,10 +77,12 @@ def print_field(console: Console, name: str, value: object) -> None:
 Piece = tuple[str, str]  # text, and its rich style ("" for none)
 
 
-def tree_line(lead: str, image: Image, head_id: int | None) -> list[Piece]:
+def tree_line(lead: str, found: Checked, head_id: int | None) -> list[Piece]:
     """One image's line of a tree as styled plain pieces, never parsed as markup: a label
     such as ``[red]x`` is shown as typed, a control character as its escape, and 100,000
-    lines cost no markup parsing."""
+    lines cost no markup parsing. Its newest check's badge and the pick of a retake loop
+    follow, so a drifted take stands out in the lineage."""
+    image = found.image
     source = f"{image.provider}/{image.model}" if image.model else image.provider
     line = [
         (lead, ""),
@@ -85,6 +90,11 @@ def tree_line(lead: str, image: Image, head_id: int | None) -> list[Piece]:
         (f" {image.kind}: {escape_controls(image.label)} ", ""),
         (escape_controls(source), "dim"),
     ]
+    if found.check is not None:
+        shown = badge(found.check)
+        line += [("  ", ""), (escape_controls(shown.text), _TONE_STYLES[shown.tone])]
+    if image.picked_at is not None:
+        line.append((" · pick", "bold magenta"))
     if image.id == head_id:
         line.append((" ← head", "bold cyan"))
     return line
@@ -97,9 +107,10 @@ def print_lineage(
     head_id: int | None,
     hint: Callable[[Fold], str],
 ) -> int:
-    """Draw ``view`` a line per image (or fold), streamed: images are loaded and lines
-    printed a few hundred at a time, whatever the size of the series. ``hint`` says how to
-    open a fold. Returns how many images were drawn.
+    """Draw ``view`` a line per image (or fold), streamed: images are loaded (with their
+    newest checks, a query per chunk) and lines printed a few hundred at a time, whatever
+    the size of the series. ``hint`` says how to open a fold. Returns how many images were
+    drawn.
 
     A series is one column with no guides, and only branches are indented (see
     :class:`~onmodel.lineage.Row`): a line costs its branch depth. (Rich's own ``Tree`` nests
@@ -108,14 +119,15 @@ def print_lineage(
     """
     drawn = 0
     pending: list[list[Piece]] = []
-    for lead, row, image in _leads(with_images(view.rows(), _row_key, load)):
+    rows = with_images(view.rows(), _row_key, lambda ids: with_latest_checks(load(ids)))
+    for lead, row, found in _leads(rows):
         if isinstance(row.key, Fold):
             line = [(lead, ""), (f"{row.key.describe()} — {hint(row.key)}", "dim")]
-        elif image is None:
+        elif found is None:
             line = [(lead, ""), (f"#{row.key} (gone)", "dim")]
         else:
             drawn += 1
-            line = tree_line(lead, image, head_id)
+            line = tree_line(lead, found, head_id)
         pending.append(line)
         if len(pending) >= LINES_PER_PRINT:
             _print_lines(console, pending)
@@ -143,15 +155,15 @@ def _row_key(row: Row) -> int | Fold:
 
 
 def _leads(
-    rows: Iterator[tuple[Row, Image | None]],
-) -> Iterator[tuple[str, Row, Image | None]]:
+    rows: Iterator[tuple[Row, Checked | None]],
+) -> Iterator[tuple[str, Row, Checked | None]]:
     """Each row with the guides drawn before it: a branch opens under ``├──`` and its lines
     keep a ``│`` for every column that goes on below them."""
-    for row, image in rows:
+    for row, found in rows:
         if row.depth == 0:
             lead = ""
         elif row.opens:
             lead = "│   " * (row.depth - 1) + "├── "
         else:
             lead = "│   " * row.depth
-        yield lead, row, image
+        yield lead, row, found

@@ -21,7 +21,8 @@ from onmodel.lineage import Fold, View, fold_fields, node_fields, with_images
 from onmodel.status import ImageStatus
 
 if TYPE_CHECKING:
-    from onmodel.handles import Image
+    from onmodel.handles import Checked, Image
+    from onmodel.store.records import CheckRecord
     from onmodel.studio.retakes import RetakeReport
 
 
@@ -264,7 +265,10 @@ def show(
     image: Annotated[str, typer.Argument(help="Image id.")],
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """Everything recorded about one image: request, prompt, references, lineage, file."""
+    """Everything recorded about one image: request, prompt, references, lineage, file, and
+    every check of it."""
+    from onmodel.checkview import check_dict
+
     studio = open_studio()
     found = studio.image(image)
     data = found.to_dict()
@@ -273,6 +277,8 @@ def show(
     sheet = studio.sheet_of(found)
     data["sheet_version"] = sheet.number if sheet is not None else None
     data["tags"] = studio.tags(found)
+    checks = studio.checks_of([found.id]).get(found.id, [])
+    data["checks"] = [check_dict(record) for record in checks]
     if json_out:
         print_json(data)
         return
@@ -296,6 +302,11 @@ def show(
         ("template", f"{data['template']['name']} ({(data['template']['sha256'] or '')[:12]})"),
         ("model sheet", f"version {sheet.number}" if sheet is not None else "-"),
         ("tags", ", ".join(data["tags"]) or "-"),
+        *(
+            [("picked", f"{data['picked_at']} (the best-scoring take of its retake loop)")]
+            if data["picked_at"]
+            else []
+        ),
         ("revised prompt", data["revised_prompt"] or "-"),
         ("gen id", data["gen_id"] or "-"),
         ("response id", data["response_id"] or "-"),
@@ -310,8 +321,31 @@ def show(
         rows.append(("error", _error_text(data["error"])))
     for key, value in rows:
         print_field(console, key, value)
+    _print_checks(checks)
     console.print(Text("prompt:", style="bold"))
     print(escape_controls(data["prompt"]))
+
+
+def _print_checks(checks: list[CheckRecord]) -> None:
+    """``checks:`` and each check, oldest first: its badge, who made it with what score and
+    pass mark (or why it could not tell), the checker's version, cost and time, then a line
+    per trait."""
+    from onmodel.cli.checks import _TONE_STYLES
+    from onmodel.presentation import check_view
+
+    if not checks:
+        print_field(console, "checks", "none (onmodel check IMAGE)")
+        return
+    console.print(Text("checks:", style="bold"))
+    for record in checks:
+        shown = check_view(record)
+        line = Text("  ")
+        line.append(escape_controls(shown.text), style=_TONE_STYLES[shown.tone])
+        facts = f"{shown.title} · version {shown.version} · {shown.cost} · {shown.created}"
+        line.append(f"  {escape_controls(facts)}", style="dim")
+        console.print(line, soft_wrap=True)
+        for trait in shown.traits:
+            console.print(Text(f"    {escape_controls(trait.text)}"), soft_wrap=True)
 
 
 def _error_text(error: dict[str, Any]) -> str:
@@ -338,30 +372,42 @@ def _ref(ref: dict[str, object]) -> str:
 
 def write_tree_json(view: View, load: Callable[[list[int]], Mapping[int, Image]]) -> None:
     """``view`` as a JSON list on stdout: every image once, parents before children, each with
-    its ``parent_id`` (and a fold as one entry where it hangs), written as it is walked and
-    loaded a chunk at a time.
+    its ``parent_id``, its newest check (``check``, as ``show --json`` words it) and whether a
+    retake loop picked it (and a fold as one entry where it hangs), written as it is walked
+    and loaded a chunk at a time, with a chunk's checks in one query.
 
     Flat, not nested: a 100,000-shot series is a chain 50,000 deep, which nested JSON would
     make too deep for ``jq`` (256 levels) or Python's ``json`` (about 1,000) to read, as
     ``series.json`` is flat for the same reason.
     """
 
-    def entry(step: tuple[int | Fold | None, int | Fold], image: Image | None) -> str:
+    from onmodel.checkview import check_dict
+    from onmodel.handles import with_latest_checks
+
+    def entry(step: tuple[int | Fold | None, int | Fold], found: Checked | None) -> str:
         parent, key = step
         where = {"parent_id": _parent_id(parent)}
         if isinstance(key, Fold):
             fields = {**where, **fold_fields(key)}
-        elif image is None:
+        elif found is None:
             fields = {"id": key, **where, "status": "gone"}
         else:
-            fields = {"id": key, **where, **node_fields(image)}
+            fields = {
+                "id": key,
+                **where,
+                **node_fields(found.image),
+                "check": None if found.check is None else check_dict(found.check),
+                "picked": found.image.picked_at is not None,
+            }
         return json.dumps(fields, ensure_ascii=False, default=str)
 
-    steps = with_images(view.walk(), lambda step: step[1], load)
+    steps = with_images(
+        view.walk(), lambda step: step[1], lambda ids: with_latest_checks(load(ids))
+    )
     out = sys.stdout
     out.write("[")
-    for index, (step, image) in enumerate(steps):
-        out.write(("," if index else "") + "\n  " + entry(step, image))
+    for index, (step, found) in enumerate(steps):
+        out.write(("," if index else "") + "\n  " + entry(step, found))
     out.write("\n]\n")
 
 
