@@ -3,11 +3,13 @@ checker's refusal or bug is a failed check on record, never a crash (issue 14)."
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import ClassVar
 
 import pytest
+from sqlalchemy import text
 
 from onmodel import checkers
 from onmodel.checkers.base import (
@@ -37,9 +39,9 @@ class ScriptedChecker(Checker):
     def check(self, subject: CheckSubject) -> CheckOutcome:
         type(self).seen.append(subject)
         assert self.studio is not None
-        image_id = self.studio.current_session().head_image_id  # type: ignore[union-attr]
-        records = self.studio.checks_of([image_id])[image_id]  # type: ignore[index]
-        type(self).pending_at_call.append(records[-1].status)
+        with self.studio.engine.connect() as conn:  # the newest check row: this one's
+            newest = conn.execute(text("SELECT status FROM image_check ORDER BY id DESC"))
+            type(self).pending_at_call.append(newest.scalar())
         if isinstance(self.answer, Exception):
             raise self.answer
         return self.answer
@@ -160,3 +162,38 @@ def test_paid_checks_count_in_the_cost_reports_beside_the_images_they_checked(
     assert by_session.total.total == Decimal("0.025") and by_session.total.checks == 2
     shown = run_cli(studio.paths.home, "cost")
     assert "$0.025 over 1 image and 2 paid checks" in shown.stdout
+
+
+def test_check_on_the_command_line_exits_1_on_drift_and_stops_at_max_cost(
+    studio: Studio, scripted: type[ScriptedChecker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cli_inprocess import run_cli
+
+    monkeypatch.setitem(checkers.FACTORIES, "paid", lambda context: PaidChecker(context))
+    monkeypatch.setattr(
+        PaidChecker, "estimate_max_cost", lambda self, subject: Decimal("0.0125"), raising=False
+    )
+    first = made_shot(studio)
+    second = studio.session().shot(pose="waving").id
+    home = studio.paths.home
+
+    fine = run_cli(home, "check", "--session", "mia", "--checker", "scripted")
+    assert fine.code == 0 and "2 checked with scripted: 2 on model" in fine.stdout
+    scripted.answer = CheckOutcome(
+        score=40, traits=[TraitResult("eye_color", Verdict.DRIFTED, note="blue, not green")]
+    )
+    drifted = run_cli(home, "check", str(second), "--checker", "scripted", "--json")
+    assert drifted.code == 1
+    assert json.loads(drifted.stdout)["checks"][0]["drifted"] == ["eye colour"]
+
+    paid = run_cli(
+        home, "check", str(first), str(second), "--checker", "paid", "--max-cost", "0.02"
+    )
+    assert paid.code == 1 and "stopped: a paid check could cost up to $0.0125" in paid.stdout
+    checked = studio.checks_of([first, second])
+    assert [c.checker for c in checked[first]] == ["scripted", "paid"]  # the second was not paid
+    assert [c.checker for c in checked[second]] == ["scripted", "scripted"]
+    both = run_cli(home, "check", str(first), "--session", "mia")
+    neither = run_cli(home, "check")
+    assert both.code == 2 and "not both" in both.stderr
+    assert neither.code == 2 and "give --session" in neither.stderr

@@ -6,7 +6,6 @@ CI over a series) can stop on it; 0 means every image is on model.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,7 +19,6 @@ from onmodel.errors import BudgetError, UsageError
 if TYPE_CHECKING:
     from onmodel.handles import Image
     from onmodel.store.records import CheckRecord
-    from onmodel.studio.core import Studio
     from onmodel.studio.retakes import RetakeReport
 
 _TONE_STYLES = {"ok": "green", "drift": "bold red", "failed": "yellow", "pending": "dim"}
@@ -51,24 +49,31 @@ def check(
     from onmodel.checkview import badge, check_dict
     from onmodel.studio.retakes import check_retake_options
 
-    if bool(images) == (session is not None):
-        raise UsageError("name the images to check, or a --session, not both")
+    if images and session is not None:
+        raise UsageError("name the images to check or give --session, not both")
+    if not images and session is None:
+        raise UsageError("name the images to check, or give --session to check a session's shots")
     mark = check_retake_options(1, min_score)
     studio = open_studio()
-    studio.checks.ready(checker)  # a missing key is refused before anything is recorded
     limit = None if max_cost is None else Decimal(str(max_cost))
-    spent = Decimal(0)
+    made = (
+        studio.checks.check_each(
+            [studio.image(ref) for ref in images], checker, min_score=mark, max_cost=limit
+        )
+        if images
+        else studio.check_session(session, checker, min_score=mark, max_cost=limit)
+    )
     results: list[CheckRecord] = []
-    for image in _targets(studio, images or [], session):
-        left = None if limit is None else limit - spent
+    while True:
         try:
-            record = studio.checks.check(image, checker, min_score=mark, max_cost=left)
+            image, record = next(made)
+        except StopIteration:
+            break
         except BudgetError as exc:
             if not results:
                 raise
-            console.print(f"stopped before image {image.id}: {exc}", markup=False)
+            console.print(f"stopped: {exc}", markup=False)
             break
-        spent += Decimal(record.cost_usd or 0)
         results.append(record)
         if not json_out:
             print_check(image, record)
@@ -125,15 +130,4 @@ def print_retakes(report: RetakeReport) -> None:
     verdict = "on model" if report.passed else f"below the pass mark {report.min_score}"
     console.print(
         f"picked #{report.pick.id} ({report.pick.label}, score {score}, {verdict})", markup=False
-    )
-
-
-def _targets(studio: Studio, refs: list[str], session: str | None) -> Iterable[Image]:
-    """The images to check: the named ones, or a session's finished shots a page at a time."""
-    if refs:
-        return [studio.image(ref) for ref in refs]
-    return (
-        image
-        for image in studio.iter_session_images(studio.session(session))
-        if image.succeeded and image.kind != "anchor"
     )

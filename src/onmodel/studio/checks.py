@@ -9,14 +9,14 @@ tell"), never a crash of the shot or batch that asked for it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from onmodel.checkers import get_checker
 from onmodel.checkers.base import Checker, CheckerContext, CheckerError, CheckSubject
 from onmodel.errors import BudgetError, MissingKeyError, UsageError
-from onmodel.handles import Image
+from onmodel.handles import Image, Session
 from onmodel.imagefile import MIME_TYPES
 from onmodel.limits import check_amount
 from onmodel.status import ImageStatus
@@ -154,6 +154,35 @@ class Checks:
         values["latency_ms"] = int((time.monotonic() - started) * 1000)
         check_store.finish_check(self.studio.engine, check_id, values)
         return check_store.check_by_id(self.studio.engine, check_id)
+
+    def check_each(
+        self,
+        images: Iterable[Image],
+        checker_name: str,
+        *,
+        min_score: int | None = None,
+        max_cost: Decimal | None = None,
+    ) -> Iterator[tuple[Image, CheckRecord]]:
+        """Check images one after another, each as :meth:`check` does, yielding each with its
+        check as it is made; ``max_cost`` bounds them all together: the first check that
+        could pass it is refused (a :class:`BudgetError`), the ones before it stand."""
+        limit = None if max_cost is None else check_amount(max_cost, "--max-cost")
+        self.ready(checker_name)  # a missing key is refused before anything is recorded
+        spent = Decimal(0)
+        for image in images:
+            left = None if limit is None else limit - spent
+            record = self.check(image, checker_name, min_score=min_score, max_cost=left)
+            spent += Decimal(record.cost_usd or 0)
+            yield image, record
+
+    def session_shots(self, session: Session) -> Iterator[Image]:
+        """A session's finished shots in id order, read a page at a time: what
+        ``check --session`` checks."""
+        return (
+            image
+            for image in self.studio.iter_session_images(session)
+            if image.succeeded and image.kind not in ("anchor", "import")
+        )
 
     def of(self, image_ids: Iterable[int]) -> dict[int, list[CheckRecord]]:
         """Every check of these images, oldest first, by image id (a query per 500 ids)."""

@@ -588,6 +588,20 @@ class Studio:
         check is a row (pending before a paid checker is asked), succeeded or failed."""
         return self.checks.check(image, checker, min_score=min_score, max_cost=max_cost)
 
+    def check_session(
+        self,
+        session: str | int | Session | None = None,
+        checker: str = DEFAULT_CHECKER,
+        *,
+        min_score: int | None = None,
+        max_cost: Decimal | None = None,
+    ) -> Iterator[tuple[Image, CheckRecord]]:
+        """Check every finished shot of a session (the current one by default), yielding each
+        with its check as it is made; ``max_cost`` bounds them together (``check
+        --session``)."""
+        shots = self.checks.session_shots(self.session(session))
+        return self.checks.check_each(shots, checker, min_score=min_score, max_cost=max_cost)
+
     def checks_of(self, image_ids: Sequence[int]) -> dict[int, list[CheckRecord]]:
         """Every check of these images, oldest first, by image id (a query per 500 ids)."""
         return self.checks.of(image_ids)
