@@ -94,3 +94,17 @@ def test_warm_up_leaves_failures_to_the_first_request(monkeypatch: pytest.Monkey
     thread = warm_up_in_background(["openai-responses", "no-such-provider"])
     thread.join(30)
     assert not thread.is_alive()
+
+
+def test_help_loads_no_database_sdk_or_image_library() -> None:
+    """``onmodel --help`` (and tab completion, and every typo) pays for the CLI alone: the
+    database layer, the openai SDK and the image analysis behind checks load when a command
+    needs them. One module-level import of the wrong file once made it three times slower."""
+    heavy = ["sqlalchemy", "sqlmodel", "openai", "skimage", "numpy", "scipy", "pydantic", "PIL"]
+    probe = (
+        f"import sys, onmodel.cli.app; print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == ""

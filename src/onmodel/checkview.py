@@ -8,10 +8,12 @@ reads the same in ``tree``, ``show``, a page and ``index.html``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from onmodel.checkers.base import TraitResult, Verdict
-from onmodel.store.records import CheckRecord
+
+if TYPE_CHECKING:
+    from onmodel.store.records import CheckRecord
 
 VERDICT_MARKS: dict[Verdict, str] = {
     Verdict.SAME: "✓",

@@ -14,14 +14,13 @@ from rich.text import Text
 
 from onmodel.cli.context import open_studio
 from onmodel.cli.output import console, print_json
+from onmodel.cli.render import TONE_STYLES
 from onmodel.errors import BudgetError, UsageError
 
 if TYPE_CHECKING:
     from onmodel.handles import Image
     from onmodel.store.records import CheckRecord
     from onmodel.studio.retakes import RetakeReport
-
-_TONE_STYLES = {"ok": "green", "drift": "bold red", "failed": "yellow", "pending": "dim"}
 
 
 def check(
@@ -98,7 +97,7 @@ def print_check(image: Image, record: CheckRecord, *, prefix: str = "") -> None:
 
     shown = badge(record)
     line = Text(f"{prefix}#{image.id} {image.label}  ")
-    line.append(shown.text, style=_TONE_STYLES[shown.tone])
+    line.append(shown.text, style=TONE_STYLES[shown.tone])
     console.print(line)
     traits = traits_of(record)
     for trait in traits:

@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from onmodel.checkview import badge
-from onmodel.cli.checks import _TONE_STYLES  # a badge is coloured as `onmodel check` colours it
-from onmodel.handles import Checked, with_latest_checks
 from onmodel.limits import escape_controls
 from onmodel.lineage import Fold, Row, View, with_images
 from onmodel.status import ImageStatus, status_mark
@@ -15,10 +12,13 @@ from onmodel.status import ImageStatus, status_mark
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from onmodel.handles import Image
+    from onmodel.handles import Checked, Image
 
 STATUS_COLOURS: dict[str, str] = {ImageStatus.SUCCEEDED: "green", ImageStatus.FAILED: "red"}
 LINES_PER_PRINT = 500  # a console call per line costs more than the line itself
+
+TONE_STYLES = {"ok": "green", "drift": "bold red", "failed": "yellow", "pending": "dim"}
+"""How a check's badge is coloured (``checkview.CheckBadge.tone``), wherever it is printed."""
 
 
 def describe_image_line(image: Image) -> str:
@@ -91,8 +91,10 @@ def tree_line(lead: str, found: Checked, head_id: int | None) -> list[Piece]:
         (escape_controls(source), "dim"),
     ]
     if found.check is not None:
+        from onmodel.checkview import badge  # loaded once a line has a check to show
+
         shown = badge(found.check)
-        line += [("  ", ""), (escape_controls(shown.text), _TONE_STYLES[shown.tone])]
+        line += [("  ", ""), (escape_controls(shown.text), TONE_STYLES[shown.tone])]
     if image.picked_at is not None:
         line.append((" · pick", "bold magenta"))
     if image.id == head_id:
@@ -117,6 +119,8 @@ def print_lineage(
     a renderable per level and draws guides for every level, which at 100,000 shots costs
     nodes × depth.)
     """
+    from onmodel.handles import with_latest_checks
+
     drawn = 0
     pending: list[list[Piece]] = []
     rows = with_images(view.rows(), _row_key, lambda ids: with_latest_checks(load(ids)))

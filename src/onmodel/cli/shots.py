@@ -14,7 +14,13 @@ from rich.text import Text
 
 from onmodel.cli.context import open_studio
 from onmodel.cli.output import console, print_dim, print_json, warn
-from onmodel.cli.render import describe_image_line, inline_fields, print_field, print_lineage
+from onmodel.cli.render import (
+    TONE_STYLES,
+    describe_image_line,
+    inline_fields,
+    print_field,
+    print_lineage,
+)
 from onmodel.errors import NotFoundError
 from onmodel.limits import escape_controls
 from onmodel.lineage import Fold, View, fold_fields, node_fields, with_images
@@ -330,7 +336,6 @@ def _print_checks(checks: list[CheckRecord]) -> None:
     """``checks:`` and each check, oldest first: its badge, who made it with what score and
     pass mark (or why it could not tell), the checker's version, cost and time, then a line
     per trait."""
-    from onmodel.cli.checks import _TONE_STYLES
     from onmodel.presentation import check_view
 
     if not checks:
@@ -340,7 +345,7 @@ def _print_checks(checks: list[CheckRecord]) -> None:
     for record in checks:
         shown = check_view(record)
         line = Text("  ")
-        line.append(escape_controls(shown.text), style=_TONE_STYLES[shown.tone])
+        line.append(escape_controls(shown.text), style=TONE_STYLES[shown.tone])
         facts = f"{shown.title} · version {shown.version} · {shown.cost} · {shown.created}"
         line.append(f"  {escape_controls(facts)}", style="dim")
         console.print(line, soft_wrap=True)
