@@ -12,6 +12,11 @@ a shot list with another ``name:`` (or, without one, another file name) is anoth
 makes its shots anew. The session part is the slug the batch first ran under
 (``batch.key_slug``), so renaming a session changes no key.
 
+A checked shot with ``takes: K`` expands into its K takes, keyed as ``repeat``'s variations
+are, so take 1 has the key the plain shot had: adding ``takes:`` to a list already made checks
+what exists and retakes only what drifted. Each take carries a :class:`TakeOf` naming its group
+(take 1's key), which the runner uses to make take k+1 only when every take before it drifted.
+
 Expansion is pure: it reads the shot list, the session's defaults and the reference files'
 bytes, and touches no database, so ``--dry-run`` and the tests can call it freely.
 """
@@ -22,7 +27,7 @@ import hashlib
 import itertools
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +35,16 @@ from onmodel.batch.spec import (
     REQUEST_FIELDS,
     LoadedShotList,
     Matrix,
+    Problem,
     ShotFields,
+    ShotListError,
     format_loc,
+    sorted_problems,
 )
 from onmodel.batch.yamlpos import Loc
 from onmodel.blobs import sha256_file
+from onmodel.checkers import DEFAULT_CHECKER
+from onmodel.checkers.base import DEFAULT_MIN_SCORE
 from onmodel.sheet import ShotRequest, with_take
 
 KEY_FORMAT = 1
@@ -49,6 +59,48 @@ class SessionDefaults:
     provider: str
     model: str
     params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TakeOf:
+    """How a checked shot is checked, and which of its group's takes it is.
+
+    ``group`` is take 1's key; a shot checked without ``takes`` is a group of one. It is
+    stored with the batch (:meth:`to_dict`) so ``batch status`` of a batch id, which has no
+    file to expand, still knows which takes belong together.
+    """
+
+    group: str
+    take: int
+    takes: int
+    checker: str
+    min_score: int
+
+    def passes(self, score: int | None) -> bool:
+        """Whether a check's score reaches this list's mark (a changed mark re-judges)."""
+        return score is not None and score >= self.min_score
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "take": self.take,
+            "takes": self.takes,
+            "checker": self.checker,
+            "min_score": self.min_score,
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> TakeOf | None:
+        """A stored take, or None for a plain shot (or a batch stored before takes)."""
+        if not isinstance(data, dict):
+            return None
+        return cls(
+            group=str(data["group"]),
+            take=int(data["take"]),
+            takes=int(data["takes"]),
+            checker=str(data["checker"]),
+            min_score=int(data["min_score"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -68,6 +120,7 @@ class ExpandedShot:
     refs: tuple[Path, ...]
     variation: int
     variations: int
+    take: TakeOf | None = None  # None: not checked
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +137,7 @@ class ExpandedShot:
             "refs": [str(r) for r in self.refs],
             "variation": self.variation,
             "variations": self.variations,
+            "take": None if self.take is None else self.take.to_dict(),
         }
 
 
@@ -122,19 +176,23 @@ class _Resolved:
     from_image: int | None = None
     refs: list[str] = field(default_factory=list)
     repeat: int = 1
+    check: str | None = None
+    min_score: int | None = None
+    takes: int | None = None
+    takes_at: Loc = ()  # the layer that set takes, to point at when it clashes with repeat
 
     def copy(self) -> _Resolved:
-        return _Resolved(
-            request=dict(self.request),
-            provider=self.provider,
-            model=self.model,
-            params=dict(self.params),
-            from_image=self.from_image,
-            refs=list(self.refs),
-            repeat=self.repeat,
+        return replace(
+            self, request=dict(self.request), params=dict(self.params), refs=list(self.refs)
         )
 
-    def apply(self, layer: ShotFields) -> _Resolved:
+    @property
+    def checked(self) -> bool:
+        """Checked when any of the three is set, with palette unless named, as on the
+        command line (``shot --takes 3`` checks with palette)."""
+        return self.check is not None or self.min_score is not None or self.takes is not None
+
+    def apply(self, layer: ShotFields, at: Loc) -> _Resolved:
         """Later layers win field by field; params merge key by key."""
         out = self.copy()
         for name in REQUEST_FIELDS:
@@ -157,6 +215,12 @@ class _Resolved:
             out.refs = list(layer.refs)
         if layer.repeat is not None:
             out.repeat = layer.repeat
+        if layer.check is not None:
+            out.check = layer.check
+        if layer.min_score is not None:
+            out.min_score = layer.min_score
+        if layer.takes is not None:
+            out.takes, out.takes_at = layer.takes, (*at, "takes")
         return out
 
 
@@ -193,15 +257,20 @@ def shot_key(
 
 
 def expand(loaded: LoadedShotList, session: SessionDefaults) -> Expansion:
-    """Every shot the list asks for, in file order, keyed; duplicates collapsed."""
+    """Every shot the list asks for, in file order, keyed; duplicates collapsed.
+
+    Raises :class:`ShotListError`, with every line, for shots that ask for both ``takes`` and
+    ``repeat``: only a resolved shot knows both, as either can come from any layer.
+    """
     spec = loaded.spec
     start = _Resolved(
         provider=session.provider, model=session.model, params=dict(session.params)
-    ).apply(spec.defaults)
+    ).apply(spec.defaults, ("defaults",))
     digests: dict[Path, str] = {}
     shots: list[ExpandedShot] = []
     duplicates: list[Duplicate] = []
     first_by_key: dict[str, ExpandedShot] = {}
+    problems: dict[tuple[int, str], Problem] = {}  # a matrix says it once, not per combination
 
     def emit(resolved: _Resolved, loc: Loc, source: str, name: str | None) -> None:
         request = ShotRequest(**resolved.request)
@@ -213,7 +282,18 @@ def expand(loaded: LoadedShotList, session: SessionDefaults) -> Expansion:
         base_label = request.label()
         if name:
             base_label = f"{name}: {base_label}" if base_label != "same character" else name
-        for variation in range(1, resolved.repeat + 1):
+        takes = resolved.takes or 1
+        if takes > 1 and resolved.repeat > 1:
+            problem = loaded.problem(
+                resolved.takes_at,
+                f"takes: {takes} with repeat: {resolved.repeat}; repeat makes variations to "
+                "choose from, takes retakes one shot until it is on model: keep one",
+            )
+            problems.setdefault((problem.line, problem.message), problem)
+            return
+        count = max(takes, resolved.repeat)
+        group = ""
+        for variation in range(1, count + 1):
             key = shot_key(
                 session.slug,
                 request,
@@ -224,11 +304,22 @@ def expand(loaded: LoadedShotList, session: SessionDefaults) -> Expansion:
                 resolved.from_image,
                 ref_digests,
             )
-            label = with_take(base_label, variation, resolved.repeat)
+            take = None
+            if resolved.checked:
+                group = key if variation == 1 or takes == 1 else group
+                take = TakeOf(
+                    group=group,
+                    take=variation if takes > 1 else 1,
+                    takes=takes,
+                    checker=resolved.check or DEFAULT_CHECKER,
+                    min_score=DEFAULT_MIN_SCORE
+                    if resolved.min_score is None
+                    else resolved.min_score,
+                )
             shot = ExpandedShot(
                 key=key,
                 number=len(shots) + 1,
-                label=label,
+                label=with_take(base_label, variation, count),
                 source=source,
                 line=loaded.line_of(loc),
                 request=request,
@@ -238,7 +329,8 @@ def expand(loaded: LoadedShotList, session: SessionDefaults) -> Expansion:
                 from_image=resolved.from_image,
                 refs=refs,
                 variation=variation,
-                variations=resolved.repeat,
+                variations=count,
+                take=take,
             )
             earlier = first_by_key.get(key)
             if earlier is not None:
@@ -249,16 +341,20 @@ def expand(loaded: LoadedShotList, session: SessionDefaults) -> Expansion:
 
     for index, shot_spec in enumerate(spec.shots):
         loc: Loc = ("shots", index)
-        emit(start.apply(shot_spec), loc, format_loc(loc), shot_spec.name)
+        emit(start.apply(shot_spec, loc), loc, format_loc(loc), shot_spec.name)
     for index, matrix in enumerate(spec.matrices):
         loc = ("matrices", index)
-        for combo, resolved in _combinations(start.apply(matrix), matrix):
+        for combo, resolved in _combinations(start.apply(matrix, loc), matrix, loc):
             described = ", ".join(f"{axis}={value}" for axis, value in combo.items())
             emit(resolved, loc, f"{format_loc(loc)} {described}", matrix.name)
+    if problems:
+        raise ShotListError(sorted_problems(problems.values()))
     return Expansion(shots=shots, duplicates=duplicates)
 
 
-def _combinations(base: _Resolved, matrix: Matrix) -> Iterator[tuple[dict[str, str], _Resolved]]:
+def _combinations(
+    base: _Resolved, matrix: Matrix, loc: Loc
+) -> Iterator[tuple[dict[str, str], _Resolved]]:
     """Axis combinations in a fixed order, minus exclusions, with matching overrides applied.
 
     The combination's own values are laid last so that nothing but the axis decides an axis
@@ -271,9 +367,9 @@ def _combinations(base: _Resolved, matrix: Matrix) -> Iterator[tuple[dict[str, s
         if any(_matches(rule, combo) for rule in matrix.exclude):
             continue
         resolved = base
-        for rule in matrix.overrides:
+        for index, rule in enumerate(matrix.overrides):
             if _matches(rule.when, combo):
-                resolved = resolved.apply(rule)
+                resolved = resolved.apply(rule, (*loc, "overrides", index))
         resolved = resolved.copy()
         resolved.request.update(combo)
         yield combo, resolved

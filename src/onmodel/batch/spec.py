@@ -3,7 +3,9 @@
 A shot list names a session, sets defaults, and lists shots explicitly or as matrices
 (pose × outfit × expression × scene ...) that expand into one shot per combination. Every layer
 can override the one before it (defaults → matrix → matching override → the combination's own
-values), and ``repeat`` asks for variations of the same shot.
+values), and ``repeat`` asks for variations of the same shot. ``check``, ``min_score`` and
+``takes`` ask for each shot to be checked, and made again (up to ``takes`` takes) until one is
+on model, as ``onmodel shot --check --takes`` does.
 
 The pydantic models below *are* the format: the JSON Schema that editors use comes from them
 (``onmodel batch schema``), and every error they raise is reported with the file and line it
@@ -16,6 +18,7 @@ import difflib
 import hashlib
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,9 +27,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, fi
 from pydantic import ValidationError as PydanticValidationError
 
 from onmodel.batch.yamlpos import Loc, PositionedYaml, YamlSyntaxError, load_positioned
+from onmodel.checkers import checker_names
 from onmodel.errors import UsageError
 from onmodel.limits import MAX_ID, MAX_NAME_LENGTH, check_text, read_bounded
 from onmodel.sheet import ShotRequest
+from onmodel.studio.retakes import MAX_TAKES
 
 REQUEST_FIELDS: tuple[str, ...] = ("pose", "outfit", "expression", "scene", "action", "text")
 """The fields of a shot request, in the order labels and keys use them."""
@@ -162,6 +167,27 @@ class ShotFields(BaseModel):
         ge=1,
         le=MAX_REPEAT,
         description="How many variations of this shot to make (default 1).",
+    )
+    check: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Check every take with this checker: palette (offline, free) or judge "
+        "(a vision model, billed against --budget). Setting min_score or takes alone checks "
+        "with palette.",
+    )
+    min_score: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="The score (0-100) a take must reach to be on model (default 80).",
+    )
+    takes: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_TAKES,
+        description="Make the shot again, up to this many takes, until one is on model; every "
+        "take is kept and the best is picked (default 1). Not with repeat: repeat makes "
+        "variations to choose from, takes retakes one shot.",
     )
 
     @field_validator("params")
@@ -395,15 +421,16 @@ def parse_shot_list(
         spec = ShotList.model_validate(data)
     except PydanticValidationError as exc:
         problems.extend(_pydantic_problems(exc, positioned, label))
-        raise ShotListError(_sorted(problems)) from exc
+        raise ShotListError(sorted_problems(problems)) from exc
     loaded = LoadedShotList(spec=spec, source=source, label=label, positioned=positioned)
     problems.extend(check_semantics(loaded))
     if problems:
-        raise ShotListError(_sorted(problems))
+        raise ShotListError(sorted_problems(problems))
     return loaded
 
 
-def _sorted(problems: list[Problem]) -> list[Problem]:
+def sorted_problems(problems: Iterable[Problem]) -> list[Problem]:
+    """Problems in file order, as a person fixes them."""
     return sorted(problems, key=lambda p: (p.line, p.column))
 
 
@@ -453,12 +480,12 @@ def check_semantics(loaded: LoadedShotList) -> list[Problem]:
         problems.extend(_check_matrix(loaded, base, matrix))
     for loc, layer in layers:
         problems.extend(_check_layer(loaded, loc, layer))
-    total = sum(shot.repeat or spec.defaults.repeat or 1 for shot in spec.shots)
+    total = sum(_images_per_shot(spec.defaults, shot) for shot in spec.shots)
     for matrix in spec.matrices:
         combinations = 1
         for _, values in matrix.axes.items():
             combinations *= len(values)
-        total += combinations * (matrix.repeat or spec.defaults.repeat or 1)
+        total += combinations * _images_per_shot(spec.defaults, matrix)
     if total > MAX_SHOTS:
         problems.append(
             loaded.problem((), f"expands to {total:,} shots; a batch holds at most {MAX_SHOTS:,}")
@@ -466,8 +493,22 @@ def check_semantics(loaded: LoadedShotList) -> list[Problem]:
     return problems
 
 
+def _images_per_shot(defaults: ShotFields, layer: ShotFields) -> int:
+    """The most images one shot of ``layer`` can make: every variation, every take of each."""
+    repeat = layer.repeat or defaults.repeat or 1
+    return repeat * (layer.takes or defaults.takes or 1)
+
+
 def _check_layer(loaded: LoadedShotList, loc: Loc, layer: ShotFields) -> list[Problem]:
     problems: list[Problem] = []
+    known = checker_names()
+    if layer.check is not None and layer.check not in known:
+        choose = ", ".join(known) or "none (reinstall onmodel)"
+        problems.append(
+            loaded.problem(
+                (*loc, "check"), f"unknown checker {layer.check!r}; choose one of: {choose}"
+            )
+        )
     params = layer.params or {}
     for name in ("size", "quality"):
         if getattr(layer, name) is not None and name in params:
