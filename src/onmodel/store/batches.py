@@ -32,12 +32,14 @@ INTERRUPTED_MESSAGE = "the batch run stopped before this shot finished"
 
 @dataclass(frozen=True)
 class KeyRecord:
-    """The rows of one shot key: the first success, and the latest attempt."""
+    """The rows of one shot key: the first success, and the latest attempt; ``done_picked``
+    says whether the success is its retake group's pick (so a run re-picks only what changed)."""
 
     done_id: int | None
     latest_id: int
     latest_status: str
     latest_error: str | None
+    done_picked: bool = False
 
 
 def key_records(
@@ -69,6 +71,7 @@ def key_records(
                     image.c.status,
                     image.c.error_message,
                     image.c.batch_id,
+                    image.c.picked_at,
                 )
                 .where(image.c.shot_key.in_(wanted[start : start + _CHUNK]))
                 .order_by(image.c.id)
@@ -80,9 +83,12 @@ def key_records(
                     continue
                 before = found.get(row.shot_key)
                 done_id = before.done_id if before is not None else None
+                picked = before.done_picked if before is not None else False
                 if done_id is None and row.status == ImageStatus.SUCCEEDED:
-                    done_id = row.id
-                found[row.shot_key] = KeyRecord(done_id, row.id, row.status, row.error_message)
+                    done_id, picked = row.id, row.picked_at is not None
+                found[row.shot_key] = KeyRecord(
+                    done_id, row.id, row.status, row.error_message, picked
+                )
     return found
 
 
