@@ -22,7 +22,8 @@ ProgressMode = Literal["auto", "rich", "plain", "none"]
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Where a run stands. Counts are for this run's shots, not ones done in earlier runs."""
+    """Where a run stands. Counts are for this run's shots, not ones done in earlier runs;
+    ``to_run`` grows when a round of retakes comes due."""
 
     to_run: int
     succeeded: int
@@ -170,6 +171,7 @@ class RichProgress:
             return
         self._bar.update(
             self._task,
+            total=snapshot.to_run,  # grows as rounds of retakes come due
             completed=snapshot.finished,
             succeeded=snapshot.succeeded,
             failed=snapshot.failed,

@@ -17,6 +17,12 @@ How a run stays safe:
   marked ``interrupted`` and the run exits non-zero. SIGKILL leaves pending rows, handled as
   above by the next run.
 
+Retakes run in rounds inside the one locked run (see ``batch/retakes.py`` for the rules): the
+shots due are made as above, then every made take of a checked shot that has no check by its
+checker yet is checked, in the main thread (a paid check's cost counts against ``--budget``
+before it is asked, and its actual cost into the spend), settled groups get their pick, and the
+next round makes take k+1 of every group whose takes so far all drifted, until nothing is due.
+
 Parent choice: every shot without ``from:`` branches from the batch's parent, fixed when the
 batch first runs (the session head then, or the anchor), and batch shots do not move the head.
 So a series is siblings of one image, a resumed run adds to the same family, and a later
@@ -33,17 +39,25 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from onmodel.batch.expand import ExpandedShot, Expansion, SessionDefaults, expand
 from onmodel.batch.lock import SessionLock, is_locked
 from onmodel.batch.progress import NullProgress, Progress, Snapshot
+from onmodel.batch.retakes import (
+    NOT_NEEDED,
+    RETAKE,
+    Settlement,
+    TakeEntry,
+    found_checks,
+    settle,
+)
 from onmodel.batch.spec import LoadedShotList, Problem, ShotListError, load_shot_list
 from onmodel.errors import BudgetError, GenerationError, OnmodelError, UsageError
 from onmodel.limits import check_amount
@@ -59,10 +73,14 @@ from onmodel.store.batches import (
     save_batch,
 )
 from onmodel.store.stale import live_owners
+from onmodel.store.writes import pick_take
 
 if TYPE_CHECKING:
+    from onmodel.batch.expand import TakeOf
     from onmodel.capabilities import PriceTable
+    from onmodel.checkers.base import Checker
     from onmodel.handles import Session
+    from onmodel.store.records import CheckRecord
     from onmodel.studio import Delivery, ShotPlan, ShotPlanner, Studio
 
 MAX_CONCURRENCY = 64
@@ -74,7 +92,7 @@ WARM_UP_WAIT_SECONDS = 30.0
 FATAL_ERROR_TYPES = frozenset({"auth", "quota"})
 """Failures that every later shot would hit too: stop scheduling instead of failing them all."""
 
-ShotState = Literal["done", "new", "interrupted", "failed", "running"]
+ShotState = Literal["done", "new", "interrupted", "failed", "running", "retake", "not needed"]
 StopReason = Literal["completed", "budget", "interrupted", "fatal"]
 
 
@@ -106,6 +124,19 @@ class ShotStatus:
     state: ShotState
     image_id: int | None = None
     error: str | None = None
+    picked: bool = False  # the image is its retake group's pick
+
+    @property
+    def key(self) -> str:
+        return self.shot.key
+
+    @property
+    def label(self) -> str:
+        return self.shot.label
+
+    @property
+    def take(self) -> TakeOf | None:
+        return self.shot.take
 
     @property
     def will_run(self) -> bool:
@@ -155,6 +186,8 @@ class BatchPreview:
     shots: list[PlannedShot]
     warnings: list[str]
     budget: Decimal | None
+    settlement: Settlement = field(default_factory=Settlement)
+    paid_checks: int = 0  # checks a billed checker would make at most (priced per image)
 
     @property
     def to_run(self) -> list[PlannedShot]:
@@ -189,8 +222,9 @@ class BatchPreview:
             "name": self.name,
             "session": self.session,
             "parent_id": self.parent_id,
-            "shots": [s.to_dict() for s in self.shots],
+            "shots": [{**s.to_dict(), **self.settlement.shot_dict(s.status)} for s in self.shots],
             "to_run": len(self.to_run),
+            "paid_checks": self.paid_checks,
             "estimated_max_cost_usd": None if total is None else str(total),
             "budget_usd": None if self.budget is None else str(self.budget),
             "within_budget": self.within_budget,
@@ -240,6 +274,13 @@ class BatchReport:
     message: str = ""
     failures: list[ShotFailure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    checked: int = 0  # checks made by this run
+    retaken: int = 0  # takes after the first made by this run
+    picked: int = 0  # groups whose pick this run marked (or moved)
+    not_needed: int = 0  # takes never made: an earlier take was on model
+    unchecked: int = 0  # takes made and not checked (the run stopped first)
+    on_model: int = 0  # groups of the list with a take on model, after this run
+    drifted: list[ShotFailure] = field(default_factory=list)  # groups checked, none on model
 
     @property
     def not_run(self) -> int:
@@ -247,8 +288,10 @@ class BatchReport:
 
     @property
     def complete(self) -> bool:
-        """Every shot of the list now has a succeeded image."""
-        return self.already_done + self.succeeded == self.total
+        """Every shot of the list now has a succeeded (and, if asked, checked) image, or is a
+        take not needed."""
+        made = self.already_done + self.succeeded + self.not_needed == self.total
+        return made and not self.unchecked
 
     def summary(self) -> str:
         parts = [f"{self.succeeded} made", f"{self.failed} failed"]
@@ -260,6 +303,14 @@ class BatchReport:
             parts.append(f"{self.already_done} already done")
         if self.skipped_failed:
             parts.append(f"{self.skipped_failed} failed before (not retried)")
+        if self.checked or self.on_model or self.drifted:
+            parts.append(
+                f"{self.checked} checked ({self.on_model} on model, {len(self.drifted)} drifted)"
+            )
+        if self.retaken:
+            parts.append(f"{self.retaken} retaken")
+        if self.not_needed:
+            parts.append(f"{self.not_needed} takes not needed")
         cost = f"${self.spent:.4f}"
         if self.spent_unknown:
             cost += f" + {self.spent_unknown} of unknown cost"
@@ -273,18 +324,25 @@ class BatchReport:
     def problem(self) -> str | None:
         """Why the run is not a clean success, in one line, or None when it is."""
         if self.complete:
-            return None
+            if not self.drifted:
+                return None
+            return (
+                f"{len(self.drifted)} shot(s) still drifted after their takes "
+                "(the best take of each is picked; see `onmodel batch status`)"
+            )
         reasons: list[str] = []
         if self.failed or self.skipped_failed:
             reasons.append(
                 f"{self.failed + self.skipped_failed} failed "
                 "(see `onmodel batch status`; re-run with --retry-failed)"
             )
+        why = {"budget": "the budget is reached", "fatal": self.message}.get(
+            self.stop_reason, "the run stopped"
+        )
         if self.not_run:
-            why = {"budget": "the budget is reached", "fatal": self.message}.get(
-                self.stop_reason, "the run stopped"
-            )
             reasons.append(f"{self.not_run} not run ({why})")
+        if self.unchecked:
+            reasons.append(f"{self.unchecked} made and not checked ({why})")
         return "batch incomplete: " + "; ".join(reasons or ["shots remain"])
 
     def to_dict(self) -> dict[str, Any]:
@@ -309,6 +367,13 @@ class BatchReport:
             "message": self.message,
             "failures": [f.to_dict() for f in self.failures],
             "warnings": self.warnings,
+            "checked": self.checked,
+            "retaken": self.retaken,
+            "picked": self.picked,
+            "not_needed": self.not_needed,
+            "unchecked": self.unchecked,
+            "on_model": self.on_model,
+            "drifted": [d.to_dict() for d in self.drifted],
         }
 
 
@@ -507,6 +572,7 @@ class BatchRunner:
         self._stop_workers = False
         self._workers: list[threading.Thread] = []
         self._abandon_signal: int | None = None
+        self._checkers: dict[str, Checker] = {}
 
     # ------------------------------------------------------------------ shared preparation
 
@@ -541,22 +607,31 @@ class BatchRunner:
             counters=dict(row.counters) if row is not None else {},
         )
 
-    def _statuses(self, prepared: _Prepared, *, live: bool) -> list[ShotStatus]:
-        """Classify every shot; ``live`` pending rows count as running, others interrupted."""
+    def _statuses(
+        self, prepared: _Prepared, *, live: bool, tried: Collection[str] = ()
+    ) -> tuple[list[ShotStatus], Settlement]:
+        """Classify every shot, ``live`` pending rows as running and others interrupted, and
+        settle its retakes: which takes are due, not needed, or made only if others drift.
+        ``tried`` are keys this run has made already, never made twice in one run."""
         shots = prepared.expansion.shots
+        engine = self.studio.engine
         records = key_records(
-            self.studio.engine,
-            prepared.session.id,
-            (s.key for s in shots),
-            batch_ids=prepared.batch_ids,
+            engine, prepared.session.id, (s.key for s in shots), batch_ids=prepared.batch_ids
         )
-        return [self._status(shot, records.get(shot.key), live) for shot in shots]
+        statuses = [self._status(shot, records.get(shot.key), live) for shot in shots]
+        settlement = settle(
+            statuses,
+            found_checks(engine, statuses),
+            lambda entry: entry.key not in tried and self._runs(entry),
+        )
+        states = [replace(s, state=cast(ShotState, settlement.state_of(s))) for s in statuses]
+        return states, settlement
 
     def _status(self, shot: ExpandedShot, record: KeyRecord | None, live: bool) -> ShotStatus:
         if record is None:
             return ShotStatus(shot, "new")
         if record.done_id is not None:
-            return ShotStatus(shot, "done", record.done_id)
+            return ShotStatus(shot, "done", record.done_id, picked=record.done_picked)
         if record.latest_status == ImageStatus.PENDING:
             state: ShotState = "running" if live else "interrupted"
             return ShotStatus(shot, state, record.latest_id)
@@ -564,8 +639,11 @@ class BatchRunner:
             return ShotStatus(shot, "failed", record.latest_id, record.latest_error)
         return ShotStatus(shot, "interrupted", record.latest_id, record.latest_error)
 
-    def _runs(self, status: ShotStatus) -> bool:
-        return status.will_run or (status.state == "failed" and self.retry_failed)
+    def _runs(self, entry: TakeEntry) -> bool:
+        """Whether a shot in this state is made (a take only once its turn comes)."""
+        return entry.state in ("new", "interrupted") or (
+            entry.state == "failed" and self.retry_failed
+        )
 
     def _plan(self, shot: ExpandedShot, parent_id: int | None) -> ShotPlan:
         """Compose and validate one shot; errors name the file and line it came from."""
@@ -620,22 +698,29 @@ class BatchRunner:
 
     # ------------------------------------------------------------------ dry run
 
-    def shot_statuses(self) -> list[ShotStatus]:
-        """Every shot of the list and where it stands now; changes nothing."""
+    def shot_statuses(self) -> tuple[list[ShotStatus], Settlement]:
+        """Every shot of the list, where it stands now, and its retakes; changes nothing."""
         prepared = self._prepare()
         self._session_id = prepared.session.id
         live = is_locked(self.studio.paths.home, prepared.session.id)
         return self._statuses(prepared, live=live)
 
     def preview(self) -> BatchPreview:
-        """Expand, classify and plan every shot that would run; record and spend nothing."""
+        """Expand, classify and plan every shot that would run, counting every take a drift
+        could need (the worst case); record and spend nothing."""
         prepared = self._prepare()
         self._session_id = prepared.session.id
         live = is_locked(self.studio.paths.home, prepared.session.id)
         planned: list[PlannedShot] = []
         warnings = list(prepared.expansion.warnings)
-        for status in self._statuses(prepared, live=live):
-            runs = self._runs(status)
+        statuses, settlement = self._statuses(prepared, live=live)
+        unchecked = {entry.key for entry in settlement.unchecked}
+        billed = {name: self.studio.checks.checker(name).billed for name in _checkers(statuses)}
+        paid_checks = 0
+        for status in statuses:
+            runs = self._could_run(status, settlement)
+            if status.take is not None and (runs or status.key in unchecked):
+                paid_checks += billed[status.take.checker]
             if not runs:
                 planned.append(PlannedShot(status, False, None, None, None))
                 continue
@@ -651,7 +736,21 @@ class BatchRunner:
             shots=planned,
             warnings=warnings,
             budget=self.budget,
+            settlement=settlement,
+            paid_checks=paid_checks,
         )
+
+    @staticmethod
+    def _could_run(status: ShotStatus, settlement: Settlement) -> bool:
+        """Whether a run could make this shot: it is due, or a take due if others drift."""
+        return status.key in settlement.due or status.state == RETAKE
+
+    def _checker(self, name: str) -> Checker:
+        """The named checker, built once a run; one missing its API key is refused."""
+        checker = self._checkers.get(name)
+        if checker is None:
+            checker = self._checkers[name] = self.studio.checks.ready(name)
+        return checker
 
     # ------------------------------------------------------------------ run
 
@@ -662,7 +761,10 @@ class BatchRunner:
         # Judged before the lock is taken, so a list the model rules refuse writes nothing at
         # all, not even the lock file. Pending rows count as shots to run here, as they will
         # once the lock is held, so no shot runs that was not judged.
-        queue_ = [s for s in self._statuses(prepared, live=False) if self._runs(s)]
+        statuses, settlement = self._statuses(prepared, live=False)
+        queue_ = [s for s in statuses if self._could_run(s, settlement)]
+        for name in _checkers([*queue_, *settlement.unchecked]):
+            self._checker(name)  # an unknown checker, or one without its key, spends nothing
         warming = warm_up_in_background({s.shot.provider for s in queue_}) if queue_ else None
         try:
             warnings = list(prepared.expansion.warnings)
@@ -691,11 +793,11 @@ class BatchRunner:
             live = live_owners(engine, home, session_id=session.id)
             interrupt_pending(engine, session_id=session.id, keep_owners=live)
             # what is still pending now belongs to a live process: running, not to be remade
-            statuses = self._statuses(prepared, live=True)
-            queue_ = [s for s in statuses if self._runs(s)]
+            statuses, settlement = self._statuses(prepared, live=True)
             for message in warnings:
                 self.progress.note(f"warning: {message}")
             batch_id = self._open_batch(prepared, statuses)
+            prepared.batch_ids.add(batch_id)  # a first run's rounds read its own shots
             report = BatchReport(
                 batch_id=batch_id,
                 name=self.loaded.name,
@@ -705,13 +807,13 @@ class BatchRunner:
                 skipped_failed=sum(
                     1 for s in statuses if s.state == "failed" and not self.retry_failed
                 ),
-                to_run=len(queue_),
+                to_run=0,
                 budget=self.budget,
                 warnings=warnings,
             )
             try:
                 with self._signals():
-                    self._execute(report, queue_, batch_id, prepared.parent_id)
+                    self._rounds(report, prepared, statuses, settlement, batch_id)
             finally:
                 self._close_batch(batch_id, report)
         finally:
@@ -721,6 +823,103 @@ class BatchRunner:
             else:
                 lock.release()
         return report
+
+    def _rounds(
+        self,
+        report: BatchReport,
+        prepared: _Prepared,
+        statuses: list[ShotStatus],
+        settlement: Settlement,
+        batch_id: int,
+    ) -> None:
+        """Make what is due, check what is made, pick what is settled; again until nothing
+        is due or the run stops. Each round reads the rows afresh (a query per chunk of keys),
+        so it goes on from what is recorded, exactly as a run after a kill would."""
+        tried: set[str] = set()
+        due = [s for s in statuses if s.key in settlement.due]
+        self.progress.start(report.name, len(due), report.total - len(due))
+        try:
+            while True:
+                if settlement.unchecked and self._running(report):
+                    self._check_takes(report, settlement.unchecked)
+                    statuses, settlement = self._statuses(prepared, live=True, tried=tried)
+                if self._abandon_signal is None:
+                    self._pick(report, settlement)
+                due = [s for s in statuses if s.key in settlement.due]
+                if not due or not self._running(report):
+                    break
+                tried.update(s.key for s in due)
+                report.to_run += len(due)
+                report.retaken += sum(1 for s in due if s.take is not None and s.take.take > 1)
+                self._execute(report, due, batch_id, prepared.parent_id)
+                statuses, settlement = self._statuses(prepared, live=True, tried=tried)
+        finally:
+            self.progress.stop()
+        self._tally(report, statuses, settlement)
+
+    def _running(self, report: BatchReport) -> bool:
+        """Whether the run goes on; the first Ctrl-C between rounds stops it as in one."""
+        if self._drain and report.stop_reason == "completed":
+            report.stop_reason = "interrupted"
+        return report.stop_reason == "completed" and self._abandon_signal is None
+
+    def _check_takes(self, report: BatchReport, takes: list[TakeEntry]) -> None:
+        """Check each made take in the main thread; a paid check is asked only when what is
+        spent plus its most must stay within the budget (else the run stops, as for a shot)."""
+        images = self.studio.checks
+        for entry in takes:
+            if not self._running(report):
+                return
+            assert entry.take is not None and entry.image_id is not None
+            checker = self._checker(entry.take.checker)
+            if checker.billed and self.budget is not None:
+                estimate = images.estimate(checker, self.studio.image(entry.image_id))
+                if estimate is None or report.spent + estimate > self.budget:
+                    could = "an unknown amount" if estimate is None else f"up to ${estimate:.4f}"
+                    report.stop_reason = "budget"
+                    self.progress.note(
+                        f"budget ${self.budget} reached: checking #{entry.image_id} could cost "
+                        f"{could}, ${report.spent:.4f} is spent"
+                    )
+                    return
+            try:
+                record = images.check(entry.image_id, checker.name, min_score=entry.take.min_score)
+            except OnmodelError as exc:  # every take would hit it (an anchor with no file)
+                report.stop_reason, report.message = "fatal", f"checking #{entry.image_id}: {exc}"
+                self.progress.note(f"stopping: {report.message}")
+                return
+            cost = _decimal(record.cost_usd)
+            if cost is None:
+                report.spent_unknown += 1
+            else:
+                report.spent += cost
+            report.checked += 1
+            self.progress.note(_checked(entry, record))
+
+    def _pick(self, report: BatchReport, settlement: Settlement) -> None:
+        """Mark each settled group's best take as its pick; a batch never moves the head."""
+        for pick in settlement.repick:
+            pick_take(self.studio.engine, pick.image_id, pick.take_ids, None)
+            report.picked += 1
+        settlement.repick.clear()
+
+    def _tally(
+        self, report: BatchReport, statuses: list[ShotStatus], settlement: Settlement
+    ) -> None:
+        """The list's takes and groups as the run leaves them."""
+        report.not_needed = sum(1 for s in statuses if s.state == NOT_NEEDED)
+        report.unchecked = len(settlement.unchecked)
+        report.on_model = settlement.on_model
+        by_key = {s.key: s for s in statuses}
+        by_image = {s.image_id: s for s in statuses if s.image_id is not None}
+        for group in settlement.drifted:
+            pick = settlement.picks.get(group)
+            shown = by_image[pick.image_id] if pick else by_key[group]  # the pick, or take 1
+            why = f"drifted; best {pick.score}, picked" if pick else "drifted; takes left to make"
+            shot = shown.shot
+            report.drifted.append(
+                ShotFailure(shot.number, shot.label, shot.line, shot.key, shown.image_id, why)
+            )
 
     def _prevalidate(self, statuses: list[ShotStatus], parent_id: int | None) -> list[str]:
         """Plan one shot of each distinct setting before anything is spent.
@@ -760,7 +959,11 @@ class BatchRunner:
             "source": str(self.loaded.source) if self.loaded.source else None,
             "list": self.loaded.canonical(),
             "parent_image_id": prepared.parent_id,
-            "shots": [[s.shot.key, s.shot.label] for s in statuses],
+            # a checked shot's take follows, so status by batch id knows its group
+            "shots": [
+                [s.key, s.shot.label, *([s.take.to_dict()] if s.take is not None else [])]
+                for s in statuses
+            ],
         }
         values: dict[str, Any] = {
             "name": self.loaded.name,
@@ -833,8 +1036,9 @@ class BatchRunner:
     def _execute(
         self, report: BatchReport, statuses: list[ShotStatus], batch_id: int, parent_id: int | None
     ) -> None:
-        """The scheduling loop: plan ahead while idle, respect slots, rate and budget."""
+        """One round's scheduling loop: plan ahead while idle, respect slots, rate, budget."""
         started = time.monotonic()
+        self._stop_workers = False  # the last round's threads were joined: a new round starts
         pipeline = _Pipeline(
             slots=min(self.concurrency, len(statuses)),
             request=self._request,
@@ -852,7 +1056,6 @@ class BatchRunner:
         in_flight: dict[str, _Job] = {}  # requested and not yet stored
         reserved = Decimal(0)
         fatal: BaseException | None = None
-        self.progress.start(report.name, report.to_run, report.total - report.to_run)
 
         def snapshot() -> Snapshot:
             return Snapshot(
@@ -954,7 +1157,6 @@ class BatchRunner:
         if self._abandon_signal is not None:
             report.stop_reason = "interrupted"
             self._give_up(report, in_flight, batch_id)
-        self.progress.stop()
         if fatal is not None and not isinstance(fatal, GenerationError):
             raise fatal
 
@@ -1076,6 +1278,22 @@ class BatchRunner:
             return f"✓ {image}{shot.label} ({outcome.seconds:.1f}s)"
         error = " ".join((outcome.error or "").split())
         return f"✗ {image}{shot.label} (line {shot.line}): {error}"
+
+
+def _checkers(entries: Iterable[TakeEntry]) -> set[str]:
+    """The checkers the list's checked shots name."""
+    return {e.take.checker for e in entries if e.take is not None}
+
+
+def _checked(entry: TakeEntry, record: CheckRecord) -> str:
+    """A check as a progress line: ``✓ #12 waving · take 1/3: palette, on model 93``."""
+    assert entry.take is not None
+    label = f"#{entry.image_id} {entry.label}: {entry.take.checker}"
+    if record.score is None:
+        return f"? {label} check failed: {record.error_message or record.error_type}"
+    if entry.take.passes(record.score):
+        return f"✓ {label}, on model {record.score}"
+    return f"~ {label}, drifted {record.score} (needs {entry.take.min_score})"
 
 
 def _budget(value: Decimal | float | str | None) -> Decimal | None:

@@ -7,12 +7,14 @@ whose session lock is free is reported as interrupted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from onmodel.batch.expand import TakeOf
 from onmodel.batch.lock import is_locked
+from onmodel.batch.retakes import NOT_NEEDED, RETAKE, Settlement, found_checks, settle
 from onmodel.batch.spec import is_row_id
 from onmodel.errors import NotFoundError, UsageError
 from onmodel.status import ImageStatus
@@ -29,7 +31,7 @@ from onmodel.store.records import BatchRecord
 if TYPE_CHECKING:
     from onmodel.studio import Studio
 
-STATES = ("done", "failed", "interrupted", "running", "new")
+STATES = ("done", "failed", "interrupted", "running", "new", RETAKE, NOT_NEEDED)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ class ShotLine:
     image_id: int | None = None
     error: str | None = None
     line: int | None = None
+    take: TakeOf | None = None
+    picked: bool = False
+    check: dict[str, Any] = field(default_factory=dict)  # its check and pick, once settled
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +58,7 @@ class ShotLine:
             "image_id": self.image_id,
             "error": self.error,
             "line": self.line,
+            **self.check,
         }
 
 
@@ -68,6 +74,7 @@ class BatchSummary:
     source: str
     updated_at: datetime | None
     last_run: dict[str, Any]
+    checks: dict[str, int] = field(default_factory=dict)  # checked, on model, drifted, retaken
 
     @property
     def total(self) -> int:
@@ -84,6 +91,7 @@ class BatchSummary:
             "source": self.source,
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
             "last_run": self.last_run,
+            "checks": self.checks,
         }
 
 
@@ -107,6 +115,14 @@ def _state(record: KeyRecord | None, live: bool) -> tuple[str, int | None, str |
     return state, record.latest_id, record.latest_error
 
 
+def _settled(lines: list[ShotLine], settlement: Settlement) -> list[ShotLine]:
+    """The lines with their retake states, checks and picks."""
+    return [
+        replace(line, state=settlement.state_of(line), check=settlement.shot_dict(line))
+        for line in lines
+    ]
+
+
 def _counts(lines: list[ShotLine]) -> dict[str, int]:
     counts = dict.fromkeys(STATES, 0)
     for line in lines:
@@ -118,12 +134,15 @@ def _row_status(studio: Studio, row: BatchRecord, counts: dict[str, int]) -> str
     live = row.session_id is not None and is_locked(studio.paths.home, row.session_id)
     if row.status == "running" and not live:
         return "interrupted"
-    if row.status != "running" and counts and counts.get("done") == sum(counts.values()):
+    finished = counts.get("done", 0) + counts.get(NOT_NEEDED, 0)
+    if row.status != "running" and counts and finished == sum(counts.values()):
         return "completed"
     return row.status
 
 
-def _summary(studio: Studio, row: BatchRecord, lines: list[ShotLine]) -> BatchSummary:
+def _summary(
+    studio: Studio, row: BatchRecord, lines: list[ShotLine], checks: dict[str, int]
+) -> BatchSummary:
     counts = _counts(lines)
     session = studio.session(row.session_id).slug if row.session_id is not None else "?"
     return BatchSummary(
@@ -135,25 +154,35 @@ def _summary(studio: Studio, row: BatchRecord, lines: list[ShotLine]) -> BatchSu
         source=row.source_path,
         updated_at=row.updated_at,
         last_run=dict(row.counters.get("last_run") or {}),
+        checks=checks,
     )
 
 
-def _stored_lines(studio: Studio, row: BatchRecord) -> list[ShotLine]:
-    """The shots recorded with the batch at its last run, with their live state."""
-    stored = row.spec.get("shots") or []
-    pairs = [(str(item[0]), str(item[1])) for item in stored if len(item) >= 2]
+def _stored_lines(studio: Studio, row: BatchRecord) -> tuple[list[ShotLine], Settlement]:
+    """The shots recorded with the batch at its last run, with their live state and checks
+    (each stored as ``[key, label]``, and a checked one's take after them)."""
+    stored = [item for item in row.spec.get("shots") or [] if len(item) >= 2]
     if row.session_id is None:
-        return []
+        return [], Settlement()
     live = is_locked(studio.paths.home, row.session_id)
     batch_ids = batch_ids_named(studio.engine, row.session_id, row.name)
     records = key_records(
-        studio.engine, row.session_id, (key for key, _ in pairs), batch_ids=batch_ids
+        studio.engine, row.session_id, (str(item[0]) for item in stored), batch_ids=batch_ids
     )
     lines = []
-    for number, (key, label) in enumerate(pairs, start=1):
-        state, image_id, error = _state(records.get(key), live)
-        lines.append(ShotLine(number, key, label, state, image_id, error))
-    return lines
+    for number, item in enumerate(stored, start=1):
+        key = str(item[0])
+        record = records.get(key)
+        state, image_id, error = _state(record, live)
+        take = TakeOf.from_dict(item[2]) if len(item) > 2 else None
+        picked = record is not None and record.done_picked
+        lines.append(
+            ShotLine(number, key, str(item[1]), state, image_id, error, None, take, picked)
+        )
+    settlement = settle(
+        lines, found_checks(studio.engine, lines), lambda line: line.state in ("new", "interrupted")
+    )
+    return _settled(lines, settlement), settlement
 
 
 def batch_status(studio: Studio, target: str | Path, *, session: str | None = None) -> BatchStatus:
@@ -165,10 +194,19 @@ def batch_status(studio: Studio, target: str | Path, *, session: str | None = No
     path = Path(text)
     if _is_file(path):
         runner = BatchRunner(studio, path, session=session, handle_signals=False)
-        statuses = runner.shot_statuses()
+        statuses, settlement = runner.shot_statuses()
         lines = [
             ShotLine(
-                s.shot.number, s.shot.key, s.shot.label, s.state, s.image_id, s.error, s.shot.line
+                s.shot.number,
+                s.key,
+                s.shot.label,
+                s.state,
+                s.image_id,
+                s.error,
+                s.shot.line,
+                s.take,
+                s.picked,
+                settlement.shot_dict(s),
             )
             for s in statuses
         ]
@@ -183,12 +221,14 @@ def batch_status(studio: Studio, target: str | Path, *, session: str | None = No
                 source=str(path.resolve()),
                 updated_at=None,
                 last_run={},
+                checks=settlement.counts(),
             )
         else:
-            summary = _summary(studio, row, lines)
+            summary = _summary(studio, row, lines, settlement.counts())
         return BatchStatus(summary, lines)
     row = _find_row(studio, text)
-    return BatchStatus(_summary(studio, row, lines := _stored_lines(studio, row)), lines)
+    lines, settlement = _stored_lines(studio, row)
+    return BatchStatus(_summary(studio, row, lines, settlement.counts()), lines)
 
 
 def _is_file(path: Path) -> bool:
@@ -218,4 +258,8 @@ def _find_row(studio: Studio, text: str) -> BatchRecord:
 
 
 def list_batches(studio: Studio) -> list[BatchSummary]:
-    return [_summary(studio, row, _stored_lines(studio, row)) for row in all_batches(studio.engine)]
+    summaries = []
+    for row in all_batches(studio.engine):
+        lines, settlement = _stored_lines(studio, row)
+        summaries.append(_summary(studio, row, lines, settlement.counts()))
+    return summaries

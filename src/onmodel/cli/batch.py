@@ -37,6 +37,8 @@ STATE_STYLE = {
     "interrupted": "yellow",
     "running": "cyan",
     "new": "dim",
+    "retake": "dim",
+    "not needed": "dim",
 }
 
 
@@ -115,7 +117,8 @@ def status(
     session: SessionOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Where each shot of a batch stands: done, failed, interrupted, running or new."""
+    """Where each shot of a batch stands (done, failed, interrupted, running, new, or a
+    retake not needed yet or at all) and, for checked shots, their scores and picks."""
     from onmodel.batch import batch_status
 
     studio = open_studio()
@@ -151,14 +154,15 @@ def list_(json_out: JsonOption = False) -> None:
     ]
     rows = []
     for b in batches:
-        left = b.total - b.counts.get("done", 0) - b.counts.get("failed", 0)
+        needed = b.total - b.counts.get("not needed", 0)  # takes after an on-model one are not
+        left = needed - b.counts.get("done", 0) - b.counts.get("failed", 0)
         rows.append(
             [
                 f"#{b.id}",
                 b.name,
                 b.session,
                 b.status,
-                f"{b.counts.get('done', 0)}/{b.total}",
+                f"{b.counts.get('done', 0)}/{needed}",
                 str(b.counts.get("failed", 0)),
                 str(left),
                 b.updated_at.strftime("%Y-%m-%d %H:%M") if b.updated_at else "-",
@@ -180,6 +184,8 @@ def schema() -> None:
 
 def _print_preview(preview: BatchPreview) -> None:
     """One row per shot; settings shared by every shot are said once, above the table."""
+    from onmodel.batch.retakes import check_mark
+
     for message in preview.warnings:
         warn(message)
     shots = [p.status.shot for p in preview.shots]
@@ -193,6 +199,8 @@ def _print_preview(preview: BatchPreview) -> None:
     columns.append(Column("state"))
     columns += [Column("provider / model", drop=2)] if per_shot_route else []
     columns += [Column("params", drop=1)] if per_shot_params else []
+    checked = any(shot.take is not None for shot in shots)
+    columns += [Column("check", identifier=True)] if checked else []
     columns.append(Column("max USD", identifier=True))
     rows: list[list[str | Text]] = []
     for planned in preview.shots:
@@ -201,12 +209,16 @@ def _print_preview(preview: BatchPreview) -> None:
         action = "run" if planned.runs else "skip"
         if state == "failed" and not planned.runs:
             action = "skip (--retry-failed)"
+        elif state == "retake":
+            action = "run if drifted"
         cells: list[str | Text] = [str(shot.number), str(shot.line), shot.label]
         cells.append(Text.assemble((state, STATE_STYLE.get(state, "")), f" → {action}"))
         if per_shot_route:
             cells.append(f"{shot.provider} / {shot.model}")
         if per_shot_params:
             cells.append(inline_fields(shot.params))
+        if checked:
+            cells.append(check_mark(preview.settlement.shot_dict(planned.status)))
         cells.append(_money(planned.estimate) if planned.runs else "-")
         rows.append(cells)
     print_table(columns, rows)
@@ -216,6 +228,11 @@ def _print_preview(preview: BatchPreview) -> None:
         f"{len(preview.shots) - len(preview.to_run)} skipped; estimated at most "
         f"{_money(preview.estimated_total)}; shots without from: branch from {parent}"
     )
+    if preview.paid_checks:
+        console.print(
+            f"and up to {preview.paid_checks} paid checks, each priced once its image exists; "
+            "they count against --budget as the run goes"
+        )
     if preview.budget is not None and preview.within_budget < len(preview.to_run):
         console.print(
             f"budget ${preview.budget}: the run would stop after "
@@ -239,22 +256,35 @@ def _print_report(report: BatchReport, json_out: bool, list_failures: bool) -> N
         )
     if list_failures and len(report.failures) > 10:
         console.print(f"... and {len(report.failures) - 10} more failures")
+    for drifted in report.drifted[:10]:
+        console.print(
+            f"[yellow]~[/yellow] #{drifted.image_id} {drifted.label} (line {drifted.line}): "
+            f"{drifted.error}",
+            markup=True,
+        )
+    if len(report.drifted) > 10:
+        console.print(f"... and {len(report.drifted) - 10} more drifted")
     console.print(report.summary())
 
 
 def _print_status(found: BatchStatus) -> None:
+    from onmodel.batch.retakes import check_mark
+
     summary = found.summary
     ident = f"#{summary.id}" if summary.id is not None else "(never run)"
     counts = ", ".join(f"{n} {state}" for state, n in summary.counts.items() if n)
+    checks = ", ".join(f"{n} {what}" for what, n in summary.checks.items() if n)
     console.print(
         f"[bold]batch {summary.name}[/bold] {ident} on {summary.session}: "
-        f"{summary.status}; {counts or 'no shots'}"
+        f"{summary.status}; {counts or 'no shots'}" + (f"; {checks}" if checks else "")
     )
+    checked = any(line.take is not None for line in found.shots)
     columns = [
         Column("#", identifier=True),
         Column("state", identifier=True),
         Column("image", identifier=True),
         Column("shot"),
+        *([Column("check", identifier=True)] if checked else []),
         Column("key", identifier=True, drop=1),
         Column("error"),
     ]
@@ -264,6 +294,7 @@ def _print_status(found: BatchStatus) -> None:
             Text(line.state, style=STATE_STYLE.get(line.state, "")),
             f"#{line.image_id}" if line.image_id else "-",
             line.label,
+            *([check_mark(line.check)] if checked else []),
             line.key[:12],
             line.error or "",
         ]
