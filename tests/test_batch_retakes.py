@@ -5,6 +5,8 @@ the test scripts it, so which takes are made is tested apart from how a score is
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 from typing import ClassVar
 
@@ -13,6 +15,8 @@ import pytest
 from cli_inprocess import Outcome, run_cli
 from onmodel import checkers
 from onmodel.checkers.base import Checker, CheckOutcome, CheckSubject, TraitResult, Verdict
+from onmodel.providers.base import GenerationRequest, GenerationResult, ProviderError
+from onmodel.providers.preview import PreviewProvider
 from onmodel.studio import Studio
 from test_retakes import PaidScorer
 
@@ -229,3 +233,66 @@ def test_a_paid_checks_cost_counts_against_the_budget(
     assert resumed.code == 0, resumed.stderr
     assert (report["succeeded"], report["checked"]) == (0, 1)
     assert scorer.asked == ["waving", "jumping"]
+
+
+def test_a_run_killed_while_checking_goes_on_from_its_rows_checking_nothing_twice(
+    isolated_home: Path, tmp_path: Path, scorer: type[PoseScorer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM arrives during the second check: that check is finished and kept, nothing more
+    is made; the next run makes take 2 of both shots and checks only those."""
+    new_session(isolated_home)
+    scorer.scores = {"waving": [40, 90], "jumping": [30, 85]}
+    check = PoseScorer.check
+
+    def killed(self: PoseScorer, subject: CheckSubject) -> CheckOutcome:
+        if len(PoseScorer.asked) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return check(self, subject)
+
+    monkeypatch.setattr(PoseScorer, "check", killed)
+    path = write_list(tmp_path, RETAKES)
+    outcome, report = run_json(isolated_home, path)
+    assert outcome.code == 128 + signal.SIGTERM
+    assert (report["succeeded"], report["checked"]) == (2, 2)
+    states = [(s["label"], s["state"], s["score"]) for s in status_shots(isolated_home, path)]
+    assert states[:3] == [
+        ("waving · take 1/3", "done", 40),
+        ("waving · take 2/3", "new", None),
+        ("waving · take 3/3", "retake", None),
+    ]
+
+    again, report = run_json(isolated_home, path)
+    assert again.code == 0, again.stderr
+    assert (report["succeeded"], report["checked"], report["picked"]) == (2, 2, 2)
+    assert sorted(scorer.asked) == ["jumping", "jumping", "waving", "waving"]
+
+
+def test_a_failed_take_is_followed_by_the_next_and_is_not_needed_once_one_passes(
+    isolated_home: Path, tmp_path: Path, scorer: type[PoseScorer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As ``shot --takes`` does: take 1 fails, take 2 is made and passes, and the failed take
+    is no shot left to retry (the batch is complete)."""
+    drawn = PreviewProvider.generate
+
+    def generate(self: PreviewProvider, request: GenerationRequest) -> GenerationResult:
+        if (request.variation, request.variations) == (1, 3):
+            raise ProviderError("the server is down", kind="server")
+        return drawn(self, request)
+
+    new_session(isolated_home)
+    monkeypatch.setattr(PreviewProvider, "generate", generate)
+    scorer.scores = {"waving": [88]}
+    path = write_list(tmp_path, "shots:\n  - pose: waving\n    check: stub\n    takes: 3\n")
+    outcome, report = run_json(isolated_home, path)
+    assert (report["succeeded"], report["failed"], report["checked"]) == (1, 1, 1)
+    assert outcome.code == 0, outcome.stderr  # the failure is reported; the shot is on model
+    assert report["complete"] and report["failures"][0]["label"] == "waving · take 1/3"
+    shots = status_shots(isolated_home, path)
+    assert [(s["state"], s["score"], s["picked"]) for s in shots] == [
+        ("not needed", None, False),
+        ("done", 88, True),
+        ("not needed", None, False),
+    ]
+    again, report = run_json(isolated_home, path, "--retry-failed")
+    assert again.code == 0, again.stderr
+    assert (report["succeeded"], report["complete"]) == (0, True)
