@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sqlalchemy import Engine
+
 from onmodel.batch.expand import TakeOf
 from onmodel.store.checks import checks_of
 from onmodel.store.records import CheckRecord
@@ -26,6 +28,8 @@ NOT_NEEDED = "not needed"
 """The state of a take never made because an earlier one was on model."""
 RETAKE = "retake"
 """The state of a later take that is made only if the takes before it drift."""
+FINISHED = ("succeeded", "failed")
+"""Check states that count as checked (pending and interrupted checks are asked again)."""
 
 
 class TakeEntry(Protocol):
@@ -52,13 +56,11 @@ class TakeEntry(Protocol):
 
 @dataclass(frozen=True)
 class Pick:
-    """A settled group's best take, and every take of the group made (the pick is among them)."""
+    """A settled group's best take, its score, and every take of the group made."""
 
-    group: str
     image_id: int
     take_ids: tuple[int, ...]
     score: int | None
-    passed: bool
 
 
 @dataclass
@@ -115,7 +117,7 @@ def check_mark(shot: dict[str, Any]) -> str:
     return f"{text}, picked" if shot.get("picked") else text
 
 
-def found_checks(engine: Any, entries: Iterable[TakeEntry]) -> dict[int, CheckRecord]:
+def found_checks(engine: Engine, entries: Iterable[TakeEntry]) -> dict[int, CheckRecord]:
     """Each made take's newest finished check by its own checker, by image id: a query per
     chunk of ids (``checks_of``), however long the list."""
     checker_of = {
@@ -126,10 +128,8 @@ def found_checks(engine: Any, entries: Iterable[TakeEntry]) -> dict[int, CheckRe
     found: dict[int, CheckRecord] = {}
     for image_id, records in checks_of(engine, checker_of).items():
         for record in records:
-            if record.checker == checker_of[image_id] and record.status in (
-                "succeeded",
-                "failed",
-            ):
+            # a failed check is an answer too ("could not tell"): it is not asked again
+            if record.checker == checker_of[image_id] and record.status in FINISHED:
                 found[image_id] = record
     return found
 
@@ -189,11 +189,9 @@ def _settle_group(
     best = max(scored, key=lambda e: (_score(e, checks), -(e.image_id or 0)))
     assert best.image_id is not None
     pick = Pick(
-        group=group,
         image_id=best.image_id,
         take_ids=tuple(e.image_id for e in made if e.image_id is not None),
         score=checks[best.image_id].score,
-        passed=passed,
     )
     settlement.picks[group] = pick
     if not best.picked or any(e.picked for e in made if e is not best):
@@ -201,12 +199,11 @@ def _settle_group(
 
 
 def _score(entry: TakeEntry, checks: dict[int, CheckRecord]) -> int:
+    """A take's score; a check that failed (no score) ranks below any."""
     score = checks[entry.image_id].score if entry.image_id is not None else None
     return -1 if score is None else score
 
 
 def _passes(entry: TakeEntry, checks: dict[int, CheckRecord]) -> bool:
     assert entry.take is not None and entry.image_id is not None
-    return entry.take.passes(checks[entry.image_id].score) and (
-        checks[entry.image_id].status == "succeeded"
-    )
+    return entry.take.passes(checks[entry.image_id].score)

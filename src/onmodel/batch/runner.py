@@ -837,10 +837,11 @@ class BatchRunner:
         so it goes on from what is recorded, exactly as a run after a kill would."""
         tried: set[str] = set()
         due = [s for s in statuses if s.key in settlement.due]
-        self.progress.start(report.name, len(due), report.total - len(due))
+        settled = sum(1 for s in statuses if s.state in ("done", "failed", NOT_NEEDED))
+        self.progress.start(report.name, len(due), settled)
         try:
             while True:
-                if settlement.unchecked and self._running(report):
+                if settlement.unchecked and self._running(report, checking=True):
                     self._check_takes(report, settlement.unchecked)
                     statuses, settlement = self._statuses(prepared, live=True, tried=tried)
                 if self._abandon_signal is None:
@@ -857,22 +858,27 @@ class BatchRunner:
             self.progress.stop()
         self._tally(report, statuses, settlement)
 
-    def _running(self, report: BatchReport) -> bool:
-        """Whether the run goes on; the first Ctrl-C between rounds stops it as in one."""
-        if self._drain and report.stop_reason == "completed":
+    def _running(self, report: BatchReport, *, checking: bool = False) -> bool:
+        """Whether the run goes on; the first Ctrl-C between rounds stops it as in one.
+        ``checking``: a reached budget still lets free checks of what was made go on."""
+        if self._drain and report.stop_reason in ("completed", "budget"):
             report.stop_reason = "interrupted"
-        return report.stop_reason == "completed" and self._abandon_signal is None
+        going = ("completed", "budget") if checking else ("completed",)
+        return report.stop_reason in going and self._abandon_signal is None
 
     def _check_takes(self, report: BatchReport, takes: list[TakeEntry]) -> None:
         """Check each made take in the main thread; a paid check is asked only when what is
-        spent plus its most must stay within the budget (else the run stops, as for a shot)."""
+        spent plus its most stays within the budget (else the run stops, as for a shot, once
+        the free checks are made: they cost nothing)."""
         images = self.studio.checks
         for entry in takes:
-            if not self._running(report):
+            if not self._running(report, checking=True):
                 return
             assert entry.take is not None and entry.image_id is not None
             checker = self._checker(entry.take.checker)
             if checker.billed and self.budget is not None:
+                if report.stop_reason == "budget":
+                    continue
                 estimate = images.estimate(checker, self.studio.image(entry.image_id))
                 if estimate is None or report.spent + estimate > self.budget:
                     could = "an unknown amount" if estimate is None else f"up to ${estimate:.4f}"
@@ -881,7 +887,7 @@ class BatchRunner:
                         f"budget ${self.budget} reached: checking #{entry.image_id} could cost "
                         f"{could}, ${report.spent:.4f} is spent"
                     )
-                    return
+                    continue
             try:
                 record = images.check(entry.image_id, checker.name, min_score=entry.take.min_score)
             except OnmodelError as exc:  # every take would hit it (an anchor with no file)
