@@ -296,3 +296,16 @@ def test_a_failed_take_is_followed_by_the_next_and_is_not_needed_once_one_passes
     again, report = run_json(isolated_home, path, "--retry-failed")
     assert again.code == 0, again.stderr
     assert (report["succeeded"], report["complete"]) == (0, True)
+
+
+def test_a_checker_missing_its_key_is_refused_before_anything_is_made(
+    isolated_home: Path, tmp_path: Path, scorer: type[PoseScorer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(PaidPoseScorer, "key_env", "ONMODEL_TEST_JUDGE_KEY")
+    monkeypatch.delenv("ONMODEL_TEST_JUDGE_KEY", raising=False)
+    new_session(isolated_home)
+    path = write_list(tmp_path, "shots:\n  - pose: waving\n    check: paidstub\n    takes: 2\n")
+    outcome = run_cli(isolated_home, "batch", "run", str(path))
+    assert outcome.code != 0 and "ONMODEL_TEST_JUDGE_KEY is not set" in outcome.stderr
+    with Studio.open(isolated_home) as studio:
+        assert studio.status_counts() == {}
