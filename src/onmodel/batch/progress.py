@@ -180,8 +180,10 @@ class RichProgress:
             eta=_clock(snapshot.eta),
             cost=snapshot.cost_text(),
         )
-        if event is not None and event.startswith("✗"):
-            self._bar.console.print(f"[red]{event}[/red]", markup=True, highlight=False)
+        # what needs a look scrolls above the bar: a failure, a drifted take, a failed check
+        style = {"✗": "red", "~": "yellow", "?": "yellow"}.get((event or " ")[0])
+        if event is not None and style is not None:
+            self._bar.console.print(event, style=style, markup=False, highlight=False)
 
     def note(self, message: str) -> None:
         self._bar.console.print(message, markup=False, highlight=False)

@@ -836,13 +836,14 @@ class BatchRunner:
         is due or the run stops. Each round reads the rows afresh (a query per chunk of keys),
         so it goes on from what is recorded, exactly as a run after a kill would."""
         tried: set[str] = set()
+        started = time.monotonic()
         due = [s for s in statuses if s.key in settlement.due]
         settled = sum(1 for s in statuses if s.state in ("done", "failed", NOT_NEEDED))
         self.progress.start(report.name, len(due), settled)
         try:
             while True:
                 if settlement.unchecked and self._running(report, checking=True):
-                    self._check_takes(report, settlement.unchecked)
+                    self._check_takes(report, settlement.unchecked, started)
                     statuses, settlement = self._statuses(prepared, live=True, tried=tried)
                 if self._abandon_signal is None:
                     self._pick(report, settlement)
@@ -852,9 +853,10 @@ class BatchRunner:
                 tried.update(s.key for s in due)
                 report.to_run += len(due)
                 report.retaken += sum(1 for s in due if s.take is not None and s.take.take > 1)
-                self._execute(report, due, batch_id, prepared.parent_id)
+                self._execute(report, due, batch_id, prepared.parent_id, started)
                 statuses, settlement = self._statuses(prepared, live=True, tried=tried)
         finally:
+            report.elapsed = time.monotonic() - started
             self.progress.stop()
         self._tally(report, statuses, settlement)
 
@@ -866,7 +868,7 @@ class BatchRunner:
         going = ("completed", "budget") if checking else ("completed",)
         return report.stop_reason in going and self._abandon_signal is None
 
-    def _check_takes(self, report: BatchReport, takes: list[TakeEntry]) -> None:
+    def _check_takes(self, report: BatchReport, takes: list[TakeEntry], started: float) -> None:
         """Check each made take in the main thread; a paid check is asked only when what is
         spent plus its most stays within the budget (else the run stops, as for a shot, once
         the free checks are made: they cost nothing)."""
@@ -900,7 +902,7 @@ class BatchRunner:
             else:
                 report.spent += cost
             report.checked += 1
-            self.progress.note(_checked(entry, record))
+            self.progress.update(_snapshot(report, 0, started), _checked(entry, record))
 
     def _pick(self, report: BatchReport, settlement: Settlement) -> None:
         """Mark each settled group's best take as its pick; a batch never moves the head."""
@@ -1009,6 +1011,8 @@ class BatchRunner:
                 "not_run": report.not_run,
                 "spent_usd": str(report.spent),
                 "elapsed_s": round(report.elapsed, 3),
+                "checked": report.checked,
+                "retaken": report.retaken,
             }
         )
         counters["last_run"] = last
@@ -1040,10 +1044,15 @@ class BatchRunner:
             signal.signal(signal.SIGTERM, previous_term)
 
     def _execute(
-        self, report: BatchReport, statuses: list[ShotStatus], batch_id: int, parent_id: int | None
+        self,
+        report: BatchReport,
+        statuses: list[ShotStatus],
+        batch_id: int,
+        parent_id: int | None,
+        started: float,
     ) -> None:
-        """One round's scheduling loop: plan ahead while idle, respect slots, rate, budget."""
-        started = time.monotonic()
+        """One round's scheduling loop: plan ahead while idle, respect slots, rate, budget.
+        ``started`` is when the run began: its elapsed time and ETA span every round."""
         self._stop_workers = False  # the last round's threads were joined: a new round starts
         pipeline = _Pipeline(
             slots=min(self.concurrency, len(statuses)),
@@ -1064,15 +1073,7 @@ class BatchRunner:
         fatal: BaseException | None = None
 
         def snapshot() -> Snapshot:
-            return Snapshot(
-                to_run=report.to_run,
-                succeeded=report.succeeded,
-                failed=report.failed,
-                in_flight=len(in_flight),
-                elapsed=time.monotonic() - started,
-                spent=report.spent,
-                spent_unknown=report.spent_unknown,
-            )
+            return _snapshot(report, len(in_flight), started)
 
         def stop(problem: BaseException) -> None:
             nonlocal fatal
@@ -1155,7 +1156,6 @@ class BatchRunner:
             self._give_up(report, in_flight, batch_id)
             raise
         finally:
-            report.elapsed = time.monotonic() - started
             # Abandoned: threads finish (and store) the request they hold, if the process
             # lives on, but start nothing new; otherwise everything has finished by now.
             self._stop_workers = True
@@ -1289,6 +1289,18 @@ class BatchRunner:
 def _checkers(entries: Iterable[TakeEntry]) -> set[str]:
     """The checkers the list's checked shots name."""
     return {e.take.checker for e in entries if e.take is not None}
+
+
+def _snapshot(report: BatchReport, in_flight: int, started: float) -> Snapshot:
+    return Snapshot(
+        to_run=report.to_run,
+        succeeded=report.succeeded,
+        failed=report.failed,
+        in_flight=in_flight,
+        elapsed=time.monotonic() - started,
+        spent=report.spent,
+        spent_unknown=report.spent_unknown,
+    )
 
 
 def _checked(entry: TakeEntry, record: CheckRecord) -> str:
