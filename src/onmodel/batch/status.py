@@ -2,7 +2,10 @@
 
 Counts are never trusted from a cache: a run killed by SIGKILL cannot update anything, so the
 state of each shot is read from its image rows (by key), and a batch still marked ``running``
-whose session lock is free is reported as interrupted.
+whose session lock is free is reported as interrupted. A checked shot's takes are settled the
+way a run settles them (``batch/retakes.py``), from the same rows and checks, so status shows
+each take's score, the pick, and takes that are ``retake`` (made only if the ones before drift)
+or ``not needed`` (an earlier take was on model).
 """
 
 from __future__ import annotations
