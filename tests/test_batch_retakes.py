@@ -98,6 +98,11 @@ def test_only_a_drifted_take_is_made_again_the_best_is_picked_and_no_head_moves(
     assert outcome.code == 0, outcome.stderr
     assert (report["succeeded"], report["checked"], report["retaken"]) == (3, 3, 1)
     assert (report["not_needed"], report["on_model"], report["complete"]) == (3, 2, True)
+    assert [(c["label"], c["score"], c["picked"]) for c in report["checks"]] == [
+        ("waving · take 1/3", 90, True),
+        ("jumping · take 1/3", 40, False),
+        ("jumping · take 2/3", 85, True),
+    ]
 
     shots = status_shots(isolated_home, path)
     states = [(s["label"], s["state"], s["score"], s["picked"]) for s in shots]

@@ -281,6 +281,7 @@ class BatchReport:
     unchecked: int = 0  # takes made and not checked (the run stopped first)
     on_model: int = 0  # groups of the list with a take on model, after this run
     drifted: list[ShotFailure] = field(default_factory=list)  # groups checked, none on model
+    checks: list[dict[str, Any]] = field(default_factory=list)  # each check this run made
 
     @property
     def not_run(self) -> int:
@@ -374,6 +375,7 @@ class BatchReport:
             "unchecked": self.unchecked,
             "on_model": self.on_model,
             "drifted": [d.to_dict() for d in self.drifted],
+            "checks": self.checks,
         }
 
 
@@ -902,6 +904,15 @@ class BatchRunner:
             else:
                 report.spent += cost
             report.checked += 1
+            report.checks.append(
+                {
+                    "image_id": entry.image_id,
+                    "label": entry.label,
+                    "checker": checker.name,
+                    "score": record.score,
+                    "passed": entry.take.passes(record.score),
+                }
+            )
             self.progress.update(_snapshot(report, 0, started), _checked(entry, record))
 
     def _pick(self, report: BatchReport, settlement: Settlement) -> None:
@@ -918,6 +929,9 @@ class BatchRunner:
         report.not_needed = sum(1 for s in statuses if s.state == NOT_NEEDED)
         report.unchecked = len(settlement.unchecked)
         report.on_model = settlement.on_model
+        picked = {pick.image_id for pick in settlement.picks.values()}
+        for check in report.checks:
+            check["picked"] = check["image_id"] in picked
         by_key = {s.key: s for s in statuses}
         by_image = {s.image_id: s for s in statuses if s.image_id is not None}
         for group in settlement.drifted:
