@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from onmodel.checkers.base import DEFAULT_MIN_SCORE, CheckOutcome, CheckSubject, Verdict
-from onmodel.checkers.palette import PaletteChecker
+from onmodel.checkers.palette import DRIFT_PENALTY, PaletteChecker
+from onmodel.demo import DEMO_SHEET
 from onmodel.providers.base import GenerationRequest
 from onmodel.providers.preview import render
 from onmodel.sheet import ModelSheet, ShotRequest
+from onmodel.vision.subject import find_subject, load_rgb
 
 SEA_BLUE = "#4ba5d3"  # the preview's beach sea runs through this blue
 SHEET = ModelSheet(
@@ -23,7 +25,12 @@ SHEET = ModelSheet(
 
 
 def draw(
-    folder: Path, name: str, kind: str = "shot", drift: dict[str, Any] | None = None, **request: str
+    folder: Path,
+    name: str,
+    kind: str = "shot",
+    drift: dict[str, Any] | None = None,
+    sheet: ModelSheet = SHEET,
+    **request: str,
 ) -> Path:
     image = render(
         GenerationRequest(
@@ -31,7 +38,7 @@ def draw(
             prompt="",
             model="preview",
             params={"drift": drift} if drift else {},
-            sheet=SHEET,
+            sheet=sheet,
             request=ShotRequest(**request),
             character_name="Mia",
         )
@@ -41,16 +48,21 @@ def draw(
     return path
 
 
-def check(folder: Path, drift: dict[str, Any] | None = None, **request: str) -> CheckOutcome:
-    anchor = draw(folder, "anchor", kind="anchor")
-    shot = draw(folder, "shot", drift=drift, **request)
+def check(
+    folder: Path,
+    drift: dict[str, Any] | None = None,
+    sheet: ModelSheet = SHEET,
+    **request: str,
+) -> CheckOutcome:
+    anchor = draw(folder, "anchor", kind="anchor", sheet=sheet)
+    shot = draw(folder, "shot", drift=drift, sheet=sheet, **request)
     return PaletteChecker().check(
         CheckSubject(
             image=shot,
             image_mime="image/png",
             anchor=anchor,
             anchor_mime="image/png",
-            sheet=SHEET,
+            sheet=sheet,
             request=ShotRequest(**request),
             character_name="Mia",
         )
@@ -106,12 +118,58 @@ def test_recoloured_eyes_and_top_are_caught(tmp_path: Path) -> None:
 def test_a_sheet_colour_the_anchor_does_not_show_is_not_visible_and_not_scored(
     tmp_path: Path,
 ) -> None:
-    global SHEET
-    plain = SHEET
-    SHEET = plain.model_copy(update={"palette": ["#ffcc00"]})
-    try:
-        outcome = check(tmp_path, scene="park")
-    finally:
-        SHEET = plain
+    sheet = SHEET.model_copy(update={"palette": ["#ffcc00"]})
+    outcome = check(tmp_path, sheet=sheet, scene="park")
     assert verdicts(outcome)["palette: #ffcc00"] == Verdict.NOT_VISIBLE
     assert outcome.score >= DEFAULT_MIN_SCORE
+
+
+def test_dark_trousers_on_a_night_s_dark_ground_stay_part_of_the_character(
+    tmp_path: Path,
+) -> None:
+    subject = find_subject(load_rgb(draw(tmp_path, "shot", scene="space in the rain")))
+    trousers = (subject.rgb == (0x34, 0x49, 0x5E)).all(axis=2)
+    assert (trousers & subject.mask).sum() > 0.9 * trousers.sum() > 0
+    assert check(tmp_path, scene="space in the rain").drifted == []
+
+
+def test_a_dropped_gold_star_hair_clip_is_caught(tmp_path: Path) -> None:
+    sheet = SHEET.model_copy(update={"must_keep": ["small gold star hair clip"]})
+    kept = check(tmp_path, sheet=sheet, scene="park", pose="waving")
+    assert verdicts(kept)["must_keep: small gold star hair clip"] == Verdict.SAME
+    dropped = check(tmp_path, {"drop": ["star hair clip"]}, sheet=sheet, scene="park")
+    assert [t.trait for t in dropped.drifted] == ["must_keep: small gold star hair clip"]
+    assert dropped.score < DEFAULT_MIN_SCORE
+
+
+def test_green_eyes_are_not_vouched_for_by_the_forest_beside_the_head(tmp_path: Path) -> None:
+    outcome = check(
+        tmp_path,
+        {"eye_color": "#800080"},
+        scene="forest",
+        action="with a cat",
+        expression="surprised",
+    )
+    assert [t.trait for t in outcome.drifted] == ["eye_color"]
+    assert outcome.drifted[0].measured == "#800080"
+
+
+def test_recoloured_skin_beside_a_pale_cat_is_caught(tmp_path: Path) -> None:
+    outcome = check(tmp_path, {"skin_color": "#800080"}, scene="beach", action="with a cat")
+    assert [t.trait for t in outcome.drifted] == ["skin_color"]
+
+
+def test_the_demo_s_running_shot_in_sportswear_is_on_model_and_its_eyes_still_checked(
+    tmp_path: Path,
+) -> None:
+    """The demo's cream hoodie is close to its skin, and its palette repeats the outfit
+    colours: a requested outfit changes those entries too, and nothing else drifts."""
+    shot = {"action": "running", "outfit": "sportswear: a red tracksuit and white sneakers"}
+    outcome = check(tmp_path, sheet=DEMO_SHEET, **shot)
+    found = verdicts(outcome)
+    assert outcome.drifted == [] and outcome.score >= DEFAULT_MIN_SCORE
+    assert found["palette: #f3e9d2"] == found["palette: #1f3a5f"] == Verdict.CHANGED
+    assert found["eye_color"] == found["skin_color"] == found["palette: #2e8b57"] == Verdict.SAME
+    drifted = check(tmp_path, {"eye_color": "#3b5ba5"}, sheet=DEMO_SHEET, **shot)
+    assert {t.trait for t in drifted.drifted} == {"eye_color", "palette: #2e8b57"}
+    assert drifted.score == 100 - DRIFT_PENALTY  # one drifted colour, counted once

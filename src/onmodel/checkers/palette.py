@@ -3,19 +3,25 @@
 Offline and free, so every shot can have it. For each sheet colour (hair, eyes, skin, each
 outfit and palette colour, a must-keep item that names one: "red hair clip") the anchor's own
 rendering of it is the baseline, and the shot keeps the trait when that colour still covers a
-comparable share of the character, in the same band from head to feet. Only the subject is
-looked at, never its background: a blue sky does not vouch for blue hair.
+comparable amount of the character in the same place, measured from the face (see
+:mod:`onmodel.vision.traits`). Only the character is looked at, never its background: a blue
+sky does not vouch for blue hair, nor a forest for green eyes.
+
+The shot's face is the blob of the anchor's skin colour around which the character's other
+colours sit as they do on the anchor, so a pale cat or a planet is not taken for it; a shot
+with no such face has lost the skin colour, and its other traits are measured by height.
 
 What the shot's request changes on purpose is not drift: a requested outfit makes the outfit
-colours "changed by request", and under a scene's own light (night, sunset, neon) a colour
-that is only lighter or darker than the anchor's is "changed by request" too.
+colours, and palette entries of the same colours, "changed by request", and under a scene's
+own light (night, sunset, neon) a colour that is only lighter or darker than the anchor's is
+"changed by request" too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from onmodel.checkers.base import (
@@ -30,9 +36,9 @@ from onmodel.checkers.base import (
 from onmodel.errors import InvalidImageError
 from onmodel.providers.preview import colours_in, parse_colour
 from onmodel.sheet import ModelSheet, ShotRequest
-from onmodel.vision.colours import RGB, chroma, dominant_colours, hex_of, to_rgb
+from onmodel.vision.colours import RGB, Floats, chroma, dominant_colours, hex_of, to_lab, to_rgb
 from onmodel.vision.describe import propose
-from onmodel.vision.traits import MATCH_RADIUS, Baseline, Found, Picture, distance
+from onmodel.vision.traits import MATCH_RADIUS, Baseline, Face, Picture, distance
 
 KEPT = 0.3
 """The share of the anchor's amount of a colour a shot must show to keep the trait: a prop, an
@@ -60,6 +66,23 @@ class _Trait:
     text: str
     rgb: RGB
     outfit: bool = False
+    same_as: str = ""  # the earlier trait of the same colour, which this one repeats
+
+
+@dataclass(frozen=True)
+class _View:
+    """What a shot is judged on: its picture, its face (None: not found, or the anchor has
+    none), the anchor's colours for every trait, and the light its request asks for."""
+
+    shot: Picture
+    face: Face | None
+    known: list[Floats]
+    request: ShotRequest
+    lighting: str
+
+    def lit(self, base: Baseline) -> bool:
+        """Whether the scene's light may have made ``base`` lighter or darker."""
+        return bool(self.lighting) and chroma(base.lab) >= _LIT_CHROMA
 
 
 class PaletteChecker(Checker):
@@ -83,27 +106,43 @@ class PaletteChecker(Checker):
         traits = _traits(subject.sheet, anchor)
         bases: dict[str, Baseline | None] = {}
         for trait in traits:
+            if trait.same_as:
+                continue
             taken = [b.lab for b in bases.values() if b is not None]
             bases[trait.name] = anchor.baseline(trait.rgb, taken)
         known = [b.lab for b in bases.values() if b is not None]
         shot.rescale(known)
-        lighting = _lighting(subject.request)
-        results: list[TraitResult] = []
+        view = _View(shot, None, known, subject.request, _lighting(subject.request))
+        skin = bases.get("skin_color")
+        faces = anchor.faces(skin.lab) if skin is not None else []
+        if skin is not None and faces:
+            bases = {name: base and anchor.place(base, faces[0]) for name, base in bases.items()}
+            placed = [
+                base
+                for trait in traits
+                if (base := bases.get(trait.name)) is not None
+                and trait.name != "skin_color"
+                and not _requested(trait, view.request)
+            ]
+            view = replace(view, face=_shot_face(shot, skin, placed, view))
+        results: dict[str, TraitResult] = {}
         for trait in traits:
+            if trait.same_as:
+                results[trait.name] = replace(results[trait.same_as], trait=trait.name)
+                continue
             base = bases[trait.name]
             if base is None:
-                results.append(
-                    TraitResult(
-                        trait.name,
-                        Verdict.NOT_VISIBLE,
-                        note="the anchor does not show this colour",
-                        expected=hex_of(trait.rgb),
-                    )
+                results[trait.name] = TraitResult(
+                    trait.name,
+                    Verdict.NOT_VISIBLE,
+                    note="the anchor does not show this colour",
+                    expected=hex_of(trait.rgb),
                 )
-                continue
-            found = shot.find(base, known, radius=MATCH_RADIUS)
-            results.append(_judge(trait, base, found, subject.request, shot, lighting))
-        return _outcome(results)
+            elif trait.name == "skin_color" and faces and view.face is None:
+                results[trait.name] = _faceless(trait, base, view)
+            else:
+                results[trait.name] = _judge(trait, base, view)
+        return _outcome(list(results.values()), traits)
 
     def describe(
         self, anchor: Path, mime: str, *, current: ModelSheet, character_name: str = ""
@@ -132,7 +171,12 @@ class PaletteChecker(Checker):
 
 def _traits(sheet: ModelSheet, anchor: Picture) -> list[_Trait]:
     """Every colour the sheet names, in sheet order; an anchor's own main colours when the
-    sheet names none, so a sheet-less character is still checked against its anchor."""
+    sheet names none, so a sheet-less character is still checked against its anchor.
+
+    A palette entry that is the colour of a trait named before it (the hair's, an outfit's) is
+    that trait again, judged as it is: a new outfit by request changes it too, and its
+    baseline is not pushed onto some lesser fill because the trait already took the colour.
+    """
     named: list[tuple[str, str, bool]] = [
         ("hair_color", sheet.hair_color, False),
         ("eye_color", sheet.eye_color, False),
@@ -143,8 +187,10 @@ def _traits(sheet: ModelSheet, anchor: Picture) -> list[_Trait]:
     traits: list[_Trait] = []
     for name, text, outfit in named:
         rgb = parse_colour(text) if text else None
-        if rgb is not None:
-            traits.append(_Trait(name, text, rgb, outfit))
+        if rgb is None:
+            continue
+        same = [t.name for t in traits if distance(to_lab(t.rgb), to_lab(rgb)) <= MATCH_RADIUS]
+        traits.append(_Trait(name, text, rgb, outfit, same[0] if same else ""))
     for item in sheet.must_keep:
         colours = colours_in(item)
         if colours:
@@ -155,28 +201,44 @@ def _traits(sheet: ModelSheet, anchor: Picture) -> list[_Trait]:
     return [_Trait(f"anchor colour: {hex_of(c)}", hex_of(c), c) for c, _ in main]
 
 
+def _requested(trait: _Trait, request: ShotRequest) -> bool:
+    """Whether the shot's request changes ``trait`` on purpose: a new outfit, its colours."""
+    return trait.outfit and bool(request.outfit.strip())
+
+
+def _shot_face(shot: Picture, skin: Baseline, placed: list[Baseline], view: _View) -> Face | None:
+    """The shot's face: of the blobs of the anchor's skin colour (under a scene's light, that
+    colour lighter or darker), the one around which the most of the character's other colours
+    (``placed``) sit where the anchor has them, so a pale cat or a planet beside the character
+    is not taken for its face; None when not even half of them do."""
+    others = tuple(lab for lab in view.known if lab is not skin.lab)
+    candidates = shot.faces(skin.lab, others=others)
+    if not candidates and view.lit(skin):
+        candidates = shot.faces(
+            skin.lab, radius=_LIGHT_RADIUS, lightness=_LIGHTNESS_WEIGHT, others=others
+        )
+    fits = [sum(shot.kept(base, face=face) >= KEPT for base in placed) for face in candidates]
+    if not fits or max(fits) == 0 or 2 * max(fits) < len(placed):
+        return None
+    return candidates[fits.index(max(fits))]
+
+
 def _lighting(request: ShotRequest) -> str:
     """The words of the request that change the light on the character ('' when none)."""
     found = _LIGHTING.search(" ".join((request.scene, request.text, request.action)).lower())
     return found.group(0) if found else ""
 
 
-def _judge(
-    trait: _Trait,
-    base: Baseline,
-    found: Found,
-    request: ShotRequest,
-    shot: Picture,
-    lighting: str,
-) -> TraitResult:
+def _judge(trait: _Trait, base: Baseline, view: _View) -> TraitResult:
     expected = hex_of(base.rgb)
-    if trait.outfit and request.outfit.strip():
+    if _requested(trait, view.request):
         return TraitResult(
             trait.name,
             Verdict.CHANGED,
-            note=f"the shot asks for {request.outfit.strip()!r}",
+            note=f"the shot asks for {view.request.outfit.strip()!r}",
             expected=expected,
         )
+    found = view.shot.find(base, view.known, radius=MATCH_RADIUS, face=view.face)
     if found.kept >= KEPT and found.lab is not None:
         return TraitResult(
             trait.name,
@@ -185,13 +247,21 @@ def _judge(
             measured=hex_of(to_rgb(found.lab)),
             delta_e=round(distance(base.lab, found.lab), 1),
         )
-    if lighting and chroma(base.lab) >= _LIT_CHROMA:
-        lit = shot.find(base, [], radius=_LIGHT_RADIUS, lightness=_LIGHTNESS_WEIGHT)
+    if view.lit(base):
+        others = tuple(lab for lab in view.known if lab is not base.lab)
+        lit = view.shot.find(
+            base,
+            [],
+            radius=_LIGHT_RADIUS,
+            lightness=_LIGHTNESS_WEIGHT,
+            face=view.face,
+            others=others,
+        )
         if lit.kept >= KEPT and lit.lab is not None:
             return TraitResult(
                 trait.name,
                 Verdict.CHANGED,
-                note=f"lighter or darker as the scene's light ({lighting}) makes it",
+                note=f"lighter or darker as the scene's light ({view.lighting}) makes it",
                 expected=expected,
                 measured=hex_of(to_rgb(lit.lab)),
                 delta_e=round(distance(base.lab, lit.lab), 1),
@@ -203,23 +273,45 @@ def _judge(
             note=f"not found on the character ({found.kept:.0%} of the anchor's amount)",
             expected=expected,
         )
-    return TraitResult(
-        trait.name,
-        Verdict.DRIFTED,
-        note=f"only {found.kept:.0%} of the anchor's amount; the same place shows another colour",
-        expected=expected,
-        measured=hex_of(to_rgb(found.new)),
-        delta_e=round(distance(base.lab, found.new), 1),
+    return _drifted(
+        trait,
+        base,
+        found.new,
+        f"only {found.kept:.0%} of the anchor's amount; the same place shows another colour",
     )
 
 
-def _outcome(results: list[TraitResult]) -> CheckOutcome:
-    """100 when every visible trait is the anchor's colour; each drift costs
-    :data:`DRIFT_PENALTY`, and a kept colour that shifted a little a few points at most."""
+def _faceless(trait: _Trait, base: Baseline, view: _View) -> TraitResult:
+    """The skin of a shot with no face of it: the anchor's face is its skin's largest blob,
+    so a shot without one has lost the colour, however much the background shows of it."""
+    new = view.shot.find(base, view.known, radius=MATCH_RADIUS).new
+    note = "no face of this colour on the character"
+    if new is None:
+        return TraitResult(trait.name, Verdict.DRIFTED, note=note, expected=hex_of(base.rgb))
+    return _drifted(trait, base, new, note)
+
+
+def _drifted(trait: _Trait, base: Baseline, new: Floats, note: str) -> TraitResult:
+    return TraitResult(
+        trait.name,
+        Verdict.DRIFTED,
+        note=note,
+        expected=hex_of(base.rgb),
+        measured=hex_of(to_rgb(new)),
+        delta_e=round(distance(base.lab, new), 1),
+    )
+
+
+def _outcome(results: list[TraitResult], traits: list[_Trait]) -> CheckOutcome:
+    """100 when every visible trait is the anchor's colour; each drifted colour costs
+    :data:`DRIFT_PENALTY` once (the palette repeating the hair's colour is no second drift),
+    and a kept colour that shifted a little a few points at most."""
+    again = {t.name for t in traits if t.same_as}
     drifted = [r for r in results if r.verdict == Verdict.DRIFTED]
     kept = [r.delta_e or 0.0 for r in results if r.verdict == Verdict.SAME]
     shift = sum(min(r, 10.0) for r in kept) / len(kept) / 2 if kept else 0.0
-    score = max(0, round(100 - DRIFT_PENALTY * len(drifted) - shift))
+    penalty = DRIFT_PENALTY * len([r for r in drifted if r.trait not in again])
+    score = max(0, round(100 - penalty - shift))
     if drifted:
         summary = "drifted: " + ", ".join(r.trait for r in drifted)
     elif kept:

@@ -2,13 +2,21 @@
 
 A sheet says "hair #c9642b", but the anchor is what every shot must match, so the baseline is
 the colour the anchor's subject actually shows near the sheet's (a painted fill, a lit photo),
-together with how much of the character it covers and where, top to bottom. A shot keeps the
-trait when that colour still covers a comparable share of its character in the same band.
+with how much of the character it covers and where. A shot keeps the trait when that colour
+still covers a comparable amount of its character in the same place.
+
+"The same place" is measured from the face, the skin colour's blob: the anchor (a plain
+background, a clean subject) shows where each colour sits around its face (the hair above and
+beside it, the eyes inside it, the top below it) on a grid scaled by the face's width, and the
+shot is looked at there, around its own face, whatever the pose and the framing. So a forest's
+green beside the head does not vouch for green eyes, nor a pet at the feet for the hair. When
+a shot shows no face of the skin colour (the skin itself drifted), the trait is looked for in
+its band of the character's height instead.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +39,36 @@ SHEET_RADIUS = 20.0
 the sheet is written by hand or proposed, the anchor is painted by a model."""
 MATCH_RADIUS = 9.0
 """How far a shot's colour may lie from the anchor's and still be the same colour."""
-_MIN_SHARE = 0.002  # of the character's pixels: less is a stray pixel, not a visible trait
+_MIN_SHARE = 0.0003  # of the character's pixels: less is a stray pixel, not a visible trait
 _BAND_MARGIN = 0.12  # of the character's height, around where the anchor shows a trait
+_MIN_FACE = 40  # pixels of skin, fewer is a hand or an ear, not a face to measure from
+_FACE_SHARE = 0.25  # of the largest skin blob: a smaller blob is a hand, not a face
+_FACES = 4  # skin blobs tried as the face, largest first (a busy desert has many sandy ones)
+_CELL = 0.125  # of the face's width: the grid a trait's place on the anchor is kept on
+_REACH = 2  # cells around the anchor's that still count as the same place (a turned head)
+_ROW = 1 << 16  # a cell's key is its row times this plus its column: far more than any row
+
+
+@dataclass(frozen=True)
+class Face:
+    """The face's box on a picture, the yardstick a trait's place is measured by: the face
+    moves and scales with the pose and the framing, and no background is ever inside it."""
+
+    top: float
+    centre: float
+    width: float
+    height: float
+
+    def cells(self, rows: NDArray[np.float64], cols: NDArray[np.float64]) -> NDArray[np.int64]:
+        """Each pixel's cell of a grid laid from the face (one key per cell)."""
+        size = self.width * _CELL
+        down = np.floor((rows - self.top) / size).astype(np.int64)
+        across = np.floor((cols - self.centre) / size).astype(np.int64)
+        return np.asarray(down * _ROW + across, dtype=np.int64)
+
+    @property
+    def area(self) -> float:
+        return self.width * self.height
 
 
 @dataclass(frozen=True)
@@ -42,6 +78,10 @@ class Baseline:
     lab: Floats
     share: float
     band: tuple[float, float]
+    cells: frozenset[int] = frozenset()
+    """Where on the anchor, in cells of the grid laid from its face (empty: no face seen)."""
+    face_share: float = 0.0
+    """How many pixels, over the face's area."""
 
     @property
     def rgb(self) -> RGB:
@@ -64,10 +104,11 @@ class Picture:
 
     def __init__(self, subject: Subject) -> None:
         self.subject = subject
-        rows, _ = np.nonzero(subject.mask)
+        rows, cols = np.nonzero(subject.mask)
         self.pixels: NDArray[np.uint8] = subject.rgb[subject.mask]
         self.table = ColourTable.of(self.pixels)
         self.rows = rows.astype(np.float64)
+        self.cols = cols.astype(np.float64)
         self.top, self.height = _extent(self.rows)
 
     @classmethod
@@ -121,20 +162,105 @@ class Picture:
         subject mask also took in a prop or a patch of background beside the character."""
         return float(hits.sum()) / (self.height * self.height)
 
+    def faces(
+        self,
+        skin: Floats,
+        *,
+        radius: float = MATCH_RADIUS,
+        lightness: float = 1.0,
+        others: tuple[Floats, ...] = (),
+    ) -> list[Face]:
+        """Where a face may be: the blobs of the ``skin`` colour on the subject big enough to
+        be one (a hand or a neck is smaller), largest first; empty when there is none, as when
+        the skin itself drifted. Pixels of ``others`` never count as skin."""
+        from skimage.measure import label
+
+        skinned = self.near(skin, radius, lightness=lightness)
+        for colour in others:
+            skinned &= ~self.near(colour, MATCH_RADIUS)
+        grid = np.zeros(self.subject.mask.shape, dtype=bool)
+        grid[self.subject.mask] = skinned
+        pieces = np.asarray(label(grid, connectivity=1), dtype=np.int64)  # type: ignore[no-untyped-call]
+        sizes = np.bincount(pieces.ravel())
+        sizes[0] = 0
+        order = np.argsort(-sizes, kind="stable")[:_FACES]
+        found: list[Face] = []
+        for piece in order[sizes[order] >= max(_MIN_FACE, sizes.max() * _FACE_SHARE)]:
+            rows, cols = np.nonzero(pieces == piece)
+            found.append(
+                Face(
+                    top=float(rows.min()),
+                    centre=float(cols.min() + cols.max() + 1) / 2,
+                    width=float(cols.max() - cols.min() + 1),
+                    height=float(rows.max() - rows.min() + 1),
+                )
+            )
+        return found
+
+    def place(self, base: Baseline, face: Face) -> Baseline:
+        """``base`` (read off this, the anchor) with where it lies around ``face``: the cells
+        its colour covers, and those next to them, as a pose or a turned head moves it."""
+        hits = self.near(base.lab, MATCH_RADIUS)
+        keys = np.unique(face.cells(self.rows[hits], self.cols[hits]))
+        steps = range(-_REACH, _REACH + 1)
+        cells = {
+            int(key) + down * _ROW + across for key in keys for down in steps for across in steps
+        }
+        return replace(base, cells=frozenset(cells), face_share=float(hits.sum()) / face.area)
+
+    def kept(self, base: Baseline, *, face: Face | None = None) -> float:
+        """How much of ``base`` this picture shows where the anchor shows it, over the
+        anchor's amount (1.0: as much)."""
+        return self._matches(base, face, MATCH_RADIUS)[1]
+
     def find(
-        self, base: Baseline, known: list[Floats], *, radius: float, lightness: float = 1.0
+        self,
+        base: Baseline,
+        known: list[Floats],
+        *,
+        radius: float,
+        lightness: float = 1.0,
+        face: Face | None = None,
+        others: tuple[Floats, ...] = (),
     ) -> Found:
-        """Look for ``base`` in its band; when it is missing, report the band's main colour
-        that is none of the anchor's (``known``), which is what the trait became."""
-        band = self.in_band(base.band)
-        hits = self.near(base.lab, radius, lightness=lightness) & band
-        kept = self.share(hits) / base.share if base.share else 0.0
+        """Look for ``base`` where the anchor shows it (see :meth:`_where`). When it is
+        missing, report that place's main colour that is none of the anchor's (``known``):
+        what the trait became. Pixels of ``others`` (the anchor's colours for other traits)
+        never count: a wide ``radius`` must not take the brown skin for darker brown eyes."""
+        hits, kept, where = self._matches(base, face, radius, lightness, others)
         lab = median_lab(self.table.lab[self.table.inverse[hits]]) if hits.any() else None
-        other = band.copy()
+        other = where.copy()
         for colour in known:
             other &= ~self.near(colour, MATCH_RADIUS)
         colours = dominant_colours(self.pixels[other], count=1, merge=MATCH_RADIUS)
         return Found(kept=kept, lab=lab, new=to_lab(colours[0][0]) if colours else None)
+
+    def _matches(
+        self,
+        base: Baseline,
+        face: Face | None,
+        radius: float,
+        lightness: float = 1.0,
+        others: tuple[Floats, ...] = (),
+    ) -> tuple[NDArray[np.bool_], float, NDArray[np.bool_]]:
+        """The pixels of ``base``'s colour where the anchor shows it, their amount over the
+        anchor's, and that place."""
+        where, scale, expected = self._where(base, face)
+        hits = self.near(base.lab, radius, lightness=lightness) & where
+        for colour in others:
+            hits &= ~self.near(colour, MATCH_RADIUS)
+        kept = float(hits.sum()) / scale / expected if expected else 0.0
+        return hits, kept, where
+
+    def _where(self, base: Baseline, face: Face | None) -> tuple[NDArray[np.bool_], float, float]:
+        """Which pixels lie where the anchor shows ``base``, what their count is measured over
+        and the anchor's own measure: around the ``face`` (its area) when both pictures have
+        one, else in the trait's band of the character's height (its square), the fallback
+        for a shot whose skin drifted or a sheet that names none."""
+        if face is not None and base.cells:
+            where = np.isin(face.cells(self.rows, self.cols), list(base.cells))
+            return where, face.area, base.face_share
+        return self.in_band(base.band), self.height * self.height, base.share
 
 
 def distance(first: Floats, second: Floats) -> float:
