@@ -30,18 +30,24 @@ if TYPE_CHECKING:
 class Checks:
     def __init__(self, studio: Studio) -> None:
         self.studio = studio
+        self._checkers: dict[str, Checker] = {}
 
     def checker(self, name: str) -> Checker:
-        """The named checker, reading this studio's templates and price table."""
-        paths = self.studio.paths
-        return get_checker(
-            name,
-            CheckerContext(
-                composer=self.studio.composer,
-                models_file=paths.models_file,
-                prices_file=paths.prices_file,
-            ),
-        )
+        """The named checker, reading this studio's templates and price table; one per name
+        for the studio's life, so what it learns once (the palette's measurement of an
+        anchor, the judge's client) serves every check of a batch."""
+        found = self._checkers.get(name)
+        if found is None:
+            paths = self.studio.paths
+            found = self._checkers[name] = get_checker(
+                name,
+                CheckerContext(
+                    composer=self.studio.composer,
+                    models_file=paths.models_file,
+                    prices_file=paths.prices_file,
+                ),
+            )
+        return found
 
     def ready(self, name: str) -> Checker:
         """The named checker, refused while it lacks the API key it declares it needs."""
