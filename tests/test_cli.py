@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -198,3 +199,18 @@ def test_demo_reproduces_the_seed_series_offline(tmp_path: Path) -> None:
         path = target / "blobs" / sha[:2] / sha[2:4] / f"{sha}.{'png' if fmt == 'png' else fmt}"
         assert sha256_file(path) == sha
     assert sum(1 for r in rows if r[1] is None) == 1  # one root: the anchor
+
+
+def test_the_demo_ends_with_a_check_report_in_which_a_drifted_take_is_caught_and_retaken(
+    tmp_path: Path,
+) -> None:
+    out = run(tmp_path / "unused", "demo", "--dir", str(tmp_path / "demo")).stdout
+    report = out[out.index("check report") :]
+    shots = [line for line in report.splitlines() if line.startswith("  #")]
+    assert len(shots) == 6 and all("on model" in line for line in shots), report
+    retake = report[report.index("retake") :]
+    assert "take 1/3  drifted" in retake and "hair colour: drifted" in retake
+    assert "take 2/3  on model" in retake
+    assert re.search(
+        r"picked #\d+ \(waving, beach at sunset · take 2/3, score \d+, on model\)", retake
+    )

@@ -169,7 +169,8 @@ def test_demo_without_a_folder_reuses_one_and_says_how_to_remove_it(tmp_path: Pa
         assert f"remove it with: rm -rf {folder}" in run.stdout
         assert "city street" in run.stdout
     assert [p.name for p in tmp_path.iterdir()] == ["cache"]  # no temporary folders elsewhere
-    assert len(list((folder / "blobs").rglob("*.png"))) == 7  # the same pictures, kept once
+    # the same pictures, kept once: the anchor, six shots and the two takes of the retake
+    assert len(list((folder / "blobs").rglob("*.png"))) == 9
     assert "tree mia-s-week-2" in second.stdout  # the second run's own series
 
 

@@ -1,8 +1,11 @@
-"""The seeds' series, offline: one character, six shots, one lineage.
+"""The seeds' series, offline: one character, six shots, one lineage, then the checks.
 
 It reproduces the ChatGPT "gen id" walkthrough the project grew from (crying, playing guitar, a
 selfie with a dog, using a computer, sportswear, a new scene) with the preview provider, so a
-new user sees the whole flow without a key or a network.
+new user sees the whole flow without a key or a network. It ends with the check → retake →
+pick loop: every shot is checked against the anchor with the offline ``palette`` checker, and
+one more shot is asked for with retakes, its first take drawn with the hair off model on
+purpose (the preview's drift knob) so the user sees a drifted take caught and retaken.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from onmodel.handles import Character, Image, Session
 from onmodel.providers import offline_provider_name
 from onmodel.settings import Settings
 from onmodel.sheet import ModelSheet
+from onmodel.store.records import CheckRecord
 from onmodel.studio import Studio
+from onmodel.studio.retakes import RetakeReport
 
 DEMO_SHEET = ModelSheet(
     style="Clean cel-shaded anime illustration, soft pastel lighting",
@@ -55,6 +60,12 @@ DEMO_SHOTS: list[ShotFields] = [
 ]
 
 
+RETAKE_SHOT: ShotFields = {"pose": "waving", "scene": "beach at sunset"}
+"""The shot the demo retakes: its first take drifts (see :data:`RETAKE_DRIFT`)."""
+RETAKE_DRIFT = {"hair_color": "#3b5ba5", "takes": [1]}
+"""Take 1 of the retake shot is drawn with blue hair, which the palette check must catch."""
+DEMO_CHECKER = "palette"  # offline and free, like the rest of the demo
+
 DEMO_SLUG = "mia-demo"
 """The demo's character: its own slug, so a data folder that has a Mia of its own keeps her."""
 
@@ -74,6 +85,8 @@ class DemoResult:
     character: Character
     session: Session
     images: list[Image]
+    checks: list[tuple[Image, CheckRecord]]  # each of the six shots, checked
+    retakes: RetakeReport  # the shot whose first take drifted, retaken until on model
 
 
 def default_demo_home() -> Path:
@@ -117,9 +130,22 @@ def run_demo(home: Path, *, make_current: bool = True) -> DemoResult:
             make_current=make_current,
         )
         shots = [session.shot(**fields) for fields in DEMO_SHOTS]
+        checks = [(shot, studio.check(shot, DEMO_CHECKER)) for shot in shots]
+        retakes = studio.shoot_until_on_model(
+            session.plan(**RETAKE_SHOT, params={"drift": RETAKE_DRIFT}),
+            checker=DEMO_CHECKER,
+            takes=3,
+        )
         anchor = character.anchor
         assert anchor is not None
-        return DemoResult(home=home, character=character, session=session, images=[anchor, *shots])
+        return DemoResult(
+            home=home,
+            character=character,
+            session=session,
+            images=[anchor, *shots, *(take.image for take in retakes.takes)],
+            checks=checks,
+            retakes=retakes,
+        )
 
 
 def _demo_character(studio: Studio, provider: str) -> Character:

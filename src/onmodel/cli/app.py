@@ -96,9 +96,11 @@ def demo(
         ),
     ] = None,
 ) -> None:
-    """Make the seeds' series offline: a character, then six shots, and show the lineage."""
+    """Make the seeds' series offline: a character, six shots and their lineage, then a
+    check report and a drifted take caught and retaken."""
     import shlex
 
+    from onmodel.cli.checks import print_check, print_retakes
     from onmodel.cli.render import describe_image_line, print_lineage
     from onmodel.demo import choose_demo_home, run_demo
 
@@ -118,6 +120,11 @@ def demo(
     )
     for image in result.images:
         console.print(describe_image_line(image))
+    console.print("\n[bold]check report[/bold] (palette: each shot against the anchor)")
+    for image, record in result.checks:
+        print_check(image, record, prefix="  ")
+    console.print("\n[bold]retake[/bold]: take 1 drawn with the hair off model on purpose")
+    print_retakes(result.retakes)
     home = shlex.quote(str(choice.home))
     console.print(f"\ndata folder: {choice.home}", markup=False)
     console.print(f"images: {choice.home / 'blobs'}", markup=False)
