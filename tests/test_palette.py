@@ -30,18 +30,20 @@ def draw(
     kind: str = "shot",
     drift: dict[str, Any] | None = None,
     sheet: ModelSheet = SHEET,
+    size: tuple[int, int] = (512, 512),
     **request: str,
 ) -> Path:
     image = render(
         GenerationRequest(
-            kind=kind,  # type: ignore[arg-type]
+            kind=kind,
             prompt="",
             model="preview",
             params={"drift": drift} if drift else {},
             sheet=sheet,
             request=ShotRequest(**request),
             character_name="Mia",
-        )
+        ),
+        size,
     )
     path = folder / f"{name}.png"
     image.save(path)
@@ -52,10 +54,11 @@ def check(
     folder: Path,
     drift: dict[str, Any] | None = None,
     sheet: ModelSheet = SHEET,
+    size: tuple[int, int] = (512, 512),
     **request: str,
 ) -> CheckOutcome:
-    anchor = draw(folder, "anchor", kind="anchor", sheet=sheet)
-    shot = draw(folder, "shot", drift=drift, sheet=sheet, **request)
+    anchor = draw(folder, "anchor", kind="anchor", sheet=sheet, size=size)
+    shot = draw(folder, "shot", drift=drift, sheet=sheet, size=size, **request)
     return PaletteChecker().check(
         CheckSubject(
             image=shot,
@@ -133,6 +136,25 @@ def test_dark_trousers_on_a_night_s_dark_ground_stay_part_of_the_character(
     assert check(tmp_path, scene="space in the rain").drifted == []
 
 
+def test_a_sunset_sky_of_the_skin_s_colour_beside_the_face_is_no_false_alarm(
+    tmp_path: Path,
+) -> None:
+    """The sky between the trees joins the face's blob of skin colour: measured from that
+    blob, the trousers and the clip would be looked for in the wrong place."""
+    tan = SHEET.model_copy(
+        update={"hair": "short spiky hair", "hair_color": "#1a1a1a", "skin_color": "#c68a63"}
+    )
+    outcome = check(
+        tmp_path,
+        sheet=tan,
+        size=(512, 384),
+        scene="forest at sunset",
+        action="with a cat",
+        expression="surprised",
+    )
+    assert outcome.drifted == [] and outcome.score >= DEFAULT_MIN_SCORE
+
+
 def test_a_dropped_gold_star_hair_clip_is_caught(tmp_path: Path) -> None:
     sheet = SHEET.model_copy(update={"must_keep": ["small gold star hair clip"]})
     kept = check(tmp_path, sheet=sheet, scene="park", pose="waving")
@@ -164,12 +186,14 @@ def test_the_demo_s_running_shot_in_sportswear_is_on_model_and_its_eyes_still_ch
 ) -> None:
     """The demo's cream hoodie is close to its skin, and its palette repeats the outfit
     colours: a requested outfit changes those entries too, and nothing else drifts."""
-    shot = {"action": "running", "outfit": "sportswear: a red tracksuit and white sneakers"}
-    outcome = check(tmp_path, sheet=DEMO_SHEET, **shot)
+    sportswear = "sportswear: a red tracksuit and white sneakers"
+    outcome = check(tmp_path, sheet=DEMO_SHEET, action="running", outfit=sportswear)
     found = verdicts(outcome)
     assert outcome.drifted == [] and outcome.score >= DEFAULT_MIN_SCORE
     assert found["palette: #f3e9d2"] == found["palette: #1f3a5f"] == Verdict.CHANGED
     assert found["eye_color"] == found["skin_color"] == found["palette: #2e8b57"] == Verdict.SAME
-    drifted = check(tmp_path, {"eye_color": "#3b5ba5"}, sheet=DEMO_SHEET, **shot)
+    drifted = check(
+        tmp_path, {"eye_color": "#3b5ba5"}, sheet=DEMO_SHEET, action="running", outfit=sportswear
+    )
     assert {t.trait for t in drifted.drifted} == {"eye_color", "palette: #2e8b57"}
     assert drifted.score == 100 - DRIFT_PENALTY  # one drifted colour, counted once

@@ -8,8 +8,10 @@ comparable amount of the character in the same place, measured from the face (se
 sky does not vouch for blue hair, nor a forest for green eyes.
 
 The shot's face is the blob of the anchor's skin colour around which the character's other
-colours sit as they do on the anchor, so a pale cat or a planet is not taken for it; a shot
-with no such face has lost the skin colour, and its other traits are measured by height.
+colours sit as they do on the anchor, so a pale cat or a planet is not taken for it. A shot
+with no such blob has lost the skin colour; one whose blob is shaped unlike the anchor's face
+(a skin-coloured sky joined to the jaw) is measured by the character's height instead, as is
+every shot when the sheet names no skin colour.
 
 What the shot's request changes on purpose is not drift: a requested outfit makes the outfit
 colours, and palette entries of the same colours, "changed by request", and under a scene's
@@ -20,6 +22,7 @@ own light (night, sunset, neon) a colour that is only lighter or darker than the
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -55,6 +58,7 @@ _LIGHTNESS_WEIGHT = 4.0
 _LIT_CHROMA = 10.0
 """A grey, black or white is told from an outline or a shadow by lightness alone, so only a
 colour at least this colourful (Lab chroma) is forgiven a change of light."""
+_SHAPE = math.log(1.15)  # how much wider or taller for its size a shot's face may be
 _ANCHOR_COLOURS = 5  # traits read off an anchor whose sheet names no colour at all
 
 
@@ -115,6 +119,7 @@ class PaletteChecker(Checker):
         view = _View(shot, None, known, subject.request, _lighting(subject.request))
         skin = bases.get("skin_color")
         faces = anchor.faces(skin.lab) if skin is not None else []
+        seen = True  # whether the shot shows a face: without one, its skin colour is lost
         if skin is not None and faces:
             bases = {name: base and anchor.place(base, faces[0]) for name, base in bases.items()}
             placed = [
@@ -124,7 +129,8 @@ class PaletteChecker(Checker):
                 and trait.name != "skin_color"
                 and not _requested(trait, view.request)
             ]
-            view = replace(view, face=_shot_face(shot, skin, placed, view))
+            face, seen = _shot_face(shot, _skin_blobs(shot, skin, view), faces[0], placed)
+            view = replace(view, face=face)
         results: dict[str, TraitResult] = {}
         for trait in traits:
             if trait.same_as:
@@ -138,7 +144,7 @@ class PaletteChecker(Checker):
                     note="the anchor does not show this colour",
                     expected=hex_of(trait.rgb),
                 )
-            elif trait.name == "skin_color" and faces and view.face is None:
+            elif trait.name == "skin_color" and faces and not seen:
                 results[trait.name] = _faceless(trait, base, view)
             else:
                 results[trait.name] = _judge(trait, base, view)
@@ -206,21 +212,36 @@ def _requested(trait: _Trait, request: ShotRequest) -> bool:
     return trait.outfit and bool(request.outfit.strip())
 
 
-def _shot_face(shot: Picture, skin: Baseline, placed: list[Baseline], view: _View) -> Face | None:
-    """The shot's face: of the blobs of the anchor's skin colour (under a scene's light, that
-    colour lighter or darker), the one around which the most of the character's other colours
-    (``placed``) sit where the anchor has them, so a pale cat or a planet beside the character
-    is not taken for its face; None when not even half of them do."""
+def _skin_blobs(shot: Picture, skin: Baseline, view: _View) -> list[Face]:
+    """The shot's blobs of the anchor's skin colour, or under a scene's light of that colour
+    lighter or darker, that may be its face (see :meth:`Picture.faces`)."""
     others = tuple(lab for lab in view.known if lab is not skin.lab)
-    candidates = shot.faces(skin.lab, others=others)
-    if not candidates and view.lit(skin):
-        candidates = shot.faces(
+    blobs = shot.faces(skin.lab, others=others)
+    if not blobs and view.lit(skin):
+        blobs = shot.faces(
             skin.lab, radius=_LIGHT_RADIUS, lightness=_LIGHTNESS_WEIGHT, others=others
         )
-    fits = [sum(shot.kept(base, face=face) >= KEPT for base in placed) for face in candidates]
-    if not fits or max(fits) == 0 or 2 * max(fits) < len(placed):
-        return None
-    return candidates[fits.index(max(fits))]
+    return blobs
+
+
+def _shot_face(
+    shot: Picture, blobs: list[Face], anchor: Face, placed: list[Baseline]
+) -> tuple[Face | None, bool]:
+    """The shot's face, and whether it has one at all (False: the skin colour is lost).
+
+    A skin blob is the face when at least half of the character's other colours (``placed``)
+    sit around it where the anchor has them, so a pale cat or a planet beside the character
+    is not taken for it; of several, the one with the most. A face much wider or taller than
+    the ``anchor``'s has taken in some skin-coloured background (a sunset sky beside the jaw)
+    and would misplace everything measured from it: the shot has a face, but it is not used.
+    """
+    fits = [sum(shot.kept(base, face=face) >= KEPT for base in placed) for face in blobs]
+    faces = [
+        (fit, face) for fit, face in zip(fits, blobs, strict=True) if fit and 2 * fit >= len(placed)
+    ]
+    shaped = [(fit, f) for fit, f in faces if abs(math.log(f.aspect / anchor.aspect)) <= _SHAPE]
+    best = max(shaped, key=lambda item: item[0], default=None)
+    return (best[1] if best else None), bool(faces)
 
 
 def _lighting(request: ShotRequest) -> str:

@@ -70,6 +70,10 @@ class Face:
     def area(self) -> float:
         return self.width * self.height
 
+    @property
+    def aspect(self) -> float:
+        return self.width / self.height
+
 
 @dataclass(frozen=True)
 class Baseline:
