@@ -68,9 +68,13 @@ def badge(record: CheckRecord) -> CheckBadge:
 def trait_line(trait: TraitResult) -> str:
     """One trait as a line: mark, name, verdict and what was measured."""
     measured = ""
-    if trait.expected or trait.measured:
-        measured = f" ({trait.expected or '?'} → {trait.measured or 'not found'}"
+    if trait.measured:
+        measured = f" ({trait.expected or '?'} → {trait.measured}"
         measured += f", ΔE {trait.delta_e:.1f})" if trait.delta_e is not None else ")"
+    elif trait.expected and trait.verdict == Verdict.DRIFTED:
+        measured = f" ({trait.expected} → not found)"
+    elif trait.expected and trait.expected not in trait.trait:  # changed on purpose, or
+        measured = f" ({trait.expected})"  # not to be seen: what the sheet says, once
     note = f" — {trait.note}" if trait.note else ""
     return (
         f"{VERDICT_MARKS[trait.verdict]} {trait_name(trait.trait)}: {trait.verdict}{measured}{note}"

@@ -35,7 +35,7 @@ DEMO_SHEET = ModelSheet(
     outfit="cream hoodie and navy jeans",
     outfit_colors=["#f3e9d2", "#1f3a5f"],
     palette=["#f0a04b", "#2e8b57", "#f3e9d2", "#1f3a5f"],
-    must_keep=["small star hair clip on the left", "freckles across the nose"],
+    must_keep=["small gold star hair clip on the left", "freckles across the nose"],
     avoid=["extra characters in the anchor", "text or watermarks"],
 )
 
