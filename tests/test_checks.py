@@ -189,7 +189,11 @@ def test_check_on_the_command_line_exits_1_on_drift_and_stops_at_max_cost(
     paid = run_cli(
         home, "check", str(first), str(second), "--checker", "paid", "--max-cost", "0.02"
     )
-    assert paid.code == 1 and "stopped: a paid check could cost up to $0.0125" in paid.stdout
+    assert (
+        paid.code == 1
+        and "stopped: a paid check of image 3 could cost up to $0.0125 on top of $0.0125"
+        in paid.stdout
+    )
     checked = studio.checks_of([first, second])
     assert [c.checker for c in checked[first]] == ["scripted", "paid"]  # the second was not paid
     assert [c.checker for c in checked[second]] == ["scripted", "scripted"]
@@ -197,3 +201,37 @@ def test_check_on_the_command_line_exits_1_on_drift_and_stops_at_max_cost(
     neither = run_cli(home, "check")
     assert both.code == 2 and "not both" in both.stderr
     assert neither.code == 2 and "give --session" in neither.stderr
+
+
+def test_a_drifted_trait_is_never_on_model_whatever_the_score_and_each_image_is_checked_once(
+    studio: Studio, scripted: type[ScriptedChecker]
+) -> None:
+    from cli_inprocess import run_cli
+
+    shot_id = made_shot(studio)
+    scripted.answer = CheckOutcome(
+        score=95, traits=[TraitResult("hair_color", Verdict.DRIFTED, note="blue streaks")]
+    )
+    lenient = run_cli(
+        studio.paths.home, "check", str(shot_id), str(shot_id), "--checker", "scripted",
+        "--min-score", "60",
+    )  # fmt: skip
+    assert lenient.code == 1 and "drifted 95: hair colour" in lenient.stdout
+    assert "1 checked with scripted: 0 on model, 1 drifted" in lenient.stdout
+    assert len(studio.checks_of([shot_id])[shot_id]) == 1  # named twice, checked (paid) once
+
+
+def test_a_chatgpt_shot_is_not_retaken_it_waits_for_its_picture(
+    studio: Studio, scripted: type[ScriptedChecker]
+) -> None:
+    from cli_inprocess import run_cli
+
+    made_shot(studio)
+    before = studio.status_counts()
+    refused = run_cli(
+        studio.paths.home, "shot", "--pose", "waving", "--provider", "chatgpt", "--check",
+        "scripted", "--takes", "2",
+    )  # fmt: skip
+    assert refused.code == 2
+    assert "make the shot without --check, then run onmodel check IMAGE" in refused.stderr
+    assert studio.status_counts() == before  # nothing recorded

@@ -90,7 +90,8 @@ def test_the_request_carries_anchor_then_shot_and_a_strict_schema_of_the_sheets_
     prompt = sent.json["input"][0]["content"][0]["text"]
     assert "eye_color: eye color should be #2e8b57" in prompt and "beach at night" in prompt
 
-    assert (record.status, record.score, record.passed) == ("succeeded", 85, True)
+    # 85 reaches the pass mark, but a trait the judge calls drifted is not on model
+    assert (record.status, record.score, record.passed) == ("succeeded", 85, False)
     results = [TraitResult.from_dict(t) for t in record.traits]
     assert [r.trait for r in results] == [
         "hair",
@@ -162,7 +163,8 @@ def test_an_api_error_is_a_failed_check_that_never_quotes_the_key(
 
     assert (record.status, record.error_type) == ("failed", "auth")
     assert "OPENAI_API_KEY" in (record.error_message or "")
-    assert record.cost_usd is None and KEY not in stored_text(record)
+    assert record.cost_usd == "0"  # refused before the model looked: not billed, not unknown
+    assert KEY not in stored_text(record)
     assert KEY[-4:] not in (record.error_message or "")
 
 
@@ -179,7 +181,7 @@ def test_without_a_key_the_check_is_refused_before_any_row_is_written(
 def test_max_cost_refuses_an_unknown_estimate_and_allows_a_priced_one(
     studio: Studio, judged: int, fake_openai: FakeOpenAI
 ) -> None:
-    with pytest.raises(BudgetError, match="unknown"):
+    with pytest.raises(BudgetError, match=r"cannot be estimated .*input_image_tokens"):
         studio.check(judged, "judge", max_cost=Decimal("1"))
     assert check_store.checks_of(studio.engine, [judged]) == {}
 

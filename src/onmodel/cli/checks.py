@@ -44,7 +44,7 @@ def check(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Check images against their anchor and model sheet, trait by trait; exit 1 if any
-    drifted."""
+    drifted, could not be checked, or was left unchecked by --max-cost."""
     from onmodel.checkview import badge, check_dict
     from onmodel.studio.retakes import check_retake_options
 
@@ -57,12 +57,16 @@ def check(
     limit = None if max_cost is None else Decimal(str(max_cost))
     made = (
         studio.checks.check_each(
-            [studio.image(ref) for ref in images], checker, min_score=mark, max_cost=limit
+            [studio.image(ref) for ref in dict.fromkeys(images)],  # each image once
+            checker,
+            min_score=mark,
+            max_cost=limit,
         )
         if images
         else studio.check_session(session, checker, min_score=mark, max_cost=limit)
     )
     results: list[CheckRecord] = []
+    stopped = ""
     while True:
         try:
             image, record = next(made)
@@ -71,13 +75,15 @@ def check(
         except BudgetError as exc:
             if not results:
                 raise
-            console.print(f"stopped: {exc}", markup=False)
+            stopped = f"stopped: {exc}"
             break
         results.append(record)
         if not json_out:
             print_check(image, record)
     if json_out:
-        print_json({"checks": [check_dict(record) for record in results]})
+        print_json(
+            {"checks": [check_dict(record) for record in results], "stopped": stopped or None}
+        )
     else:
         tones = [badge(record).tone for record in results]
         console.print(
@@ -85,7 +91,9 @@ def check(
             f"{tones.count('drift')} drifted, {tones.count('failed')} could not be checked",
             markup=False,
         )
-    if any(record.passed is not True for record in results):
+    if stopped and not json_out:
+        console.print(stopped, markup=False)
+    if stopped or any(record.passed is not True for record in results):
         raise typer.Exit(1)
 
 
@@ -126,7 +134,7 @@ def print_retakes(report: RetakeReport) -> None:
         return
     best = report.best_check
     score = best.score if best is not None else None
-    verdict = "on model" if report.passed else f"below the pass mark {report.min_score}"
+    verdict = "on model" if report.passed else f"not on model, pass mark {report.min_score}"
     console.print(
         f"picked #{report.pick.id} ({report.pick.label}, score {score}, {verdict})", markup=False
     )

@@ -134,13 +134,16 @@ class CheckRecord:
 
     @property
     def passed(self) -> bool | None:
-        """Whether it reached its pass mark (None: not finished, or held to none)."""
+        """Whether the image is on model: no trait drifted and the score reached its pass
+        mark (None: the check did not finish). A judge can score 95 and still say the hair
+        drifted; a lowered mark forgives small shifts, never a drifted trait."""
         if self.status != "succeeded" or self.score is None:
             return None
-        from onmodel.checkers.base import DEFAULT_MIN_SCORE
+        from onmodel.checkers.base import DEFAULT_MIN_SCORE, Verdict
 
         mark = DEFAULT_MIN_SCORE if self.min_score is None else self.min_score
-        return self.score >= mark
+        drifted = any(trait.get("verdict") == Verdict.DRIFTED for trait in self.traits)
+        return self.score >= mark and not drifted
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,13 @@ if TYPE_CHECKING:
     from onmodel.studio.core import Studio
 
 
+UNBILLED_FAILURES = frozenset(
+    {"auth", "quota", "rate_limit", "server", "connection", "invalid_request", "config"}
+)
+"""Failures a billed checker's API refuses before the model answers: they cost nothing, so
+they are not "of unknown cost" in the reports (a timeout or a cut-off answer may be billed)."""
+
+
 class Checks:
     def __init__(self, studio: Studio) -> None:
         self.studio = studio
@@ -66,8 +73,11 @@ class Checks:
         its character's anchor), the sheet it was made with and what it asked for."""
         studio = self.studio
         if image.status != ImageStatus.SUCCEEDED or image.path is None or image.row.format is None:
+            state = {"failed": "failed", "interrupted": "was interrupted"}.get(
+                image.status, f"is {image.status}"
+            )
             raise UsageError(
-                f"image {image.id} is {image.status}: only finished images are checked"
+                f"image {image.id} {state}: only an image that was made can be checked"
             )
         anchor = self._anchor_of(image)
         if anchor.path is None or anchor.row.format is None:
@@ -82,6 +92,30 @@ class Checks:
             sheet=sheet,
             request=image.request,
             character_name=studio.character(image.character_id).name,
+        )
+
+    def over_budget(
+        self, checker: Checker, image: Image, spent: Decimal, max_cost: Decimal
+    ) -> str | None:
+        """Why checking ``image`` could take what is spent past ``max_cost`` (None: it
+        cannot). A check whose cost cannot be estimated says so, and how to price it."""
+        if not checker.billed:
+            return None
+        limit = check_amount(max_cost, "--max-cost")
+        estimate = checker.estimate_max_cost(self.subject(image))
+        if estimate is None:
+            return (
+                f"the cost of a {checker.name} check of image {image.id} cannot be estimated "
+                f"({checker.model or checker.name} lacks a price, such as input_image_tokens, "
+                f"in the price table), so --max-cost {limit} cannot be kept: add it to "
+                f"{self.studio.paths.prices_file}, or leave out --max-cost"
+            )
+        if spent + estimate <= limit:
+            return None
+        done = f" on top of ${spent} spent" if spent else ""
+        return (
+            f"a {checker.name} check of image {image.id} could cost up to ${estimate}{done}, "
+            f"over --max-cost {limit}"
         )
 
     def estimate(self, checker: Checker, image: Image | None = None) -> Decimal | None:
@@ -105,13 +139,9 @@ class Checks:
         checker = self.ready(checker_name)
         subject = self.subject(image)
         if max_cost is not None:
-            limit = check_amount(max_cost, "--max-cost")
-            estimate = checker.estimate_max_cost(subject)
-            if estimate is None or estimate > limit:
-                worst = "unknown" if estimate is None else f"up to ${estimate}"
-                raise BudgetError(
-                    f"a {checker_name} check could cost {worst}, over --max-cost {limit}"
-                )
+            problem = self.over_budget(checker, image, Decimal(0), max_cost)
+            if problem is not None:
+                raise BudgetError(problem)
         check_id = check_store.insert_pending_check(
             self.studio.engine,
             {
@@ -132,7 +162,9 @@ class Checks:
                 "error_type": exc.kind,
                 "error_message": str(exc),
                 "usage": exc.usage,
-                "cost_usd": checker.cost(exc.usage),
+                "cost_usd": "0"
+                if exc.usage is None and exc.kind in UNBILLED_FAILURES
+                else checker.cost(exc.usage),
                 "returned": {"response_id": exc.response_id} if exc.response_id else {},
             }
         except (KeyboardInterrupt, SystemExit):
@@ -173,11 +205,13 @@ class Checks:
         check as it is made; ``max_cost`` bounds them all together: the first check that
         could pass it is refused (a :class:`BudgetError`), the ones before it stand."""
         limit = None if max_cost is None else check_amount(max_cost, "--max-cost")
-        self.ready(checker_name)  # a missing key is refused before anything is recorded
+        checker = self.ready(checker_name)  # a missing key: refused before anything is recorded
         spent = Decimal(0)
         for image in images:
-            left = None if limit is None else limit - spent
-            record = self.check(image, checker_name, min_score=min_score, max_cost=left)
+            problem = None if limit is None else self.over_budget(checker, image, spent, limit)
+            if problem is not None:
+                raise BudgetError(problem)
+            record = self.check(image, checker_name, min_score=min_score)
             spent += Decimal(record.cost_usd or 0)
             yield image, record
 

@@ -50,9 +50,9 @@ class RetakeReport:
 
     @property
     def passed(self) -> bool:
-        """Whether the pick reached ``min_score``."""
+        """Whether the pick is on model (see :attr:`CheckRecord.passed`)."""
         best = self.best_check
-        return best is not None and best.score is not None and best.score >= self.min_score
+        return best is not None and best.passed is True
 
     @property
     def best_check(self) -> CheckRecord | None:
@@ -84,6 +84,12 @@ def shoot_until_on_model(
     mark = check_retake_options(takes, min_score)
     limit = None if max_cost is None else check_amount(max_cost, "--max-cost")
     judge = studio.checks.ready(checker)  # a missing key refuses before anything is recorded
+    if studio.provider(plan.provider).manual:
+        raise UsageError(
+            f"provider {plan.provider!r} waits for you to attach each picture, so its takes "
+            "cannot be checked as they are made: make the shot without --check, then run "
+            "onmodel check IMAGE once it is attached"
+        )
     made: list[Take] = []
     spent = Decimal(0)
     stopped = ""
@@ -107,12 +113,11 @@ def shoot_until_on_model(
                 break
             continue
         spent += _known(image.row.cost_usd) or shot_cost or Decimal(0)
-        if limit is not None and judge.billed:
-            check_cost = judge.estimate_max_cost(studio.checks.subject(image))
-            if check_cost is None or spent + check_cost > limit:
-                made.append(Take(image, None))
-                stopped = _over_budget(f"the check of take {number}", spent, check_cost, limit)
-                break
+        problem = None if limit is None else studio.checks.over_budget(judge, image, spent, limit)
+        if problem is not None:
+            made.append(Take(image, None))
+            stopped = f"stopped before the check of take {number}: {problem}"
+            break
         record = studio.checks.check(image, checker, min_score=mark)
         spent += _known(record.cost_usd) or Decimal(0)
         made.append(Take(image, record))
@@ -123,11 +128,17 @@ def shoot_until_on_model(
 
 
 def _pick(studio: Studio, made: Sequence[Take], plan: ShotPlan) -> Image | None:
-    """The best-scoring take (the first of equals), marked; a plain shot's head moves to it."""
+    """The best take, marked: an on-model one before any that drifted, then the higher
+    score, then the first of equals; a plain shot's head moves to it."""
     scored = [t for t in made if t.check is not None and t.check.score is not None]
     if not scored:
         return None
-    best = max(scored, key=lambda t: (t.check.score or 0, -t.image.id))  # type: ignore[union-attr]
+
+    def rank(take: Take) -> tuple[bool, int, int]:
+        assert take.check is not None
+        return (take.check.passed is True, take.check.score or 0, -take.image.id)
+
+    best = max(scored, key=rank)
     session_id = plan.session_id if plan.batch_id is None else None
     writes.pick_take(studio.engine, best.image.id, [t.image.id for t in made], session_id)
     return studio.image(best.image.id)
