@@ -64,12 +64,13 @@ class ColourTable:
     @classmethod
     def of(cls, pixels: NDArray[np.uint8]) -> ColourTable:
         """``pixels`` is an (n, 3) array of 8-bit RGB."""
-        unique, inverse, counts = np.unique(
-            pixels.reshape(-1, 3), axis=0, return_inverse=True, return_counts=True
-        )
+        flat = pixels.reshape(-1, 3).astype(np.int64)
+        packed = (flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]  # one number sorts fast
+        unique, inverse, counts = np.unique(packed, return_inverse=True, return_counts=True)
+        rgb = np.stack([unique >> 16, (unique >> 8) & 255, unique & 255], axis=1).astype(np.uint8)
         return cls(
-            rgb=unique.astype(np.uint8),
-            lab=to_lab(unique.astype(np.uint8)),
+            rgb=rgb,
+            lab=to_lab(rgb),
             counts=counts.astype(np.int64),
             inverse=inverse.reshape(-1).astype(np.int64),
         )

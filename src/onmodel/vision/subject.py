@@ -1,12 +1,16 @@
 """Where the character is in an image: a mask of the subject, apart from its background.
 
-Colours are only compared on the subject: a blue sky must not vouch for blue hair. The image is
-cut into regions of like colour (Felzenszwalb's graph segmentation, from scikit-image); the
-regions that run along the frame's border are background, as are regions of the same colour
-that touch them; what remains, as its largest connected piece, is the subject (pieces a thin
-line apart are one piece: a dark outline the night's ground took must not cut the legs off).
-A region that meets only the top or only the bottom edge near the middle is kept as subject:
-that is a head or a body cut off by the frame, which the anchor hygiene warns about.
+Colours are only compared on the subject: a blue sky must not vouch for blue hair, nor sky-blue
+hair be lost in the sky. The image is cut into areas of smooth colour: neighbouring pixels
+whose colours differ by under :data:`STEP` CIEDE2000 are one area, so a gradient sky or a lit
+floor stays one area however far its ends differ, while a line drawn round a shape, the
+character's outline, is a wall no area crosses, even between two fills of the same colour.
+The areas that run along the frame's border are background, as are specks the background
+surrounds (a star, a flower, a raindrop); what remains, as its largest connected piece, is
+the subject (pieces a thin line apart are one piece: a dark outline the night's ground took
+must not cut the legs off). An area that meets only the top or only the bottom edge near the
+middle is kept as subject: that is a head or a body cut off by the frame, which the anchor
+hygiene warns about.
 """
 
 from __future__ import annotations
@@ -18,13 +22,20 @@ import numpy as np
 from numpy.typing import NDArray
 
 from onmodel.errors import InvalidImageError
-from onmodel.vision.colours import delta_e, to_lab
+from onmodel.vision.colours import ColourTable, delta_e
 
 WORKING_SIDE = 320
-"""Images are analysed at most this big: the fills and the eyes stay many pixels wide, and a
+"""Images are measured at most this big: the fills and the eyes stay many pixels wide, and a
 check takes a fraction of a second instead of seconds."""
+SEGMENT_SIDE = 768
+"""Images are cut into areas at most this big, before they are shrunk to
+:data:`WORKING_SIDE`: shrinking drops rows and columns, and with them pieces of a thin outline,
+through which the sky would flood into sky-blue hair."""
+STEP = 3.0
+"""CIEDE2000 between neighbouring pixels under which they are one smooth area: a gradient
+steps by about one, JPEG noise by a few, an outline by tens."""
 _GAP = 3  # side of the square each piece is grown by: pieces two pixels apart join
-_SAME_REGION = 6.0  # CIEDE2000 below which a region touching the background is background too
+_SPECK = 0.0003  # of the frame: an area this small with only background around it is one
 
 
 @dataclass(frozen=True)
@@ -55,7 +66,7 @@ class Subject:
         return [name for name, strip in sides.items() if strip.any()]
 
 
-def load_rgb(path: Path, max_side: int = WORKING_SIDE) -> NDArray[np.uint8]:
+def load_rgb(path: Path, max_side: int = SEGMENT_SIDE) -> NDArray[np.uint8]:
     """The image as 8-bit RGB, shrunk to ``max_side`` without blending colours (nearest
     neighbour), so a drawing's flat fills keep their exact values."""
     from PIL import Image, UnidentifiedImageError
@@ -74,19 +85,18 @@ def load_rgb(path: Path, max_side: int = WORKING_SIDE) -> NDArray[np.uint8]:
 
 
 def find_subject(rgb: NDArray[np.uint8]) -> Subject:
-    """The subject of ``rgb``: the largest connected piece that is not background."""
+    """The subject of ``rgb``: the largest connected piece that is not background, on
+    ``rgb`` shrunk to :data:`WORKING_SIDE` (the areas are found before it is shrunk)."""
     from scipy.ndimage import binary_dilation
     from skimage.measure import label
-    from skimage.segmentation import felzenszwalb
 
+    areas, count = smooth_areas(rgb)
+    background = _border_regions(areas, count)
+    _absorb_specks(areas, count, background)
+    rows, cols = _shrunk(rgb.shape[0], rgb.shape[1])
+    rgb = rgb[np.ix_(rows, cols)]
     height, width = rgb.shape[:2]
-    regions = np.asarray(
-        felzenszwalb(rgb, scale=max(height, width) / 2, sigma=0.3, min_size=8), dtype=np.int64
-    )
-    count = int(regions.max()) + 1
-    background = _border_regions(regions, count)
-    _grow(regions, count, background, to_lab(rgb))
-    candidate = ~background[regions]
+    candidate = ~background[areas[np.ix_(rows, cols)]]
     joined = binary_dilation(candidate, np.ones((_GAP, _GAP), dtype=bool))
     pieces = np.asarray(label(joined, connectivity=1), dtype=np.int64) * candidate  # type: ignore[no-untyped-call]
     if not pieces.any():
@@ -99,6 +109,47 @@ def find_subject(rgb: NDArray[np.uint8]) -> Subject:
     cols = np.flatnonzero(mask.any(axis=0))
     box = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
     return Subject(rgb=rgb, mask=mask, box=box)
+
+
+def _shrunk(height: int, width: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The rows and columns an image keeps when shrunk to :data:`WORKING_SIDE` without
+    blending colours (nearest neighbour), so a drawing's flat fills keep their exact values."""
+    scale = min(1.0, WORKING_SIDE / max(height, width))
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    return tuple(  # type: ignore[return-value]
+        np.minimum(((np.arange(n) + 0.5) / scale).astype(np.int64), full - 1)
+        for n, full in zip(size, (height, width), strict=True)
+    )
+
+
+def smooth_areas(rgb: NDArray[np.uint8]) -> tuple[NDArray[np.int64], int]:
+    """Each pixel's smooth area (see the module's docstring) and how many areas there are.
+
+    CIEDE2000 is asked once per distinct pair of neighbouring colours: a drawing's flat fills
+    have few, so the full-size image costs little more than a shrunk one."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    height, width = rgb.shape[:2]
+    table = ColourTable.of(rgb.reshape(-1, 3))
+    colour = table.inverse.reshape(height, width)
+    index = np.arange(height * width, dtype=np.int64).reshape(height, width)
+    firsts, seconds = [], []
+    for near, far, one, other in (
+        (colour[:, :-1], colour[:, 1:], index[:, :-1], index[:, 1:]),
+        (colour[:-1, :], colour[1:, :], index[:-1, :], index[1:, :]),
+    ):
+        kinds = len(table.counts)
+        pairs, which = np.unique(near.ravel() * kinds + far.ravel(), return_inverse=True)
+        alike = delta_e(table.lab[pairs // kinds], table.lab[pairs % kinds]) < STEP
+        alike = alike[which.ravel()]
+        firsts.append(one.ravel()[alike])
+        seconds.append(other.ravel()[alike])
+    first, second = np.concatenate(firsts), np.concatenate(seconds)
+    size = height * width
+    graph = coo_matrix((np.ones(len(first), dtype=np.int8), (first, second)), shape=(size, size))
+    count, labels = connected_components(graph, directed=False)
+    return np.asarray(labels, dtype=np.int64).reshape(height, width), int(count)
 
 
 def _border_regions(regions: NDArray[np.int64], count: int) -> NDArray[np.bool_]:
@@ -127,29 +178,18 @@ def _border_regions(regions: NDArray[np.int64], count: int) -> NDArray[np.bool_]
     return background
 
 
-def _grow(
-    regions: NDArray[np.int64], count: int, background: NDArray[np.bool_], lab: NDArray[np.float64]
-) -> None:
-    """Mark as background every region that touches a background region of its colour: a
-    gradient sky cut into bands, or a floor the segmentation split, stays one background."""
-    means = np.zeros((count, 3))
-    for channel in range(3):
-        means[:, channel] = np.bincount(
-            regions.ravel(), weights=lab[..., channel].ravel(), minlength=count
-        )
-    means /= np.maximum(np.bincount(regions.ravel(), minlength=count), 1)[:, None]
+def _absorb_specks(areas: NDArray[np.int64], count: int, background: NDArray[np.bool_]) -> None:
+    """Mark as background every small area whose neighbours are all background: a star, a
+    flower or a streak of rain drawn over the scene, which a pet or the character's outline
+    would otherwise pick up as part of the subject when it lies beside them."""
     pairs = np.concatenate(
         [
-            np.stack([regions[:, :-1].ravel(), regions[:, 1:].ravel()], axis=1),
-            np.stack([regions[:-1, :].ravel(), regions[1:, :].ravel()], axis=1),
+            np.stack([areas[:, :-1].ravel(), areas[:, 1:].ravel()], axis=1),
+            np.stack([areas[:-1, :].ravel(), areas[1:, :].ravel()], axis=1),
         ]
     )
-    pairs = np.unique(pairs[pairs[:, 0] != pairs[:, 1]], axis=0)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
     pairs = np.concatenate([pairs, pairs[:, ::-1]])
-    alike = delta_e(means[pairs[:, 0]], means[pairs[:, 1]]) <= _SAME_REGION
-    pairs = pairs[alike]
-    changed = True
-    while changed:
-        spread = pairs[background[pairs[:, 0]] & ~background[pairs[:, 1]], 1]
-        changed = bool(len(spread))
-        background[spread] = True
+    inner = np.bincount(pairs[:, 0], weights=~background[pairs[:, 1]], minlength=count)
+    sizes = np.bincount(areas.ravel(), minlength=count)
+    background[(sizes <= _SPECK * areas.size) & (inner == 0)] = True
