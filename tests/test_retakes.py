@@ -141,3 +141,17 @@ def test_nonsense_retake_options_are_refused_in_one_line_before_anything_is_made
         assert outcome.code != 0 and message in outcome.stderr
     with Studio.open(isolated_home) as opened:
         assert opened.status_counts() == {}  # no shot was recorded, let alone paid for
+
+
+def test_a_dry_run_of_retakes_says_how_many_takes_and_checks_it_could_make(
+    isolated_home: Path, scorer: type[TakeScorer]
+) -> None:
+    assert run_cli(isolated_home, "character", "new", "Mia", "--prompt", PROMPT).code == 0
+    assert run_cli(isolated_home, "session", "new", "mia").code == 0
+    planned = run_cli(
+        isolated_home, "shot", "crying", "--check", "paid", "--takes", "3", "--dry-run"
+    )
+    assert planned.code == 0
+    assert "each take checked with paid (pass mark 80), up to 3 takes" in planned.stdout
+    assert "plus up to 3 paid checks" in planned.stdout
+    assert scorer.made == 0

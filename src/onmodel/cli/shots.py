@@ -29,6 +29,7 @@ from onmodel.status import ImageStatus
 if TYPE_CHECKING:
     from onmodel.handles import Checked, Image
     from onmodel.store.records import CheckRecord
+    from onmodel.studio.core import Studio
     from onmodel.studio.retakes import RetakeReport
 
 
@@ -114,10 +115,11 @@ def shot(
         roles = ", ".join(f"{i.role} #{i.image_id}" if i.image_id else i.role for i in plan.inputs)
         print_dim(f"parent: #{plan.parent_id}; inputs: {roles or 'none'}")
         cost = plan.estimated_max_cost
-        print_dim(f"cost at most: {'$' + cost if cost is not None else 'unknown'}")
+        each = " a take" if checking and takes > 1 else ""
+        print_dim(f"cost at most{each}: {'$' + cost if cost is not None else 'unknown'}")
         print(escape_controls(plan.prompt))  # plain, for pipes; a revised prompt may hold escapes
         if checking:
-            print_dim(f"then: checked with {check or 'palette'}, up to {takes} take(s)")
+            print_dim(_retake_plan(studio, check or "palette", takes, cost, min_score))
         return
     if not checking:
         report(studio.execute(plan), json_out)
@@ -137,6 +139,23 @@ def shot(
         print_retakes(retakes)
     if not retakes.passed:
         raise typer.Exit(1)
+
+
+def _retake_plan(
+    studio: Studio, checker: str, takes: int, cost: str | None, min_score: int | None
+) -> str:
+    """What a dry run of ``shot --check`` would go on to do, and its worst case."""
+    from onmodel.checkers.base import DEFAULT_MIN_SCORE
+
+    mark = DEFAULT_MIN_SCORE if min_score is None else min_score
+    then = f"then: each take checked with {checker} (pass mark {mark})"
+    if takes > 1:
+        then += f", up to {takes} takes until one is on model"
+        if cost is not None:
+            then += f"; the takes could cost up to ${Decimal(cost) * takes} in all"
+    if studio.checks.checker(checker).billed:
+        then += f", plus up to {takes} paid check{'s' if takes > 1 else ''}"
+    return then
 
 
 def retakes_dict(retakes: RetakeReport) -> dict[str, Any]:
