@@ -153,6 +153,10 @@ def test_an_answer_that_is_no_judgement_is_a_failed_check_with_its_usage_and_cos
     assert record.cost_usd is not None and Decimal(record.cost_usd) > 0
     assert record.returned["response_id"].startswith("resp_")
     assert KEY not in stored_text(record)
+    message = record.error_message or ""
+    assert "\n" not in message and "pydantic" not in message and "_Judgement" not in message
+    if scripted is not None and scripted.get("score") == 250:
+        assert "score: Input should be less than or equal to 100" in message
 
 
 def test_an_api_error_is_a_failed_check_that_never_quotes_the_key(
@@ -266,6 +270,17 @@ def test_every_trait_the_sheet_sets_is_judged_list_items_one_by_one() -> None:
     ]
     assert JudgeChecker().model == DEFAULT_JUDGE_MODEL
     assert JudgeChecker(model="gpt-6.1-terra").model == "gpt-6.1-terra"
+
+
+def test_a_palette_colour_the_outfit_wears_changes_with_a_requested_outfit() -> None:
+    sheet = ModelSheet(outfit_colors=["#F3E9D2"], palette=["#f3e9d2", "#f0a04b"])
+    changed = {t.name: t.changed for t in judged_traits(sheet, ShotRequest(outfit="tracksuit"))}
+    assert changed == {
+        "outfit_colors: #F3E9D2": True,
+        "palette: #f3e9d2": True,  # the hoodie's colour goes with the hoodie
+        "palette: #f0a04b": False,  # the hair's stays
+    }
+    assert not any(t.changed for t in judged_traits(sheet, ShotRequest(pose="waving")))
 
 
 def test_onmodel_judge_model_chooses_the_judges_model_for_every_check(

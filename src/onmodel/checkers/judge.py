@@ -106,6 +106,10 @@ class JudgedTrait:
 def judged_traits(sheet: ModelSheet, request: ShotRequest) -> list[JudgedTrait]:
     """One entry per trait the sheet sets, list items one by one, in the sheet's order."""
     traits: list[JudgedTrait] = []
+    # a palette colour that is an outfit colour goes with the outfit a request changes, as
+    # the palette checker takes it: the two checkers agree on what a new outfit excuses
+    outfit_colours = {colour.strip().lower() for colour in sheet.outfit_colors}
+    changed_fit = bool(request.outfit)
     for field in _SEEN:
         value = getattr(sheet, field)
         changed = bool(request.outfit) and field in _OUTFIT_TRAITS
@@ -115,7 +119,8 @@ def judged_traits(sheet: ModelSheet, request: ShotRequest) -> list[JudgedTrait]:
             continue
         for number, item in enumerate(value, start=1):
             key, name = f"{field}_{number}", f"{field}: {item}"
-            traits.append(JudgedTrait(key, field, name, item, changed))
+            worn = field == "palette" and item.strip().lower() in outfit_colours
+            traits.append(JudgedTrait(key, field, name, item, changed or (worn and changed_fit)))
     return traits
 
 
@@ -356,7 +361,7 @@ class JudgeChecker(Checker):
         try:
             return validate(data)
         except (PydanticValidationError, OnmodelError, ValueError) as exc:
-            message = f"answered outside the schema: {_quoted(str(exc))}"
+            message = f"answered outside the schema: {_quoted(_first_problem(exc))}"
             raise failed(message, "schema_mismatch") from exc
 
     def _priced(self, text_in: int, image_in: int, text_out: int) -> Decimal | None:
@@ -457,6 +462,18 @@ def _refusal(response: Response) -> str | None:
 
 def _usage(response: Response) -> dict[str, Any] | None:
     return response.usage.model_dump() if response.usage is not None else None
+
+
+def _first_problem(exc: Exception) -> str:
+    """Pydantic's report in a user's words: where, and what is wrong there (its own text
+    names an internal class and a documentation link), and how many more problems."""
+    if not isinstance(exc, PydanticValidationError):
+        return str(exc)
+    errors = exc.errors()
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"]) or "the answer"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"
 
 
 def _quoted(text: str) -> str:
