@@ -171,3 +171,14 @@ def test_current_session_follows_new_and_use(studio: Studio) -> None:
     assert studio.session().slug == second.slug
     studio.use_session(first)
     assert studio.session().slug == first
+
+
+def test_a_library_caller_may_give_a_model_sheet_as_a_mapping(studio: Studio) -> None:
+    from onmodel.errors import InputError
+
+    mia = studio.create_character(
+        "Mia", prompt="a girl", sheet={"hair_color": "#f0a04b", "must_keep": ["gold star clip"]}
+    )
+    assert mia.sheet.hair_color == "#f0a04b" and mia.sheet.must_keep == ["gold star clip"]
+    with pytest.raises(InputError, match="the model sheet: hair_color: 'rainbow' is not a colour"):
+        studio.edit_sheet(mia, {"hair_color": "rainbow"})

@@ -8,6 +8,7 @@ users can write it by hand and templates can read it.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -87,6 +88,18 @@ class ModelSheet(BaseModel):
         if not isinstance(data, dict):
             raise UsageError(f"model sheet {path} must be a mapping of traits")
         return cls.checked(data, f"model sheet {path}")
+
+    @classmethod
+    def given(cls, value: ModelSheet | Path | Mapping[str, Any]) -> ModelSheet:
+        """A sheet as a library caller may hand one over: a sheet, a YAML file, or a mapping
+        of traits (checked like the file, in a one-line error)."""
+        if isinstance(value, ModelSheet):
+            return value
+        if isinstance(value, Path):
+            return cls.from_yaml_file(value)
+        if isinstance(value, Mapping):
+            return cls.checked(dict(value), "the model sheet")
+        raise InputError(f"a model sheet is a ModelSheet, a YAML file or a mapping, not {value!r}")
 
     @classmethod
     def checked(cls, data: object, source: str) -> ModelSheet:

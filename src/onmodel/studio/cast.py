@@ -7,7 +7,7 @@ clear duplicate error or (for generated session names) the next free name.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,7 +74,7 @@ class Cast:
         name: str,
         *,
         prompt: str,
-        sheet: ModelSheet | Path | None = None,
+        sheet: ModelSheet | Path | Mapping[str, Any] | None = None,
         slug: str | None = None,
         provider: str | None = None,
         model: str | None = None,
@@ -123,7 +123,7 @@ class Cast:
         prompt: str = "",
         gen_id: str | None = None,
         revised_prompt: str | None = None,
-        sheet: ModelSheet | Path | None = None,
+        sheet: ModelSheet | Path | Mapping[str, Any] | None = None,
         slug: str | None = None,
         strict: bool = False,
     ) -> Character:
@@ -210,12 +210,11 @@ class Cast:
             raise UsageError(f"image {image.id} is {image.status}: it has no picture to look at")
         return anchor_warnings(image.path)
 
-    def _sheet_for(self, prompt: str, sheet: ModelSheet | Path | None) -> ModelSheet:
+    def _sheet_for(
+        self, prompt: str, sheet: ModelSheet | Path | Mapping[str, Any] | None
+    ) -> ModelSheet:
         guessed = ModelSheet.from_prompt(prompt)
-        if sheet is None:
-            return guessed
-        given = ModelSheet.from_yaml_file(sheet) if isinstance(sheet, Path) else sheet
-        return guessed.merged_with(given)
+        return guessed if sheet is None else guessed.merged_with(ModelSheet.given(sheet))
 
     def _character_values(
         self, name: str, slug: str | None, prompt: str, sheet: ModelSheet

@@ -110,7 +110,7 @@ class Studio:
         name: str,
         *,
         prompt: str,
-        sheet: ModelSheet | Path | None = None,
+        sheet: ModelSheet | Path | Mapping[str, Any] | None = None,
         slug: str | None = None,
         provider: str | None = None,
         model: str | None = None,
@@ -143,7 +143,7 @@ class Studio:
         prompt: str = "",
         gen_id: str | None = None,
         revised_prompt: str | None = None,
-        sheet: ModelSheet | Path | None = None,
+        sheet: ModelSheet | Path | Mapping[str, Any] | None = None,
         slug: str | None = None,
         strict: bool = False,
     ) -> Character:
@@ -556,7 +556,7 @@ class Studio:
     def edit_sheet(
         self,
         character: str | int | Character,
-        sheet: ModelSheet | Path | None = None,
+        sheet: ModelSheet | Path | Mapping[str, Any] | None = None,
         *,
         changes: Mapping[str, Any] | None = None,
     ) -> SheetVersion:

@@ -205,16 +205,14 @@ class Editing:
         self,
         ref: str | int | Character,
         *,
-        sheet: ModelSheet | Path | None,
+        sheet: ModelSheet | Path | Mapping[str, Any] | None,
         changes: Mapping[str, Any],
     ) -> SheetVersion:
         """See :meth:`Studio.edit_sheet`."""
         character = self.studio.character(ref)
         if sheet is None and not changes:
             raise UsageError("give the new sheet, or the traits to change")
-        if isinstance(sheet, Path):
-            sheet = ModelSheet.from_yaml_file(sheet)
-        base = (sheet or character.sheet).model_dump()
+        base = (character.sheet if sheet is None else ModelSheet.given(sheet)).model_dump()
         edited = ModelSheet.checked({**base, **changes}, "the model sheet")
         if edited.model_dump() == character.sheet.model_dump():
             raise UsageError(f"the model sheet of {character.slug} already says that")
