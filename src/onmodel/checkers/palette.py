@@ -14,9 +14,12 @@ with no such blob has lost the skin colour; one whose blob is shaped unlike the 
 every shot when the sheet names no skin colour.
 
 What the shot's request changes on purpose is not drift: a requested outfit makes the outfit
-colours, and palette entries of the same colours, "changed by request", and under a scene's
-own light (night, sunset, neon) a colour that is only lighter or darker than the anchor's is
-"changed by request" too.
+colours, and palette entries of the same colours, "changed by request". So does a scene's own
+light (night, sunset, neon): it darkens or tints every colour of the character alike, so the
+check estimates it, as a gain on each of red, green and blue that turns most of the anchor's
+colours into colours the shot shows where the anchor shows them, and a trait found only in
+that light is "changed by request", the light named. A trait recoloured under that light is
+none of the anchor's colours in it either, and is still caught.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from onmodel.checkers.base import (
 from onmodel.errors import InvalidImageError
 from onmodel.providers.preview import colours_in, parse_colour
 from onmodel.sheet import ModelSheet, ShotRequest
-from onmodel.vision.colours import RGB, Floats, chroma, dominant_colours, hex_of, to_lab, to_rgb
+from onmodel.vision.colours import RGB, Floats, dominant_colours, hex_of, to_lab, to_rgb
 from onmodel.vision.describe import propose
 from onmodel.vision.traits import MATCH_RADIUS, Baseline, Face, Picture, distance
 
@@ -53,11 +56,14 @@ _LIGHTING = re.compile(
     r"night|midnight|\bdark|dusk|sunset|sunrise|dawn|evening|twilight|golden hour|neon|"
     r"candle|moonlit|firelight|torch|lantern|disco|club|\bstage\b|concert",
 )
-_LIGHT_RADIUS = 8.0  # CIEDE2000, lightness weighed a quarter: the light changes little else
-_LIGHTNESS_WEIGHT = 4.0
-_LIT_CHROMA = 10.0
-"""A grey, black or white is told from an outline or a shadow by lightness alone, so only a
-colour at least this colourful (Lab chroma) is forgiven a change of light."""
+Gain = tuple[float, float, float]
+_GAIN_RANGE = (0.2, 1.5)
+"""How much darker or brighter a scene's light may make a channel: night to a spotlight."""
+_TINT = 2.5
+"""The most one channel's gain may be over another's: a sunset's orange, a neon's purple; a
+gain past it would turn one trait's colour into another's and excuse a recolour."""
+_LIGHT_SEEDS = 8  # the shot's main colours, each tried as the light on each anchor colour
+_DARKEST = 24  # a channel this dark on the anchor says nothing of the light's gain on it
 _SHAPE = math.log(1.15)  # how much wider or taller for its size a shot's face may be
 _ANCHOR_COLOURS = 5  # traits read off an anchor whose sheet names no colour at all
 
@@ -76,17 +82,20 @@ class _Trait:
 @dataclass(frozen=True)
 class _View:
     """What a shot is judged on: its picture, its face (None: not found, or the anchor has
-    none), the anchor's colours for every trait, and the light its request asks for."""
+    none), the anchor's colours for every trait, the light its request asks for and the gain
+    that light was measured to put on the character (None: none asked, or it changed
+    nothing)."""
 
     shot: Picture
     face: Face | None
     known: list[Floats]
     request: ShotRequest
     lighting: str
+    gain: Gain | None = None
 
-    def lit(self, base: Baseline) -> bool:
-        """Whether the scene's light may have made ``base`` lighter or darker."""
-        return bool(self.lighting) and chroma(base.lab) >= _LIT_CHROMA
+    def lit(self, base: Baseline) -> Baseline:
+        """``base`` as the scene's light shows it (itself when there is no light)."""
+        return base if self.gain is None else replace(base, lab=_relit(base.lab, self.gain))
 
 
 class PaletteChecker(Checker):
@@ -117,13 +126,21 @@ class PaletteChecker(Checker):
         known = [b.lab for b in bases.values() if b is not None]
         shot.rescale(known)
         view = _View(shot, None, known, subject.request, _lighting(subject.request))
+        if view.lighting:
+            shown = [
+                b for t in traits if (b := bases.get(t.name)) and not _requested(t, view.request)
+            ]
+            view = replace(view, gain=_scene_light(shot, shown))
+            if view.gain is not None:
+                known += [view.lit(b).lab for b in bases.values() if b is not None]
+            shot.rescale(known)
         skin = bases.get("skin_color")
         faces = anchor.faces(skin.lab) if skin is not None else []
         seen = True  # whether the shot shows a face: without one, its skin colour is lost
         if skin is not None and faces:
             bases = {name: base and anchor.place(base, faces[0]) for name, base in bases.items()}
             placed = [
-                base
+                view.lit(base)
                 for trait in traits
                 if (base := bases.get(trait.name)) is not None
                 and trait.name != "skin_color"
@@ -213,15 +230,53 @@ def _requested(trait: _Trait, request: ShotRequest) -> bool:
 
 
 def _skin_blobs(shot: Picture, skin: Baseline, view: _View) -> list[Face]:
-    """The shot's blobs of the anchor's skin colour, or under a scene's light of that colour
-    lighter or darker, that may be its face (see :meth:`Picture.faces`)."""
-    others = tuple(lab for lab in view.known if lab is not skin.lab)
-    blobs = shot.faces(skin.lab, others=others)
-    if not blobs and view.lit(skin):
-        blobs = shot.faces(
-            skin.lab, radius=_LIGHT_RADIUS, lightness=_LIGHTNESS_WEIGHT, others=others
-        )
-    return blobs
+    """The shot's blobs of the anchor's skin colour as the scene's light shows it that may be
+    its face (see :meth:`Picture.faces`)."""
+    lit = view.lit(skin).lab
+    others = tuple(lab for lab in view.known if min(distance(lab, c) for c in (lit, skin.lab)) > 1)
+    return shot.faces(lit, others=others)
+
+
+def _scene_light(shot: Picture, bases: list[Baseline]) -> Gain | None:
+    """The gain the scene's light puts on the character's colours (None: no light keeps more
+    of them than none does, as in a shot drawn without the scene's light on the character).
+
+    Each pairing of an anchor colour with one of the shot's main colours proposes a gain; the
+    one under which the most of ``bases`` keep their amount in their band of the character's
+    height is the light, of equals the one under which they keep the most of it, then the
+    mildest. Two colours at least must agree on it, so one recoloured trait cannot pass for
+    the light.
+    """
+    seeds = dominant_colours(shot.pixels, count=_LIGHT_SEEDS, merge=MATCH_RADIUS, min_share=0.01)
+    gains: set[Gain] = set()
+    for base in bases:
+        anchor = base.rgb
+        if min(anchor) < _DARKEST:
+            continue
+        for colour, _ in seeds:
+            gain = tuple(round(s / a, 2) for s, a in zip(colour, anchor, strict=True))
+            low, high = min(gain), max(gain)
+            if _GAIN_RANGE[0] <= low and high <= _GAIN_RANGE[1] and high <= _TINT * low:
+                gains.add((gain[0], gain[1], gain[2]))
+
+    def kept(gain: Gain) -> tuple[int, float, float]:
+        lit = [replace(b, lab=_relit(b.lab, gain)) for b in bases]
+        shot.rescale([b.lab for b in lit])
+        amounts = [shot.kept(b) for b in lit]
+        mild = -sum(abs(math.log(g)) for g in gain)
+        return sum(a >= KEPT for a in amounts), sum(min(a, 1.0) for a in amounts), mild
+
+    plain = kept((1.0, 1.0, 1.0))[0]
+    scored = sorted(((kept(gain), gain) for gain in gains), reverse=True)
+    if not scored or scored[0][0][0] < max(2, plain + 1):
+        return None
+    return scored[0][1]
+
+
+def _relit(lab: Floats, gain: Gain) -> Floats:
+    """A colour under a light of ``gain`` on its red, green and blue."""
+    rgb = to_rgb(lab)
+    return to_lab(tuple(min(255, round(c * g)) for c, g in zip(rgb, gain, strict=True)))  # type: ignore[arg-type]
 
 
 def _shot_face(
@@ -259,7 +314,7 @@ def _judge(trait: _Trait, base: Baseline, view: _View) -> TraitResult:
             note=f"the shot asks for {view.request.outfit.strip()!r}",
             expected=expected,
         )
-    found = view.shot.find(base, view.known, radius=MATCH_RADIUS, face=view.face)
+    found = view.shot.find(base, view.known, face=view.face)
     if found.kept >= KEPT and found.lab is not None:
         return TraitResult(
             trait.name,
@@ -268,25 +323,18 @@ def _judge(trait: _Trait, base: Baseline, view: _View) -> TraitResult:
             measured=hex_of(to_rgb(found.lab)),
             delta_e=round(distance(base.lab, found.lab), 1),
         )
-    if view.lit(base):
-        others = tuple(lab for lab in view.known if lab is not base.lab)
-        lit = view.shot.find(
-            base,
-            [],
-            radius=_LIGHT_RADIUS,
-            lightness=_LIGHTNESS_WEIGHT,
-            face=view.face,
-            others=others,
-        )
+    if view.gain is not None:
+        lit = view.shot.find(view.lit(base), view.known, face=view.face)
         if lit.kept >= KEPT and lit.lab is not None:
             return TraitResult(
                 trait.name,
                 Verdict.CHANGED,
-                note=f"lighter or darker as the scene's light ({view.lighting}) makes it",
+                note=f"as the scene's light ({view.lighting}) shows it",
                 expected=expected,
                 measured=hex_of(to_rgb(lit.lab)),
                 delta_e=round(distance(base.lab, lit.lab), 1),
             )
+        found = lit
     if found.new is None:
         return TraitResult(
             trait.name,
@@ -305,7 +353,7 @@ def _judge(trait: _Trait, base: Baseline, view: _View) -> TraitResult:
 def _faceless(trait: _Trait, base: Baseline, view: _View) -> TraitResult:
     """The skin of a shot with no face of it: the anchor's face is its skin's largest blob,
     so a shot without one has lost the colour, however much the background shows of it."""
-    new = view.shot.find(base, view.known, radius=MATCH_RADIUS).new
+    new = view.shot.find(base, view.known).new
     note = "no face of this colour on the character"
     if new is None:
         return TraitResult(trait.name, Verdict.DRIFTED, note=note, expected=hex_of(base.rgb))
@@ -337,6 +385,8 @@ def _outcome(results: list[TraitResult], traits: list[_Trait]) -> CheckOutcome:
         summary = "drifted: " + ", ".join(r.trait for r in drifted)
     elif kept:
         summary = f"on model: {len(kept)} colour{'s' if len(kept) != 1 else ''} as the anchor's"
+    elif any(r.verdict == Verdict.CHANGED for r in results):
+        summary = "on model: every colour as the request (its outfit, its light) changes it"
     else:
         summary = "nothing to compare: the anchor shows none of the sheet's colours"
     return CheckOutcome(score=score, traits=results, summary=summary)

@@ -31,10 +31,9 @@ def to_rgb(lab: Floats) -> RGB:
     return (red, green, blue)
 
 
-def delta_e(first: Floats, second: Floats, *, lightness: float = 1.0) -> Floats:
-    """CIEDE2000 between Lab colours (broadcast); ``lightness`` > 1 forgives changes of
-    lightness (the ``kL`` weight), as a darker scene's light darkens every colour in it."""
-    difference = deltaE_ciede2000(first, second, kL=lightness)  # type: ignore[no-untyped-call]
+def delta_e(first: Floats, second: Floats) -> Floats:
+    """CIEDE2000 between Lab colours (broadcast)."""
+    difference = deltaE_ciede2000(first, second)  # type: ignore[no-untyped-call]
     return np.asarray(difference, dtype=np.float64)
 
 
@@ -75,9 +74,9 @@ class ColourTable:
             inverse=inverse.reshape(-1).astype(np.int64),
         )
 
-    def near(self, lab: Floats, limit: float, *, lightness: float = 1.0) -> NDArray[np.bool_]:
+    def near(self, lab: Floats, limit: float) -> NDArray[np.bool_]:
         """Which pixels lie within ``limit`` CIEDE2000 of ``lab``."""
-        close = delta_e(self.lab, np.broadcast_to(lab, self.lab.shape), lightness=lightness)
+        close = delta_e(self.lab, np.broadcast_to(lab, self.lab.shape))
         return np.asarray((close <= limit)[self.inverse], dtype=np.bool_)
 
 

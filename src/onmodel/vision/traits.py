@@ -113,25 +113,25 @@ class Picture:
         self.table = ColourTable.of(self.pixels)
         self.rows = rows.astype(np.float64)
         self.cols = cols.astype(np.float64)
-        self.top, self.height = _extent(self.rows)
+        self.top, self.height = self.whole = _extent(self.rows)
 
     @classmethod
     def of(cls, path: Path) -> Picture:
         return cls(find_subject(load_rgb(path)))
 
-    def near(self, lab: Floats, radius: float, *, lightness: float = 1.0) -> NDArray[np.bool_]:
+    def near(self, lab: Floats, radius: float) -> NDArray[np.bool_]:
         if not len(self.pixels):
             return np.zeros(0, dtype=bool)
-        return self.table.near(lab, radius, lightness=lightness)
+        return self.table.near(lab, radius)
 
     def rescale(self, known: list[Floats]) -> None:
         """Measure heights on the pixels of the character's known colours only, so a pet or a
-        building the subject mask took in does not change what "the top" of it is."""
+        building the subject mask took in does not change what "the top" of it is; on the
+        whole subject when it shows (almost) none of them."""
         hits = np.zeros(len(self.pixels), dtype=bool)
         for lab in known:
             hits |= self.near(lab, MATCH_RADIUS)
-        if hits.sum() >= 10:
-            self.top, self.height = _extent(self.rows[hits])
+        self.top, self.height = _extent(self.rows[hits]) if hits.sum() >= 10 else self.whole
 
     def relative(self, hits: NDArray[np.bool_]) -> NDArray[np.float64]:
         return np.asarray((self.rows[hits] - self.top) / self.height, dtype=np.float64)
@@ -170,8 +170,6 @@ class Picture:
         self,
         skin: Floats,
         *,
-        radius: float = MATCH_RADIUS,
-        lightness: float = 1.0,
         others: tuple[Floats, ...] = (),
     ) -> list[Face]:
         """Where a face may be: the blobs of the ``skin`` colour on the subject big enough to
@@ -179,7 +177,7 @@ class Picture:
         the skin itself drifted. Pixels of ``others`` never count as skin."""
         from skimage.measure import label
 
-        skinned = self.near(skin, radius, lightness=lightness)
+        skinned = self.near(skin, MATCH_RADIUS)
         for colour in others:
             skinned &= ~self.near(colour, MATCH_RADIUS)
         grid = np.zeros(self.subject.mask.shape, dtype=bool)
@@ -215,23 +213,19 @@ class Picture:
     def kept(self, base: Baseline, *, face: Face | None = None) -> float:
         """How much of ``base`` this picture shows where the anchor shows it, over the
         anchor's amount (1.0: as much)."""
-        return self._matches(base, face, MATCH_RADIUS)[1]
+        return self._matches(base, face)[1]
 
     def find(
         self,
         base: Baseline,
         known: list[Floats],
         *,
-        radius: float,
-        lightness: float = 1.0,
         face: Face | None = None,
-        others: tuple[Floats, ...] = (),
     ) -> Found:
         """Look for ``base`` where the anchor shows it (see :meth:`_where`). When it is
         missing, report that place's main colour that is none of the anchor's (``known``):
-        what the trait became. Pixels of ``others`` (the anchor's colours for other traits)
-        never count: a wide ``radius`` must not take the brown skin for darker brown eyes."""
-        hits, kept, where = self._matches(base, face, radius, lightness, others)
+        what the trait became."""
+        hits, kept, where = self._matches(base, face)
         lab = median_lab(self.table.lab[self.table.inverse[hits]]) if hits.any() else None
         other = where.copy()
         for colour in known:
@@ -240,19 +234,12 @@ class Picture:
         return Found(kept=kept, lab=lab, new=to_lab(colours[0][0]) if colours else None)
 
     def _matches(
-        self,
-        base: Baseline,
-        face: Face | None,
-        radius: float,
-        lightness: float = 1.0,
-        others: tuple[Floats, ...] = (),
+        self, base: Baseline, face: Face | None
     ) -> tuple[NDArray[np.bool_], float, NDArray[np.bool_]]:
         """The pixels of ``base``'s colour where the anchor shows it, their amount over the
         anchor's, and that place."""
         where, scale, expected = self._where(base, face)
-        hits = self.near(base.lab, radius, lightness=lightness) & where
-        for colour in others:
-            hits &= ~self.near(colour, MATCH_RADIUS)
+        hits = self.near(base.lab, MATCH_RADIUS) & where
         kept = float(hits.sum()) / scale / expected if expected else 0.0
         return hits, kept, where
 
