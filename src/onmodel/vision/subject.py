@@ -123,33 +123,46 @@ def _shrunk(height: int, width: int) -> tuple[NDArray[np.int64], NDArray[np.int6
 
 
 def smooth_areas(rgb: NDArray[np.uint8]) -> tuple[NDArray[np.int64], int]:
-    """Each pixel's smooth area (see the module's docstring) and how many areas there are.
-
-    CIEDE2000 is asked once per distinct pair of neighbouring colours: a drawing's flat fills
-    have few, so the full-size image costs little more than a shrunk one."""
+    """Each pixel's smooth area (see the module's docstring) and how many areas there are."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     height, width = rgb.shape[:2]
-    table = ColourTable.of(rgb.reshape(-1, 3))
-    colour = table.inverse.reshape(height, width)
+    across, down = _alike_neighbours(rgb)
     index = np.arange(height * width, dtype=np.int64).reshape(height, width)
-    firsts, seconds = [], []
-    for near, far, one, other in (
-        (colour[:, :-1], colour[:, 1:], index[:, :-1], index[:, 1:]),
-        (colour[:-1, :], colour[1:, :], index[:-1, :], index[1:, :]),
-    ):
-        kinds = len(table.counts)
-        pairs, which = np.unique(near.ravel() * kinds + far.ravel(), return_inverse=True)
-        alike = delta_e(table.lab[pairs // kinds], table.lab[pairs % kinds]) < STEP
-        alike = alike[which.ravel()]
-        firsts.append(one.ravel()[alike])
-        seconds.append(other.ravel()[alike])
-    first, second = np.concatenate(firsts), np.concatenate(seconds)
+    first = np.concatenate([index[:, :-1][across], index[:-1, :][down]])
+    second = np.concatenate([index[:, 1:][across], index[1:, :][down]])
     size = height * width
     graph = coo_matrix((np.ones(len(first), dtype=np.int8), (first, second)), shape=(size, size))
     count, labels = connected_components(graph, directed=False)
     return np.asarray(labels, dtype=np.int64).reshape(height, width), int(count)
+
+
+def inside_fills(rgb: NDArray[np.uint8]) -> NDArray[np.bool_]:
+    """Which pixels are alike (under :data:`STEP`) to all four neighbours: the inside of a
+    fill, not the thin lines drawn round it nor the edge between two fills."""
+    across, down = _alike_neighbours(rgb)
+    inside = np.ones(rgb.shape[:2], dtype=bool)
+    inside[:, 1:] &= across
+    inside[:, :-1] &= across
+    inside[1:, :] &= down
+    inside[:-1, :] &= down
+    return inside
+
+
+def _alike_neighbours(rgb: NDArray[np.uint8]) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """Whether each pixel is alike (under :data:`STEP`) to the one right of it, and to the one
+    below it. CIEDE2000 is asked once per distinct pair of neighbouring colours: a drawing's
+    flat fills have few, so a full-size image costs little more than a shrunk one."""
+    table = ColourTable.of(rgb.reshape(-1, 3))
+    colour = table.inverse.reshape(rgb.shape[:2])
+    kinds = len(table.counts)
+    found = []
+    for near, far in ((colour[:, :-1], colour[:, 1:]), (colour[:-1, :], colour[1:, :])):
+        pairs, which = np.unique(near * kinds + far, return_inverse=True)
+        alike = delta_e(table.lab[pairs // kinds], table.lab[pairs % kinds]) < STEP
+        found.append(np.asarray(alike[which.reshape(near.shape)], dtype=bool))
+    return found[0], found[1]
 
 
 def _border_regions(regions: NDArray[np.int64], count: int) -> NDArray[np.bool_]:
