@@ -25,6 +25,9 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path: Path) -> N
     (wheel,) = dist.glob("onmodel-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "onmodel/templates/prompts/shot.j2" in names
+    for template in ("judge.j2", "describe.j2", "view.j2"):
+        assert f"onmodel/templates/prompts/{template}" in names
+    assert any(n.startswith("onmodel/migrations/versions/0006") for n in names)
     assert "onmodel/migrations/env.py" in names
     assert any(n.startswith("onmodel/migrations/versions/0001") for n in names)
     assert "onmodel/data/models.yaml" in names
@@ -48,7 +51,9 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path: Path) -> N
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert "7 images" in result.stdout
+    assert "9 images" in result.stdout  # the anchor, six shots and a retake's two takes
+    # the installed wheel checks offline: its demo's palette check catches the drifted take
+    assert "picked #9" in result.stdout and "on model 100" in result.stdout
     assert (
         str(env_dir)
         in subprocess.run(
@@ -58,4 +63,4 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path: Path) -> N
             check=True,
         ).stdout
     )
-    assert len(list((demo_dir / "blobs").rglob("*.png"))) == 7
+    assert len(list((demo_dir / "blobs").rglob("*.png"))) == 9
