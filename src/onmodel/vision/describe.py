@@ -7,7 +7,7 @@ the eyes as the small coloured spots inside the face, the outfit over the body.
 
 Only the inside of fills is read, never the lines drawn round them: an outline is a fill's
 colour darkened, and over a dark pair of jeans it would pass for a second outfit colour. A
-colour that is the sheet's own but for a little noise keeps the sheet's wording.
+colour that is the sheet's own hex code but for a little noise keeps it.
 """
 
 from __future__ import annotations
@@ -51,11 +51,12 @@ def propose(picture: Picture, current: ModelSheet) -> ModelSheet:
 
 
 def _worded(colour: RGB, current: list[str]) -> str:
-    """``colour`` in hex, or the sheet's own wording of it when one of ``current`` is the same
-    colour but for noise: a proposal must not turn "#ffffff" into "#fefefe"."""
+    """``colour`` in hex, or the sheet's own hex code for it when one of ``current`` is the
+    same colour but for noise: a proposal must not turn "#ffffff" into "#fefefe". A colour's
+    name ("red") is still proposed as the anchor's exact hex code."""
     lab = to_lab(colour)
     for text in current:
-        rgb = parse_colour(text) if text else None
+        rgb = parse_colour(text) if text.startswith("#") else None
         if rgb is not None and float(delta_e(to_lab(rgb), lab)) <= _NOISE:
             return text
     return hex_of(colour)
