@@ -235,3 +235,16 @@ def test_a_chatgpt_shot_is_not_retaken_it_waits_for_its_picture(
     assert refused.code == 2
     assert "make the shot without --check, then run onmodel check IMAGE" in refused.stderr
     assert studio.status_counts() == before  # nothing recorded
+
+
+def test_check_session_says_how_many_shots_it_could_not_check_because_they_were_not_made(
+    studio: Studio, scripted: type[ScriptedChecker]
+) -> None:
+    from cli_inprocess import run_cli
+
+    made_shot(studio)
+    home = studio.paths.home
+    assert run_cli(home, "shot", "--pose", "waving", "--provider", "chatgpt").code == 0  # pending
+    outcome = run_cli(home, "check", "--session", "mia", "--checker", "scripted")
+    assert "1 checked with scripted: 1 on model" in outcome.stdout
+    assert "1 shot of the session not checked: not made" in outcome.stdout

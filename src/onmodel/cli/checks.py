@@ -91,6 +91,16 @@ def check(
             f"{tones.count('drift')} drifted, {tones.count('failed')} could not be checked",
             markup=False,
         )
+        if session is not None:
+            unmade = sum(
+                n for status, n in studio.status_counts(session).items() if status != "succeeded"
+            )
+            if unmade:
+                console.print(
+                    f"{unmade} shot{'s' if unmade != 1 else ''} of the session not checked: "
+                    "not made (pending, failed or interrupted)",
+                    markup=False,
+                )
     if stopped and not json_out:
         console.print(stopped, markup=False)
     if stopped or any(record.passed is not True for record in results):
