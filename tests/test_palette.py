@@ -3,8 +3,12 @@ changes is not drift, and a colour the background also shows cannot vouch for th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
+from PIL import Image, ImageEnhance
 
 from onmodel.checkers.base import DEFAULT_MIN_SCORE, CheckOutcome, CheckSubject, Verdict
 from onmodel.checkers.palette import DRIFT_PENALTY, PaletteChecker
@@ -24,6 +28,17 @@ SHEET = ModelSheet(
 )
 
 
+SKY_BLUE = "#8ccbf0"  # the top of the preview's daytime sky
+SKY = ModelSheet(
+    hair="a girl with sky-blue hair",
+    hair_color=SKY_BLUE,
+    eye_color="#3bb273",
+    skin_color="#f7cfae",
+    outfit_colors=["#ffffff", "#34495e"],
+)
+Light = Callable[[Image.Image], Image.Image]
+
+
 def draw(
     folder: Path,
     name: str,
@@ -31,6 +46,7 @@ def draw(
     drift: dict[str, Any] | None = None,
     sheet: ModelSheet = SHEET,
     size: tuple[int, int] = (512, 512),
+    light: Light | None = None,
     **request: str,
 ) -> Path:
     image = render(
@@ -46,7 +62,7 @@ def draw(
         size,
     )
     path = folder / f"{name}.png"
-    image.save(path)
+    (light(image) if light else image).save(path)
     return path
 
 
@@ -55,10 +71,11 @@ def check(
     drift: dict[str, Any] | None = None,
     sheet: ModelSheet = SHEET,
     size: tuple[int, int] = (512, 512),
+    light: Light | None = None,
     **request: str,
 ) -> CheckOutcome:
     anchor = draw(folder, "anchor", kind="anchor", sheet=sheet, size=size)
-    shot = draw(folder, "shot", drift=drift, sheet=sheet, size=size, **request)
+    shot = draw(folder, "shot", drift=drift, sheet=sheet, size=size, light=light, **request)
     return PaletteChecker().check(
         CheckSubject(
             image=shot,
@@ -197,3 +214,64 @@ def test_the_demo_s_running_shot_in_sportswear_is_on_model_and_its_eyes_still_ch
     )
     assert {t.trait for t in drifted.drifted} == {"eye_color", "palette: #2e8b57"}
     assert drifted.score == 100 - DRIFT_PENALTY  # one drifted colour, counted once
+
+
+@pytest.mark.parametrize("scene", ["park", "beach"])
+def test_sky_blue_hair_under_the_sky_passes_and_red_hair_does_not_pass_on_the_sky(
+    tmp_path: Path, scene: str
+) -> None:
+    """The hair is the sky's own colour: the sky must neither swallow it nor stand in for it."""
+    kept = check(tmp_path, sheet=SKY, pose="standing", scene=scene)
+    assert kept.drifted == [] and kept.score >= DEFAULT_MIN_SCORE
+    assert verdicts(kept)["hair_color"] == Verdict.SAME
+    red = check(tmp_path, {"hair_color": "#d7263d"}, sheet=SKY, pose="standing", scene=scene)
+    assert [t.trait for t in red.drifted] == ["hair_color"]
+    assert red.drifted[0].measured == "#d7263d" and red.score < DEFAULT_MIN_SCORE
+
+
+@pytest.mark.parametrize(
+    ("top", "scene"),
+    [("#f6f4ef", ""), ("#f2e4d0", "kitchen")],  # the plain backdrop; the kitchen's wall
+)
+def test_a_top_of_the_background_s_colour_passes_and_its_recolour_is_caught(
+    tmp_path: Path, top: str, scene: str
+) -> None:
+    sheet = SKY.model_copy(update={"outfit_colors": [top, "#34495e"]})
+    kept = check(tmp_path, sheet=sheet, pose="standing", scene=scene)
+    assert kept.drifted == [] and kept.score >= DEFAULT_MIN_SCORE
+    red = check(tmp_path, {"outfit_color": "#d7263d"}, sheet=sheet, pose="standing", scene=scene)
+    assert [t.trait for t in red.drifted] == [f"outfit_colors: {top}"]
+    assert red.score < DEFAULT_MIN_SCORE
+
+
+def darker(factor: float) -> Light:
+    return lambda image: ImageEnhance.Brightness(image).enhance(factor)
+
+
+def warmer(image: Image.Image) -> Image.Image:
+    gains = (0.95, 0.8, 0.6)
+    bands = image.convert("RGB").split()
+    return Image.merge(
+        "RGB", [b.point(lambda v, g=g: round(v * g)) for b, g in zip(bands, gains, strict=True)]
+    )
+
+
+@pytest.mark.parametrize(
+    ("light", "scene"),
+    [(darker(0.8), "park at night"), (darker(0.7), "park at night"), (warmer, "park at sunset")],
+    ids=["night at 0.8", "night at 0.7", "warm sunset"],
+)
+def test_a_shot_lit_by_its_scene_is_on_model_and_a_recolour_under_that_light_is_caught(
+    tmp_path: Path, light: Light, scene: str
+) -> None:
+    """A real model lights the character with the scene: colours that changed only with the
+    light are changed by request, the light named, and red hair in it is still drift."""
+    lit = check(tmp_path, sheet=SKY, light=light, pose="standing", scene=scene)
+    assert lit.drifted == [] and lit.score >= DEFAULT_MIN_SCORE
+    hair = next(t for t in lit.traits if t.trait == "hair_color")
+    assert hair.verdict == Verdict.CHANGED and scene.split()[-1] in hair.note
+    red = check(
+        tmp_path, {"hair_color": "#d7263d"}, sheet=SKY, light=light, pose="standing", scene=scene
+    )
+    assert [t.trait for t in red.drifted] == ["hair_color"]
+    assert red.score < DEFAULT_MIN_SCORE

@@ -3,12 +3,14 @@ hygiene warnings, and a sheet proposed from the anchor's own colours."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from onmodel.checkers.palette import PaletteChecker
+from onmodel.demo import DEMO_SHEET
 from onmodel.errors import InvalidImageError
 from onmodel.providers.base import GenerationRequest
 from onmodel.providers.preview import render
@@ -22,14 +24,14 @@ SHEET = ModelSheet(
 )
 
 
-def anchor(folder: Path, scene: str = "") -> Path:
+def anchor(folder: Path, scene: str = "", sheet: ModelSheet = SHEET) -> Path:
     image = render(
         GenerationRequest(
             kind="shot" if scene else "anchor",
             prompt="",
             model="preview",
             params={},
-            sheet=SHEET,
+            sheet=sheet,
             request=ShotRequest(scene=scene),
             character_name="Ada",
         )
@@ -87,3 +89,61 @@ def test_describe_proposes_the_anchor_s_colours_and_keeps_the_words(tmp_path: Pa
         assert float(delta_e(lab[0], lab[1])) < 3, field
     assert proposed.outfit_colors[0] == "#3bb273"
     assert proposed.eye_color.startswith("#")
+
+
+def test_describe_reads_the_outfit_off_its_fills_not_its_outlines(tmp_path: Path) -> None:
+    """The demo's cream hoodie is close to its skin and covers more than the hair: it is an
+    outfit colour of its own; the grey outline round the jeans is none."""
+    path = anchor(tmp_path, sheet=DEMO_SHEET)
+    proposed = PaletteChecker().describe(path, "image/png", current=ModelSheet())
+    assert len(proposed.outfit_colors) == 2
+    for found, wanted in zip(proposed.outfit_colors, ["#f3e9d2", "#1f3a5f"], strict=True):
+        lab = [to_lab(tuple(int(c[i : i + 2], 16) for i in (1, 3, 5))) for c in (found, wanted)]
+        assert float(delta_e(lab[0], lab[1])) < 3, found
+
+
+def test_describe_keeps_a_sheet_colour_it_reads_back_but_for_noise(tmp_path: Path) -> None:
+    sheet = SHEET.model_copy(update={"outfit_colors": ["#ffffff", "#34495e"]})
+    proposed = PaletteChecker().describe(anchor(tmp_path, sheet=sheet), "image/png", current=sheet)
+    assert proposed.outfit_colors == ["#ffffff", "#34495e"]
+    assert proposed.hair_color == SHEET.hair_color and proposed.skin_color == SHEET.skin_color
+
+
+def backdrop(folder: Path, name: str, paint: Callable[[ImageDraw.ImageDraw], None]) -> Path:
+    """The preview's figure pasted on a backdrop ``paint`` draws."""
+    figure = Image.open(anchor(folder)).convert("RGB")
+    subject = find_subject(load_rgb(folder / "anchor.png"))
+    canvas = Image.new("RGB", figure.size)
+    paint(ImageDraw.Draw(canvas))
+    mask = Image.fromarray(subject.mask).resize(figure.size, Image.Resampling.NEAREST)
+    canvas.paste(figure, (0, 0), mask)
+    path = folder / f"{name}.png"
+    canvas.save(path)
+    return path
+
+
+def test_a_gradient_backdrop_is_plain_and_a_busy_one_is_not(tmp_path: Path) -> None:
+    def gradient(draw: ImageDraw.ImageDraw) -> None:
+        for y in range(512):
+            shade = 250 - y * 120 // 512
+            draw.line((0, y, 511, y), fill=(shade, shade, min(255, shade + 10)))
+
+    def checks(draw: ImageDraw.ImageDraw) -> None:
+        for x in range(0, 512, 32):
+            for y in range(0, 512, 32):
+                colour = (200, 80, 60) if (x + y) // 32 % 2 else (60, 120, 200)
+                draw.rectangle((x, y, x + 31, y + 31), fill=colour)
+
+    assert anchor_hygiene(backdrop(tmp_path, "gradient", gradient)) == []
+    busy = anchor_hygiene(backdrop(tmp_path, "checks", checks))
+    assert any("background is not plain" in w for w in busy)
+
+
+def test_a_tiny_subject_is_under_1_percent_of_the_frame_not_0(tmp_path: Path) -> None:
+    figure = Image.open(anchor(tmp_path)).convert("RGB")
+    tiny = tmp_path / "tiny.png"
+    canvas = Image.new("RGB", (1400, 1400), (246, 244, 239))
+    canvas.paste(figure.crop((96, 40, 416, 440)).resize((80, 100)), (660, 650))
+    canvas.save(tiny)
+    small = [w for w in anchor_hygiene(tiny) if "small in the frame" in w]
+    assert small and "(under 1% of it)" in small[0]
