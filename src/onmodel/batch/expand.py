@@ -76,10 +76,6 @@ class TakeOf:
     checker: str
     min_score: int
 
-    def passes(self, score: int | None) -> bool:
-        """Whether a check's score reaches this list's mark (a changed mark re-judges)."""
-        return score is not None and score >= self.min_score
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "group": self.group,
@@ -179,7 +175,9 @@ class _Resolved:
     check: str | None = None
     min_score: int | None = None
     takes: int | None = None
-    takes_at: Loc = ()  # the layer that set takes, to point at when it clashes with repeat
+    takes_at: Loc = ()  # the layers that set takes and repeat, named when the two clash
+    repeat_at: Loc = ()
+    clash_at: Loc = ()  # the later of the two: the layer that made the clash, pointed at
 
     def copy(self) -> _Resolved:
         return replace(
@@ -214,13 +212,15 @@ class _Resolved:
         if layer.refs is not None:
             out.refs = list(layer.refs)
         if layer.repeat is not None:
-            out.repeat = layer.repeat
+            out.repeat, out.repeat_at = layer.repeat, (*at, "repeat")
+            out.clash_at = out.repeat_at
         if layer.check is not None:
             out.check = layer.check
         if layer.min_score is not None:
             out.min_score = layer.min_score
         if layer.takes is not None:
             out.takes, out.takes_at = layer.takes, (*at, "takes")
+            out.clash_at = out.takes_at
         return out
 
 
@@ -260,7 +260,8 @@ def expand(loaded: LoadedShotList, session: SessionDefaults) -> Expansion:
     """Every shot the list asks for, in file order, keyed; duplicates collapsed.
 
     Raises :class:`ShotListError`, with every line, for shots that ask for both ``takes`` and
-    ``repeat``: only a resolved shot knows both, as either can come from any layer.
+    ``repeat``: only a resolved shot knows both, as either can come from any layer; the problem
+    points at the later layer of the two (the one that made the clash) and names both.
     """
     spec = loaded.spec
     start = _Resolved(
@@ -285,9 +286,11 @@ def expand(loaded: LoadedShotList, session: SessionDefaults) -> Expansion:
         takes = resolved.takes or 1
         if takes > 1 and resolved.repeat > 1:
             problem = loaded.problem(
-                resolved.takes_at,
-                f"takes: {takes} with repeat: {resolved.repeat}; repeat makes variations to "
-                "choose from, takes retakes one shot until it is on model: keep one",
+                resolved.clash_at,
+                f"takes: {takes} ({_where(loaded, resolved.takes_at)}) with repeat: "
+                f"{resolved.repeat} ({_where(loaded, resolved.repeat_at)}); repeat makes "
+                "variations to choose from, takes retakes one shot until it is on model: "
+                "keep one",
             )
             problems.setdefault((problem.line, problem.message), problem)
             return
@@ -350,6 +353,12 @@ def expand(loaded: LoadedShotList, session: SessionDefaults) -> Expansion:
     if problems:
         raise ShotListError(sorted_problems(problems.values()))
     return Expansion(shots=shots, duplicates=duplicates)
+
+
+def _where(loaded: LoadedShotList, loc: Loc) -> str:
+    """Where a clashing key was set, as ``defaults.takes, line 2``: the two may be far apart,
+    in a layer the shot inherits from."""
+    return f"{format_loc(loc)}, line {loaded.line_of(loc)}"
 
 
 def _combinations(

@@ -18,10 +18,12 @@ How a run stays safe:
   above by the next run.
 
 Retakes run in rounds inside the one locked run (see ``batch/retakes.py`` for the rules): the
-shots due are made as above, then every made take of a checked shot that has no check by its
+shots due are made as above, then every made take of a checked shot that has no answer from its
 checker yet is checked, in the main thread (a paid check's cost counts against ``--budget``
-before it is asked, and its actual cost into the spend), settled groups get their pick, and the
-next round makes take k+1 of every group whose takes so far all drifted, until nothing is due.
+before it is asked, and its actual cost into the spend; a checker whose cost cannot be
+estimated refuses a budgeted run before anything is made), settled groups get their pick, and
+the next round makes take k+1 of every group whose takes so far all drifted, until nothing is
+due. A take whose check failed is asked again once per run, never retaken for it.
 
 Parent choice: every shot without ``from:`` branches from the batch's parent, fixed when the
 batch first runs (the session head then, or the anchor), and batch shots do not move the head.
@@ -55,7 +57,9 @@ from onmodel.batch.retakes import (
     RETAKE,
     Settlement,
     TakeEntry,
+    describe_counts,
     found_checks,
+    on_model,
     settle,
 )
 from onmodel.batch.spec import LoadedShotList, Problem, ShotListError, load_shot_list
@@ -188,6 +192,7 @@ class BatchPreview:
     budget: Decimal | None
     settlement: Settlement = field(default_factory=Settlement)
     paid_checks: int = 0  # checks a billed checker would make at most (priced per image)
+    unpriced_checks: list[str] = field(default_factory=list)  # why a check's cost is unknown
 
     @property
     def to_run(self) -> list[PlannedShot]:
@@ -195,7 +200,8 @@ class BatchPreview:
 
     @property
     def estimated_total(self) -> Decimal | None:
-        """The upper bound for the shots that would run; None when any of them is unknown."""
+        """The upper bound for the shots that would run (their checks are priced once their
+        images exist); None when any of them is unknown."""
         total = Decimal(0)
         for planned in self.to_run:
             if planned.estimate is None:
@@ -225,6 +231,7 @@ class BatchPreview:
             "shots": [{**s.to_dict(), **self.settlement.shot_dict(s.status)} for s in self.shots],
             "to_run": len(self.to_run),
             "paid_checks": self.paid_checks,
+            "unpriced_checks": self.unpriced_checks,
             "estimated_max_cost_usd": None if total is None else str(total),
             "budget_usd": None if self.budget is None else str(self.budget),
             "within_budget": self.within_budget,
@@ -274,13 +281,14 @@ class BatchReport:
     message: str = ""
     failures: list[ShotFailure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    checked: int = 0  # checks made by this run
-    retaken: int = 0  # takes after the first made by this run
+    checks_made: int = 0  # checks this run asked for, failed ones included
     picked: int = 0  # groups whose pick this run marked (or moved)
     not_needed: int = 0  # takes never made: an earlier take was on model
     unchecked: int = 0  # takes made and not checked (the run stopped first)
-    on_model: int = 0  # groups of the list with a take on model, after this run
+    # the list's checked shots after this run (Settlement.counts), as `batch status` counts them
+    check_counts: dict[str, int] = field(default_factory=dict)
     drifted: list[ShotFailure] = field(default_factory=list)  # groups checked, none on model
+    check_failed: list[ShotFailure] = field(default_factory=list)  # groups a failed check holds
     checks: list[dict[str, Any]] = field(default_factory=list)  # each check this run made
 
     @property
@@ -289,10 +297,10 @@ class BatchReport:
 
     @property
     def complete(self) -> bool:
-        """Every shot of the list now has a succeeded (and, if asked, checked) image, or is a
-        take not needed."""
+        """Every shot of the list now has a succeeded image (checked, if asked, by a check that
+        answered), or is a take not needed."""
         made = self.already_done + self.succeeded + self.not_needed == self.total
-        return made and not self.unchecked
+        return made and not self.unchecked and not self.check_failed
 
     def summary(self) -> str:
         parts = [f"{self.succeeded} made", f"{self.failed} failed"]
@@ -304,14 +312,13 @@ class BatchReport:
             parts.append(f"{self.already_done} already done")
         if self.skipped_failed:
             parts.append(f"{self.skipped_failed} failed before (not retried)")
-        if self.checked or self.on_model or self.drifted:
-            parts.append(
-                f"{self.checked} checked ({self.on_model} on model, {len(self.drifted)} drifted)"
-            )
-        if self.retaken:
-            parts.append(f"{self.retaken} retaken")
         if self.not_needed:
-            parts.append(f"{self.not_needed} takes not needed")
+            parts.append(f"{self.not_needed} take{_plural(self.not_needed)} not needed")
+        if self.checks_made:
+            parts.append(f"{self.checks_made} check{_plural(self.checks_made)} made")
+        checked = describe_counts(self.check_counts) if self.check_counts else ""
+        if checked:
+            parts.append(checked)
         cost = f"${self.spent:.4f}"
         if self.spent_unknown:
             cost += f" + {self.spent_unknown} of unknown cost"
@@ -337,13 +344,19 @@ class BatchReport:
                 f"{self.failed + self.skipped_failed} failed "
                 "(see `onmodel batch status`; re-run with --retry-failed)"
             )
-        why = {"budget": "the budget is reached", "fatal": self.message}.get(
+        why = {"budget": self.message or "the budget is reached", "fatal": self.message}.get(
             self.stop_reason, "the run stopped"
         )
         if self.not_run:
             reasons.append(f"{self.not_run} not run ({why})")
         if self.unchecked:
             reasons.append(f"{self.unchecked} made and not checked ({why})")
+        if self.check_failed:
+            reasons.append(
+                f"{len(self.check_failed)} shot(s) whose check failed, so they are neither on "
+                "model nor drifted (run it again to ask those checks again; no take is made "
+                "for a failed check)"
+            )
         return "batch incomplete: " + "; ".join(reasons or ["shots remain"])
 
     def to_dict(self) -> dict[str, Any]:
@@ -368,13 +381,13 @@ class BatchReport:
             "message": self.message,
             "failures": [f.to_dict() for f in self.failures],
             "warnings": self.warnings,
-            "checked": self.checked,
-            "retaken": self.retaken,
+            "checks_made": self.checks_made,
             "picked": self.picked,
             "not_needed": self.not_needed,
             "unchecked": self.unchecked,
-            "on_model": self.on_model,
+            "check_counts": self.check_counts,
             "drifted": [d.to_dict() for d in self.drifted],
+            "check_failed": [f.to_dict() for f in self.check_failed],
             "checks": self.checks,
         }
 
@@ -716,12 +729,14 @@ class BatchRunner:
         planned: list[PlannedShot] = []
         warnings = list(prepared.expansion.warnings)
         statuses, settlement = self._statuses(prepared, live=live)
-        unchecked = {entry.key for entry in settlement.unchecked}
+        to_check = {entry.key for entry in settlement.to_check}
         billed = {name: self.studio.checks.checker(name).billed for name in _checkers(statuses)}
         paid_checks = 0
+        checked: list[ShotStatus] = []
         for status in statuses:
             runs = self._could_run(status, settlement)
-            if status.take is not None and (runs or status.key in unchecked):
+            if status.take is not None and (runs or status.key in to_check):
+                checked.append(status)
                 paid_checks += billed[status.take.checker]
             if not runs:
                 planned.append(PlannedShot(status, False, None, None, None))
@@ -740,6 +755,9 @@ class BatchRunner:
             budget=self.budget,
             settlement=settlement,
             paid_checks=paid_checks,
+            unpriced_checks=self._unpriced_checks(
+                checked, _probe_id(settlement, prepared.parent_id)
+            ),
         )
 
     @staticmethod
@@ -765,8 +783,13 @@ class BatchRunner:
         # once the lock is held, so no shot runs that was not judged.
         statuses, settlement = self._statuses(prepared, live=False)
         queue_ = [s for s in statuses if self._could_run(s, settlement)]
-        for name in _checkers([*queue_, *settlement.unchecked]):
+        checked = [*queue_, *settlement.to_check]
+        for name in _checkers(checked):
             self._checker(name)  # an unknown checker, or one without its key, spends nothing
+        if self.budget is not None:  # nor one whose cost is unknown, as for a shot's
+            unpriced = self._unpriced_checks(checked, _probe_id(settlement, prepared.parent_id))
+            if unpriced:
+                raise BudgetError(unpriced[0])
         warming = warm_up_in_background({s.shot.provider for s in queue_}) if queue_ else None
         try:
             warnings = list(prepared.expansion.warnings)
@@ -836,16 +859,19 @@ class BatchRunner:
     ) -> None:
         """Make what is due, check what is made, pick what is settled; again until nothing
         is due or the run stops. Each round reads the rows afresh (a query per chunk of keys),
-        so it goes on from what is recorded, exactly as a run after a kill would."""
+        so it goes on from what is recorded, exactly as a run after a kill would. A check that
+        fails is asked once a run: ``asked`` keeps the next round from asking it again."""
         tried: set[str] = set()
+        asked: set[int] = set()
         started = time.monotonic()
         due = [s for s in statuses if s.key in settlement.due]
         settled = sum(1 for s in statuses if s.state in ("done", "failed", NOT_NEEDED))
         self.progress.start(report.name, len(due), settled)
         try:
             while True:
-                if settlement.unchecked and self._running(report, checking=True):
-                    self._check_takes(report, settlement.unchecked, started)
+                to_check = [e for e in settlement.to_check if e.image_id not in asked]
+                if to_check and self._running(report, checking=True):
+                    self._check_takes(report, to_check, started, asked)
                     statuses, settlement = self._statuses(prepared, live=True, tried=tried)
                 if self._abandon_signal is None:
                     self._pick(report, settlement)
@@ -854,7 +880,6 @@ class BatchRunner:
                     break
                 tried.update(s.key for s in due)
                 report.to_run += len(due)
-                report.retaken += sum(1 for s in due if s.take is not None and s.take.take > 1)
                 self._execute(report, due, batch_id, prepared.parent_id, started)
                 statuses, settlement = self._statuses(prepared, live=True, tried=tried)
         finally:
@@ -870,10 +895,12 @@ class BatchRunner:
         going = ("completed", "budget") if checking else ("completed",)
         return report.stop_reason in going and self._abandon_signal is None
 
-    def _check_takes(self, report: BatchReport, takes: list[TakeEntry], started: float) -> None:
-        """Check each made take in the main thread; a paid check is asked only when what is
-        spent plus its most stays within the budget (else the run stops, as for a shot, once
-        the free checks are made: they cost nothing)."""
+    def _check_takes(
+        self, report: BatchReport, takes: list[TakeEntry], started: float, asked: set[int]
+    ) -> None:
+        """Check each made take in the main thread, adding it to ``asked``; a paid check is
+        asked only when what is spent plus its most stays within the budget (else the run
+        stops, as for a shot, once the free checks are made: they cost nothing)."""
         images = self.studio.checks
         for entry in takes:
             if not self._running(report, checking=True):
@@ -884,14 +911,20 @@ class BatchRunner:
                 if report.stop_reason == "budget":
                     continue
                 estimate = images.estimate(checker, self.studio.image(entry.image_id))
-                if estimate is None or report.spent + estimate > self.budget:
-                    could = "an unknown amount" if estimate is None else f"up to ${estimate:.4f}"
+                if estimate is None:  # the run's refusal up front did not see it: say it now
+                    report.stop_reason, report.message = "budget", self._unpriced(checker)
+                    self.progress.note(
+                        f"stopping before checking #{entry.image_id}: {report.message}"
+                    )
+                    continue
+                if report.spent + estimate > self.budget:
                     report.stop_reason = "budget"
                     self.progress.note(
                         f"budget ${self.budget} reached: checking #{entry.image_id} could cost "
-                        f"{could}, ${report.spent:.4f} is spent"
+                        f"up to ${estimate:.4f}, ${report.spent:.4f} is spent"
                     )
                     continue
+            asked.add(entry.image_id)
             try:
                 record = images.check(entry.image_id, checker.name, min_score=entry.take.min_score)
             except OnmodelError as exc:  # every take would hit it (an anchor with no file)
@@ -903,17 +936,55 @@ class BatchRunner:
                 report.spent_unknown += 1
             else:
                 report.spent += cost
-            report.checked += 1
+            report.checks_made += 1
             report.checks.append(
                 {
                     "image_id": entry.image_id,
                     "label": entry.label,
                     "checker": checker.name,
+                    "status": record.status,
                     "score": record.score,
-                    "passed": entry.take.passes(record.score),
+                    "passed": record.status == "succeeded" and on_model(record, entry.take),
+                    "error": record.error_message or record.error_type,
                 }
             )
             self.progress.update(_snapshot(report, 0, started), _checked(entry, record))
+
+    def _unpriced(self, checker: Checker) -> str:
+        """Why a budget cannot be kept with a billed checker whose cost is unknown, and the fix:
+        a vision model's check is priced by the tokens of the images it is shown, which the
+        price table may not give for its model."""
+        prices = self.studio.paths.prices_file
+        if checker.model is None:
+            return (
+                f"the cost of a {checker.name} check cannot be estimated, so --budget cannot "
+                "be kept: run without --budget"
+            )
+        return (
+            f"the cost of a {checker.name} check cannot be estimated: the price table has no "
+            f"input_image_tokens (tokens per input image) for {checker.model}, so --budget "
+            f"cannot be kept; add it for {checker.model} under models: in {prices}, "
+            "or run without --budget"
+        )
+
+    def _unpriced_checks(self, entries: Iterable[TakeEntry], probe_id: int | None) -> list[str]:
+        """:meth:`_unpriced` for each billed checker ``entries`` use whose check of one image
+        (``probe_id``: a take to check, or the batch's parent; a check is priced by what it is
+        shown) has no estimate; [] when every one has, or the image cannot be checked (its
+        check will say why)."""
+        if probe_id is None:
+            return []
+        images = self.studio.checks
+        try:
+            probe = self.studio.image(probe_id)
+            unknown = [
+                checker
+                for checker in (images.checker(name) for name in sorted(_checkers(entries)))
+                if checker.billed and images.estimate(checker, probe) is None
+            ]
+        except OnmodelError:
+            return []
+        return [self._unpriced(checker) for checker in unknown]
 
     def _pick(self, report: BatchReport, settlement: Settlement) -> None:
         """Mark each settled group's best take as its pick; a batch never moves the head."""
@@ -928,7 +999,7 @@ class BatchRunner:
         """The list's takes and groups as the run leaves them."""
         report.not_needed = sum(1 for s in statuses if s.state == NOT_NEEDED)
         report.unchecked = len(settlement.unchecked)
-        report.on_model = settlement.on_model
+        report.check_counts = settlement.counts()
         picked = {pick.image_id for pick in settlement.picks.values()}
         for check in report.checks:
             check["picked"] = check["image_id"] in picked
@@ -941,6 +1012,21 @@ class BatchRunner:
             shot = shown.shot
             report.drifted.append(
                 ShotFailure(shot.number, shot.label, shot.line, shot.key, shown.image_id, why)
+            )
+        shown_groups: set[str] = set()
+        for entry in settlement.unanswered:  # one line a shot: its first take whose check failed
+            assert entry.image_id is not None and entry.take is not None
+            if entry.take.group in shown_groups:
+                continue
+            shown_groups.add(entry.take.group)
+            shot = by_image[entry.image_id].shot
+            record = settlement.checks[entry.image_id]
+            why = (
+                f"check failed: {record.error_message or record.error_type}; not drift, so no "
+                "take is made for it (run it again to ask again)"
+            )
+            report.check_failed.append(
+                ShotFailure(shot.number, shot.label, shot.line, shot.key, entry.image_id, why)
             )
 
     def _prevalidate(self, statuses: list[ShotStatus], parent_id: int | None) -> list[str]:
@@ -1025,8 +1111,7 @@ class BatchRunner:
                 "not_run": report.not_run,
                 "spent_usd": str(report.spent),
                 "elapsed_s": round(report.elapsed, 3),
-                "checked": report.checked,
-                "retaken": report.retaken,
+                "checks_made": report.checks_made,
             }
         )
         counters["last_run"] = last
@@ -1305,6 +1390,16 @@ def _checkers(entries: Iterable[TakeEntry]) -> set[str]:
     return {e.take.checker for e in entries if e.take is not None}
 
 
+def _plural(count: int) -> str:
+    return "" if count == 1 else "s"
+
+
+def _probe_id(settlement: Settlement, parent_id: int | None) -> int | None:
+    """An image to price a check by before the takes exist: the first made take waiting for
+    its check, or else the batch's parent (each take is shown to a checker as it would be)."""
+    return next((e.image_id for e in settlement.to_check), parent_id)
+
+
 def _snapshot(report: BatchReport, in_flight: int, started: float) -> Snapshot:
     return Snapshot(
         to_run=report.to_run,
@@ -1321,11 +1416,14 @@ def _checked(entry: TakeEntry, record: CheckRecord) -> str:
     """A check as a progress line: ``✓ #12 waving · take 1/3: palette, on model 93``."""
     assert entry.take is not None
     label = f"#{entry.image_id} {entry.label}: {entry.take.checker}"
-    if record.score is None:
-        return f"? {label} check failed: {record.error_message or record.error_type}"
-    if entry.take.passes(record.score):
+    if record.status != "succeeded":
+        error = record.error_message or record.error_type
+        return f"? {label} check failed: {error} (not drift: no retake; a later run asks again)"
+    if on_model(record, entry.take):
         return f"✓ {label}, on model {record.score}"
-    return f"~ {label}, drifted {record.score} (needs {entry.take.min_score})"
+    score = record.score or 0
+    why = "a trait drifted" if score >= entry.take.min_score else f"needs {entry.take.min_score}"
+    return f"~ {label}, drifted {score} ({why})"
 
 
 def _budget(value: Decimal | float | str | None) -> Decimal | None:

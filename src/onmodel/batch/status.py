@@ -5,7 +5,8 @@ state of each shot is read from its image rows (by key), and a batch still marke
 whose session lock is free is reported as interrupted. A checked shot's takes are settled the
 way a run settles them (``batch/retakes.py``), from the same rows and checks, so status shows
 each take's score, the pick, and takes that are ``retake`` (made only if the ones before drift)
-or ``not needed`` (an earlier take was on model).
+or ``not needed`` (an earlier take was on model); a batch with a shot whose check failed, or a
+take not checked yet, is not completed, though every image is made.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class BatchSummary:
     source: str
     updated_at: datetime | None
     last_run: dict[str, Any]
-    checks: dict[str, int] = field(default_factory=dict)  # checked, on model, drifted, retaken
+    check_counts: dict[str, int] = field(default_factory=dict)  # Settlement.counts()
 
     @property
     def total(self) -> int:
@@ -94,7 +95,7 @@ class BatchSummary:
             "source": self.source,
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
             "last_run": self.last_run,
-            "checks": self.checks,
+            "check_counts": self.check_counts,
         }
 
 
@@ -133,18 +134,21 @@ def _counts(lines: list[ShotLine]) -> dict[str, int]:
     return counts
 
 
-def _row_status(studio: Studio, row: BatchRecord, counts: dict[str, int]) -> str:
+def _row_status(
+    studio: Studio, row: BatchRecord, counts: dict[str, int], settlement: Settlement
+) -> str:
     live = row.session_id is not None and is_locked(studio.paths.home, row.session_id)
     if row.status == "running" and not live:
         return "interrupted"
     finished = counts.get("done", 0) + counts.get(NOT_NEEDED, 0)
-    if row.status != "running" and counts and finished == sum(counts.values()):
+    answered = not settlement.to_check  # every take checked, if asked, by a check that answered
+    if row.status != "running" and counts and finished == sum(counts.values()) and answered:
         return "completed"
     return row.status
 
 
 def _summary(
-    studio: Studio, row: BatchRecord, lines: list[ShotLine], checks: dict[str, int]
+    studio: Studio, row: BatchRecord, lines: list[ShotLine], settlement: Settlement
 ) -> BatchSummary:
     counts = _counts(lines)
     session = studio.session(row.session_id).slug if row.session_id is not None else "?"
@@ -152,12 +156,12 @@ def _summary(
         id=row.id,
         name=row.name,
         session=session,
-        status=_row_status(studio, row, counts),
+        status=_row_status(studio, row, counts, settlement),
         counts=counts,
         source=row.source_path,
         updated_at=row.updated_at,
         last_run=dict(row.counters.get("last_run") or {}),
-        checks=checks,
+        check_counts=settlement.counts(),
     )
 
 
@@ -224,14 +228,14 @@ def batch_status(studio: Studio, target: str | Path, *, session: str | None = No
                 source=str(path.resolve()),
                 updated_at=None,
                 last_run={},
-                checks=settlement.counts(),
+                check_counts=settlement.counts(),
             )
         else:
-            summary = _summary(studio, row, lines, settlement.counts())
+            summary = _summary(studio, row, lines, settlement)
         return BatchStatus(summary, lines)
     row = _find_row(studio, text)
     lines, settlement = _stored_lines(studio, row)
-    return BatchStatus(_summary(studio, row, lines, settlement.counts()), lines)
+    return BatchStatus(_summary(studio, row, lines, settlement), lines)
 
 
 def _is_file(path: Path) -> bool:
@@ -264,5 +268,5 @@ def list_batches(studio: Studio) -> list[BatchSummary]:
     summaries = []
     for row in all_batches(studio.engine):
         lines, settlement = _stored_lines(studio, row)
-        summaries.append(_summary(studio, row, lines, settlement.counts()))
+        summaries.append(_summary(studio, row, lines, settlement))
     return summaries

@@ -202,6 +202,8 @@ def _print_preview(preview: BatchPreview) -> None:
     checked = any(shot.take is not None for shot in shots)
     columns += [Column("check", identifier=True)] if checked else []
     columns.append(Column("max USD", identifier=True))
+    unchecked = {entry.key for entry in preview.settlement.unchecked}
+    unanswered = {entry.key for entry in preview.settlement.unanswered}
     rows: list[list[str | Text]] = []
     for planned in preview.shots:
         shot = planned.status.shot
@@ -211,6 +213,10 @@ def _print_preview(preview: BatchPreview) -> None:
             action = "skip (--retry-failed)"
         elif state == "retake":
             action = "run if drifted"
+        elif shot.key in unchecked:
+            action = "check"
+        elif shot.key in unanswered:
+            action = "check again"
         cells: list[str | Text] = [str(shot.number), str(shot.line), shot.label]
         cells.append(Text.assemble((state, STATE_STYLE.get(state, "")), f" → {action}"))
         if per_shot_route:
@@ -218,17 +224,24 @@ def _print_preview(preview: BatchPreview) -> None:
         if per_shot_params:
             cells.append(inline_fields(shot.params))
         if checked:
-            cells.append(check_mark(preview.settlement.shot_dict(planned.status)))
+            cells.append(check_mark(preview.settlement.shot_dict(planned.status), state))
         cells.append(_money(planned.estimate) if planned.runs else "-")
         rows.append(cells)
     print_table(columns, rows)
     parent = f"#{preview.parent_id}" if preview.parent_id else "the anchor"
+    estimate = f"estimated at most {_money(preview.estimated_total)}"
+    if preview.unpriced_checks:
+        estimate += f" for the shots, leaving out up to {preview.paid_checks} paid checks"
     console.print(
         f"{len(preview.shots)} shots: {len(preview.to_run)} to run, "
-        f"{len(preview.shots) - len(preview.to_run)} skipped; estimated at most "
-        f"{_money(preview.estimated_total)}; shots without from: branch from {parent}"
+        f"{len(preview.shots) - len(preview.to_run)} skipped; {estimate}; "
+        f"shots without from: branch from {parent}"
     )
-    if preview.paid_checks:
+    for message in preview.unpriced_checks:
+        console.print(message)
+    if preview.unpriced_checks and preview.budget is not None:
+        console.print(f"budget ${preview.budget}: the run would be refused before anything is made")
+    elif preview.paid_checks:
         console.print(
             f"and up to {preview.paid_checks} paid checks, each priced once its image exists; "
             "they count against --budget as the run goes"
@@ -264,16 +277,24 @@ def _print_report(report: BatchReport, json_out: bool, list_failures: bool) -> N
         )
     if len(report.drifted) > 10:
         console.print(f"... and {len(report.drifted) - 10} more drifted")
+    for failed in report.check_failed[:10]:
+        console.print(
+            f"[yellow]?[/yellow] #{failed.image_id} {failed.label} (line {failed.line}): "
+            f"{failed.error}",
+            markup=True,
+        )
+    if len(report.check_failed) > 10:
+        console.print(f"... and {len(report.check_failed) - 10} more whose check failed")
     console.print(report.summary())
 
 
 def _print_status(found: BatchStatus) -> None:
-    from onmodel.batch.retakes import check_mark
+    from onmodel.batch.retakes import check_mark, describe_counts
 
     summary = found.summary
     ident = f"#{summary.id}" if summary.id is not None else "(never run)"
     counts = ", ".join(f"{n} {state}" for state, n in summary.counts.items() if n)
-    checks = ", ".join(f"{n} {what}" for what, n in summary.checks.items() if n)
+    checks = describe_counts(summary.check_counts)
     console.print(
         f"[bold]batch {summary.name}[/bold] {ident} on {summary.session}: "
         f"{summary.status}; {counts or 'no shots'}" + (f"; {checks}" if checks else "")
@@ -294,9 +315,9 @@ def _print_status(found: BatchStatus) -> None:
             Text(line.state, style=STATE_STYLE.get(line.state, "")),
             f"#{line.image_id}" if line.image_id else "-",
             line.label,
-            *([check_mark(line.check)] if checked else []),
+            *([check_mark(line.check, line.state)] if checked else []),
             line.key[:12],
-            line.error or "",
+            line.error or line.check.get("check_error") or "",
         ]
         for line in found.shots
     ]
