@@ -13,9 +13,15 @@ recoloured top is not injected there) to the colour of :data:`DRIFT_TO` farthest
 character's, and dropping the character's first must-keep item (each names a colour the
 preview draws it in: a red hair clip, a gold star hair clip, a pink bow, a green scarf).
 
+The preview paints a night's or a sunset's light on the background only; a real model lights
+the character too. So every shot whose scene changes the light is checked again "relit": the
+whole rendered image darkened or tinted as :data:`LIGHTS` says (a night's 0.7, a sunset's warm
+orange, a nightclub's purple), undrifted (the check must call the lit colours "changed by
+request", not drift) and drifted (a recolour under that light must still be caught).
+
 It prints, per drift kind, the share of drifted shots the check caught (the trait drifted and
-the score under the default pass mark, 80), the share of undrifted shots it failed, and the
-time a check takes, without and with the render.
+the score under the default pass mark, 80), the share of undrifted shots it failed, the same
+for the relit shots alone, and the time a check takes, without and with the render.
 Target (issue 14): at least 95% of recoloured hair, eyes and outfits caught, at most 5% false
 alarms.
 """
@@ -28,6 +34,8 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from PIL import Image
 
 from onmodel.checkers.base import DEFAULT_MIN_SCORE, CheckSubject, Verdict
 from onmodel.checkers.palette import PaletteChecker
@@ -87,6 +95,12 @@ TRAITS = {"outfit_color": "outfit_colors", "drop": "must_keep"}
 """The sheet trait each drift kind recolours or removes, as the check names it."""
 DRIFT_TO = ("#d22b2b", "#1e6fd9", "#2e8b57", "#ffd700", "#800080", "#ff8c00", "#f5f5f5")
 """Colours a drifted trait may take (see :func:`drift_colour`)."""
+LIGHTS: dict[str, tuple[float, float, float]] = {
+    "night": (0.7, 0.7, 0.7),
+    "sunset": (1.0, 0.8, 0.62),
+    "neon": (0.8, 0.6, 0.9),
+}
+"""The gain on red, green and blue a relit shot of a scene naming the key gets."""
 
 
 def scenes() -> list[str]:
@@ -121,8 +135,10 @@ def generate(
     request: ShotRequest,
     drift: dict[str, Any] | None,
     size: tuple[int, int],
+    light: tuple[float, float, float] | None = None,
 ) -> Path:
-    """Render one preview to a file; ``name`` ending in "anchor" draws the anchor."""
+    """Render one preview to a file; ``name`` ending in "anchor" draws the anchor; ``light``
+    multiplies the whole image's red, green and blue, as a scene's light would."""
     kind = "anchor" if name.endswith("anchor") else "shot"
     params = {"drift": drift} if drift else {}
     image = render(
@@ -137,6 +153,12 @@ def generate(
         ),
         size,
     )
+    if light is not None:
+        bands = [
+            band.point(lambda value, gain=gain: min(255, round(value * gain)))
+            for band, gain in zip(image.convert("RGB").split(), light, strict=True)
+        ]
+        image = Image.merge("RGB", bands)
     path = folder / f"{name}-{len(list(folder.iterdir()))}.png"
     image.save(path)
     return path
@@ -151,6 +173,9 @@ def main() -> None:
     checker = PaletteChecker()
     caught: Counter[str] = Counter()
     tried: Counter[str] = Counter()
+    relit_caught: Counter[str] = Counter()
+    relit_tried: Counter[str] = Counter()
+    relit_alarms = relit_clean = 0
     unseen: Counter[str] = Counter()
     missed: list[str] = []
     alarms: list[str] = []
@@ -174,8 +199,9 @@ def main() -> None:
                     kinds["outfit_color"] = {"outfit_color": drift_colour(colours[3], colours)}
                 if sheet.must_keep:
                     kinds["drop"] = {"drop": sheet.must_keep[:1]}
-                for kind, drift in kinds.items():
-                    shot = generate(folder, name, sheet, request, drift, (width, height))
+                lights = [None, *[g for word, g in LIGHTS.items() if word in scene][:1]]
+                for (kind, drift), light in ((k, g) for k in kinds.items() for g in lights):
+                    shot = generate(folder, name, sheet, request, drift, (width, height), light)
                     checking -= time.monotonic()
                     outcome = checker.check(
                         CheckSubject(
@@ -190,10 +216,13 @@ def main() -> None:
                     )
                     checking += time.monotonic()
                     failed = outcome.score < DEFAULT_MIN_SCORE
+                    label = f"{name} {request.label()}{' (relit)' if light else ''}"
                     if kind == "none":
                         clean += 1
+                        relit_clean += bool(light)
                         if failed:
-                            alarms.append(f"{name} {request.label()}: {outcome.summary}")
+                            relit_alarms += bool(light)
+                            alarms.append(f"{label}: {outcome.summary}")
                         continue
                     trait = TRAITS.get(kind, kind)
                     verdicts = {t.verdict for t in outcome.traits if t.trait.startswith(trait)}
@@ -203,8 +232,11 @@ def main() -> None:
                     tried[kind] += 1
                     named = Verdict.DRIFTED in verdicts
                     caught[kind] += bool(failed and named)
+                    if light:
+                        relit_tried[kind] += 1
+                        relit_caught[kind] += bool(failed and named)
                     if not (failed and named):
-                        missed.append(f"{kind} {name} {request.label()}: {outcome.summary}")
+                        missed.append(f"{kind} {label}: {outcome.summary}")
     elapsed = time.monotonic() - started
     checks = sum(tried.values()) + clean
     print(f"palette check, {args.size} previews, {checks} checks")
@@ -219,6 +251,11 @@ def main() -> None:
     print(f"  false alarms  {len(alarms):>3}/{clean:<3} {len(alarms) / clean:.1%}")
     for alarm in alarms:
         print(f"    {alarm}")
+    if relit_clean:
+        shares = ", ".join(
+            f"{kind} {relit_caught[kind]}/{relit_tried[kind]}" for kind in relit_tried
+        )
+        print(f"  relit shots: caught {shares}; false alarms {relit_alarms}/{relit_clean}")
     print(
         f"  {checking / checks * 1000:.0f} ms a check "
         f"({elapsed / checks * 1000:.0f} ms with the render)"

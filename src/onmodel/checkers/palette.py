@@ -44,7 +44,7 @@ from onmodel.providers.preview import colours_in, parse_colour
 from onmodel.sheet import ModelSheet, ShotRequest
 from onmodel.vision.colours import RGB, Floats, dominant_colours, hex_of, to_lab, to_rgb
 from onmodel.vision.describe import propose
-from onmodel.vision.traits import MATCH_RADIUS, Baseline, Face, Picture, distance
+from onmodel.vision.traits import MATCH_RADIUS, Baseline, Face, Found, Picture, distance
 
 KEPT = 0.3
 """The share of the anchor's amount of a colour a shot must show to keep the trait: a prop, an
@@ -62,6 +62,11 @@ _GAIN_RANGE = (0.2, 1.5)
 _TINT = 2.5
 """The most one channel's gain may be over another's: a sunset's orange, a neon's purple; a
 gain past it would turn one trait's colour into another's and excuse a recolour."""
+_MILDEST = math.log(1.15)
+"""A light must change some channel by this much (as a log gain): a milder one is within the
+match radius of the anchor's colours anyway, and would only lend a recoloured trait some
+other trait's colour a shade darker."""
+_RIVALS = 12  # the anchor's main colours a lit trait must be nearer than
 _LIGHT_SEEDS = 8  # the shot's main colours, each tried as the light on each anchor colour
 _DARKEST = 24  # a channel this dark on the anchor says nothing of the light's gain on it
 _SHAPE = math.log(1.15)  # how much wider or taller for its size a shot's face may be
@@ -92,6 +97,9 @@ class _View:
     request: ShotRequest
     lighting: str
     gain: Gain | None = None
+    rivals: tuple[tuple[Floats, Floats], ...] = ()
+    """The anchor's main colours (outlines, pupils too), each as the anchor shows it and in
+    the scene's light."""
 
     def lit(self, base: Baseline) -> Baseline:
         """``base`` as the scene's light shows it (itself when there is no light)."""
@@ -132,7 +140,10 @@ class PaletteChecker(Checker):
             ]
             view = replace(view, gain=_scene_light(shot, shown))
             if view.gain is not None:
-                known += [view.lit(b).lab for b in bases.values() if b is not None]
+                known = [view.lit(b).lab for b in bases.values() if b is not None]
+                main = dominant_colours(anchor.pixels, count=_RIVALS, merge=MATCH_RADIUS)
+                rivals = tuple((to_lab(c), _relit(to_lab(c), view.gain)) for c, _ in main)
+                view = replace(view, known=known, rivals=rivals)
             shot.rescale(known)
         skin = bases.get("skin_color")
         faces = anchor.faces(skin.lab) if skin is not None else []
@@ -233,7 +244,7 @@ def _skin_blobs(shot: Picture, skin: Baseline, view: _View) -> list[Face]:
     """The shot's blobs of the anchor's skin colour as the scene's light shows it that may be
     its face (see :meth:`Picture.faces`)."""
     lit = view.lit(skin).lab
-    others = tuple(lab for lab in view.known if min(distance(lab, c) for c in (lit, skin.lab)) > 1)
+    others = tuple(lab for lab in view.known if distance(lab, lit) > 1)
     return shot.faces(lit, others=others)
 
 
@@ -256,7 +267,9 @@ def _scene_light(shot: Picture, bases: list[Baseline]) -> Gain | None:
         for colour, _ in seeds:
             gain = tuple(round(s / a, 2) for s, a in zip(colour, anchor, strict=True))
             low, high = min(gain), max(gain)
-            if _GAIN_RANGE[0] <= low and high <= _GAIN_RANGE[1] and high <= _TINT * low:
+            if not (_GAIN_RANGE[0] <= low and high <= min(_GAIN_RANGE[1], _TINT * low)):
+                continue
+            if max(abs(math.log(g)) for g in gain) >= _MILDEST:
                 gains.add((gain[0], gain[1], gain[2]))
 
     def kept(gain: Gain) -> tuple[int, float, float]:
@@ -314,6 +327,8 @@ def _judge(trait: _Trait, base: Baseline, view: _View) -> TraitResult:
             note=f"the shot asks for {view.request.outfit.strip()!r}",
             expected=expected,
         )
+    if view.gain is not None:
+        return _lit(trait, base, view)
     found = view.shot.find(base, view.known, face=view.face)
     if found.kept >= KEPT and found.lab is not None:
         return TraitResult(
@@ -323,24 +338,17 @@ def _judge(trait: _Trait, base: Baseline, view: _View) -> TraitResult:
             measured=hex_of(to_rgb(found.lab)),
             delta_e=round(distance(base.lab, found.lab), 1),
         )
-    if view.gain is not None:
-        lit = view.shot.find(view.lit(base), view.known, face=view.face)
-        if lit.kept >= KEPT and lit.lab is not None:
-            return TraitResult(
-                trait.name,
-                Verdict.CHANGED,
-                note=f"as the scene's light ({view.lighting}) shows it",
-                expected=expected,
-                measured=hex_of(to_rgb(lit.lab)),
-                delta_e=round(distance(base.lab, lit.lab), 1),
-            )
-        found = lit
+    return _missing(trait, base, found)
+
+
+def _missing(trait: _Trait, base: Baseline, found: Found) -> TraitResult:
+    """A trait the shot does not keep: drifted, to what its place shows instead if anything."""
     if found.new is None:
         return TraitResult(
             trait.name,
             Verdict.DRIFTED,
             note=f"not found on the character ({found.kept:.0%} of the anchor's amount)",
-            expected=expected,
+            expected=hex_of(base.rgb),
         )
     return _drifted(
         trait,
@@ -350,10 +358,29 @@ def _judge(trait: _Trait, base: Baseline, view: _View) -> TraitResult:
     )
 
 
+def _lit(trait: _Trait, base: Baseline, view: _View) -> TraitResult:
+    """A trait of a shot the scene's light falls on: every colour of the character is in that
+    light, so the trait is looked for only as the light shows it (unlit, the anchor's skin
+    may be the lit eyes' colour), and found there it changed by request."""
+    lit = view.lit(base)
+    rivals = tuple(lit for shown, lit in view.rivals if distance(shown, base.lab) > MATCH_RADIUS)
+    found = view.shot.find(lit, view.known, face=view.face, rivals=rivals)
+    if found.kept >= KEPT and found.lab is not None:
+        return TraitResult(
+            trait.name,
+            Verdict.CHANGED,
+            note=f"as the scene's light ({view.lighting}) shows it",
+            expected=hex_of(base.rgb),
+            measured=hex_of(to_rgb(found.lab)),
+            delta_e=round(distance(base.lab, found.lab), 1),
+        )
+    return _missing(trait, base, found)
+
+
 def _faceless(trait: _Trait, base: Baseline, view: _View) -> TraitResult:
     """The skin of a shot with no face of it: the anchor's face is its skin's largest blob,
     so a shot without one has lost the colour, however much the background shows of it."""
-    new = view.shot.find(base, view.known).new
+    new = view.shot.find(view.lit(base), view.known).new
     note = "no face of this colour on the character"
     if new is None:
         return TraitResult(trait.name, Verdict.DRIFTED, note=note, expected=hex_of(base.rgb))

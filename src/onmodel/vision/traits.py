@@ -221,11 +221,14 @@ class Picture:
         known: list[Floats],
         *,
         face: Face | None = None,
+        rivals: tuple[Floats, ...] = (),
     ) -> Found:
         """Look for ``base`` where the anchor shows it (see :meth:`_where`). When it is
         missing, report that place's main colour that is none of the anchor's (``known``):
-        what the trait became."""
-        hits, kept, where = self._matches(base, face)
+        what the trait became. A pixel nearer one of ``rivals`` (other colours the anchor
+        shows) than ``base`` is that colour, not the trait: under a night's light the eyes and
+        the outline round them draw close."""
+        hits, kept, where = self._matches(base, face, rivals)
         lab = median_lab(self.table.lab[self.table.inverse[hits]]) if hits.any() else None
         other = where.copy()
         for colour in known:
@@ -234,12 +237,19 @@ class Picture:
         return Found(kept=kept, lab=lab, new=to_lab(colours[0][0]) if colours else None)
 
     def _matches(
-        self, base: Baseline, face: Face | None
+        self, base: Baseline, face: Face | None, rivals: tuple[Floats, ...] = ()
     ) -> tuple[NDArray[np.bool_], float, NDArray[np.bool_]]:
         """The pixels of ``base``'s colour where the anchor shows it, their amount over the
         anchor's, and that place."""
         where, scale, expected = self._where(base, face)
         hits = self.near(base.lab, MATCH_RADIUS) & where
+        if rivals and len(self.pixels):
+            table = self.table.lab
+            own = delta_e(table, np.broadcast_to(base.lab, table.shape))
+            for rival in rivals:
+                hits &= (own <= delta_e(table, np.broadcast_to(rival, table.shape)))[
+                    self.table.inverse
+                ]
         kept = float(hits.sum()) / scale / expected if expected else 0.0
         return hits, kept, where
 
