@@ -16,6 +16,7 @@ from onmodel.demo import DEMO_SHEET
 from onmodel.providers.base import GenerationRequest
 from onmodel.providers.preview import render
 from onmodel.sheet import ModelSheet, ShotRequest
+from onmodel.studio import Studio
 from onmodel.vision.subject import find_subject, load_rgb
 
 SEA_BLUE = "#4ba5d3"  # the preview's beach sea runs through this blue
@@ -275,3 +276,27 @@ def test_a_shot_lit_by_its_scene_is_on_model_and_a_recolour_under_that_light_is_
     )
     assert [t.trait for t in red.drifted] == ["hair_color"]
     assert red.score < DEFAULT_MIN_SCORE
+
+
+def test_a_character_made_from_a_prompt_alone_is_measured_from_its_face_too(
+    studio: Studio,
+) -> None:
+    """A sheet guessed from "orange hair and green eyes" names no skin; the face is found by
+    the anchor's own skin, so a guitar held across the body at night is no drift, and blue
+    eyes in a park (where the grass is green) are."""
+    studio.create_character("Mia", prompt="a girl with orange hair and green eyes")
+    session = studio.start_session("mia")
+    night = studio.shoot_until_on_model(
+        session.plan(pose="playing guitar", scene="city street at night"),
+        checker="palette",
+        takes=1,
+    )
+    assert night.passed, night.takes[0].check
+    park = studio.shoot_until_on_model(
+        session.plan(pose="playing guitar", scene="park", params={"drift": {"eye_color": "blue"}}),
+        checker="palette",
+        takes=1,
+    )
+    check = park.takes[0].check
+    assert check is not None and not park.passed
+    assert [t["trait"] for t in check.traits if t["verdict"] == "drifted"] == ["eye_color"]

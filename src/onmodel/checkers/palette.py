@@ -117,6 +117,7 @@ class PaletteChecker(Checker):
     def __init__(self, context: CheckerContext | None = None) -> None:
         super().__init__(context)
         self._anchors: dict[str, Picture] = {}
+        self._skins: dict[int, Floats | None] = {}  # by anchor picture: see _implicit_skin
 
     def check(self, subject: CheckSubject) -> CheckOutcome:
         anchor = self._anchor(subject.anchor)
@@ -145,7 +146,7 @@ class PaletteChecker(Checker):
                 rivals = tuple((to_lab(c), _relit(to_lab(c), view.gain)) for c, _ in main)
                 view = replace(view, known=known, rivals=rivals)
             shot.rescale(known)
-        skin = bases.get("skin_color")
+        skin = bases.get("skin_color") or self._implicit_skin(anchor, known)
         faces = anchor.faces(skin.lab) if skin is not None else []
         seen = True  # whether the shot shows a face: without one, its skin colour is lost
         if skin is not None and faces:
@@ -187,6 +188,18 @@ class PaletteChecker(Checker):
             return propose(self._anchor(anchor), current)
         except CheckerError as exc:
             raise InvalidImageError(str(exc)) from None
+
+    def _implicit_skin(self, anchor: Picture, known: list[Floats]) -> Baseline | None:
+        """For a sheet that names no skin colour (a character made from a prompt alone), the
+        anchor's own, read as ``describe`` reads it: only to find the face to measure the
+        other traits from, never reported as a trait of its own."""
+        key = id(anchor)
+        if key not in self._skins:
+            proposed = propose(anchor, ModelSheet()).skin_color
+            rgb = parse_colour(proposed) if proposed else None
+            self._skins[key] = None if rgb is None else to_lab(rgb)
+        lab = self._skins[key]
+        return None if lab is None else anchor.baseline(to_rgb(lab), known)
 
     def _anchor(self, path: Path) -> Picture:
         """The anchor's subject, measured once per file content for this checker's life: a
