@@ -248,3 +248,21 @@ def test_check_session_says_how_many_shots_it_could_not_check_because_they_were_
     outcome = run_cli(home, "check", "--session", "mia", "--checker", "scripted")
     assert "1 checked with scripted: 1 on model" in outcome.stdout
     assert "1 shot of the session not checked: not made" in outcome.stdout
+
+
+def test_a_palette_colour_that_drifted_with_a_named_trait_is_named_once(
+    studio: Studio, scripted: type[ScriptedChecker]
+) -> None:
+    from onmodel.checkview import badge
+
+    shot_id = made_shot(studio)
+    scripted.answer = CheckOutcome(
+        score=65,
+        traits=[
+            TraitResult("hair_color", Verdict.DRIFTED, expected="#f0a04b", measured="#3b5ba5"),
+            TraitResult("palette: #f0a04b", Verdict.DRIFTED, expected="#f0a04b"),
+            TraitResult("palette: #1f3a5f", Verdict.DRIFTED, expected="#1f3a5f"),
+        ],
+    )
+    shown = badge(studio.check(shot_id, "scripted"))
+    assert shown.text == "drifted 65: hair colour, palette: #1f3a5f"

@@ -46,7 +46,15 @@ def traits_of(record: CheckRecord) -> list[TraitResult]:
 
 
 def drifted_names(record: CheckRecord) -> list[str]:
-    return [trait_name(t.trait) for t in traits_of(record) if t.verdict == Verdict.DRIFTED]
+    """The drifted traits' names, a palette colour left out when a named trait of the same
+    colour drifted with it: hair off model reads "hair colour", not also "palette: #f0a04b"."""
+    drifted = [t for t in traits_of(record) if t.verdict == Verdict.DRIFTED]
+    named = {t.expected for t in drifted if not t.trait.startswith("palette") and t.expected}
+    return [
+        trait_name(t.trait)
+        for t in drifted
+        if not (t.trait.startswith("palette") and t.expected in named)
+    ]
 
 
 def badge(record: CheckRecord) -> CheckBadge:
