@@ -155,3 +155,17 @@ def test_a_dry_run_of_retakes_says_how_many_takes_and_checks_it_could_make(
     assert "each take checked with paid (pass mark 80), up to 3 takes" in planned.stdout
     assert "plus up to 3 paid checks" in planned.stdout
     assert scorer.made == 0
+
+
+def test_tree_all_continues_the_main_column_with_the_pick_not_a_newer_take(
+    isolated_home: Path, scorer: type[TakeScorer]
+) -> None:
+    assert run_cli(isolated_home, "character", "new", "Mia", "--prompt", PROMPT).code == 0
+    assert run_cli(isolated_home, "session", "new", "mia").code == 0
+    scorer.scores = [75, 40, 30]  # none passes: take 1, the oldest, is the pick and the head
+    assert run_cli(isolated_home, "shot", "waving", "--check", "takes", "--takes", "3").code == 1
+    for args in ((), ("--all",)):
+        lines = run_cli(isolated_home, "tree", *args).stdout.splitlines()
+        pick = next(line for line in lines if "· pick" in line)
+        assert "take 1/3" in pick and "← head" in pick
+        assert pick.startswith("#"), lines  # in the main column, the other takes branch off

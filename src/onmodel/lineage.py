@@ -285,19 +285,31 @@ class LineageIndex:
             yield image_id, depth
             stack.extend((c, depth + 1) for c in reversed(self._children.get(image_id, ())))
 
-    def view(self, start: int | None = None) -> View:
-        """Every image under ``start`` (or every image), nothing folded."""
-        return View([start] if start is not None else list(self.roots), self.drawn_children)
+    def view(self, start: int | None = None, *, head: int | None = None) -> View:
+        """Every image under ``start`` (or every image), nothing folded; among equal branches
+        the one that leads to ``head`` continues the column."""
+        path = self._path_to(head)
+        return View(
+            [start] if start is not None else list(self.roots),
+            lambda key: self.drawn_children(key, path),
+        )
 
-    def drawn_children(self, key: Key) -> list[int]:
-        """An image's children as drawn: the one with the most images below it (the newest
-        of equals) last, to continue its column; the others in the order they were made."""
+    def drawn_children(self, key: Key, path: frozenset[int] = frozenset()) -> list[int]:
+        """An image's children as drawn: the one with the most images below it last, to
+        continue its column (of equals, the one on ``path``, the way to the session's head,
+        else the newest: the picked take of a retake, not a later sibling); the others in
+        the order they were made."""
         children = self.children(key)
         if len(children) < 2:
             return children
         size = self.sizes()
-        following = max(reversed(children), key=lambda child: size[child])
+        following = max(reversed(children), key=lambda child: (size[child], child in path))
         return [*(c for c in children if c != following), following]
+
+    def _path_to(self, head: int | None) -> frozenset[int]:
+        if head is None or head not in self:
+            return frozenset()
+        return frozenset([*self.ancestors(head), head])
 
     def rows(self, start: int | None = None) -> Iterator[Row]:
         """Every image under ``start`` (or every image) as drawn, streamed."""
@@ -341,7 +353,7 @@ class LineageIndex:
         if start is None and not self.roots:
             return View([], self.children)
         return self.from_image(
-            start if start is not None else self.roots[0], depth=depth, limit=limit
+            start if start is not None else self.roots[0], depth=depth, limit=limit, head=head
         )
 
     def around(self, image_id: int, *, context: int = 8, limit: int = 40) -> View:
@@ -382,18 +394,27 @@ class LineageIndex:
 
         return View([path[0]], children)
 
-    def from_image(self, start: int, *, depth: int | None = None, limit: int | None = None) -> View:
+    def from_image(
+        self,
+        start: int,
+        *,
+        depth: int | None = None,
+        limit: int | None = None,
+        head: int | None = None,
+    ) -> View:
         """``start`` and the images below it, down to ``depth`` generations and at most
-        ``limit`` images (depth-first); what is cut off is folded where it hangs."""
+        ``limit`` images (depth-first); what is cut off is folded where it hangs. The way to
+        ``head`` continues the column where branches are equal."""
         if depth is None and limit is None:
-            return self.view(start)
+            return self.view(start, head=head)
+        path = self._path_to(head)
         shown: set[int] = set()
         for image_id, generation in self.with_depths(start):
             if limit is not None and len(shown) >= limit:
                 break
             if depth is None or generation <= depth:
                 shown.add(image_id)
-        return View([start], lambda key: self._shown_children(key, shown))
+        return View([start], lambda key: self._shown_children(key, shown, path))
 
     def _first_below(self, image_id: int, *, limit: int) -> set[int]:
         found: set[int] = set()
@@ -403,12 +424,14 @@ class LineageIndex:
             found.add(key)
         return found
 
-    def _shown_children(self, key: int | Fold, shown: set[int]) -> list[int | Fold]:
+    def _shown_children(
+        self, key: int | Fold, shown: set[int], path: frozenset[int] = frozenset()
+    ) -> list[int | Fold]:
         """A shown image's children that are shown, with a fold for the others drawn first
         (the column goes on with a shown child, if any)."""
         if isinstance(key, Fold):
             return []
-        children = self.drawn_children(key)
+        children = self.drawn_children(key, path)
         visible: list[int | Fold] = [c for c in children if c in shown]
         return self._folded(key, [c for c in children if c not in shown]) + visible
 
