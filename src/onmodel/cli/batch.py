@@ -6,6 +6,7 @@ Heavy imports happen inside the commands so ``onmodel --help`` stays fast.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -18,7 +19,7 @@ from onmodel.cli.render import inline_fields
 
 if TYPE_CHECKING:
     from onmodel.batch.progress import ProgressMode
-    from onmodel.batch.runner import BatchPreview, BatchReport
+    from onmodel.batch.runner import BatchPreview, BatchReport, ShotFailure
     from onmodel.batch.status import BatchStatus
 
 app = typer.Typer(
@@ -257,34 +258,24 @@ def _money(value: object) -> str:
     return "unknown" if value is None else f"${value:.4f}"
 
 
+def _print_shots(shots: Sequence[ShotFailure], mark: str, what: str, most: int = 10) -> None:
+    """The first ``most`` shots of a report's list (failed, drifted, check failed), a line
+    each with its image, label, line in the file and why; how many more there are."""
+    for shot in shots[:most]:
+        image = f"#{shot.image_id} " if shot.image_id else ""
+        console.print(f"{mark} {image}{shot.label} (line {shot.line}): {shot.error}", markup=True)
+    if len(shots) > most:
+        console.print(f"... and {len(shots) - most} more {what}")
+
+
 def _print_report(report: BatchReport, json_out: bool, list_failures: bool) -> None:
     if json_out:
         print_json(report.to_dict())
         return
-    for failure in report.failures[:10] if list_failures else ():
-        image = f"#{failure.image_id} " if failure.image_id else ""
-        console.print(
-            f"[red]✗[/red] {image}{failure.label} (line {failure.line}): {failure.error}",
-            markup=True,
-        )
-    if list_failures and len(report.failures) > 10:
-        console.print(f"... and {len(report.failures) - 10} more failures")
-    for drifted in report.drifted[:10]:
-        console.print(
-            f"[yellow]~[/yellow] #{drifted.image_id} {drifted.label} (line {drifted.line}): "
-            f"{drifted.error}",
-            markup=True,
-        )
-    if len(report.drifted) > 10:
-        console.print(f"... and {len(report.drifted) - 10} more drifted")
-    for failed in report.check_failed[:10]:
-        console.print(
-            f"[yellow]?[/yellow] #{failed.image_id} {failed.label} (line {failed.line}): "
-            f"{failed.error}",
-            markup=True,
-        )
-    if len(report.check_failed) > 10:
-        console.print(f"... and {len(report.check_failed) - 10} more whose check failed")
+    if list_failures:
+        _print_shots(report.failures, "[red]✗[/red]", "failures")
+    _print_shots(report.drifted, "[yellow]~[/yellow]", "drifted")
+    _print_shots(report.check_failed, "[yellow]?[/yellow]", "whose check failed")
     console.print(report.summary())
 
 
