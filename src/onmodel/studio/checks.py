@@ -94,15 +94,14 @@ class Checks:
             character_name=studio.character(image.character_id).name,
         )
 
-    def over_budget(
-        self, checker: Checker, image: Image, spent: Decimal, max_cost: Decimal
+    def _over_budget(
+        self, checker: Checker, image: Image, subject: CheckSubject, spent: Decimal, limit: Decimal
     ) -> str | None:
-        """Why checking ``image`` could take what is spent past ``max_cost`` (None: it
-        cannot). A check whose cost cannot be estimated says so, and how to price it."""
+        """Why checking ``image`` could take what is spent past ``limit`` (None: it cannot).
+        A check whose cost cannot be estimated says so, and how to price it."""
         if not checker.billed:
             return None
-        limit = check_amount(max_cost, "--max-cost")
-        estimate = checker.estimate_max_cost(self.subject(image))
+        estimate = checker.estimate_max_cost(subject)
         if estimate is None:
             return (
                 f"the cost of a {checker.name} check of image {image.id} cannot be estimated "
@@ -133,13 +132,17 @@ class Checks:
         *,
         min_score: int | None = None,
         max_cost: Decimal | None = None,
+        spent: Decimal = Decimal(0),
     ) -> CheckRecord:
-        """Check one image; the row is written pending first and always finished."""
+        """Check one image; the row is written pending first and always finished. A paid
+        check that could take ``spent`` past ``max_cost`` is refused first (a
+        :class:`BudgetError`), with nothing recorded."""
         image = self.studio.image(image_ref)
         checker = self.ready(checker_name)
         subject = self.subject(image)
         if max_cost is not None:
-            problem = self.over_budget(checker, image, Decimal(0), max_cost)
+            limit = check_amount(max_cost, "--max-cost")
+            problem = self._over_budget(checker, image, subject, spent, limit)
             if problem is not None:
                 raise BudgetError(problem)
         check_id = check_store.insert_pending_check(
@@ -204,14 +207,12 @@ class Checks:
         """Check images one after another, each as :meth:`check` does, yielding each with its
         check as it is made; ``max_cost`` bounds them all together: the first check that
         could pass it is refused (a :class:`BudgetError`), the ones before it stand."""
-        limit = None if max_cost is None else check_amount(max_cost, "--max-cost")
-        checker = self.ready(checker_name)  # a missing key: refused before anything is recorded
+        self.ready(checker_name)  # a missing key: refused before anything is recorded
         spent = Decimal(0)
         for image in images:
-            problem = None if limit is None else self.over_budget(checker, image, spent, limit)
-            if problem is not None:
-                raise BudgetError(problem)
-            record = self.check(image, checker_name, min_score=min_score)
+            record = self.check(
+                image, checker_name, min_score=min_score, max_cost=max_cost, spent=spent
+            )
             spent += Decimal(record.cost_usd or 0)
             yield image, record
 

@@ -83,7 +83,7 @@ def shoot_until_on_model(
     session's head to it). Takes already made stay whatever happens later."""
     mark = check_retake_options(takes, min_score)
     limit = None if max_cost is None else check_amount(max_cost, "--max-cost")
-    judge = studio.checks.ready(checker)  # a missing key refuses before anything is recorded
+    studio.checks.ready(checker)  # a missing key refuses before anything is recorded
     if studio.provider(plan.provider).manual:
         raise UsageError(
             f"provider {plan.provider!r} waits for you to attach each picture, so its takes "
@@ -113,12 +113,14 @@ def shoot_until_on_model(
                 break
             continue
         spent += _known(image.row.cost_usd) or shot_cost or Decimal(0)
-        problem = None if limit is None else studio.checks.over_budget(judge, image, spent, limit)
-        if problem is not None:
+        try:
+            record = studio.checks.check(
+                image, checker, min_score=mark, max_cost=limit, spent=spent
+            )
+        except BudgetError as exc:
             made.append(Take(image, None))
-            stopped = f"stopped before the check of take {number}: {problem}"
+            stopped = f"stopped before the check of take {number}: {exc}"
             break
-        record = studio.checks.check(image, checker, min_score=mark)
         spent += _known(record.cost_usd) or Decimal(0)
         made.append(Take(image, record))
         if record.passed:
