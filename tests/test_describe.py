@@ -19,6 +19,8 @@ from onmodel.errors import MissingKeyError
 from onmodel.sheet import ModelSheet
 from onmodel.studio import Studio
 
+UNSEEN = ("avoid", "layout", "fixed_objects", "lighting")  # sheet fields no judge reads
+
 
 class Seer(Checker):
     """A checker that reads the anchor as the test says, and records what it was shown."""
@@ -124,7 +126,7 @@ def test_the_judge_describes_an_imported_picture_from_the_cli(
     monkeypatch.setenv("OPENAI_API_KEY", "sk-describe-test-0123456789abcdef")
     monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
     monkeypatch.setenv("ONMODEL_OPENAI_MAX_RETRIES", "0")
-    answer: dict[str, Any] = {key: "" for key in ModelSheet.model_fields if key != "avoid"}
+    answer: dict[str, Any] = {key: "" for key in ModelSheet.model_fields if key not in UNSEEN}
     answer.update(
         hair="short bob", hair_color="#d2691e", outfit_colors=["#ffd700"], palette=[], must_keep=[]
     )

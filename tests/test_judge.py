@@ -24,6 +24,8 @@ from onmodel.store import checks as check_store
 from onmodel.store.records import CheckRecord
 from onmodel.studio import Studio
 
+UNSEEN = ("avoid", "layout", "fixed_objects", "lighting")  # sheet fields no judge reads
+
 KEY = "sk-judge-test-0123456789abcdef"
 SHEET = ModelSheet(
     hair="short bob",
@@ -237,7 +239,7 @@ def test_a_describe_answer_with_a_colour_name_is_refused(
 ) -> None:
     anchor = studio.image(studio.character("mia").row.anchor_image_id)  # type: ignore[arg-type]
     assert anchor.path is not None
-    bad: dict[str, Any] = {key: "" for key in ModelSheet.model_fields if key != "avoid"}
+    bad: dict[str, Any] = {key: "" for key in ModelSheet.model_fields if key not in UNSEEN}
     bad.update(outfit_colors=["teal"], palette=[], must_keep=[])
     fake_openai.answer_next(bad)
     with pytest.raises(CheckerError, match="not a #rrggbb colour") as caught:

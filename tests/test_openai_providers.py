@@ -487,8 +487,8 @@ def test_chatgpt_returns_primer_once_then_only_shots() -> None:
     assert first.messages == ["PRIMER", PROMPT]
     assert later.messages == [PROMPT] and bare.messages == [PROMPT]
     # how many messages each turn sent is recorded: later shots are numbered after them
-    assert first.sent_params == {"route": "manual", "messages": 2}
-    assert later.sent_params == {"route": "manual", "messages": 1}
+    assert first.sent_params == {"route": "manual", "messages": 2, "conversation_cast": []}
+    assert later.sent_params == {"route": "manual", "messages": 1, "conversation_cast": []}
 
 
 def test_chatgpt_names_the_anchor_to_attach_with_the_primer_only(
@@ -499,8 +499,8 @@ def test_chatgpt_names_the_anchor_to_attach_with_the_primer_only(
     later = provider.generate(
         _request("shot", inputs=inputs[:2], instructions="PRIMER", previous_response_id="c1")
     )
-    assert first.attach == inputs[0] and first.attach.role == "anchor"
-    assert later.attach is None
+    assert first.attach == (inputs[0],) and inputs[0].role == "anchor"
+    assert later.attach == ()
 
 
 def test_registry_lists_the_providers_lazily(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -105,7 +105,7 @@ def test_the_studio_uses_a_plugin_by_its_declared_traits(plugin: object, studio:
 
     ref = studio.paths.home / "ref.png"
     PILImage.new("RGB", (8, 8)).save(ref)
-    with pytest.raises(Exception, match="at most 3 can be sent"):  # its own max_input_images
+    with pytest.raises(Exception, match="takes at most 3"):  # its own max_input_images
         session.shot(pose="p", refs=[ref, ref, ref])
 
 

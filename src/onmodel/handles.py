@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from onmodel.errors import EmptyRequestError, NoImageFileError, UsageError
 from onmodel.lineage import LineageIndex, TreeNode
-from onmodel.sheet import ModelSheet, ShotRequest, take_name, with_take
+from onmodel.sheet import ModelSheet, ShotRequest, cast_fields, take_name, with_take
 from onmodel.status import ImageStatus
 from onmodel.store import lineage as lineage_queries
 from onmodel.store.records import (
@@ -54,6 +54,11 @@ class Character:
     @property
     def name(self) -> str:
         return self.row.name
+
+    @property
+    def kind(self) -> str:
+        """What it is: ``character``, ``creature``, ``prop`` or ``set`` (``onmodel.kinds``)."""
+        return self.row.kind
 
     @property
     def description(self) -> str:
@@ -98,6 +103,7 @@ class Character:
             "id": self.id,
             "slug": self.slug,
             "name": self.name,
+            "kind": self.kind,
             "description": self.description,
             "sheet": self.row.sheet,
             "anchor_image_id": self.row.anchor_image_id,
@@ -171,6 +177,17 @@ class Session:
         return self.studio.character(self.row.character_id)
 
     @property
+    def members(self) -> list[Character]:
+        """The session's cast besides its lead, in the order they were added: who its shots
+        may show (``--with``) and the sets they may take place in (``--set``)."""
+        return self.studio.members(self)
+
+    @property
+    def cast(self) -> list[Character]:
+        """The lead, then the other members."""
+        return [self.character, *self.members]
+
+    @property
     def head(self) -> Image | None:
         """The current tip: where the next shot continues from unless told otherwise."""
         fresh = self.studio.session(self.id).row
@@ -187,6 +204,9 @@ class Session:
         expression: str = "",
         scene: str = "",
         action: str = "",
+        with_: Sequence[str] = (),
+        cast: Sequence[str] = (),
+        set_: str = "",
         same: bool = False,
         size: str | None = None,
         quality: str | None = None,
@@ -207,6 +227,9 @@ class Session:
                 expression=expression,
                 scene=scene,
                 action=action,
+                with_=with_,
+                cast=cast,
+                set_=set_,
                 same=same,
                 size=size,
                 quality=quality,
@@ -228,6 +251,9 @@ class Session:
         expression: str = "",
         scene: str = "",
         action: str = "",
+        with_: Sequence[str] = (),
+        cast: Sequence[str] = (),
+        set_: str = "",
         same: bool = False,
         size: str | None = None,
         quality: str | None = None,
@@ -240,13 +266,23 @@ class Session:
     ) -> ShotPlan:
         """Compose and validate a shot without recording or spending anything (a dry run).
 
+        ``with_`` names who joins the lead, ``cast`` everyone the shot shows (in order,
+        perhaps without the lead), ``set_`` the set it takes place in: each a member of the
+        session's cast (:attr:`members`).
+
         A shot must ask for something (``text`` or a field); ``same=True`` asks, explicitly,
         for the character again as it is, so an empty call is never a paid shot by accident.
         ``size`` and ``quality`` are the model parameters of the same names, merged over
         ``params`` and checked against the model like them.
         """
         request = ShotRequest.checked(
-            pose=pose, outfit=outfit, expression=expression, scene=scene, action=action, text=text
+            pose=pose,
+            outfit=outfit,
+            expression=expression,
+            scene=scene,
+            action=action,
+            text=text,
+            **cast_fields(self.character.slug, with_=with_, cast=cast, set_=set_),
         )
         if request.is_empty() and not same:
             raise EmptyRequestError(
@@ -298,6 +334,7 @@ class Session:
             "slug": self.slug,
             "title": self.title,
             "character": self.character.slug,
+            "members": [member.slug for member in self.members],
             "provider": self.provider,
             "model": self.model,
             "params": self.row.params,
@@ -333,7 +370,7 @@ class Image:
     # what a manual (ChatGPT app) shot asks the user to do, set when it is made:
     messages: tuple[str, ...] = ()  # the messages to paste, in order
     first_message: int = 1  # messages[0]'s number along the session's conversation
-    attachment: Path | None = None  # the file to attach to messages[0], if any
+    attachments: tuple[Path, ...] = ()  # the files to attach to messages[0], in order
 
     @property
     def id(self) -> int:

@@ -8,7 +8,7 @@ users can write it by hand and templates can read it.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,7 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from onmodel.errors import InputError, UsageError
-from onmodel.limits import MAX_FIELD_LENGTH, MAX_SHEET_BYTES, check_text, read_bounded
+from onmodel.limits import (
+    MAX_FIELD_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_SHEET_BYTES,
+    check_text,
+    read_bounded,
+)
 
 MAX_TRAIT_LENGTH = 2_000  # one trait of a sheet: a sentence or two, restated in every prompt
 MAX_COLOUR_LENGTH = 64
@@ -41,9 +47,24 @@ class ModelSheet(BaseModel):
     palette: list[str] = Field(default_factory=list, description="Brand palette as hex codes.")
     must_keep: list[str] = Field(default_factory=list, description="Details that never change.")
     avoid: list[str] = Field(default_factory=list, description="Things never to draw.")
+    layout: str = Field(default="", description="A set's layout: where things are in it.")
+    fixed_objects: list[str] = Field(
+        default_factory=list, description="A set's objects that are always there, in place."
+    )
+    lighting: str = Field(default="", description="A set's usual light (window, lamps...).")
 
     @field_validator(
-        "style", "species", "hair", "build", "outfit", "must_keep", "avoid", mode="after"
+        "style",
+        "species",
+        "hair",
+        "build",
+        "outfit",
+        "must_keep",
+        "avoid",
+        "layout",
+        "fixed_objects",
+        "lighting",
+        mode="after",
     )
     @classmethod
     def _plain_text(cls, value: str | list[str]) -> str | list[str]:
@@ -229,6 +250,11 @@ class ShotRequest(BaseModel):
     action: str = ""
     text: str = ""
     view: str = ""
+    cast: list[str] = Field(default_factory=list)
+    """Who is in the shot, by name, in the order their anchors are sent (``--cast mia,rin``);
+    empty: the session's lead alone, as every shot before casts existed."""
+    set: str = ""
+    """The set (a location of the session's cast) the shot takes place in (``--set``)."""
 
     @field_validator(
         "pose", "outfit", "expression", "scene", "action", "text", "view", mode="after"
@@ -237,8 +263,15 @@ class ShotRequest(BaseModel):
     def _plain_text(cls, value: str) -> str:
         return check_text(value, "the text", max_length=MAX_FIELD_LENGTH)
 
+    @field_validator("cast", "set", mode="after")
     @classmethod
-    def checked(cls, **fields: str) -> ShotRequest:
+    def _names(cls, value: str | list[str]) -> str | list[str]:
+        for item in [value] if isinstance(value, str) else value:
+            check_text(item, "a cast member's name", max_length=MAX_NAME_LENGTH, multiline=False)
+        return value
+
+    @classmethod
+    def checked(cls, **fields: str | list[str]) -> ShotRequest:
         """A request from user input, refused in one line naming the field at fault."""
         return _validated(cls, fields, "shot request")
 
@@ -252,10 +285,30 @@ class ShotRequest(BaseModel):
             parts.insert(0, f"{self.view} view")
         if self.text:
             parts.append(self.text)
+        if self.cast:
+            parts.append(" & ".join(self.cast))
+        if self.set:
+            parts.append(f"in {self.set}")
         return ", ".join(parts) or "same character"
 
     def as_params(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump().items() if v}
+
+
+def cast_fields(
+    lead: str, *, with_: Iterable[str] = (), cast: Iterable[str] = (), set_: str = ""
+) -> dict[str, list[str] | str]:
+    """The request fields for ``--with``/``--cast``/``--set``: ``with_`` adds to the lead,
+    ``cast`` names everyone (and may leave the lead out); both at once are refused. A cast of
+    the lead alone is the empty default, so such a shot is the same request as before."""
+    added = [name.strip() for name in with_ if name.strip()]
+    named = [name.strip() for name in cast if name.strip()]
+    if added and named:
+        raise UsageError("give --with (who joins the lead) or --cast (everyone), not both")
+    everyone = list(dict.fromkeys(named or ([lead, *added] if added else [])))
+    if everyone == [lead]:
+        everyone = []
+    return {"cast": everyone, "set": set_.strip()}
 
 
 def take_name(variation: int, variations: int) -> str:

@@ -70,7 +70,7 @@ tokens, and the cap is what bounds a check's cost before it is sent."""
 _IMAGE_DETAIL = "high"  # faces and small details are what drift; low detail blurs them away
 _MAX_QUOTED = 200
 
-_NOT_SEEN = frozenset({"avoid"})
+_NOT_SEEN = frozenset({"avoid", "layout", "fixed_objects", "lighting"})  # a set's, not a figure's
 """Sheet fields no image shows: ``avoid`` lists what is never drawn, so nothing is judged (or
 described) of it, and a described sheet keeps the one on record."""
 _SEEN = tuple(name for name in ModelSheet.model_fields if name not in _NOT_SEEN)

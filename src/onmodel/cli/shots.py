@@ -186,13 +186,13 @@ def report(image: Image, json_out: bool) -> None:
                 **image.to_dict(),
                 "messages": list(image.messages),
                 "first_message": image.first_message,
-                "attach": str(image.attachment) if image.attachment else None,
+                "attach": [str(path) for path in image.attachments],
             }
         )
         return
     for number, message in enumerate(image.messages, image.first_message):
-        attach = image.attachment if number == image.first_message else None
-        with_file = f", with {attach} attached" if attach else ""
+        attach = image.attachments if number == image.first_message else ()
+        with_file = f", with {' and '.join(map(str, attach))} attached" if attach else ""
         console.print(Text(f"— message {number} to paste into ChatGPT{with_file} —", style="bold"))
         print(escape_controls(message))
         print()

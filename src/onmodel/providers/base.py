@@ -45,11 +45,25 @@ def preview_only_problems(params: Mapping[str, Any]) -> list[str]:
 class InputImage:
     """An image sent along with a request, in the order it is sent."""
 
-    role: str  # "anchor", "parent" or "extra"
+    role: str  # "anchor", "parent", "view" or "extra"
     path: Path
     sha256: str
     mime: str
     image_id: int | None = None
+    member_id: int | None = None  # an anchor's or a view's cast member (``CastMember.id``)
+    view: str = ""  # which view a "view" shows (one of VIEWS)
+
+
+@dataclass(frozen=True)
+class CastMember:
+    """Someone (or somewhere) a request shows: its own sheet, so a provider that draws (the
+    preview) draws each member as itself, and a conversation knows whom it has been shown."""
+
+    id: int
+    slug: str
+    name: str
+    kind: str  # character, creature, prop or set (onmodel.kinds)
+    sheet: ModelSheet = field(default_factory=ModelSheet)
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,23 @@ class GenerationRequest:
     view: str = ""
     """Which side of the character a ``view`` request shows, one of :data:`VIEWS` (a
     turnaround's reference views); empty for anchors and shots."""
+    cast: tuple[CastMember, ...] = ()
+    """Who the shot shows, figures in order and then the set; empty for anchors and views
+    (their character alone). ``inputs`` name their member by ``member_id``."""
+    introduced: frozenset[int] = frozenset()
+    """The members whose anchors the conversation this request continues has already been
+    shown (empty: a new conversation). A provider that keeps a conversation sends only the
+    other members' anchors and views, on the turn where each first appears."""
+
+    def conversation_cast(self) -> list[int]:
+        """Everyone the conversation has been shown once this turn is taken: what a
+        conversation-keeping provider records (``conversation_cast`` in its sent parameters)
+        for the next turn's :attr:`introduced`."""
+        return sorted(self.introduced | {member.id for member in self.cast})
+
+    def new_to_conversation(self, item: InputImage) -> bool:
+        """Whether ``item`` shows a member the conversation has not been shown yet."""
+        return item.member_id is not None and item.member_id not in self.introduced
 
 
 @dataclass
@@ -93,13 +124,22 @@ class GenerationResult:
 class ManualResult:
     """A provider that cannot call anything (the ChatGPT app route) returns messages to paste.
 
-    ``attach`` is the input the user attaches to the first message (the anchor, when the
-    conversation starts there), or None when nothing is to be attached.
+    ``attach`` are the inputs the user attaches to the first message, in order (the anchors
+    of the members the conversation has not been shown yet), each under
+    :func:`attachment_name`; empty when nothing is to be attached.
     """
 
     messages: list[str]
     sent_params: dict[str, Any] = field(default_factory=dict)
-    attach: InputImage | None = None
+    attach: tuple[InputImage, ...] = ()
+
+
+def attachment_name(item: InputImage, cast: tuple[CastMember, ...], fallback: str) -> str:
+    """The file name a manual route's user attaches ``item`` under (``max-anchor.png``): its
+    member's slug (``fallback``, the shot's character, for an input of no member) and role,
+    so a message can say which file is whom."""
+    slug = next((m.slug for m in cast if m.id == item.member_id), fallback)
+    return f"{slug}-{item.role}{item.path.suffix}"
 
 
 class ProviderError(OnmodelError):

@@ -15,7 +15,14 @@ from collections.abc import Callable
 from typing import Any
 
 from onmodel.composer import CHATGPT_SHOT_TEMPLATE
-from onmodel.providers.base import GenerationRequest, ManualResult, ParentTurn, Provider
+from onmodel.providers.base import (
+    GenerationRequest,
+    InputImage,
+    ManualResult,
+    ParentTurn,
+    Provider,
+    attachment_name,
+)
 
 __all__ = ["ChatGPTProvider"]
 
@@ -37,12 +44,39 @@ class ChatGPTProvider(Provider):
 
     def generate(self, request: GenerationRequest) -> ManualResult:
         """The messages, and how many there are (recorded, so later shots of the conversation
-        are numbered after them)."""
+        are numbered after them).
+
+        The first message of a conversation carries the anchors of everyone the shot shows;
+        a later one, the anchors of the members the chat has not seen yet (the turn where
+        each first appears). With several files attached, the shot's message ends by saying
+        which file is whom, by the names the studio saves them under."""
         primer = request.instructions if request.previous_response_id is None else None
-        messages = [primer, request.prompt] if primer else [request.prompt]
-        anchor = next((item for item in request.inputs if item.role == "anchor"), None)
+        anchors = [item for item in request.inputs if item.role == "anchor"]
+        if not primer:
+            anchors = [item for item in anchors if request.new_to_conversation(item)]
+        prompt = request.prompt
+        if len(request.cast) > 1 and anchors:
+            prompt = f"{prompt}\n\n{_which_file(request, anchors)}"
+        messages = [primer, prompt] if primer else [prompt]
         return ManualResult(
             messages=messages,
-            sent_params={"route": "manual", "messages": len(messages)},
-            attach=anchor if primer else None,
+            sent_params={
+                "route": "manual",
+                "messages": len(messages),
+                "conversation_cast": request.conversation_cast(),
+            },
+            attach=tuple(anchors),
         )
+
+
+def _which_file(request: GenerationRequest, anchors: list[InputImage]) -> str:
+    """``Attached: mia-anchor.png is Mia; max-anchor.png is Max (creature).``"""
+    members = {member.id: member for member in request.cast}
+    parts = []
+    for item in anchors:
+        member = members.get(item.member_id) if item.member_id is not None else None
+        if member is None:
+            continue
+        what = member.name if member.kind == "character" else f"{member.name} ({member.kind})"
+        parts.append(f"{attachment_name(item, request.cast, member.slug)} is {what}")
+    return f"Attached: {'; '.join(parts)}." if parts else ""

@@ -28,6 +28,10 @@ class CharacterRow(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     slug: str = Field(index=True, unique=True, max_length=64)
     name: str
+    # what the anchor is (``onmodel.kinds``): character, creature, prop or set (revision 0007)
+    kind: str = Field(
+        default="character", max_length=16, sa_column_kwargs={"server_default": "character"}
+    )
     description: str = ""
     sheet: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     anchor_image_id: int | None = Field(
@@ -80,6 +84,18 @@ class SessionRow(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     hidden_at: datetime | None = None  # hidden (deleted until a purge) since then
+
+
+class SessionMemberRow(SQLModel, table=True):
+    """A member of a session's cast besides its lead (``session.character_id``), who shots
+    may show (``--with``) or place the scene in (``--set``); revision 0007."""
+
+    __tablename__ = "session_member"
+
+    session_id: int = Field(foreign_key="session.id", primary_key=True)
+    character_id: int = Field(foreign_key="character.id", primary_key=True, index=True)
+    position: int  # the order members were added in, which listings keep
+    added_at: datetime = Field(default_factory=utcnow)
 
 
 class BatchRow(SQLModel, table=True):
@@ -194,6 +210,21 @@ class ImageReferenceRow(SQLModel, table=True):
     format: str
 
 
+class ImageCastRow(SQLModel, table=True):
+    """Who is in a picture: one row per cast member, in the order their anchors were sent
+    (revision 0007). Every image has at least one, its own character; a shot of several has
+    one per member and its set. Found by member through
+    ``ix_image_cast_character_id_image_id`` (``onmodel images --with``)."""
+
+    __tablename__ = "image_cast"
+    __table_args__ = (Index("ix_image_cast_character_id_image_id", "character_id", "image_id"),)
+
+    image_id: int = Field(foreign_key="image.id", primary_key=True)
+    character_id: int = Field(foreign_key="character.id", primary_key=True)
+    position: int
+    sheet_version_id: int | None = None  # the member's model sheet when the image was made
+
+
 class ImageCheckRow(SQLModel, table=True):
     """One consistency check of an image (``onmodel check``, a retake loop's): recorded
     ``pending`` before a paid checker is asked, then ``succeeded`` with its score and
@@ -203,6 +234,8 @@ class ImageCheckRow(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     image_id: int = Field(foreign_key="image.id", index=True)
+    # the cast member measured in a shot of several; None: the image's own character
+    character_id: int | None = None
     checker: str = Field(max_length=64)
     version: str = Field(max_length=32)
     model: str | None = None

@@ -25,9 +25,12 @@ from onmodel.store.lineage import ancestor_ids, descendant_ids
 from onmodel.store.models import (
     BatchRow,
     CharacterRow,
+    ImageCastRow,
+    ImageCheckRow,
     ImageReferenceRow,
     ImageRow,
     ImageTagRow,
+    SessionMemberRow,
     SessionRow,
     SheetVersionRow,
 )
@@ -41,6 +44,9 @@ _character = CharacterRow.__table__  # type: ignore[attr-defined]
 _batch = BatchRow.__table__  # type: ignore[attr-defined]
 _tag = ImageTagRow.__table__  # type: ignore[attr-defined]
 _sheet = SheetVersionRow.__table__  # type: ignore[attr-defined]
+_check = ImageCheckRow.__table__  # type: ignore[attr-defined]
+_cast = ImageCastRow.__table__  # type: ignore[attr-defined]
+_member = SessionMemberRow.__table__  # type: ignore[attr-defined]
 
 STREAM = 1000  # rows fetched at a time when a whole table is read
 
@@ -181,13 +187,21 @@ def execute_purge(engine: Engine, plan: PurgePlan) -> Iterator[int]:
             _forget_retries(conn, chunk)
             conn.execute(delete(_tag).where(_tag.c.image_id.in_(chunk)))
             conn.execute(delete(_reference).where(_reference.c.image_id.in_(chunk)))
+            conn.execute(delete(_check).where(_check.c.image_id.in_(chunk)))
+            conn.execute(delete(_cast).where(_cast.c.image_id.in_(chunk)))
             conn.execute(delete(_image).where(_image.c.id.in_(chunk)))
         yield len(chunk)
     with engine.begin() as conn:
         for chunk in _chunks(list(plan.sessions)):
             conn.execute(delete(_batch).where(_batch.c.session_id.in_(chunk)))
+            conn.execute(delete(_member).where(_member.c.session_id.in_(chunk)))
             conn.execute(delete(_session).where(_session.c.id.in_(chunk)))
         for chunk in _chunks(list(plan.characters)):
+            # a purged member leaves the casts of the sessions that are kept; the pictures
+            # that showed it sent its anchor, so they are gone with it (or the purge was
+            # refused: made_from)
+            conn.execute(delete(_member).where(_member.c.character_id.in_(chunk)))
+            conn.execute(delete(_cast).where(_cast.c.character_id.in_(chunk)))
             conn.execute(delete(_sheet).where(_sheet.c.character_id.in_(chunk)))
             conn.execute(delete(_character).where(_character.c.id.in_(chunk)))
 

@@ -6,7 +6,7 @@ Written with SQLAlchemy Core, and only with SQL that SQLite and PostgreSQL both 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -73,6 +73,19 @@ def characters(engine: Engine, *, hidden: bool = False) -> list[CharacterRecord]
     with transaction(engine) as db:
         rows = db.exec(query.order_by(col(CharacterRow.id))).all()
         return [record_from(CharacterRecord, row) for row in rows]
+
+
+def characters_by_id(engine: Engine, ids: Iterable[int]) -> list[CharacterRecord]:
+    """These characters, hidden or not, one query per chunk of ids."""
+    wanted = sorted(set(ids))
+    found: list[CharacterRecord] = []
+    with transaction(engine) as db:
+        for start in range(0, len(wanted), ID_CHUNK):
+            query = select(CharacterRow).where(
+                col(CharacterRow.id).in_(wanted[start : start + ID_CHUNK])
+            )
+            found.extend(record_from(CharacterRecord, row) for row in db.exec(query).all())
+    return found
 
 
 def character_slug_taken(engine: Engine, slug: str) -> bool:

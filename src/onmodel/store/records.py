@@ -36,6 +36,7 @@ class CharacterRecord:
     created_at: datetime
     updated_at: datetime
     hidden_at: datetime | None = None  # a draft character (not written yet) is not hidden
+    kind: str = "character"  # character, creature, prop or set (``onmodel.kinds``)
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ class CheckRecord:
     error_message: str | None
     created_at: datetime
     finished_at: datetime | None
+    character_id: int | None = None  # the member measured in a shot of several (else None)
 
     @property
     def passed(self) -> bool | None:

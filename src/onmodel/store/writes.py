@@ -28,6 +28,7 @@ from onmodel.status import ImageStatus
 from onmodel.store.database import transaction
 from onmodel.store.models import (
     CharacterRow,
+    ImageCastRow,
     ImageReferenceRow,
     ImageRow,
     ImageTagRow,
@@ -78,6 +79,12 @@ def insert_imported_character(
         )
         db.add(image)
         db.flush()
+        assert image.id is not None
+        db.add(
+            ImageCastRow(
+                image_id=image.id, character_id=row.id, position=0, sheet_version_id=sheet.id
+            )
+        )
         row.anchor_image_id = image.id
         db.add(row)
         return row.id
@@ -106,12 +113,21 @@ def insert_session(
 
 
 def insert_pending_image(
-    engine: Engine, values: Mapping[str, Any], references: Sequence[Mapping[str, Any]]
+    engine: Engine,
+    values: Mapping[str, Any],
+    references: Sequence[Mapping[str, Any]],
+    cast: Sequence[int] = (),
 ) -> int:
-    """The pending row and the images sent with it, in order, in one transaction; the row
-    names its character's current model sheet, read in the same transaction."""
+    """The pending row, the images sent with it and who is in it, in order, in one
+    transaction; the row names its character's current model sheet, and each cast member's
+    row its own, read in the same transaction. ``cast`` empty: the image's character alone."""
     with engine.begin() as conn:
         now = change_time(conn, [values.get("session_id")])
+        lead = values["character_id"]
+        members = list(dict.fromkeys(cast or [lead]))
+        sheets = {
+            each: _current_sheet_version(conn, each) for each in dict.fromkeys([lead, *members])
+        }
         image_id = insert_row(
             conn,
             ImageRow,
@@ -120,13 +136,26 @@ def insert_pending_image(
                 "status": ImageStatus.PENDING,
                 "created_at": now,
                 "updated_at": now,
-                "sheet_version_id": _current_sheet_version(conn, values["character_id"]),
+                "sheet_version_id": sheets[lead],
             },
         )
         insert_rows(
             conn,
             ImageReferenceRow,
             [{**reference, "image_id": image_id} for reference in references],
+        )
+        insert_rows(
+            conn,
+            ImageCastRow,
+            [
+                {
+                    "image_id": image_id,
+                    "character_id": member,
+                    "position": position,
+                    "sheet_version_id": sheets[member],
+                }
+                for position, member in enumerate(members)
+            ],
         )
     return image_id
 

@@ -16,6 +16,7 @@ from onmodel.composer import ANCHOR_TEMPLATE, PRIMER_TEMPLATE
 from onmodel.errors import DuplicateError, UsageError
 from onmodel.handles import Character, Image, Session
 from onmodel.imagefile import read_image_file
+from onmodel.kinds import check_kind, is_subject
 from onmodel.limits import MAX_FIELD_LENGTH, MAX_NAME_LENGTH, check_text
 from onmodel.providers import default_provider_name
 from onmodel.sheet import ModelSheet, ShotRequest
@@ -80,15 +81,16 @@ class Cast:
         model: str | None = None,
         params: dict[str, Any] | None = None,
         strict: bool = False,
+        kind: str = "character",
     ) -> Character:
         """See :meth:`Studio.create_character`; ``strict`` raises :class:`AnchorHygieneError`
         when the new anchor is not a clean reference (the character and its anchor, paid
         for, are kept)."""
         studio = self.studio
         if not prompt.strip():
-            raise UsageError("a character needs a prompt describing it (--prompt)")
+            raise UsageError(f"a {kind} needs a prompt describing it (--prompt)")
         full_sheet = self._sheet_for(prompt, sheet)
-        values = self._character_values(name, slug, prompt, full_sheet)
+        values = self._character_values(name, slug, prompt, full_sheet, kind)
         draft = Character(studio, _draft_record(values))
         plan = studio.planning.plan(
             kind="anchor",
@@ -105,7 +107,8 @@ class Cast:
         # character without an anchor behind.
         character_id = writes.insert_character(self.engine, values)
         anchor = studio.execute(replace(plan, character_id=character_id))
-        if strict and anchor.path is not None:  # a manual provider's anchor comes later
+        # a manual provider's anchor comes later; a set's picture is all background
+        if strict and anchor.path is not None and is_subject(kind):
             refuse_unclean(
                 anchor.path,
                 f"the anchor of {values['slug']} (image {anchor.id})",
@@ -126,6 +129,7 @@ class Cast:
         sheet: ModelSheet | Path | Mapping[str, Any] | None = None,
         slug: str | None = None,
         strict: bool = False,
+        kind: str = "character",
     ) -> Character:
         """See :meth:`Studio.import_character`; ``strict`` raises :class:`AnchorHygieneError`,
         before anything is written, when the picture is not a clean reference."""
@@ -133,9 +137,10 @@ class Cast:
             check_text(gen_id, "the gen id", max_length=MAX_NAME_LENGTH, multiline=False)
         if revised_prompt is not None:
             check_text(revised_prompt, "the revised prompt", max_length=MAX_FIELD_LENGTH)
-        values = self._character_values(name, slug, prompt, self._sheet_for(prompt, sheet))
+        sheet_for = self._sheet_for(prompt, sheet)
+        values = self._character_values(name, slug, prompt, sheet_for, kind)
         data, info = read_image_file(image)
-        if strict:
+        if strict and is_subject(kind):
             refuse_unclean(
                 image,
                 str(image),
@@ -205,9 +210,12 @@ class Cast:
         return Session(studio, record)
 
     def anchor_warnings(self, image: Image) -> list[str]:
-        """See :meth:`Studio.anchor_warnings`."""
+        """See :meth:`Studio.anchor_warnings`; none for a set's picture, which is all
+        background by design."""
         if image.path is None:
             raise UsageError(f"image {image.id} is {image.status}: it has no picture to look at")
+        if not is_subject(self.studio.character(image.character_id).kind):
+            return []
         return anchor_warnings(image.path)
 
     def _sheet_for(
@@ -217,11 +225,12 @@ class Cast:
         return guessed if sheet is None else guessed.merged_with(ModelSheet.given(sheet))
 
     def _character_values(
-        self, name: str, slug: str | None, prompt: str, sheet: ModelSheet
+        self, name: str, slug: str | None, prompt: str, sheet: ModelSheet, kind: str
     ) -> dict[str, Any]:
         """The character's columns, checked but not written (its name must still be free)."""
+        kind = check_kind(kind)
         if not name.strip():
-            raise UsageError("a character needs a name")
+            raise UsageError(f"a {kind} needs a name")
         check_text(name, "the name", max_length=MAX_NAME_LENGTH, multiline=False)
         check_text(prompt, "the prompt", max_length=MAX_FIELD_LENGTH)
         final = check_slug(slug) if slug else slugify(name)
@@ -232,6 +241,7 @@ class Cast:
             "name": name.strip(),
             "description": prompt.strip(),
             "sheet": sheet.model_dump(),
+            "kind": kind,
         }
 
 

@@ -24,6 +24,7 @@ from onmodel.composer import Composer
 from onmodel.config import Paths, resolve_paths
 from onmodel.errors import UsageError
 from onmodel.handles import Character, Image, Reference, Session, TreeNode
+from onmodel.kinds import check_kind
 from onmodel.providers import get_provider
 from onmodel.providers.base import Provider, ProviderContext
 from onmodel.sheet import ModelSheet, ShotRequest
@@ -39,6 +40,7 @@ from onmodel.studio.curation import Curation, PurgeReport
 from onmodel.studio.editing import Editing, SheetProposal, SheetVersion
 from onmodel.studio.listing import ListedImage, iter_images
 from onmodel.studio.lookups import Lookups
+from onmodel.studio.members import add_members, members, remove_member
 from onmodel.studio.pipeline import Delivery, Pipeline
 from onmodel.studio.planning import Planning, ShotPlanner
 from onmodel.studio.plans import ShotPlan
@@ -116,8 +118,12 @@ class Studio:
         model: str | None = None,
         params: dict[str, Any] | None = None,
         strict: bool = False,
+        kind: str = "character",
     ) -> Character:
         """Create a character and generate its anchor image on a plain background.
+
+        ``kind``: ``character``, ``creature``, ``prop`` or ``set`` (a location, whose anchor
+        is an establishing shot of the empty place); each is made, sheeted and cast alike.
 
         Everything is checked before the character is written; once it is, a failed anchor is
         a recorded failure the user can retry, not a vanished character. ``strict`` raises
@@ -133,6 +139,7 @@ class Studio:
             model=model,
             params=params,
             strict=strict,
+            kind=kind,
         )
 
     def import_character(
@@ -146,9 +153,11 @@ class Studio:
         sheet: ModelSheet | Path | Mapping[str, Any] | None = None,
         slug: str | None = None,
         strict: bool = False,
+        kind: str = "character",
     ) -> Character:
-        """Adopt an image the user already has (say, from ChatGPT) as a character's anchor;
-        ``strict`` refuses a poor reference before anything is written."""
+        """Adopt an image the user already has (say, from ChatGPT) as a character's anchor
+        (or a creature's, a prop's, a set's: ``kind``); ``strict`` refuses a poor reference
+        before anything is written."""
         return self.cast.import_character(
             name,
             image,
@@ -158,14 +167,17 @@ class Studio:
             sheet=sheet,
             slug=slug,
             strict=strict,
+            kind=kind,
         )
 
     def character(self, ref: str | int | Character) -> Character:
         return self.lookups.character(ref)
 
-    def characters(self, *, hidden: bool = False) -> list[Character]:
-        """The shown characters or, ``hidden``, the hidden ones."""
-        return self.lookups.characters(hidden=hidden)
+    def characters(self, *, hidden: bool = False, kind: str | None = None) -> list[Character]:
+        """The shown characters or, ``hidden``, the hidden ones; ``kind``: of that kind only
+        (``character``, ``creature``, ``prop``, ``set``)."""
+        found = self.lookups.characters(hidden=hidden)
+        return found if kind is None else [c for c in found if c.kind == check_kind(kind)]
 
     # ------------------------------------------------------------------ sessions
 
@@ -179,19 +191,45 @@ class Studio:
         params: dict[str, Any] | None = None,
         slug: str | None = None,
         make_current: bool = True,
+        with_: Sequence[str | int | Character] = (),
     ) -> Session:
-        """Start a series for a character; it becomes the current session by default."""
+        """Start a series for a character, its lead; ``with_`` names more members of its
+        cast (characters, creatures, props, sets), each checked before the session is
+        written. It becomes the current session by default."""
+        lead = self.character(character)
+        others = [self.character(each) for each in with_]  # an unknown name starts nothing
+        if any(each.id == lead.id for each in others):
+            raise UsageError(f"{lead.slug!r} is the lead; --with names the other members")
         session = self.cast.start_session(
-            self.character(character),
+            lead,
             title=title,
             model=model,
             provider=provider,
             params=params,
             slug=slug,
         )
+        if others:
+            add_members(self, session, others)
         if make_current:
             self.use_session(session)
         return session
+
+    def members(self, session: str | int | Session | None = None) -> list[Character]:
+        """A session's cast besides its lead, in the order they were added."""
+        return members(self, self.session(session))
+
+    def add_to_cast(
+        self, session: str | int | Session | None, names: Sequence[str | int | Character]
+    ) -> list[Character]:
+        """Add characters, creatures, props or sets to a session's cast, so its shots can
+        show them (``with``) or take place there (``set``); the ones newly added."""
+        return add_members(self, self.session(session), names)
+
+    def remove_from_cast(
+        self, session: str | int | Session | None, name: str | int | Character
+    ) -> Character:
+        """Take a member out of a session's cast; the pictures it is in keep it."""
+        return remove_member(self, self.session(session), name)
 
     def session(self, ref: str | int | Session | None = None) -> Session:
         """A session by slug or id; with no reference, the current one."""

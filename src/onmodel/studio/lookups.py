@@ -33,6 +33,18 @@ class Lookups:
             raise NotFoundError(f"no character {ref!r} (see: onmodel character list)")
         return Character(self.studio, found)
 
+    def find_character(self, ref: str | int) -> Character | None:
+        """The character ``ref`` names, or None (where a missing one is not the error)."""
+        try:
+            return self.character(ref)
+        except NotFoundError:
+            return None
+
+    def characters_by_id(self, ids: Iterable[int]) -> dict[int, Character]:
+        """These characters by id, read in one query per chunk of ids (a cast, a page's)."""
+        found = queries.characters_by_id(self.engine, ids)
+        return {record.id: Character(self.studio, record) for record in found}
+
     def characters(self, *, hidden: bool = False) -> list[Character]:
         found = queries.characters(self.engine, hidden=hidden)
         return [Character(self.studio, record) for record in found]

@@ -23,7 +23,14 @@ from onmodel.imagefile import inspect_bytes, read_image_file
 from onmodel.limits import MAX_NAME_LENGTH, check_text
 from onmodel.owners import owner_token
 from onmodel.providers import is_manual
-from onmodel.providers.base import GenerationResult, InputImage, ManualResult, ProviderError
+from onmodel.providers.base import (
+    CastMember,
+    GenerationResult,
+    InputImage,
+    ManualResult,
+    ProviderError,
+    attachment_name,
+)
 from onmodel.sheet import ShotRequest
 from onmodel.status import ImageStatus
 from onmodel.store import queries, writes
@@ -106,6 +113,7 @@ class Pipeline:
                 }
                 for position, item in enumerate(plan.inputs)
             ],
+            [member.id for member in plan.cast],
         )
 
     def call(self, image_id: int, plan: ShotPlan) -> Delivery:
@@ -139,9 +147,9 @@ class Pipeline:
                 pending,
                 messages=tuple(result.messages),
                 first_message=self._messages_before(pending) + 1,
-                attachment=None
-                if result.attach is None
-                else self._attachable(pending, result.attach),
+                attachments=tuple(
+                    self._attachable(pending, item, delivery.plan.cast) for item in result.attach
+                ),
             )
         return self._record_success(delivery.image_id, delivery.plan, result, delivery.started)
 
@@ -234,17 +242,18 @@ class Pipeline:
         )
         return sum(_sent_messages(params) for params in earlier)
 
-    def _attachable(self, pending: Image, item: InputImage) -> Path:
-        """A copy of the file the user attaches to the first message, under a name they can
-        find in a file picker (``mia-anchor.png`` in ``HOME/attachments/``), not a digest.
+    def _attachable(self, pending: Image, item: InputImage, cast: tuple[CastMember, ...]) -> Path:
+        """A copy of a file the user attaches to the first message, under a name they can
+        find in a file picker, the one the message names (``max-anchor.png`` in
+        ``HOME/attachments/``), not a digest.
 
         Written whole and then renamed into place, and rewritten when the character's anchor
         has changed since, so the name always holds the current anchor's exact bytes.
         """
         fmt = item.mime.split("/")[1]
-        slug = self.studio.character(pending.character_id).slug
+        lead = self.studio.character(pending.character_id).slug
         folder = self.studio.paths.home / "attachments"
-        target = folder / f"{slug}-{item.role}{item.path.suffix}"
+        target = folder / attachment_name(item, cast, lead)
         if target.is_file() and sha256_file(target) == item.sha256:
             return target
         data = self.studio.blobs.read(item.sha256, fmt)

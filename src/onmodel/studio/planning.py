@@ -8,7 +8,7 @@ pipeline writes its pending row.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -18,12 +18,14 @@ from onmodel.blobs import sha256_bytes
 from onmodel.errors import BudgetError, InvalidImageError, MissingKeyError, UsageError
 from onmodel.handles import Character, Image, Session
 from onmodel.imagefile import MIME_TYPES, read_image_file
+from onmodel.kinds import SET
 from onmodel.limits import check_amount
 from onmodel.providers import offline_provider_name
-from onmodel.providers.base import ImageKind, InputImage, ParentTurn, Provider
+from onmodel.providers.base import CastMember, ImageKind, InputImage, ParentTurn, Provider
 from onmodel.sheet import ShotRequest
 from onmodel.status import ImageStatus
 from onmodel.store import queries
+from onmodel.studio.members import ShotCast, shot_cast
 from onmodel.studio.plans import ShotPlan
 from onmodel.studio.turnaround import views_of
 
@@ -41,24 +43,41 @@ class Planning:
     ) -> ShotPlanner:
         """See :meth:`Studio.planner`."""
         character = session.character
-        anchor = self.anchor_of(character)
-        parent = self._parent_for(session, character, anchor, from_image)
+        lead = self.member_refs(character)
+        parent = self._parent_for(session, character, lead.anchor, from_image)
         return ShotPlanner(
             self,
             session,
             character,
-            anchor,
+            lead.anchor,
             parent,
-            self.lineage_inputs(anchor, parent),
+            self.lineage_inputs(lead.anchor, parent, member_id=character.id),
             from_head=from_image is None,
-            views=tuple(self._input_from_image(v, "view") for v in views_of(self.studio, anchor)),
+            views=lead.views,
+        )
+
+    def member_refs(self, member: Character) -> MemberRefs:
+        """A cast member's anchor and turnaround views, their files checked, as a shot sends
+        them; refused when it has no finished anchor yet."""
+        anchor = self.anchor_of(member)
+        return MemberRefs(
+            member,
+            anchor,
+            tuple(
+                self._input_from_image(view, "view", member_id=member.id, view=view.request.view)
+                for view in views_of(self.studio, anchor)
+            ),
+            self._input_from_image(anchor, "anchor", member_id=member.id),
         )
 
     def anchor_of(self, character: Character) -> Image:
         """The character's anchor, refused unless it has a picture to draw from (shots and
         turnaround views both start there)."""
         if character.row.anchor_image_id is None:
-            raise UsageError(f"character {character.slug!r} has no anchor image yet")
+            raise UsageError(
+                f"{character.kind} {character.slug!r} has no anchor image yet: make one with "
+                f"`onmodel character anchor IMAGE` or import one"
+            )
         anchor = self.studio.image(character.row.anchor_image_id)
         if not anchor.succeeded:
             raise UsageError(
@@ -81,14 +100,19 @@ class Planning:
         template: str,
         inputs: tuple[InputImage, ...] = (),
         anchor: Image | None = None,
+        cast: Sequence[MemberRefs] = (),
     ) -> ShotPlan:
         """Compose the prompt and check the request; raises on anything the model refuses,
         and then on a provider that cannot start (no API key), so nothing is recorded for it.
-        The key comes last: what is wrong with the request itself is worth saying first."""
+        The key comes last: what is wrong with the request itself is worth saying first.
+
+        ``cast``: who a shot shows, figures in order and then its set (empty: ``character``
+        alone, as anchors and views are)."""
         self.studio.provider(provider)
         context = self.template_context(character, anchor, request, session)
         # how many turnaround views go with the anchor, so a prompt can say what they are
         context["views"] = sum(1 for item in inputs if item.role == "view")
+        context.update(cast_context(cast, inputs))
         rendered = self.studio.composer.render(template, context)
         warnings = self.validate(provider, model, params, rendered.text, len(inputs))
         estimate = self._max_cost(provider, model, params, len(inputs), len(rendered.text))
@@ -104,8 +128,10 @@ class Planning:
             request=request,
             rendered=rendered,
             inputs=inputs,
-            sheet=character.sheet,
-            character_name=character.name,
+            # the first figure: the lead, unless the shot leaves the lead out (--cast rin)
+            sheet=cast[0].character.sheet if cast else character.sheet,
+            character_name=cast[0].character.name if cast else character.name,
+            cast=tuple(refs.member for refs in cast),
             warnings=tuple(warnings),
             estimated_max_cost=None if estimate is None else str(estimate),
         )
@@ -138,6 +164,7 @@ class Planning:
             "character": {
                 "name": character.name,
                 "slug": character.slug,
+                "kind": character.kind,
                 "description": character.description,
                 "sheet": character.sheet.model_dump(),
             },
@@ -193,19 +220,14 @@ class Planning:
                 f"{plan.params.get('quality', 'auto')} quality), over --max-cost {limit}"
             )
 
-    def with_refs(
-        self, inputs: tuple[InputImage, ...], refs: Sequence[Path], most: int
+    def read_refs(
+        self, refs: Sequence[Path]
     ) -> tuple[tuple[InputImage, ...], list[tuple[bytes, str]]]:
-        """The lineage inputs followed by the user's extra reference files, read and checked.
+        """The user's extra reference files as inputs, read and checked.
 
         The files are returned to be stored (see :meth:`keep_refs`) only once the whole shot
         has passed every check, so a refused shot leaves no reference files behind.
         """
-        if len(inputs) + len(refs) > most:
-            raise UsageError(
-                f"{len(inputs) + len(refs)} input images (anchor, parent and --ref files); "
-                f"at most {most} can be sent"
-            )
         extras: list[InputImage] = []
         files: list[tuple[bytes, str]] = []
         for data, info in (read_image_file(ref) for ref in refs):
@@ -213,7 +235,7 @@ class Planning:
             path = self.studio.blobs.path_for(sha256, info.format)
             extras.append(InputImage("extra", path, sha256, info.mime))
             files.append((data, info.format))
-        return (*inputs, *extras), files
+        return tuple(extras), files
 
     def keep_refs(self, files: list[tuple[bytes, str]]) -> None:
         for data, fmt in files:
@@ -231,6 +253,20 @@ class Planning:
             # with this provider: a session that switches to ChatGPT starts a new conversation
             started=lambda: queries.session_has_shot(self.studio.engine, session.id, provider.name),
         )
+
+    def introduced(
+        self, session: Session, route: str, parent: Image, lead: Character
+    ) -> frozenset[int]:
+        """The members a conversation continued from ``parent`` has already been shown (see
+        :attr:`GenerationRequest.introduced`): what the parent's turn recorded, or, for a turn
+        made before casts were recorded, the lead, whose anchor opened it. A parent from
+        outside the session or from another route starts a new conversation: no one."""
+        if parent.session_id != session.id or parent.provider != route:
+            return frozenset()
+        known = parent.params.get("conversation_cast")
+        if isinstance(known, list) and all(isinstance(each, int) for each in known):
+            return frozenset(known)
+        return frozenset({lead.id})
 
     def _parent_for(
         self,
@@ -253,14 +289,16 @@ class Planning:
             raise UsageError(f"image {parent.id} is {parent.status}: branch from a finished image")
         return parent
 
-    def lineage_inputs(self, anchor: Image, parent: Image) -> tuple[InputImage, ...]:
+    def lineage_inputs(
+        self, anchor: Image, parent: Image, *, member_id: int | None = None
+    ) -> tuple[InputImage, ...]:
         """Anchor first (the strongest consistency lever), then the parent when it differs
         (the character's turnaround views follow them, as room allows: :class:`ShotPlanner`).
 
         A parent still waiting for its picture (a manual shot, see :meth:`conversation_tip`)
         has no file to send; it is already in the conversation the shot continues.
         """
-        inputs = [self._input_from_image(anchor, "anchor")]
+        inputs = [self._input_from_image(anchor, "anchor", member_id=member_id)]
         if parent.id != anchor.id and parent.status != ImageStatus.PENDING:
             inputs.append(self._input_from_image(parent, "parent"))
         return tuple(inputs)
@@ -285,13 +323,16 @@ class Planning:
             tip = max(following, key=lambda child: child.id)
         return tip
 
-    def _input_from_image(self, image: Image, role: str) -> InputImage:
+    def _input_from_image(
+        self, image: Image, role: str, *, member_id: int | None = None, view: str = ""
+    ) -> InputImage:
         path = image.path
         if path is None or image.row.sha256 is None or image.row.format is None:
             raise UsageError(f"image {image.id} has no file to send")
         if not self.studio.blobs.verify(image.row.sha256, image.row.format):
             raise InvalidImageError(f"the file of image {image.id} is missing or damaged: {path}")
-        return InputImage(role, path, image.row.sha256, MIME_TYPES[image.row.format], image.id)
+        mime = MIME_TYPES[image.row.format]
+        return InputImage(role, path, image.row.sha256, mime, image.id, member_id, view)
 
     def _max_cost(
         self, provider: str, model: str, params: dict[str, Any], n_inputs: int, chars: int
@@ -311,13 +352,31 @@ class Planning:
 
 
 @dataclass(frozen=True)
+class MemberRefs:
+    """A cast member as a shot sends it: its anchor, then its turnaround views."""
+
+    character: Character
+    anchor: Image
+    views: tuple[InputImage, ...]
+    anchor_input: InputImage
+
+    @property
+    def member(self) -> CastMember:
+        character = self.character
+        return CastMember(
+            character.id, character.slug, character.name, character.kind, character.sheet
+        )
+
+
+@dataclass(frozen=True)
 class ShotPlanner:
     """Plans shots from one session and one parent image (see :meth:`Studio.planner`).
 
-    The session, its character, the anchor and the parent are looked up, and their files
+    The session, its lead, the lead's anchor and the parent are looked up, and their files
     checked, when the planner is made rather than for every shot: a batch plans hundreds of
-    shots from the same ones, and those lookups were most of the time each plan took. (The
-    provider checks each file's digest again as it sends it.)
+    shots from the same ones, and those lookups were most of the time each plan took. Other
+    members are looked up the first time a shot shows them, then kept. (The provider checks
+    each file's digest again as it sends it.)
     """
 
     planning: Planning
@@ -325,9 +384,10 @@ class ShotPlanner:
     character: Character
     anchor: Image
     parent: Image
-    inputs: tuple[InputImage, ...]
+    inputs: tuple[InputImage, ...]  # the lead's anchor, then the parent when it differs
     from_head: bool = True  # no image chosen: a manual shot continues its conversation
-    views: tuple[InputImage, ...] = ()  # the character's turnaround views, attached if room
+    views: tuple[InputImage, ...] = ()  # the lead's turnaround views, attached if room
+    members: dict[int, MemberRefs] = field(default_factory=dict, compare=False)
 
     def plan(
         self,
@@ -343,33 +403,155 @@ class ShotPlanner:
         planning, session = self.planning, self.session
         route = provider or session.provider
         source = planning.studio.provider(route)
-        parent, inputs = self.parent, self.inputs
+        cast = shot_cast(planning.studio, session, request)
+        shown = [self._refs(member) for member in cast.everyone]
+        parent, lineage = self.parent, self.inputs
         if source.manual and self.from_head:
             parent = planning.conversation_tip(session, self.parent, route)
             if parent.id != self.parent.id:
-                inputs = planning.lineage_inputs(self.anchor, parent)
+                lineage = planning.lineage_inputs(self.anchor, parent, member_id=self.character.id)
         chosen_model = model or session.model
-        # the views fill what room the provider and the model leave after the user's files
         most = min(source.max_input_images, planning.capability(chosen_model).max_input_images)
-        room = max(0, most - len(inputs) - len(refs))
-        inputs, ref_files = planning.with_refs(
-            (*inputs, *self.views[:room]), refs, source.max_input_images
+        extras, ref_files = planning.read_refs(refs)
+        parents = [item for item in lineage if item.role == "parent"]
+        inputs = fit_inputs(
+            anchors=[refs.anchor_input for refs in shown],
+            parents=parents,
+            views=[view for refs in shown for view in refs.views],
+            extras=list(extras),
+            most=most,
+            where=f"{chosen_model} through {route}",
+            names=[
+                *(f"the anchor of {refs.character.slug}" for refs in shown),
+                *(f"the parent (image {item.image_id})" for item in parents),
+                *(f"--ref {Path(ref).name}" for ref in refs),
+            ],
         )
         plan = planning.plan(
             kind="shot",
             character=self.character,
             session=session,
             parent=parent,
-            request=request,
+            request=canonical_request(request, cast, self.character),
             provider=route,
             model=chosen_model,
             params={**session.row.params, **(params or {})},
             template=source.shot_template,
             inputs=inputs,
             anchor=self.anchor,
+            cast=shown,
         )
-        plan = replace(plan, **planning.conversation(session, source, parent))
+        plan = replace(
+            plan,
+            **planning.conversation(session, source, parent),
+            introduced=planning.introduced(session, route, parent, self.character),
+        )
         if max_cost is not None:
             planning.check_max_cost(plan, max_cost)
         planning.keep_refs(ref_files)
         return plan
+
+    def _refs(self, member: Character) -> MemberRefs:
+        if member.id == self.character.id:
+            return MemberRefs(member, self.anchor, self.views, self.inputs[0])
+        if member.id not in self.members:
+            self.members[member.id] = self.planning.member_refs(member)
+        return self.members[member.id]
+
+
+def fit_inputs(
+    *,
+    anchors: list[InputImage],
+    parents: list[InputImage],
+    views: list[InputImage],
+    extras: list[InputImage],
+    most: int,
+    where: str,
+    names: Sequence[str],
+) -> tuple[InputImage, ...]:
+    """The images a shot sends, in order: every member's anchor, then the parent, then the
+    turnaround views, then the user's ``--ref`` files.
+
+    Anchors, the parent and ``--ref`` files must all be sent: when they are more than the
+    model takes (``most``), the shot is refused naming, in that order of priority, what did
+    not fit (``names`` says what each required image is, in that order). Views fill the
+    room that is left, the first members' first.
+    """
+    required = [*anchors, *parents, *extras]
+    if len(required) > most:
+        left_out = names[most:]
+        raise UsageError(
+            f"this shot needs {len(required)} input images and {where} takes at most {most}: "
+            f"{', '.join(left_out)} did not fit (anchors go first, then the parent, then "
+            "--ref files); show fewer members or send fewer --ref files"
+        )
+    room = most - len(required)
+    return (*anchors, *parents, *views[:room], *extras)
+
+
+def canonical_request(request: ShotRequest, cast: ShotCast, lead: Character) -> ShotRequest:
+    """The request as recorded: its cast by slug, as resolved (a name or ``#id`` typed by
+    the user becomes the member's slug), and the lead alone as the empty default, so that a
+    shot of the lead is the same request, and the same shot-list key, as before casts."""
+    figures = [member.slug for member in cast.figures]
+    return request.model_copy(
+        update={
+            "cast": [] if figures == [lead.slug] else figures,
+            "set": cast.set.slug if cast.set is not None else "",
+        }
+    )
+
+
+def cast_context(cast: Sequence[MemberRefs], inputs: Sequence[InputImage]) -> dict[str, Any]:
+    """What a template needs to say who is in a shot and which attached image is whom.
+
+    ``cast``: the figures (characters, creatures, props) in order, each with its sheet and
+    the numbers of its images; ``set``: the place, or None; ``images``: every attached image
+    by number (1 is the first sent), its role and whose it is; ``ensemble``: more than one
+    figure or a set, the shots whose prompt must name each image.
+    """
+    by_member = {refs.character.id: refs for refs in cast}
+    images: list[dict[str, Any]] = []
+    numbers: dict[int, dict[str, list[int]]] = {}
+    for number, item in enumerate(inputs, 1):
+        refs = by_member.get(item.member_id) if item.member_id is not None else None
+        images.append(
+            {
+                "number": number,
+                "role": item.role,
+                "view": item.view,
+                "member": refs.character.name if refs else None,
+                "kind": refs.character.kind if refs else None,
+            }
+        )
+        if refs is not None:
+            numbers.setdefault(refs.character.id, {}).setdefault(item.role, []).append(number)
+    members = [
+        {
+            "name": refs.character.name,
+            "slug": refs.character.slug,
+            "kind": refs.character.kind,
+            "description": refs.character.description,
+            "sheet": refs.character.sheet.model_dump(),
+            "anchor": {
+                "revised_prompt": refs.anchor.revised_prompt,
+                "gen_id": refs.anchor.gen_id,
+            },
+            "image": numbers.get(refs.character.id, {}).get("anchor", [None])[0],
+            "views": numbers.get(refs.character.id, {}).get("view", []),
+        }
+        for refs in cast
+    ]
+    figures = [member for member in members if member["kind"] != SET]
+    place = next((member for member in members if member["kind"] == SET), None)
+    if not figures:
+        return {"cast": [], "set": None, "images": images, "ensemble": False}
+    return {
+        # the first figure is who a one-figure template draws: the lead, unless left out
+        "character": figures[0],
+        "anchor": figures[0]["anchor"],
+        "cast": figures,
+        "set": place,
+        "images": images,
+        "ensemble": len(figures) > 1 or place is not None,
+    }

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from onmodel.composer import Rendered
-from onmodel.providers.base import GenerationRequest, ImageKind, InputImage
+from onmodel.providers.base import CastMember, GenerationRequest, ImageKind, InputImage
 from onmodel.sheet import ModelSheet, ShotRequest
 
 
@@ -30,6 +30,8 @@ class ShotPlan:
     inputs: tuple[InputImage, ...]
     sheet: ModelSheet
     character_name: str
+    cast: tuple[CastMember, ...] = ()  # who a shot shows; empty: its character alone
+    introduced: frozenset[int] = frozenset()  # members its conversation has been shown
     warnings: tuple[str, ...] = ()
     instructions: str | None = None
     previous_response_id: str | None = None
@@ -60,6 +62,8 @@ class ShotPlan:
             variation=self.variation,
             variations=self.variations,
             view=self.request.view,
+            cast=self.cast,
+            introduced=self.introduced,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,6 +78,7 @@ class ShotPlan:
             "prompt": self.prompt,
             "instructions": self.instructions,
             "previous_response_id": self.previous_response_id,
+            "cast": [member.slug for member in self.cast],
             "inputs": [
                 {"role": i.role, "image_id": i.image_id, "sha256": i.sha256} for i in self.inputs
             ],

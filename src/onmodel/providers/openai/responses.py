@@ -112,16 +112,21 @@ class OpenAIResponsesProvider(OpenAIProvider):
 
 
 def _images_for_turn(request: GenerationRequest) -> tuple[InputImage, ...]:
-    """What to attach: everything on the first turn, only new references afterwards.
+    """What to attach: everything on the first turn, only what is new afterwards.
 
-    On the first turn nothing is in the conversation yet, so the anchor (and the parent, when a
-    shot branches from another image) must be attached. Later turns already contain the anchor
-    and every image since through ``previous_response_id``; re-sending them would pay for the
-    same input tokens again. Extra references (``--ref``) are new to every turn, so they go.
+    On the first turn nothing is in the conversation yet, so the anchors (and the parent, when
+    a shot branches from another image) must be attached. Later turns already contain the
+    anchors shown so far and every image since through ``previous_response_id``; re-sending
+    them would pay for the same input tokens again. A cast member the conversation has not
+    been shown (:attr:`GenerationRequest.introduced`) is new on the turn where it first
+    appears, so its anchor and views go then; extra references (``--ref``) are new to every
+    turn, so they always go.
     """
     if request.previous_response_id is None:
         return request.inputs
-    return tuple(item for item in request.inputs if item.role == "extra")
+    return tuple(
+        item for item in request.inputs if item.role == "extra" or request.new_to_conversation(item)
+    )
 
 
 def _create_arguments(
@@ -173,6 +178,7 @@ def _create_arguments(
         sent["instructions_sha256"] = digest
     if images:
         sent["images"] = sent_images(images)
+    sent["conversation_cast"] = request.conversation_cast()
     return kwargs, sent
 
 
