@@ -78,6 +78,9 @@ class GenerationRequest:
     sheet: ModelSheet = field(default_factory=ModelSheet)
     request: ShotRequest = field(default_factory=ShotRequest)
     character_name: str = ""
+    subject_kind: str = "character"
+    """What ``character_name`` is (``onmodel.kinds``): an anchor of a set is an empty place,
+    of a creature an animal; a shot of several says each member's kind in :attr:`cast`."""
     instructions: str | None = None
     previous_response_id: str | None = None
     variation: int = 1

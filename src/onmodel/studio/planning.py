@@ -131,6 +131,7 @@ class Planning:
             # the first figure: the lead, unless the shot leaves the lead out (--cast rin)
             sheet=cast[0].character.sheet if cast else character.sheet,
             character_name=cast[0].character.name if cast else character.name,
+            subject_kind=cast[0].character.kind if cast else character.kind,
             cast=tuple(refs.member for refs in cast),
             warnings=tuple(warnings),
             estimated_max_cost=None if estimate is None else str(estimate),

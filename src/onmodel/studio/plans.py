@@ -30,6 +30,7 @@ class ShotPlan:
     inputs: tuple[InputImage, ...]
     sheet: ModelSheet
     character_name: str
+    subject_kind: str = "character"  # character_name's kind (onmodel.kinds)
     cast: tuple[CastMember, ...] = ()  # who a shot shows; empty: its character alone
     introduced: frozenset[int] = frozenset()  # members its conversation has been shown
     warnings: tuple[str, ...] = ()
@@ -57,6 +58,7 @@ class ShotPlan:
             sheet=self.sheet,
             request=self.request,
             character_name=self.character_name,
+            subject_kind=self.subject_kind,
             instructions=self.instructions,
             previous_response_id=self.previous_response_id,
             variation=self.variation,
