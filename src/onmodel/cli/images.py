@@ -43,6 +43,14 @@ def images(
     hidden: Annotated[
         bool, typer.Option("--hidden", help="Only hidden images (what onmodel purge removes).")
     ] = False,
+    with_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--with",
+            help="Only pictures showing this character, creature, prop or set, in any "
+            "session (repeat it: pictures showing all of them).",
+        ),
+    ] = None,
     limit: Annotated[
         int, typer.Option("--limit", min=1, max=MAX_ID, help="How many to list at most.")
     ] = LISTED,
@@ -51,7 +59,7 @@ def images(
     ] = False,
 ) -> None:
     """List images, newest first: every shown session's and character's, or one session's,
-    narrowed by the filters given."""
+    narrowed by the filters given (--with max: every picture Max is in)."""
     found = open_studio().images(
         session,
         starred=starred,
@@ -60,6 +68,7 @@ def images(
         search=search,
         hidden=hidden,
         limit=limit + 1,  # one more: whether the listing was cut
+        with_=with_ or (),
     )
     listed = islice(found, limit)
     if json_out:
@@ -76,15 +85,20 @@ def images(
         again = [*([session] if session else []), *(["--starred"] if starred else [])]
         again += [*(["--failed"] if failed else []), *(["--hidden"] if hidden else [])]
         again += [*(["--tag", tag] if tag else []), *(["--search", search] if search else [])]
+        again += [word for name in with_ or () for word in ("--with", name)]
         more = shlex.join(["onmodel", "images", *again, "--limit", str(min(limit * 2, MAX_ID))])
         console.print(Text(f"… more: {more} (newest first)", style="dim"))
 
 
 def _line(item: ListedImage) -> str:
-    """``#12 ✓ week shot 'waving' ★ 4/5 [cover, keeper] — note``: what a person scans for."""
+    """``#12 ✓ week shot 'waving' (mia, max in bedroom) ★ 4/5 [cover, keeper] — note``:
+    what a person scans for; who is in the picture when it is more than its own character."""
     image = item.image
     parts = [f"#{image.id} {status_mark(image.status)}", item.session or "(anchor)", image.kind]
     parts.append(repr(image.label))
+    if item.ensemble:
+        where = f" in {item.set}" if item.set else ""
+        parts.append(f"({', '.join(item.subjects)}{where})")
     if image.starred:
         parts.append("★")
     if image.rating:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, Text, cast, or_, select
 
 from onmodel.status import ImageStatus
-from onmodel.store.models import CharacterRow, ImageRow, ImageTagRow, SessionRow
+from onmodel.store.models import CharacterRow, ImageCastRow, ImageRow, ImageTagRow, SessionRow
 from onmodel.store.queries import ID_CHUNK, hidden_characters, hidden_sessions, record_columns
 from onmodel.store.records import ImageRecord
 
@@ -23,6 +23,7 @@ _image = ImageRow.__table__  # type: ignore[attr-defined]
 _tag = ImageTagRow.__table__  # type: ignore[attr-defined]
 _session = SessionRow.__table__  # type: ignore[attr-defined]
 _character = CharacterRow.__table__  # type: ignore[attr-defined]
+_cast = ImageCastRow.__table__  # type: ignore[attr-defined]
 
 FAILED = (ImageStatus.FAILED, ImageStatus.INTERRUPTED)  # what `--failed` lists: to be retried
 
@@ -43,17 +44,32 @@ class ImageFilter:
     tag: str | None = None
     search: str | None = None
     hidden: bool = False
+    with_ids: tuple[int, ...] = ()
 
 
 def images_page(
     engine: Engine, wanted: ImageFilter, *, before_id: int | None, limit: int
 ) -> list[ImageRecord]:
     """Up to ``limit`` images matching ``wanted`` with ids below ``before_id`` (None: from the
-    newest), newest first."""
+    newest), newest first.
+
+    With ``with_ids``, the page is read from ``ix_image_cast_character_id_image_id``: the
+    first member's pictures, newest first, each further member a lookup on the same index
+    and each image one by its key, so a page costs its own size even when the member is in
+    ten pictures of 100,000 (a scan of the image table would read them all to find ten).
+    """
     query = select(*record_columns()).where(*_conditions(wanted))
+    key = _image.c.id
+    for position, character_id in enumerate(wanted.with_ids):
+        member = _cast.alias(f"cast_{position}")
+        if position == 0:
+            key = member.c.image_id  # the order the index holds: no sort, no scan
+        query = query.join(
+            member, (member.c.image_id == _image.c.id) & (member.c.character_id == character_id)
+        )
     if before_id is not None:
-        query = query.where(_image.c.id < before_id)
-    query = query.order_by(_image.c.id.desc()).limit(limit)
+        query = query.where(key < before_id)
+    query = query.order_by(key.desc()).limit(limit)
     with engine.connect() as conn:
         return [ImageRecord(*row) for row in conn.execute(query)]
 

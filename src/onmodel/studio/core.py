@@ -487,6 +487,7 @@ class Studio:
         search: str | None = None,
         hidden: bool = False,
         limit: int | None = None,
+        with_: Sequence[str | int | Character] = (),
     ) -> Iterator[ListedImage]:
         """Images newest first, streamed a page at a time: a session's (or, with none, every
         shown session's and character's, anchors included), narrowed by each filter given.
@@ -494,9 +495,12 @@ class Studio:
         ``failed``: failed or interrupted (what ``retry`` takes). ``tag``: carrying that tag.
         ``search``: text in the request (pose, scene, free text...) or the note, in any case.
         ``hidden``: only the images hidden one by one (what a purge removes). ``limit``: at
-        most that many (None: all).
+        most that many (None: all). ``with_``: only the pictures showing every one of these
+        characters, creatures, props or sets, whoever's series they are in (an unknown name
+        is refused before anything is read).
         """
         session_id = self.session(session).id if session is not None else None
+        members = tuple(dict.fromkeys(self.character(each).id for each in with_))
         wanted = ImageFilter(
             session_id=session_id,
             starred=starred,
@@ -504,6 +508,7 @@ class Studio:
             tag=tag,
             search=search,
             hidden=hidden,
+            with_ids=members,
         )
         return iter_images(self, wanted, limit=limit)
 
