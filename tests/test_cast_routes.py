@@ -14,7 +14,7 @@ from PIL import Image as PILImage
 from sqlalchemy import inspect, text
 
 from fakeopenai import FakeOpenAI
-from onmodel.errors import NotFoundError, UsageError
+from onmodel.errors import GenerationError, NotFoundError, UsageError
 from onmodel.handles import Image
 from onmodel.sheet import ModelSheet
 from onmodel.store.cast import cast_of, images_with
@@ -166,6 +166,55 @@ def test_chatgpt_route_attaches_each_members_anchor_and_says_which_file_is_whom(
     assert "Attached: max-anchor.png is Max (creature)." in only
     assert [path.name for path in later.attachments] == ["max-anchor.png"]
     assert cast_slugs(studio, later) == ["mia", "rin", "max", "bedroom"]
+
+
+def test_a_failed_shot_of_several_is_retried_with_the_same_cast(
+    studio: Studio, api: FakeOpenAI
+) -> None:
+    make_cast(studio, "openai-images")
+    session = studio.start_session("mia", with_=["rin", "bedroom"])
+    api.fail_next("images/edits", "server_error")
+    with pytest.raises(GenerationError) as caught:
+        session.shot("playing guitar", with_=["rin"], set_="bedroom")
+    assert caught.value.image_id is not None
+    failed = studio.image(caught.value.image_id)
+    assert cast_slugs(studio, failed) == ["mia", "rin", "bedroom"]  # recorded before the call
+    again = studio.retry(failed.id)
+    assert again.succeeded and cast_slugs(studio, again) == ["mia", "rin", "bedroom"]
+    edit = api.requests_to("images/edits")[-1]
+    anchors = [anchor_bytes(studio, slug) for slug in ("mia", "rin", "bedroom")]
+    assert [f.data for f in edit.images] == anchors
+
+
+def test_each_members_views_follow_the_anchors_and_the_parent(studio: Studio) -> None:
+    make_cast(studio, "preview")
+    studio.turnaround("rin", views=["side"])
+    studio.turnaround("mia", views=["back"])
+    with pytest.raises(UsageError, match="'bedroom' is a set"):
+        studio.turnaround("bedroom")
+    session = studio.start_session("mia", provider="preview", with_=["rin", "bedroom"])
+    first = session.shot("waving", with_=["rin"], set_="bedroom")
+    second = session.shot("sitting", with_=["rin"], set_="bedroom")
+    assert [(r.role) for r in second.references] == [
+        "anchor",
+        "anchor",
+        "anchor",
+        "parent",
+        "view",
+        "view",
+    ]
+    assert second.references[3].image_id == first.id
+    assert "image 5 is Mia from the back view; image 6 is Rin from the side view." in second.prompt
+
+
+def test_a_hidden_member_is_refused_until_it_is_shown_again(studio: Studio) -> None:
+    make_cast(studio, "preview")
+    session = studio.start_session("mia", provider="preview", with_=["rin"])
+    studio.hide_character("rin")
+    with pytest.raises(UsageError, match="character 'rin' is hidden: unhide it"):
+        session.shot("waving", with_=["Rin"])  # by name, as well as by slug
+    studio.unhide_character("rin")
+    assert cast_slugs(studio, session.shot("waving", with_=["Rin"])) == ["mia", "rin"]
 
 
 def test_preview_route_makes_a_three_member_shot_offline(studio: Studio) -> None:

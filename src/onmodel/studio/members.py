@@ -86,23 +86,29 @@ def shot_cast(studio: Studio, session: Session, request: ShotRequest) -> ShotCas
     lead = session.character
     if not request.cast and not request.set:
         return ShotCast(figures=(lead,))
-    cast = {member.slug: member for member in [lead, *members(studio, session)]}
-    by_id = {str(member.id): member for member in cast.values()}
-    names = ", ".join(cast)
+    cast = {member.id: member for member in [lead, *members(studio, session)]}
+    names = ", ".join(member.slug for member in cast.values())
 
     def member(name: str) -> Character:
-        found = cast.get(name) or by_id.get(name.lstrip("#"))
-        if found is not None:
-            return found
-        known = studio.lookups.find_character(name)
+        """The member ``name`` (a slug, a name or an id) names, refused unless it is in the
+        session's cast and shown."""
+        known = studio.lookups.find_character(name.removeprefix("#"))
         if known is None:
             raise NotFoundError(
                 f"no character, creature, prop or set {name!r} (see: onmodel character list)"
             )
-        raise UsageError(
-            f"{known.kind} {known.slug!r} is not in the cast of session {session.slug!r} "
-            f"({names}): add it with `onmodel session cast add {session.slug} {known.slug}`"
-        )
+        if known.id not in cast:
+            raise UsageError(
+                f"{known.kind} {known.slug!r} is not in the cast of session {session.slug!r} "
+                f"({names}): add it with `onmodel session cast add {known.slug} "
+                f"--session {session.slug}`"
+            )
+        if known.hidden_at is not None:
+            raise UsageError(
+                f"{known.kind} {known.slug!r} is hidden: unhide it to put it in a shot "
+                f"(onmodel character unhide {known.slug})"
+            )
+        return known
 
     figures: list[Character] = []
     for name in request.cast or [lead.slug]:

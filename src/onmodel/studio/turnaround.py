@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from onmodel.composer import VIEW_TEMPLATE
 from onmodel.errors import GenerationError, UsageError
 from onmodel.handles import Character, Image
+from onmodel.kinds import SET
 from onmodel.providers import default_provider_name
 from onmodel.providers.base import VIEWS
 from onmodel.sheet import ShotRequest
@@ -40,6 +41,11 @@ def make_turnaround(
     params: dict[str, Any] | None = None,
 ) -> list[Image]:
     """See :meth:`Studio.turnaround`."""
+    if character.kind == SET:
+        raise UsageError(
+            f"{character.slug!r} is a set: a turnaround turns a figure around; for more of "
+            "a place, import pictures of it as sets of their own"
+        )
     anchor = studio.planning.anchor_of(character)
     names = checked_views(VIEWS if views is None else views)
     # every view is planned, so checked, before the first one is recorded or paid for
