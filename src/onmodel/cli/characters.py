@@ -11,14 +11,29 @@ from onmodel.cli import curation
 from onmodel.cli.context import open_studio
 from onmodel.cli.output import Column, console, print_json, print_table
 from onmodel.cli.render import describe_image_line
+from onmodel.kinds import KINDS, SET, check_kind
+from onmodel.sheet import ModelSheet
+from onmodel.store.cast import sessions_with_member
+from onmodel.store.listing import session_slugs
 
 if TYPE_CHECKING:
     from onmodel.handles import Character
     from onmodel.studio import Studio
 
-app = typer.Typer(help="Create, import and inspect characters.", no_args_is_help=True)
+app = typer.Typer(
+    help="Create, import and inspect characters, creatures, props and sets.", no_args_is_help=True
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+KindOption = Annotated[
+    str,
+    typer.Option(
+        "--kind",
+        metavar="[" + "|".join(KINDS) + "]",
+        help="What it is: a character, a creature (a pet...), a prop, or a set (a place "
+        "its shots take place in).",
+    ),
+]
 
 
 @app.command("new")
@@ -39,9 +54,11 @@ def new(
     model: Annotated[str | None, typer.Option(help="Image model for the anchor.")] = None,
     size: Annotated[str | None, typer.Option(help="Anchor size, e.g. 1024x1536.")] = None,
     strict: curation.StrictOption = False,
+    kind: KindOption = "character",
     json_out: JsonOption = False,
 ) -> None:
-    """Create a character and generate its anchor image on a plain background."""
+    """Create a character (or a creature, prop or set: --kind) and generate its anchor image:
+    on a plain background, or for a set an establishing shot of the empty place."""
     studio = open_studio()
     params = {"size": size} if size else None
     character = studio.create_character(
@@ -53,6 +70,7 @@ def new(
         model=model,
         params=params,
         strict=strict,
+        kind=kind,
     )
     _created(studio, character, "created", json_out=json_out, strict=strict)
 
@@ -71,10 +89,11 @@ def import_(
         str | None, typer.Option(help="Short name to type (default: from NAME, as for new).")
     ] = None,
     strict: curation.StrictOption = False,
+    kind: KindOption = "character",
     json_out: JsonOption = False,
 ) -> None:
-    """Adopt an existing image as a character's anchor (character describe then reads a
-    model sheet from it)."""
+    """Adopt an existing image as a character's anchor (or a creature's, prop's or set's:
+    --kind); character describe then reads a model sheet from it."""
     studio = open_studio()
     character = studio.import_character(
         name,
@@ -85,6 +104,7 @@ def import_(
         sheet=sheet,
         slug=slug,
         strict=strict,
+        kind=kind,
     )
     _created(studio, character, "imported", json_out=json_out, strict=strict)
 
@@ -98,7 +118,7 @@ def _created(
     if json_out:
         print_json(character.to_dict())
     else:
-        console.print(f"{verb} character [bold]{character.slug}[/bold]")
+        console.print(f"{verb} {character.kind} [bold]{character.slug}[/bold]")
         if anchor is not None:
             console.print(f"anchor: {describe_image_line(anchor)}")
     if not strict:
@@ -108,23 +128,28 @@ def _created(
 @app.command("list")
 def list_(
     hidden: Annotated[bool, typer.Option("--hidden", help="The hidden characters.")] = False,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            "--kind", metavar="[" + "|".join(KINDS) + "]", help="Only the ones of this kind."
+        ),
+    ] = None,
     json_out: JsonOption = False,
 ) -> None:
-    """All characters (the hidden ones with --hidden)."""
+    """All characters, creatures, props and sets, with what each is (the hidden ones with
+    --hidden; one kind with --kind)."""
+    wanted = check_kind(kind) if kind is not None else None  # refused before the studio opens
     studio = open_studio()
-    characters = studio.characters(hidden=hidden)
+    characters = studio.characters(hidden=hidden, kind=wanted)
     if json_out:
         print_json([c.to_dict() for c in characters])
         return
     if not characters:
-        console.print(
-            "no hidden characters"
-            if hidden
-            else "no characters yet: onmodel character new NAME --prompt '...'"
-        )
+        console.print(_none_listed(hidden, wanted), markup=False)
         return
     columns = [
         Column("slug", identifier=True),
+        Column("kind", identifier=True),
         Column("name", drop=2),
         Column("anchor", identifier=True),
         Column("sessions"),
@@ -133,6 +158,7 @@ def list_(
     rows = [
         [
             c.slug,
+            c.kind,
             c.name,
             str(c.anchor_image_id or "-"),
             str(len(studio.sessions(c))),
@@ -143,26 +169,39 @@ def list_(
     print_table(columns, rows)
 
 
+def _none_listed(hidden: bool, kind: str | None) -> str:
+    """What an empty ``character list`` says, and for nothing yet how to make the first."""
+    plural = "characters" if kind is None else f"{kind}s"
+    if hidden:
+        return f"no hidden {plural}"
+    how = "" if kind in (None, "character") else f" --kind {kind}"
+    return f"no {plural} yet: onmodel character new NAME{how} --prompt '...'"
+
+
 @app.command("show")
 def show(
     character: Annotated[str, typer.Argument(help="Slug, name or id.")],
     json_out: JsonOption = False,
 ) -> None:
-    """A character's description, model sheet, anchor and sessions."""
+    """A character's (creature's, prop's, set's) description, model sheet (for a set: its
+    layout, fixed objects and lighting), anchor, and the sessions it leads or is cast in."""
     studio = open_studio()
     found = studio.character(character)
     sessions = studio.sessions(found)
+    member_of = _sessions_cast_in(studio, found)
     views = studio.views(found)
     if json_out:
         data = found.to_dict()
         data["anchor"] = found.anchor.to_dict() if found.anchor else None
         data["views"] = {view.request.view: view.id for view in views}
         data["sessions"] = [s.slug for s in sessions]
+        data["cast_in"] = member_of
         print_json(data)
         return
     console.print(f"[bold]{found.name}[/bold] ({found.slug}, id {found.id})")
+    console.print(f"kind: {found.kind}")
     console.print(f"description: {found.description or '-'}")
-    curation.print_sheet(found.sheet)
+    _print_sheet(found)
     anchor = found.anchor
     console.print(f"anchor: {describe_image_line(anchor) if anchor else '-'}")
     if anchor is not None and anchor.gen_id:
@@ -170,6 +209,34 @@ def show(
     shown = ", ".join(f"{view.request.view} #{view.id}" for view in views)
     console.print(f"views: {shown or '-'}", markup=False)
     console.print(f"sessions: {', '.join(s.slug for s in sessions) or '-'}")
+    if member_of:
+        console.print(f"in the cast of: {', '.join(member_of)}", markup=False)
+
+
+PLACE_TRAITS = ("layout", "fixed_objects", "lighting")  # what a set's model sheet is for
+
+
+def _print_sheet(character: Character) -> None:
+    """The model sheet, a trait a line; a set's place first (layout, fixed objects,
+    lighting), each shown even when empty: what its shots keep in place, and what is still
+    to be written down (``character sheet SLUG --set layout=...``)."""
+    sheet = character.sheet
+    if character.kind == SET:
+        for trait in PLACE_TRAITS:
+            value = curation.trait_text(getattr(sheet, trait))
+            console.print(f"  {trait}: {value}", markup=False)
+        others = {
+            key: value for key, value in sheet.model_dump().items() if key not in PLACE_TRAITS
+        }
+        sheet = ModelSheet.model_construct(**others)
+    curation.print_sheet(sheet)
+
+
+def _sessions_cast_in(studio: Studio, character: Character) -> list[str]:
+    """The slugs of the sessions whose cast has ``character`` besides their lead."""
+    ids = sorted(sessions_with_member(studio.engine, character.id))
+    slugs = session_slugs(studio.engine, ids)
+    return [slugs[each] for each in ids if each in slugs]
 
 
 @app.command("describe")
