@@ -13,11 +13,12 @@ import typer
 from onmodel.cli.context import open_studio
 from onmodel.cli.output import Column, console, print_json, print_table
 from onmodel.cli.render import describe_image_line, inline_fields
+from onmodel.errors import UsageError
 from onmodel.limits import MAX_ID
 from onmodel.status import ImageStatus
 
 if TYPE_CHECKING:
-    from onmodel.handles import Image
+    from onmodel.handles import Character, Image
     from onmodel.studio import Studio
 
 app = typer.Typer(help="Start, list, switch and tidy sessions (series).", no_args_is_help=True)
@@ -37,20 +38,38 @@ def new(
     size: Annotated[str | None, typer.Option(help="Default size, e.g. 1024x1536.")] = None,
     quality: Annotated[str | None, typer.Option(help="Default quality.")] = None,
     slug: Annotated[str | None, typer.Option(help="Short name to type.")] = None,
+    with_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--with",
+            help="Another member of its cast: a character, creature, prop or set its shots "
+            "may show or take place in (repeat it for more).",
+        ),
+    ] = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Start a session for CHARACTER; it becomes the current session."""
+    """Start a session for CHARACTER, its lead (and --with the rest of its cast); it becomes
+    the current session."""
     studio = open_studio()
     params = {k: v for k, v in {"size": size, "quality": quality}.items() if v}
     session = studio.start_session(
-        character, title=title, model=model, provider=provider, params=params, slug=slug
+        character,
+        title=title,
+        model=model,
+        provider=provider,
+        params=params,
+        slug=slug,
+        with_=with_ or (),
     )
     if json_out:
         print_json(session.to_dict())
         return
+    members = session.members
+    joined = f" with {', '.join(m.slug for m in members)}" if members else ""
     console.print(
-        f"started session [bold]{session.slug}[/bold] for {session.character.slug} "
-        f"({session.provider}, {session.model}); it is now the current session"
+        f"started session {session.slug} for {session.character.slug}{joined} "
+        f"({session.provider}, {session.model}); it is now the current session",
+        markup=False,
     )
 
 
@@ -156,6 +175,9 @@ def show(
 
     console.print(f"[bold]{found.slug}[/bold] (id {found.id}) — {found.title or 'untitled'}")
     console.print(f"character: {found.character.slug}")
+    members = found.members
+    if members:
+        console.print(f"cast: {_cast_line(found.character, members)}", markup=False)
     settings = f"provider: {found.provider}  model: {found.model}"
     console.print(
         settings + (f"  {inline_fields(found.params)}" if found.params else ""), markup=False
@@ -209,6 +231,129 @@ def _write_json_with_images(head: dict[str, Any], images: Iterable[dict[str, Any
         out.write(("," if written else "") + "\n    " + text.replace("\n", "\n    "))
         written += 1
     out.write("\n  ]\n}\n" if written else "]\n}\n")
+
+
+@app.command("cast")
+def cast(
+    what: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="SESSION: list its cast (default: the current session's). add NAME...: add "
+            "characters, creatures, props or sets. remove NAME: take one out.",
+            show_default=False,
+        ),
+    ] = None,
+    session: Annotated[
+        str | None,
+        typer.Option(
+            "--session", "-s", help="The session whose cast to change (default: the current)."
+        ),
+    ] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """A session's cast: its lead, then the members its shots may show (--with) or take
+    place in (--set), each with its kind and whether it has an anchor to be drawn from; add
+    and remove change it (the current session's, or --session's)."""
+    action, *names = what or [""]
+    if action not in ("add", "remove"):
+        listed = what or []
+        if len(listed) > 1 or (listed and session is not None):
+            raise UsageError(
+                "name one session to list its cast (onmodel session cast SESSION); to change "
+                "it: onmodel session cast add|remove NAME [--session SESSION]"
+            )
+        _print_cast(open_studio(), listed[0] if listed else session, json_out=json_out)
+        return
+    studio = open_studio()
+    found = studio.session(session)
+    if action == "add":
+        if not names:
+            raise UsageError("name who to add: onmodel session cast add NAME... [--session S]")
+        added = studio.add_to_cast(found, names)
+        report = (
+            f"added to {found.slug}: {', '.join(m.slug for m in added)}"
+            if added
+            else f"nothing added: already in the cast of {found.slug}"
+        )
+    else:
+        if len(names) != 1:
+            raise UsageError("name one member to remove: onmodel session cast remove NAME")
+        gone = studio.remove_from_cast(found, names[0])
+        report = f"removed from {found.slug}: {gone.slug} (the pictures it is in keep it)"
+    if json_out:
+        _print_cast(studio, found.id, json_out=True)
+        return
+    console.print(report, markup=False)
+    console.print(f"cast: {_cast_line(found.character, found.members)}", markup=False)
+
+
+def _print_cast(studio: Studio, session: str | int | None, *, json_out: bool) -> None:
+    """The cast as a table (or JSON): the lead first, then the members in the order they
+    were added; an anchor that has no picture yet (pending, failed) keeps one out of shots."""
+    found = studio.session(session)
+    cast = found.cast
+    ids = [m.anchor_image_id for m in cast if m.anchor_image_id is not None]
+    anchors = studio.lookups.images_by_id(ids)  # one query for the whole cast
+
+    def anchor(member: Character) -> Image | None:
+        key = member.anchor_image_id
+        return anchors.get(key) if key is not None else None
+
+    rows = [
+        (member, "lead" if i == 0 else "member", anchor(member)) for i, member in enumerate(cast)
+    ]
+    if json_out:
+        print_json(
+            [
+                {
+                    **member.to_dict(),
+                    "role": role,
+                    "anchor_status": image.status if image else None,
+                    "ready": image is not None and image.succeeded,
+                }
+                for member, role, image in rows
+            ]
+        )
+        return
+    console.print(f"cast of {found.slug}:", markup=False)
+    columns = [
+        Column("slug", identifier=True),
+        Column("role"),
+        Column("kind", identifier=True),
+        Column("anchor"),
+        Column("name", drop=1),
+    ]
+    print_table(
+        columns,
+        [
+            [member.slug, role, member.kind, _anchor_cell(image), member.name]
+            for member, role, image in rows
+        ],
+    )
+    if any(image is None or not image.succeeded for _, _, image in rows):
+        console.print(
+            "a member without a finished anchor cannot be in a shot yet (retry its anchor, "
+            "or give it one: onmodel character anchor IMAGE)",
+            markup=False,
+        )
+    elif len(rows) == 1:
+        console.print(
+            f"add more: onmodel session cast add NAME... --session {found.slug}", markup=False
+        )
+
+
+def _anchor_cell(image: Image | None) -> str:
+    """``#3``, or why there is no picture to draw from: ``#3 pending``, ``none yet``."""
+    if image is None:
+        return "none yet"
+    return f"#{image.id}" if image.succeeded else f"#{image.id} {image.status}"
+
+
+def _cast_line(lead: Character, members: Iterable[Character]) -> str:
+    """``mia (lead), rin, max (creature), bedroom (set)``: a character's kind goes unsaid."""
+    named = [f"{lead.slug} (lead)"]
+    named += [m.slug if m.kind == "character" else f"{m.slug} ({m.kind})" for m in members]
+    return ", ".join(named)
 
 
 @app.command("use")
