@@ -10,6 +10,7 @@ answer, a refusal or an API error is a failed check on record, never a crash.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -91,6 +92,10 @@ class CheckSubject:
     that sent none), ``sheet`` the model sheet version the shot was made with, and ``request``
     what the shot asked for on top of them: a checker reports the traits a request changes on
     purpose (a new outfit, a night scene) as ``changed by request``, not as drift.
+
+    In a shot of several (see :meth:`Checker.check_cast`) there is one subject per member, the
+    same ``image`` with that member's own anchor, sheet and name, and ``character_id`` says
+    which member it is (None: the image's own character, as every single-figure image is).
     """
 
     image: Path
@@ -100,6 +105,7 @@ class CheckSubject:
     sheet: ModelSheet
     request: ShotRequest
     character_name: str = ""
+    character_id: int | None = None
 
 
 @dataclass
@@ -188,6 +194,34 @@ class Checker(ABC):
     def check(self, subject: CheckSubject) -> CheckOutcome:
         """Compare the shot with its anchor and sheet; raise :class:`CheckerError` when no
         answer can be had (it is recorded as a failed check)."""
+
+    def check_cast(self, subjects: Sequence[CheckSubject]) -> list[CheckOutcome | CheckerError]:
+        """Each member of a shot of several (``subjects``: one per member, in cast order, which
+        is the order a preview draws them left to right), one answer per member: an outcome,
+        or the :class:`CheckerError` that member's check failed with. Raising one fails every
+        member (a single paid call that got no answer).
+
+        This default checks each member alone against the whole picture; a checker that can
+        tell the members apart (the palette finds each one's figure, the judge sees every
+        anchor at once) says so by overriding it."""
+        answers: list[CheckOutcome | CheckerError] = []
+        for subject in subjects:
+            try:
+                answers.append(self.check(subject))
+            except CheckerError as exc:
+                answers.append(exc)
+        return answers
+
+    def estimate_cast_max_cost(self, subjects: Sequence[CheckSubject]) -> Decimal | None:
+        """The most :meth:`check_cast` of these members can cost (None: unknown); by default
+        the sum of a check of each."""
+        total = Decimal(0)
+        for subject in subjects:
+            estimate = self.estimate_max_cost(subject)
+            if estimate is None:
+                return None
+            total += estimate
+        return total
 
     def describe(
         self, anchor: Path, mime: str, *, current: ModelSheet, character_name: str = ""

@@ -27,8 +27,11 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 from onmodel.checkers.base import (
     Checker,
@@ -44,6 +47,7 @@ from onmodel.providers.preview import colours_in, parse_colour
 from onmodel.sheet import ModelSheet, ShotRequest
 from onmodel.vision.colours import RGB, Floats, dominant_colours, hex_of, to_lab, to_rgb
 from onmodel.vision.describe import propose
+from onmodel.vision.subject import find_figures, load_rgb
 from onmodel.vision.traits import MATCH_RADIUS, Baseline, Face, Found, Picture, distance
 
 KEPT = 0.3
@@ -71,6 +75,10 @@ _LIGHT_SEEDS = 8  # the shot's main colours, each tried as the light on each anc
 _DARKEST = 24  # a channel this dark on the anchor says nothing of the light's gain on it
 _SHAPE = math.log(1.15)  # how much wider or taller for its size a shot's face may be
 _ANCHOR_COLOURS = 5  # traits read off an anchor whose sheet names no colour at all
+_FOUND = 0.15
+"""The least of a member's anchor colouring (see :func:`_likeness`) a figure must show to be
+that member: a lamp of the set shows none of it, a member with one trait drifted most."""
+_ORDER = 0.01  # the cast's order, as a tie-break between figures equally like a member
 
 
 @dataclass(frozen=True)
@@ -125,6 +133,55 @@ class PaletteChecker(Checker):
             shot = Picture.of(subject.image)
         except InvalidImageError as exc:
             raise CheckerError(str(exc), kind="unreadable") from None
+        return self._measure(subject, anchor, shot)
+
+    def check_cast(self, subjects: Sequence[CheckSubject]) -> list[CheckOutcome | CheckerError]:
+        """Each member measured on its own figure: the picture's figures are found left to
+        right (see :func:`~onmodel.vision.subject.find_figures`) and each member is given the
+        one that shows most of its anchor's colours, all members at once so that two cannot
+        take the same figure (of equals, cast order left to right, as the members were
+        asked for). A member left without a figure, or matched to none of its colours, is
+        reported not found: drifted, never a crash."""
+        from scipy.optimize import linear_sum_assignment
+
+        anchors: list[Picture | CheckerError] = []
+        for subject in subjects:
+            try:
+                anchors.append(self._anchor(subject.anchor))
+            except CheckerError as exc:
+                anchors.append(exc)
+        try:
+            figures = [
+                Picture(found) for found in find_figures(load_rgb(subjects[0].image), len(subjects))
+            ]
+        except InvalidImageError as exc:
+            raise CheckerError(str(exc), kind="unreadable") from None
+        likeness = np.zeros((len(subjects), len(figures)))
+        for row, anchor in enumerate(anchors):
+            if isinstance(anchor, Picture):
+                for column, figure in enumerate(figures):
+                    likeness[row, column] = _likeness(anchor, figure)
+        order = np.zeros_like(likeness)  # of equals, the member's place in the cast
+        for row in range(min(len(subjects), len(figures))):
+            order[row, round(row * (len(figures) - 1) / max(1, len(subjects) - 1))] = _ORDER
+        members, chosen = linear_sum_assignment(likeness + order, maximize=True)
+        given = {
+            int(member): int(figure)
+            for member, figure in zip(members, chosen, strict=True)
+            if likeness[member, figure] >= _FOUND
+        }
+        answers: list[CheckOutcome | CheckerError] = []
+        for row, (subject, anchor) in enumerate(zip(subjects, anchors, strict=True)):
+            if isinstance(anchor, CheckerError):
+                answers.append(anchor)
+            elif row not in given:
+                answers.append(_not_found(subject, len(figures)))
+            else:
+                answers.append(self._measure(subject, anchor, figures[given[row]]))
+        return answers
+
+    def _measure(self, subject: CheckSubject, anchor: Picture, shot: Picture) -> CheckOutcome:
+        """Every sheet colour of ``subject`` on ``shot`` (its figure) against ``anchor``."""
         traits = _traits(subject.sheet, anchor)
         bases: dict[str, Baseline | None] = {}
         for trait in traits:
@@ -214,6 +271,29 @@ class PaletteChecker(Checker):
         if not len(picture.pixels):
             raise CheckerError("no subject found on the anchor", kind="unreadable")
         return picture
+
+
+def _likeness(anchor: Picture, figure: Picture) -> float:
+    """How much of the anchor's colouring ``figure`` shows: over the anchor's main colours,
+    the share of the figure in each, up to the anchor's own share of it (1.0: coloured as
+    the anchor is). A member whose hair drifted still shows its skin and outfit."""
+    total = 0.0
+    main = dominant_colours(anchor.pixels, count=_RIVALS, merge=MATCH_RADIUS)
+    for colour, share in main:
+        shown = float(figure.near(to_lab(colour), MATCH_RADIUS).mean()) if len(figure.pixels) else 0
+        total += min(share, shown)
+    return total
+
+
+def _not_found(subject: CheckSubject, figures: int) -> CheckOutcome:
+    """A member the picture shows no figure of (it has ``figures`` for them all)."""
+    name = subject.character_name or "this member"
+    note = f"no figure coloured as {name}'s anchor among the picture's {figures}"
+    return CheckOutcome(
+        score=0,
+        traits=[TraitResult("figure", Verdict.DRIFTED, note=note)],
+        summary=f"drifted: {name} not found in the picture",
+    )
 
 
 def _traits(sheet: ModelSheet, anchor: Picture) -> list[_Trait]:

@@ -14,14 +14,23 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from onmodel.checkers import get_checker
-from onmodel.checkers.base import Checker, CheckerContext, CheckerError, CheckSubject
+from onmodel.checkers.base import (
+    Checker,
+    CheckerContext,
+    CheckerError,
+    CheckOutcome,
+    CheckSubject,
+)
 from onmodel.errors import BudgetError, MissingKeyError, UsageError
-from onmodel.handles import Image, Session
+from onmodel.handles import Character, Image, Session
 from onmodel.imagefile import MIME_TYPES
+from onmodel.kinds import is_figure
 from onmodel.limits import check_amount
 from onmodel.status import ImageStatus
 from onmodel.store import checks as check_store
+from onmodel.store import queries
 from onmodel.store.records import CheckRecord
+from onmodel.studio.editing import SheetVersion
 
 if TYPE_CHECKING:
     from onmodel.studio.core import Studio
@@ -70,7 +79,17 @@ class Checks:
 
     def subject(self, image: Image) -> CheckSubject:
         """What a checker is shown for ``image``: its file, the anchor its request sent (or
-        its character's anchor), the sheet it was made with and what it asked for."""
+        its character's anchor), the sheet it was made with and what it asked for. For a shot
+        of several, its first figure's (see :meth:`subjects`)."""
+        return self.subjects(image)[0]
+
+    def subjects(self, image: Image) -> list[CheckSubject]:
+        """One subject per figure ``image`` shows, in cast order: each measured against its
+        own anchor and the sheet it was made with. A set (the place) is not checked, nor is
+        a prop (held or placed, it is part of its figure's outline and cannot be found
+        apart). A picture of one figure gives one subject, ``character_id`` None when it is
+        the image's own character, so its check reads as it always has; a ``--cast rin``
+        shot's one figure is Rin, checked as Rin."""
         studio = self.studio
         if image.status != ImageStatus.SUCCEEDED or image.path is None or image.row.format is None:
             state = {"failed": "failed", "interrupted": "was interrupted"}.get(
@@ -79,29 +98,55 @@ class Checks:
             raise UsageError(
                 f"image {image.id} {state}: only an image that was made can be checked"
             )
-        anchor = self._anchor_of(image)
-        if anchor.path is None or anchor.row.format is None:
-            raise UsageError(f"the anchor of image {image.id} (image {anchor.id}) has no file")
-        version = studio.sheet_of(image)
-        sheet = version.sheet if version is not None else studio.character(image.character_id).sheet
-        return CheckSubject(
-            image=image.path,
-            image_mime=MIME_TYPES[image.row.format],
-            anchor=anchor.path,
-            anchor_mime=MIME_TYPES[anchor.row.format],
-            sheet=sheet,
-            request=image.request,
-            character_name=studio.character(image.character_id).name,
-        )
+        cast = check_store.member_sheets(studio.engine, image.id)
+        people = studio.lookups.characters_by_id([member for member, _ in cast])
+        figures = [
+            (people[member], version)
+            for member, version in cast
+            if member in people and is_figure(people[member].kind)
+        ]
+        if image.kind in ("anchor", "import") or not figures:
+            figures = [(studio.character(image.character_id), image.row.sheet_version_id)]
+        anchors = self._anchors_sent(image)
+        subjects = []
+        for member, version_id in figures:
+            anchor = anchors.get(member.id) or self._anchor_of(image, member)
+            if anchor.path is None or anchor.row.format is None:
+                raise UsageError(
+                    f"the anchor of {member.name} in image {image.id} (image {anchor.id}) "
+                    "has no file"
+                )
+            version = queries.sheet_version(studio.engine, version_id) if version_id else None
+            own = len(figures) == 1 and member.id == image.character_id
+            subjects.append(
+                CheckSubject(
+                    image=image.path,
+                    image_mime=MIME_TYPES[image.row.format],
+                    anchor=anchor.path,
+                    anchor_mime=MIME_TYPES[anchor.row.format],
+                    sheet=SheetVersion.from_record(version).sheet
+                    if version is not None
+                    else member.sheet,
+                    request=image.request,
+                    character_name=member.name,
+                    character_id=None if own else member.id,
+                )
+            )
+        return subjects
 
     def _over_budget(
-        self, checker: Checker, image: Image, subject: CheckSubject, spent: Decimal, limit: Decimal
+        self,
+        checker: Checker,
+        image: Image,
+        subjects: list[CheckSubject],
+        spent: Decimal,
+        limit: Decimal,
     ) -> str | None:
         """Why checking ``image`` could take what is spent past ``limit`` (None: it cannot).
         A check whose cost cannot be estimated says so, and how to price it."""
         if not checker.billed:
             return None
-        estimate = checker.estimate_max_cost(subject)
+        estimate = _estimate(checker, subjects)
         if estimate is None:
             return (
                 f"the cost of a {checker.name} check of image {image.id} cannot be estimated "
@@ -118,12 +163,13 @@ class Checks:
         )
 
     def estimate(self, checker: Checker, image: Image | None = None) -> Decimal | None:
-        """The most one check can cost; a free checker's is 0 without looking at an image."""
+        """The most one check can cost (every member of a shot of several); a free checker's
+        is 0 without looking at an image."""
         if not checker.billed:
             return Decimal(0)
         if image is None:
             return None
-        return checker.estimate_max_cost(self.subject(image))
+        return _estimate(checker, self.subjects(image))
 
     def check(
         self,
@@ -134,67 +180,66 @@ class Checks:
         max_cost: Decimal | None = None,
         spent: Decimal = Decimal(0),
     ) -> CheckRecord:
-        """Check one image; the row is written pending first and always finished. A paid
+        """Check one image; the rows are written pending first and always finished. A paid
         check that could take ``spent`` past ``max_cost`` is refused first (a
-        :class:`BudgetError`), with nothing recorded."""
+        :class:`BudgetError`), with nothing recorded.
+
+        A shot of several figures is checked per member, a row each, in one round; what is
+        returned then is a :class:`~onmodel.store.checks.ShotCheck`: its worst member, at
+        what the round cost, with every member's row."""
         image = self.studio.image(image_ref)
         checker = self.ready(checker_name)
-        subject = self.subject(image)
+        subjects = self.subjects(image)
         if max_cost is not None:
             limit = check_amount(max_cost, "--max-cost")
-            problem = self._over_budget(checker, image, subject, spent, limit)
+            problem = self._over_budget(checker, image, subjects, spent, limit)
             if problem is not None:
                 raise BudgetError(problem)
-        check_id = check_store.insert_pending_check(
+        check_ids = check_store.insert_pending_checks(
             self.studio.engine,
-            {
-                "image_id": image.id,
-                "checker": checker.name,
-                "version": checker.version,
-                "model": checker.model,
-                "min_score": min_score,
-            },
+            [
+                {
+                    "image_id": image.id,
+                    "character_id": subject.character_id,
+                    "checker": checker.name,
+                    "version": checker.version,
+                    "model": checker.model,
+                    "min_score": min_score,
+                }
+                for subject in subjects
+            ],
         )
         started = time.monotonic()
-        values: dict[str, Any]
+        answers: list[CheckOutcome | CheckerError | Exception]
         try:
-            outcome = checker.check(subject)
-        except CheckerError as exc:
-            values = {
-                "status": "failed",
-                "error_type": exc.kind,
-                "error_message": str(exc),
-                "usage": exc.usage,
-                "cost_usd": "0"
-                if exc.usage is None and exc.kind in UNBILLED_FAILURES
-                else checker.cost(exc.usage),
-                "returned": {"response_id": exc.response_id} if exc.response_id else {},
-            }
+            if len(check_ids) == 1 and subjects[0].character_id is None:
+                answers = [checker.check(subjects[0])]
+            else:
+                answers = list(checker.check_cast(subjects))
+        except CheckerError as exc:  # one paid call for every member: it fails them all
+            answers = [exc, *(_shared_failure(exc) for _ in subjects[1:])]
         except (KeyboardInterrupt, SystemExit):
-            check_store.finish_check(
-                self.studio.engine, check_id, {"status": "interrupted", "error_type": "interrupted"}
-            )
+            for check_id in check_ids:
+                check_store.finish_check(
+                    self.studio.engine,
+                    check_id,
+                    {"status": "interrupted", "error_type": "interrupted"},
+                )
             raise
         except Exception as exc:  # a checker's bug is a failed check, not a lost shot
-            values = {
-                "status": "failed",
-                "error_type": "unexpected",
-                "error_message": f"{type(exc).__name__}: {exc}",
-            }
-        else:
-            values = {
-                "status": "succeeded",
-                "score": max(0, min(100, int(outcome.score))),
-                "traits": [trait.to_dict() for trait in outcome.traits],
-                "summary": outcome.summary,
-                "model": outcome.model or checker.model,
-                "usage": outcome.usage,
-                "returned": outcome.returned,
-                "cost_usd": checker.cost(outcome.usage),
-            }
-        values["latency_ms"] = int((time.monotonic() - started) * 1000)
-        check_store.finish_check(self.studio.engine, check_id, values)
-        return check_store.check_by_id(self.studio.engine, check_id)
+            answers = [exc for _ in subjects]
+        latency = int((time.monotonic() - started) * 1000)
+        for check_id, subject, answer in zip(check_ids, subjects, answers, strict=True):
+            values = _finished(checker, answer)
+            values["latency_ms"] = latency
+            if subject.character_id is not None:
+                values["returned"] = {
+                    **values.get("returned", {}),
+                    "member": subject.character_name,
+                }
+            check_store.finish_check(self.studio.engine, check_id, values)
+        records = [check_store.check_by_id(self.studio.engine, each) for each in check_ids]
+        return check_store.shot_check(records)
 
     def check_each(
         self,
@@ -233,14 +278,66 @@ class Checks:
         """Each image's newest finished check, by image id: what a badge shows."""
         return check_store.latest_checks(self.studio.engine, image_ids)
 
-    def _anchor_of(self, image: Image) -> Image:
-        studio = self.studio
+    def _anchors_sent(self, image: Image) -> dict[int, Image]:
+        """The anchors ``image``'s request sent, by the member each is the anchor of: a
+        shot of several sends each member's (an anchor is its own character's image)."""
         if image.kind in ("anchor", "import"):
-            return image
-        sent = next((r for r in image.references if r.role == "anchor" and r.image_id), None)
-        if sent is not None and sent.image_id is not None:
-            return studio.image(sent.image_id)
-        anchor_id = studio.character(image.character_id).row.anchor_image_id
+            return {image.character_id: image}
+        sent: dict[int, Image] = {}
+        for reference in image.references:
+            if reference.role == "anchor" and reference.image_id is not None:
+                anchor = self.studio.image(reference.image_id)
+                sent.setdefault(anchor.character_id, anchor)
+        return sent
+
+    def _anchor_of(self, image: Image, member: Character) -> Image:
+        """``member``'s anchor, for a shot that did not send it (a continued conversation
+        sends a member's anchor only on the turn where it first appears)."""
+        anchor_id = member.row.anchor_image_id
         if anchor_id is None:
-            raise UsageError(f"image {image.id}'s character has no anchor to check it against")
-        return studio.image(anchor_id)
+            raise UsageError(f"{member.name} in image {image.id} has no anchor to check it against")
+        return self.studio.image(anchor_id)
+
+
+def _estimate(checker: Checker, subjects: list[CheckSubject]) -> Decimal | None:
+    """The most one check of these subjects (one image's) can cost."""
+    if len(subjects) == 1 and subjects[0].character_id is None:
+        return checker.estimate_max_cost(subjects[0])
+    return checker.estimate_cast_max_cost(subjects)
+
+
+def _shared_failure(exc: CheckerError) -> CheckerError:
+    """A member's part of a failed call that checked every member at once: the same failure,
+    its cost on the first member's row alone."""
+    return CheckerError(str(exc), kind=exc.kind, usage={}, response_id=exc.response_id)
+
+
+def _finished(checker: Checker, answer: CheckOutcome | Exception) -> dict[str, Any]:
+    """A check row's values for what the checker answered, or what it failed with."""
+    if isinstance(answer, CheckerError):
+        return {
+            "status": "failed",
+            "error_type": answer.kind,
+            "error_message": str(answer),
+            "usage": answer.usage or None,
+            "cost_usd": "0"
+            if not answer.usage and (answer.usage is not None or answer.kind in UNBILLED_FAILURES)
+            else checker.cost(answer.usage),
+            "returned": {"response_id": answer.response_id} if answer.response_id else {},
+        }
+    if isinstance(answer, Exception):
+        return {
+            "status": "failed",
+            "error_type": "unexpected",
+            "error_message": f"{type(answer).__name__}: {answer}",
+        }
+    return {
+        "status": "succeeded",
+        "score": max(0, min(100, int(answer.score))),
+        "traits": [trait.to_dict() for trait in answer.traits],
+        "summary": answer.summary,
+        "model": answer.model or checker.model,
+        "usage": answer.usage,
+        "returned": answer.returned,
+        "cost_usd": "0" if answer.usage == {} else checker.cost(answer.usage),
+    }

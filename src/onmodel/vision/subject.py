@@ -87,6 +87,50 @@ def load_rgb(path: Path, max_side: int = SEGMENT_SIDE) -> NDArray[np.uint8]:
 def find_subject(rgb: NDArray[np.uint8]) -> Subject:
     """The subject of ``rgb``: the largest connected piece that is not background, on
     ``rgb`` shrunk to :data:`WORKING_SIDE` (the areas are found before it is shrunk)."""
+    rgb, pieces = _pieces(rgb)
+    if not pieces.any():
+        empty = np.zeros(rgb.shape[:2], dtype=bool)
+        return Subject(rgb=rgb, mask=empty, box=(0, 0, 0, 0))
+    sizes = np.bincount(pieces.ravel())
+    sizes[0] = 0
+    return _subject(rgb, np.asarray(pieces == int(sizes.argmax()), dtype=bool))
+
+
+def find_figures(rgb: NDArray[np.uint8], count: int) -> list[Subject]:
+    """The figures of a picture of several, left to right: every piece that is not
+    background and at least :data:`FIGURE_SHARE` of the largest (a lamp or a flower of the
+    set may be one too: which figure is whom is for the caller to decide). Figures drawn
+    touching are one piece; while there are fewer than ``count``, the widest piece is cut at
+    its narrowest column, where two figures side by side meet, if it narrows there."""
+    rgb, pieces = _pieces(rgb)
+    sizes = np.bincount(pieces.ravel())
+    sizes[0] = 0
+    if not sizes.any():
+        return []
+    masks = [
+        np.asarray(pieces == piece, dtype=bool)
+        for piece in np.flatnonzero(sizes >= sizes.max() * FIGURE_SHARE)
+    ]
+    while len(masks) < count:
+        widest = max(range(len(masks)), key=lambda index: _width(masks[index]))
+        halves = _cut(masks[widest])
+        if halves is None:
+            break
+        masks[widest : widest + 1] = halves
+    subjects = [_subject(rgb, mask) for mask in masks]
+    return sorted(subjects, key=lambda subject: subject.box[1] + subject.box[3])
+
+
+FIGURE_SHARE = 0.08
+"""Of the largest piece: a smaller one is a prop or a speck of the set, not a figure (a
+small dog beside a girl is still a fifth of her)."""
+_NARROWS = 0.5  # a cut column has at most this share of the piece's median column's pixels
+_CUT_SPAN = (0.2, 0.8)  # of the piece's width: where a cut between two figures may fall
+
+
+def _pieces(rgb: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
+    """``rgb`` shrunk to :data:`WORKING_SIDE`, and its pieces that are not background,
+    numbered from 1 (0: background)."""
     from scipy.ndimage import binary_dilation
     from skimage.measure import label
 
@@ -95,20 +139,43 @@ def find_subject(rgb: NDArray[np.uint8]) -> Subject:
     _absorb_specks(areas, count, background)
     rows, cols = _shrunk(rgb.shape[0], rgb.shape[1])
     rgb = rgb[np.ix_(rows, cols)]
-    height, width = rgb.shape[:2]
     candidate = ~background[areas[np.ix_(rows, cols)]]
     joined = binary_dilation(candidate, np.ones((_GAP, _GAP), dtype=bool))
     pieces = np.asarray(label(joined, connectivity=1), dtype=np.int64) * candidate  # type: ignore[no-untyped-call]
-    if not pieces.any():
-        empty = np.zeros((height, width), dtype=bool)
-        return Subject(rgb=rgb, mask=empty, box=(0, 0, 0, 0))
-    sizes = np.bincount(pieces.ravel())
-    sizes[0] = 0
-    mask = np.asarray(pieces == int(sizes.argmax()), dtype=bool)
+    return rgb, pieces
+
+
+def _subject(rgb: NDArray[np.uint8], mask: NDArray[np.bool_]) -> Subject:
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     box = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
     return Subject(rgb=rgb, mask=mask, box=box)
+
+
+def _width(mask: NDArray[np.bool_]) -> int:
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(cols[-1] - cols[0] + 1) if len(cols) else 0
+
+
+def _cut(mask: NDArray[np.bool_]) -> list[NDArray[np.bool_]] | None:
+    """``mask`` cut in two at its narrowest column in the middle of its width, where two
+    figures side by side touch (a hand in a hand); None when it does not narrow there."""
+    columns = mask.sum(axis=0)
+    filled = np.flatnonzero(columns)
+    if len(filled) < 4:
+        return None
+    first, last = int(filled[0]), int(filled[-1])
+    low = first + int((last - first) * _CUT_SPAN[0])
+    high = first + int((last - first) * _CUT_SPAN[1])
+    if high <= low:
+        return None
+    at = low + int(np.argmin(columns[low:high]))
+    if columns[at] > _NARROWS * float(np.median(columns[filled])):
+        return None
+    left, right = mask.copy(), mask.copy()
+    left[:, at:] = False
+    right[:, :at] = False
+    return [left, right] if left.any() and right.any() else None
 
 
 def _shrunk(height: int, width: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
