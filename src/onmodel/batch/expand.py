@@ -17,6 +17,13 @@ are, so take 1 has the key the plain shot had: adding ``takes:`` to a list alrea
 what exists and retakes only what drifted. Each take carries a :class:`TakeOf` naming its group
 (take 1's key), which the runner uses to make take k+1 only when every take before it drifted.
 
+Who is in a shot (``with:``/``cast:``) and where (``set:``) become the request's ``cast`` and
+``set`` through :func:`onmodel.sheet.cast_fields`, as ``--with``/``--cast``/``--set`` do, so a
+shot of the lead alone has an empty cast and keeps the key it had before casts existed, and a
+shot with someone else in it has another key. Names are keyed as written: whether they are in
+the session's cast is the planner's to say (the runner plans every distinct cast before
+anything is spent).
+
 Expansion is pure: it reads the shot list, the session's defaults and the reference files'
 bytes, and touches no database, so ``--dry-run`` and the tests can call it freely.
 """
@@ -33,19 +40,23 @@ from typing import Any
 
 from onmodel.batch.spec import (
     REQUEST_FIELDS,
+    WHO,
+    AxisValue,
     LoadedShotList,
     Matrix,
     Problem,
     ShotFields,
     ShotListError,
+    axis_text,
     format_loc,
+    names_of,
     sorted_problems,
 )
 from onmodel.batch.yamlpos import Loc
 from onmodel.blobs import sha256_file
 from onmodel.checkers import DEFAULT_CHECKER
 from onmodel.checkers.base import DEFAULT_MIN_SCORE
-from onmodel.sheet import ShotRequest, with_take
+from onmodel.sheet import ShotRequest, cast_fields, with_take
 
 KEY_FORMAT = 1
 """Bumped only if the key payload ever changes shape, so old keys stay comparable."""
@@ -59,6 +70,8 @@ class SessionDefaults:
     provider: str
     model: str
     params: Mapping[str, Any] = field(default_factory=dict)
+    lead: str = ""
+    """The slug of the session's character: whom ``with:`` adds to."""
 
 
 @dataclass(frozen=True)
@@ -166,6 +179,8 @@ class _Resolved:
     """The running result of laying layers over each other."""
 
     request: dict[str, str] = field(default_factory=dict)
+    who: tuple[str, tuple[str, ...]] | None = None  # ("with" or "cast", names); None: the lead
+    set_: str | None = None
     provider: str | None = None
     model: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
@@ -197,6 +212,12 @@ class _Resolved:
             value = getattr(layer, name)
             if value is not None:
                 out.request[name] = value
+        if layer.with_ is not None:  # the deeper layer's with or cast replaces the one above
+            out.who = ("with", tuple(names_of(layer.with_)))
+        elif layer.cast is not None:
+            out.who = ("cast", tuple(names_of(layer.cast)))
+        if layer.set is not None:
+            out.set_ = layer.set
         if layer.provider is not None:
             out.provider = layer.provider
         if layer.model is not None:
@@ -274,7 +295,7 @@ def expand(loaded: LoadedShotList, session: SessionDefaults) -> Expansion:
     problems: dict[tuple[int, str], Problem] = {}  # a matrix says it once, not per combination
 
     def emit(resolved: _Resolved, loc: Loc, source: str, name: str | None) -> None:
-        request = ShotRequest(**resolved.request)
+        request = ShotRequest(**resolved.request, **_cast(resolved, session.lead))
         params = {k: v for k, v in resolved.params.items() if v is not None}
         refs = tuple(_resolve_ref(loaded.base_dir, ref) for ref in resolved.refs)
         ref_digests = tuple(_digest(digests, ref) for ref in refs)
@@ -348,7 +369,7 @@ def expand(loaded: LoadedShotList, session: SessionDefaults) -> Expansion:
     for index, matrix in enumerate(spec.matrices):
         loc = ("matrices", index)
         for combo, resolved in _combinations(start.apply(matrix, loc), matrix, loc):
-            described = ", ".join(f"{axis}={value}" for axis, value in combo.items())
+            described = ", ".join(f"{axis}={_shown(value)}" for axis, value in combo.items())
             emit(resolved, loc, f"{format_loc(loc)} {described}", matrix.name)
     if problems:
         raise ShotListError(sorted_problems(problems.values()))
@@ -361,9 +382,26 @@ def _where(loaded: LoadedShotList, loc: Loc) -> str:
     return f"{format_loc(loc)}, line {loaded.line_of(loc)}"
 
 
+def _shown(value: AxisValue) -> str:
+    """An axis value in a shot's source: ``rin``, or ``[rin, max]`` for several names."""
+    text = axis_text(value)
+    return text if len(names_of(value)) == 1 else f"[{text}]"
+
+
+def _cast(resolved: _Resolved, lead: str) -> dict[str, list[str] | str]:
+    """The request's ``cast`` and ``set``, by the rule ``--with``/``--cast``/``--set`` use."""
+    kind, names = resolved.who or ("with", ())
+    return cast_fields(
+        lead,
+        with_=names if kind == "with" else (),
+        cast=names if kind == "cast" else (),
+        set_=resolved.set_ or "",
+    )
+
+
 def _combinations(
     base: _Resolved, matrix: Matrix, loc: Loc
-) -> Iterator[tuple[dict[str, str], _Resolved]]:
+) -> Iterator[tuple[dict[str, AxisValue], _Resolved]]:
     """Axis combinations in a fixed order, minus exclusions, with matching overrides applied.
 
     The combination's own values are laid last so that nothing but the axis decides an axis
@@ -380,12 +418,22 @@ def _combinations(
             if _matches(rule.when, combo):
                 resolved = resolved.apply(rule, (*loc, "overrides", index))
         resolved = resolved.copy()
-        resolved.request.update(combo)
+        for axis, value in combo.items():
+            if axis in WHO:
+                resolved.who = (axis, tuple(names_of(value)))
+            elif axis == "set":
+                resolved.set_ = axis_text(value)
+            else:
+                resolved.request[axis] = axis_text(value)
         yield combo, resolved
 
 
-def _matches(rule: Mapping[str, str], combo: Mapping[str, str]) -> bool:
-    return bool(rule) and all(combo.get(axis) == value for axis, value in rule.items())
+def _matches(rule: Mapping[str, AxisValue], combo: Mapping[str, AxisValue]) -> bool:
+    """Whether a ``when``/``exclude`` entry matches: every axis it lists has its value (a
+    list of names compares as its text, so ``[rin]`` and ``rin`` match alike)."""
+    return bool(rule) and all(
+        axis in combo and axis_text(combo[axis]) == axis_text(value) for axis, value in rule.items()
+    )
 
 
 def _resolve_ref(base_dir: Path, ref: str) -> Path:

@@ -62,7 +62,13 @@ from onmodel.batch.retakes import (
     on_model,
     settle,
 )
-from onmodel.batch.spec import LoadedShotList, Problem, ShotListError, load_shot_list
+from onmodel.batch.spec import (
+    LoadedShotList,
+    Problem,
+    ShotListError,
+    load_shot_list,
+    sorted_problems,
+)
 from onmodel.errors import BudgetError, GenerationError, OnmodelError, UsageError
 from onmodel.limits import check_amount
 from onmodel.providers import warm_up_in_background
@@ -604,6 +610,7 @@ class BatchRunner:
             provider=session.provider,
             model=session.model,
             params=dict(session.params),
+            lead=session.character.slug,
         )
         expansion = expand(self.loaded, defaults)
         stored = row.spec.get("parent_image_id") if row is not None else None
@@ -1032,12 +1039,16 @@ class BatchRunner:
     def _prevalidate(self, statuses: list[ShotStatus], parent_id: int | None) -> list[str]:
         """Plan one shot of each distinct setting before anything is spent.
 
-        Shots that share provider, model, parameters, parent and refs are judged the same way
-        by the model rules, so one plan per such group finds every invalid size or retired
-        model up front, while the rest are planned just in time, overlapping the requests.
+        Shots that share provider, model, parameters, parent, refs and cast are judged the
+        same way by the model rules and the session's cast, so one plan per such group finds
+        every invalid size, retired model, member not in the cast (or without an anchor) and
+        shot with more images than its model takes up front, while the rest are planned just
+        in time, overlapping the requests. Every group's problem is reported at once, each
+        with its line (a matrix's once, not once per combination).
         """
         seen: set[tuple[Any, ...]] = set()
         warnings: list[str] = []
+        problems: dict[tuple[int, str], Problem] = {}
         for status in statuses:
             shot = status.shot
             shape = (
@@ -1046,11 +1057,18 @@ class BatchRunner:
                 json.dumps(shot.params, sort_keys=True),
                 shot.from_image,
                 shot.refs,
+                tuple(shot.request.cast),
+                shot.request.set,
             )
             if shape in seen:
                 continue
             seen.add(shape)
-            plan = self._plan(shot, parent_id)
+            try:
+                plan = self._plan(shot, parent_id)
+            except ShotListError as exc:
+                for problem in exc.problems:
+                    problems.setdefault((problem.line, problem.message), problem)
+                continue
             warnings.extend(w for w in plan.warnings if w not in warnings)
             if self.budget is not None and self._estimate(plan) is None:
                 raise BudgetError(
@@ -1059,6 +1077,8 @@ class BatchRunner:
                     "is unknown, so a budget cannot be kept; add its prices to prices.yaml "
                     "or run without --budget"
                 )
+        if problems:
+            raise ShotListError(sorted_problems(problems.values()))
         return warnings
 
     def _open_batch(self, prepared: _Prepared, statuses: list[ShotStatus]) -> int:

@@ -7,6 +7,13 @@ values), and ``repeat`` asks for variations of the same shot. ``check``, ``min_s
 ``takes`` ask for each shot to be checked, and made again (up to ``takes`` takes) until one is
 on model, as ``onmodel shot --check --takes`` does.
 
+Who is in a shot and where: ``with:`` names who joins the session's lead, ``cast:`` names
+everyone in order (it may leave the lead out), ``set:`` names the set it takes place in, each a
+member of the session's cast. ``with`` and ``cast`` are one setting said two ways, so a deeper
+layer's ``with`` or ``cast`` *replaces* the one above, as ``refs`` do (``with: []`` is the lead
+alone again): a shot that says ``with: rin`` under ``defaults: {with: max}`` shows Mia and Rin,
+as written there, not a Max the reader has to look up. One layer may not say both.
+
 The pydantic models below *are* the format: the JSON Schema that editors use comes from them
 (``onmodel batch schema``), and every error they raise is reported with the file and line it
 came from, all at once, before a single request is made.
@@ -23,7 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    field_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
 
 from onmodel.batch.yamlpos import Loc, PositionedYaml, YamlSyntaxError, load_positioned
@@ -35,6 +50,10 @@ from onmodel.studio.retakes import MAX_TAKES
 
 REQUEST_FIELDS: tuple[str, ...] = ("pose", "outfit", "expression", "scene", "action", "text")
 """The fields of a shot request, in the order labels and keys use them."""
+CAST_FIELDS: tuple[str, ...] = ("with", "cast", "set")
+"""Who is in a shot and where, as the file spells them; matrices take them as axes too."""
+WHO: frozenset[str] = frozenset({"with", "cast"})
+"""Two ways to say who is in a shot: a layer (or a matrix's axes) says one of them."""
 
 MAX_REPEAT = 100
 MAX_SHOTS = 10_000
@@ -113,8 +132,55 @@ def _message(text: str) -> str:
     return text.removeprefix("Value error, ")
 
 
+def _member_name(value: str) -> str:
+    """A cast member's name, by the request's own rule for ``cast``/``set`` names (one line,
+    no terminal escapes), so a name the studio would refuse mid-run is refused with its line."""
+    try:
+        ShotRequest.model_validate({"set": value})
+    except PydanticValidationError as exc:
+        raise ValueError(_message(exc.errors()[0]["msg"])) from None
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
 RequestText = Annotated[str, AfterValidator(_request_text)]
 Label = Annotated[str, AfterValidator(_label_text)]
+
+
+def _one_or_many(value: object) -> object:
+    """``with: rin`` is ``with: [rin]``: one name is a list of one."""
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return [str(value)]
+    return value
+
+
+MemberName = Annotated[str, AfterValidator(_member_name)]
+Names = Annotated[
+    list[MemberName],
+    BeforeValidator(_one_or_many, json_schema_input_type=MemberName | list[MemberName]),
+]
+"""``with: rin`` or ``with: [rin, max]``: one name, or several in order. Parsed as a list
+either way, so a bad name is one error at its own place, not one per reading of the value."""
+AxisValue = str | list[str]
+"""One value of a matrix axis: text, a name, or (``with``/``cast``) a list of names."""
+
+
+def names_of(value: str | list[str] | None) -> list[str]:
+    """The names a ``with``/``cast`` value (or a matrix axis value) lists, in order."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def axis_text(value: str | list[str]) -> str:
+    """An axis value as labels and ``when``/``exclude`` compare it: ``rin, max`` for a list."""
+    return ", ".join(names_of(value))
+
+
+def layer_value(layer: BaseModel, name: str) -> Any:
+    """A field of a layer by the name the file uses (``with`` is ``with_`` in Python)."""
+    return getattr(layer, "with_" if name == "with" else name)
 
 
 class ShotFields(BaseModel):
@@ -132,6 +198,24 @@ class ShotFields(BaseModel):
     scene: RequestText | None = Field(default=None, description=_FIELD_DOCS["scene"])
     action: RequestText | None = Field(default=None, description=_FIELD_DOCS["action"])
     text: RequestText | None = Field(default=None, description=_FIELD_DOCS["text"])
+    with_: Names | None = Field(
+        default=None,
+        alias="with",
+        description="Who joins the session's lead in the shot: a name or a list of names "
+        "from the session's cast (characters, creatures, props), e.g. [rin, max]. Replaces "
+        "the with or cast of the layers above; [] is the lead alone. Not with cast.",
+    )
+    cast: Names | None = Field(
+        default=None,
+        description="Everyone in the shot, in the order their anchors are sent (it may leave "
+        "the lead out), e.g. [rin, mia]. Replaces the with or cast of the layers above. "
+        "Not with with.",
+    )
+    set: MemberName | None = Field(
+        default=None,
+        description="The set (a location in the session's cast) the shot takes place in, "
+        "e.g. bedroom; an empty string clears the set of the layers above.",
+    )
     provider: str | None = Field(
         default=None, description="Provider name (default: the session's), e.g. openai-images."
     )
@@ -239,16 +323,36 @@ class MatrixAxes(BaseModel):
     scene: list[RequestText] | None = Field(default=None, min_length=1, description="Scenes.")
     action: list[RequestText] | None = Field(default=None, min_length=1, description="Actions.")
     text: list[RequestText] | None = Field(default=None, min_length=1, description="Free texts.")
+    with_: list[Names] | None = Field(
+        default=None,
+        alias="with",
+        min_length=1,
+        description="Who joins the lead, one shot per value: a name or a list of names, "
+        "e.g. [rin, max, [rin, max]].",
+    )
+    cast: list[Names] | None = Field(
+        default=None,
+        min_length=1,
+        description="Everyone in the shot, one shot per value: a list of names in order "
+        "(or one name), e.g. [[mia, rin], [rin]].",
+    )
+    set: list[MemberName] | None = Field(
+        default=None, min_length=1, description="Sets, one shot per set, e.g. [bedroom, park]."
+    )
 
-    def items(self) -> list[tuple[str, list[str]]]:
+    def items(self) -> list[tuple[str, list[AxisValue]]]:
         """The axes that are set, in the fixed field order (so expansion order is stable)."""
-        return [(name, values) for name in REQUEST_FIELDS if (values := getattr(self, name))]
+        return [
+            (name, values)
+            for name in (*REQUEST_FIELDS, *CAST_FIELDS)
+            if (values := layer_value(self, name))
+        ]
 
 
 class MatrixOverride(ShotFields):
     """Extra settings for the combinations that match ``when`` (every listed axis equal)."""
 
-    when: dict[str, str] = Field(
+    when: dict[str, AxisValue] = Field(
         min_length=1, description="Axis values to match, e.g. {pose: running}."
     )
 
@@ -260,7 +364,7 @@ class Matrix(ShotFields):
         default=None, max_length=MAX_NAME_LENGTH, description="A label for progress and status."
     )
     axes: MatrixAxes = Field(description="Lists of values per request field.")
-    exclude: list[dict[str, str]] = Field(
+    exclude: list[dict[str, AxisValue]] = Field(
         default_factory=list,
         description="Combinations to leave out; each entry matches on the axes it lists.",
     )
@@ -509,6 +613,13 @@ def _check_layer(loaded: LoadedShotList, loc: Loc, layer: ShotFields) -> list[Pr
                 (*loc, "check"), f"unknown checker {layer.check!r}; choose one of: {choose}"
             )
         )
+    if layer.with_ is not None and layer.cast is not None:
+        problems.append(
+            loaded.problem(
+                (*loc, "cast"),
+                "with (who joins the lead) and cast (everyone, in order) on one layer; keep one",
+            )
+        )
     params = layer.params or {}
     for name in ("size", "quality"):
         if getattr(layer, name) is not None and name in params:
@@ -531,33 +642,46 @@ def _check_matrix(loaded: LoadedShotList, loc: Loc, matrix: Matrix) -> list[Prob
         problems.append(
             loaded.problem((*loc, "axes"), "a matrix needs at least one axis (pose: [...], ...)")
         )
+    who = sorted(WHO & set(axes))
+    if len(who) > 1:
+        problems.append(
+            loaded.problem((*loc, "axes", "cast"), "with and cast are both axes; keep one")
+        )
     for name, values in axes.items():
-        if getattr(matrix, name) is not None:
-            problems.append(
-                loaded.problem(
-                    (*loc, name), f"{name} is both an axis and a fixed value of this matrix"
+        # with and cast say the same thing: a fixed one beside the other's axis is a clash
+        for fixed in sorted(WHO) if name in WHO else [name]:
+            if layer_value(matrix, fixed) is not None:
+                message = (
+                    f"{name} is both an axis and a fixed value of this matrix"
+                    if fixed == name
+                    else f"{fixed} is a fixed value of this matrix and {name} an axis; keep one"
                 )
-            )
+                problems.append(loaded.problem((*loc, fixed), message))
         seen: set[str] = set()
         for index, value in enumerate(values):
-            if value in seen:
+            if axis_text(value) in seen:
                 problems.append(
-                    loaded.problem((*loc, "axes", name, index), f"{value!r} is listed twice")
+                    loaded.problem(
+                        (*loc, "axes", name, index),
+                        f"{axis_text(value)!r} is listed twice",
+                    )
                 )
-            seen.add(value)
+            seen.add(axis_text(value))
 
-    def check_match(where: Loc, match: dict[str, str]) -> None:
+    def check_match(where: Loc, match: dict[str, AxisValue]) -> None:
         for axis, value in match.items():
             if axis not in axes:
                 known = ", ".join(axes) or "none"
                 problems.append(
                     loaded.problem((*where, axis), f"{axis!r} is not an axis (axes: {known})")
                 )
-            elif value not in axes[axis]:
+            elif axis_text(value) not in {axis_text(each) for each in axes[axis]}:
+                lists = any(isinstance(each, list) for each in axes[axis])
+                choices = ("; " if lists else ", ").join(axis_text(each) for each in axes[axis])
                 problems.append(
                     loaded.problem(
                         (*where, axis),
-                        f"{value!r} is not one of the {axis} values ({', '.join(axes[axis])})",
+                        f"{axis_text(value)!r} is not one of the {axis} values ({choices})",
                     )
                 )
 
@@ -571,11 +695,12 @@ def _check_matrix(loaded: LoadedShotList, loc: Loc, matrix: Matrix) -> list[Prob
         where: Loc = (*loc, "overrides", index)
         check_match((*where, "when"), rule.when)
         for name in axes:
-            if getattr(rule, name) is not None:
-                problems.append(
-                    loaded.problem(
-                        (*where, name),
-                        f"an override cannot change the axis {name!r} (use exclude and a shot)",
+            for field in sorted(WHO) if name in WHO else [name]:
+                if layer_value(rule, field) is not None:
+                    problems.append(
+                        loaded.problem(
+                            (*where, field),
+                            f"an override cannot change the axis {name!r} (use exclude and a shot)",
+                        )
                     )
-                )
     return problems
