@@ -29,6 +29,7 @@ import math
 import random
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -36,8 +37,10 @@ from typing import Any, Literal, Protocol
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 
 from onmodel.errors import ValidationError
+from onmodel.kinds import SET
 from onmodel.providers.base import (
     VIEWS,
+    CastMember,
     GenerationRequest,
     GenerationResult,
     Provider,
@@ -66,6 +69,7 @@ _MOUTH: RGB = (110, 42, 52)
 _TONGUE: RGB = (232, 122, 132)
 _TEAR: RGB = (120, 196, 245)
 _BLUSH: RGB = (255, 150, 160)
+_PET_EYES: RGB = (30, 24, 28)
 
 # Fallbacks chosen by a hash of the character's name: a sheet that leaves a colour empty still
 # gets the same colour in every shot, and different characters still look different.
@@ -473,6 +477,25 @@ def preview_size(params: dict[str, Any]) -> tuple[tuple[int, int], dict[str, Any
 
 def render(request: GenerationRequest, size: tuple[int, int] = DEFAULT_SIZE) -> Image.Image:
     """Draw the preview as a Pillow image (RGB), for callers that want pixels, not PNG bytes."""
+    return _render(request, size)[0]
+
+
+def _render(
+    request: GenerationRequest, size: tuple[int, int]
+) -> tuple[Image.Image, dict[str, Any]]:
+    """The picture, and what the result returns besides its size: where each member of a
+    cast was drawn (nothing for a character alone, whose picture is all its own)."""
+    figures, where = _subjects(request)
+    if _view_of(request) or (
+        where is None and len(figures) == 1 and figures[0].kind == "character"
+    ):
+        return _render_character(request, size), {}
+    return _render_cast(request, size, figures, where)
+
+
+def _render_character(request: GenerationRequest, size: tuple[int, int]) -> Image.Image:
+    """One character, as every preview was drawn before casts (and still is, byte for
+    byte): anchors, views and a shot of its character alone."""
     width, height = size
     shot = request.request
     view = _view_of(request)
@@ -513,10 +536,38 @@ def render(request: GenerationRequest, size: tuple[int, int] = DEFAULT_SIZE) -> 
     _background(draw, width, caption_top, frame, scene, rng)
 
     centre = 40.0 if pet else 50.0
+    ground = _ground_under(picture, frame.x(centre))
+    _draw_character(draw, frame, look, centre, view, pose, expression, keeps, ground)
+    if pet:
+        colour = _pick(_PET_DEFAULTS, _key(request.character_name), pet)
+        _Pet(draw, frame, colour, look.accent).draw(pet, 80.0, _shade(ground, 0.85))
+    image.paste(picture, (0, 0))
+
+    references = len(request.inputs)
+    if references and any(i.role == "anchor" for i in request.inputs):
+        _badge(ImageDraw.Draw(image), width, f"ref ×{references}")
+    return image
+
+
+def _ground_under(picture: Image.Image, x: float) -> RGB:
+    """The colour a figure standing at ``x`` stands on: what its shadow darkens."""
+    return _as_rgb(picture.getpixel((max(0, min(picture.width - 1, round(x))), picture.height - 2)))
+
+
+def _draw_character(
+    draw: ImageDraw.ImageDraw,
+    frame: _Frame,
+    look: CharacterLook,
+    centre: float,
+    view: str,
+    pose: Pose,
+    expression: Expression,
+    keeps: Sequence[Keep],
+    ground: RGB,
+) -> None:
+    """One character, shadow first and must_keep items last: alone or one of a cast."""
     painter = _Figure(draw, frame, look, centre, view)
-    ground = _as_rgb(picture.getpixel((min(width - 1, round(frame.x(centre))), caption_top - 2)))
-    shadow = _shade(ground, 0.85)
-    painter.shadow(shadow)
+    painter.shadow(_shade(ground, 0.85))
     if pose == "run":
         painter.speed_lines(_shade(ground, 0.8))
     painter.body(pose)
@@ -526,16 +577,6 @@ def render(request: GenerationRequest, size: tuple[int, int] = DEFAULT_SIZE) -> 
         painter.face(expression)
     for item in keeps:
         painter.keep(item)
-    if pet:
-        _Pet(draw, frame, _pick(_PET_DEFAULTS, _key(request.character_name), pet), look).draw(
-            pet, 80.0, shadow
-        )
-    image.paste(picture, (0, 0))
-
-    references = len(request.inputs)
-    if references and any(i.role == "anchor" for i in request.inputs):
-        _badge(ImageDraw.Draw(image), width, f"ref ×{references}")
-    return image
 
 
 def _drift_for(request: GenerationRequest) -> Drift | None:
@@ -604,9 +645,10 @@ class PreviewProvider(Provider):
         """
         size, honoured = preview_size(request.params)
         try:
-            data = encode_png(render(request, size))
+            image, placed = _render(request, size)
         except ValidationError as exc:
             raise ProviderError(str(exc), kind="invalid_request") from exc
+        data = encode_png(image)
         if request.params.get("drift") is not None:
             honoured["drift"] = request.params["drift"]  # the record says the fault was asked
         return GenerationResult(
@@ -615,8 +657,557 @@ class PreviewProvider(Provider):
             sent_params=honoured,
             revised_prompt=None,
             usage=None,
-            returned={"size": f"{size[0]}x{size[1]}", "output_format": "png"},
+            returned={"size": f"{size[0]}x{size[1]}", "output_format": "png", **placed},
         )
+
+
+# --- a cast: several figures in a set -----------------------------------------------------------
+
+
+def _subjects(request: GenerationRequest) -> tuple[tuple[CastMember, ...], CastMember | None]:
+    """Who the picture shows, left to right, and where: the request's cast (figures, then
+    its set), or else its one subject (an anchor's), a set's being the place with no one."""
+    if request.cast:
+        figures = tuple(member for member in request.cast if member.kind != SET)
+        return figures, next((member for member in request.cast if member.kind == SET), None)
+    alone = CastMember(
+        id=0,
+        slug="",
+        name=request.character_name,
+        kind=request.subject_kind,
+        sheet=request.sheet,
+    )
+    return ((), alone) if alone.kind == SET else ((alone,), None)
+
+
+_CHARACTER_SPAN = 64.0  # design-grid units a character needs across (arms, hair, a guitar)
+_CREATURE_SCALE = 1.5  # a pet drawn as a cast member, against a character's grid
+_CREATURE_BOX: tuple[float, float, float, float] = (33.0, 64.0, 67.0, 97.0)
+"""Where a creature drawn at x 51 lies in its grid: tail, ears and paws included."""
+_FIGURE_BOX: tuple[float, float, float, float] = (22.0, 2.0, 78.0, 97.0)
+
+
+def _render_cast(
+    request: GenerationRequest,
+    size: tuple[int, int],
+    figures: tuple[CastMember, ...],
+    where: CastMember | None,
+) -> tuple[Image.Image, dict[str, Any]]:
+    """Several figures side by side in cast order, each from its own sheet, in front of the
+    set drawn from its sheet; or a creature, a prop or a set alone (their anchors).
+
+    The shot's pose, outfit and drift are the first figure's (the one the request's sheet
+    describes); every character shares its expression; the others stand in their own
+    clothes. Returns, for a shot with a cast, where each member was drawn.
+    """
+    width, height = size
+    shot = request.request
+    is_anchor = request.kind == "anchor"
+    named = [member.name.strip() or "unnamed" for member in figures]
+    names = " & ".join([", ".join(named[:-1]), *named[-1:]] if len(named) > 2 else named)
+    place = where.name.strip() if where is not None else ""
+    name = f"{names} in {place}" if names and place else names or place or "unnamed place"
+    if shot.is_empty() and is_anchor:
+        label = "anchor: the empty place" if not figures else "anchor: plain background"
+    else:
+        label = shot.label()
+    image = Image.new("RGB", (width, height), _PLAIN_BACKGROUND)
+    caption_top = _caption(ImageDraw.Draw(image), width, height, name, _tag(request), label)
+    picture = Image.new("RGB", (width, caption_top), _PLAIN_BACKGROUND)
+    draw = ImageDraw.Draw(picture)
+    if where is not None:
+        _set_backdrop(draw, width, caption_top, where)
+    else:
+        scene = "" if is_anchor else shot.scene
+        side = min(width, caption_top * 0.97)
+        frame = _Frame(x0=(width - side) / 2, y0=caption_top - side, unit=side / 100)
+        rng = random.Random(_hash_int("scene", request.character_name, scene))
+        _background(draw, width, caption_top, frame, scene, rng)
+
+    drift = _drift_for(request)
+    placed: list[dict[str, Any]] = []
+    for index, (member, frame) in enumerate(_frames(figures, where, width, caption_top)):
+        if member.kind == "creature":
+            box = _draw_creature(draw, picture, frame, member)
+        elif member.kind == "prop":
+            box = _draw_prop(draw, frame, member)
+        else:
+            first = index == 0
+            look = character_look(member.sheet, member.name, shot.outfit if first else "")
+            dropped = drift if first else None
+            if dropped is not None:
+                look = dropped.recolour(look)
+            keeps = [
+                item
+                for text, item in must_keep_items(member.sheet.must_keep)
+                if dropped is None or not dropped.drops(text)
+            ]
+            pose = detect_pose(shot) if first else "stand"
+            ground = _ground_under(picture, frame.x(50))
+            expression = detect_expression(shot)
+            _draw_character(draw, frame, look, 50.0, "", pose, expression, keeps, ground)
+            box = frame.box(*_FIGURE_BOX)
+        placed.append({"member": member.slug, "kind": member.kind, "box": _clamped(box, picture)})
+    image.paste(picture, (0, 0))
+
+    references = len(request.inputs)
+    if references and any(i.role == "anchor" for i in request.inputs):
+        _badge(ImageDraw.Draw(image), width, f"ref ×{references}")
+    if not request.cast:
+        return image, {}
+    returned: dict[str, Any] = {"figures": placed}
+    if where is not None:
+        returned["set"] = {"member": where.slug, "box": [0, 0, width, caption_top]}
+    return image, returned
+
+
+def _frames(
+    figures: Sequence[CastMember], where: CastMember | None, width: int, height: int
+) -> list[tuple[CastMember, _Frame]]:
+    """Each figure's design grid, left to right in cast order, standing on the same ground.
+
+    Side by side, everyone shares one scale, the one that fits a character in its share of
+    the width (a creature is drawn larger on it, being smaller in its grid); a creature or a
+    prop alone, with no set, fills the picture instead.
+    """
+    if where is None and len(figures) == 1 and figures[0].kind != "character":
+        member = figures[0]
+        x0, y0, x1, y1 = _CREATURE_BOX if member.kind == "creature" else _prop_box(member)
+        unit = min(width * 0.7 / (x1 - x0), height * 0.7 / (y1 - y0))
+        centre = (x0 + x1) / 2
+        return [(member, _Frame(width / 2 - centre * unit, height * 0.92 - y1 * unit, unit))]
+    share = width / max(1, len(figures))
+    unit = min(share * 100 / _CHARACTER_SPAN, height * 0.97) / 100
+    ground = height - 5 * unit  # where a character's feet are, at 95 in its grid
+    frames: list[tuple[CastMember, _Frame]] = []
+    for index, member in enumerate(figures):
+        centre = share * (index + 0.5)
+        scale = unit * (_CREATURE_SCALE if member.kind == "creature" else 1.0)
+        frames.append((member, _Frame(centre - 50 * scale, ground - 95 * scale, scale)))
+    return frames
+
+
+def _clamped(box: tuple[float, float, float, float], picture: Image.Image) -> list[int]:
+    """A drawn box in whole pixels, inside the picture (the caption strip is no one's)."""
+    x0, y0, x1, y1 = box
+    return [
+        max(0, math.floor(x0)),
+        max(0, math.floor(y0)),
+        min(picture.width, math.ceil(x1)),
+        min(picture.height, math.ceil(y1)),
+    ]
+
+
+def _subject_text(member: CastMember) -> str:
+    """What a member is, in words, for the preview to recognise: its name and species."""
+    return f"{member.name} {member.sheet.species}".lower()
+
+
+def _surface(member: CastMember, *fallbacks: str) -> RGB:
+    """A creature's fur or a prop's surface: the sheet's skin colour ("skin, fur or surface
+    colour"), else its hair, palette or outfit colour, else one its name picks."""
+    sheet = member.sheet
+    for text in (sheet.skin_color, sheet.hair_color, *sheet.palette, *sheet.outfit_colors):
+        colour = parse_colour(text)
+        if colour is not None:
+            return colour
+    return _pick(fallbacks, _key(member.name), "surface")
+
+
+def _draw_creature(
+    draw: ImageDraw.ImageDraw, picture: Image.Image, frame: _Frame, member: CastMember
+) -> tuple[float, float, float, float]:
+    """An animal on four legs with ears and a tail, in its sheet's colour, wearing its
+    collar: a cat if its name or species says so, otherwise a dog."""
+    text = _subject_text(member)
+    kind: Pet = next((pet for pet, pattern in _PETS if re.search(pattern, text)), "dog")
+    fur = _surface(member, *_PET_DEFAULTS)
+    worn = [
+        colours_in(item)
+        for item in member.sheet.must_keep
+        if re.search(r"collar|scarf|bandana|harness|ribbon|\bbow\b|\btag\b", item.lower())
+    ]
+    palette = [c for c in (parse_colour(p) for p in member.sheet.palette) if c and c != fur]
+    collar = next((found[0] for found in worn if found), None)
+    collar = collar or (palette[0] if palette else _KEEP_COLOURS["scarf"])
+    eyes = parse_colour(member.sheet.eye_color) or _PET_EYES
+    ground = _ground_under(picture, frame.x(51))
+    _Pet(draw, frame, fur, collar, eyes).draw(kind, 51.0, _shade(ground, 0.85))
+    return frame.box(*_CREATURE_BOX)
+
+
+def _prop_box(member: CastMember) -> tuple[float, float, float, float]:
+    """Where a prop lies in its grid, standing at 95 and centred on 50."""
+    width, height = _OBJECTS[_object_kind(_subject_text(member))].size
+    return (50 - width / 2, 95 - height, 50 + width / 2, 95)
+
+
+def _draw_prop(
+    draw: ImageDraw.ImageDraw, frame: _Frame, member: CastMember
+) -> tuple[float, float, float, float]:
+    """A prop as the object its name or species says (a lamp, a chest...), in its colour."""
+    kind = _object_kind(_subject_text(member))
+    colour = _surface(member, *_OUTFIT_DEFAULTS)
+    _draw_object(draw, kind, frame.x(50), frame.y(95), frame.unit, colour)
+    return frame.box(*_prop_box(member))
+
+
+# --- a set: the place, drawn from its sheet -----------------------------------------------------
+
+ObjectKind = Literal[
+    "bookcase",
+    "wardrobe",
+    "bed",
+    "sofa",
+    "desk",
+    "table",
+    "chair",
+    "lamp",
+    "window",
+    "door",
+    "plant",
+    "rug",
+    "picture",
+    "clock",
+    "tv",
+    "ball",
+    "box",
+]
+
+
+@dataclass(frozen=True)
+class _Object:
+    """How the preview draws one kind of object: the words that name it, its size in a
+    set's units (a character is about 95 tall), its colour when none is named, and how far
+    above the floor it hangs (None: it stands on the floor)."""
+
+    pattern: str
+    size: tuple[float, float]
+    colour: RGB
+    hangs: float | None = None
+    textile: bool = False  # takes the set's accent colours (a bed's cover, a sofa, a rug)
+
+
+_WOOD: RGB = (150, 104, 66)
+_OBJECTS: dict[ObjectKind, _Object] = {
+    "bookcase": _Object(r"book ?(?:case|shel(?:f|ves))|\bshel(?:f|ves)\b", (20, 40), _WOOD),
+    "wardrobe": _Object(r"wardrobe|closet|cupboard|dresser|chest of drawers", (24, 42), _WOOD),
+    "bed": _Object(r"\bbeds?\b|\bbunk|\bcot\b|\bfuton", (40, 18), (122, 160, 214), textile=True),
+    "sofa": _Object(r"\bsofa|\bcouch|\bsettee|\barmchair", (38, 18), (176, 96, 88), textile=True),
+    "desk": _Object(r"\bdesks?\b", (32, 17), _WOOD),
+    "table": _Object(r"\btables?\b", (30, 16), _WOOD),
+    "chair": _Object(r"\bchairs?\b|\bstools?\b", (12, 20), _WOOD),
+    "lamp": _Object(r"\blamps?\b|\blantern|\blights?\b", (10, 36), (250, 214, 140)),
+    "window": _Object(r"\bwindows?\b", (26, 24), (250, 248, 240), hangs=20),
+    "door": _Object(r"\bdoors?\b", (18, 44), _WOOD),
+    "plant": _Object(
+        r"\bplants?\b|\bferns?\b|\bcact|\bflowers?\b|\bpalms?\b", (12, 24), (196, 98, 60)
+    ),
+    "rug": _Object(r"\brugs?\b|\bcarpet|\bmats?\b", (60, 8), (214, 120, 110), textile=True),
+    "picture": _Object(
+        r"\bpictures?\b|\bposters?\b|\bpainting|\bphoto|\bframe", (16, 12), (92, 70, 60), hangs=26
+    ),
+    "clock": _Object(r"\bclocks?\b", (10, 10), (70, 70, 80), hangs=38),
+    "tv": _Object(r"\btv\b|\btelevision|\bscreen|\bmonitor", (22, 14), (40, 42, 50), hangs=18),
+    "ball": _Object(r"\bballs?\b", (10, 10), (230, 80, 70)),
+    "box": _Object(r"\bbox|\bchest|\bcrate|\btrunk|\bsuitcase|\bbag\b", (16, 12), _WOOD),
+}
+"""The objects a set's fixed_objects (and a prop) may name; first pattern wins on ties, so a
+"chest of drawers" is a wardrobe and a "bookshelf" a bookcase, not a box or a shelf."""
+
+_NOT_THE_OBJECT = r"\b(?:on|under|by|near|next to|beside|against|above|below|behind|in|at|with)\b"
+"""Where the noun phrase that names an object ends: "a desk under the window" is a desk."""
+
+
+def _object_kind(text: str) -> ObjectKind:
+    """The object a phrase names: the last known noun before any preposition ("a desk lamp"
+    is a lamp, "a lamp on the desk" too); a phrase that names none is a box."""
+    head = re.split(_NOT_THE_OBJECT, text.lower(), maxsplit=1)[0]
+    best: tuple[int, ObjectKind] | None = None
+    for kind, spec in _OBJECTS.items():
+        for match in re.finditer(spec.pattern, head):
+            if best is None or match.start() > best[0]:
+                best = (match.start(), kind)
+    if best is not None:
+        return best[1]
+    anywhere = [kind for kind, spec in _OBJECTS.items() if re.search(spec.pattern, text.lower())]
+    return anywhere[0] if anywhere else "box"
+
+
+Side = Literal["left", "back", "right"]
+_SIDE_ORDER: tuple[Side, ...] = ("back", "left", "right")  # where unplaced objects go first
+_SIDES: tuple[tuple[Side, str], ...] = (
+    ("left", r"\bleft\b"),
+    ("right", r"\bright\b"),
+    ("back", r"\bback\b|\brear\b|\bfar\b|\bcent(?:re|er)\b|\bmiddle\b|\bopposite\b"),
+)
+
+
+def _side_of(item: str, kind: ObjectKind, layout: str) -> Side | None:
+    """Where an object stands: what its own words say ("a bed against the left wall"), else
+    what the layout's clause that names it says ("bed on the left, desk on the right")."""
+    pattern = _OBJECTS[kind].pattern
+    clauses = [item.lower()]
+    clauses += [c for c in re.split(r"[.;,]|\band\b", layout.lower()) if re.search(pattern, c)]
+    for clause in clauses:
+        named = re.search(pattern, clause)
+        after = clause[named.end() :] if named else clause
+        for text in (after, clause):
+            found = [(m.start(), side) for side, p in _SIDES for m in re.finditer(p, text)]
+            if found:
+                return min(found)[1]
+    return None
+
+
+def _set_backdrop(draw: ImageDraw.ImageDraw, width: int, height: int, where: CastMember) -> None:
+    """The set behind everyone: an outdoor place as its scene is drawn; otherwise a room in
+    the sheet's palette (walls, then floor) with its fixed objects where the layout puts
+    them, the same in every shot and in its anchor, the empty place."""
+    sheet = where.sheet
+    text = f"{where.name} {sheet.species} {sheet.layout}".lower()
+    theme = next((name for name, pattern in _SCENES if re.search(pattern, text)), "indoor")
+    unit = min(width, height) / 100
+    if theme == "indoor":
+        palette = [c for c in (parse_colour(p) for p in sheet.palette) if c is not None]
+        wall = (
+            palette[0]
+            if palette
+            else parse_colour(sheet.skin_color)
+            or _hsl(_hash_int("set-wall", _key(where.name)) % 360, 0.4, 0.85)
+        )
+        floor = palette[1] if len(palette) > 1 else _shade(wall, 0.7)
+        accents = palette[2:]
+        floor_top = round(height * 0.68)
+        draw.rectangle((0, 0, width, floor_top), fill=wall)
+        draw.rectangle((0, floor_top, width, height), fill=floor)
+        draw.rectangle((0, floor_top - unit * 1.6, width, floor_top), fill=_shade(wall, 0.8))
+    else:
+        span = min(width, height * 0.97)
+        frame = _Frame(x0=(width - span) / 2, y0=height - span, unit=span / 100)
+        rng = random.Random(_hash_int("set", _key(where.name)))
+        _background(draw, width, height, frame, text, rng)
+        floor_top, accents = round(frame.y(70)), []
+    textiles = 0
+    for item, kind, across in _arrangement(sheet):
+        spec = _OBJECTS[kind]
+        named = colours_in(item)
+        colour = named[0] if named else spec.colour
+        if spec.textile and accents and not named:
+            colour, textiles = accents[textiles % len(accents)], textiles + 1
+        if kind == "rug":
+            _draw_object(draw, kind, width * across, floor_top + 22 * unit, unit, colour)
+            continue
+        half = (spec.size[0] / 2 + 1) * unit  # the whole object stays in the picture
+        x = min(max(width * across, half), width - half) if 2 * half < width else width / 2
+        base = floor_top - spec.hangs * unit if spec.hangs is not None else floor_top + 3 * unit
+        _draw_object(draw, kind, x, base, unit, colour)
+
+
+def _arrangement(sheet: ModelSheet) -> list[tuple[str, ObjectKind, float]]:
+    """Each fixed object, its kind and where across the width it stands (a fraction), in
+    drawing order: rugs, then what hangs on the walls, then what stands on the floor. An
+    object that neither its words nor the layout place goes to the emptiest side."""
+    items = [(item, _object_kind(item)) for item in sheet.fixed_objects]
+    said = [_side_of(item, kind, sheet.layout) for item, kind in items]
+    counts: Counter[Side] = Counter(side for side in said if side is not None)
+    arranged: list[tuple[str, ObjectKind, float]] = []
+    placed: Counter[Side] = Counter()
+    for (item, kind), side in zip(items, said, strict=True):
+        if kind == "rug":  # lies in the middle of the floor, whatever is said
+            arranged.append((item, kind, 0.5))
+            continue
+        emptiest: Side = min(_SIDE_ORDER, key=counts.__getitem__)
+        if side is None:
+            counts[emptiest] += 1
+        chosen = side or emptiest
+        arranged.append((item, kind, _x_of(chosen, placed[chosen])))
+        placed[chosen] += 1
+    return sorted(arranged, key=lambda each: _layer(each[1]))
+
+
+def _layer(kind: ObjectKind) -> int:
+    """Rugs lie under everything, wall things hang behind what stands on the floor."""
+    return 0 if kind == "rug" else 1 if _OBJECTS[kind].hangs is not None else 2
+
+
+def _x_of(side: Side, count: int) -> float:
+    """Where across the width the ``count``-th object on one side stands (from 0): from the
+    side wall inwards, or from the middle of the back wall outwards, one side then the other."""
+    step = 0.18
+    if side == "left":
+        return 0.15 + step * count
+    if side == "right":
+        return 0.85 - step * count
+    return 0.5 + step * ((count + 1) // 2) * (-1 if count % 2 else 1)
+
+
+def _draw_object(
+    draw: ImageDraw.ImageDraw, kind: ObjectKind, cx: float, base: float, u: float, colour: RGB
+) -> None:
+    """One object standing (or hanging) with its bottom at ``base``, ``u`` pixels a unit."""
+    w, h = _OBJECTS[kind].size
+    x0, x1, top = cx - w / 2 * u, cx + w / 2 * u, base - h * u
+    line = _outline_of(colour)
+    ow = max(1, round(0.4 * u))
+
+    def rect(box: tuple[float, float, float, float], fill: RGB) -> None:
+        draw.rectangle(box, fill=fill, outline=_outline_of(fill), width=ow)
+
+    if kind in ("bookcase", "wardrobe", "door"):
+        rect((x0, top, x1, base), colour)
+        if kind == "bookcase":
+            books = ((196, 64, 64), (64, 110, 186), (232, 180, 64), (80, 150, 96), (150, 90, 160))
+            for shelf in range(3):
+                y = top + (shelf + 1) * h * u / 3.4
+                draw.rectangle((x0 + u, y - 1 * u, x1 - u, y), fill=_shade(colour, 0.7))
+                for b in range(5):
+                    bx = x0 + u * (1.5 + b * 3.2)
+                    tall = 7 - (b + shelf) % 3
+                    draw.rectangle(
+                        (bx, y - 1 * u - tall * u, bx + 2.6 * u, y - 1 * u), books[(b + shelf) % 5]
+                    )
+        else:
+            doors = 1 if kind == "door" else 2
+            for i in range(doors):
+                left = x0 + i * (x1 - x0) / doors
+                panel = (
+                    left + 1.5 * u,
+                    top + 2 * u,
+                    left + (x1 - x0) / doors - 1.5 * u,
+                    base - 2 * u,
+                )
+                draw.rectangle(panel, outline=line, width=ow)
+                knob = panel[2] - 1.5 * u if i == 0 else panel[0] + 1.5 * u
+                ky = (top + base) / 2
+                draw.ellipse((knob - u, ky - u, knob + u, ky + u), fill=(212, 175, 55))
+    elif kind == "bed":
+        rect((x0, top, x0 + 3 * u, base), _WOOD)
+        rect((x0 + 2 * u, base - 10 * u, x1, base - 3 * u), _WOOD)
+        rect((x0 + 3 * u, base - 12 * u, x1, base - 9 * u), (245, 242, 236))
+        draw.ellipse(
+            (x0 + 4 * u, base - 15 * u, x0 + 12 * u, base - 10 * u),
+            fill=_WHITE,
+            outline=line,
+            width=ow,
+        )
+        rect((x0 + 13 * u, base - 12.5 * u, x1, base - 6 * u), colour)
+        for leg in (x0 + 2 * u, x1 - 2 * u):
+            draw.rectangle((leg - u, base - 3 * u, leg + u, base), fill=_shade(_WOOD, 0.7))
+    elif kind == "sofa":
+        rect((x0 + 3 * u, top, x1 - 3 * u, base - 8 * u), colour)
+        rect((x0, base - 10 * u, x1, base - 2 * u), colour)
+        for arm in (x0, x1 - 5 * u):
+            rect((arm, base - 13 * u, arm + 5 * u, base - 2 * u), _shade(colour, 0.9))
+        for foot in (x0 + 2 * u, x1 - 2 * u):
+            draw.rectangle((foot - u, base - 2 * u, foot + u, base), fill=_LINE)
+    elif kind in ("table", "desk"):
+        rect((x0, top, x1, top + 2.5 * u), colour)
+        for leg in (x0 + 1.5 * u, x1 - 3.5 * u):
+            rect((leg, top + 2.5 * u, leg + 2 * u, base), _shade(colour, 0.85))
+        if kind == "desk":
+            drawers = (x1 - 12 * u, top + 2.5 * u, x1 - 1.5 * u, base)
+            rect(drawers, _shade(colour, 0.92))
+            for y in (top + 7 * u, top + 12 * u):
+                draw.line((drawers[0] + 3 * u, y, drawers[2] - 3 * u, y), fill=line, width=ow)
+    elif kind == "chair":
+        rect((x0, top, x0 + 2.2 * u, base), colour)
+        rect((x0, base - 10 * u, x1, base - 8 * u), colour)
+        rect((x1 - 2.2 * u, base - 8 * u, x1, base), _shade(colour, 0.85))
+    elif kind == "lamp":
+        draw.ellipse((cx - 4 * u, base - 1.6 * u, cx + 4 * u, base), fill=_LINE)
+        draw.rectangle((cx - 0.6 * u, top + 6 * u, cx + 0.6 * u, base - u), fill=_LINE)
+        shade = [
+            (cx - 5 * u, top + 8 * u),
+            (cx + 5 * u, top + 8 * u),
+            (cx + 3 * u, top),
+            (cx - 3 * u, top),
+        ]
+        draw.polygon(shade, fill=colour, outline=line, width=ow)
+    elif kind == "window":
+        pane = (round(x0 + u), round(top + u), round(x1 - u), round(base - u))
+        rect((x0, top, x1, base), colour)
+        _gradient(draw, pane, *_DAY_SKY)
+        draw.line((cx, top, cx, base), fill=colour, width=max(1, round(1.2 * u)))
+        draw.line(
+            (x0, (top + base) / 2, x1, (top + base) / 2), fill=colour, width=max(1, round(1.2 * u))
+        )
+    elif kind == "plant":
+        draw.polygon(
+            [
+                (cx - 5 * u, base - 9 * u),
+                (cx + 5 * u, base - 9 * u),
+                (cx + 3.5 * u, base),
+                (cx - 3.5 * u, base),
+            ],
+            fill=colour,
+            outline=line,
+            width=ow,
+        )
+        for dx, dy, rx, ry in (
+            (0, 17, 3, 7),
+            (-4, 14, 3, 5),
+            (4, 14, 3, 5),
+            (-2, 20, 2, 4),
+            (2.5, 19.5, 2, 4),
+        ):
+            leaf = (60, 140, 70) if dx else (46, 120, 58)
+            draw.ellipse(
+                (
+                    cx + (dx - rx) * u,
+                    base - (dy + ry) * u,
+                    cx + (dx + rx) * u,
+                    base - (dy - ry) * u,
+                ),
+                fill=leaf,
+                outline=_outline_of(leaf),
+                width=ow,
+            )
+    elif kind == "rug":
+        draw.ellipse((x0, top, x1, base), fill=colour, outline=line, width=ow)
+        draw.ellipse(
+            (x0 + 4 * u, top + 1.5 * u, x1 - 4 * u, base - 1.5 * u),
+            outline=_mix(colour, _WHITE, 0.4),
+            width=ow,
+        )
+    elif kind == "picture":
+        rect((x0, top, x1, base), colour)
+        inner = (
+            round(x0 + 1.5 * u),
+            round(top + 1.5 * u),
+            round(x1 - 1.5 * u),
+            round(base - 1.5 * u),
+        )
+        _gradient(draw, inner, *_DAY_SKY)
+        draw.polygon(
+            [
+                (inner[0], inner[3]),
+                (cx - 2 * u, top + 5 * u),
+                (cx + u, inner[3] - 2 * u),
+                (cx + 3 * u, top + 6 * u),
+                (inner[2], inner[3]),
+            ],
+            fill=(120, 170, 110),
+        )
+    elif kind == "clock":
+        draw.ellipse((x0, top, x1, base), fill=_WHITE, outline=colour, width=max(1, round(u)))
+        cy = (top + base) / 2
+        draw.line((cx, cy, cx, top + 2 * u), fill=_LINE, width=ow)
+        draw.line((cx, cy, cx + 2.5 * u, cy), fill=_LINE, width=ow)
+    elif kind == "tv":
+        rect((x0, top, x1, base), colour)
+        _gradient(
+            draw,
+            (round(x0 + u), round(top + u), round(x1 - u), round(base - u)),
+            (60, 90, 140),
+            (30, 40, 70),
+        )
+    elif kind == "ball":
+        draw.ellipse((x0, top, x1, base), fill=colour, outline=line, width=ow)
+        draw.arc((x0 + 2 * u, top, x1 - 2 * u, base), 250, 110, fill=_WHITE, width=max(1, round(u)))
+    else:
+        rect((x0, top + 3 * u, x1, base), colour)
+        rect((x0 - 0.5 * u, top, x1 + 0.5 * u, top + 3.5 * u), _shade(colour, 0.85))
+        draw.rectangle((cx - 1.2 * u, top, cx + 1.2 * u, base), fill=_mix(colour, _WHITE, 0.5))
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -1563,11 +2154,19 @@ def _stripe(under: RGB) -> RGB:
 class _Pet:
     """A small companion that faces the character, so a selfie with a dog reads as a pair."""
 
-    def __init__(self, draw: ImageDraw.ImageDraw, frame: _Frame, colour: RGB, look: CharacterLook):
+    def __init__(
+        self,
+        draw: ImageDraw.ImageDraw,
+        frame: _Frame,
+        colour: RGB,
+        collar: RGB,
+        eyes: RGB = _PET_EYES,
+    ):
         self.d = draw
         self.f = frame
         self.colour = colour
-        self.look = look
+        self.collar = collar
+        self.eyes = eyes
         self.ow = frame.w(0.4)
 
     def ellipse(
@@ -1625,10 +2224,10 @@ class _Pet:
             self.ellipse(hx + 2.5, hy + 1, 2.2, 4.8, dark)
         else:
             self.ellipse(hx - 3.5, hy + 1.8, 0.8, 0.6, (230, 120, 140), line=False)
-        self.ellipse(hx - 2.8, hy - 1.2, 0.9, 1.1, (30, 24, 28), line=False)
+        self.ellipse(hx - 2.8, hy - 1.2, 0.9, 1.1, self.eyes, line=False)
         self.d.line(
             [self.f.p(hx - 1, hy + 4.5), self.f.p(hx + 4.5, hy + 4.8)],
-            fill=self.look.accent,
+            fill=self.collar,
             width=self.f.w(1.3),
         )
 
