@@ -8,6 +8,13 @@ not visible`` and a note, plus an overall score and a one-line summary. Declarin
 the schema, rather than asking for "a list", is what makes the answer complete: the model cannot
 skip a trait, and a missing or extra one is a schema mismatch.
 
+A shot of several members is judged in one call (:meth:`JudgeChecker.check_cast`): every
+member's anchor in cast order, then the shot, and a schema with a judgement per member
+(``member_1``, ``member_2``…, each the one-member schema). One call rather than one per
+member: to find Rin in a picture of Mia and Rin, the model must see both anchors anyway, so
+one call per member would send every anchor each time, and pay for them as often. Its usage is
+recorded on the first member's row; the others cost nothing of their own.
+
 Whatever goes wrong, a refusal, an answer cut short, text that is not JSON, JSON that is not the
 schema, an API error, is a :class:`CheckerError` with the usage already paid for, which the
 studio records as a failed check. The SDK is imported only when a request is sent, so building
@@ -20,7 +27,7 @@ import base64
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -186,6 +193,22 @@ class JudgeChecker(Checker):
         text_tokens += table.estimate.text_tokens_overhead
         return self._priced(text_tokens, 2 * price.input_image_tokens, MAX_OUTPUT_TOKENS)
 
+    def estimate_cast_max_cost(self, subjects: Sequence[CheckSubject]) -> Decimal | None:
+        """One call: the prompt and schema of every member, each member's anchor and the
+        shot, and :data:`MAX_OUTPUT_TOKENS` of answer."""
+        from onmodel.capabilities import load_prices
+
+        prompt, schema = self._cast_request(subjects)
+        table = load_prices(self.context.prices_file)
+        price = table.get(self.model)
+        if price is None or price.input_image_tokens is None:
+            return None
+        chars = len(prompt.text) + len(json.dumps(schema))
+        text_tokens = math.ceil(chars * table.estimate.text_tokens_per_char)
+        text_tokens += table.estimate.text_tokens_overhead
+        images = (len(subjects) + 1) * price.input_image_tokens
+        return self._priced(text_tokens, images, MAX_OUTPUT_TOKENS)
+
     def cost(self, usage: dict[str, Any] | None) -> str | None:
         """A Responses API usage priced as text: it does not split image from text input
         tokens, and this model bills both at the text input rate."""
@@ -216,6 +239,26 @@ class JudgeChecker(Checker):
             return parsed
 
         answer = self._parsed(response, judgement)
+        return self._outcome(
+            answer,
+            traits,
+            response,
+            {
+                "response_id": response.id,
+                "template": prompt.template_name,
+                "template_sha256": prompt.template_hash,
+            },
+        )
+
+    def _outcome(
+        self,
+        answer: _Judgement,
+        traits: list[JudgedTrait],
+        response: Response,
+        returned: dict[str, Any],
+    ) -> CheckOutcome:
+        """A judgement of one character as a check's outcome; what the request changes on
+        purpose is ``changed by request`` whatever the model said of it."""
         results = [
             TraitResult(
                 trait.name,
@@ -230,12 +273,46 @@ class JudgeChecker(Checker):
             summary=answer.summary,
             model=response.model or self.model,
             usage=_usage(response),
-            returned={
-                "response_id": response.id,
-                "template": prompt.template_name,
-                "template_sha256": prompt.template_hash,
-            },
+            returned=dict(returned),
         )
+
+    def check_cast(self, subjects: Sequence[CheckSubject]) -> list[CheckOutcome | CheckerError]:
+        """Every member in one call (see the module's docstring): each member's anchor in
+        cast order, then the shot; an answer that leaves out a member or a trait is a
+        schema mismatch, and fails them all."""
+        prompt, schema = self._cast_request(subjects)
+        images = [(subject.anchor, subject.anchor_mime) for subject in subjects]
+        images.append((subjects[0].image, subjects[0].image_mime))
+        response = self._ask(prompt.text, images, "onmodel_cast_judgement", schema)
+        members = [judged_traits(subject.sheet, subject.request) for subject in subjects]
+        keys = {_member_key(n): {t.key for t in traits} for n, traits in enumerate(members)}
+
+        def judgements(data: Any) -> dict[str, _Judgement]:
+            if not isinstance(data, dict) or not isinstance(data.get("members"), dict):
+                raise ValueError("expected an object with a judgement per member")
+            found = data["members"]
+            if set(found) != set(keys):
+                raise ValueError(f"members {sorted(found)}, expected {sorted(keys)}")
+            parsed = {key: _Judgement.model_validate(found[key]) for key in keys}
+            for key, answer in parsed.items():
+                if set(answer.traits) != keys[key]:
+                    raise ValueError(f"{key}: traits are not the sheet's")
+            return parsed
+
+        answers = self._parsed(response, judgements)
+        returned = {
+            "response_id": response.id,
+            "template": prompt.template_name,
+            "template_sha256": prompt.template_hash,
+        }
+        outcomes: list[CheckOutcome | CheckerError] = []
+        for number, traits in enumerate(members):
+            answer = answers[_member_key(number)]
+            outcome = self._outcome(answer, traits, response, returned)
+            if number:
+                outcome.usage = {}  # the call is paid for on the first member's row
+            outcomes.append(outcome)
+        return outcomes
 
     def describe(
         self, anchor: Path, mime: str, *, current: ModelSheet, character_name: str = ""
@@ -274,6 +351,37 @@ class JudgeChecker(Checker):
             },
         )
         return prompt, _judgement_schema(traits)
+
+    def _cast_request(self, subjects: Sequence[CheckSubject]) -> tuple[Rendered, dict[str, Any]]:
+        """The prompt and schema of one call judging every member of a shot of several."""
+        judged = [judged_traits(subject.sheet, subject.request) for subject in subjects]
+        members = [
+            {
+                "key": _member_key(number),
+                "name": subject.character_name,
+                "sheet": subject.sheet,
+                "traits": [asdict(trait) for trait in traits],
+            }
+            for number, (subject, traits) in enumerate(zip(subjects, judged, strict=True))
+        ]
+        prompt = self._render(
+            JUDGE_TEMPLATE,
+            {
+                "character_name": subjects[0].character_name,
+                "sheet": subjects[0].sheet,
+                "request": subjects[0].request,
+                "traits": members[0]["traits"],
+                "members": members,
+            },
+        )
+        per_member = {
+            _member_key(number): {
+                **_judgement_schema(traits),
+                "description": subject.character_name or _member_key(number),
+            }
+            for number, (subject, traits) in enumerate(zip(subjects, judged, strict=True))
+        }
+        return prompt, _closed({"members": _closed(per_member)})
 
     def _render(self, template: str, variables: dict[str, Any]) -> Rendered:
         """Through the studio's composer, so a user's template of the same name wins."""
@@ -417,6 +525,11 @@ def _judgement_schema(traits: list[JudgedTrait]) -> dict[str, Any]:
             "summary": {"type": "string", "description": "One line: what drifted, if anything."},
         }
     )
+
+
+def _member_key(number: int) -> str:
+    """A member's name in a cast judgement's schema, by its place in the cast (from 0)."""
+    return f"member_{number + 1}"
 
 
 def _sheet_schema() -> dict[str, Any]:
