@@ -52,6 +52,7 @@ SERVE = "onmodel serve"
 # What each file a yaml block saves is, checked as it is saved; a new yaml block is added here.
 YAML_FILES: dict[str, Callable[[Path], object]] = {
     "mia.yaml": ModelSheet.from_yaml_file,
+    "bedroom.yaml": ModelSheet.from_yaml_file,
     "week.yaml": lambda path: parse_shot_list(path.read_text(encoding="utf-8"), label=path.name),
 }
 
