@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onmodel.errors import EmptyRequestError, NoImageFileError, UsageError
-from onmodel.lineage import LineageIndex, TreeNode
+from onmodel.lineage import LineageIndex, TreeNode, cast_dicts, image_casts
 from onmodel.sheet import ModelSheet, ShotRequest, cast_fields, take_name, with_take
 from onmodel.status import ImageStatus
 from onmodel.store import lineage as lineage_queries
@@ -32,6 +32,7 @@ from onmodel.store.records import (
 
 if TYPE_CHECKING:
     from onmodel.studio import ShotPlan, Studio
+    from onmodel.studio.members import ShotCast
 
 # TreeNode: from lineage
 __all__ = ["Character", "Checked", "Image", "Reference", "Session", "TreeNode"]
@@ -630,12 +631,16 @@ class Image:
             f"status={self.status.value!r})"
         )
 
-    def to_dict(self, references: Sequence[Reference] | None = None) -> dict[str, Any]:
-        """Everything recorded, as JSON-ready values. ``references``: this image's, read in
-        advance (a page's in one query, :meth:`Studio.references_of`) instead of one query
-        here, which a listing of 100,000 images would make 100,000 times."""
+    def to_dict(
+        self, references: Sequence[Reference] | None = None, cast: ShotCast | None = None
+    ) -> dict[str, Any]:
+        """Everything recorded, as JSON-ready values. ``references`` and ``cast`` (who is in
+        the picture): this image's, read in advance (a page's in a query or two,
+        :meth:`Studio.references_of`, :func:`onmodel.lineage.image_casts`) instead of here,
+        which a listing of 100,000 images would do 100,000 times."""
         row = self.row
         sent = self.references if references is None else references
+        shown = image_casts([self])[self.id] if cast is None else cast
         return {
             "id": self.id,
             "kind": row.kind,
@@ -666,6 +671,7 @@ class Image:
                 }
                 for r in sent
             ],
+            "cast": cast_dicts(shown),
             "error": None
             if row.error_type is None
             else {

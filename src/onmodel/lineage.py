@@ -15,10 +15,13 @@ import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TextIO, TypeVar
+
+from onmodel.kinds import SET
 
 if TYPE_CHECKING:
     from onmodel.handles import Image
+    from onmodel.studio.members import ShotCast
 
 JSON_INDENT = 2
 Loaded = TypeVar("Loaded")
@@ -546,3 +549,91 @@ def fold_fields(fold: Fold) -> dict[str, Any]:
         "last_id": fold.last_id,
         "open_id": fold.open_id,
     }
+
+
+# --------------------------------------------------------------------------- who is in a picture
+
+
+def image_casts(images: Iterable[Image]) -> dict[int, ShotCast]:
+    """Who is in each of ``images``, by image id: its figures in the order their anchors were
+    sent, then its set (an image with no cast recorded has an empty one).
+
+    Read in two queries per chunk of ids however many images there are (``image_cast``,
+    then its members by id): what a page of cards, a chunk of tree lines or a page of an
+    export reads once for all its images, never once per image.
+    """
+    from onmodel.store.cast import cast_of
+    from onmodel.studio.members import ShotCast
+
+    shown = {image.id: image for image in images}
+    if not shown:
+        return {}
+    studio = next(iter(shown.values())).studio
+    ids = cast_of(studio.engine, shown)
+    wanted = {each for found in ids.values() for each in found}
+    members = studio.lookups.characters_by_id(wanted) if wanted else {}
+    casts: dict[int, ShotCast] = {}
+    for key in shown:
+        everyone = [members[each] for each in ids.get(key, ()) if each in members]
+        casts[key] = ShotCast(
+            figures=tuple(member for member in everyone if member.kind != SET),
+            set=next((member for member in everyone if member.kind == SET), None),
+        )
+    return casts
+
+
+class Member(Protocol):
+    """Someone (or somewhere) in a picture, as a cast is worded: a :class:`Character`, or a
+    plan's ``CastMember``."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+
+def is_ensemble_of(everyone: Sequence[Member], own_id: int) -> bool:
+    """Whether a picture of ``everyone`` (figures, then the set) shows anyone or anywhere
+    besides its own character (a shot's lead, an anchor's character): the pictures whose
+    cast is worth a line of its own."""
+    return [member.id for member in everyone] not in ([], [own_id])
+
+
+def member_name(member: Member) -> str:
+    """``Mia``, ``Max (creature)``, ``Bedroom (set)``: a name, and its kind unless a
+    character's."""
+    return member.name if member.kind == "character" else f"{member.name} ({member.kind})"
+
+
+def cast_text(everyone: Sequence[Member]) -> str:
+    """``Mia, Rin, Max (creature) · set: Bedroom``: who is in a picture (figures in order,
+    then the set), as ``show``, a dry run, a card and an image page say it."""
+    figures = ", ".join(member_name(m) for m in everyone if m.kind != SET)
+    where = [f"set: {m.name}" for m in everyone if m.kind == SET]
+    return " · ".join([figures, *where] if figures else where)
+
+
+def cast_mark(everyone: Sequence[Member], own_id: int) -> str:
+    """What a line of a tree adds about a picture of several: ``+ Rin, Max · in Bedroom``
+    (who joined its own character, and where), ``only Rin`` (a shot that left its lead
+    out); nothing for a picture of its own character alone."""
+    if not is_ensemble_of(everyone, own_id):
+        return ""
+    figures = [member for member in everyone if member.kind != SET]
+    others = ", ".join(member.name for member in figures if member.id != own_id)
+    joined = any(member.id == own_id for member in figures)
+    who = (f"+ {others}" if joined else f"only {others}") if others else ""
+    where = [f"in {member.name}" for member in everyone if member.kind == SET]
+    return " · ".join(part for part in (who, *where) if part)
+
+
+def cast_dicts(cast: ShotCast) -> list[dict[str, str]]:
+    """Everyone in a picture as JSON, in order (figures, then the set): ``show --json``,
+    the web's JSON and ``series.json`` list it so."""
+    return [
+        {"slug": member.slug, "name": member.name, "kind": member.kind} for member in cast.everyone
+    ]

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from onmodel.limits import escape_controls
-from onmodel.lineage import Fold, Row, View, with_images
+from onmodel.lineage import Fold, Row, View, cast_mark, image_casts, with_images
 from onmodel.status import ImageStatus, status_mark
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from onmodel.handles import Checked, Image
+    from onmodel.studio.members import ShotCast
 
 STATUS_COLOURS: dict[str, str] = {ImageStatus.SUCCEEDED: "green", ImageStatus.FAILED: "red"}
 LINES_PER_PRINT = 500  # a console call per line costs more than the line itself
@@ -77,11 +79,42 @@ def print_field(console: Console, name: str, value: object) -> None:
 Piece = tuple[str, str]  # text, and its rich style ("" for none)
 
 
-def tree_line(lead: str, found: Checked, head_id: int | None) -> list[Piece]:
+@dataclass(frozen=True)
+class TreeEntry:
+    """An image as a line of a tree shows it: with its newest check and who is in it."""
+
+    checked: Checked
+    cast: ShotCast
+
+    @property
+    def image(self) -> Image:
+        return self.checked.image
+
+
+def tree_entries(
+    load: Callable[[list[int]], Mapping[int, Image]],
+) -> Callable[[list[int]], dict[int, TreeEntry]]:
+    """``load`` with each chunk's newest checks and casts read for the whole chunk (a query
+    for the checks, two for the casts), never per line: what a tree streams its lines
+    from."""
+    from onmodel.handles import with_latest_checks  # here: `onmodel --help` stays light
+
+    def loaded(ids: list[int]) -> dict[int, TreeEntry]:
+        images = load(ids)
+        casts = image_casts(images.values())
+        checked = with_latest_checks(images)
+        return {key: TreeEntry(found, casts[key]) for key, found in checked.items()}
+
+    return loaded
+
+
+def tree_line(lead: str, entry: TreeEntry, head_id: int | None) -> list[Piece]:
     """One image's line of a tree as styled plain pieces, never parsed as markup: a label
     such as ``[red]x`` is shown as typed, a control character as its escape, and 100,000
-    lines cost no markup parsing. Its newest check's badge and the pick of a retake loop
-    follow, so a drifted take stands out in the lineage."""
+    lines cost no markup parsing. Who joined its character (``+ Rin, Max · in Bedroom``),
+    its newest check's badge and the pick of a retake loop follow, so a shot of several
+    and a drifted take stand out in the lineage."""
+    found = entry.checked
     image = found.image
     source = f"{image.provider}/{image.model}" if image.model else image.provider
     line = [
@@ -90,6 +123,8 @@ def tree_line(lead: str, found: Checked, head_id: int | None) -> list[Piece]:
         (f" {image.kind}: {escape_controls(image.label)} ", ""),
         (escape_controls(source), "dim"),
     ]
+    if mark := cast_mark(entry.cast.everyone, image.character_id):
+        line += [("  ", ""), (escape_controls(mark), "cyan")]
     if found.check is not None:
         from onmodel.checkview import badge  # loaded once a line has a check to show
 
@@ -110,20 +145,18 @@ def print_lineage(
     hint: Callable[[Fold], str],
 ) -> int:
     """Draw ``view`` a line per image (or fold), streamed: images are loaded (with their
-    newest checks, a query per chunk) and lines printed a few hundred at a time, whatever
-    the size of the series. ``hint`` says how to open a fold. Returns how many images were
-    drawn.
+    newest checks and casts, a few queries per chunk) and lines printed a few hundred at a
+    time, whatever the size of the series. ``hint`` says how to open a fold. Returns how
+    many images were drawn.
 
     A series is one column with no guides, and only branches are indented (see
     :class:`~onmodel.lineage.Row`): a line costs its branch depth. (Rich's own ``Tree`` nests
     a renderable per level and draws guides for every level, which at 100,000 shots costs
     nodes × depth.)
     """
-    from onmodel.handles import with_latest_checks
-
     drawn = 0
     pending: list[list[Piece]] = []
-    rows = with_images(view.rows(), _row_key, lambda ids: with_latest_checks(load(ids)))
+    rows = with_images(view.rows(), _row_key, tree_entries(load))
     for lead, row, found in _leads(rows):
         if isinstance(row.key, Fold):
             line = [(lead, ""), (f"{row.key.describe()} — {hint(row.key)}", "dim")]
@@ -159,8 +192,8 @@ def _row_key(row: Row) -> int | Fold:
 
 
 def _leads(
-    rows: Iterator[tuple[Row, Checked | None]],
-) -> Iterator[tuple[str, Row, Checked | None]]:
+    rows: Iterator[tuple[Row, TreeEntry | None]],
+) -> Iterator[tuple[str, Row, TreeEntry | None]]:
     """Each row with the guides drawn before it: a branch opens under ``├──`` and its lines
     keep a ``│`` for every column that goes on below them."""
     for row, found in rows:

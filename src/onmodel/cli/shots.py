@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,20 +16,33 @@ from onmodel.cli.context import open_studio
 from onmodel.cli.output import console, print_dim, print_json, warn
 from onmodel.cli.render import (
     TONE_STYLES,
+    TreeEntry,
     describe_image_line,
     inline_fields,
     print_field,
     print_lineage,
+    tree_entries,
 )
 from onmodel.errors import NotFoundError
 from onmodel.limits import escape_controls
-from onmodel.lineage import Fold, View, fold_fields, node_fields, with_images
+from onmodel.lineage import (
+    Fold,
+    View,
+    cast_text,
+    fold_fields,
+    image_casts,
+    is_ensemble_of,
+    member_name,
+    node_fields,
+    with_images,
+)
 from onmodel.status import ImageStatus
 
 if TYPE_CHECKING:
-    from onmodel.handles import Checked, Image
+    from onmodel.handles import Image
     from onmodel.store.records import CheckRecord
     from onmodel.studio.core import Studio
+    from onmodel.studio.plans import ShotPlan
     from onmodel.studio.retakes import RetakeReport
 
 
@@ -43,6 +56,23 @@ def shot(
     expression: Annotated[str, typer.Option(help="e.g. 'crying'.")] = "",
     scene: Annotated[str, typer.Option(help="e.g. 'park at dusk'.")] = "",
     action: Annotated[str, typer.Option(help="e.g. 'taking a selfie with a dog'.")] = "",
+    with_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--with", help="Who joins the lead in the shot, from the session's cast (repeatable)."
+        ),
+    ] = None,
+    cast: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cast",
+            help="Everyone in the shot, in order, comma-separated (e.g. mia,rin); "
+            "instead of --with.",
+        ),
+    ] = None,
+    set_: Annotated[
+        str | None, typer.Option("--set", help="The set (a place in the cast) it happens in.")
+    ] = None,
     from_image: Annotated[
         str | None, typer.Option("--from", help="Branch from this image id instead of the head.")
     ] = None,
@@ -95,6 +125,9 @@ def shot(
         expression=expression,
         scene=scene,
         action=action,
+        with_=with_ or [],
+        cast=[name for names in cast or [] for name in names.split(",")],
+        set_=set_ or "",
         same=same,
         size=size,
         quality=quality,
@@ -112,8 +145,9 @@ def shot(
             return
         params = f": {inline_fields(plan.params)}" if plan.params else ""
         print_dim(f"{plan.provider} / {plan.model}{params}")
-        roles = ", ".join(f"{i.role} #{i.image_id}" if i.image_id else i.role for i in plan.inputs)
-        print_dim(f"parent: #{plan.parent_id}; inputs: {roles or 'none'}")
+        if plan.character_id is not None and is_ensemble_of(plan.cast, plan.character_id):
+            print_dim(f"cast: {escape_controls(cast_text(plan.cast))}")
+        print_dim(f"images sent, in order: {sent_images(plan, ref or [])}")
         cost = plan.estimated_max_cost
         each = " a take" if checking and takes > 1 else ""
         print_dim(f"cost at most{each}: {'$' + cost if cost is not None else 'unknown'}")
@@ -139,6 +173,28 @@ def shot(
         print_retakes(retakes)
     if not retakes.passed:
         raise typer.Exit(1)
+
+
+def sent_images(plan: ShotPlan, refs: Sequence[Path]) -> str:
+    """``1 anchor of Mia, 2 anchor of Max (creature), 3 anchor of Bedroom (set), 4 parent
+    #12, 5 view side of Mia, 6 --ref sketch.png``: every image a shot sends, numbered as
+    its prompt numbers them, and whose each is."""
+    members = {member.id: member for member in plan.cast}
+    extras = iter(refs)  # --ref files are sent last, in the order given
+    shown = []
+    for number, sent in enumerate(plan.inputs, 1):
+        member = members.get(sent.member_id) if sent.member_id is not None else None
+        whose = f" of {escape_controls(member_name(member))}" if member is not None else ""
+        if sent.role == "extra":
+            what = f"--ref {escape_controls(next(extras, Path(sent.sha256[:12])).name)}"
+        elif sent.role == "view":
+            what = f"view {sent.view}{whose}" if sent.view else f"view{whose}"
+        elif sent.role == "parent":
+            what = f"parent #{sent.image_id}"
+        else:
+            what = f"{sent.role}{whose}" if whose else f"{sent.role} #{sent.image_id}"
+        shown.append(f"{number} {what}")
+    return ", ".join(shown) or "none"
 
 
 def _retake_plan(
@@ -296,7 +352,8 @@ def show(
 
     studio = open_studio()
     found = studio.image(image)
-    data = found.to_dict()
+    cast = image_casts([found])[found.id]
+    data = found.to_dict(cast=cast)
     data["lineage"] = [*found.ancestor_ids(), found.id]
     data["children"] = [c.id for c in found.children]
     sheet = studio.sheet_of(found)
@@ -316,6 +373,11 @@ def show(
             else []
         ),
         ("session", data["session_id"]),
+        *(
+            [("cast", cast_text(cast.everyone))]
+            if is_ensemble_of(cast.everyone, found.character_id)
+            else []
+        ),
         ("parent", data["parent_id"]),
         ("lineage", _path(data["lineage"])),
         ("children", ", ".join(f"#{i}" for i in data["children"]) or "-"),
@@ -396,9 +458,10 @@ def _ref(ref: dict[str, object]) -> str:
 
 def write_tree_json(view: View, load: Callable[[list[int]], Mapping[int, Image]]) -> None:
     """``view`` as a JSON list on stdout: every image once, parents before children, each with
-    its ``parent_id``, its newest check (``check``, as ``show --json`` words it) and whether a
-    retake loop picked it (and a fold as one entry where it hangs), written as it is walked
-    and loaded a chunk at a time, with a chunk's checks in one query.
+    its ``parent_id``, who is in it (``cast``: slugs, figures in order then the set), its
+    newest check (``check``, as ``show --json`` words it) and whether a retake loop picked it
+    (and a fold as one entry where it hangs), written as it is walked and loaded a chunk at
+    a time, with a chunk's checks and casts read for the whole chunk.
 
     Flat, not nested: a 100,000-shot series is a chain 50,000 deep, which nested JSON would
     make too deep for ``jq`` (256 levels) or Python's ``json`` (about 1,000) to read, as
@@ -406,9 +469,8 @@ def write_tree_json(view: View, load: Callable[[list[int]], Mapping[int, Image]]
     """
 
     from onmodel.checkview import check_dict
-    from onmodel.handles import with_latest_checks
 
-    def entry(step: tuple[int | Fold | None, int | Fold], found: Checked | None) -> str:
+    def entry(step: tuple[int | Fold | None, int | Fold], found: TreeEntry | None) -> str:
         parent, key = step
         where = {"parent_id": _parent_id(parent)}
         if isinstance(key, Fold):
@@ -416,18 +478,18 @@ def write_tree_json(view: View, load: Callable[[list[int]], Mapping[int, Image]]
         elif found is None:
             fields = {"id": key, **where, "status": "gone"}
         else:
+            check = found.checked.check
             fields = {
                 "id": key,
                 **where,
                 **node_fields(found.image),
-                "check": None if found.check is None else check_dict(found.check),
+                "cast": [member.slug for member in found.cast.everyone],
+                "check": None if check is None else check_dict(check),
                 "picked": found.image.picked_at is not None,
             }
         return json.dumps(fields, ensure_ascii=False, default=str)
 
-    steps = with_images(
-        view.walk(), lambda step: step[1], lambda ids: with_latest_checks(load(ids))
-    )
+    steps = with_images(view.walk(), lambda step: step[1], tree_entries(load))
     out = sys.stdout
     out.write("[")
     for index, (step, found) in enumerate(steps):
