@@ -169,8 +169,9 @@ def test_demo_without_a_folder_reuses_one_and_says_how_to_remove_it(tmp_path: Pa
         assert f"remove it with: rm -rf {folder}" in run.stdout
         assert "city street" in run.stdout
     assert [p.name for p in tmp_path.iterdir()] == ["cache"]  # no temporary folders elsewhere
-    # the same pictures, kept once: the anchor, six shots and the two takes of the retake
-    assert len(list((folder / "blobs").rglob("*.png"))) == 9
+    # the same pictures, kept once: four anchors (Mia, Rin, Max, the bedroom), six shots of
+    # Mia, one of her cast and the two takes of the retake
+    assert len(list((folder / "blobs").rglob("*.png"))) == 13
     assert "tree mia-s-week-2" in second.stdout  # the second run's own series
 
 
@@ -180,7 +181,8 @@ def test_demo_uses_an_explicit_onmodel_home(home: Path) -> None:
     assert f"data folder: {home.resolve()}" in outcome.stdout
     assert "rm -rf" not in outcome.stdout  # the user's own data folder is never offered up
     with Studio.open(home) as studio:
-        assert [c.slug for c in studio.characters()] == ["mia-demo"]
+        slugs = ["mia-demo", "rin-demo", "max-demo", "bedroom-demo"]
+        assert [c.slug for c in studio.characters()] == slugs  # the demo's own, made once
         assert studio.current_session() is None  # the user's current session is left alone
     again = run_cli(home, "demo")
     assert again.code == 0 and "tree mia-s-week-2" in again.stdout

@@ -51,9 +51,10 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path: Path) -> N
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert "9 images" in result.stdout  # the anchor, six shots and a retake's two takes
+    # four anchors, six shots of Mia, one of her cast and a retake's two takes
+    assert "13 images" in result.stdout
     # the installed wheel checks offline: its demo's palette check catches the drifted take
-    assert "picked #9" in result.stdout and "on model 100" in result.stdout
+    assert "picked #13" in result.stdout and "on model 100" in result.stdout
     assert (
         str(env_dir)
         in subprocess.run(
@@ -63,4 +64,4 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path: Path) -> N
             check=True,
         ).stdout
     )
-    assert len(list((demo_dir / "blobs").rglob("*.png"))) == 9
+    assert len(list((demo_dir / "blobs").rglob("*.png"))) == 13
