@@ -3,6 +3,10 @@
 A check is shown two ways: a badge beside an image ("on model 96", "drifted 41: hair colour",
 "check failed") and, where there is room, a line per trait. Both come from here, so a score
 reads the same in ``tree``, ``show``, a page and ``index.html``.
+
+A shot of several figures is checked per member; its check reads member by member ("Mia on
+model 92 · Rin drifted 61: hair colour"), and its badge is its worst member's ("Rin drifted
+61: hair colour"), the whole line in the tooltip.
 """
 
 from __future__ import annotations
@@ -57,8 +61,41 @@ def drifted_names(record: CheckRecord) -> list[str]:
     ]
 
 
+def members_of(record: CheckRecord) -> tuple[CheckRecord, ...]:
+    """The member checks of a shot of several (a ``ShotCheck``'s), else the check itself."""
+    members: tuple[CheckRecord, ...] = getattr(record, "members", ())
+    return members or (record,)
+
+
+def member_name(record: CheckRecord) -> str:
+    """Whom a member's check measured, as it was named then ('' for an image's own
+    character, whose check names no one)."""
+    if record.character_id is None:
+        return ""
+    return str(record.returned.get("member") or f"character {record.character_id}")
+
+
 def badge(record: CheckRecord) -> CheckBadge:
-    """The badge for a check: its outcome, score and, when it drifted, in what."""
+    """The badge for a check: its outcome, score and, when it drifted, in what. A shot of
+    several shows its worst member, named unless every member is on model."""
+    members = members_of(record)
+    if len(members) == 1 and members[0] is record:
+        return _badge(record)
+    shown = _badge(record)
+    title = " · ".join(member_text(member) for member in members)
+    name = member_name(record)
+    text = shown.text if shown.tone == "ok" or not name else f"{name} {shown.text}"
+    return CheckBadge(text, shown.tone, title)
+
+
+def member_text(record: CheckRecord) -> str:
+    """One member's check in words: "Rin drifted 61: hair colour"."""
+    name = member_name(record)
+    text = _badge(record).text
+    return f"{name} {text}" if name else text
+
+
+def _badge(record: CheckRecord) -> CheckBadge:
     who = record.checker if record.model is None else f"{record.checker} ({record.model})"
     if record.status == "failed":
         why = record.error_message or record.error_type or "no answer"
@@ -90,10 +127,22 @@ def trait_line(trait: TraitResult) -> str:
 
 
 def check_dict(record: CheckRecord) -> dict[str, Any]:
-    """A check as JSON (``show --json``, ``check --json``, ``series.json``)."""
+    """A check as JSON (``show --json``, ``check --json``, ``series.json``). A shot of
+    several is its worst member's check (``passed`` and ``score`` are the shot's, ``cost_usd``
+    the whole check's), with every member's under ``members``, in cast order."""
+    data = _record_dict(record)
+    members = members_of(record)
+    if len(members) > 1 or members[0] is not record:
+        data["members"] = [_record_dict(member) for member in members]
+    return data
+
+
+def _record_dict(record: CheckRecord) -> dict[str, Any]:
     return {
         "id": record.id,
         "image_id": record.image_id,
+        "character_id": record.character_id,
+        "member": member_name(record) or None,
         "checker": record.checker,
         "version": record.version,
         "model": record.model,

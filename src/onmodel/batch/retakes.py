@@ -29,15 +29,13 @@ from typing import Any, Protocol
 from sqlalchemy import Engine
 
 from onmodel.batch.expand import TakeOf
-from onmodel.store.checks import checks_of
+from onmodel.store.checks import FINISHED, checks_of, newest_round, shot_check
 from onmodel.store.records import CheckRecord
 
 NOT_NEEDED = "not needed"
 """The state of a take never made because an earlier one was on model."""
 RETAKE = "retake"
 """The state of a later take that is made only if the takes before it drift."""
-FINISHED = ("succeeded", "failed")
-"""Check states that are an answer (pending and interrupted checks are asked again)."""
 
 
 class TakeEntry(Protocol):
@@ -178,7 +176,8 @@ def _count(number: int, noun: str) -> str:
 
 def found_checks(engine: Engine, entries: Iterable[TakeEntry]) -> dict[int, CheckRecord]:
     """Each made take's newest finished check by its own checker, by image id: a query per
-    chunk of ids (``checks_of``), however long the list."""
+    chunk of ids (``checks_of``), however long the list. A shot of several is its newest
+    round, judged by its worst member (a ``ShotCheck``): on model only when all are."""
     checker_of = {
         e.image_id: e.take.checker
         for e in entries
@@ -186,10 +185,10 @@ def found_checks(engine: Engine, entries: Iterable[TakeEntry]) -> dict[int, Chec
     }
     found: dict[int, CheckRecord] = {}
     for image_id, records in checks_of(engine, checker_of).items():
-        for record in records:
-            # the newest answer counts: a failed check asked again and answered is checked
-            if record.checker == checker_of[image_id] and record.status in FINISHED:
-                found[image_id] = record
+        # the newest answer counts: a failed check asked again and answered is checked
+        mine = [r for r in records if r.checker == checker_of[image_id] and r.status in FINISHED]
+        if mine:
+            found[image_id] = shot_check(newest_round(mine))
     return found
 
 

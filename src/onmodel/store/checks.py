@@ -130,9 +130,12 @@ def worst(records: Sequence[CheckRecord]) -> CheckRecord:
     failed (a drift is an answer: the shot is off model), either before the on-model ones;
     then the lowest score, then the first in cast order."""
 
-    def rank(record: CheckRecord) -> tuple[int, int]:
+    def rank(record: CheckRecord) -> tuple[int, bool, int]:
         order = {False: 0, None: 1, True: 2}[record.passed]
-        return order, record.score if record.score is not None else -1
+        # of those off model, a drifted trait first: no pass mark forgives it, so the shot
+        # stays judged right when a shot list's mark changes (see batch.retakes.on_model)
+        drifted = any(trait.get("verdict") == "drifted" for trait in record.traits)
+        return order, not drifted, record.score if record.score is not None else -1
 
     return min(records, key=rank)
 

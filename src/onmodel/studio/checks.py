@@ -98,12 +98,8 @@ class Checks:
             raise UsageError(
                 f"image {image.id} {state}: only an image that was made can be checked"
             )
-        cast = check_store.member_sheets(studio.engine, image.id)
-        people = studio.lookups.characters_by_id([member for member, _ in cast])
         figures = [
-            (people[member], version)
-            for member, version in cast
-            if member in people and is_figure(people[member].kind)
+            (member, version) for member, version in self._cast(image) if is_figure(member.kind)
         ]
         if image.kind in ("anchor", "import") or not figures:
             figures = [(studio.character(image.character_id), image.row.sheet_version_id)]
@@ -133,6 +129,18 @@ class Checks:
                 )
             )
         return subjects
+
+    def not_checked(self, image: Image) -> list[Character]:
+        """Who is in a shot but not checked: its set, its props (see :meth:`subjects`)."""
+        if image.kind in ("anchor", "import"):
+            return []
+        return [member for member, _ in self._cast(image) if not is_figure(member.kind)]
+
+    def _cast(self, image: Image) -> list[tuple[Character, int | None]]:
+        """Who is in ``image``, in order, each with the sheet version it was made with."""
+        cast = check_store.member_sheets(self.studio.engine, image.id)
+        people = self.studio.lookups.characters_by_id([member for member, _ in cast])
+        return [(people[member], version) for member, version in cast if member in people]
 
     def _over_budget(
         self,

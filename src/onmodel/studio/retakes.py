@@ -6,6 +6,10 @@ it is marked, and a plain shot's session continues from it, whichever take was m
 Money is watched as it is spent: before each take and each paid check, what has been spent so
 far plus the worst case of the next step must stay under ``max_cost``, or the loop stops there
 and says so; nothing already made is lost.
+
+A take of several figures is checked per member; its check (a
+:class:`~onmodel.store.checks.ShotCheck`) is its worst member's, at what the whole check cost,
+so a take is on model only when every member is, and scores what its lowest member scores.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ MAX_TAKES = 10
 
 @dataclass(frozen=True)
 class Take:
-    """One take: its image (failed ones included) and its check (None when it has none)."""
+    """One take: its image (failed ones included) and its check (None when it has none; for
+    a take of several, its worst member's, every member's in ``check.members``)."""
 
     image: Image
     check: CheckRecord | None
