@@ -95,6 +95,7 @@ def cast_studio(studio: Studio) -> Studio:
 
 
 def shot_images(studio: Studio) -> list[ImageRow]:
+    """The shots made, in the order they were recorded (a run with concurrency 1: the list's)."""
     with transaction(studio.engine) as db:
         rows = db.exec(select(ImageRow).where(ImageRow.kind == "shot")).all()
         return sorted(rows, key=lambda row: row.id or 0)
@@ -123,7 +124,7 @@ def test_a_three_member_shot_runs_offline_and_records_who_is_in_it(
           - action: reading
         """,
     )
-    report = run_batch(cast_studio, path, handle_signals=False)
+    report = run_batch(cast_studio, path, handle_signals=False, concurrency=1)
     assert report.succeeded == 3 and report.complete
     rows = shot_images(cast_studio)
     ids = [row.id for row in rows if row.id is not None]
@@ -162,7 +163,7 @@ def test_matrices_over_sets_and_who_joins_make_one_shot_per_value(
         "sitting, mia & rin, in park",
         "sitting, mia & rin & max, in bedroom",
     ]
-    report = run_batch(cast_studio, path, handle_signals=False)
+    report = run_batch(cast_studio, path, handle_signals=False, concurrency=1)
     assert report.succeeded == 3
     ids = [row.id for row in shot_images(cast_studio) if row.id is not None]
     assert list(slugs_in(cast_studio, ids).values()) == [
@@ -421,11 +422,12 @@ def test_every_cast_mistake_is_reported_at_once_each_with_its_line(
               set: [park, rin]
         """,
     )
-    with pytest.raises(ShotListError) as refused:
-        run_batch(cast_studio, path, handle_signals=False)
-    found = [(p.line, p.where) for p in refused.value.problems]
-    assert found == [(3, "shots[0]"), (5, "matrices[0] pose=a, set=rin")]  # once a matrix
-    assert shot_images(cast_studio) == []
+    for attempt in (run_batch, preview_batch):  # the run and its --dry-run alike
+        with pytest.raises(ShotListError) as refused:
+            attempt(cast_studio, path, handle_signals=False)
+        found = [(p.line, p.where) for p in refused.value.problems]
+        assert found == [(3, "shots[0]"), (5, "matrices[0] pose=a, set=rin")]  # once a matrix
+    assert shot_images(cast_studio) == [] and list_batches(cast_studio) == []
 
 
 def test_a_member_without_an_anchor_is_refused_with_its_line(

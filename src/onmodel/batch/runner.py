@@ -740,6 +740,7 @@ class BatchRunner:
         billed = {name: self.studio.checks.checker(name).billed for name in _checkers(statuses)}
         paid_checks = 0
         checked: list[ShotStatus] = []
+        problems: dict[tuple[int, str], Problem] = {}
         for status in statuses:
             runs = self._could_run(status, settlement)
             if status.take is not None and (runs or status.key in to_check):
@@ -748,11 +749,17 @@ class BatchRunner:
             if not runs:
                 planned.append(PlannedShot(status, False, None, None, None))
                 continue
-            plan = self._plan(status.shot, prepared.parent_id)
+            try:
+                plan = self._plan(status.shot, prepared.parent_id)
+            except ShotListError as exc:
+                _collect(problems, exc)
+                continue
             warnings.extend(w for w in plan.warnings if w not in warnings)
             planned.append(
                 PlannedShot(status, True, plan.parent_id, self._estimate(plan), len(plan.prompt))
             )
+        if problems:
+            raise ShotListError(sorted_problems(problems.values()))
         return BatchPreview(
             name=self.loaded.name,
             session=prepared.session.slug,
@@ -1066,8 +1073,7 @@ class BatchRunner:
             try:
                 plan = self._plan(shot, parent_id)
             except ShotListError as exc:
-                for problem in exc.problems:
-                    problems.setdefault((problem.line, problem.message), problem)
+                _collect(problems, exc)
                 continue
             warnings.extend(w for w in plan.warnings if w not in warnings)
             if self.budget is not None and self._estimate(plan) is None:
@@ -1403,6 +1409,13 @@ class BatchRunner:
             return f"✓ {image}{shot.label} ({outcome.seconds:.1f}s)"
         error = " ".join((outcome.error or "").split())
         return f"✗ {image}{shot.label} (line {shot.line}): {error}"
+
+
+def _collect(problems: dict[tuple[int, str], Problem], exc: ShotListError) -> None:
+    """Keep a shot's planning problems, each once: a matrix's combinations that fail alike
+    (a member not in the cast on every pose) say it once, at the matrix's line."""
+    for problem in exc.problems:
+        problems.setdefault((problem.line, problem.message), problem)
 
 
 def _checkers(entries: Iterable[TakeEntry]) -> set[str]:
