@@ -25,7 +25,7 @@ import difflib
 import hashlib
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -103,20 +103,25 @@ _FIELD_DOCS = {
 }
 
 
-def _request_text(value: str) -> str:
-    """Apply the studio's own rules for a request field (length, control characters) here.
+def _as_request(field: str) -> Callable[[str], str]:
+    """A validator applying the studio's own rules for a request field here: length and
+    control characters for the text fields (the same for each), one line for a cast
+    member's name (``cast``/``set``).
 
     A value the studio would refuse mid-run is refused with its line instead, before anything
-    is spent; asking :class:`ShotRequest` itself keeps the rules in one place (they are the
-    same for every request field).
+    is spent; asking :class:`ShotRequest` itself keeps the rules in one place.
     """
-    try:
-        ShotRequest.model_validate({"text": value})
-    except PydanticValidationError as exc:
-        raise ValueError(_message(exc.errors()[0]["msg"])) from None
-    except UsageError as exc:
-        raise ValueError(str(exc)) from None
-    return value
+
+    def check(value: str) -> str:
+        try:
+            ShotRequest.model_validate({field: value})
+        except PydanticValidationError as exc:
+            raise ValueError(_message(exc.errors()[0]["msg"])) from None
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    return check
 
 
 def _label_text(value: str) -> str:
@@ -132,19 +137,7 @@ def _message(text: str) -> str:
     return text.removeprefix("Value error, ")
 
 
-def _member_name(value: str) -> str:
-    """A cast member's name, by the request's own rule for ``cast``/``set`` names (one line,
-    no terminal escapes), so a name the studio would refuse mid-run is refused with its line."""
-    try:
-        ShotRequest.model_validate({"set": value})
-    except PydanticValidationError as exc:
-        raise ValueError(_message(exc.errors()[0]["msg"])) from None
-    except UsageError as exc:
-        raise ValueError(str(exc)) from None
-    return value
-
-
-RequestText = Annotated[str, AfterValidator(_request_text)]
+RequestText = Annotated[str, AfterValidator(_as_request("text"))]
 Label = Annotated[str, AfterValidator(_label_text)]
 
 
@@ -155,7 +148,7 @@ def _one_or_many(value: object) -> object:
     return value
 
 
-MemberName = Annotated[str, AfterValidator(_member_name)]
+MemberName = Annotated[str, AfterValidator(_as_request("set"))]
 Names = Annotated[
     list[MemberName],
     BeforeValidator(_one_or_many, json_schema_input_type=MemberName | list[MemberName]),
