@@ -9,6 +9,7 @@ everyone's heads, the floor at the picture's bottom corners.
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from onmodel.providers.preview import PreviewProvider, parse_colour
 from onmodel.sheet import ModelSheet, ShotRequest
 from onmodel.store.cast import cast_of
 from onmodel.studio import Studio
+from test_preview import make_request
 
 RGB = tuple[int, int, int]
 
@@ -64,38 +66,20 @@ def rgb(value: str) -> RGB:
 
 
 def shot(
-    *cast: CastMember,
-    request: ShotRequest | None = None,
-    params: dict[str, Any] | None = None,
-    kind: str = "shot",
+    *cast: CastMember, request: ShotRequest | None = None, params: dict[str, Any] | None = None
 ) -> GenerationRequest:
     """A request as planning sends it: the first figure's sheet and name, and everyone."""
-    first = next((m for m in cast if m.kind != "set"), cast[0])
-    return GenerationRequest(
-        kind="anchor" if kind == "anchor" else "shot",
-        prompt="a shot",
-        model="preview",
-        params=params or {},
-        sheet=first.sheet,
-        request=request or ShotRequest(action="talking"),
-        character_name=first.name,
-        subject_kind=first.kind,
-        cast=cast,
+    first = next(m for m in cast if m.kind != "set")
+    alone = make_request(
+        request or ShotRequest(action="talking"), sheet=first.sheet, name=first.name, params=params
     )
+    return replace(alone, subject_kind=first.kind, cast=cast)
 
 
 def anchor_of(member: CastMember) -> GenerationRequest:
     """An anchor's request: its subject alone, no cast."""
-    return GenerationRequest(
-        kind="anchor",
-        prompt="an anchor",
-        model="preview",
-        params={},
-        sheet=member.sheet,
-        request=ShotRequest(),
-        character_name=member.name,
-        subject_kind=member.kind,
-    )
+    alone = make_request(kind="anchor", sheet=member.sheet, name=member.name)
+    return replace(alone, subject_kind=member.kind)
 
 
 def drawn(request: GenerationRequest) -> tuple[Image.Image, GenerationResult]:
@@ -155,15 +139,7 @@ def test_the_same_cast_shot_is_the_same_bytes_and_another_order_is_another_pictu
 
 def test_a_shot_of_the_lead_alone_is_drawn_as_before_casts() -> None:
     alone = shot(MIA_M, request=ShotRequest(pose="waving", scene="park"))
-    before = GenerationRequest(
-        kind="shot",
-        prompt="a shot",
-        model="preview",
-        params={},
-        sheet=MIA,
-        request=ShotRequest(pose="waving", scene="park"),
-        character_name="Mia",
-    )
+    before = make_request(ShotRequest(pose="waving", scene="park"), sheet=MIA, name="Mia")
     assert PreviewProvider().generate(alone).data == PreviewProvider().generate(before).data
 
 

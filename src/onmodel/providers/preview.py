@@ -496,20 +496,12 @@ def _render(
 def _render_character(request: GenerationRequest, size: tuple[int, int]) -> Image.Image:
     """One character, as every preview was drawn before casts (and still is, byte for
     byte): anchors, views and a shot of its character alone."""
-    width, height = size
+    width = size[0]
     shot = request.request
     view = _view_of(request)
     # Anchors and views are reference pictures: a plain background, and (views) a calm pose.
     is_anchor = request.kind == "anchor" or bool(view)
-    look = character_look(request.sheet, request.character_name, shot.outfit)
-    drift = _drift_for(request)
-    if drift is not None:
-        look = drift.recolour(look)
-    keeps = [
-        item
-        for text, item in must_keep_items(request.sheet.must_keep)
-        if drift is None or not drift.drops(text)
-    ]
+    look, keeps = _dressed(request.sheet, request.character_name, shot.outfit, _drift_for(request))
     expression = detect_expression(shot) if not view else "neutral"
     pose = detect_pose(shot) if not view else "stand"
     pet = detect_pet(shot) if not view else None
@@ -519,10 +511,8 @@ def _render_character(request: GenerationRequest, size: tuple[int, int]) -> Imag
         label = f"{view or 'anchor'}{' view' if view else ''}: plain background"
     else:
         label = shot.label()
-    image = Image.new("RGB", (width, height), _PLAIN_BACKGROUND)
-    caption_top = _caption(ImageDraw.Draw(image), width, height, name, _tag(request), label)
-    # Scene and figure get their own canvas so nothing (rain, a tail) can bleed into the caption.
-    picture = Image.new("RGB", (width, caption_top), _PLAIN_BACKGROUND)
+    image, picture = _canvas(request, size, name, label)
+    caption_top = picture.height
     draw = ImageDraw.Draw(picture)
 
     # The anchor's scene is always plain: a busy background in the reference ruins consistency.
@@ -541,11 +531,42 @@ def _render_character(request: GenerationRequest, size: tuple[int, int]) -> Imag
     if pet:
         colour = _pick(_PET_DEFAULTS, _key(request.character_name), pet)
         _Pet(draw, frame, colour, look.accent).draw(pet, 80.0, _shade(ground, 0.85))
-    image.paste(picture, (0, 0))
+    return _finished(image, picture, request)
 
+
+def _dressed(
+    sheet: ModelSheet, name: str, outfit: str, drift: Drift | None
+) -> tuple[CharacterLook, list[Keep]]:
+    """A character's look in a shot and the must_keep items drawn on it, as ``drift`` (if
+    any) gets them wrong."""
+    look = character_look(sheet, name, outfit)
+    if drift is not None:
+        look = drift.recolour(look)
+    keeps = [
+        item
+        for text, item in must_keep_items(sheet.must_keep)
+        if drift is None or not drift.drops(text)
+    ]
+    return look, keeps
+
+
+def _canvas(
+    request: GenerationRequest, size: tuple[int, int], name: str, label: str
+) -> tuple[Image.Image, Image.Image]:
+    """The image with its caption drawn, and the picture to draw above the caption: scene
+    and figures get their own canvas so nothing (rain, a tail) can bleed into the caption."""
+    width, height = size
+    image = Image.new("RGB", (width, height), _PLAIN_BACKGROUND)
+    caption_top = _caption(ImageDraw.Draw(image), width, height, name, _tag(request), label)
+    return image, Image.new("RGB", (width, caption_top), _PLAIN_BACKGROUND)
+
+
+def _finished(image: Image.Image, picture: Image.Image, request: GenerationRequest) -> Image.Image:
+    """The picture set above the caption, badged when the request sent references."""
+    image.paste(picture, (0, 0))
     references = len(request.inputs)
     if references and any(i.role == "anchor" for i in request.inputs):
-        _badge(ImageDraw.Draw(image), width, f"ref ×{references}")
+        _badge(ImageDraw.Draw(image), image.width, f"ref ×{references}")
     return image
 
 
@@ -700,7 +721,7 @@ def _render_cast(
     describes); every character shares its expression; the others stand in their own
     clothes. Returns, for a shot with a cast, where each member was drawn.
     """
-    width, height = size
+    width = size[0]
     shot = request.request
     is_anchor = request.kind == "anchor"
     named = [member.name.strip() or "unnamed" for member in figures]
@@ -711,9 +732,8 @@ def _render_cast(
         label = "anchor: the empty place" if not figures else "anchor: plain background"
     else:
         label = shot.label()
-    image = Image.new("RGB", (width, height), _PLAIN_BACKGROUND)
-    caption_top = _caption(ImageDraw.Draw(image), width, height, name, _tag(request), label)
-    picture = Image.new("RGB", (width, caption_top), _PLAIN_BACKGROUND)
+    image, picture = _canvas(request, size, name, label)
+    caption_top = picture.height
     draw = ImageDraw.Draw(picture)
     if where is not None:
         _set_backdrop(draw, width, caption_top, where)
@@ -733,26 +753,16 @@ def _render_cast(
             box = _draw_prop(draw, frame, member)
         else:
             first = index == 0
-            look = character_look(member.sheet, member.name, shot.outfit if first else "")
-            dropped = drift if first else None
-            if dropped is not None:
-                look = dropped.recolour(look)
-            keeps = [
-                item
-                for text, item in must_keep_items(member.sheet.must_keep)
-                if dropped is None or not dropped.drops(text)
-            ]
+            look, keeps = _dressed(
+                member.sheet, member.name, shot.outfit if first else "", drift if first else None
+            )
             pose = detect_pose(shot) if first else "stand"
             ground = _ground_under(picture, frame.x(50))
             expression = detect_expression(shot)
             _draw_character(draw, frame, look, 50.0, "", pose, expression, keeps, ground)
             box = frame.box(*_FIGURE_BOX)
         placed.append({"member": member.slug, "kind": member.kind, "box": _clamped(box, picture)})
-    image.paste(picture, (0, 0))
-
-    references = len(request.inputs)
-    if references and any(i.role == "anchor" for i in request.inputs):
-        _badge(ImageDraw.Draw(image), width, f"ref ×{references}")
+    image = _finished(image, picture, request)
     if not request.cast:
         return image, {}
     returned: dict[str, Any] = {"figures": placed}
