@@ -8,8 +8,11 @@ Usage::
 Builds one session per size the way a studio's series grows: half the images on a main chain
 (each shot made from the last), the rest in branches of 1-20 shots hanging off main-chain
 images; every image has a small real PNG in the blob store and the references a real shot
-records (the anchor, and its parent). The rows go through the store layer (``insert_rows``, the
-statements a shot makes) in one transaction: making 100,000 shots one by one would take hours.
+records (the anchor, and its parent). One shot in ten also shows Max, a creature of the
+session's cast (its ``image_cast`` rows, and his anchor among its references), so
+``images --with max`` pages through a tenth of the series. The rows go through the store
+layer (``insert_rows``, the statements a shot makes) in one transaction: making 100,000 shots
+one by one would take hours.
 
 Then times each operation the way a user meets it: CLI commands in a fresh interpreter (wall
 time including start-up, peak memory of that process), and the web pages through the server's
@@ -42,7 +45,7 @@ from typing import Any
 from PIL import Image as PILImage
 
 from onmodel.status import ImageStatus
-from onmodel.store.models import ImageReferenceRow, ImageRow, SessionRow
+from onmodel.store.models import ImageCastRow, ImageReferenceRow, ImageRow, SessionRow
 from onmodel.store.rows import insert_rows, update_row
 from onmodel.studio import Studio
 
@@ -85,12 +88,18 @@ def build(home: Path, size: int, seed: int = 12) -> Built:
     """A session of ``size`` images (anchor included) shaped as the module docstring says."""
     studio = Studio.open(home)
     character = studio.create_character("Rin", prompt="a girl with red hair", provider="preview")
-    session = character.start_session(provider="preview", title=f"{size:,} images")
-    anchor = character.anchor
+    max_ = studio.create_character(
+        "Max", prompt="a small brown dog", kind="creature", provider="preview"
+    )
+    session = character.start_session(
+        provider="preview", title=f"{size:,} images", with_=[max_.slug]
+    )
+    anchor, max_anchor = character.anchor, max_.anchor
     assert anchor is not None and anchor.sha256 is not None
+    assert max_anchor is not None and max_anchor.sha256 is not None
     blobs = [studio.blobs.put(data, "png") for data in small_pngs(PNG_VARIANTS)]
     rng = random.Random(seed)
-    next_id = anchor.id + 1
+    next_id = max_anchor.id + 1
     main_length = size // 2
     main_chain = [anchor.id]
     parents: list[int] = []  # for each new image, in id order
@@ -104,6 +113,7 @@ def build(home: Path, size: int, seed: int = 12) -> Built:
             start = next_id + len(parents) - 1
     images: list[dict[str, Any]] = []
     references: list[dict[str, Any]] = []
+    casts: list[dict[str, Any]] = []
     with studio.engine.begin() as conn:
         for offset, parent_id in enumerate(parents):
             image_id = next_id + offset
@@ -128,28 +138,35 @@ def build(home: Path, size: int, seed: int = 12) -> Built:
                     "byte_size": blob.size,
                 }
             )
-            for position, (role, ref_id) in enumerate(
-                (("anchor", anchor.id), ("parent", parent_id))
-            ):
-                if role == "parent" and parent_id == anchor.id:
-                    break
-                ref_blob = blobs[ref_id % len(blobs)] if ref_id != anchor.id else None
-                references.append(
-                    {
-                        "image_id": image_id,
-                        "position": position,
-                        "role": role,
-                        "ref_image_id": ref_id,
-                        "sha256": ref_blob.sha256 if ref_blob else anchor.sha256,
-                        "format": "png",
-                    }
-                )
+            shown = [character.id, max_.id] if image_id % 10 == 0 else [character.id]
+            casts.extend(
+                {"image_id": image_id, "character_id": member, "position": position}
+                for position, member in enumerate(shown)
+            )
+            sent = [("anchor", anchor.id, anchor.sha256)]
+            if len(shown) > 1:
+                sent.append(("anchor", max_anchor.id, max_anchor.sha256))
+            if parent_id != anchor.id:
+                sent.append(("parent", parent_id, blobs[parent_id % len(blobs)].sha256))
+            references.extend(
+                {
+                    "image_id": image_id,
+                    "position": position,
+                    "role": role,
+                    "ref_image_id": ref_id,
+                    "sha256": sha256,
+                    "format": "png",
+                }
+                for position, (role, ref_id, sha256) in enumerate(sent)
+            )
             if len(images) >= INSERT_CHUNK:
                 insert_rows(conn, ImageRow, images)
                 insert_rows(conn, ImageReferenceRow, references)
-                images, references = [], []
+                insert_rows(conn, ImageCastRow, casts)
+                images, references, casts = [], [], []
         insert_rows(conn, ImageRow, images)
         insert_rows(conn, ImageReferenceRow, references)
+        insert_rows(conn, ImageCastRow, casts)
         head = main_chain[-1]
         update_row(conn, SessionRow, session.id, {"head_image_id": head})
     deepest = head  # the main chain is the longest path: half the images
