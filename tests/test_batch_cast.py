@@ -263,6 +263,37 @@ def test_naming_the_lead_alone_is_the_same_shot_as_naming_no_one() -> None:
 # ---------------------------------------------------------------------------------- keys
 
 
+def test_a_member_is_keyed_by_its_slug_however_the_list_spells_it(
+    cast_studio: Studio, tmp_path: Path
+) -> None:
+    rin = cast_studio.character("rin").id
+    path = write(
+        tmp_path,
+        f"""
+        shots:
+          - pose: waving
+            with: Rin
+          - pose: waving
+            with: "#{rin}"
+          - pose: waving
+            cast: [Mia, rin]
+            set: Bedroom
+          - pose: sitting
+          - pose: sitting
+            cast: [Mia]
+        """,
+    )
+    preview = preview_batch(cast_studio, path)
+    shots = [planned.status.shot for planned in preview.shots]
+    assert [shot.label for shot in shots] == [
+        "waving, mia & rin",
+        "waving, mia & rin, in bedroom",
+        "sitting",
+    ]
+    assert len(preview.warnings) == 2  # "#id" and [Mia] are shots already listed
+    assert "shots[1] (line 5) is the same shot as shots[0] (line 3)" in preview.warnings[0]
+
+
 def test_keys_of_lead_only_shots_are_those_made_before_casts() -> None:
     loaded = parse_shot_list(textwrap.dedent(LEAD_ONLY), label="list.yaml")
     assert [shot.key for shot in expand(loaded, SESSION).shots] == KEYS_BEFORE_CASTS

@@ -20,9 +20,11 @@ what exists and retakes only what drifted. Each take carries a :class:`TakeOf` n
 Who is in a shot (``with:``/``cast:``) and where (``set:``) become the request's ``cast`` and
 ``set`` through :func:`onmodel.sheet.cast_fields`, as ``--with``/``--cast``/``--set`` do, so a
 shot of the lead alone has an empty cast and keeps the key it had before casts existed, and a
-shot with someone else in it has another key. Names are keyed as written: whether they are in
-the session's cast is the planner's to say (the runner plans every distinct cast before
-anything is spent).
+shot with someone else in it has another key. Names are keyed by the slug they name
+(``SessionDefaults.aliases``, looked up once per name by the runner), so ``with: Rin``,
+``with: rin`` and ``with: "#2"`` are one shot and ``cast: [Mia]`` is the lead alone; whether a
+name is in the session's cast is the planner's to say (the runner plans every distinct cast
+before anything is spent).
 
 Expansion is pure: it reads the shot list, the session's defaults and the reference files'
 bytes, and touches no database, so ``--dry-run`` and the tests can call it freely.
@@ -39,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from onmodel.batch.spec import (
+    CAST_FIELDS,
     REQUEST_FIELDS,
     WHO,
     AxisValue,
@@ -46,9 +49,11 @@ from onmodel.batch.spec import (
     Matrix,
     Problem,
     ShotFields,
+    ShotList,
     ShotListError,
     axis_text,
     format_loc,
+    layer_value,
     names_of,
     sorted_problems,
 )
@@ -72,6 +77,9 @@ class SessionDefaults:
     params: Mapping[str, Any] = field(default_factory=dict)
     lead: str = ""
     """The slug of the session's character: whom ``with:`` adds to."""
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    """Member names as the list types them (a name, a slug, an id) → the slug each names;
+    a name not here is keyed as typed (the planner refuses it)."""
 
 
 @dataclass(frozen=True)
@@ -295,7 +303,7 @@ def expand(loaded: LoadedShotList, session: SessionDefaults) -> Expansion:
     problems: dict[tuple[int, str], Problem] = {}  # a matrix says it once, not per combination
 
     def emit(resolved: _Resolved, loc: Loc, source: str, name: str | None) -> None:
-        request = ShotRequest(**resolved.request, **_cast(resolved, session.lead))
+        request = ShotRequest(**resolved.request, **_cast(resolved, session))
         params = {k: v for k, v in resolved.params.items() if v is not None}
         refs = tuple(_resolve_ref(loaded.base_dir, ref) for ref in resolved.refs)
         ref_digests = tuple(_digest(digests, ref) for ref in refs)
@@ -388,15 +396,35 @@ def _shown(value: AxisValue) -> str:
     return text if len(names_of(value)) == 1 else f"[{text}]"
 
 
-def _cast(resolved: _Resolved, lead: str) -> dict[str, list[str] | str]:
-    """The request's ``cast`` and ``set``, by the rule ``--with``/``--cast``/``--set`` use."""
-    kind, names = resolved.who or ("with", ())
+def _cast(resolved: _Resolved, session: SessionDefaults) -> dict[str, list[str] | str]:
+    """The request's ``cast`` and ``set``, by the rule ``--with``/``--cast``/``--set`` use,
+    each name as the slug it names."""
+    kind, typed = resolved.who or ("with", ())
+    names = [session.aliases.get(name.strip(), name) for name in typed]
+    where = (resolved.set_ or "").strip()
     return cast_fields(
-        lead,
+        session.lead,
         with_=names if kind == "with" else (),
         cast=names if kind == "cast" else (),
-        set_=resolved.set_ or "",
+        set_=session.aliases.get(where, where),
     )
+
+
+def member_names(spec: ShotList) -> set[str]:
+    """Every member name the list types (``with``, ``cast``, ``set``, on any layer or axis),
+    so the runner can look each up once, not once per shot."""
+    layers: list[ShotFields] = [spec.defaults, *spec.shots]
+    found: set[str] = set()
+    for matrix in spec.matrices:
+        layers += [matrix, *matrix.overrides]
+        for name in CAST_FIELDS:
+            for value in layer_value(matrix.axes, name) or []:
+                found.update(names_of(value))
+    for layer in layers:
+        found.update(
+            [*(layer.with_ or []), *(layer.cast or []), *([layer.set] if layer.set else [])]
+        )
+    return {name.strip() for name in found if name.strip()}
 
 
 def _combinations(

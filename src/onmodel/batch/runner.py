@@ -49,7 +49,13 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from onmodel.batch.expand import ExpandedShot, Expansion, SessionDefaults, expand
+from onmodel.batch.expand import (
+    ExpandedShot,
+    Expansion,
+    SessionDefaults,
+    expand,
+    member_names,
+)
 from onmodel.batch.lock import SessionLock, is_locked
 from onmodel.batch.progress import NullProgress, Progress, Snapshot
 from onmodel.batch.retakes import (
@@ -611,6 +617,7 @@ class BatchRunner:
             model=session.model,
             params=dict(session.params),
             lead=session.character.slug,
+            aliases=self._aliases(),
         )
         expansion = expand(self.loaded, defaults)
         stored = row.spec.get("parent_image_id") if row is not None else None
@@ -628,6 +635,15 @@ class BatchRunner:
             parent_id=parent_id,
             counters=dict(row.counters) if row is not None else {},
         )
+
+    def _aliases(self) -> dict[str, str]:
+        """The slug each member name of the list names (a query per distinct name, not per
+        shot), so a shot's key does not depend on how a member is spelt."""
+        found = {
+            name: self.studio.lookups.find_character(name.removeprefix("#"))
+            for name in member_names(self.loaded.spec)
+        }
+        return {name: each.slug for name, each in found.items() if each is not None}
 
     def _statuses(
         self, prepared: _Prepared, *, live: bool, tried: Collection[str] = ()
