@@ -18,6 +18,12 @@ The must_keep items it recognises (a hair clip, freckles, glasses, a scarf...) a
 way in every image, and a turnaround's views turn the figure. For checks and retakes a request can
 also go off model on cue: ``params["drift"]`` (see :func:`drift_params`) recolours a trait or
 leaves out must_keep items on chosen takes, a test knob every other provider refuses.
+
+A shot of several (its cast) draws every figure side by side in cast order, each from its own
+sheet (a creature as an animal, a prop as the object it names), in front of its set, drawn
+from the set's sheet: palette walls and floor, fixed objects where the layout puts them. A
+set's anchor is that place, empty. The result's ``returned["figures"]`` says where each member
+was drawn, so a check can look at each one.
 """
 
 from __future__ import annotations
