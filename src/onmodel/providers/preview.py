@@ -961,10 +961,11 @@ _SIDES: tuple[tuple[Side, str], ...] = (
 
 def _side_of(item: str, kind: ObjectKind, layout: str) -> Side | None:
     """Where an object stands: what its own words say ("a bed against the left wall"), else
-    what the layout's clause that names it says ("bed on the left, desk on the right")."""
+    what the layout's clause that names it says, the first side after its name ("bed on the
+    left, window and desk on the right": the window too is on the right)."""
     pattern = _OBJECTS[kind].pattern
     clauses = [item.lower()]
-    clauses += [c for c in re.split(r"[.;,]|\band\b", layout.lower()) if re.search(pattern, c)]
+    clauses += [c for c in re.split(r"[.;,]", layout.lower()) if re.search(pattern, c)]
     for clause in clauses:
         named = re.search(pattern, clause)
         after = clause[named.end() :] if named else clause
@@ -1027,7 +1028,7 @@ def _arrangement(sheet: ModelSheet) -> list[tuple[str, ObjectKind, float]]:
     said = [_side_of(item, kind, sheet.layout) for item, kind in items]
     counts: Counter[Side] = Counter(side for side in said if side is not None)
     arranged: list[tuple[str, ObjectKind, float]] = []
-    placed: Counter[Side] = Counter()
+    placed: Counter[tuple[bool, Side]] = Counter()  # a window hangs above a desk, not beside
     for (item, kind), side in zip(items, said, strict=True):
         if kind == "rug":  # lies in the middle of the floor, whatever is said
             arranged.append((item, kind, 0.5))
@@ -1035,9 +1036,9 @@ def _arrangement(sheet: ModelSheet) -> list[tuple[str, ObjectKind, float]]:
         emptiest: Side = min(_SIDE_ORDER, key=counts.__getitem__)
         if side is None:
             counts[emptiest] += 1
-        chosen = side or emptiest
-        arranged.append((item, kind, _x_of(chosen, placed[chosen])))
-        placed[chosen] += 1
+        where = (_OBJECTS[kind].hangs is not None, side or emptiest)
+        arranged.append((item, kind, _x_of(where[1], placed[where])))
+        placed[where] += 1
     return sorted(arranged, key=lambda each: _layer(each[1]))
 
 
