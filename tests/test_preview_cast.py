@@ -212,3 +212,13 @@ def test_the_demo_makes_a_shot_of_mia_rin_and_max_in_her_bedroom(tmp_path: Path)
         for colour, third in (("#f0a04b", 0), ("#1a1a1a", 1), ("#8b5a2b", 2)):
             box = (thirds[third], 0, thirds[third + 1], picture.height)
             assert where(picture, rgb(colour), box), colour
+
+
+def test_a_layout_that_names_two_objects_on_one_side_puts_both_there() -> None:
+    both_left = replace(
+        ROOM_M, sheet=BEDROOM.model_copy(update={"layout": "bed and sofa on the left"})
+    )
+    image, _ = drawn(anchor_of(both_left))
+    for colour in ("red", "blue"):
+        found = where(image, rgb(colour))
+        assert found and max(x for x, _ in found) < image.width / 2, colour
