@@ -16,7 +16,7 @@ from typing import Any
 from PIL import Image
 
 from cli_inprocess import run_cli
-from onmodel.demo import CAST_SHOT, DEMO_CAST, DEMO_SLUG
+from onmodel.demo import CAST_SHOT, DEMO_CAST, DEMO_SHEET, DEMO_SLUG, MAX_SHEET, RIN_SHEET
 from onmodel.providers.base import CastMember, GenerationRequest, GenerationResult
 from onmodel.providers.preview import PreviewProvider, parse_colour
 from onmodel.sheet import ModelSheet, ShotRequest
@@ -26,24 +26,7 @@ from test_preview import make_request
 
 RGB = tuple[int, int, int]
 
-MIA = ModelSheet(
-    hair="shoulder-length bob",
-    hair_color="#f0a04b",
-    eye_color="#2e8b57",
-    skin_color="#f6d7c3",
-    outfit="cream hoodie and navy jeans",
-    outfit_colors=["#f3e9d2", "#1f3a5f"],
-    must_keep=["small gold star hair clip on the left"],
-)
-RIN = ModelSheet(
-    hair="short and spiky",
-    hair_color="#1a1a1a",
-    eye_color="#3b7dd8",
-    skin_color="#e8b48f",
-    outfit="green jacket and grey trousers",
-    outfit_colors=["#3bb273", "#4a4a55"],
-)
-MAX = ModelSheet(species="small dog", skin_color="#8b5a2b", must_keep=["red collar"])
+MIA, RIN, MAX = DEMO_SHEET, RIN_SHEET, MAX_SHEET  # the demo's, drawn as it draws them
 WALL, FLOOR = "#dce8f2", "#b07a4a"
 BEDROOM = ModelSheet(
     layout="bed on the left, sofa on the right",
@@ -209,7 +192,7 @@ def test_the_demo_makes_a_shot_of_mia_rin_and_max_in_her_bedroom(tmp_path: Path)
         assert [f["member"] for f in in_cast[0].returned["figures"]] == wanted[:-1]
         # Mia's orange hair on the left, Rin's black hair in the middle, Max's fur on the right
         thirds = [picture.width * i // 3 for i in range(4)]
-        for colour, third in (("#f0a04b", 0), ("#1a1a1a", 1), ("#8b5a2b", 2)):
+        for colour, third in ((MIA.hair_color, 0), (RIN.hair_color, 1), (MAX.skin_color, 2)):
             box = (thirds[third], 0, thirds[third + 1], picture.height)
             assert where(picture, rgb(colour), box), colour
 
