@@ -81,34 +81,56 @@ def remove_member(
     return member
 
 
-def shot_cast(studio: Studio, session: Session, request: ShotRequest) -> ShotCast:
-    """Who ``request`` shows in ``session``, each checked against its cast and its kind."""
-    lead = session.character
+@dataclass(frozen=True)
+class Roster:
+    """A session's cast as read once (the lead first), to resolve the names of many shots
+    without a query per shot: a batch plans thousands from one planner."""
+
+    session: Session
+    everyone: tuple[Character, ...]
+
+    def find(self, name: str) -> Character | None:
+        """The member ``name`` names: its slug, its name, or its id (``12`` or ``#12``)."""
+        key = name.removeprefix("#")
+        for member in self.everyone:
+            if key in (member.slug, member.name, str(member.id)):
+                return member
+        return None
+
+
+def roster(studio: Studio, session: Session) -> Roster:
+    """See :class:`Roster`."""
+    return Roster(session, (session.character, *members(studio, session)))
+
+
+def shot_cast(studio: Studio, cast: Roster, request: ShotRequest) -> ShotCast:
+    """Who ``request`` shows, each checked against the session's cast and its kind."""
+    lead = cast.everyone[0]
     if not request.cast and not request.set:
         return ShotCast(figures=(lead,))
-    cast = {member.id: member for member in [lead, *members(studio, session)]}
-    names = ", ".join(member.slug for member in cast.values())
+    session = cast.session
 
     def member(name: str) -> Character:
-        """The member ``name`` (a slug, a name or an id) names, refused unless it is in the
-        session's cast and shown."""
-        known = studio.lookups.find_character(name.removeprefix("#"))
-        if known is None:
-            raise NotFoundError(
-                f"no character, creature, prop or set {name!r} (see: onmodel character list)"
-            )
-        if known.id not in cast:
+        """The member ``name`` names, refused unless it is in the cast and shown."""
+        found = cast.find(name)
+        if found is None:  # only a mistake reads the database again, to name it well
+            known = studio.lookups.find_character(name.removeprefix("#"))
+            if known is None:
+                raise NotFoundError(
+                    f"no character, creature, prop or set {name!r} (see: onmodel character list)"
+                )
+            names = ", ".join(each.slug for each in cast.everyone)
             raise UsageError(
                 f"{known.kind} {known.slug!r} is not in the cast of session {session.slug!r} "
                 f"({names}): add it with `onmodel session cast add {known.slug} "
                 f"--session {session.slug}`"
             )
-        if known.hidden_at is not None:
+        if found.hidden_at is not None:
             raise UsageError(
-                f"{known.kind} {known.slug!r} is hidden: unhide it to put it in a shot "
-                f"(onmodel character unhide {known.slug})"
+                f"{found.kind} {found.slug!r} is hidden: unhide it to put it in a shot "
+                f"(onmodel character unhide {found.slug})"
             )
-        return known
+        return found
 
     figures: list[Character] = []
     for name in request.cast or [lead.slug]:

@@ -25,7 +25,7 @@ from onmodel.providers.base import CastMember, ImageKind, InputImage, ParentTurn
 from onmodel.sheet import ShotRequest
 from onmodel.status import ImageStatus
 from onmodel.store import queries
-from onmodel.studio.members import ShotCast, shot_cast
+from onmodel.studio.members import Roster, ShotCast, roster, shot_cast
 from onmodel.studio.plans import ShotPlan
 from onmodel.studio.turnaround import views_of
 
@@ -54,6 +54,7 @@ class Planning:
             self.lineage_inputs(lead.anchor, parent, member_id=character.id),
             from_head=from_image is None,
             views=lead.views,
+            roster=roster(self.studio, session),
         )
 
     def member_refs(self, member: Character) -> MemberRefs:
@@ -388,6 +389,7 @@ class ShotPlanner:
     inputs: tuple[InputImage, ...]  # the lead's anchor, then the parent when it differs
     from_head: bool = True  # no image chosen: a manual shot continues its conversation
     views: tuple[InputImage, ...] = ()  # the lead's turnaround views, attached if room
+    roster: Roster | None = None  # the session's cast, read once; None: read when needed
     members: dict[int, MemberRefs] = field(default_factory=dict, compare=False)
 
     def plan(
@@ -404,7 +406,7 @@ class ShotPlanner:
         planning, session = self.planning, self.session
         route = provider or session.provider
         source = planning.studio.provider(route)
-        cast = shot_cast(planning.studio, session, request)
+        cast = shot_cast(planning.studio, self.roster or roster(planning.studio, session), request)
         shown = [self._refs(member) for member in cast.everyone]
         parent, lineage = self.parent, self.inputs
         if source.manual and self.from_head:
