@@ -96,6 +96,8 @@ class CheckSubject:
     In a shot of several (see :meth:`Checker.check_cast`) there is one subject per member, the
     same ``image`` with that member's own anchor, sheet and name, and ``character_id`` says
     which member it is (None: the image's own character, as every single-figure image is).
+    ``box`` is where the provider says it drew that member (left, top, right, bottom in the
+    image's pixels; the preview says so): a hint a checker may use, never one it needs.
     """
 
     image: Path
@@ -106,6 +108,7 @@ class CheckSubject:
     request: ShotRequest
     character_name: str = ""
     character_id: int | None = None
+    box: tuple[int, int, int, int] | None = None
 
 
 @dataclass

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from onmodel.checkers.base import (
     Checker,
@@ -47,7 +48,13 @@ from onmodel.providers.preview import colours_in, parse_colour
 from onmodel.sheet import ModelSheet, ShotRequest
 from onmodel.vision.colours import RGB, Floats, dominant_colours, hex_of, to_lab, to_rgb
 from onmodel.vision.describe import propose
-from onmodel.vision.subject import find_figures, load_rgb
+from onmodel.vision.subject import (
+    Subject,
+    find_figures,
+    find_subject,
+    load_rgb,
+    split_figure,
+)
 from onmodel.vision.traits import MATCH_RADIUS, Baseline, Face, Found, Picture, distance
 
 KEPT = 0.3
@@ -79,6 +86,7 @@ _FOUND = 0.15
 """The least of a member's anchor colouring (see :func:`_likeness`) a figure must show to be
 that member: a lamp of the set shows none of it, a member with one trait drifted most."""
 _ORDER = 0.01  # the cast's order, as a tie-break between figures equally like a member
+_MARGIN = 0.02  # of the frame, round a figure's box: its outline and arms stay inside it
 
 
 @dataclass(frozen=True)
@@ -142,8 +150,6 @@ class PaletteChecker(Checker):
         take the same figure (of equals, cast order left to right, as the members were
         asked for). A member left without a figure, or matched to none of its colours, is
         reported not found: drifted, never a crash."""
-        from scipy.optimize import linear_sum_assignment
-
         anchors: list[Picture | CheckerError] = []
         for subject in subjects:
             try:
@@ -151,25 +157,25 @@ class PaletteChecker(Checker):
             except CheckerError as exc:
                 anchors.append(exc)
         try:
-            figures = [
-                Picture(found) for found in find_figures(load_rgb(subjects[0].image), len(subjects))
-            ]
+            rgb = load_rgb(subjects[0].image)
+            found = _drawn(rgb, subjects) or find_figures(rgb, len(subjects))
         except InvalidImageError as exc:
             raise CheckerError(str(exc), kind="unreadable") from None
-        likeness = np.zeros((len(subjects), len(figures)))
-        for row, anchor in enumerate(anchors):
-            if isinstance(anchor, Picture):
-                for column, figure in enumerate(figures):
-                    likeness[row, column] = _likeness(anchor, figure)
-        order = np.zeros_like(likeness)  # of equals, the member's place in the cast
-        for row in range(min(len(subjects), len(figures))):
-            order[row, round(row * (len(figures) - 1) / max(1, len(subjects) - 1))] = _ORDER
-        members, chosen = linear_sum_assignment(likeness + order, maximize=True)
-        given = {
-            int(member): int(figure)
-            for member, figure in zip(members, chosen, strict=True)
-            if likeness[member, figure] >= _FOUND
-        }
+        figures = [Picture(figure) for figure in found]
+        given, fit = _assign(anchors, figures)
+        for _ in range(len(subjects)):  # a member not found may be joined to another figure
+            if len(given) == len(subjects):
+                break
+            tries = []
+            for index, figure in enumerate(figures):
+                halves = split_figure(figure.subject)
+                if halves is not None:
+                    cut = [*figures[:index], *map(Picture, halves), *figures[index + 1 :]]
+                    tries.append((*_assign(anchors, cut), cut))
+            best = max(tries, key=lambda found: (len(found[0]), found[1]), default=None)
+            if best is None or (len(best[0]), best[1]) <= (len(given), fit):
+                break
+            given, fit, figures = best
         answers: list[CheckOutcome | CheckerError] = []
         for row, (subject, anchor) in enumerate(zip(subjects, anchors, strict=True)):
             if isinstance(anchor, CheckerError):
@@ -271,6 +277,56 @@ class PaletteChecker(Checker):
         if not len(picture.pixels):
             raise CheckerError("no subject found on the anchor", kind="unreadable")
         return picture
+
+
+def _drawn(rgb: NDArray[np.uint8], subjects: Sequence[CheckSubject]) -> list[Subject]:
+    """Each member's figure where the provider says it drew it, when it says so for every
+    member (empty: found from the pixels instead): the subject of that box, a margin around
+    it, so the set's furniture it overlaps is cut by the box's edges, background there."""
+    boxes = [subject.box for subject in subjects]
+    if any(box is None for box in boxes):
+        return []
+    from PIL import Image
+
+    with Image.open(subjects[0].image) as image:
+        scale = rgb.shape[1] / image.width
+    height, width = rgb.shape[:2]
+    margin = round(_MARGIN * max(height, width))
+    figures = []
+    for box in boxes:
+        assert box is not None
+        left, top, right, bottom = (round(v * scale) for v in box)
+        top, left = max(0, top - margin), max(0, left - margin)
+        bottom, right = min(height, bottom + margin), min(width, right + margin)
+        if bottom - top < 4 or right - left < 4:
+            return []
+        figures.append(find_subject(np.ascontiguousarray(rgb[top:bottom, left:right])))
+    return figures
+
+
+def _assign(
+    anchors: Sequence[Picture | CheckerError], figures: Sequence[Picture]
+) -> tuple[dict[int, int], float]:
+    """Which figure each member is (by place in the cast, for those found) and how alike
+    they are in all: the assignment most alike overall (the Hungarian method), two members
+    never sharing a figure; of equals, the cast's order left to right."""
+    from scipy.optimize import linear_sum_assignment
+
+    likeness = np.zeros((len(anchors), len(figures)))
+    for row, anchor in enumerate(anchors):
+        if isinstance(anchor, Picture):
+            for column, figure in enumerate(figures):
+                likeness[row, column] = _likeness(anchor, figure)
+    order = np.zeros_like(likeness)
+    for row in range(min(len(anchors), len(figures))):
+        order[row, round(row * (len(figures) - 1) / max(1, len(anchors) - 1))] = _ORDER
+    members, chosen = linear_sum_assignment(likeness + order, maximize=True)
+    given = {
+        int(member): int(figure)
+        for member, figure in zip(members, chosen, strict=True)
+        if likeness[member, figure] >= _FOUND
+    }
+    return given, float(sum(likeness[member, figure] for member, figure in given.items()))
 
 
 def _likeness(anchor: Picture, figure: Picture) -> float:

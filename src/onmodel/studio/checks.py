@@ -104,6 +104,7 @@ class Checks:
         if image.kind in ("anchor", "import") or not figures:
             figures = [(studio.character(image.character_id), image.row.sheet_version_id)]
         anchors = self._anchors_sent(image)
+        boxes = _drawn_at(image) if len(figures) > 1 else {}
         subjects = []
         for member, version_id in figures:
             anchor = anchors.get(member.id) or self._anchor_of(image, member)
@@ -126,6 +127,7 @@ class Checks:
                     request=image.request,
                     character_name=member.name,
                     character_id=None if own else member.id,
+                    box=boxes.get(member.slug),
                 )
             )
         return subjects
@@ -305,6 +307,18 @@ class Checks:
         if anchor_id is None:
             raise UsageError(f"{member.name} in image {image.id} has no anchor to check it against")
         return self.studio.image(anchor_id)
+
+
+def _drawn_at(image: Image) -> dict[str, tuple[int, int, int, int]]:
+    """Where the provider says it drew each member, by slug (the preview does, in
+    ``returned["figures"]``); what is not four numbers is left out: it is only a hint."""
+    boxes: dict[str, tuple[int, int, int, int]] = {}
+    figures = image.returned.get("figures")
+    for figure in figures if isinstance(figures, list) else []:
+        box = figure.get("box") if isinstance(figure, dict) else None
+        if isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) for v in box):
+            boxes[str(figure.get("member"))] = (box[0], box[1], box[2], box[3])
+    return boxes
 
 
 def _estimate(checker: Checker, subjects: list[CheckSubject]) -> Decimal | None:

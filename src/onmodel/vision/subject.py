@@ -101,8 +101,12 @@ def find_figures(rgb: NDArray[np.uint8], count: int) -> list[Subject]:
     background and at least :data:`FIGURE_SHARE` of the largest (a lamp or a flower of the
     set may be one too: which figure is whom is for the caller to decide). Figures drawn
     touching are one piece; while there are fewer than ``count``, the widest piece is cut at
-    its narrowest column, where two figures side by side meet, if it narrows there."""
-    rgb, pieces = _pieces(rgb)
+    its narrowest column, where two figures side by side meet, if it narrows there.
+
+    Each figure is a fraction of the frame, so the picture is measured larger than one
+    figure's (up to :data:`SEGMENT_SIDE`): each keeps about the pixels a lone figure has, and
+    its eyes stay more than a few pixels wide."""
+    rgb, pieces = _pieces(rgb, min(SEGMENT_SIDE, WORKING_SIDE * max(1, count)))
     sizes = np.bincount(pieces.ravel())
     sizes[0] = 0
     if not sizes.any():
@@ -126,18 +130,21 @@ FIGURE_SHARE = 0.08
 small dog beside a girl is still a fifth of her)."""
 _NARROWS = 0.5  # a cut column has at most this share of the piece's median column's pixels
 _CUT_SPAN = (0.2, 0.8)  # of the piece's width: where a cut between two figures may fall
+_FEET = 0.3  # of the piece's height, from its bottom: where figures side by side stand apart
 
 
-def _pieces(rgb: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
-    """``rgb`` shrunk to :data:`WORKING_SIDE`, and its pieces that are not background,
-    numbered from 1 (0: background)."""
+def _pieces(
+    rgb: NDArray[np.uint8], side: int = WORKING_SIDE
+) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
+    """``rgb`` shrunk to ``side``, and its pieces that are not background, numbered from 1
+    (0: background)."""
     from scipy.ndimage import binary_dilation
     from skimage.measure import label
 
     areas, count = smooth_areas(rgb)
     background = _border_regions(areas, count)
     _absorb_specks(areas, count, background)
-    rows, cols = _shrunk(rgb.shape[0], rgb.shape[1])
+    rows, cols = _shrunk(rgb.shape[0], rgb.shape[1], side)
     rgb = rgb[np.ix_(rows, cols)]
     candidate = ~background[areas[np.ix_(rows, cols)]]
     joined = binary_dilation(candidate, np.ones((_GAP, _GAP), dtype=bool))
@@ -152,14 +159,35 @@ def _subject(rgb: NDArray[np.uint8], mask: NDArray[np.bool_]) -> Subject:
     return Subject(rgb=rgb, mask=mask, box=box)
 
 
+def split_figure(subject: Subject) -> list[Subject] | None:
+    """A piece cut in two where figures may meet (see :func:`_cut`), left then right,
+    however little it narrows there: for a caller that keeps the cut only when it finds a
+    member it could not find before; None when the piece is too narrow to cut.
+
+    Each half is looked at again as a picture of its own, its box: what joined two figures
+    (a shelf, a window of the set behind them) is cut by that box's edges, and so is
+    background there, as it would be in a picture of one of them."""
+    halves = _cut(subject.mask, strict=False)
+    if halves is None:
+        return None
+    found = []
+    for half in halves:
+        top, left, bottom, right = _subject(subject.rgb, half).box
+        alone = find_subject(np.ascontiguousarray(subject.rgb[top:bottom, left:right]))
+        found.append(alone if alone.mask.any() else _subject(subject.rgb, half))
+    return found
+
+
 def _width(mask: NDArray[np.bool_]) -> int:
     cols = np.flatnonzero(mask.any(axis=0))
     return int(cols[-1] - cols[0] + 1) if len(cols) else 0
 
 
-def _cut(mask: NDArray[np.bool_]) -> list[NDArray[np.bool_]] | None:
-    """``mask`` cut in two at its narrowest column in the middle of its width, where two
-    figures side by side touch (a hand in a hand); None when it does not narrow there."""
+def _cut(mask: NDArray[np.bool_], *, strict: bool = True) -> list[NDArray[np.bool_]] | None:
+    """``mask`` cut in two where two figures side by side meet: in the middle of its width,
+    at the widest gap between them where they stand (the lowest :data:`_FEET` of it: a
+    shelf or a window of the set may join them higher up), else at its narrowest column;
+    None when there is neither a gap nor (``strict``) a column much narrower than most."""
     columns = mask.sum(axis=0)
     filled = np.flatnonzero(columns)
     if len(filled) < 4:
@@ -169,19 +197,29 @@ def _cut(mask: NDArray[np.bool_]) -> list[NDArray[np.bool_]] | None:
     high = first + int((last - first) * _CUT_SPAN[1])
     if high <= low:
         return None
-    at = low + int(np.argmin(columns[low:high]))
-    if columns[at] > _NARROWS * float(np.median(columns[filled])):
-        return None
+    rows = np.flatnonzero(mask.any(axis=1))
+    feet = mask[int(rows[-1] - (rows[-1] - rows[0]) * _FEET) :, low:high].any(axis=0)
+    if not feet.all():
+        gaps = np.flatnonzero(~feet)
+        runs = np.split(gaps, np.flatnonzero(np.diff(gaps) > 1) + 1)
+        widest = max(runs, key=len)
+        at = low + int(widest[len(widest) // 2])
+    else:
+        at = low + int(np.argmin(columns[low:high]))
+        if strict and columns[at] > _NARROWS * float(np.median(columns[filled])):
+            return None
     left, right = mask.copy(), mask.copy()
     left[:, at:] = False
     right[:, :at] = False
     return [left, right] if left.any() and right.any() else None
 
 
-def _shrunk(height: int, width: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """The rows and columns an image keeps when shrunk to :data:`WORKING_SIDE` without
-    blending colours (nearest neighbour), so a drawing's flat fills keep their exact values."""
-    scale = min(1.0, WORKING_SIDE / max(height, width))
+def _shrunk(
+    height: int, width: int, side: int = WORKING_SIDE
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The rows and columns an image keeps when shrunk to ``side`` without blending colours
+    (nearest neighbour), so a drawing's flat fills keep their exact values."""
+    scale = min(1.0, side / max(height, width))
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
     return tuple(  # type: ignore[return-value]
         np.minimum(((np.arange(n) + 0.5) / scale).astype(np.int64), full - 1)
