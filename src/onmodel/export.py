@@ -50,7 +50,7 @@ from onmodel.blobs import BlobIntegrityError, BlobStore, sha256_file
 from onmodel.checkview import check_dict
 from onmodel.errors import InvalidSlugError, OnmodelError, UsageError
 from onmodel.handles import Image, Session
-from onmodel.lineage import Fold, LineageIndex, with_images
+from onmodel.lineage import Fold, LineageIndex, image_casts, with_images
 from onmodel.presentation import (
     WHOLE_LINEAGE,
     ImageView,
@@ -599,19 +599,22 @@ def _series(
 
 
 def _records(studio: Studio, plan: _Plan) -> Iterator[dict[str, Any]]:
-    """Every exported image's entry with every check of it (oldest first, each with its
-    per-trait results, as ``onmodel show --json`` lists them), a page of images at a time,
-    their checks read in one query per page."""
+    """Every exported image's entry with who is in it (``cast``) and every check of it
+    (oldest first, each with its per-trait results, as ``onmodel show --json`` lists them),
+    a page of images at a time, their references, casts and checks read for the page."""
     for images in _pages(studio, plan):
         checks = studio.checks_of([image.id for image in images])
+        references = studio.references_of(images)
+        casts = image_casts(images)
         for image in images:
+            record = image.to_dict(references[image.id], casts[image.id])
             listed = [check_dict(check) for check in checks.get(image.id, [])]
-            yield {**_record(image, plan.names.get(image.id)), "checks": listed}
+            yield {**_record(record, plan.names.get(image.id)), "checks": listed}
 
 
-def _record(image: Image, name: str | None) -> dict[str, Any]:
-    """An image's entry: ``onmodel show --json``'s, with the file it was exported as."""
-    record = image.to_dict()
+def _record(record: dict[str, Any], name: str | None) -> dict[str, Any]:
+    """An image's entry: ``onmodel show --json``'s ``record``, with the file it was exported
+    as."""
     return {**record, "file": {**record["file"], "path": name}, "exported_as": name}
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TextIO, TypeVar
 from onmodel.kinds import SET
 
 if TYPE_CHECKING:
-    from onmodel.handles import Image
+    from onmodel.handles import Character, Image
     from onmodel.studio.members import ShotCast
 
 JSON_INDENT = 2
@@ -554,13 +554,16 @@ def fold_fields(fold: Fold) -> dict[str, Any]:
 # --------------------------------------------------------------------------- who is in a picture
 
 
-def image_casts(images: Iterable[Image]) -> dict[int, ShotCast]:
+def image_casts(images: Iterable[Image], known: Iterable[Character] = ()) -> dict[int, ShotCast]:
     """Who is in each of ``images``, by image id: its figures in the order their anchors were
-    sent, then its set (an image with no cast recorded has an empty one).
+    sent, then its set.
 
-    Read in two queries per chunk of ids however many images there are (``image_cast``,
-    then its members by id): what a page of cards, a chunk of tree lines or a page of an
-    export reads once for all its images, never once per image.
+    Read for all of them at once, never once per image: ``image_cast`` for the pictures of
+    several (one query per chunk), then everyone not ``known`` already (the caller's session's
+    lead, say) in one more. A picture whose request names neither a cast nor a set shows its
+    own character alone (the planner records a shot of the lead so, and anchors and views
+    are of one character): what most images of a series are, read from nothing but the
+    image, so a page of them costs no query at all when their character is known.
     """
     from onmodel.store.cast import cast_of
     from onmodel.studio.members import ShotCast
@@ -569,12 +572,15 @@ def image_casts(images: Iterable[Image]) -> dict[int, ShotCast]:
     if not shown:
         return {}
     studio = next(iter(shown.values())).studio
-    ids = cast_of(studio.engine, shown)
-    wanted = {each for found in ids.values() for each in found}
-    members = studio.lookups.characters_by_id(wanted) if wanted else {}
+    several = [key for key, image in shown.items() if image.request.cast or image.request.set]
+    ids = {key: [image.character_id] for key, image in shown.items()}
+    ids.update(cast_of(studio.engine, several) if several else {})
+    members = {member.id: member for member in known}
+    if wanted := {each for found in ids.values() for each in found} - members.keys():
+        members.update(studio.lookups.characters_by_id(wanted))
     casts: dict[int, ShotCast] = {}
-    for key in shown:
-        everyone = [members[each] for each in ids.get(key, ()) if each in members]
+    for key, found in ids.items():
+        everyone = [members[each] for each in found if each in members]
         casts[key] = ShotCast(
             figures=tuple(member for member in everyone if member.kind != SET),
             set=next((member for member in everyone if member.kind == SET), None),

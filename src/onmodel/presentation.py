@@ -35,7 +35,17 @@ from onmodel.checkview import badge, trait_line, traits_of
 from onmodel.composer import template_environment
 from onmodel.errors import NotFoundError, TemplateError
 from onmodel.handles import Character, Image, Reference, Session
-from onmodel.lineage import Fold, LineageIndex, Row, View, with_images
+from onmodel.lineage import (
+    Fold,
+    LineageIndex,
+    Row,
+    View,
+    cast_mark,
+    cast_text,
+    image_casts,
+    is_ensemble_of,
+    with_images,
+)
 from onmodel.providers import is_manual
 from onmodel.resources import templates_dir
 from onmodel.status import ImageStatus, status_mark
@@ -48,8 +58,10 @@ from onmodel.thumbnails import CARD_SIZE, MINI_SIZE, THUMBNAIL_SIZES
 
 if TYPE_CHECKING:
     from onmodel.studio import Studio
+    from onmodel.studio.members import ShotCast
 
 REQUEST_ORDER = ("expression", "pose", "action", "outfit", "scene", "text")
+CAST_FIELDS = ("cast", "set")  # a request's; a card says who is in it by name instead
 
 # How much of a long series one page shows; the rest is a link away, never dropped.
 LINEAGE_LINES = 500  # lines of a lineage view per page
@@ -184,6 +196,8 @@ class ImageView:
     hidden: bool  # left out of pages, listings and exports (shown only where asked for)
     picked: bool  # the take a retake loop chose among its siblings
     check: CheckView | None  # its newest finished check: the badge beside it
+    cast: str  # who is in a picture of several ("Mia, Max (creature) · set: Bedroom"), or ""
+    cast_mark: str  # the same as a lineage line says it ("+ Max · in Bedroom"), or ""
     file: str | None
     thumb: str | None
     mini: str | None
@@ -400,16 +414,22 @@ def image_view(
     references: Sequence[Reference] | None = None,
     tags: Sequence[str] | None = None,
     checks: Mapping[int, CheckRecord] | None = None,
+    casts: Mapping[int, ShotCast] | None = None,
 ) -> ImageView:
-    """``references``, ``tags`` and ``checks`` (newest checks by image id, as
-    :meth:`Studio.latest_checks` reads them) when the caller has read them already (for many
-    images at once, or none: an ancestor's link shows none of them); otherwise they are read
-    here."""
+    """``references``, ``tags``, ``checks`` (newest checks by image id, as
+    :meth:`Studio.latest_checks` reads them) and ``casts`` (by image id, as
+    :func:`~onmodel.lineage.image_casts` reads them) when the caller has read them already
+    (for many images at once, or none: an ancestor's link shows none of them); otherwise they
+    are read here."""
     error = _error_view(image)
     latest = (image.studio.latest_checks([image.id]) if checks is None else checks).get(image.id)
+    cast = (image_casts([image]) if casts is None else casts).get(image.id)
+    everyone = cast.everyone if cast is not None else ()
     asked = image.request.model_dump()
     request = tuple((key, str(asked[key])) for key in REQUEST_ORDER if asked.get(key)) + tuple(
-        (str(k), str(v)) for k, v in sorted(asked.items()) if k not in REQUEST_ORDER and v
+        (str(k), str(v))
+        for k, v in sorted(asked.items())
+        if k not in REQUEST_ORDER and k not in CAST_FIELDS and v
     )
     has_file = image.succeeded and image.sha256 is not None and image.format is not None
     return ImageView(
@@ -454,6 +474,8 @@ def image_view(
         hidden=image.hidden_at is not None,
         picked=image.picked_at is not None,
         check=check_view(latest) if latest is not None else None,
+        cast=cast_text(everyone) if is_ensemble_of(everyone, image.character_id) else "",
+        cast_mark=cast_mark(everyone, image.character_id),
         file=links.file(image) if has_file else None,
         thumb=links.thumb(image, CARD_SIZE) if has_file else None,
         mini=links.thumb(image, MINI_SIZE) if has_file else None,
@@ -498,14 +520,18 @@ def character_view(character: Character) -> CharacterView:
     )
 
 
-def card_views(studio: Studio, images: Sequence[Image], links: Links) -> list[ImageView]:
-    """The cards of ``images``, their references, tags and newest checks read in a query each
-    (not one per card); a parent whose card is among them is a jump on the page, not a new
+def card_views(
+    studio: Studio, images: Sequence[Image], links: Links, known: Sequence[Character] = ()
+) -> list[ImageView]:
+    """The cards of ``images``, their references, tags, newest checks and casts read in a
+    query or two each (not one per card; the ``known`` characters, the session's lead, are
+    not read again); a parent whose card is among them is a jump on the page, not a new
     page."""
     ids = [image.id for image in images]
     found = queries.references_of(studio.engine, ids)
     tagged = studio.list_tags(ids)
     latest = studio.latest_checks(ids)
+    casts = image_casts(images, known)
     views = [
         image_view(
             image,
@@ -513,6 +539,7 @@ def card_views(studio: Studio, images: Sequence[Image], links: Links) -> list[Im
             references=[Reference.from_row(r) for r in found[image.id]],
             tags=tagged[image.id],
             checks=latest,
+            casts=casts,
         )
         for image in images
     ]
@@ -530,14 +557,16 @@ def lineage_lines(
     *,
     skip: int = 0,
     lines: int | None = None,
+    known: Sequence[Character] = (),
 ) -> tuple[list[LineageNode], bool]:
     """Lines ``skip`` to ``skip + lines`` of ``view`` as drawn (every line without
     ``lines``), and whether more follow.
 
-    Only the images of those lines are loaded (``load``: a chunk of ids per call), so a page
-    of a 100,000-image lineage costs what a page of a short one does, plus laying out the
-    lines skipped. Folds link where ``links.fold`` says; a page that starts or ends inside
-    branches carries the lists to reopen and close (:class:`Nesting`).
+    Only the images of those lines are loaded (``load``: a chunk of ids per call, with the
+    casts of each chunk, the ``known`` characters not read again), so a page of a
+    100,000-image lineage costs what a page of a short one does, plus laying out the lines
+    skipped. Folds link where ``links.fold`` says; a page that starts or ends inside branches
+    carries the lists to reopen and close (:class:`Nesting`).
     """
     end = None if lines is None else skip + lines + 1  # one more: whether the view goes on
     rows = list(itertools.islice(view.rows(), skip, end))
@@ -545,7 +574,14 @@ def lineage_lines(
     if more:
         rows.pop()
     nodes: list[LineageNode] = []
-    for row, image in with_images(rows, _row_key, load):
+    casts: dict[int, ShotCast] = {}  # of the lines' images: a page's, at most
+
+    def loaded(ids: list[int]) -> Mapping[int, Image]:
+        found = load(ids)
+        casts.update(image_casts(found.values(), known))
+        return found
+
+    for row, image in with_images(rows, _row_key, loaded):
         if isinstance(row.key, Fold):
             folded = FoldView(row.key.describe(), links.fold(row.key), row.key.open_id)
             nodes.append(LineageNode(None, row, fold=folded))
@@ -553,7 +589,7 @@ def lineage_lines(
             nodes.append(LineageNode(None, row))
         else:
             # a line shows no references, tags or checks (the cards do): none are read
-            shown = image_view(image, links, references=(), tags=(), checks={})
+            shown = image_view(image, links, references=(), tags=(), checks={}, casts=casts)
             nodes.append(LineageNode(shown, row))
     if nodes:
         nodes[0] = replace(nodes[0], lead=Nesting.before(rows[0]) or None)
@@ -604,18 +640,19 @@ def session_view(
         loaded.update(studio.lookups.images_by_id([key for key in ids if key not in loaded]))
         return {key: loaded[key] for key in ids if key in loaded}
 
+    character = session.character
     lines, more = lineage_lines(
         view,
         links,
         load,
         skip=(window.page - 1) * LINEAGE_LINES,
         lines=LINEAGE_LINES,
+        known=[character],
     )
-    character = session.character
     anchor_id = character.anchor_image_id
     if not older and anchor_id is not None and anchor_id not in {i.id for i in shown}:
         shown = [*load([anchor_id]).values(), *shown]  # the oldest page starts with it
-    views = card_views(studio, shown, links)
+    views = card_views(studio, shown, links, [character])
     on_page = {card.id for card in views}
     return SessionView(
         slug=session.slug,
@@ -689,7 +726,8 @@ def grid_view(
 ) -> GridView:
     """The page of the session's shots ``chosen`` holds that comes before image ``before``
     (None: the newest), oldest first: one statement for the page (the store's listing),
-    one for its tags, one for its checks, whatever the size of the series."""
+    one for its tags, one for its checks, two for its casts, whatever the size of the
+    series."""
     studio = session.studio
     records = listing.images_page(
         studio.engine,
@@ -704,9 +742,10 @@ def grid_view(
     ids = [image.id for image in images]
     tagged = studio.list_tags(ids)
     latest = studio.latest_checks([*ids, anchor.id] if anchor is not None else ids)
+    casts = image_casts(images, [character])  # the anchor shows its character alone
 
     def tile(image: Image, tags: Sequence[str]) -> GridTile:
-        view = image_view(image, links, references=(), tags=tags, checks=latest)
+        view = image_view(image, links, references=(), tags=tags, checks=latest, casts=casts)
         return GridTile(view, links.thumb(image, TILE_SIZE) if view.thumb else None)
 
     return GridView(
@@ -858,7 +897,7 @@ def image_lineage(image: Image, links: Links, page: int = 1) -> ImageLineage:
     listed = studio.children(image, limit=CHILDREN_SHOWN)
     all_children = lineage_queries.child_counts(engine, [image.id])[image.id]
     views = {
-        key: image_view(found, links, references=(), tags=(), checks={})
+        key: image_view(found, links, references=(), tags=(), checks={}, casts={})
         for key, found in loaded.items()
     }
     return ImageLineage(
@@ -869,7 +908,10 @@ def image_lineage(image: Image, links: Links, page: int = 1) -> ImageLineage:
         older=start - 1 if root_id is not None else 0,
         shown=[views[key] for key in ancestor_ids[start:end] if key in views],
         newer=len(ancestor_ids) - end,
-        children=[image_view(child, links, references=(), tags=(), checks={}) for child in listed],
+        children=[
+            image_view(child, links, references=(), tags=(), checks={}, casts={})
+            for child in listed
+        ],
         child_counts=lineage_queries.child_counts(engine, [child.id for child in listed]),
         more_children=all_children - len(listed),
         descendants=lineage_queries.descendant_count(engine, image.id) if listed else 0,

@@ -29,7 +29,7 @@ from onmodel.errors import InvalidImageError, NotFoundError, OnmodelError, Usage
 from onmodel.handles import Image, Session
 from onmodel.imagefile import MIME_TYPES
 from onmodel.limits import MAX_ID, MAX_IMAGE_BYTES
-from onmodel.lineage import Fold, LineageIndex
+from onmodel.lineage import Fold, LineageIndex, image_casts
 from onmodel.presentation import (
     REQUEST_ORDER,
     WHOLE_LINEAGE,
@@ -354,7 +354,8 @@ class GalleryApp:
             characters.append(
                 {
                     "character": character_view(character),
-                    "anchor": image_view(anchor, self.links, tags=()) if anchor else None,
+                    # an anchor shows its own character alone: no cast to read
+                    "anchor": image_view(anchor, self.links, tags=(), casts={}) if anchor else None,
                     "sessions": [{"session": s, "images": counts[s.id]} for s in sessions],
                 }
             )
@@ -438,21 +439,26 @@ class GalleryApp:
         sessions = self.studio.sessions(character)
         own = self.studio.session(image.session_id) if image.session_id else None
         into = own or (sessions[0] if sessions else None)  # the form's session at first
-        view = image_view(image, self.links)
+        casts = image_casts([image])  # who is in it: its card and its record both say
+        view = image_view(image, self.links, casts=casts)
         anchor = character.anchor if view.manual else None  # the file a new chat starts with
         return Response.html(
             self.pages.render(
                 "web/image.html.j2",
                 img=view,
                 primer=own.instructions if view.manual and own is not None else "",
-                anchor=image_view(anchor, self.links, tags=()) if anchor is not None else None,
+                anchor=image_view(anchor, self.links, tags=(), casts={})
+                if anchor is not None
+                else None,
                 max_upload=MAX_IMAGE_BYTES,
                 character=character_view(character),
                 family=image_lineage(image, self.links, _page(request.query, "ancestors")),
                 checks=[check_view(record) for record in self._checks(image)],
                 sessions=sessions,
                 own_session=own,
-                record=json.dumps(image.to_dict(), indent=2, ensure_ascii=False, default=str),
+                record=json.dumps(
+                    image.to_dict(cast=casts[image.id]), indent=2, ensure_ascii=False, default=str
+                ),
                 fields=REQUEST_ORDER,
                 choices=shot_choices(self.studio, into) if into is not None else None,
             )
@@ -669,7 +675,9 @@ class GalleryApp:
             fields = {name: _field(form.get(name, "")) for name in REQUEST_ORDER}
             from_text = form.get("from", "").strip()
             from_image = _row_id(from_text, "image") if from_text else None
-            provider, params = shot_choices(self.studio, session).chosen(form)
+            choices = shot_choices(self.studio, session)
+            provider, params = choices.chosen(form)
+            joining, place = choices.cast(form)
             # Through the session, as the CLI and the library plan: a form left empty is
             # refused (EmptyRequestError) instead of paying for "the same character".
             plan = session.plan(
@@ -679,6 +687,8 @@ class GalleryApp:
                 expression=fields["expression"],
                 scene=fields["scene"],
                 action=fields["action"],
+                with_=joining,
+                set_=place,
                 from_image=from_image,
                 provider=provider,
                 params=params,

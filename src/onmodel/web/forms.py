@@ -1,10 +1,11 @@
 """What the new-shot forms offer besides the request, and the check of what comes back.
 
-A form offers only what can be sent: the registered providers, and the sizes and qualities
-the session's model takes in the capability table (``home/models.yaml`` over the packaged
-one, as ``onmodel models`` lists them). A value the form never offered (an edited page, a
-script) is refused with a sentence naming the choices, before anything is planned; blank
-keeps the session's own setting.
+A form offers only what can be sent: the registered providers, the sizes and qualities the
+session's model takes in the capability table (``home/models.yaml`` over the packaged one, as
+``onmodel models`` lists them), and the session's cast: who may join the lead (as ``shot
+--with``) and the sets it may take place in (``--set``). A value the form never offered (an
+edited page, a script) is refused with a sentence naming the choices, before anything is
+planned; blank keeps the session's own setting (and the lead alone).
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from typing import Any
 from onmodel.capabilities import load_capabilities
 from onmodel.errors import UsageError
 from onmodel.handles import Session
+from onmodel.kinds import SET
+from onmodel.lineage import member_name
 from onmodel.providers import provider_names
 from onmodel.providers.base import Provider
 from onmodel.studio import Studio
 
 SHOWN_VALUE = 40  # characters of a refused value a message quotes
+WITH_FIELD = "with:"  # a form's checkbox ``with:rin`` puts rin in the shot
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,8 @@ class ShotChoices:
     providers: tuple[Choice, ...]
     sizes: tuple[str, ...]  # empty: the model is not in the table, only its default is sent
     qualities: tuple[str, ...]
+    joining: tuple[Choice, ...] = ()  # the cast's members who may join the lead in a shot
+    sets: tuple[Choice, ...] = ()  # the cast's sets a shot may take place in
 
     def chosen(self, form: Mapping[str, str]) -> tuple[str | None, dict[str, Any]]:
         """The provider (None: the session's) and the parameters a posted form asks for."""
@@ -53,12 +59,27 @@ class ShotChoices:
         }
         return provider, params
 
+    def cast(self, form: Mapping[str, str]) -> tuple[list[str], str]:
+        """Who a posted form puts in the shot besides the lead (``with_``), and its set."""
+        offered = {choice.value for choice in self.joining}
+        asked = [
+            name[len(WITH_FIELD) :]
+            for name, on in form.items()
+            if name.startswith(WITH_FIELD) and on
+        ]
+        if unknown := [name for name in asked if name not in offered]:
+            names = ", ".join(sorted(offered)) or "no one (the session's cast is the lead alone)"
+            raise UsageError(f"who joins the lead is one of {names}, not {_quoted(unknown[0])}")
+        place = _pick(form, "set", [choice.value for choice in self.sets], "the set")
+        return asked, place or ""
+
 
 def shot_choices(studio: Studio, session: Session) -> ShotChoices:
     """What a new shot in ``session`` may choose. The table is read once per version of the
     user's file (``load_capabilities`` caches it), so a page pays nothing for it."""
     capability = load_capabilities(studio.paths.models_file).find(session.model)
     defaults = session.params
+    members = session.members
     return ShotChoices(
         model=session.model,
         provider=session.provider,
@@ -69,6 +90,8 @@ def shot_choices(studio: Studio, session: Session) -> ShotChoices:
         ),
         sizes=capability.sizes if capability is not None else (),
         qualities=capability.qualities if capability is not None else (),
+        joining=tuple(Choice(m.slug, member_name(m)) for m in members if m.kind != SET),
+        sets=tuple(Choice(m.slug, m.name) for m in members if m.kind == SET),
     )
 
 
@@ -90,8 +113,12 @@ def _pick(form: Mapping[str, str], name: str, allowed: Sequence[str], what: str)
         return value
     if not allowed:
         raise UsageError(f"{what} cannot be chosen here: leave it to the session's setting")
-    shown = value if len(value) <= SHOWN_VALUE else value[:SHOWN_VALUE] + "…"
-    raise UsageError(f"{what} is one of {', '.join(allowed)}, not {shown!r}")
+    raise UsageError(f"{what} is one of {', '.join(allowed)}, not {_quoted(value)}")
+
+
+def _quoted(value: str) -> str:
+    """A refused value as a message quotes it, cut short."""
+    return repr(value if len(value) <= SHOWN_VALUE else value[:SHOWN_VALUE] + "…")
 
 
 def _text(value: object) -> str | None:
