@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine, event
 
 from cli_inprocess import Outcome, assert_refused_cleanly, run_cli, snapshot
 from onmodel.handles import Image
@@ -254,15 +255,38 @@ def test_a_listed_picture_says_who_is_in_it(
     home: Path, studio: Studio, series: dict[str, Image]
 ) -> None:
     out = ok(home, "images")
-    guitar = line_of(out, series["guitar"])
-    assert "rin" in guitar.lower() and "max" in guitar.lower()
-    assert "bedroom" in line_of(out, series["rin"]).lower()
-    alone = line_of(out, series["alone"])
-    assert "max" not in alone.lower() and "rin" not in alone.lower()  # only its own character
+    assert line_of(out, series["guitar"]).endswith("+ Rin, Max")  # who joined Mia
+    assert line_of(out, series["rin"]).endswith("in Bedroom")
+    assert "+" not in line_of(out, series["alone"])  # its own character alone: nothing more
+    max_anchor = studio.character("max").anchor
+    assert max_anchor is not None and "+" not in line_of(out, max_anchor)
     listed = {item["id"]: item for item in as_json(home, "images", "--with", "max")}
-    assert listed[series["guitar"].id]["cast"] == ["mia", "rin", "max"]
-    assert listed[series["guitar"].id]["set"] is None
-    assert as_json(home, "images", "walk", "--search", "sleep")[0]["set"] == "bedroom"
+    assert [(m["slug"], m["kind"]) for m in listed[series["park"].id]["cast"]] == [
+        ("rin", "character"),
+        ("max", "creature"),
+    ]
+    (sleeping,) = as_json(home, "images", "walk", "--search", "sleep")
+    assert [m["slug"] for m in sleeping["cast"]] == ["rin", "bedroom"]  # figures, then the set
+
+
+def test_session_show_json_reads_casts_a_chunk_at_a_time(
+    home: Path, studio: Studio, series: dict[str, Image]
+) -> None:
+    seen: list[str] = []
+
+    def grab(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", grab)  # the command opens its own engine
+    try:
+        shown = as_json(home, "session", "show", "week", "--all")
+    finally:
+        event.remove(Engine, "before_cursor_execute", grab)
+    casts = {image["id"]: [m["slug"] for m in image["cast"]] for image in shown["images"]}
+    assert casts[series["guitar"].id] == ["mia", "rin", "max"]
+    assert casts[series["alone"].id] == ["mia"]
+    assert len(shown["images"]) == 3
+    assert sum("FROM image_cast" in statement for statement in seen) == 1  # not one per image
 
 
 def test_images_with_streams_a_page_at_a_time_from_the_cast_index(
@@ -293,5 +317,8 @@ def test_images_with_streams_a_page_at_a_time_from_the_cast_index(
 def test_the_library_lists_images_with_members(studio: Studio, series: dict[str, Image]) -> None:
     listed = list(studio.images(with_=["rin", "max"]))
     assert [item.image.id for item in listed] == [series["park"].id, series["guitar"].id]
-    assert [item.subjects for item in listed] == [["rin", "max"], ["mia", "rin", "max"]]
+    assert [[m.slug for m in item.cast.everyone] for item in listed] == [
+        ["rin", "max"],
+        ["mia", "rin", "max"],
+    ]
     assert list(studio.images("week", with_=["bedroom"])) == []

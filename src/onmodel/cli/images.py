@@ -18,6 +18,7 @@ from rich.text import Text
 from onmodel.cli.context import open_studio
 from onmodel.cli.output import console
 from onmodel.limits import MAX_ID, escape_controls
+from onmodel.lineage import cast_mark
 from onmodel.status import status_mark
 
 if TYPE_CHECKING:
@@ -91,14 +92,13 @@ def images(
 
 
 def _line(item: ListedImage) -> str:
-    """``#12 ✓ week shot 'waving' (mia, max in bedroom) ★ 4/5 [cover, keeper] — note``:
-    what a person scans for; who is in the picture when it is more than its own character."""
+    """``#12 ✓ week shot 'waving' + Max · in Bedroom ★ 4/5 [cover, keeper] — note``: what a
+    person scans for; who joined its character, marked as a tree marks it."""
     image = item.image
     parts = [f"#{image.id} {status_mark(image.status)}", item.session or "(anchor)", image.kind]
     parts.append(repr(image.label))
-    if item.ensemble:
-        where = f" in {item.set}" if item.set else ""
-        parts.append(f"({', '.join(item.subjects)}{where})")
+    if mark := cast_mark(item.cast.everyone, image.character_id):
+        parts.append(mark)
     if image.starred:
         parts.append("★")
     if image.rating:

@@ -15,6 +15,7 @@ from onmodel.cli.output import Column, console, print_json, print_table
 from onmodel.cli.render import describe_image_line, inline_fields
 from onmodel.errors import UsageError
 from onmodel.limits import MAX_ID
+from onmodel.lineage import image_casts
 from onmodel.status import ImageStatus
 
 if TYPE_CHECKING:
@@ -202,11 +203,13 @@ def show(
 
 
 def _with_references(studio: Studio, images: Iterable[Image]) -> Iterator[dict[str, Any]]:
-    """Each image's record, the references of a chunk of images read in one query."""
+    """Each image's record, the references and casts of a chunk of images read for the whole
+    chunk (a query or two each), never per image."""
     source = iter(images)
     while chunk := list(islice(source, PRINT_CHUNK)):
         references = studio.references_of(chunk)
-        yield from (image.to_dict(references[image.id]) for image in chunk)
+        casts = image_casts(chunk)
+        yield from (image.to_dict(references[image.id], casts[image.id]) for image in chunk)
 
 
 def _summary(total: int, counts: Mapping[str, int]) -> str:

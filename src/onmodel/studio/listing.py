@@ -12,15 +12,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from onmodel.handles import Character, Image
-from onmodel.kinds import is_subject
+from onmodel.handles import Image
+from onmodel.lineage import cast_dicts, image_casts
 from onmodel.store import listing
-from onmodel.store.cast import cast_of
 from onmodel.store.listing import ImageFilter
 from onmodel.studio.annotations import normal_tag
 
 if TYPE_CHECKING:
     from onmodel.studio.core import Studio
+    from onmodel.studio.members import ShotCast
 
 PAGE = 500  # images read per statement while a listing streams
 
@@ -31,22 +31,7 @@ class ListedImage:
     session: str | None  # its session's slug; None for a character's anchor
     tags: tuple[str, ...]
     hidden_at: datetime | None
-    cast: tuple[Character, ...]  # who is in it: figures in order, then the set
-
-    @property
-    def ensemble(self) -> bool:
-        """Whether the picture shows more than its own character (someone else, a set)."""
-        return any(member.id != self.image.character_id for member in self.cast)
-
-    @property
-    def subjects(self) -> list[str]:
-        """The slugs of who (and what) is in the picture, in order, without its set."""
-        return [member.slug for member in self.cast if is_subject(member.kind)]
-
-    @property
-    def set(self) -> str | None:
-        """The slug of the set the picture takes place in, if it has one."""
-        return next((member.slug for member in self.cast if not is_subject(member.kind)), None)
+    cast: ShotCast  # who is in it: figures in order, then the set
 
     def to_dict(self) -> dict[str, Any]:
         """What ``onmodel images --json`` writes for each image (``onmodel show --json``
@@ -64,8 +49,7 @@ class ListedImage:
             "rating": image.rating,
             "note": image.note,
             "tags": list(self.tags),
-            "cast": self.subjects,
-            "set": self.set,
+            "cast": cast_dicts(self.cast),
             "provider": image.provider,
             "model": image.model,
             "cost_usd": image.cost_usd,
@@ -92,15 +76,16 @@ def iter_images(studio: Studio, wanted: ImageFilter, *, limit: int | None) -> It
         tags = listing.tags_of(engine, ids)
         sessions = {record.session_id for record in records if record.session_id is not None}
         slugs = listing.session_slugs(engine, sorted(sessions))
-        casts = cast_of(engine, ids)
-        members = studio.lookups.characters_by_id({m for found in casts.values() for m in found})
-        for record in records:
+        images = [Image(studio, record) for record in records]
+        casts = image_casts(images)
+        for image in images:
+            record = image.row
             yield ListedImage(
-                image=Image(studio, record),
+                image=image,
                 session=slugs.get(record.session_id) if record.session_id else None,
                 tags=tuple(tags[record.id]),
                 hidden_at=record.hidden_at,
-                cast=tuple(members[m] for m in casts.get(record.id, ()) if m in members),
+                cast=casts[record.id],
             )
         before = records[-1].id
         if left is not None:
