@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -28,30 +27,27 @@ from test_web_long import get, statements  # noqa: F401  (statements: a fixture)
 ENSEMBLE = "Mia, Rin, Max (creature) · set: Bedroom"
 
 
-def make_cast(home: Path) -> None:
+def create_cast(studio: Studio) -> Session:
     """Mia (the lead), Rin, Max the creature and the Bedroom set, all in session ``mia``."""
-    with Studio.open(home) as studio:
-        studio.create_character("Mia", prompt="a girl with red hair and green eyes")
-        studio.create_character("Rin", prompt="a boy with black hair and blue eyes")
-        studio.create_character("Max", prompt="a small brown dog", kind="creature")
-        studio.create_character("Bedroom", prompt="a cosy bedroom", kind="set")
-        studio.start_session("mia", provider="preview", with_=["rin", "max", "bedroom"])
-
-
-@pytest.fixture
-def home(isolated_home: Path) -> Path:
-    make_cast(isolated_home)
-    return isolated_home
-
-
-@pytest.fixture
-def cast_session(studio: Studio) -> Session:
-    """The same cast, through the library."""
     studio.create_character("Mia", prompt="a girl with red hair and green eyes")
     studio.create_character("Rin", prompt="a boy with black hair and blue eyes")
     studio.create_character("Max", prompt="a small brown dog", kind="creature")
     studio.create_character("Bedroom", prompt="a cosy bedroom", kind="set")
     return studio.start_session("mia", provider="preview", with_=["rin", "max", "bedroom"])
+
+
+@pytest.fixture
+def home(isolated_home: Path) -> Path:
+    """The cast, for the command line."""
+    with Studio.open(isolated_home) as studio:
+        create_cast(studio)
+    return isolated_home
+
+
+@pytest.fixture
+def cast_session(studio: Studio) -> Session:
+    """The cast, through the library."""
+    return create_cast(studio)
 
 
 def shot_json(home: Path, *args: str) -> dict[str, Any]:
@@ -262,16 +258,11 @@ def test_the_export_lists_and_shows_the_cast(
 # --------------------------------------------------------------------------- cost
 
 
-@pytest.fixture
-def counted(studio: Studio, statements: list[str]) -> Iterator[list[str]]:  # noqa: F811
-    yield statements
-
-
 def test_casts_cost_a_few_statements_per_page_not_per_image(
     studio: Studio,
     cast_session: Session,
     tmp_path: Path,
-    counted: list[str],
+    statements: list[str],  # noqa: F811  (the fixture imported above)
 ) -> None:
     """A session page, a grid page, a drawn tree, ``tree --json``'s loader and the export read
     the same statements for 3 shots of several as for 30: casts are read a page (or a chunk of
@@ -285,26 +276,26 @@ def test_casts_cost_a_few_statements_per_page_not_per_image(
         fresh = studio.session(cast_session.id)
         spent: list[int] = []
 
-        counted.clear()
+        statements.clear()
         view = session_view(fresh, links)
-        spent.append(len(counted))
+        spent.append(len(statements))
         assert sum(card.cast == ENSEMBLE for card in view.images) == size
 
-        counted.clear()
+        statements.clear()
         grid = grid_view(fresh, links, GridFilter())
-        spent.append(len(counted))
+        spent.append(len(statements))
         assert sum(tile.image.cast_mark != "" for tile in grid.tiles) == size
 
-        counted.clear()
+        statements.clear()
         out = io.StringIO()
         lines = fresh.lineage().view()
         print_lineage(Console(file=out), lines, studio.lookups.images_by_id, None, lambda _: "")
-        spent.append(len(counted))
+        spent.append(len(statements))
         assert out.getvalue().count("+ Rin, Max · in Bedroom") == size
 
-        counted.clear()
+        statements.clear()
         result = export_session(studio, fresh.slug, tmp_path / f"out-{size}")
-        spent.append(len(counted))
+        spent.append(len(statements))
         series = json.loads(result.manifest.read_text(encoding="utf-8"))
         assert sum(len(image["cast"]) == 4 for image in series["images"]) == size
         costs.append(tuple(spent))

@@ -218,10 +218,11 @@ def retakes_dict(retakes: RetakeReport) -> dict[str, Any]:
     """A retake loop as JSON: every take with its check, and the pick."""
     from onmodel.checkview import check_dict
 
+    casts = image_casts(take.image for take in retakes.takes)
     return {
         "takes": [
             {
-                **take.image.to_dict(),
+                **take.image.to_dict(cast=casts[take.image.id]),
                 "check": None if take.check is None else check_dict(take.check),
             }
             for take in retakes.takes
