@@ -178,6 +178,17 @@ def test_a_member_without_an_anchor_is_marked(home: Path, studio: Studio) -> Non
     assert (pip["slug"], pip["ready"], pip["anchor_status"]) == ("pip", False, None)
 
 
+def test_a_hidden_member_is_marked(home: Path, studio: Studio) -> None:
+    ok(home, "session", "new", "mia", "--with", "max")
+    assert "cannot be in a shot" not in ok(home, "session", "cast")
+    studio.hide_character("max")
+    out = ok(home, "session", "cast")
+    assert "member, hidden" in next(line for line in out.splitlines() if "max" in line)
+    assert "nor can a hidden one (unhide it)" in out
+    max_ = as_json(home, "session", "cast")[1]
+    assert (max_["hidden"], max_["ready"], max_["anchor_status"]) == (True, False, "succeeded")
+
+
 def test_cast_mistakes_are_one_line_and_change_nothing(home: Path) -> None:
     for args in (
         ("session", "new", "mia", "--with", "nobody"),

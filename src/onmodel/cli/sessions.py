@@ -292,7 +292,8 @@ def cast(
 
 def _print_cast(studio: Studio, session: str | int | None, *, json_out: bool) -> None:
     """The cast as a table (or JSON): the lead first, then the members in the order they
-    were added; an anchor that has no picture yet (pending, failed) keeps one out of shots."""
+    were added; a member whose anchor has no picture yet (pending, failed), or that is
+    hidden, cannot be in a shot, and the listing says so."""
     found = studio.session(session)
     cast = found.cast
     ids = [m.anchor_image_id for m in cast if m.anchor_image_id is not None]
@@ -305,16 +306,21 @@ def _print_cast(studio: Studio, session: str | int | None, *, json_out: bool) ->
     rows = [
         (member, "lead" if i == 0 else "member", anchor(member)) for i, member in enumerate(cast)
     ]
+    ready = [
+        image is not None and image.succeeded and member.hidden_at is None
+        for member, _, image in rows
+    ]
     if json_out:
         print_json(
             [
                 {
                     **member.to_dict(),
                     "role": role,
+                    "hidden": member.hidden_at is not None,
                     "anchor_status": image.status if image else None,
-                    "ready": image is not None and image.succeeded,
+                    "ready": can,
                 }
-                for member, role, image in rows
+                for (member, role, image), can in zip(rows, ready, strict=True)
             ]
         )
         return
@@ -329,14 +335,20 @@ def _print_cast(studio: Studio, session: str | int | None, *, json_out: bool) ->
     print_table(
         columns,
         [
-            [member.slug, role, member.kind, _anchor_cell(image), member.name]
+            [
+                member.slug,
+                role if member.hidden_at is None else f"{role}, hidden",
+                member.kind,
+                _anchor_cell(image),
+                member.name,
+            ]
             for member, role, image in rows
         ],
     )
-    if any(image is None or not image.succeeded for _, _, image in rows):
+    if not all(ready):
         console.print(
-            "a member without a finished anchor cannot be in a shot yet (retry its anchor, "
-            "or give it one: onmodel character anchor IMAGE)",
+            "a member without a finished anchor cannot be in a shot yet (retry its anchor, or "
+            "give it one: onmodel character anchor IMAGE), nor can a hidden one (unhide it)",
             markup=False,
         )
     elif len(rows) == 1:
