@@ -312,6 +312,8 @@ def test_images_with_streams_a_page_at_a_time_from_the_cast_index(
     with Statements(studio) as seen:
         found = [item.image.id for item in studio.images(with_=["max"], limit=7)]
     assert found == expected
+    max_anchor = studio.character("max").anchor_image_id
+    assert listed_ids(ok(home, "images", "--with", "max")) == [*expected, max_anchor]
     pages = [statement for statement, _ in seen.seen if "image_cast AS cast_0" in statement]
     assert len(pages) == 4  # 2 + 2 + 2 + 1: each page one statement, from the last id seen
     casts = [s for s, _ in seen.seen if "FROM image_cast" in s and "cast_0" not in s]
