@@ -181,24 +181,17 @@ class JudgeChecker(Checker):
     def estimate_max_cost(self, subject: CheckSubject) -> Decimal | None:
         """Prompt and schema as text, two images, and :data:`MAX_OUTPUT_TOKENS` of answer, at
         the price table's rates; None (a budget refuses) when any of them is unknown."""
-        from onmodel.capabilities import load_prices
-
-        prompt, schema = self._judge_request(subject)
-        table = load_prices(self.context.prices_file)
-        price = table.get(self.model)
-        if price is None or price.input_image_tokens is None:
-            return None
-        chars = len(prompt.text) + len(json.dumps(schema))
-        text_tokens = math.ceil(chars * table.estimate.text_tokens_per_char)
-        text_tokens += table.estimate.text_tokens_overhead
-        return self._priced(text_tokens, 2 * price.input_image_tokens, MAX_OUTPUT_TOKENS)
+        return self._estimate(*self._judge_request(subject), images=2)
 
     def estimate_cast_max_cost(self, subjects: Sequence[CheckSubject]) -> Decimal | None:
         """One call: the prompt and schema of every member, each member's anchor and the
         shot, and :data:`MAX_OUTPUT_TOKENS` of answer."""
+        return self._estimate(*self._cast_request(subjects), images=len(subjects) + 1)
+
+    def _estimate(self, prompt: Rendered, schema: dict[str, Any], *, images: int) -> Decimal | None:
+        """The most a call sending ``prompt``, ``schema`` and ``images`` images can cost."""
         from onmodel.capabilities import load_prices
 
-        prompt, schema = self._cast_request(subjects)
         table = load_prices(self.context.prices_file)
         price = table.get(self.model)
         if price is None or price.input_image_tokens is None:
@@ -206,8 +199,7 @@ class JudgeChecker(Checker):
         chars = len(prompt.text) + len(json.dumps(schema))
         text_tokens = math.ceil(chars * table.estimate.text_tokens_per_char)
         text_tokens += table.estimate.text_tokens_overhead
-        images = (len(subjects) + 1) * price.input_image_tokens
-        return self._priced(text_tokens, images, MAX_OUTPUT_TOKENS)
+        return self._priced(text_tokens, images * price.input_image_tokens, MAX_OUTPUT_TOKENS)
 
     def cost(self, usage: dict[str, Any] | None) -> str | None:
         """A Responses API usage priced as text: it does not split image from text input
