@@ -281,11 +281,15 @@ class Checks:
         )
 
     def of(self, image_ids: Iterable[int]) -> dict[int, list[CheckRecord]]:
-        """Every check of these images, oldest first, by image id (a query per 500 ids)."""
+        """Every check of these images, oldest first, by image id (a query per 500 ids); a
+        shot of several has a row per member in each round (``character_id`` set)."""
         return check_store.checks_of(self.studio.engine, image_ids)
 
     def latest(self, image_ids: Iterable[int]) -> dict[int, CheckRecord]:
-        """Each image's newest finished check, by image id: what a badge shows."""
+        """Each image's newest finished check, by image id: what a badge shows. One record
+        per image still for a shot of several: its newest round as a
+        :class:`~onmodel.store.checks.ShotCheck`, the worst member's row (a drifted member
+        before a failed check, then the lowest score) with every member's in ``members``."""
         return check_store.latest_checks(self.studio.engine, image_ids)
 
     def _anchors_sent(self, image: Image) -> dict[int, Image]:
