@@ -183,9 +183,12 @@ def test_web_pages_show_the_cast(studio: Studio, cast_session: Session) -> None:
     app = GalleryApp(studio)
     page = get(app, f"/sessions/{cast_session.slug}")
     assert page.status == 200
-    assert ENSEMBLE in page.text  # the card
+    assert f"cast: {ENSEMBLE}" in page.text  # the session's, in its heading
+    assert ENSEMBLE in page.text.split('aria-label="Shots"')[1]  # the card
     assert "+ Rin, Max · in Bedroom" in page.text  # its lineage line
-    assert page.text.count('class="cast"') == 1  # the shot of Mia alone has none
+    assert page.text.count('class="cast"') == 2  # the heading, the card; Mia alone has none
+    index = get(app, "/").text
+    assert 'data-kind="creature"' in index and 'data-kind="set"' in index
     grid = get(app, f"/sessions/{cast_session.slug}/grid")
     assert grid.status == 200 and "+ Rin, Max · in Bedroom" in grid.text
     image = get(app, f"/images/{several.id}")
@@ -252,7 +255,9 @@ def test_the_export_lists_and_shows_the_cast(
     assert slugs(images[alone.id]) == ["mia"]
     assert series["session"]["members"] == ["rin", "max", "bedroom"]
     html = result.index.read_text(encoding="utf-8")
-    assert ENSEMBLE in html and "+ Rin, Max · in Bedroom" in html
+    assert f"cast: {ENSEMBLE}" in html  # the session's heading
+    assert f'<div class="cast" title="Who is in this picture">{ENSEMBLE}</div>' in html  # a card
+    assert "+ Rin, Max · in Bedroom" in html  # its lineage line
 
 
 # --------------------------------------------------------------------------- cost

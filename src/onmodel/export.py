@@ -50,7 +50,7 @@ from onmodel.blobs import BlobIntegrityError, BlobStore, sha256_file
 from onmodel.checkview import check_dict
 from onmodel.errors import InvalidSlugError, OnmodelError, UsageError
 from onmodel.handles import Image, Session
-from onmodel.lineage import Fold, LineageIndex, image_casts, with_images
+from onmodel.lineage import Fold, LineageIndex, cast_text, image_casts, with_images
 from onmodel.presentation import (
     WHOLE_LINEAGE,
     ImageView,
@@ -425,13 +425,16 @@ def _page_info(number: int, count: int, cards: int) -> PageInfo:
 
 def _session_base(session: Session) -> SessionView:
     """The session as every page shows it, before its cards and lineage are added."""
+    members = session.members
+    lead = character_view(session.character)
     return SessionView(
         slug=session.slug,
         title=session.title,
         provider=session.provider,
         model=session.model,
         head_id=session.head_image_id,
-        character=character_view(session.character),
+        character=lead,
+        cast=cast_text([lead, *members]) if members else "",
     )
 
 

@@ -305,6 +305,7 @@ class CharacterView:
     id: int
     slug: str
     name: str
+    kind: str  # character, creature, prop or set (onmodel.kinds)
     description: str
     traits: tuple[tuple[str, str], ...]
     swatches: tuple[Swatch, ...]
@@ -367,6 +368,7 @@ class SessionView:
     head_id: int | None
     character: CharacterView
     images: list[ImageView] = field(default_factory=list)
+    cast: str = ""  # with members: everyone its shots may show ("Mia, Rin · set: Bedroom")
     lineage: list[LineageNode] = field(default_factory=list)
     lineage_size: int = 0  # images in the whole lineage (what ``lineage`` is a window of)
     first_line: int = 0  # the position of ``lineage[0]`` among the view's lines
@@ -513,6 +515,7 @@ def character_view(character: Character) -> CharacterView:
         id=character.id,
         slug=character.slug,
         name=character.name,
+        kind=character.kind,
         description=character.description,
         traits=traits,
         swatches=tuple(swatches),

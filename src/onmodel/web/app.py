@@ -18,7 +18,7 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from onmodel.errors import InvalidImageError, NotFoundError, OnmodelError, Usage
 from onmodel.handles import Image, Session
 from onmodel.imagefile import MIME_TYPES
 from onmodel.limits import MAX_ID, MAX_IMAGE_BYTES
-from onmodel.lineage import Fold, LineageIndex, image_casts
+from onmodel.lineage import Fold, LineageIndex, cast_text, image_casts
 from onmodel.presentation import (
     REQUEST_ORDER,
     WHOLE_LINEAGE,
@@ -374,6 +374,8 @@ class GalleryApp:
         session = self.studio.session(_session_ref(match["slug"]))
         stamp = self.studio.session_stamp(session)  # before what it stands for (see cache)
         view = self._session_view(session, self.cache.lineage(session, stamp), request.query)
+        if members := session.members:
+            view = replace(view, cast=cast_text([view.character, *members]))
         head = view.head_id
         branchable = [v for v in view.images if v.status == ImageStatus.SUCCEEDED]
         return Response.html(
