@@ -87,6 +87,7 @@ class Cast:
         when the new anchor is not a clean reference (the character and its anchor, paid
         for, are kept)."""
         studio = self.studio
+        kind = check_kind(kind)  # an unknown kind is the first thing to say
         if not prompt.strip():
             raise UsageError(f"a {kind} needs a prompt describing it (--prompt)")
         full_sheet = self._sheet_for(prompt, sheet)
