@@ -174,6 +174,19 @@ def test_tree_marks_who_joined_the_lead(home: Path) -> None:
     assert casts[alone["id"]] == ["mia"]
 
 
+def test_show_names_the_member_each_check_of_a_shot_of_several_measured(
+    studio: Studio, cast_session: Session
+) -> None:
+    several = cast_session.shot("guitar", with_=["rin"], set_="bedroom")
+    studio.check(several, "palette")
+    shown = run_cli(studio.paths.home, "show", str(several.id)).stdout.splitlines()
+    checks = shown[shown.index("checks:") + 1 :]
+    assert [line.split()[0] for line in checks if line.startswith("  ") and "·" in line] == [
+        "Mia",
+        "Rin",
+    ]
+
+
 # --------------------------------------------------------------------------- the web
 
 

@@ -31,7 +31,7 @@ from jinja2 import TemplateNotFound
 from markupsafe import Markup
 
 from onmodel.checkers.base import Verdict
-from onmodel.checkview import badge, trait_line, traits_of
+from onmodel.checkview import badge, member_text, members_of, trait_line, traits_of
 from onmodel.composer import template_environment
 from onmodel.errors import NotFoundError, TemplateError
 from onmodel.handles import Character, Image, Reference, Session
@@ -138,10 +138,14 @@ class CheckView:
 
 
 def check_view(record: CheckRecord) -> CheckView:
+    """A check as shown; one member's row of a shot of several (every check of an image,
+    as ``show`` and the image page list them) says whom it measured: "Rin drifted 61"."""
     shown = badge(record)
+    members = members_of(record)
+    alone = len(members) == 1 and members[0] is record
     return CheckView(
         id=record.id,
-        text=shown.text,
+        text=member_text(record) if alone else shown.text,
         tone=shown.tone,
         title=shown.title,
         version=record.version,
