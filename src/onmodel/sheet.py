@@ -285,11 +285,16 @@ class ShotRequest(BaseModel):
             parts.insert(0, f"{self.view} view")
         if self.text:
             parts.append(self.text)
-        if self.cast:
-            parts.append(" & ".join(self.cast))
+        return ", ".join(parts) or self.cast_label() or "same character"
+
+    def cast_label(self) -> str:
+        """Who and where, by slug (``"mia & rin, in bedroom"``; empty for the lead alone):
+        where a listing has no names to show (a shot list's table). Pictures show their cast
+        by name beside the label, which leaves it out."""
+        parts = [" & ".join(self.cast)] if self.cast else []
         if self.set:
             parts.append(f"in {self.set}")
-        return ", ".join(parts) or "same character"
+        return ", ".join(parts)
 
     def as_params(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump().items() if v}

@@ -309,7 +309,9 @@ def expand(loaded: LoadedShotList, session: SessionDefaults) -> Expansion:
         ref_digests = tuple(_digest(digests, ref) for ref in refs)
         provider = resolved.provider or session.provider
         model = resolved.model or session.model
-        base_label = request.label()
+        base_label = ", ".join(
+            dict.fromkeys(part for part in (request.label(), request.cast_label()) if part)
+        )
         if name:
             base_label = f"{name}: {base_label}" if base_label != "same character" else name
         takes = resolved.takes or 1
