@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,13 @@ RIN = ModelSheet(
     skin_color="#e8b48f",
     outfit="green jacket and grey trousers",
     outfit_colors=["#3bb273", "#4a4a55"],
+)
+MAX = ModelSheet(
+    species="small scruffy dog",
+    eye_color="#2b1d14",
+    skin_color="#8b5a2b",
+    palette=["#8b5a2b", "#d7263d"],
+    must_keep=["red collar"],
 )
 BEDROOM = ModelSheet(
     species="a small cosy bedroom",
@@ -258,6 +266,21 @@ def test_the_palette_finds_each_member_from_pixels_alone(tmp_path: Path) -> None
         ]
     )
     assert isinstance(missing, CheckOutcome) and missing.drifted and missing.score < 80
+
+
+def test_the_palette_finds_three_figures_in_a_furnished_set_from_pixels_alone(
+    cast: Studio,
+) -> None:
+    """The preview's bedroom draws its bed, window and desk behind the figures, pieces of
+    them; without the boxes the preview gives, each member is still found, the dog too."""
+    cast.create_character("Max", prompt="a small brown dog", kind="creature", sheet=MAX)
+    cast.add_to_cast(cast.session(), ["max"])
+    shot = cast.session().shot(action="reading", with_=["rin", "max"], set_="bedroom")
+    subjects = [replace(subject, box=None) for subject in cast.checks.subjects(shot)]
+    answers = PaletteChecker().check_cast(subjects)
+
+    assert [s.character_name for s in subjects] == ["Mia", "Rin", "Max"]
+    assert all(isinstance(a, CheckOutcome) and a.drifted == [] for a in answers)
 
 
 # ------------------------------------------------------------------ the judge

@@ -86,6 +86,7 @@ _FOUND = 0.15
 """The least of a member's anchor colouring (see :func:`_likeness`) a figure must show to be
 that member: a lamp of the set shows none of it, a member with one trait drifted most."""
 _ORDER = 0.01  # the cast's order, as a tie-break between figures equally like a member
+_BETTER = 0.05  # of likeness in all, that a cut must add to be kept (see check_cast)
 _MARGIN = 0.02  # of the frame, round a figure's box: its outline and arms stay inside it
 
 
@@ -162,18 +163,18 @@ class PaletteChecker(Checker):
         except InvalidImageError as exc:
             raise CheckerError(str(exc), kind="unreadable") from None
         figures = [Picture(figure) for figure in found]
-        given, fit = _assign(anchors, figures)
-        for _ in range(len(subjects)):  # a member not found may be joined to another figure
-            if len(given) == len(subjects):
-                break
+        colourings = [
+            _colouring(anchor) if isinstance(anchor, Picture) else [] for anchor in anchors
+        ]
+        given, fit = _assign(colourings, figures)
+        for _ in range(len(subjects) + 1):  # figures the set's furniture joins: cut them apart
             tries = []
             for index, figure in enumerate(figures):
-                halves = split_figure(figure.subject)
-                if halves is not None:
+                for halves in split_figure(figure.subject):
                     cut = [*figures[:index], *map(Picture, halves), *figures[index + 1 :]]
-                    tries.append((*_assign(anchors, cut), cut))
+                    tries.append((*_assign(colourings, cut), cut))
             best = max(tries, key=lambda found: (len(found[0]), found[1]), default=None)
-            if best is None or (len(best[0]), best[1]) <= (len(given), fit):
+            if best is None or (len(best[0]), best[1]) <= (len(given), fit + _BETTER):
                 break
             given, fit, figures = best
         answers: list[CheckOutcome | CheckerError] = []
@@ -305,21 +306,20 @@ def _drawn(rgb: NDArray[np.uint8], subjects: Sequence[CheckSubject]) -> list[Sub
 
 
 def _assign(
-    anchors: Sequence[Picture | CheckerError], figures: Sequence[Picture]
+    colourings: Sequence[list[tuple[Floats, float]]], figures: Sequence[Picture]
 ) -> tuple[dict[int, int], float]:
     """Which figure each member is (by place in the cast, for those found) and how alike
     they are in all: the assignment most alike overall (the Hungarian method), two members
     never sharing a figure; of equals, the cast's order left to right."""
     from scipy.optimize import linear_sum_assignment
 
-    likeness = np.zeros((len(anchors), len(figures)))
-    for row, anchor in enumerate(anchors):
-        if isinstance(anchor, Picture):
-            for column, figure in enumerate(figures):
-                likeness[row, column] = _likeness(anchor, figure)
+    likeness = np.zeros((len(colourings), len(figures)))
+    for row, colouring in enumerate(colourings):
+        for column, figure in enumerate(figures):
+            likeness[row, column] = _likeness(colouring, figure)
     order = np.zeros_like(likeness)
-    for row in range(min(len(anchors), len(figures))):
-        order[row, round(row * (len(figures) - 1) / max(1, len(anchors) - 1))] = _ORDER
+    for row in range(min(len(colourings), len(figures))):
+        order[row, round(row * (len(figures) - 1) / max(1, len(colourings) - 1))] = _ORDER
     members, chosen = linear_sum_assignment(likeness + order, maximize=True)
     given = {
         int(member): int(figure)
@@ -329,16 +329,19 @@ def _assign(
     return given, float(sum(likeness[member, figure] for member, figure in given.items()))
 
 
-def _likeness(anchor: Picture, figure: Picture) -> float:
-    """How much of the anchor's colouring ``figure`` shows: over the anchor's main colours,
+def _colouring(anchor: Picture) -> list[tuple[Floats, float]]:
+    """The anchor's main colours (Lab) with the share of its subject each covers."""
+    main = dominant_colours(anchor.pixels, count=_RIVALS, merge=MATCH_RADIUS)
+    return [(to_lab(colour), share) for colour, share in main]
+
+
+def _likeness(colouring: list[tuple[Floats, float]], figure: Picture) -> float:
+    """How much of an anchor's colouring ``figure`` shows: over the anchor's main colours,
     the share of the figure in each, up to the anchor's own share of it (1.0: coloured as
     the anchor is). A member whose hair drifted still shows its skin and outfit."""
-    total = 0.0
-    main = dominant_colours(anchor.pixels, count=_RIVALS, merge=MATCH_RADIUS)
-    for colour, share in main:
-        shown = float(figure.near(to_lab(colour), MATCH_RADIUS).mean()) if len(figure.pixels) else 0
-        total += min(share, shown)
-    return total
+    if not len(figure.pixels):
+        return 0.0
+    return sum(min(share, float(figure.near(lab, MATCH_RADIUS).mean())) for lab, share in colouring)
 
 
 def _not_found(subject: CheckSubject, figures: int) -> CheckOutcome:

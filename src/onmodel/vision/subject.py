@@ -131,6 +131,7 @@ small dog beside a girl is still a fifth of her)."""
 _NARROWS = 0.5  # a cut column has at most this share of the piece's median column's pixels
 _CUT_SPAN = (0.2, 0.8)  # of the piece's width: where a cut between two figures may fall
 _FEET = 0.3  # of the piece's height, from its bottom: where figures side by side stand apart
+_GAPS = 4  # gaps between standing figures tried as cuts, widest first
 
 
 def _pieces(
@@ -159,22 +160,22 @@ def _subject(rgb: NDArray[np.uint8], mask: NDArray[np.bool_]) -> Subject:
     return Subject(rgb=rgb, mask=mask, box=box)
 
 
-def split_figure(subject: Subject) -> list[Subject] | None:
-    """A piece cut in two where figures may meet (see :func:`_cut`), left then right,
-    however little it narrows there: for a caller that keeps the cut only when it finds a
-    member it could not find before; None when the piece is too narrow to cut.
+def split_figure(subject: Subject) -> list[list[Subject]]:
+    """The ways a piece may be cut in two where figures meet (see :func:`_cuts`), each left
+    then right, however little it narrows there: for a caller that keeps a cut only when it
+    finds the members better for it; empty when the piece is too narrow to cut.
 
     Each half is looked at again as a picture of its own, its box: what joined two figures
     (a shelf, a window of the set behind them) is cut by that box's edges, and so is
     background there, as it would be in a picture of one of them."""
-    halves = _cut(subject.mask, strict=False)
-    if halves is None:
-        return None
     found = []
-    for half in halves:
-        top, left, bottom, right = _subject(subject.rgb, half).box
-        alone = find_subject(np.ascontiguousarray(subject.rgb[top:bottom, left:right]))
-        found.append(alone if alone.mask.any() else _subject(subject.rgb, half))
+    for at in _cuts(subject.mask, strict=False):
+        halves = []
+        for half in _halves(subject.mask, at):
+            top, left, bottom, right = _subject(subject.rgb, half).box
+            alone = find_subject(np.ascontiguousarray(subject.rgb[top:bottom, left:right]))
+            halves.append(alone if alone.mask.any() else _subject(subject.rgb, half))
+        found.append(halves)
     return found
 
 
@@ -183,35 +184,45 @@ def _width(mask: NDArray[np.bool_]) -> int:
     return int(cols[-1] - cols[0] + 1) if len(cols) else 0
 
 
-def _cut(mask: NDArray[np.bool_], *, strict: bool = True) -> list[NDArray[np.bool_]] | None:
-    """``mask`` cut in two where two figures side by side meet: in the middle of its width,
-    at the widest gap between them where they stand (the lowest :data:`_FEET` of it: a
-    shelf or a window of the set may join them higher up), else at its narrowest column;
-    None when there is neither a gap nor (``strict``) a column much narrower than most."""
+def _halves(mask: NDArray[np.bool_], at: int) -> list[NDArray[np.bool_]]:
+    left, right = mask.copy(), mask.copy()
+    left[:, at:] = False
+    right[:, :at] = False
+    return [left, right]
+
+
+def _cut(mask: NDArray[np.bool_]) -> list[NDArray[np.bool_]] | None:
+    """``mask`` cut in two at the first of :func:`_cuts` (None: no cut)."""
+    cuts = _cuts(mask, strict=True)
+    return _halves(mask, cuts[0]) if cuts else None
+
+
+def _cuts(mask: NDArray[np.bool_], *, strict: bool) -> list[int]:
+    """The columns where ``mask`` may be cut between two figures side by side, best first:
+    in the middle of its width, the middle of each gap between them where they stand (the
+    lowest :data:`_FEET` of it: a shelf or a window of the set may join them higher up),
+    widest first; else its narrowest column, unless (``strict``) it is not much narrower
+    than most."""
     columns = mask.sum(axis=0)
     filled = np.flatnonzero(columns)
     if len(filled) < 4:
-        return None
+        return []
     first, last = int(filled[0]), int(filled[-1])
     low = first + int((last - first) * _CUT_SPAN[0])
     high = first + int((last - first) * _CUT_SPAN[1])
     if high <= low:
-        return None
+        return []
     rows = np.flatnonzero(mask.any(axis=1))
     feet = mask[int(rows[-1] - (rows[-1] - rows[0]) * _FEET) :, low:high].any(axis=0)
     if not feet.all():
         gaps = np.flatnonzero(~feet)
         runs = np.split(gaps, np.flatnonzero(np.diff(gaps) > 1) + 1)
-        widest = max(runs, key=len)
-        at = low + int(widest[len(widest) // 2])
-    else:
-        at = low + int(np.argmin(columns[low:high]))
-        if strict and columns[at] > _NARROWS * float(np.median(columns[filled])):
-            return None
-    left, right = mask.copy(), mask.copy()
-    left[:, at:] = False
-    right[:, :at] = False
-    return [left, right] if left.any() and right.any() else None
+        runs.sort(key=len, reverse=True)
+        return [low + int(run[len(run) // 2]) for run in runs[:_GAPS]]
+    at = low + int(np.argmin(columns[low:high]))
+    if strict and columns[at] > _NARROWS * float(np.median(columns[filled])):
+        return []
+    return [at]
 
 
 def _shrunk(
