@@ -19,8 +19,10 @@ from PIL import Image, ImageDraw
 from cli_inprocess import run_cli
 from fakeopenai import RESPONSES, FakeOpenAI
 from onmodel.checkers.base import CheckOutcome, CheckSubject
+from onmodel.checkers.judge import judged_traits
 from onmodel.checkers.palette import PaletteChecker
-from onmodel.checkview import badge, check_dict, members_of
+from onmodel.checkview import badge, check_dict, drifted_names, members_of
+from onmodel.demo import BEDROOM_SHEET, DEMO_SHEET, MAX_SHEET, RIN_SHEET
 from onmodel.providers.base import GenerationRequest
 from onmodel.providers.preview import drift_params, render
 from onmodel.sheet import ModelSheet, ShotRequest
@@ -29,35 +31,7 @@ from onmodel.store.checks import ShotCheck
 from onmodel.studio import Studio
 from onmodel.vision.subject import smooth_areas
 
-MIA = ModelSheet(
-    hair="shoulder-length bob",
-    hair_color="#f0a04b",
-    eye_color="#2e8b57",
-    skin_color="#f6d7c3",
-    outfit="cream hoodie and navy jeans",
-    outfit_colors=["#f3ead8", "#1f3a5f"],
-)
-RIN = ModelSheet(
-    hair="short and spiky",
-    hair_color="#1a1a1a",
-    eye_color="#3b7dd8",
-    skin_color="#e8b48f",
-    outfit="green jacket and grey trousers",
-    outfit_colors=["#3bb273", "#4a4a55"],
-)
-MAX = ModelSheet(
-    species="small scruffy dog",
-    eye_color="#2b1d14",
-    skin_color="#8b5a2b",
-    palette=["#8b5a2b", "#d7263d"],
-    must_keep=["red collar"],
-)
-BEDROOM = ModelSheet(
-    species="a small cosy bedroom",
-    layout="bed on the left, window and desk on the right",
-    palette=["#dce8f2", "#b07a4a", "#7768ae"],
-    fixed_objects=["a bed with a purple cover", "a window", "a desk"],
-)
+MIA, RIN, MAX, BEDROOM = DEMO_SHEET, RIN_SHEET, MAX_SHEET, BEDROOM_SHEET
 BLUE_HAIR = "#3b5ba5"
 
 
@@ -106,7 +80,7 @@ def test_one_members_hair_recoloured_drifts_that_member_and_the_shot(cast: Studi
 
     mia, rin = members_of(record)
     assert mia.passed is False and rin.passed is True
-    assert [t["trait"] for t in mia.traits if t["verdict"] == "drifted"] == ["hair_color"]
+    assert drifted_names(mia) == ["hair colour"]
     assert record.passed is False and record.score == mia.score
     assert badge(record).text == f"Mia drifted {mia.score}: hair colour"
     latest = cast.latest_checks([shot.id])[shot.id]
@@ -125,7 +99,7 @@ def test_a_shot_of_rin_alone_is_checked_against_rin_not_the_lead(cast: Studio) -
     # against Mia's anchor, Rin's black hair and blue eyes would both be drift
     assert rin.character_id == cast.character("rin").id and on_model.passed is True
     assert drifted.passed is False
-    assert [t["trait"] for t in drifted.traits if t["verdict"] == "drifted"] == ["hair_color"]
+    assert drifted_names(drifted) == ["hair colour"]
     # a shot of the lead alone reads as it always has: no member named
     lead = cast.check(session.shot(pose="waving"), "palette")
     assert lead.character_id is None and not isinstance(lead, ShotCheck)
@@ -147,14 +121,16 @@ def test_check_prints_and_answers_each_member(cast: Studio, isolated_home: Path)
     good_line = next(line for line in lines if line.startswith(f"#{good.id} "))
     bad_line = next(line for line in lines if line.startswith(f"#{bad.id} "))
     assert "Mia on model" in good_line and " · Rin on model" in good_line
-    assert "Mia drifted" in bad_line and ": hair colour · Rin on model" in bad_line
+    assert "Mia drifted" in bad_line and "hair colour" in bad_line
+    assert bad_line.endswith(" · Rin on model 100")
     assert any("not checked: Bedroom (set)" in line for line in lines)
     assert "2 checked with palette: 1 on model, 1 drifted" in shown.stdout
     checks = json.loads(answer.stdout)["checks"]
     assert [c["passed"] for c in checks] == [True, False]
     members = checks[1]["members"]
     assert [(m["member"], m["passed"]) for m in members] == [("Mia", False), ("Rin", True)]
-    assert members[0]["drifted"] == ["hair colour"] and checks[1]["drifted"] == ["hair colour"]
+    assert "hair colour" in members[0]["drifted"] and members[1]["drifted"] == []
+    assert checks[1]["drifted"] == members[0]["drifted"]  # the shot reads as its worst member
     assert checks[1]["not_checked"] == [
         {"character_id": cast.character("bedroom").id, "name": "Bedroom", "kind": "set"}
     ]
@@ -255,7 +231,7 @@ def test_the_palette_finds_each_member_from_pixels_alone(tmp_path: Path) -> None
     mia, rin = answers
     assert isinstance(mia, CheckOutcome) and isinstance(rin, CheckOutcome)
     assert mia.drifted == [] and mia.score >= 80
-    assert [t.trait for t in rin.drifted] == ["hair_color"]
+    assert [t.trait for t in rin.drifted] == ["hair_color", "palette: #1a1a1a"]
 
     # a member the picture does not show is not found: drifted, never a crash
     alone = scene(tmp_path, [(mia_anchor, mia_mask)], "alone")
@@ -305,13 +281,15 @@ def test_the_judge_sees_every_anchor_then_the_shot_and_records_a_row_per_member(
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
     monkeypatch.setenv("ONMODEL_OPENAI_MAX_RETRIES", "0")
-    traits = ["hair", "hair_color", "eye_color", "skin_color", "outfit"]
-    traits += ["outfit_colors_1", "outfit_colors_2"]
+    request = cast.checks.subject(shot).request
+    mia_traits, rin_traits = (
+        [trait.key for trait in judged_traits(sheet, request)] for sheet in (MIA, RIN)
+    )
     fake_openai.answer_next(
         {
             "members": {
-                "member_1": member_answer(traits),
-                "member_2": member_answer(traits, drifted="hair_color", score=61),
+                "member_1": member_answer(mia_traits),
+                "member_2": member_answer(rin_traits, drifted="hair_color", score=61),
             }
         }
     )
