@@ -628,7 +628,11 @@ class Studio:
         max_cost: Decimal | None = None,
     ) -> CheckRecord:
         """Check an image against its anchor and model sheet with the named checker; the
-        check is a row (pending before a paid checker is asked), succeeded or failed."""
+        check is a row (pending before a paid checker is asked), succeeded or failed.
+
+        A shot of several figures is checked member by member, each against its own anchor
+        and sheet, one row each; the answer is then a ``ShotCheck``: the worst member's row,
+        at the whole check's cost, with every member's row in ``members``."""
         return self.checks.check(image, checker, min_score=min_score, max_cost=max_cost)
 
     def check_session(
@@ -650,7 +654,8 @@ class Studio:
         return self.checks.of(image_ids)
 
     def latest_checks(self, image_ids: Sequence[int]) -> dict[int, CheckRecord]:
-        """Each image's newest finished check, by image id: what a badge shows."""
+        """Each image's newest finished check, by image id: what a badge shows (for a shot
+        of several, a ``ShotCheck``: its worst member, with every member's row)."""
         return self.checks.latest(image_ids)
 
     # ------------------------------------------------------------------ anchors and views
