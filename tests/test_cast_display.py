@@ -99,6 +99,21 @@ def test_a_dry_run_names_the_cast_and_numbers_every_image_it_sends(home: Path) -
     assert [i["role"] for i in plan["inputs"]] == ["anchor", "anchor", "parent"]
 
 
+def test_a_dry_run_numbers_views_and_ref_files_after_the_anchors(home: Path) -> None:
+    with Studio.open(home) as studio:
+        views = {view.request.view for view in studio.turnaround("max")}
+        sketch = home / "sketch.png"
+        sketch.write_bytes(studio.character("rin").anchor.read_bytes())  # type: ignore[union-attr]
+    dry = run_cli(home, "shot", "x", "--with", "max", "--ref", str(sketch), "--dry-run")
+    sent = next(line for line in dry.stdout.splitlines() if line.startswith("images sent"))
+    listed = sent.removeprefix("images sent, in order: ").split(", ")
+    assert listed[:2] == ["1 anchor of Mia", "2 anchor of Max (creature)"]
+    assert {item.split(" ", 1)[1] for item in listed[2:-1]} == {
+        f"view {view} of Max (creature)" for view in views
+    }
+    assert listed[-1] == f"{len(listed)} --ref sketch.png"
+
+
 def test_a_dry_run_of_the_lead_alone_reads_as_before(home: Path) -> None:
     lines = run_cli(home, "shot", "sitting", "--dry-run").stdout.splitlines()
     assert not any(line.startswith("cast:") for line in lines)

@@ -109,8 +109,9 @@ def shot(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """Generate the next shot of a session, with the anchor attached; with --check, check
-    it and retake until a take is on model (exit 1 if none is)."""
+    """Generate the next shot of a session, with the anchor of everyone in it attached
+    (--with, --cast, --set); with --check, check it and retake until a take is on model
+    (exit 1 if none is)."""
     checking = check is not None or takes is not None or min_score is not None
     takes = 1 if takes is None else takes
     if checking:
