@@ -147,7 +147,7 @@ def shot(
         params = f": {inline_fields(plan.params)}" if plan.params else ""
         print_dim(f"{plan.provider} / {plan.model}{params}")
         if plan.character_id is not None and is_ensemble_of(plan.cast, plan.character_id):
-            print_dim(f"cast: {escape_controls(cast_text(plan.cast))}")
+            print_dim(f"cast: {cast_text(plan.cast)}")
         print_dim(f"images sent, in order: {sent_images(plan, ref or [])}")
         cost = plan.estimated_max_cost
         each = " a take" if checking and takes > 1 else ""
@@ -179,15 +179,15 @@ def shot(
 def sent_images(plan: ShotPlan, refs: Sequence[Path]) -> str:
     """``1 anchor of Mia, 2 anchor of Max (creature), 3 anchor of Bedroom (set), 4 parent
     #12, 5 view side of Mia, 6 --ref sketch.png``: every image a shot sends, numbered as
-    its prompt numbers them, and whose each is."""
+    its prompt numbers them, and whose each is (plain text: print it as typed)."""
     members = {member.id: member for member in plan.cast}
     extras = iter(refs)  # --ref files are sent last, in the order given
     shown = []
     for number, sent in enumerate(plan.inputs, 1):
         member = members.get(sent.member_id) if sent.member_id is not None else None
-        whose = f" of {escape_controls(member_name(member))}" if member is not None else ""
+        whose = f" of {member_name(member)}" if member is not None else ""
         if sent.role == "extra":
-            what = f"--ref {escape_controls(next(extras, Path(sent.sha256[:12])).name)}"
+            what = f"--ref {next(extras, Path(sent.sha256[:12])).name}"
         elif sent.role == "view":
             what = f"view {sent.view}{whose}" if sent.view else f"view{whose}"
         elif sent.role == "parent":
