@@ -97,6 +97,7 @@ def test_a_dry_run_names_the_cast_and_numbers_every_image_it_sends(home: Path) -
     plan = json.loads(run_cli(home, "shot", "x", "--cast", "rin,mia", "--dry-run", "--json").stdout)
     assert plan["cast"] == ["rin", "mia"]
     assert [i["role"] for i in plan["inputs"]] == ["anchor", "anchor", "parent"]
+    assert [i["member"] for i in plan["inputs"]] == ["rin", "mia", None]  # whose each is
 
 
 def test_a_dry_run_numbers_views_and_ref_files_after_the_anchors(home: Path) -> None:

@@ -82,7 +82,14 @@ class ShotPlan:
             "previous_response_id": self.previous_response_id,
             "cast": [member.slug for member in self.cast],
             "inputs": [
-                {"role": i.role, "image_id": i.image_id, "sha256": i.sha256} for i in self.inputs
+                {
+                    "role": i.role,
+                    "image_id": i.image_id,
+                    "sha256": i.sha256,
+                    "member": next((m.slug for m in self.cast if m.id == i.member_id), None),
+                    "view": i.view or None,
+                }
+                for i in self.inputs
             ],
             "warnings": list(self.warnings),
             "estimated_max_cost_usd": self.estimated_max_cost,
