@@ -17,7 +17,7 @@ from fakeopenai import FakeOpenAI
 from onmodel.errors import GenerationError, NotFoundError, UsageError
 from onmodel.handles import Image
 from onmodel.sheet import ModelSheet
-from onmodel.store.cast import cast_of, images_with
+from onmodel.store.cast import cast_of
 from onmodel.store.database import SCHEMA_HEAD, _alembic_config, create_database_engine
 from onmodel.studio import Studio
 
@@ -95,10 +95,12 @@ def test_images_route_sends_every_anchor_in_order_and_names_each_image(
     assert cast_slugs(studio, second) == ["rin", "mia", "bedroom"]
     assert second.request.cast == ["rin", "mia"] and second.request.set == "bedroom"
     # Rin is in both pictures, across the lineage, newest first; the set too
-    rin = studio.character("rin").id
-    assert images_with(studio.engine, [rin]) == [second.id, first.id, rin_anchor(studio)]
-    bedroom = studio.character("bedroom").id
-    assert images_with(studio.engine, [rin, bedroom]) == [second.id, first.id]
+    assert images_with(studio, "rin") == [second.id, first.id, rin_anchor(studio)]
+    assert images_with(studio, "rin", "bedroom") == [second.id, first.id]
+
+
+def images_with(studio: Studio, *names: str) -> list[int]:
+    return [listed.image.id for listed in studio.images(with_=list(names))]
 
 
 def rin_anchor(studio: Studio) -> int:
@@ -345,7 +347,7 @@ def test_revision_0007_records_who_is_in_every_earlier_image_and_comes_undone(
     with Studio.open(home) as studio:  # upgrades it
         assert studio.character("mia").kind == "character"
         assert cast_of(studio.engine, [7, 8]) == {7: [1], 8: [1]}
-        assert images_with(studio.engine, [1]) == [8, 7]
+        assert images_with(studio, "mia") == [8, 7]
     with engine.begin() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == (
             SCHEMA_HEAD

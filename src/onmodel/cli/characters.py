@@ -12,9 +12,6 @@ from onmodel.cli.context import open_studio
 from onmodel.cli.output import Column, console, print_json, print_table
 from onmodel.cli.render import describe_image_line
 from onmodel.kinds import KINDS, SET, check_kind
-from onmodel.sheet import ModelSheet
-from onmodel.store.cast import sessions_with_member
-from onmodel.store.listing import session_slugs
 
 if TYPE_CHECKING:
     from onmodel.handles import Character
@@ -188,7 +185,7 @@ def show(
     studio = open_studio()
     found = studio.character(character)
     sessions = studio.sessions(found)
-    member_of = _sessions_cast_in(studio, found)
+    member_of = [session.slug for session in studio.sessions_casting(found)]
     views = studio.views(found)
     if json_out:
         data = found.to_dict()
@@ -225,18 +222,8 @@ def _print_sheet(character: Character) -> None:
         for trait in PLACE_TRAITS:
             value = curation.trait_text(getattr(sheet, trait))
             console.print(f"  {trait}: {value}", markup=False)
-        others = {
-            key: value for key, value in sheet.model_dump().items() if key not in PLACE_TRAITS
-        }
-        sheet = ModelSheet.model_construct(**others)
+        sheet = sheet.model_copy(update={"layout": "", "fixed_objects": [], "lighting": ""})
     curation.print_sheet(sheet)
-
-
-def _sessions_cast_in(studio: Studio, character: Character) -> list[str]:
-    """The slugs of the sessions whose cast has ``character`` besides their lead."""
-    ids = sorted(sessions_with_member(studio.engine, character.id))
-    slugs = session_slugs(studio.engine, ids)
-    return [slugs[each] for each in ids if each in slugs]
 
 
 @app.command("describe")

@@ -2,23 +2,23 @@
 
 A session's lead is ``session.character_id``; ``session_member`` holds the others, in the
 order they were added. ``image_cast`` says who is in each picture (revision 0007): read for a
-page of images in one query per chunk of ids, and searched by member through
-``ix_image_cast_character_id_image_id``, never by a scan of the image table.
+page of images in one query per chunk of ids, and searched by member (``store.listing``,
+``onmodel images --with``) through ``ix_image_cast_character_id_image_id``, never by a scan of
+the image table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, select
 
-from onmodel.store.models import ImageCastRow, ImageRow, SessionMemberRow, utcnow
+from onmodel.store.models import ImageCastRow, SessionMemberRow, utcnow
 from onmodel.store.queries import ID_CHUNK
 from onmodel.store.rows import insert_rows
 
 _member = SessionMemberRow.__table__  # type: ignore[attr-defined]
 _cast = ImageCastRow.__table__  # type: ignore[attr-defined]
-_image = ImageRow.__table__  # type: ignore[attr-defined]
 
 
 def session_members(engine: Engine, session_id: int) -> list[int]:
@@ -87,45 +87,6 @@ def cast_of(engine: Engine, image_ids: Iterable[int]) -> dict[int, list[int]]:
             for image_id, character_id in conn.execute(query):
                 found.setdefault(int(image_id), []).append(int(character_id))
     return found
-
-
-def images_with(
-    engine: Engine,
-    character_ids: Sequence[int],
-    *,
-    after: int | None = None,
-    limit: int = 100,
-    hidden: bool = False,
-) -> list[int]:
-    """Ids of the images that show every one of ``character_ids``, across sessions, newest
-    first, ``limit`` at a time below ``after`` (the last id of the previous page).
-
-    Read from ``ix_image_cast_character_id_image_id``: the first member's images in id order,
-    each further member a join on the same index, so a page costs its own size.
-    """
-    first, *others = character_ids
-    query = select(_cast.c.image_id).where(_cast.c.character_id == first)
-    for other in others:
-        also = _cast.alias()
-        query = query.join(
-            also, (also.c.image_id == _cast.c.image_id) & (also.c.character_id == other)
-        )
-    if not hidden:
-        query = query.join(_image, _image.c.id == _cast.c.image_id).where(
-            _image.c.hidden_at.is_(None)
-        )
-    if after is not None:
-        query = query.where(_cast.c.image_id < after)
-    query = query.order_by(_cast.c.image_id.desc()).limit(limit)
-    with engine.connect() as conn:
-        return [int(found) for found in conn.execute(query).scalars()]
-
-
-def count_images_with(engine: Engine, character_id: int) -> int:
-    """How many images show this member, from the index alone."""
-    query = select(func.count()).select_from(_cast).where(_cast.c.character_id == character_id)
-    with engine.connect() as conn:
-        return int(conn.execute(query).scalar() or 0)
 
 
 def sessions_with_member(engine: Engine, character_id: int) -> list[int]:

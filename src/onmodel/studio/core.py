@@ -40,7 +40,7 @@ from onmodel.studio.curation import Curation, PurgeReport
 from onmodel.studio.editing import Editing, SheetProposal, SheetVersion
 from onmodel.studio.listing import ListedImage, iter_images
 from onmodel.studio.lookups import Lookups
-from onmodel.studio.members import add_members, members, remove_member
+from onmodel.studio.members import add_members, members, remove_member, sessions_casting
 from onmodel.studio.pipeline import Delivery, Pipeline
 from onmodel.studio.planning import Planning, ShotPlanner
 from onmodel.studio.plans import ShotPlan
@@ -213,6 +213,10 @@ class Studio:
         if make_current:
             self.use_session(session)
         return session
+
+    def sessions_casting(self, character: str | int | Character) -> list[Session]:
+        """The sessions whose cast has ``character`` besides their lead, hidden or not."""
+        return sessions_casting(self, self.character(character))
 
     def members(self, session: str | int | Session | None = None) -> list[Character]:
         """A session's cast besides its lead, in the order they were added."""

@@ -50,6 +50,12 @@ def members(studio: Studio, session: Session) -> list[Character]:
     return [found[each] for each in ids if each in found]
 
 
+def sessions_casting(studio: Studio, character: Character) -> list[Session]:
+    """See :meth:`Studio.sessions_casting`."""
+    ids = sorted(cast_store.sessions_with_member(studio.engine, character.id))
+    return [studio.lookups.session(each) for each in ids]
+
+
 def add_members(
     studio: Studio, session: str | int | Session, names: Sequence[str | int | Character]
 ) -> list[Character]:
