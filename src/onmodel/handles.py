@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -402,9 +403,11 @@ class Image:
     def gen_id(self) -> str | None:
         return self.row.gen_id
 
-    @property
+    @cached_property
     def request(self) -> ShotRequest:
-        return ShotRequest.model_construct(**self.row.request)  # checked when it was stored
+        """What the shot asked for (checked when it was stored); built once per handle, as a
+        tree's line reads it for its label, its cast and its check."""
+        return ShotRequest.model_construct(**self.row.request)
 
     @property
     def label(self) -> str:

