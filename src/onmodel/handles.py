@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -206,9 +206,9 @@ class Session:
         expression: str = "",
         scene: str = "",
         action: str = "",
-        with_: Sequence[str] = (),
-        cast: Sequence[str] = (),
-        set_: str = "",
+        with_: Sequence[str | int | Character] | str = (),
+        cast: Sequence[str | int | Character] | str = (),
+        set_: str | int | Character = "",
         same: bool = False,
         size: str | None = None,
         quality: str | None = None,
@@ -253,9 +253,9 @@ class Session:
         expression: str = "",
         scene: str = "",
         action: str = "",
-        with_: Sequence[str] = (),
-        cast: Sequence[str] = (),
-        set_: str = "",
+        with_: Sequence[str | int | Character] | str = (),
+        cast: Sequence[str | int | Character] | str = (),
+        set_: str | int | Character = "",
         same: bool = False,
         size: str | None = None,
         quality: str | None = None,
@@ -270,7 +270,8 @@ class Session:
 
         ``with_`` names who joins the lead, ``cast`` everyone the shot shows (in order,
         perhaps without the lead), ``set_`` the set it takes place in: each a member of the
-        session's cast (:attr:`members`).
+        session's cast (:attr:`members`), named by slug, name, id or handle (one name alone
+        may be given as it is).
 
         A shot must ask for something (``text`` or a field); ``same=True`` asks, explicitly,
         for the character again as it is, so an empty call is never a paid shot by accident.
@@ -284,7 +285,12 @@ class Session:
             scene=scene,
             action=action,
             text=text,
-            **cast_fields(self.character.slug, with_=with_, cast=cast, set_=set_),
+            **cast_fields(
+                self.character.slug,
+                with_=_member_names(with_),
+                cast=_member_names(cast),
+                set_=_member_name(set_) if set_ else "",
+            ),
         )
         if request.is_empty() and not same:
             raise EmptyRequestError(
@@ -727,6 +733,17 @@ def with_latest_checks(images: Mapping[int, Image]) -> dict[int, Checked]:
     studio = next(iter(images.values())).studio
     latest = studio.latest_checks(list(images))
     return {key: Checked(image, latest.get(key)) for key, image in images.items()}
+
+
+def _member_names(names: Sequence[str | int | Character] | str) -> list[str]:
+    return [names] if isinstance(names, str) else [_member_name(name) for name in names]
+
+
+def _member_name(name: str | int | Character) -> str:
+    """A cast member as a request names it: a handle by its slug, an id as ``#12``."""
+    if isinstance(name, Character):
+        return name.slug
+    return f"#{name}" if isinstance(name, int) else name
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -309,17 +309,28 @@ class ShotRequest(BaseModel):
 def cast_fields(
     lead: str, *, with_: Iterable[str] = (), cast: Iterable[str] = (), set_: str = ""
 ) -> dict[str, list[str] | str]:
-    """The request fields for ``--with``/``--cast``/``--set``: ``with_`` adds to the lead,
-    ``cast`` names everyone (and may leave the lead out); both at once are refused. A cast of
-    the lead alone is the empty default, so such a shot is the same request as before."""
-    added = [name.strip() for name in with_ if name.strip()]
-    named = [name.strip() for name in cast if name.strip()]
+    """The request fields for ``--with``/``--cast``/``--set`` (``with``/``cast``/``set`` in
+    a shot list): ``with_`` adds to the lead, ``cast`` names everyone (and may leave the lead
+    out). Both at once, an empty name and a name given twice are refused. A cast of the lead
+    alone (``--with mia`` in Mia's session says no more) is the empty default, so such a shot
+    is the same request (and the same shot-list key) as before."""
+    added = _cast_names(with_, "who joins the lead (with)")
+    named = _cast_names(cast, "the cast")
     if added and named:
-        raise UsageError("give --with (who joins the lead) or --cast (everyone), not both")
-    everyone = list(dict.fromkeys(named or ([lead, *added] if added else [])))
-    if everyone == [lead]:
-        everyone = []
-    return {"cast": everyone, "set": set_.strip()}
+        raise UsageError("name who joins the lead (with) or everyone in the shot (cast), not both")
+    everyone = named or ([lead, *(name for name in added if name != lead)] if added else [])
+    return {"cast": [] if everyone == [lead] else everyone, "set": set_.strip()}
+
+
+def _cast_names(names: Iterable[str], what: str) -> list[str]:
+    """``names`` stripped, refused in one line when one is empty or given twice."""
+    found = [name.strip() for name in names]
+    if any(not name for name in found):
+        raise UsageError(f"an empty name in {what}")
+    twice = next((name for at, name in enumerate(found) if name in found[:at]), None)
+    if twice is not None:
+        raise UsageError(f"{twice!r} is named twice in {what}")
+    return found
 
 
 def take_name(variation: int, variations: int) -> str:

@@ -61,6 +61,7 @@ from onmodel.batch.yamlpos import Loc
 from onmodel.blobs import sha256_file
 from onmodel.checkers import DEFAULT_CHECKER
 from onmodel.checkers.base import DEFAULT_MIN_SCORE
+from onmodel.errors import UsageError
 from onmodel.sheet import ShotRequest, cast_fields, with_take
 
 KEY_FORMAT = 1
@@ -198,6 +199,7 @@ class _Resolved:
     check: str | None = None
     min_score: int | None = None
     takes: int | None = None
+    who_at: Loc = ()  # the layer that named who is in the shot, pointed at by its mistakes
     takes_at: Loc = ()  # the layers that set takes and repeat, named when the two clash
     repeat_at: Loc = ()
     clash_at: Loc = ()  # the later of the two: the layer that made the clash, pointed at
@@ -221,9 +223,9 @@ class _Resolved:
             if value is not None:
                 out.request[name] = value
         if layer.with_ is not None:  # the deeper layer's with or cast replaces the one above
-            out.who = ("with", tuple(names_of(layer.with_)))
+            out.who, out.who_at = ("with", tuple(names_of(layer.with_))), (*at, "with")
         elif layer.cast is not None:
-            out.who = ("cast", tuple(names_of(layer.cast)))
+            out.who, out.who_at = ("cast", tuple(names_of(layer.cast))), (*at, "cast")
         if layer.set is not None:
             out.set_ = layer.set
         if layer.provider is not None:
@@ -303,7 +305,13 @@ def expand(loaded: LoadedShotList, session: SessionDefaults) -> Expansion:
     problems: dict[tuple[int, str], Problem] = {}  # a matrix says it once, not per combination
 
     def emit(resolved: _Resolved, loc: Loc, source: str, name: str | None) -> None:
-        request = ShotRequest(**resolved.request, **_cast(resolved, session))
+        try:
+            who = _cast(resolved, session)
+        except UsageError as exc:  # an empty name, a name twice: said at the layer's line
+            problem = loaded.problem(resolved.who_at or loc, str(exc))
+            problems.setdefault((problem.line, problem.message), problem)
+            return
+        request = ShotRequest(**resolved.request, **who)
         params = {k: v for k, v in resolved.params.items() if v is not None}
         refs = tuple(_resolve_ref(loaded.base_dir, ref) for ref in resolved.refs)
         ref_digests = tuple(_digest(digests, ref) for ref in refs)

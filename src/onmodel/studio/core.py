@@ -24,7 +24,7 @@ from onmodel.composer import Composer
 from onmodel.config import Paths, resolve_paths
 from onmodel.errors import UsageError
 from onmodel.handles import Character, Image, Reference, Session, TreeNode
-from onmodel.kinds import check_kind
+from onmodel.kinds import SET, check_kind
 from onmodel.providers import get_provider
 from onmodel.providers.base import Provider, ProviderContext
 from onmodel.sheet import ModelSheet, ShotRequest
@@ -197,6 +197,12 @@ class Studio:
         cast (characters, creatures, props, sets), each checked before the session is
         written. It becomes the current session by default."""
         lead = self.character(character)
+        if lead.kind == SET:
+            raise UsageError(
+                f"{lead.slug!r} is a set: a session is led by a character, a creature or a "
+                f"prop; start it with one and --with {lead.slug}, and its shots --set "
+                f"{lead.slug}"
+            )
         others = [self.character(each) for each in with_]  # an unknown name starts nothing
         if any(each.id == lead.id for each in others):
             raise UsageError(f"{lead.slug!r} is the lead; --with names the other members")

@@ -14,7 +14,8 @@ from onmodel.errors import NotFoundError, UsageError
 from onmodel.handles import Character, Image, Reference, Session, TreeNode
 from onmodel.limits import check_id
 from onmodel.lineage import LineageIndex
-from onmodel.store import lineage, queries
+from onmodel.store import lineage, listing, queries
+from onmodel.store.listing import SessionCount
 
 if TYPE_CHECKING:
     from onmodel.studio.core import Studio
@@ -28,6 +29,8 @@ class Lookups:
     def character(self, ref: str | int | Character) -> Character:
         if isinstance(ref, Character):
             ref = ref.id
+        elif isinstance(ref, str) and ref.startswith("#") and ref[1:].isdigit():
+            ref = ref[1:]  # "#12", as images are named
         found = queries.character(self.engine, ref)
         if found is None:
             raise NotFoundError(f"no character {ref!r} (see: onmodel character list)")
@@ -48,6 +51,20 @@ class Lookups:
     def characters(self, *, hidden: bool = False) -> list[Character]:
         found = queries.characters(self.engine, hidden=hidden)
         return [Character(self.studio, record) for record in found]
+
+    def session_counts(self, characters: Sequence[Character]) -> dict[int, SessionCount]:
+        """How many shown sessions each character leads and is cast in, by character id:
+        counted by the database for all of them at once, never a query per character."""
+        return listing.session_counts(self.engine, [c.id for c in characters])
+
+    def sessions_cast_in(self, characters: Sequence[Character]) -> dict[int, list[int]]:
+        """The ids of the shown sessions casting each character besides their lead, by
+        character id, read for all of them at once."""
+        return listing.sessions_cast_in(self.engine, [c.id for c in characters])
+
+    def characters_pictured(self, image_ids: Sequence[int]) -> set[int]:
+        """The ids of everyone in these pictures besides their own characters."""
+        return listing.characters_pictured(self.engine, image_ids)
 
     def session(self, ref: str | int | Session) -> Session:
         if isinstance(ref, Session):

@@ -120,7 +120,7 @@ def shot_cast(studio: Studio, cast: Roster, request: ShotRequest) -> ShotCast:
         """The member ``name`` names, refused unless it is in the cast and shown."""
         found = cast.find(name)
         if found is None:  # only a mistake reads the database again, to name it well
-            known = studio.lookups.find_character(name.removeprefix("#"))
+            known = studio.lookups.find_character(name)
             if known is None:
                 raise NotFoundError(
                     f"no character, creature, prop or set {name!r} (see: onmodel character list)"
@@ -143,18 +143,18 @@ def shot_cast(studio: Studio, cast: Roster, request: ShotRequest) -> ShotCast:
         found = member(name)
         if found.kind == SET:
             raise UsageError(
-                f"{found.slug!r} is a set, not someone in the scene: use --set {found.slug}"
+                f"{found.slug!r} is a set, not someone in the scene: make it the shot's set "
+                f"(--set {found.slug}; set: {found.slug} in a shot list)"
             )
+        if any(each.id == found.id for each in figures):
+            raise UsageError(f"{found.slug!r} is named twice in the shot's cast")
         figures.append(found)
     where: Character | None = None
     if request.set:
         where = member(request.set)
         if where.kind != SET:
             raise UsageError(
-                f"{where.slug!r} is {kind_label(where.kind)}, not a set: use --with "
-                f"{where.slug} to put it in the shot"
+                f"{where.slug!r} is {kind_label(where.kind)}, not a set: put it in the shot "
+                f"with the others (--with {where.slug}; with: {where.slug} in a shot list)"
             )
-    if not figures:
-        raise UsageError("a shot shows at least one character, creature or prop")
-    unique = {member.id: member for member in figures}  # each once, first place kept
-    return ShotCast(figures=tuple(unique.values()), set=where)
+    return ShotCast(figures=tuple(figures), set=where)

@@ -1,0 +1,96 @@
+"""How a shot names its cast, from the library, the CLI and a shot list: every spelling a user
+may reach for works the same, and every slip is one line before anything is recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cli_inprocess import run_cli
+from onmodel.errors import UsageError
+from onmodel.studio import Studio
+
+
+@pytest.fixture
+def cast_home(isolated_home: Path) -> Path:
+    with Studio.open(isolated_home) as studio:
+        studio.create_character("Mia", prompt="a girl with red hair", provider="preview")
+        studio.create_character("Rin", prompt="a boy with black hair", provider="preview")
+        studio.create_character("Bedroom", prompt="a room", kind="set", provider="preview")
+        studio.start_session("mia", provider="preview", with_=["rin", "bedroom"])
+    return isolated_home
+
+
+def test_the_library_takes_handles_ids_names_and_a_single_name(cast_home: Path) -> None:
+    with Studio.open(cast_home) as studio:
+        session = studio.session("mia")
+        rin, bedroom = studio.character("rin"), studio.character("bedroom")
+        spellings = [
+            {"with_": [rin], "set_": bedroom},
+            {"with_": [rin.id], "set_": bedroom.id},
+            {"with_": "rin", "set_": "Bedroom"},
+            {"with_": ["Rin"], "set_": f"#{bedroom.id}"},
+            {"cast": ["mia", "rin"], "set_": "bedroom"},
+        ]
+        requests = [session.plan("waving", **spelling).request for spelling in spellings]  # type: ignore[arg-type]
+        assert all(r.cast == ["mia", "rin"] and r.set == "bedroom" for r in requests)
+        assert studio.character(f"#{rin.id}").slug == "rin"  # "#12", as images are named
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--cast", ""], "error: an empty name in the cast"),
+        (["--cast", "mia,"], "error: an empty name in the cast"),
+        (["--with", "rin", "--with", "rin"], "error: 'rin' is named twice in who joins"),
+        (["--cast", "rin,Rin"], "error: 'rin' is named twice in the shot's cast"),
+        (["--with", "rin", "--cast", "rin"], "error: name who joins the lead (with) or every"),
+    ],
+)
+def test_cli_cast_slips_are_one_line_and_record_nothing(
+    cast_home: Path, options: list[str], message: str
+) -> None:
+    done = run_cli(cast_home, "shot", "waving", *options)
+    assert done.code == 2 and done.stderr.startswith(message), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert run_cli(cast_home, "images", "--json").stdout.count('"kind": "shot"') == 0
+
+
+def test_naming_the_lead_among_those_who_join_it_is_the_lead_alone(cast_home: Path) -> None:
+    with Studio.open(cast_home) as studio:
+        session = studio.session("mia")
+        assert session.plan("waving", with_=["mia"]).request.as_params() == {"text": "waving"}
+        with_rin = session.plan("waving", with_=["mia", "rin"]).request
+        assert with_rin.cast == ["mia", "rin"]
+
+
+def test_a_set_cannot_lead_a_session(cast_home: Path) -> None:
+    done = run_cli(cast_home, "session", "new", "bedroom", "--provider", "preview")
+    assert done.code == 2
+    assert "'bedroom' is a set: a session is led by a character, a creature or a prop" in (
+        done.stderr
+    )
+    with Studio.open(cast_home) as studio:
+        assert [s.slug for s in studio.sessions()] == ["mia"]
+        with pytest.raises(UsageError, match="is a set"):
+            studio.start_session("bedroom")
+
+
+def test_a_shot_lists_cast_slips_are_told_with_their_line(cast_home: Path) -> None:
+    shots = cast_home / "slips.yaml"
+    shots.write_text(
+        "session: mia\nshots:\n  - pose: waving\n    with: [rin, rin]\n"
+        "  - pose: sitting\n    cast: ['']\n",
+        encoding="utf-8",
+    )
+    done = run_cli(cast_home, "batch", "run", str(shots), "--dry-run")
+    assert done.code == 2
+    assert "slips.yaml:4: shots[0].with: 'rin' is named twice" in done.stderr
+    assert "slips.yaml:6: shots[1].cast: an empty name in the cast" in done.stderr
+    shots.write_text("session: mia\nshots:\n  - pose: reading\n    with: bedroom\n")
+    done = run_cli(cast_home, "batch", "run", str(shots), "--dry-run")
+    assert done.code == 2
+    assert "slips.yaml:3:" in done.stderr
+    assert "'bedroom' is a set, not someone in the scene" in done.stderr
+    assert "set: bedroom in a shot list" in done.stderr
