@@ -138,8 +138,9 @@ def list_(
     wanted = check_kind(kind) if kind is not None else None  # refused before the studio opens
     studio = open_studio()
     characters = studio.characters(hidden=hidden, kind=wanted)
+    counts = studio.lookups.session_counts(characters)  # all at once, not a query a row
     if json_out:
-        print_json([c.to_dict() for c in characters])
+        print_json([{**c.to_dict(), "session_counts": counts[c.id]._asdict()} for c in characters])
         return
     if not characters:
         console.print(_none_listed(hidden, wanted), markup=False)
@@ -158,12 +159,17 @@ def list_(
             c.kind,
             c.name,
             str(c.anchor_image_id or "-"),
-            str(len(studio.sessions(c))),
+            _sessions_cell(counts[c.id].led, counts[c.id].cast),
             c.description[:60],
         ]
         for c in characters
     ]
     print_table(columns, rows)
+
+
+def _sessions_cell(led: int, cast: int) -> str:
+    """``2``: the sessions a character leads; ``2 (+1 cast)``: and those it is cast in."""
+    return f"{led} (+{cast} cast)" if cast else str(led)
 
 
 def _none_listed(hidden: bool, kind: str | None) -> str:

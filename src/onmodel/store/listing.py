@@ -10,12 +10,19 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, Text, cast, or_, select
+from sqlalchemy import Engine, Text, cast, func, or_, select
 
 from onmodel.status import ImageStatus
-from onmodel.store.models import CharacterRow, ImageCastRow, ImageRow, ImageTagRow, SessionRow
+from onmodel.store.models import (
+    CharacterRow,
+    ImageCastRow,
+    ImageRow,
+    ImageTagRow,
+    SessionMemberRow,
+    SessionRow,
+)
 from onmodel.store.queries import ID_CHUNK, hidden_characters, hidden_sessions, record_columns
 from onmodel.store.records import ImageRecord
 
@@ -24,6 +31,7 @@ _tag = ImageTagRow.__table__  # type: ignore[attr-defined]
 _session = SessionRow.__table__  # type: ignore[attr-defined]
 _character = CharacterRow.__table__  # type: ignore[attr-defined]
 _cast = ImageCastRow.__table__  # type: ignore[attr-defined]
+_member = SessionMemberRow.__table__  # type: ignore[attr-defined]
 
 FAILED = (ImageStatus.FAILED, ImageStatus.INTERRUPTED)  # what `--failed` lists: to be retried
 
@@ -139,4 +147,77 @@ def _slugs(engine: Engine, table: Any, ids: Sequence[int]) -> dict[int, str]:
                 table.c.id.in_(ids[start : start + ID_CHUNK])
             )
             found.update((key, slug) for key, slug in conn.execute(query))
+    return found
+
+
+class SessionCount(NamedTuple):
+    """How many shown sessions a character leads, and in how many more it is cast."""
+
+    led: int
+    cast: int
+
+
+def session_counts(engine: Engine, character_ids: Sequence[int]) -> dict[int, SessionCount]:
+    """Each character's :class:`SessionCount`, counted by the database: two ``GROUP BY``
+    statements per chunk of ids, however many characters are listed (``character list``
+    asked once per character). Only shown sessions count, as ``session list`` lists them: not
+    hidden, nor led by a hidden character."""
+    led: dict[int, int] = {}
+    cast_in: dict[int, int] = {}
+    shown = _shown_session()
+    with engine.connect() as conn:
+        for start in range(0, len(character_ids), ID_CHUNK):
+            chunk = character_ids[start : start + ID_CHUNK]
+            leads = (
+                select(_session.c.character_id, func.count())
+                .where(_session.c.character_id.in_(chunk), shown)
+                .group_by(_session.c.character_id)
+            )
+            led.update((int(key), int(n)) for key, n in conn.execute(leads))
+            members = (
+                select(_member.c.character_id, func.count())
+                .join(_session, _session.c.id == _member.c.session_id)
+                .where(_member.c.character_id.in_(chunk), shown)
+                .group_by(_member.c.character_id)
+            )
+            cast_in.update((int(key), int(n)) for key, n in conn.execute(members))
+    return {key: SessionCount(led.get(key, 0), cast_in.get(key, 0)) for key in character_ids}
+
+
+def sessions_cast_in(engine: Engine, character_ids: Sequence[int]) -> dict[int, list[int]]:
+    """The shown sessions whose cast has each character besides their lead, in id order, a
+    chunk of ids per query (the web's list of characters names them all)."""
+    found: dict[int, list[int]] = {key: [] for key in character_ids}
+    shown = _shown_session()
+    with engine.connect() as conn:
+        for start in range(0, len(character_ids), ID_CHUNK):
+            query = (
+                select(_member.c.character_id, _member.c.session_id)
+                .join(_session, _session.c.id == _member.c.session_id)
+                .where(_member.c.character_id.in_(character_ids[start : start + ID_CHUNK]), shown)
+                .order_by(_member.c.character_id, _member.c.session_id)
+            )
+            for character_id, session_id in conn.execute(query):
+                found[int(character_id)].append(int(session_id))
+    return found
+
+
+def _shown_session() -> Any:
+    """A session ``session list`` lists: not hidden, nor led by a hidden character."""
+    return _session.c.hidden_at.is_(None) & _session.c.character_id.not_in(hidden_characters())
+
+
+def characters_pictured(engine: Engine, image_ids: Sequence[int]) -> set[int]:
+    """Everyone in any of these pictures besides its own character (``image_cast``), read
+    as distinct ids, a chunk of images per query: an export names its whole cast without
+    holding each picture's."""
+    found: set[int] = set()
+    with engine.connect() as conn:
+        for start in range(0, len(image_ids), ID_CHUNK):
+            query = (
+                select(_cast.c.character_id)
+                .where(_cast.c.image_id.in_(image_ids[start : start + ID_CHUNK]))
+                .distinct()
+            )
+            found.update(int(key) for key in conn.execute(query).scalars())
     return found
