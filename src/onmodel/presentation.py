@@ -527,6 +527,18 @@ def character_view(character: Character) -> CharacterView:
     )
 
 
+def unusable(member: Character, anchor: Image | None) -> str:
+    """Why ``member`` cannot be in a shot now ('' when it can), as a form says it beside the
+    name: the planner refuses a member without a finished anchor, and a hidden one."""
+    if member.hidden_at is not None:
+        return f"hidden: unhide it to put it in a shot (onmodel character unhide {member.slug})"
+    if anchor is None:
+        return "no anchor yet: give it one (onmodel character anchor IMAGE)"
+    if not anchor.succeeded:
+        return f"its anchor (#{anchor.id}) is {anchor.status}: retry it first"
+    return ""
+
+
 def card_views(
     studio: Studio, images: Sequence[Image], links: Links, known: Sequence[Character] = ()
 ) -> list[ImageView]:

@@ -346,17 +346,37 @@ class GalleryApp:
     # ------------------------------------------------------------------ pages
 
     def index(self, request: Request, match: re.Match[str]) -> Response:
+        """Every character with its anchor, the sessions it leads (with their shots) and
+        those it is cast in: read for all the characters at once, a few statements however
+        many there are."""
+        studio = self.studio
+        found = studio.characters()
+        sessions = studio.sessions()
+        counts = studio.image_counts(sessions)
+        by_id = {session.id: session for session in sessions}
+        led: dict[int, list[Session]] = {}
+        for session in sessions:
+            led.setdefault(session.character_id, []).append(session)
+        cast_in = studio.lookups.sessions_cast_in(found)
+        anchor_ids = [c.anchor_image_id for c in found if c.anchor_image_id is not None]
+        anchors = studio.lookups.images_by_id(anchor_ids)
         characters = []
-        for character in self.studio.characters():
-            anchor = character.anchor
-            sessions = self.studio.sessions(character)
-            counts = self.studio.image_counts(sessions)
+        for character in found:
+            key = character.anchor_image_id
+            anchor = anchors.get(key) if key is not None else None
             characters.append(
                 {
                     "character": character_view(character),
-                    # an anchor shows its own character alone: no cast to read
-                    "anchor": image_view(anchor, self.links, tags=(), casts={}) if anchor else None,
-                    "sessions": [{"session": s, "images": counts[s.id]} for s in sessions],
+                    # a frame shows its picture alone: no cast, references, tags or checks
+                    "anchor": image_view(
+                        anchor, self.links, references=(), tags=(), checks={}, casts={}
+                    )
+                    if anchor
+                    else None,
+                    "sessions": [
+                        {"session": s, "images": counts[s.id]} for s in led.get(character.id, [])
+                    ],
+                    "cast_in": [by_id[k] for k in cast_in[character.id] if k in by_id],
                 }
             )
         current = self.studio.current_session()

@@ -3,7 +3,8 @@
 A form offers only what can be sent: the registered providers, the sizes and qualities the
 session's model takes in the capability table (``home/models.yaml`` over the packaged one, as
 ``onmodel models`` lists them), and the session's cast: who may join the lead (as ``shot
---with``) and the sets it may take place in (``--set``). A value the form never offered (an
+--with``) and the sets it may take place in (``--set``), a member that cannot be in a shot yet
+(no finished anchor, or hidden) shown disabled with the reason. A value the form never offered (an
 edited page, a script) is refused with a sentence naming the choices, before anything is
 planned; blank keeps the session's own setting (and the lead alone).
 """
@@ -16,9 +17,10 @@ from typing import Any
 
 from onmodel.capabilities import load_capabilities
 from onmodel.errors import UsageError
-from onmodel.handles import Session
+from onmodel.handles import Character, Session
 from onmodel.kinds import SET
 from onmodel.lineage import member_name
+from onmodel.presentation import unusable
 from onmodel.providers import provider_names
 from onmodel.providers.base import Provider
 from onmodel.studio import Studio
@@ -31,6 +33,7 @@ WITH_FIELD = "with:"  # a form's checkbox ``with:rin`` puts rin in the shot
 class Choice:
     value: str
     label: str
+    unusable: str = ""  # why it is shown but cannot be chosen ('' when it can)
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,15 @@ def shot_choices(studio: Studio, session: Session) -> ShotChoices:
     capability = load_capabilities(studio.paths.models_file).find(session.model)
     defaults = session.params
     members = session.members
+    anchors = studio.lookups.images_by_id(  # one query for the whole cast
+        [m.anchor_image_id for m in members if m.anchor_image_id is not None]
+    )
+
+    def choice(member: Character, label: str) -> Choice:
+        key = member.anchor_image_id
+        anchor = anchors.get(key) if key is not None else None
+        return Choice(member.slug, label, unusable(member, anchor))
+
     return ShotChoices(
         model=session.model,
         provider=session.provider,
@@ -90,8 +102,8 @@ def shot_choices(studio: Studio, session: Session) -> ShotChoices:
         ),
         sizes=capability.sizes if capability is not None else (),
         qualities=capability.qualities if capability is not None else (),
-        joining=tuple(Choice(m.slug, member_name(m)) for m in members if m.kind != SET),
-        sets=tuple(Choice(m.slug, m.name) for m in members if m.kind == SET),
+        joining=tuple(choice(m, member_name(m)) for m in members if m.kind != SET),
+        sets=tuple(choice(m, m.name) for m in members if m.kind == SET),
     )
 
 
