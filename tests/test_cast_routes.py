@@ -188,6 +188,32 @@ def test_a_failed_shot_of_several_is_retried_with_the_same_cast(
     assert [f.data for f in edit.images] == anchors
 
 
+def test_a_retry_draws_the_members_it_was_made_with_whatever_they_are_called_now(
+    studio: Studio, api: FakeOpenAI
+) -> None:
+    make_cast(studio, "openai-images")
+    session = studio.start_session("mia", with_=["rin", "bedroom"])
+    api.fail_next("images/edits", "server_error")
+    with pytest.raises(GenerationError) as caught:
+        session.shot("playing guitar", with_=["rin"], set_="bedroom")
+    assert caught.value.image_id is not None
+    studio.rename_character("rin", slug="rinny")
+    studio.create_character("Rin", prompt="a tall knight", provider="openai-images")
+    studio.add_to_cast(session, ["rin"])  # another character now answers to 'rin'
+    again = studio.retry(caught.value.image_id)
+    assert cast_slugs(studio, again) == ["mia", "rinny", "bedroom"]
+    assert again.request.cast == ["mia", "rinny"]
+    sent = [f.data for f in api.requests_to("images/edits")[-1].images]
+    assert sent[1] == anchor_bytes(studio, "rinny") != anchor_bytes(studio, "rin")
+    api.fail_next("images/edits", "server_error")
+    with pytest.raises(GenerationError) as second:
+        session.shot("reading", with_=["rinny"])
+    assert second.value.image_id is not None
+    studio.remove_from_cast(session, "rinny")
+    with pytest.raises(UsageError, match="character 'rinny' is not in the cast of session"):
+        studio.retry(second.value.image_id)
+
+
 def test_each_members_views_follow_the_anchors_and_the_parent(studio: Studio) -> None:
     make_cast(studio, "preview")
     studio.turnaround("rin", views=["side"])

@@ -20,6 +20,7 @@ from onmodel.composer import ANCHOR_TEMPLATE
 from onmodel.errors import GenerationError, InvalidImageError, UsageError
 from onmodel.handles import Image
 from onmodel.imagefile import inspect_bytes, read_image_file
+from onmodel.kinds import SET
 from onmodel.limits import MAX_NAME_LENGTH, check_text
 from onmodel.owners import owner_token
 from onmodel.providers import is_manual
@@ -33,6 +34,7 @@ from onmodel.providers.base import (
 )
 from onmodel.sheet import ShotRequest
 from onmodel.status import ImageStatus
+from onmodel.store import cast as cast_store
 from onmodel.store import queries, writes
 from onmodel.store.models import utcnow
 from onmodel.store.stale import reconcile_stale
@@ -181,7 +183,7 @@ class Pipeline:
         ]
         plan = studio.plan_shot(
             failed.row.session_id,
-            failed.request,
+            self._request_as_cast_now(failed),
             from_image=failed.row.parent_id,
             refs=extras,
             provider=failed.row.provider,
@@ -199,6 +201,23 @@ class Pipeline:
             variations=row.variations or 1,
         )
         return self.execute(plan)
+
+    def _request_as_cast_now(self, failed: Image) -> ShotRequest:
+        """``failed``'s request with its cast named as the members are named today.
+
+        The request recorded the members' slugs; a member renamed since would be looked for
+        under its old name, and another character given that name would be drawn in its
+        place. Who was in the shot is recorded by id (``image_cast``), so it is read from
+        there; a member no longer in the session's cast is then refused by its new name."""
+        request = failed.request
+        if not request.cast and not request.set:
+            return request
+        ids = cast_store.cast_of(self.engine, [failed.id]).get(failed.id, [])
+        found = self.studio.lookups.characters_by_id(ids)
+        members = [found[each] for each in ids if each in found]
+        figures = [member.slug for member in members if member.kind != SET]
+        where = next((member.slug for member in members if member.kind == SET), "")
+        return request.model_copy(update={"cast": figures if request.cast else [], "set": where})
 
     def attach(self, image: int | str | Image, file: Path, *, gen_id: str | None = None) -> Image:
         """See :meth:`Studio.attach`."""
