@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from onmodel.handles import Image
     from onmodel.sheet import ModelSheet
     from onmodel.studio import Studio
+    from onmodel.studio.curation import PurgeReport
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 ImageArgument = Annotated[str, typer.Argument(help="Image id.")]
@@ -119,16 +120,35 @@ def purge(
     files = f"{_counted(report.files, 'file')} ({format_bytes(report.bytes) or '0 B'})"
     if not report.done:
         console.print(f"would purge {what}; {files}", markup=False)
+        _print_shown(report)
         again = "onmodel purge --yes --subtree" if subtree else "onmodel purge --yes"
         console.print(f"nothing is deleted until: {again}", markup=False)
         return
     console.print(f"purged {what}; removed {files}", markup=False)
+    _print_shown(report)
     if report.files_kept:
         console.print(
             f"kept {_counted(report.files_kept, 'file')} written in the last minutes, in case a "
             "write is using them: onmodel db check --fix removes them later",
             markup=False,
         )
+
+
+def _print_shown(report: PurgeReport) -> None:
+    """What a purge takes that was shown (``--subtree``), every image of it, and the heads it
+    moves: said by the dry run before ``--yes``, and by the purge after, so nothing a user
+    sees goes unannounced."""
+    went = "go" if not report.done else "went"
+    for (what, slug), images in report.taken.items():
+        ids = ", ".join(f"#{key}" for key in images)
+        console.print(
+            f"shown in {what} {slug}, made from what is purged, so they {went} too: {ids}",
+            markup=False,
+        )
+    moves = "moves" if not report.done else "moved"
+    for slug, (old, new) in report.heads.items():
+        to = f"#{new}" if new is not None else "its anchor"
+        console.print(f"session {slug}'s head {moves} from #{old} to {to}", markup=False)
 
 
 # ------------------------------------------------------------------ characters

@@ -3,8 +3,12 @@
 A purge takes every hidden image, every image of a hidden session and every image of a hidden
 character, and those sessions and characters (``plan_purge``); with ``subtree``, also every
 image made from one of them (its descendants, and the images whose request sent it), however
-deep. Without it, an image that something kept was made from is reported (``made_from``), so
-the studio can refuse to break that image's lineage.
+deep, each of them listed (``taken``: they were shown, in what stays). Without it, an image
+that something kept was made from is reported (``made_from``), so the studio can refuse to
+break that image's lineage; when what is purged is a cast member that kept pictures show
+(``appearances``), those pictures are what stands in the way. A kept session whose head goes
+continues from its head's nearest ancestor that stays (``heads``), worked out with the plan so
+a dry run says where.
 
 ``execute_purge`` deletes a chunk of images per transaction, newest first: an image is always
 newer than its parent and than the images its request sent, so each committed chunk leaves a
@@ -52,6 +56,26 @@ STREAM = 1000  # rows fetched at a time when a whole table is read
 
 
 @dataclass(frozen=True)
+class HeadMove:
+    """A kept session whose head is purged, and where it continues (None: its anchor)."""
+
+    session: int
+    old: int
+    new: int | None
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """A purged character (a cast member, say) that pictures which stay still show: purging
+    it would take them, and what was made from them, with it."""
+
+    character: int
+    images: tuple[int, ...]  # the kept pictures that show it
+    sessions: tuple[int, ...]  # where they are
+    made_from_them: tuple[int, ...] = ()  # kept images descending from them, not showing it
+
+
+@dataclass(frozen=True)
 class PurgePlan:
     """What a purge deletes, and what stands in its way."""
 
@@ -64,6 +88,10 @@ class PurgePlan:
     made_from: dict[int, tuple[int, ...]] = field(default_factory=dict)
     anchors: tuple[tuple[int, int], ...] = ()  # (image, kept character it is the anchor of)
     pending: tuple[int, ...] = ()  # images to delete that are still pending
+    # (image, session or None, character) of the images ``subtree`` adds: shown until now
+    taken: tuple[tuple[int, int | None, int], ...] = ()
+    heads: tuple[HeadMove, ...] = ()
+    appearances: tuple[Appearance, ...] = ()  # only worked out when made_from blocks
 
 
 def plan_purge(engine: Engine, *, subtree: bool) -> PurgePlan:
@@ -93,11 +121,13 @@ def plan_purge(engine: Engine, *, subtree: bool) -> PurgePlan:
             for chunk in _chunks(sorted(owners)):
                 doomed.update(conn.execute(select(_image.c.id).where(column.in_(chunk))).scalars())
         made_from = _made_from(conn, doomed)
+    taken: set[int] = set()
     while subtree and made_from:
         added = {kept for users in made_from.values() for kept in users}
         added |= descendant_ids(engine, sorted(added))
         added -= doomed
         doomed |= added
+        taken |= added
         with engine.connect() as conn:
             made_from = _made_from(conn, added, doomed)
     with engine.connect() as conn:
@@ -129,7 +159,75 @@ def plan_purge(engine: Engine, *, subtree: bool) -> PurgePlan:
         made_from={key: tuple(sorted(users)) for key, users in sorted(made_from.items())},
         anchors=anchors,
         pending=pending,
+        taken=_owners(engine, taken),
+        heads=_heads(engine, doomed, sessions),
+        appearances=_appearances(engine, characters, doomed) if made_from else (),
     )
+
+
+def _owners(engine: Engine, images: set[int]) -> tuple[tuple[int, int | None, int], ...]:
+    """``(image, session, character)`` of each of ``images``, oldest first."""
+    found: list[tuple[int, int | None, int]] = []
+    with engine.connect() as conn:
+        for chunk in _chunks(sorted(images)):
+            query = select(_image.c.id, _image.c.session_id, _image.c.character_id).where(
+                _image.c.id.in_(chunk)
+            )
+            found.extend(
+                (int(key), session, int(owner)) for key, session, owner in conn.execute(query)
+            )
+    return tuple(sorted(found))
+
+
+def _heads(engine: Engine, doomed: set[int], purged: set[int]) -> tuple[HeadMove, ...]:
+    """The kept sessions whose head is doomed, each moved to the head's nearest ancestor that
+    stays (none: the session continues from its anchor), as hiding a head moves it."""
+    moves: list[HeadMove] = []
+    with engine.connect() as conn:
+        headed = [
+            (int(session_id), int(head_id))
+            for chunk in _chunks(sorted(doomed))
+            for session_id, head_id in conn.execute(
+                select(_session.c.id, _session.c.head_image_id).where(
+                    _session.c.head_image_id.in_(chunk)
+                )
+            )
+            if session_id not in purged
+        ]
+    for session_id, head_id in sorted(headed):
+        staying = [a for a in ancestor_ids(engine, head_id) if a not in doomed]
+        moves.append(HeadMove(session_id, head_id, staying[-1] if staying else None))
+    return tuple(moves)
+
+
+def _appearances(engine: Engine, characters: set[int], doomed: set[int]) -> tuple[Appearance, ...]:
+    """The purged characters that kept pictures show (``image_cast``, read through its
+    index by member), each with those pictures and the kept images descending from them."""
+    shown: dict[int, dict[int, int | None]] = {}
+    with engine.connect() as conn:
+        for chunk in _chunks(sorted(characters)):
+            query = (
+                select(_cast.c.character_id, _cast.c.image_id, _image.c.session_id)
+                .join(_image, _image.c.id == _cast.c.image_id)
+                .where(_cast.c.character_id.in_(chunk))
+            )
+            for character_id, image_id, session_id in conn.execution_options(
+                yield_per=STREAM
+            ).execute(query):
+                if image_id not in doomed:
+                    shown.setdefault(character_id, {})[image_id] = session_id
+    found: list[Appearance] = []
+    for character_id, images in sorted(shown.items()):
+        below = descendant_ids(engine, sorted(images)) - doomed - images.keys()
+        found.append(
+            Appearance(
+                character=character_id,
+                images=tuple(sorted(images)),
+                sessions=tuple(sorted({s for s in images.values() if s is not None})),
+                made_from_them=tuple(sorted(below)),
+            )
+        )
+    return tuple(found)
 
 
 def _made_from(
@@ -208,20 +306,10 @@ def execute_purge(engine: Engine, plan: PurgePlan) -> Iterator[int]:
 
 def _let_go(engine: Engine, plan: PurgePlan, doomed: set[int]) -> None:
     """Before any image goes: the sessions and characters that go let go of their heads and
-    anchors; a kept session whose head goes moves it to the nearest ancestor that stays; a
+    anchors; a kept session whose head goes moves it where the plan says (``heads``); a
     kept batch whose shots branched from an image that goes forgets it (its next run starts
     from the session's head)."""
-    kept_heads: dict[int, int | None] = {}
     with engine.connect() as conn:
-        for chunk in _chunks(sorted(doomed)):
-            for session_id, head_id in conn.execute(
-                select(_session.c.id, _session.c.head_image_id).where(
-                    _session.c.head_image_id.in_(chunk)
-                )
-            ):
-                if session_id not in plan.sessions:
-                    staying = [a for a in ancestor_ids(engine, head_id) if a not in doomed]
-                    kept_heads[session_id] = staying[-1] if staying else None
         batches = [
             (batch_id, spec)
             for batch_id, session_id, spec in conn.execute(
@@ -238,11 +326,11 @@ def _let_go(engine: Engine, plan: PurgePlan, doomed: set[int]) -> None:
             conn.execute(
                 update(_character).where(_character.c.id.in_(chunk)).values(anchor_image_id=None)
             )
-        for session_id, head_id in kept_heads.items():
+        for move in plan.heads:
             conn.execute(
                 update(_session)
-                .where(_session.c.id == session_id)
-                .values(head_image_id=head_id, last_response_id=None)
+                .where(_session.c.id == move.session)
+                .values(head_image_id=move.new, last_response_id=None)
             )
         for batch_id, spec in batches:
             conn.execute(

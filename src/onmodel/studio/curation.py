@@ -6,15 +6,18 @@ showing it again undoes everything. A purge is the one step that cannot be undon
 what is hidden (``store.purge``), then the image files no row refers to any more (by the
 rules of ``onmodel db check``: ``doctor.discard_unreferenced``). It never deletes what a kept
 image was made from unless asked to take that image too (``subtree``), nor a kept character's
-anchor, nor an image still being made.
+anchor, nor an image still being made. What ``subtree`` takes was shown until then, so its
+report (the dry run's first) names every such image and every kept session whose head moves:
+nothing a user sees disappears without having been listed. A cast member that pictures which
+stay still show is refused in those terms (who, which pictures, where), not as a lineage.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from onmodel.blobs import IN_USE_GRACE
 from onmodel.doctor import discard_unreferenced
@@ -24,7 +27,7 @@ from onmodel.providers import is_manual
 from onmodel.status import ImageStatus
 from onmodel.store import lineage, queries, writes
 from onmodel.store.models import utcnow
-from onmodel.store.purge import PurgePlan, execute_purge, plan_purge
+from onmodel.store.purge import Appearance, PurgePlan, execute_purge, plan_purge
 from onmodel.store.stale import find_stale
 
 if TYPE_CHECKING:
@@ -46,6 +49,10 @@ class PurgeReport:
     files: int  # image files deleted (or that would be)
     bytes: int
     files_kept: int = 0  # unreferenced, but too recent to be sure no write is using them
+    # shown images that go with what they were made from (``subtree``), oldest first, by
+    # where they are: ("session", "mia"), or ("character", "mia") outside any session
+    taken: dict[tuple[str, str], tuple[int, ...]] = field(default_factory=dict)
+    heads: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # slug: (from, to)
 
     @property
     def empty(self) -> bool:
@@ -61,6 +68,12 @@ class PurgeReport:
             "files": self.files,
             "bytes": self.bytes,
             "files_kept": self.files_kept,
+            "taken": [
+                {what: slug, "images": list(images)} for (what, slug), images in self.taken.items()
+            ],
+            "heads": [
+                {"session": slug, "from": old, "to": new} for slug, (old, new) in self.heads.items()
+            ],
         }
 
 
@@ -166,6 +179,7 @@ class Curation:
         self._refuse_blocked(plan)
         sessions = tuple(self.studio.session(key).slug for key in plan.sessions)
         characters = tuple(self.studio.character(key).slug for key in plan.characters)
+        taken, heads = self._taken(plan), self._heads(plan)
         if dry_run:
             paths = [self.studio.blobs.path_for(sha256, fmt) for sha256, fmt in plan.files]
             sizes = [path.stat().st_size for path in paths if path.exists()]
@@ -177,6 +191,8 @@ class Curation:
                 characters=characters,
                 files=len(sizes),
                 bytes=sum(sizes),
+                taken=taken,
+                heads=heads,
             )
         deleted = sum(execute_purge(self.engine, plan))
         files = discard_unreferenced(self.engine, self.studio.blobs, plan.files, grace=grace)
@@ -189,17 +205,40 @@ class Curation:
             files=files.files,
             bytes=files.bytes,
             files_kept=files.kept,
+            taken=taken,
+            heads=heads,
         )
+
+    def _taken(self, plan: PurgePlan) -> dict[tuple[str, str], tuple[int, ...]]:
+        """The shown images ``subtree`` takes, by the session they are in (or, outside any,
+        the character they are of); each session and character looked up once."""
+        grouped: dict[tuple[str, int], list[int]] = {}
+        for image_id, session_id, character_id in plan.taken:
+            owner = (
+                ("session", session_id) if session_id is not None else ("character", character_id)
+            )
+            grouped.setdefault(owner, []).append(image_id)
+        return {
+            (what, self._slug(what, key)): tuple(images) for (what, key), images in grouped.items()
+        }
+
+    def _heads(self, plan: PurgePlan) -> dict[str, tuple[int, int | None]]:
+        """Each kept session whose head goes: from which image to which (None: its anchor)."""
+        return {self.studio.session(move.session).slug: (move.old, move.new) for move in plan.heads}
+
+    def _slug(self, what: str, key: int) -> str:
+        found = self.studio.session(key) if what == "session" else self.studio.character(key)
+        return found.slug
 
     def _refuse_blocked(self, plan: PurgePlan) -> None:
         """The first thing that stands in the way, as one refusal."""
+        if plan.appearances:
+            self._refuse_appearance(plan.appearances[0])
         if plan.made_from:
             image_id, users = next(iter(plan.made_from.items()))
-            listed = ", ".join(f"#{key}" for key in users[:LISTED])
-            more = ", …" if len(users) > LISTED else ""
             raise UsageError(
                 f"image {image_id} is to be purged but {len(users)} image(s) that stay were "
-                f"made from it ({listed}{more}); hide them too, or purge them with it "
+                f"made from it ({_listed(users)}); hide them too, or purge them with it "
                 "(onmodel purge --subtree)"
             )
         if plan.anchors:
@@ -210,3 +249,36 @@ class Curation:
                 f"its anchor first (onmodel character anchor IMAGE), or hide {slug} too"
             )
         self._refuse_in_flight(plan.pending, "purge")
+
+    def _refuse_appearance(self, appearance: Appearance) -> NoReturn:
+        """A purged cast member that kept pictures show: those pictures (and what was made
+        from them) would have to go with it, so the user hides them first or keeps it. Not
+        ``--subtree``: that takes shown pictures, which no one should do in passing."""
+        member = self.studio.character(appearance.character)
+        who = member.slug if member.kind == "character" else f"{member.slug} ({member.kind})"
+        images, below = appearance.images, appearance.made_from_them
+        one = len(images) == 1
+        pictures = f"{len(images)} picture{' that stays' if one else 's that stay'}"
+        sessions = [self.studio.session(key).slug for key in appearance.sessions[:LISTED]]
+        where = f" in session{'' if len(appearance.sessions) == 1 else 's'} " if sessions else ""
+        where += ", ".join(sessions) + (", …" if len(appearance.sessions) > LISTED else "")
+        taken = "that picture" if one else "those pictures"
+        if below:
+            taken += f" and {len(below)} made from {'it' if one else 'them'} ({_listed(below)})"
+        everything = sorted({*images, *below})
+        hide = (
+            f"onmodel hide {' '.join(str(key) for key in everything)}"
+            if len(everything) <= LISTED
+            else f"onmodel images --with {member.slug} lists them"
+        )
+        raise UsageError(
+            f"{who} is in {pictures} ({_listed(images)}){where}: purging it would take "
+            f"{taken} with it; hide them first ({hide}), or keep {member.slug} "
+            f"(onmodel character unhide {member.slug})"
+        )
+
+
+def _listed(image_ids: Sequence[int]) -> str:
+    """``#6, #10``: the first few ids a refusal names, then ``…``."""
+    more = ", …" if len(image_ids) > LISTED else ""
+    return ", ".join(f"#{key}" for key in image_ids[:LISTED]) + more
