@@ -49,10 +49,11 @@ from onmodel import __version__
 from onmodel.blobs import BlobIntegrityError, BlobStore, sha256_file
 from onmodel.checkview import check_dict
 from onmodel.errors import InvalidSlugError, OnmodelError, UsageError
-from onmodel.handles import Image, Session
-from onmodel.lineage import Fold, LineageIndex, cast_text, image_casts, with_images
+from onmodel.handles import Character, Image, Session
+from onmodel.lineage import Fold, LineageIndex, cast_text, image_casts, member_name, with_images
 from onmodel.presentation import (
     WHOLE_LINEAGE,
+    CharacterView,
     ImageView,
     LineageNode,
     Pages,
@@ -61,6 +62,7 @@ from onmodel.presentation import (
     Totals,
     card_views,
     character_view,
+    image_view,
     lineage_lines,
 )
 from onmodel.slugs import slugify
@@ -171,8 +173,10 @@ def export_session(
             version=__version__,
         )
         files = _copy_and_show(studio, plan, links, sheet, staging)
+        files += [_copy(anchor, staging / plan.names[anchor.id]) for anchor in plan.cast_files()]
         summary = sheet.totals.summary()
-        pages = sheet.finish(summary, _lineage_panel(studio, plan, links, chosen.head_image_id))
+        panel = _lineage_panel(studio, plan, links, chosen.head_image_id)
+        pages = sheet.finish(summary, panel, _cast_views(plan, links))
         with (staging / MANIFEST_NAME).open("w", encoding="utf-8") as out:
             _write_json(out, _series(studio, chosen, plan, files, pages, only, exported_at))
             out.write("\n")
@@ -214,6 +218,7 @@ class _Plan:
     hero: int | None  # the anchor, shown above the cards of the first page
     cards: list[int]  # every other exported image, in the order made (ids ascending)
     names: dict[int, str]  # the file each image with a picture is copied to
+    cast: tuple[_Member, ...]  # the session's cast, then whoever else the pictures show
 
     def exported(self) -> Iterator[int]:
         """Every exported image: the anchor, then the rest in the order they were made."""
@@ -233,10 +238,24 @@ class _Plan:
     def _count(self) -> int:
         return max(1, math.ceil(len(self.cards) / CARDS_PER_PAGE))
 
+    def cast_files(self) -> list[Image]:
+        """The cast's anchors copied beside the series' own images (none of which they are)."""
+        exported = {self.hero, *self.cards}
+        return [
+            member.anchor
+            for member in self.cast
+            if member.anchor is not None
+            and member.anchor.id in self.names
+            and member.anchor.id not in exported
+        ]
+
     def href(self, image_id: int) -> str | None:
         """Where the image's card is (None: not exported). ``cards`` is sorted, so its page
-        is found by bisection, without a map of every image."""
-        if image_id == self.hero:
+        is found by bisection, without a map of every image. A cast member's anchor is
+        shown in the cast on the first page."""
+        if image_id == self.hero or any(
+            member.anchor is not None and member.anchor.id == image_id for member in self.cast
+        ):
             return f"{INDEX_NAME}#image-{image_id}"
         position = bisect.bisect_left(self.cards, image_id)
         if position == len(self.cards) or self.cards[position] != image_id:
@@ -254,7 +273,8 @@ def _is_page(name: str) -> bool:
 
 def _plan(studio: Studio, session: Session, only: ExportFilter) -> _Plan:
     """Read the lineage, then the records a chunk at a time for what the names and the
-    ``--only`` filter need, keeping ids and names only."""
+    ``--only`` filter need, keeping ids and names only; then the cast (a handful of
+    characters) and the files its anchors are copied to."""
     lineage = session.lineage()
     anchor_id = session.character.anchor_image_id
     chosen: set[int] = set()
@@ -267,9 +287,51 @@ def _plan(studio: Studio, session: Session, only: ExportFilter) -> _Plan:
     hero = anchor_id if anchor_id in chosen else None
     cards = sorted(chosen - {hero} if hero is not None else chosen)
     names = _file_names([hero, *cards] if hero is not None else cards, labels, anchor_id)
+    cast = _cast(studio, session, sorted(chosen))
+    for member in cast:
+        anchor = member.anchor
+        if anchor is not None and anchor.id not in names and anchor.path is not None:
+            names[anchor.id] = f"cast-{member.character.slug}{anchor.path.suffix}"
     whole = len(chosen) == len(lineage)  # nothing left out: no second index of every image
     shown = lineage if whole else lineage.prune(chosen.__contains__)
-    return _Plan(lineage, shown, hero, cards, names)
+    return _Plan(lineage, shown, hero, cards, names, cast)
+
+
+@dataclass(frozen=True)
+class _Member:
+    """Someone (or somewhere) an export shows: in the session's cast, or in a picture."""
+
+    character: Character
+    role: str  # "lead", "member" (of the session's cast) or "pictured" (in a picture only)
+    anchor: Image | None  # its anchor, when it has a finished picture to copy
+
+
+def _cast(studio: Studio, session: Session, exported: list[int]) -> tuple[_Member, ...]:
+    """The session's lead and members in order, then everyone else in an exported picture
+    (a shot branched from another session's, say), by id: read as distinct ids for the whole
+    export, then the characters and their anchors in a query each."""
+    members = session.members
+    roles = {session.character_id: "lead", **{m.id: "member" for m in members}}
+    others = studio.lookups.characters_pictured(exported) - roles.keys()
+    found = {
+        session.character_id: session.character,
+        **{m.id: m for m in members},
+        **(studio.lookups.characters_by_id(sorted(others)) if others else {}),
+    }
+    order = [*roles, *sorted(others)]
+    anchor_ids = [found[key].anchor_image_id for key in order if key in found]
+    anchors = studio.lookups.images_by_id([key for key in anchor_ids if key is not None])
+
+    def finished(character: Character) -> Image | None:
+        key = character.anchor_image_id
+        anchor = anchors.get(key) if key is not None else None
+        return anchor if anchor is not None and anchor.succeeded else None
+
+    return tuple(
+        _Member(found[key], roles.get(key, "pictured"), finished(found[key]))
+        for key in order
+        if key in found
+    )
 
 
 def _file_names(
@@ -475,11 +537,13 @@ class _Sheet:
         else:
             self._write(number, views)
 
-    def finish(self, summary: Summary, lineage: list[LineageNode]) -> dict[str, str]:
+    def finish(
+        self, summary: Summary, lineage: list[LineageNode], cast: list[CastView]
+    ) -> dict[str, str]:
         """Write ``index.html``; return every page's digest, first page first."""
         hero = self.first[0] if self.first and self.first[0].id == self.plan.hero else None
         cards = self.first[1:] if hero is not None else self.first
-        self._write(1, cards, anchor=hero, summary=summary, lineage=lineage)
+        self._write(1, cards, anchor=hero, summary=summary, lineage=lineage, cast=cast)
         return {name: self.written[name] for name in self.plan.pages}
 
     def _write(
@@ -490,17 +554,54 @@ class _Sheet:
         anchor: ImageView | None = None,
         summary: Summary | None = None,
         lineage: list[LineageNode] | None = None,
+        cast: list[CastView] | None = None,
     ) -> None:
         html = self.pages.render(
             INDEX_TEMPLATE,
             session=replace(self.base, images=cards, lineage=lineage or []),
             anchor=anchor,
             summary=summary,
+            cast=cast or [],
             page=_page_info(number, len(self.plan.pages), len(self.plan.cards)),
             **self.context,
         )
         name = _page_name(number)
         self.written[name] = self.links.write(html, self.staging / name)
+
+
+@dataclass(frozen=True)
+class CastView:
+    """A member as the first page's cast shows it: name (with its kind), role, anchor."""
+
+    label: str  # "Max (creature)"
+    role: str  # lead, member, pictured
+    character: CharacterView
+    anchor: ImageView | None
+
+
+def _cast_views(plan: _Plan, links: _ExportLinks) -> list[CastView]:
+    """The cast for ``index.html``: shown when a series is more than its lead alone."""
+    if len(plan.cast) < 2:
+        return []
+    return [
+        CastView(
+            label=member_name(member.character),
+            role=member.role,
+            character=character_view(member.character),
+            anchor=None
+            if member.anchor is None
+            else image_view(
+                member.anchor,
+                links,
+                export_name=plan.names.get(member.anchor.id),
+                references=(),
+                tags=(),
+                checks={},
+                casts={},
+            ),
+        )
+        for member in plan.cast
+    ]
 
 
 def _lineage_panel(
@@ -579,6 +680,9 @@ def _series(
             ("pages", pages),
             ("character", session.character.to_dict()),
             ("session", session.to_dict()),
+            # Everyone the series shows, each with its model sheet and its anchor's record
+            # and file, which the images' "references" name by id.
+            ("cast", _cast_records(studio, plan)),
             # The whole lineage as a flat map (parent id -> child ids), exported or not: flat,
             # because a long series is a deep chain that nested JSON could not hold.
             (
@@ -613,6 +717,23 @@ def _records(studio: Studio, plan: _Plan) -> Iterator[dict[str, Any]]:
             record = image.to_dict(references[image.id], casts[image.id])
             listed = [check_dict(check) for check in checks.get(image.id, [])]
             yield {**_record(record, plan.names.get(image.id)), "checks": listed}
+
+
+def _cast_records(studio: Studio, plan: _Plan) -> list[dict[str, Any]]:
+    """series.json's ``cast``: each member as ``character show --json`` has it, its role,
+    and its anchor's entry as the images have theirs (its references read in one query)."""
+    anchors = [member.anchor for member in plan.cast if member.anchor is not None]
+    references = studio.references_of(anchors)
+    casts = image_casts(anchors, [member.character for member in plan.cast])
+    listed = []
+    for member in plan.cast:
+        anchor = member.anchor
+        entry = None
+        if anchor is not None:
+            record = anchor.to_dict(references[anchor.id], casts[anchor.id])
+            entry = _record(record, plan.names.get(anchor.id))
+        listed.append({**member.character.to_dict(), "role": member.role, "anchor": entry})
+    return listed
 
 
 def _record(record: dict[str, Any], name: str | None) -> dict[str, Any]:
