@@ -125,8 +125,14 @@ def test_responses_route_sends_a_members_anchor_on_the_turn_it_first_appears(
     # the conversation has seen Mia: Rin and the bedroom are new on this turn, and only they go
     assert second.json["previous_response_id"] == alone.row.response_id
     assert [data_url_bytes(u) for u in second.input_image_urls] == [rin, bedroom]
-    assert "image 2 is Rin" in second.json["input"][0]["content"][0]["text"]
+    # the prompt numbers what this turn attaches, and names who the conversation has seen
+    said = second.json["input"][0]["content"][0]["text"]
+    assert "image 1 is Rin; image 2 is Bedroom, the place this scene is set in." in said
+    assert "Mia is as in the earlier pictures of this conversation." in said
     assert third.input_image_urls == []  # everyone is already in the conversation
+    said = third.json["input"][0]["content"][0]["text"]
+    assert "image 1" not in said
+    assert "Mia, Rin and Bedroom are as in the earlier pictures" in said
     # a branch continues the first turn's conversation, which never saw Rin
     assert fourth.json["previous_response_id"] == alone.row.response_id
     assert [data_url_bytes(u) for u in fourth.input_image_urls] == [rin]
@@ -266,6 +272,28 @@ def test_a_shot_of_the_lead_alone_is_the_same_request_as_before_casts(studio: St
     assert "image 1 is" not in plain.prompt  # one figure: the prompt of a single shot
 
 
+def test_a_shot_of_fewer_after_a_group_picture_says_who_its_parent_shows(
+    studio: Studio,
+) -> None:
+    make_cast(studio, "preview")
+    session = studio.start_session("mia", provider="preview", with_=["rin", "bedroom"])
+    alone = session.shot("waving")
+    group = session.shot("playing guitar", with_=["rin"], set_="bedroom")
+    after = session.plan("reading a book")
+    assert "This picture shows Mia." in after.prompt
+    assert (
+        "image 1 is Mia; image 2 is the previous picture of this series (it shows Mia, Rin, "
+        "Bedroom; draw only who this picture shows)."
+    ) in after.prompt
+    assert [i.image_id for i in after.inputs][1] == group.id
+    rin_only = session.plan("reading a book", cast=["rin"])
+    assert "This picture shows Rin." in rin_only.prompt
+    # a parent showing the same cast keeps the single-character prompt, word for word
+    same = session.plan("reading a book", from_image=alone.id)
+    assert "The same character as in the reference image." in same.prompt
+    assert "image 1 is" not in same.prompt
+
+
 def test_a_shot_without_the_lead_draws_and_composes_the_member_it_shows(studio: Studio) -> None:
     make_cast(studio, "preview")
     session = studio.start_session("mia", provider="preview", with_=["rin"])
@@ -335,7 +363,7 @@ def test_purging_a_member_takes_the_pictures_that_showed_it_only_with_subtree(
     alone = session.shot(pose="waving")
     together = session.shot(pose="hugging", with_=["rin"])
     studio.hide_character("rin")
-    with pytest.raises(UsageError, match=f"made from it \\(#{together.id}\\)"):
+    with pytest.raises(UsageError, match=f"\\(#{together.id}\\)"):
         studio.purge()
     studio.purge(subtree=True)
     assert [image.id for image in session.images()] == [alone.id]

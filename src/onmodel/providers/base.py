@@ -258,6 +258,12 @@ class Provider(ABC):
         """
         return {}
 
+    def attached(self, request: GenerationRequest) -> tuple[InputImage, ...]:
+        """The inputs this request attaches, in order: all of them by default. A provider
+        that keeps a conversation attaches only what the conversation has not seen, and
+        says so here, so the prompt numbers the images the model is actually given."""
+        return request.inputs
+
     def warm_up(self) -> None:  # noqa: B027 - optional: most providers have nothing to load
         """Load now what the first request would otherwise wait for; nothing by default."""
 

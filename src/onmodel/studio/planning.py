@@ -7,8 +7,8 @@ pipeline writes its pending row.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -21,9 +21,17 @@ from onmodel.imagefile import MIME_TYPES, read_image_file
 from onmodel.kinds import SET
 from onmodel.limits import check_amount
 from onmodel.providers import offline_provider_name
-from onmodel.providers.base import CastMember, ImageKind, InputImage, ParentTurn, Provider
+from onmodel.providers.base import (
+    CastMember,
+    GenerationRequest,
+    ImageKind,
+    InputImage,
+    ParentTurn,
+    Provider,
+)
 from onmodel.sheet import ShotRequest
 from onmodel.status import ImageStatus
+from onmodel.store import cast as cast_store
 from onmodel.store import queries
 from onmodel.studio.members import Roster, ShotCast, roster, shot_cast
 from onmodel.studio.plans import ShotPlan
@@ -102,18 +110,39 @@ class Planning:
         inputs: tuple[InputImage, ...] = (),
         anchor: Image | None = None,
         cast: Sequence[MemberRefs] = (),
+        turn: Mapping[str, Any] | None = None,
+        introduced: frozenset[int] = frozenset(),
+        parent_shows: Sequence[str] = (),
     ) -> ShotPlan:
         """Compose the prompt and check the request; raises on anything the model refuses,
         and then on a provider that cannot start (no API key), so nothing is recorded for it.
         The key comes last: what is wrong with the request itself is worth saying first.
 
         ``cast``: who a shot shows, figures in order and then its set (empty: ``character``
-        alone, as anchors and views are)."""
-        self.studio.provider(provider)
+        alone, as anchors and views are). ``turn``: the conversation it continues
+        (``instructions``, ``previous_response_id``: :meth:`conversation`), whose members
+        (``introduced``) the provider does not attach again, so the prompt numbers only
+        what this turn attaches. ``parent_shows``: who the parent shows, when not this
+        shot's cast (a shot of Mia alone after one of Mia and Rin)."""
+        source = self.studio.provider(provider)
+        turn = dict(turn or {})
+        members = tuple(refs.member for refs in cast)
+        attached = source.attached(
+            GenerationRequest(
+                kind=kind,
+                prompt="",
+                model=model,
+                params=params,
+                inputs=inputs,
+                previous_response_id=turn.get("previous_response_id"),
+                cast=members,
+                introduced=introduced,
+            )
+        )
         context = self.template_context(character, anchor, request, session)
         # how many turnaround views go with the anchor, so a prompt can say what they are
         context["views"] = sum(1 for item in inputs if item.role == "view")
-        context.update(cast_context(cast, inputs))
+        context.update(cast_context(cast, attached, parent_shows))
         rendered = self.studio.composer.render(template, context)
         warnings = self.validate(provider, model, params, rendered.text, len(inputs))
         estimate = self._max_cost(provider, model, params, len(inputs), len(rendered.text))
@@ -133,7 +162,10 @@ class Planning:
             sheet=cast[0].character.sheet if cast else character.sheet,
             character_name=cast[0].character.name if cast else character.name,
             subject_kind=cast[0].character.kind if cast else character.kind,
-            cast=tuple(refs.member for refs in cast),
+            cast=members,
+            introduced=introduced,
+            instructions=turn.get("instructions"),
+            previous_response_id=turn.get("previous_response_id"),
             warnings=tuple(warnings),
             estimated_max_cost=None if estimate is None else str(estimate),
         )
@@ -269,6 +301,18 @@ class Planning:
         if isinstance(known, list) and all(isinstance(each, int) for each in known):
             return frozenset(known)
         return frozenset({lead.id})
+
+    def parent_shows(self, parent: Image, cast: ShotCast) -> list[str]:
+        """Who the parent picture shows, by name, when that is not who this shot shows (its
+        prompt then says so, rather than invite the model to keep everyone); empty when the
+        same, or when the parent is an anchor (never sent as a parent)."""
+        if parent.kind not in ("shot", "edit", "import") or parent.session_id is None:
+            return []
+        ids = cast_store.cast_of(self.studio.engine, [parent.id]).get(parent.id, [])
+        if set(ids) == {member.id for member in cast.everyone}:
+            return []
+        found = self.studio.lookups.characters_by_id(ids)
+        return [found[each].name for each in ids if each in found]
 
     def _parent_for(
         self,
@@ -443,11 +487,9 @@ class ShotPlanner:
             inputs=inputs,
             anchor=self.anchor,
             cast=shown,
-        )
-        plan = replace(
-            plan,
-            **planning.conversation(session, source, parent),
+            turn=planning.conversation(session, source, parent),
             introduced=planning.introduced(session, route, parent, self.character),
+            parent_shows=planning.parent_shows(parent, cast),
         )
         if max_cost is not None:
             planning.check_max_cost(plan, max_cost)
@@ -505,13 +547,18 @@ def canonical_request(request: ShotRequest, cast: ShotCast, lead: Character) -> 
     )
 
 
-def cast_context(cast: Sequence[MemberRefs], inputs: Sequence[InputImage]) -> dict[str, Any]:
+def cast_context(
+    cast: Sequence[MemberRefs], inputs: Sequence[InputImage], parent_shows: Sequence[str] = ()
+) -> dict[str, Any]:
     """What a template needs to say who is in a shot and which attached image is whom.
 
-    ``cast``: the figures (characters, creatures, props) in order, each with its sheet and
-    the numbers of its images; ``set``: the place, or None; ``images``: every attached image
-    by number (1 is the first sent), its role and whose it is; ``ensemble``: more than one
-    figure or a set, the shots whose prompt must name each image.
+    ``inputs`` are the images this turn attaches. ``cast``: the figures (characters,
+    creatures, props) in order, each with its sheet and the numbers of its images; ``set``:
+    the place, or None; ``images``: every attached image by number (1 is the first sent),
+    its role and whose it is; ``earlier``: the members a continued conversation has already
+    been shown, whose anchors this turn does not attach again; ``parent_shows``: who the
+    parent shows, when not this shot's cast; ``ensemble``: more than one figure, a set or
+    such a parent, the shots whose prompt must name each image.
     """
     by_member = {refs.character.id: refs for refs in cast}
     images: list[dict[str, Any]] = []
@@ -556,5 +603,7 @@ def cast_context(cast: Sequence[MemberRefs], inputs: Sequence[InputImage]) -> di
         "cast": figures,
         "set": place,
         "images": images,
-        "ensemble": len(figures) > 1 or place is not None,
+        "earlier": [member["name"] for member in members if member["image"] is None],
+        "parent_shows": list(parent_shows),
+        "ensemble": len(figures) > 1 or place is not None or bool(parent_shows),
     }

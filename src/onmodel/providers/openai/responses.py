@@ -104,6 +104,9 @@ class OpenAIResponsesProvider(OpenAIProvider):
             "previous_response_id": parent.response_id if continues else None,
         }
 
+    def attached(self, request: GenerationRequest) -> tuple[InputImage, ...]:
+        return _images_for_turn(request)
+
     def send(self, client: openai.OpenAI, request: GenerationRequest) -> GenerationResult:
         """Run one conversation turn and return its image."""
         capability = self.context.capability(request.model)
