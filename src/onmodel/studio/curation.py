@@ -273,8 +273,8 @@ class Curation:
         )
         raise UsageError(
             f"{who} is in {pictures} ({_listed(images)}){where}: purging it would take "
-            f"{taken} with it; hide them first ({hide}), or keep {member.slug} "
-            f"(onmodel character unhide {member.slug})"
+            f"{taken} with it; hide {'it' if len(everything) == 1 else 'them'} first ({hide}), "
+            f"or keep {member.slug} (onmodel character unhide {member.slug})"
         )
 
 

@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 from onmodel.errors import UsageError
 from onmodel.handles import Character, Image, Session
 from onmodel.imagefile import MIME_TYPES
+from onmodel.kinds import SET
 from onmodel.limits import MAX_NAME_LENGTH, check_text
+from onmodel.lineage import image_casts, is_ensemble_of
 from onmodel.sheet import ModelSheet
 from onmodel.slugs import check_slug
 from onmodel.status import ImageStatus
@@ -192,6 +194,7 @@ class Editing:
             raise UsageError(f"image {image.id} is {image.status}: an anchor must have succeeded")
         if image.row.hidden_at is not None:
             raise UsageError(f"image {image.id} is hidden: show it first (onmodel unhide)")
+        _refuse_others(image, character)
         if strict:
             refuse_unclean(
                 image.path,
@@ -254,6 +257,29 @@ class Editing:
             SheetVersion.from_record(record, counts.get(record.id, 0))
             for record in queries.sheet_versions(self.engine, character.id)
         ]
+
+
+def _refuse_others(image: Image, character: Character) -> None:
+    """An anchor is what every next shot draws its character from, and what a check measures
+    it against: a picture of several (or of someone else, a ``--cast rin`` shot of Mia's
+    session) would teach the model the wrong figure, so only one of the character alone is
+    promoted."""
+    shown = image_casts([image])[image.id].everyone
+    if not is_ensemble_of(shown, character.id):
+        return
+    figures = [member.slug for member in shown if member.kind != SET]
+    who = ", ".join(figures[:-1]) + " and " + figures[-1] if len(figures) > 1 else "".join(figures)
+    where = [member.slug for member in shown if member.kind == SET]
+    who = " in ".join(part for part in (who, *where) if part)
+    if all(member.id != character.id for member in shown):
+        raise UsageError(
+            f"image {image.id} shows {who}, not {character.slug}: an anchor shows its "
+            "character alone"
+        )
+    raise UsageError(
+        f"image {image.id} shows {who}: an anchor shows its character alone; make a shot of "
+        f"{character.slug} alone and promote that"
+    )
 
 
 def _checked_name(name: str, what: str) -> str:
