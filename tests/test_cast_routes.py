@@ -241,6 +241,24 @@ def test_each_members_views_follow_the_anchors_and_the_parent(studio: Studio) ->
     assert "image 5 is Mia from the back view; image 6 is Rin from the side view." in second.prompt
 
 
+def test_views_without_room_are_named_and_a_parent_without_room_points_at_from(
+    studio: Studio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from onmodel.providers.preview import PreviewProvider
+
+    make_cast(studio, "preview")
+    studio.turnaround("rin", views=["side", "back"])
+    session = studio.start_session("mia", provider="preview", with_=["rin", "bedroom"])
+    monkeypatch.setattr(PreviewProvider, "max_input_images", 4)
+    plan = session.plan("waving", with_=["rin"], set_="bedroom")
+    assert [i.role for i in plan.inputs] == ["anchor", "anchor", "anchor", "view"]
+    assert "1 turnaround view(s) left out for room (Rin: back)" in plan.warnings
+    session.shot("waving", with_=["rin"])
+    monkeypatch.setattr(PreviewProvider, "max_input_images", 3)
+    with pytest.raises(UsageError, match=r"or branch from an anchor \(--from\)"):
+        session.plan("sitting", with_=["rin"], set_="bedroom")
+
+
 def test_a_hidden_member_is_refused_until_it_is_shown_again(studio: Studio) -> None:
     make_cast(studio, "preview")
     session = studio.start_session("mia", provider="preview", with_=["rin"])
@@ -347,7 +365,8 @@ def test_too_many_images_for_the_model_names_what_did_not_fit(
     assert "needs 17 input images and gpt-image-2 through openai-images takes at most 16" in message
     assert message.endswith(
         f"the parent (image {made.id}) did not fit (anchors go first, then the parent, then "
-        "--ref files); show fewer members or send fewer --ref files"
+        "--ref files); show fewer members or send fewer --ref files; or branch from an "
+        "anchor (--from), which sends no parent"
     )
     with pytest.raises(UsageError, match=r": the anchor of extra15, the parent \(image"):
         session.shot("everyone", with_=names)

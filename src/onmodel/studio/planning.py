@@ -8,7 +8,7 @@ pipeline writes its pending row.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -461,7 +461,7 @@ class ShotPlanner:
         most = min(source.max_input_images, planning.capability(chosen_model).max_input_images)
         extras, ref_files = planning.read_refs(refs)
         parents = [item for item in lineage if item.role == "parent"]
-        inputs = fit_inputs(
+        inputs, dropped = fit_inputs(
             anchors=[refs.anchor_input for refs in shown],
             parents=parents,
             views=[view for refs in shown for view in refs.views],
@@ -491,6 +491,9 @@ class ShotPlanner:
             introduced=planning.introduced(session, route, parent, self.character),
             parent_shows=planning.parent_shows(parent, cast),
         )
+        note = views_left_out(dropped, shown)
+        if note is not None:
+            plan = replace(plan, warnings=(*plan.warnings, note))
         if max_cost is not None:
             planning.check_max_cost(plan, max_cost)
         planning.keep_refs(ref_files)
@@ -513,25 +516,39 @@ def fit_inputs(
     most: int,
     where: str,
     names: Sequence[str],
-) -> tuple[InputImage, ...]:
+) -> tuple[tuple[InputImage, ...], list[InputImage]]:
     """The images a shot sends, in order: every member's anchor, then the parent, then the
     turnaround views, then the user's ``--ref`` files.
 
     Anchors, the parent and ``--ref`` files must all be sent: when they are more than the
     model takes (``most``), the shot is refused naming, in that order of priority, what did
     not fit (``names`` says what each required image is, in that order). Views fill the
-    room that is left, the first members' first.
+    room that is left, the first members' first; the ones left out are returned second, for
+    the plan to warn of.
     """
     required = [*anchors, *parents, *extras]
     if len(required) > most:
         left_out = names[most:]
+        instead = "; or branch from an anchor (--from), which sends no parent" if parents else ""
         raise UsageError(
             f"this shot needs {len(required)} input images and {where} takes at most {most}: "
             f"{', '.join(left_out)} did not fit (anchors go first, then the parent, then "
-            "--ref files); show fewer members or send fewer --ref files"
+            f"--ref files); show fewer members or send fewer --ref files{instead}"
         )
     room = most - len(required)
-    return (*anchors, *parents, *views[:room], *extras)
+    return (*anchors, *parents, *views[:room], *extras), views[room:]
+
+
+def views_left_out(views: Sequence[InputImage], cast: Sequence[MemberRefs]) -> str | None:
+    """The warning for turnaround views a shot had no room for, by member, or None."""
+    if not views:
+        return None
+    names = {refs.character.id: refs.character.name for refs in cast}
+    by_member: dict[str, list[str]] = {}
+    for view in views:
+        by_member.setdefault(names.get(view.member_id or 0, "?"), []).append(view.view)
+    listed = "; ".join(f"{name}: {', '.join(kinds)}" for name, kinds in by_member.items())
+    return f"{len(views)} turnaround view(s) left out for room ({listed})"
 
 
 def canonical_request(request: ShotRequest, cast: ShotCast, lead: Character) -> ShotRequest:
