@@ -95,7 +95,8 @@ def test_a_dry_run_names_the_cast_and_numbers_every_image_it_sends(home: Path) -
     ) in lines
     assert "image 2 is Max" in dry.stdout  # the prompt numbers them the same way
     plan = json.loads(run_cli(home, "shot", "x", "--cast", "rin,mia", "--dry-run", "--json").stdout)
-    assert plan["cast"] == ["rin", "mia"]
+    assert [member["slug"] for member in plan["cast"]] == ["rin", "mia"]
+    assert plan["cast"][0] == {"slug": "rin", "name": "Rin", "kind": "character"}
     assert [i["role"] for i in plan["inputs"]] == ["anchor", "anchor", "parent"]
     assert [i["member"] for i in plan["inputs"]] == ["rin", "mia", None]  # whose each is
 

@@ -88,6 +88,12 @@ def test_a_shot_lists_cast_slips_are_told_with_their_line(cast_home: Path) -> No
     assert done.code == 2
     assert "slips.yaml:4: shots[0].with: 'rin' is named twice" in done.stderr
     assert "slips.yaml:6: shots[1].cast: an empty name in the cast" in done.stderr
+    shots.write_text("session: mia\nshots:\n  - pose: sitting\n    cast: 'mia,rin'\n")
+    done = run_cli(cast_home, "batch", "run", str(shots), "--dry-run")
+    assert "slips.yaml:4: shots[0].cast: 'mia,rin' in the cast is one name: list the names " in (
+        done.stderr
+    )
+    assert "as [mia, rin]" in done.stderr
     shots.write_text("session: mia\nshots:\n  - pose: reading\n    with: bedroom\n")
     done = run_cli(cast_home, "batch", "run", str(shots), "--dry-run")
     assert done.code == 2

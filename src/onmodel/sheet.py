@@ -327,6 +327,10 @@ def _cast_names(names: Iterable[str], what: str) -> list[str]:
     found = [name.strip() for name in names]
     if any(not name for name in found):
         raise UsageError(f"an empty name in {what}")
+    joined = next((name for name in found if "," in name), None)
+    if joined is not None:  # a shot list's "mia,rin" where a list was meant
+        listed = ", ".join(part.strip() for part in joined.split(","))
+        raise UsageError(f"{joined!r} in {what} is one name: list the names as [{listed}]")
     twice = next((name for at, name in enumerate(found) if name in found[:at]), None)
     if twice is not None:
         raise UsageError(f"{twice!r} is named twice in {what}")

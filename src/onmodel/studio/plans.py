@@ -80,7 +80,10 @@ class ShotPlan:
             "prompt": self.prompt,
             "instructions": self.instructions,
             "previous_response_id": self.previous_response_id,
-            "cast": [member.slug for member in self.cast],
+            "cast": [
+                {"slug": member.slug, "name": member.name, "kind": member.kind}
+                for member in self.cast
+            ],
             "inputs": [
                 {
                     "role": i.role,
