@@ -11,25 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from cli_inprocess import Outcome, assert_refused_cleanly, run_cli, snapshot
+from cli_inprocess import snapshot
 from onmodel.errors import UsageError
 from onmodel.handles import Image, Session
 from onmodel.studio import Studio
-
-
-def ok(home: Path, *args: str) -> str:
-    outcome = run_cli(home, *args)
-    assert outcome.code == 0, outcome
-    return outcome.stdout
+from test_cast_cli import home as cast_home  # noqa: F401  (a fixture: Mia, Rin, Max, Bedroom)
+from test_cast_cli import ok
+from test_cast_cli import refused as refused_cleanly
 
 
 def refused(home: Path, *args: str) -> str:
-    """A one-line refusal that leaves every table and file as it was; its message."""
-    before = snapshot(home)
-    outcome: Outcome = run_cli(home, *args)
-    assert_refused_cleanly(outcome)
-    assert snapshot(home) == before
-    return outcome.error_lines[0].removeprefix("error: ")
+    """What a one-line refusal that changed nothing says (``test_cast_cli.refused``)."""
+    return refused_cleanly(home, *args).error_lines[0].removeprefix("error: ")
 
 
 def head_of(studio: Studio, session: str) -> int | None:
@@ -37,18 +30,9 @@ def head_of(studio: Studio, session: str) -> int | None:
 
 
 @pytest.fixture
-def home(studio: Studio) -> Path:
-    """Mia and Rin (characters), Max (a creature) and Bedroom (a set), drawn by the preview."""
-    studio.create_character("Mia", prompt="a girl with red hair and green eyes", provider="preview")
-    studio.create_character("Rin", prompt="a boy with black hair and blue eyes", provider="preview")
-    studio.create_character("Max", prompt="a small brown dog", kind="creature", provider="preview")
-    studio.create_character("Bedroom", prompt="a cosy bedroom", kind="set", provider="preview")
-    return studio.paths.home
-
-
-@pytest.fixture
-def mia(studio: Studio, home: Path) -> Session:
-    """Session ``mia``: Mia's, with Rin, Max and the bedroom in its cast."""
+def mia(studio: Studio, cast_home: Path) -> Session:  # noqa: F811  (the fixture imported)
+    """Session ``mia``: Mia's, with Rin, Max and the bedroom in its cast (``cast_home``
+    made them)."""
     return studio.start_session("mia", provider="preview", with_=["rin", "max", "bedroom"])
 
 
@@ -56,8 +40,9 @@ def mia(studio: Studio, home: Path) -> Session:
 
 
 def test_a_hidden_member_kept_pictures_show_is_refused_in_those_terms(
-    studio: Studio, home: Path, mia: Session
+    studio: Studio, mia: Session
 ) -> None:
+    home = studio.paths.home
     alone = mia.shot("standing")
     walk = mia.shot("dog walk", with_=["max"])
     run = mia.shot("dog run", with_=["max"])  # made from the walk: the session's head
@@ -91,8 +76,9 @@ def test_a_hidden_member_kept_pictures_show_is_refused_in_those_terms(
 
 
 def test_the_refusal_names_what_was_made_from_the_members_pictures(
-    studio: Studio, home: Path, mia: Session
+    studio: Studio, mia: Session
 ) -> None:
+    home = studio.paths.home
     walk = mia.shot("dog walk", with_=["max"])
     reading = mia.shot("reading")  # Mia alone, but drawn from the walk
     other = studio.start_session("mia", provider="preview", slug="park", with_=["max"])
@@ -108,8 +94,9 @@ def test_the_refusal_names_what_was_made_from_the_members_pictures(
 
 
 def test_a_hidden_character_in_one_kept_picture_is_named_by_its_slug(
-    studio: Studio, home: Path, mia: Session
+    studio: Studio, mia: Session
 ) -> None:
+    home = studio.paths.home
     duet = mia.shot("duet", with_=["rin"])
     ok(home, "character", "hide", "rin")
     assert refused(home, "purge") == (
@@ -120,8 +107,9 @@ def test_a_hidden_character_in_one_kept_picture_is_named_by_its_slug(
 
 
 def test_a_subtree_purge_lists_every_shown_image_and_head_before_it_takes_them(
-    studio: Studio, home: Path, mia: Session
+    studio: Studio, mia: Session
 ) -> None:
+    home = studio.paths.home
     alone = mia.shot("standing")
     walk = mia.shot("dog walk", with_=["max"])
     reading = mia.shot("reading")  # the head, made from the walk
@@ -162,8 +150,9 @@ def test_a_subtree_purge_lists_every_shown_image_and_head_before_it_takes_them(
 
 
 def test_a_session_whose_shots_all_go_continues_from_its_anchor(
-    studio: Studio, home: Path, mia: Session
+    studio: Studio, mia: Session
 ) -> None:
+    home = studio.paths.home
     walk = mia.shot("dog walk", with_=["max"])
     mia.shot("dog run", with_=["max"])
     ok(home, "character", "hide", "max")
@@ -185,8 +174,9 @@ def test_a_session_whose_shots_all_go_continues_from_its_anchor(
 
 
 def test_only_a_picture_of_the_character_alone_becomes_its_anchor(
-    studio: Studio, home: Path, mia: Session
+    studio: Studio, mia: Session
 ) -> None:
+    home = studio.paths.home
     anchor = studio.character("mia").anchor_image_id
     several = mia.shot("playing", with_=["rin", "max"])
     rin = mia.shot("rin reads", cast=["rin"])
