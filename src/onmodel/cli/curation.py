@@ -90,7 +90,9 @@ def purge(
     subtree: Annotated[
         bool,
         typer.Option(
-            "--subtree", help="Also purge the images made from a purged one, however deep."
+            "--subtree",
+            help="Also purge the images made from a purged one, however deep, shown ones too "
+            "(each is listed, with every session head that moves).",
         ),
     ] = False,
     yes: Annotated[
@@ -99,7 +101,7 @@ def purge(
     json_out: JsonOption = False,
 ) -> None:
     """Delete hidden images, sessions and characters for good, and the files nothing else
-    uses; without --yes, say what would be deleted."""
+    uses; without --yes, say what would be deleted (and which shown images --subtree takes)."""
     report = open_studio().purge(subtree=subtree, dry_run=not yes)
     if json_out:
         print_json(report.to_dict())
@@ -194,9 +196,9 @@ def character_anchor(
     image: Annotated[str, typer.Argument(help="The shot to make its character's anchor.")],
     strict: StrictOption = False,
 ) -> None:
-    """Make a shot its character's anchor: the next shots are drawn from it (and its own
-    turnaround views, not the old anchor's); earlier ones keep the anchor they were made
-    with."""
+    """Make a shot its character's anchor (a picture of it alone, not of several): the next
+    shots are drawn from it (and its own turnaround views, not the old anchor's); earlier
+    ones keep the anchor they were made with."""
     studio = open_studio()
     found = studio.promote_anchor(image, strict=strict)
     console.print(f"{found.slug}'s anchor is now #{found.anchor_image_id}", markup=False)
