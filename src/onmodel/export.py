@@ -3,7 +3,9 @@
 The folder holds the images under readable names (``000-anchor.png``, ``001-crying.png``...),
 copied byte for byte from the blob store (a re-encode would break GPT images' signed C2PA
 manifests, so every copy is checked against its digest), ``series.json`` with the full
-provenance and lineage, and ``index.html``: a contact sheet that opens from disk with no server
+provenance and lineage, the anchors of the rest of its cast (``cast-rin.png``...: the images a
+shot of several sent, listed with each member's model sheet in ``series.json``'s ``cast``), and
+``index.html``: a contact sheet that opens from disk with no server
 and fetches nothing, because its CSS is inlined and its thumbnails are embedded as data URIs. A
 long series continues on ``page-2.html``, ``page-3.html``... (:data:`CARDS_PER_PAGE` shots each),
 and its lineage panel shows the head's neighbourhood, with what that leaves out folded.
