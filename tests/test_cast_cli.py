@@ -184,7 +184,7 @@ def test_a_hidden_member_is_marked(home: Path, studio: Studio) -> None:
     studio.hide_character("max")
     out = ok(home, "session", "cast")
     assert "member, hidden" in next(line for line in out.splitlines() if "max" in line)
-    assert "nor can a hidden one (unhide it)" in out
+    assert "max cannot be in a shot yet: hidden: unhide it to put it in a shot" in out
     max_ = as_json(home, "session", "cast")[1]
     assert (max_["hidden"], max_["ready"], max_["anchor_status"]) == (True, False, "succeeded")
 

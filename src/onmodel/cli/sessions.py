@@ -306,10 +306,9 @@ def _print_cast(studio: Studio, session: str | int | None, *, json_out: bool) ->
     rows = [
         (member, "lead" if i == 0 else "member", anchor(member)) for i, member in enumerate(cast)
     ]
-    ready = [
-        image is not None and image.succeeded and member.hidden_at is None
-        for member, _, image in rows
-    ]
+    from onmodel.presentation import unusable  # here: `onmodel --help` loads no database
+
+    why_not = [unusable(member, image) for member, _, image in rows]
     if json_out:
         print_json(
             [
@@ -318,9 +317,10 @@ def _print_cast(studio: Studio, session: str | int | None, *, json_out: bool) ->
                     "role": role,
                     "hidden": member.hidden_at is not None,
                     "anchor_status": image.status if image else None,
-                    "ready": can,
+                    "ready": not reason,
+                    "why_not": reason or None,
                 }
-                for (member, role, image), can in zip(rows, ready, strict=True)
+                for (member, role, image), reason in zip(rows, why_not, strict=True)
             ]
         )
         return
@@ -345,13 +345,10 @@ def _print_cast(studio: Studio, session: str | int | None, *, json_out: bool) ->
             for member, role, image in rows
         ],
     )
-    if not all(ready):
-        console.print(
-            "a member without a finished anchor cannot be in a shot yet (retry its anchor, or "
-            "give it one: onmodel character anchor IMAGE), nor can a hidden one (unhide it)",
-            markup=False,
-        )
-    elif len(rows) == 1:
+    for (member, _, _), reason in zip(rows, why_not, strict=True):
+        if reason:
+            console.print(f"{member.slug} cannot be in a shot yet: {reason}", markup=False)
+    if len(rows) == 1:
         console.print(
             f"add more: onmodel session cast add NAME... --session {found.slug}", markup=False
         )
