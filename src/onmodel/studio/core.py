@@ -559,9 +559,11 @@ class Studio:
         ``grace`` are kept, as ``onmodel db check`` keeps them: a write may be using them).
 
         Refused, before anything is deleted, when a kept image was made from one of them
-        (unless ``subtree``: then it goes too, with everything made from it), when one is a
-        kept character's anchor, or when one is still being made. ``dry_run`` says what
-        would go and deletes nothing.
+        (unless ``subtree``: then it goes too, with everything made from it, and the report
+        lists every shown image taken, ``taken``, and every session head moved, ``heads``),
+        when a purged cast member is in pictures that stay (named, with how to hide them),
+        when one is a kept character's anchor, or when one is still being made. ``dry_run``
+        says what would go and deletes nothing.
         """
         return self.curation.purge(subtree=subtree, dry_run=dry_run, grace=grace)
 
@@ -602,8 +604,10 @@ class Studio:
 
     def promote_anchor(self, image: int | str | Image, *, strict: bool = False) -> Character:
         """Make a succeeded shot its character's anchor: the next shots are drawn from it,
-        while each earlier shot keeps the anchor its request sent (``image.references``);
-        ``strict`` refuses a poor reference and changes nothing."""
+        while each earlier shot keeps the anchor its request sent (``image.references``).
+        A picture that does not show its character alone (a shot of several, one in a set,
+        one that left the lead out) is refused; ``strict`` also refuses a poor reference, and
+        a refusal changes nothing."""
         return self.editing.promote_anchor(image, strict=strict)
 
     def edit_sheet(
