@@ -244,6 +244,8 @@ def operations(built: Built, timeout: float, export_up_to: int) -> dict[str, Mea
         "show <deepest>": ["show", str(built.deepest_id)],
         "session list": ["session", "list"],
         "session show": ["session", "show", slug],
+        "images --with max": ["images", "--with", "max"],
+        "images --with max --limit 10000": ["images", "--with", "max", "--limit", "10000"],
     }
     for name, args in cli.items():
         found[name] = run_cli(built, args, timeout)
