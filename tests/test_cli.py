@@ -208,7 +208,10 @@ def test_the_demo_ends_with_a_check_report_in_which_a_drifted_take_is_caught_and
     out = run(tmp_path / "unused", "demo", "--dir", str(tmp_path / "demo")).stdout
     report = out[out.index("check report") :]
     shots = [line for line in report.splitlines() if line.startswith("  #")]
-    assert len(shots) == 6 and all("on model" in line for line in shots), report
+    assert len(shots) == 7 and all("on model" in line for line in shots), report
+    # the cast shot is checked too, member by member, the bedroom not (it is the place)
+    assert "Mia on model 100 · Rin on model 100 · Max on model 100" in shots[-1], report
+    assert "not checked: Mia's bedroom (set)" in report
     retake = report[report.index("retake") :]
     assert "take 1/3  drifted" in retake and "hair colour: drifted" in retake
     assert "take 2/3  on model" in retake

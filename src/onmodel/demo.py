@@ -5,10 +5,11 @@ selfie with a dog, using a computer, sportswear, a new scene) with the preview p
 new user sees the whole flow without a key or a network. Then a series is rarely one character
 alone: Mia's friend Rin, her dog Max and her bedroom join the session's cast, and one shot
 shows the three of them in the bedroom, each drawn from its own sheet. It ends with the check →
-retake → pick loop: every shot of Mia is checked against the anchor with the offline
-``palette`` checker, and one more shot is asked for with retakes, its first take drawn with the
-hair off model on purpose (the preview's drift knob) so the user sees a drifted take caught and
-retaken.
+retake → pick loop: every shot is checked against the anchors it sent with the offline
+``palette`` checker (the cast shot member by member: Mia, Rin and Max each against their own
+anchor, the bedroom not, being the place), and one more shot is asked for with retakes, its
+first take drawn with the hair off model on purpose (the preview's drift knob) so the user sees
+a drifted take caught and retaken.
 """
 
 from __future__ import annotations
@@ -161,7 +162,7 @@ class DemoResult:
     session: Session
     images: list[Image]
     cast_shot: Image  # Mia, Rin and Max in the bedroom
-    checks: list[tuple[Image, CheckRecord]]  # each of the six shots, checked
+    checks: list[tuple[Image, CheckRecord]]  # each of the six shots and the cast shot, checked
     retakes: RetakeReport  # the shot whose first take drifted, retaken until on model
 
 
@@ -208,8 +209,8 @@ def run_demo(home: Path, *, make_current: bool = True) -> DemoResult:
             with_=cast,
         )
         shots = [session.shot(**fields) for fields in DEMO_SHOTS]
-        checks = [(shot, studio.check(shot, DEMO_CHECKER)) for shot in shots]
         cast_shot = session.shot(**CAST_SHOT)
+        checks = [(shot, studio.check(shot, DEMO_CHECKER)) for shot in (*shots, cast_shot)]
         retakes = studio.shoot_until_on_model(
             session.plan(**RETAKE_SHOT, params={"drift": RETAKE_DRIFT}),
             checker=DEMO_CHECKER,
