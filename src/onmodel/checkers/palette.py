@@ -159,7 +159,8 @@ class PaletteChecker(Checker):
                 anchors.append(exc)
         try:
             rgb = load_rgb(subjects[0].image)
-            found = _drawn(rgb, subjects) or find_figures(rgb, len(subjects))
+            drawn = _drawn(rgb, subjects)
+            found = drawn or find_figures(rgb, len(subjects))
         except InvalidImageError as exc:
             raise CheckerError(str(exc), kind="unreadable") from None
         figures = [Picture(figure) for figure in found]
@@ -167,7 +168,10 @@ class PaletteChecker(Checker):
             _colouring(anchor) if isinstance(anchor, Picture) else [] for anchor in anchors
         ]
         given, fit = _assign(colourings, figures)
-        for _ in range(len(subjects) + 1):  # figures the set's furniture joins: cut them apart
+        # figures the set's furniture joins: cut them apart. Not a box the provider drew one
+        # member in: its edges cut the furniture already, and a cut would only take away
+        # what is unlike the anchor, the drifted hair and the hair clip on it
+        for _ in range(0 if drawn else len(subjects) + 1):
             tries = []
             for index, figure in enumerate(figures):
                 for halves in split_figure(figure.subject):
@@ -357,7 +361,8 @@ def _not_found(subject: CheckSubject, figures: int) -> CheckOutcome:
 
 def _traits(sheet: ModelSheet, anchor: Picture) -> list[_Trait]:
     """Every colour the sheet names, in sheet order; an anchor's own main colours when the
-    sheet names none, so a sheet-less character is still checked against its anchor.
+    sheet names none, so a sheet-less character is still checked against its anchor, the
+    backdrop it stands on never among them (see :attr:`Picture.backdrop`).
 
     A palette entry that is the colour of a trait named before it (the hair's, an outfit's) is
     that trait again, judged as it is: a new outfit by request changes it too, and its
@@ -383,7 +388,7 @@ def _traits(sheet: ModelSheet, anchor: Picture) -> list[_Trait]:
             traits.append(_Trait(f"must_keep: {item}", item, colours[0]))
     if traits:
         return traits
-    main = dominant_colours(anchor.pixels, count=_ANCHOR_COLOURS, min_share=0.04)
+    main = dominant_colours(anchor.pixels[~anchor.backdrop], count=_ANCHOR_COLOURS, min_share=0.04)
     return [_Trait(f"anchor colour: {hex_of(c)}", hex_of(c), c) for c, _ in main]
 
 

@@ -17,6 +17,7 @@ its band of the character's height instead.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,12 @@ _FACES = 4  # skin blobs tried as the face, largest first (a busy desert has man
 _CELL = 0.125  # of the face's width: the grid a trait's place on the anchor is kept on
 _REACH = 2  # cells around the anchor's that still count as the same place (a turned head)
 _ROW = 1 << 16  # a cell's key is its row times this plus its column: far more than any row
+_BACKDROP = 2.5
+"""CIEDE2000 within which a subject's pixel is the backdrop seen through a gap (between the
+arms, between the legs): a white shirt on an off-white backdrop is further (3.3)."""
+_SHADE = (0.45, 0.97)  # of the backdrop's red, green and blue: the darkness of a cast shadow
+_SHADE_TINT = 1.08  # the most one channel's shade may be over another's: a shadow is grey
+_FEET = 0.85  # of the subject's height, from its top: below it, a backdrop's shade is a shadow
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,29 @@ class Picture:
     def of(cls, path: Path) -> Picture:
         return cls(find_subject(load_rgb(path)))
 
+    @cached_property
+    def backdrop(self) -> NDArray[np.bool_]:
+        """Which of the subject's pixels are its backdrop, not the character: the backdrop's
+        own colour seen through a gap the outline encloses, and its shade below the feet (the
+        shadow the character casts on it). A colour there is the place, never a trait: in a
+        set the place is the set's, and the anchor's plain backdrop is nowhere to be seen."""
+        rgb = self.subject.rgb
+        border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+        if not len(self.pixels) or not len(border):
+            return np.zeros(len(self.pixels), dtype=bool)
+        backdrop = dominant_colours(border, count=1, merge=MATCH_RADIUS, min_share=0.0)[0][0]
+        table = self.table
+        gain = table.rgb.astype(np.float64) / np.maximum(np.asarray(backdrop, np.float64), 1.0)
+        shade = (
+            (gain.min(axis=1) >= _SHADE[0])
+            & (gain.max(axis=1) <= _SHADE[1])
+            & (gain.max(axis=1) <= _SHADE_TINT * gain.min(axis=1))
+        )
+        top, height = self.whole
+        low = self.rows >= top + _FEET * height
+        own = delta_e(table.lab, np.broadcast_to(to_lab(backdrop), table.lab.shape)) <= _BACKDROP
+        return np.asarray(own[table.inverse] | (shade[table.inverse] & low), dtype=bool)
+
     def near(self, lab: Floats, radius: float) -> NDArray[np.bool_]:
         if not len(self.pixels):
             return np.zeros(0, dtype=bool)
@@ -145,7 +175,7 @@ class Picture:
         of the fills near the sheet's colour, the closest one, other than those an earlier
         trait took (``taken``), so a "red hair clip" is not read off a red jacket."""
         sheet = to_lab(colour)
-        close = self.near(sheet, SHEET_RADIUS)
+        close = self.near(sheet, SHEET_RADIUS) & ~self.backdrop
         for lab in taken:
             close &= ~self.near(lab, MATCH_RADIUS)
         if close.sum() < max(4, _MIN_SHARE * len(self.pixels)):
