@@ -47,6 +47,15 @@ def by_member(record: CheckRecord) -> dict[str, CheckRecord]:
     }
 
 
+def checked_with_hair(studio: Studio, action: str, colour: str) -> dict[str, CheckRecord]:
+    """A shot of the lead with Rin and Max in the bedroom, the lead's hair drawn in
+    ``colour``, checked: each member's row by name."""
+    shot = studio.session().shot(
+        action, with_=["rin", "max"], set_="bedroom", params=drift_params(hair_color=colour)
+    )
+    return by_member(studio.check(shot, "palette"))
+
+
 def drifted(record: CheckRecord) -> list[str]:
     return [t["trait"] for t in record.traits or [] if t["verdict"] == Verdict.DRIFTED]
 
@@ -96,13 +105,7 @@ def test_no_sheetless_member_drifts_on_the_backdrop_of_its_anchor(
 def test_a_sheetless_member_whose_hair_drifted_in_the_set_is_still_caught(
     sheetless: Studio,
 ) -> None:
-    shot = sheetless.session().shot(
-        "playing guitar",
-        with_=["rin", "max"],
-        set_="bedroom",
-        params=drift_params(hair_color=BLUE_HAIR),
-    )
-    members = by_member(sheetless.check(shot, "palette"))
+    members = checked_with_hair(sheetless, "playing guitar", BLUE_HAIR)
     assert members["Mia"].passed is False and drifted(members["Mia"])
     assert members["Rin"].passed is True and members["Max"].passed is True
 
@@ -132,13 +135,7 @@ def demo_cast(studio: Studio) -> Studio:
 def test_recoloured_hair_does_not_take_the_hair_clip_with_it(
     demo_cast: Studio, colour: str
 ) -> None:
-    shot = demo_cast.session().shot(
-        "waving",
-        with_=["rin", "max"],
-        set_="bedroom",
-        params=drift_params(hair_color=colour),
-    )
-    members = by_member(demo_cast.check(shot, "palette"))
+    members = checked_with_hair(demo_cast, "waving", colour)
     # the hair (and the palette entry of its colour) drifted; the clip is drawn in its own
     # gold on that hair, and is still there
     assert drifted(members["Mia"]) == ["hair_color", "palette: #f0a04b"]
