@@ -120,7 +120,7 @@ def demo(
     )
     for image in result.images:
         console.print(describe_image_line(image))
-    console.print("\n[bold]check report[/bold] (palette: each shot against the anchor)")
+    console.print("\n[bold]check report[/bold] (palette: each shot against its anchors)")
     for image, record in result.checks:
         print_check(image, record, prefix="  ")
     console.print("\n[bold]retake[/bold]: take 1 drawn with the hair off model on purpose")
