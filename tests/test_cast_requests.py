@@ -3,6 +3,7 @@ may reach for works the same, and every slip is one line before anything is reco
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,20 @@ def test_a_shot_lists_cast_slips_are_told_with_their_line(cast_home: Path) -> No
     assert "slips.yaml:3:" in done.stderr
     assert "'bedroom' is a set, not someone in the scene" in done.stderr
     assert "set: bedroom in a shot list" in done.stderr
+
+
+def test_a_shot_list_keeps_its_shots_when_a_member_is_renamed(cast_home: Path) -> None:
+    week = cast_home / "week.yaml"
+    week.write_text(
+        "session: mia\nname: week\nshots:\n  - {pose: reading, with: rin}\n"
+        "  - {pose: walking, with: [rin], set: bedroom}\n  - {pose: alone}\n",
+        encoding="utf-8",
+    )
+    assert run_cli(cast_home, "batch", "run", str(week)).code == 0
+    renamed = run_cli(cast_home, "character", "rename", "rin", "--slug", "rin-k")
+    assert renamed.code == 0, renamed.stderr
+    week.write_text(week.read_text(encoding="utf-8").replace("rin", "rin-k"), encoding="utf-8")
+    again = run_cli(cast_home, "batch", "run", str(week), "--dry-run", "--json")
+    assert again.code == 0, again.stderr
+    states = [shot["state"] for shot in json.loads(again.stdout)["shots"]]
+    assert states == ["done", "done", "done"]  # nothing made, nor paid for, again

@@ -81,6 +81,9 @@ class SessionDefaults:
     aliases: Mapping[str, str] = field(default_factory=dict)
     """Member names as the list types them (a name, a slug, an id) → the slug each names;
     a name not here is keyed as typed (the planner refuses it)."""
+    member_ids: Mapping[str, int] = field(default_factory=dict)
+    """Each member's slug → its id, which its shots are keyed by: a member renamed after a
+    run (``character rename rin --slug rin-k``, the list edited to match) keeps its shots."""
 
 
 @dataclass(frozen=True)
@@ -338,7 +341,7 @@ def expand(loaded: LoadedShotList, session: SessionDefaults) -> Expansion:
         for variation in range(1, count + 1):
             key = shot_key(
                 session.slug,
-                request,
+                keyed_by_id(request, session.member_ids),
                 provider,
                 model,
                 params,
@@ -418,6 +421,19 @@ def _cast(resolved: _Resolved, session: SessionDefaults) -> dict[str, list[str] 
         cast=names if kind == "cast" else (),
         set_=session.aliases.get(where, where),
     )
+
+
+def keyed_by_id(request: ShotRequest, ids: Mapping[str, int]) -> ShotRequest:
+    """``request`` with its cast and set named by id (``#12``) for its key: a slug can be
+    renamed, an id cannot. A lead-only request has neither, so its key is as it always was."""
+    if not request.cast and not request.set:
+        return request
+
+    def key(slug: str) -> str:
+        return f"#{ids[slug]}" if slug in ids else slug
+
+    cast = [key(slug) for slug in request.cast]
+    return request.model_copy(update={"cast": cast, "set": key(request.set) if request.set else ""})
 
 
 def member_names(spec: ShotList) -> set[str]:

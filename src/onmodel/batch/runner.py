@@ -95,7 +95,7 @@ if TYPE_CHECKING:
     from onmodel.batch.expand import TakeOf
     from onmodel.capabilities import PriceTable
     from onmodel.checkers.base import Checker
-    from onmodel.handles import Session
+    from onmodel.handles import Character, Session
     from onmodel.store.records import CheckRecord
     from onmodel.studio import Delivery, ShotPlan, ShotPlanner, Studio
 
@@ -617,7 +617,7 @@ class BatchRunner:
             model=session.model,
             params=dict(session.params),
             lead=session.character.slug,
-            aliases=self._aliases(),
+            **self._members(session.character),
         )
         expansion = expand(self.loaded, defaults)
         stored = row.spec.get("parent_image_id") if row is not None else None
@@ -636,14 +636,20 @@ class BatchRunner:
             counters=dict(row.counters) if row is not None else {},
         )
 
-    def _aliases(self) -> dict[str, str]:
-        """The slug each member name of the list names (a query per distinct name, not per
-        shot), so a shot's key does not depend on how a member is spelt."""
+    def _members(self, lead: Character) -> dict[str, Any]:
+        """``aliases``: the slug each member name of the list names (a query per distinct
+        name, not per shot), so a shot's key does not depend on how a member is spelt;
+        ``member_ids``: the id of each, which the keys name (:func:`keyed_by_id`)."""
         found = {
-            name: self.studio.lookups.find_character(name.removeprefix("#"))
+            name: self.studio.lookups.find_character(name)
             for name in member_names(self.loaded.spec)
         }
-        return {name: each.slug for name, each in found.items() if each is not None}
+        named = {name: each for name, each in found.items() if each is not None}
+        ids = {each.slug: each.id for each in (lead, *named.values())}
+        return {
+            "aliases": {name: each.slug for name, each in named.items()},
+            "member_ids": ids,
+        }
 
     def _statuses(
         self, prepared: _Prepared, *, live: bool, tried: Collection[str] = ()
