@@ -158,6 +158,7 @@ def test_chatgpt_route_attaches_each_members_anchor_and_says_which_file_is_whom(
     pending = session.shot("playing guitar", with_=["rin"], set_="bedroom")
     primer, message = pending.messages
     assert "never mix up their traits" in primer
+    assert "Rin: a boy." in message and "Bedroom: a room." in message
     assert "playing guitar" in message
     files = "mia-anchor.png is Mia; rin-anchor.png is Rin; bedroom-anchor.png is Bedroom (set)"
     assert f"Attached: {files}." in message
@@ -172,6 +173,8 @@ def test_chatgpt_route_attaches_each_members_anchor_and_says_which_file_is_whom(
     later = session.shot("walking the dog", with_=["rin", "max"], set_="bedroom")
     (only,) = later.messages  # no primer: the conversation goes on
     assert "Attached: max-anchor.png is Max (creature)." in only
+    assert "Max: a dog." in only  # a member new to the chat is described under its name
+    assert "Rin: a boy." not in only  # the chat has seen Rin
     assert [path.name for path in later.attachments] == ["max-anchor.png"]
     assert cast_slugs(studio, later) == ["mia", "rin", "max", "bedroom"]
 
@@ -310,6 +313,16 @@ def test_a_shot_of_fewer_after_a_group_picture_says_who_its_parent_shows(
     same = session.plan("reading a book", from_image=alone.id)
     assert "The same character as in the reference image." in same.prompt
     assert "image 1 is" not in same.prompt
+
+
+def test_a_shot_without_the_lead_keeps_the_series_style(studio: Studio) -> None:
+    studio.create_character(
+        "Mia", prompt="a girl", sheet={"style": "Clean cel-shaded anime"}, provider="preview"
+    )
+    studio.create_character("Rin", prompt="a boy", provider="preview")
+    session = studio.start_session("mia", provider="preview", with_=["rin"])
+    plan = session.plan("reading", cast=["rin"])
+    assert plan.prompt.startswith("Clean cel-shaded anime.")
 
 
 def test_a_shot_without_the_lead_draws_and_composes_the_member_it_shows(studio: Studio) -> None:

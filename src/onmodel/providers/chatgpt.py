@@ -42,6 +42,14 @@ class ChatGPTProvider(Provider):
         """The primer is pasted once, before the session's first shot."""
         return {"instructions": None if started() else instructions}
 
+    def attached(self, request: GenerationRequest) -> tuple[InputImage, ...]:
+        """The anchors the user attaches: everyone's with the primer, then those of the
+        members the chat has not seen yet (the parent is already in the chat)."""
+        anchors = [item for item in request.inputs if item.role == "anchor"]
+        if _primer(request):
+            return tuple(anchors)
+        return tuple(item for item in anchors if request.new_to_conversation(item))
+
     def generate(self, request: GenerationRequest) -> ManualResult:
         """The messages, and how many there are (recorded, so later shots of the conversation
         are numbered after them).
@@ -50,10 +58,8 @@ class ChatGPTProvider(Provider):
         a later one, the anchors of the members the chat has not seen yet (the turn where
         each first appears). With several files attached, the shot's message ends by saying
         which file is whom, by the names the studio saves them under."""
-        primer = request.instructions if request.previous_response_id is None else None
-        anchors = [item for item in request.inputs if item.role == "anchor"]
-        if not primer:
-            anchors = [item for item in anchors if request.new_to_conversation(item)]
+        primer = _primer(request)
+        anchors = list(self.attached(request))
         prompt = request.prompt
         if len(request.cast) > 1 and anchors:
             prompt = f"{prompt}\n\n{_which_file(request, anchors)}"
@@ -67,6 +73,11 @@ class ChatGPTProvider(Provider):
             },
             attach=tuple(anchors),
         )
+
+
+def _primer(request: GenerationRequest) -> str | None:
+    """The primer to paste first, when this shot starts the conversation."""
+    return request.instructions if request.previous_response_id is None else None
 
 
 def _which_file(request: GenerationRequest, anchors: list[InputImage]) -> str:

@@ -134,6 +134,7 @@ class Planning:
                 model=model,
                 params=params,
                 inputs=inputs,
+                instructions=turn.get("instructions"),
                 previous_response_id=turn.get("previous_response_id"),
                 cast=members,
                 introduced=introduced,
@@ -143,6 +144,9 @@ class Planning:
         # how many turnaround views go with the anchor, so a prompt can say what they are
         context["views"] = sum(1 for item in inputs if item.role == "view")
         context.update(cast_context(cast, attached, parent_shows))
+        # the series' style: the lead's, even in a shot that leaves the lead out
+        sheets = [character.sheet, *(refs.character.sheet for refs in cast)]
+        context["style"] = next((sheet.style for sheet in sheets if sheet.style), "")
         rendered = self.studio.composer.render(template, context)
         warnings = self.validate(provider, model, params, rendered.text, len(inputs))
         estimate = self._max_cost(provider, model, params, len(inputs), len(rendered.text))
