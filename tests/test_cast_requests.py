@@ -118,3 +118,22 @@ def test_a_shot_list_keeps_its_shots_when_a_member_is_renamed(cast_home: Path) -
     assert again.code == 0, again.stderr
     states = [shot["state"] for shot in json.loads(again.stdout)["shots"]]
     assert states == ["done", "done", "done"]  # nothing made, nor paid for, again
+
+
+def test_the_library_refuses_what_cannot_name_a_member_in_one_typed_line(
+    cast_home: Path,
+) -> None:
+    from onmodel.errors import InputError
+
+    with Studio.open(cast_home) as studio:
+        session = studio.session("mia")
+        assert session.plan("x", with_=None).request.cast == []
+        for bad in (None, 1.5, True):
+            with pytest.raises(InputError, match="named by a slug, a name, an id or a Character"):
+                session.plan("x", with_=[bad])  # type: ignore[list-item]
+        assert [image.image.id for image in studio.images(with_="rin")] == [
+            studio.character("rin").anchor_image_id
+        ]
+        with pytest.raises(UsageError, match="'rin' is named twice in --with"):
+            studio.start_session("mia", with_=["rin", "Rin"])
+        assert [m.slug for m in studio.start_session("mia", with_="rin").members] == ["rin"]

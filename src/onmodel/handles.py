@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from onmodel.errors import EmptyRequestError, NoImageFileError, UsageError
+from onmodel.errors import EmptyRequestError, InputError, NoImageFileError, UsageError
 from onmodel.lineage import LineageIndex, TreeNode, cast_dicts, image_casts
 from onmodel.sheet import ModelSheet, ShotRequest, cast_fields, take_name, with_take
 from onmodel.status import ImageStatus
@@ -206,9 +206,9 @@ class Session:
         expression: str = "",
         scene: str = "",
         action: str = "",
-        with_: Sequence[str | int | Character] | str = (),
-        cast: Sequence[str | int | Character] | str = (),
-        set_: str | int | Character = "",
+        with_: Sequence[str | int | Character] | str | None = (),
+        cast: Sequence[str | int | Character] | str | None = (),
+        set_: str | int | Character | None = "",
         same: bool = False,
         size: str | None = None,
         quality: str | None = None,
@@ -253,9 +253,9 @@ class Session:
         expression: str = "",
         scene: str = "",
         action: str = "",
-        with_: Sequence[str | int | Character] | str = (),
-        cast: Sequence[str | int | Character] | str = (),
-        set_: str | int | Character = "",
+        with_: Sequence[str | int | Character] | str | None = (),
+        cast: Sequence[str | int | Character] | str | None = (),
+        set_: str | int | Character | None = "",
         same: bool = False,
         size: str | None = None,
         quality: str | None = None,
@@ -735,15 +735,34 @@ def with_latest_checks(images: Mapping[int, Image]) -> dict[int, Checked]:
     return {key: Checked(image, latest.get(key)) for key, image in images.items()}
 
 
-def _member_names(names: Sequence[str | int | Character] | str) -> list[str]:
-    return [names] if isinstance(names, str) else [_member_name(name) for name in names]
+def cast_list(
+    names: Sequence[str | int | Character] | str | int | Character | None,
+) -> list[str | int | Character]:
+    """Cast members as a caller may give them: one (a name, an id, a handle) or several, or
+    None for none; anything else is refused in one line (``InputError``)."""
+    if names is None:
+        return []
+    if isinstance(names, (str, int, Character)):
+        names = [names]
+    found = list(names)
+    for name in found:
+        if isinstance(name, bool) or not isinstance(name, (str, int, Character)):
+            raise InputError(
+                f"a cast member is named by a slug, a name, an id or a Character, not {name!r}"
+            )
+    return found
+
+
+def _member_names(names: Sequence[str | int | Character] | str | None) -> list[str]:
+    return [_member_name(name) for name in cast_list(names)]
 
 
 def _member_name(name: str | int | Character) -> str:
     """A cast member as a request names it: a handle by its slug, an id as ``#12``."""
-    if isinstance(name, Character):
-        return name.slug
-    return f"#{name}" if isinstance(name, int) else name
+    (checked,) = cast_list(name)
+    if isinstance(checked, Character):
+        return checked.slug
+    return f"#{checked}" if isinstance(checked, int) else checked
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -23,7 +23,7 @@ from onmodel.checkers import DEFAULT_CHECKER
 from onmodel.composer import Composer
 from onmodel.config import Paths, resolve_paths
 from onmodel.errors import UsageError
-from onmodel.handles import Character, Image, Reference, Session, TreeNode
+from onmodel.handles import Character, Image, Reference, Session, TreeNode, cast_list
 from onmodel.kinds import SET, check_kind
 from onmodel.providers import get_provider
 from onmodel.providers.base import Provider, ProviderContext
@@ -191,7 +191,7 @@ class Studio:
         params: dict[str, Any] | None = None,
         slug: str | None = None,
         make_current: bool = True,
-        with_: Sequence[str | int | Character] = (),
+        with_: Sequence[str | int | Character] | str | None = (),
     ) -> Session:
         """Start a series for a character, its lead; ``with_`` names more members of its
         cast (characters, creatures, props, sets), each checked before the session is
@@ -203,9 +203,12 @@ class Studio:
                 f"prop; start it with one and --with {lead.slug}, and its shots --set "
                 f"{lead.slug}"
             )
-        others = [self.character(each) for each in with_]  # an unknown name starts nothing
+        others = [self.character(each) for each in cast_list(with_)]  # unknown: no session
         if any(each.id == lead.id for each in others):
             raise UsageError(f"{lead.slug!r} is the lead; --with names the other members")
+        twice = next((b for a, b in enumerate(others) if b.id in {o.id for o in others[:a]}), None)
+        if twice is not None:
+            raise UsageError(f"{twice.slug!r} is named twice in --with")
         session = self.cast.start_session(
             lead,
             title=title,
@@ -229,11 +232,13 @@ class Studio:
         return members(self, self.session(session))
 
     def add_to_cast(
-        self, session: str | int | Session | None, names: Sequence[str | int | Character]
+        self,
+        session: str | int | Session | None,
+        names: Sequence[str | int | Character] | str | int | Character,
     ) -> list[Character]:
         """Add characters, creatures, props or sets to a session's cast, so its shots can
         show them (``with``) or take place there (``set``); the ones newly added."""
-        return add_members(self, self.session(session), names)
+        return add_members(self, self.session(session), cast_list(names))
 
     def remove_from_cast(
         self, session: str | int | Session | None, name: str | int | Character
@@ -497,7 +502,7 @@ class Studio:
         search: str | None = None,
         hidden: bool = False,
         limit: int | None = None,
-        with_: Sequence[str | int | Character] = (),
+        with_: Sequence[str | int | Character] | str | None = (),
     ) -> Iterator[ListedImage]:
         """Images newest first, streamed a page at a time: a session's (or, with none, every
         shown session's and character's, anchors included), narrowed by each filter given.
@@ -510,7 +515,7 @@ class Studio:
         is refused before anything is read).
         """
         session_id = self.session(session).id if session is not None else None
-        members = tuple(dict.fromkeys(self.character(each).id for each in with_))
+        members = tuple(dict.fromkeys(self.character(each).id for each in cast_list(with_)))
         wanted = ImageFilter(
             session_id=session_id,
             starred=starred,
