@@ -315,6 +315,33 @@ def test_a_shot_of_fewer_after_a_group_picture_says_who_its_parent_shows(
     assert "image 1 is" not in same.prompt
 
 
+def test_a_members_sheet_versions_count_the_pictures_it_is_in(studio: Studio) -> None:
+    make_cast(studio, "preview")
+    session = studio.start_session("mia", provider="preview", with_=["rin"])
+    session.shot("waving", with_=["rin"])
+    studio.edit_sheet("rin", {"hair_color": "#222222"})
+    session.shot("reading", cast=["rin"])
+    session.shot("sitting")
+    counts = [version.images for version in studio.sheet_history("rin")]
+    assert counts == [2, 1]  # the anchor and the shot with Mia; then the shot of Rin alone
+    assert [version.images for version in studio.sheet_history("mia")] == [3]
+
+
+def test_a_responses_turn_of_fewer_after_a_group_turn_says_who_the_parent_showed(
+    studio: Studio, api: FakeOpenAI
+) -> None:
+    make_cast(studio, "openai-images")
+    session = studio.start_session("mia", provider="openai-responses", with_=["rin", "bedroom"])
+    session.shot("playing guitar", with_=["rin"], set_="bedroom")
+    alone = session.shot("reading a book")
+    said = api.requests_to("responses")[-1].json["input"][0]["content"][0]["text"]
+    assert alone.prompt == said
+    assert (
+        "The previous picture of this series showed Mia, Rin, Bedroom; draw only who this "
+        "picture shows."
+    ) in said
+
+
 def test_a_shot_without_the_lead_keeps_the_series_style(studio: Studio) -> None:
     studio.create_character(
         "Mia", prompt="a girl", sheet={"style": "Clean cel-shaded anime"}, provider="preview"

@@ -20,6 +20,7 @@ from onmodel.status import ImageStatus
 from onmodel.store.database import transaction
 from onmodel.store.models import (
     CharacterRow,
+    ImageCastRow,
     ImageReferenceRow,
     ImageRow,
     SessionRow,
@@ -205,8 +206,10 @@ def sheet_versions(engine: Engine, character_id: int) -> list[SheetVersionRecord
 
 
 def sheet_version_image_counts(engine: Engine, character_id: int) -> dict[int, int]:
-    """How many of the character's images each sheet version made, in one ``GROUP BY``."""
-    table = ImageRow.__table__  # type: ignore[attr-defined]
+    """How many pictures showing the character each sheet version made, in one ``GROUP BY``
+    over who is in each picture (``image_cast``): a shot of several counts for each member
+    it shows, with the sheet it drew that member from."""
+    table = ImageCastRow.__table__  # type: ignore[attr-defined]
     query = (
         select(table.c.sheet_version_id, func.count())
         .where(table.c.character_id == character_id, table.c.sheet_version_id.is_not(None))
