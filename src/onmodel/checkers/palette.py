@@ -49,6 +49,7 @@ from onmodel.sheet import ModelSheet, ShotRequest
 from onmodel.vision.colours import RGB, Floats, dominant_colours, hex_of, to_lab, to_rgb
 from onmodel.vision.describe import propose
 from onmodel.vision.subject import (
+    FIGURE_SHARE,
     Subject,
     find_figures,
     find_subject,
@@ -173,8 +174,11 @@ class PaletteChecker(Checker):
         # what is unlike the anchor, the drifted hair and the hair clip on it
         for _ in range(0 if drawn else len(subjects) + 1):
             tries = []
+            largest = max((_size(figure.subject) for figure in figures), default=0)
             for index, figure in enumerate(figures):
                 for halves in split_figure(figure.subject):
+                    if min(_size(half) for half in halves) < FIGURE_SHARE * largest:
+                        continue  # a sliver: purer in colour than any whole figure
                     cut = [*figures[:index], *map(Picture, halves), *figures[index + 1 :]]
                     tries.append((*_assign(colourings, cut), cut))
             best = max(tries, key=lambda found: (len(found[0]), found[1]), default=None)
@@ -307,6 +311,10 @@ def _drawn(rgb: NDArray[np.uint8], subjects: Sequence[CheckSubject]) -> list[Sub
             return []
         figures.append(find_subject(np.ascontiguousarray(rgb[top:bottom, left:right])))
     return figures
+
+
+def _size(subject: Subject) -> int:
+    return int(subject.mask.sum())
 
 
 def _assign(

@@ -110,6 +110,9 @@ class Found:
     new: Floats | None
 
 
+_LINE = 4  # side of the square a fill holds and a line drawn round a shape does not
+
+
 class Picture:
     """An image's subject with its colours indexed once, for the many traits asked of it."""
 
@@ -161,7 +164,20 @@ class Picture:
         hits = np.zeros(len(self.pixels), dtype=bool)
         for lab in known:
             hits |= self.near(lab, MATCH_RADIUS)
+        filled = self._filled(hits)
+        if filled.sum() >= 10:
+            hits = filled
         self.top, self.height = _extent(self.rows[hits]) if hits.sum() >= 10 else self.whole
+
+    def _filled(self, hits: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        """Of ``hits``, those in fills, not in thin lines: the set's furniture drawn round
+        in the outline's colour (a desk behind a dark dog) is no part of the figure's height."""
+        from scipy.ndimage import binary_opening
+
+        grid = np.zeros(self.subject.mask.shape, dtype=bool)
+        grid[self.subject.mask] = hits
+        opened = binary_opening(grid, np.ones((_LINE, _LINE), dtype=bool))
+        return np.asarray(opened[self.subject.mask], dtype=bool)
 
     def relative(self, hits: NDArray[np.bool_]) -> NDArray[np.float64]:
         return np.asarray((self.rows[hits] - self.top) / self.height, dtype=np.float64)
