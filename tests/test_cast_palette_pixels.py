@@ -12,6 +12,7 @@ import pytest
 
 from onmodel.checkers.base import CheckOutcome, CheckSubject, Verdict
 from onmodel.checkers.palette import PaletteChecker
+from onmodel.demo import BEDROOM_SHEET, DEMO_SHEET, MAX_SHEET
 from onmodel.providers.preview import drift_params
 from onmodel.sheet import ModelSheet
 from onmodel.studio import Studio
@@ -81,3 +82,24 @@ def test_a_drifted_member_is_still_caught_from_pixels_alone(sheetless: Studio) -
         assert isinstance(max_, CheckOutcome)
         assert any(t.verdict == Verdict.DRIFTED for t in mia.traits)
         assert all(t.verdict != Verdict.DRIFTED for t in rin.traits + max_.traits)
+
+
+@pytest.fixture
+def demo_cast(studio: Studio) -> Studio:
+    """The demo's Mia, Max and bedroom: Max's eye colour (#2b1d14) is close to the outline's."""
+    studio.create_character("Mia", prompt="a girl with orange hair", sheet=DEMO_SHEET)
+    studio.create_character("Max", prompt="a dog", kind="creature", sheet=MAX_SHEET)
+    studio.create_character("Bedroom", prompt="a bedroom", kind="set", sheet=BEDROOM_SHEET)
+    studio.start_session("mia", with_=["max", "bedroom"])
+    return studio
+
+
+def test_the_demos_dog_beside_the_bookshelf_keeps_its_eye_colour(demo_cast: Studio) -> None:
+    # the dog's nose overlaps the bookshelf, whose outlines join the dog's own to the frame's
+    # border: its outline (the colour its eyes are measured as) is still the dog's
+    subjects, boxed, pixels = with_and_without_boxes(demo_cast, ["max"])
+    assert verdicts(pixels) == verdicts(boxed)
+    for subject, outcome in zip(subjects, pixels, strict=True):
+        assert isinstance(outcome, CheckOutcome)
+        drifted = [t.trait for t in outcome.traits if t.verdict == Verdict.DRIFTED]
+        assert drifted == [], (subject.character_name, drifted)

@@ -34,6 +34,7 @@ through which the sky would flood into sky-blue hair."""
 STEP = 3.0
 """CIEDE2000 between neighbouring pixels under which they are one smooth area: a gradient
 steps by about one, JPEG noise by a few, an outline by tens."""
+_LINE_SIDE = 128  # of the image's side: a background area thinner than that is a line
 _GAP = 3  # side of the square each piece is grown by: pieces two pixels apart join
 _SPECK = 0.0003  # of the frame: an area this small with only background around it is one
 
@@ -87,13 +88,13 @@ def load_rgb(path: Path, max_side: int = SEGMENT_SIDE) -> NDArray[np.uint8]:
 def find_subject(rgb: NDArray[np.uint8]) -> Subject:
     """The subject of ``rgb``: the largest connected piece that is not background, on
     ``rgb`` shrunk to :data:`WORKING_SIDE` (the areas are found before it is shrunk)."""
-    rgb, pieces = _pieces(rgb)
+    rgb, pieces, lines = _pieces(rgb)
     if not pieces.any():
         empty = np.zeros(rgb.shape[:2], dtype=bool)
         return Subject(rgb=rgb, mask=empty, box=(0, 0, 0, 0))
     sizes = np.bincount(pieces.ravel())
     sizes[0] = 0
-    return _subject(rgb, np.asarray(pieces == int(sizes.argmax()), dtype=bool))
+    return _subject(rgb, _outlined(pieces == int(sizes.argmax()), lines))
 
 
 def find_figures(rgb: NDArray[np.uint8], count: int) -> list[Subject]:
@@ -106,7 +107,7 @@ def find_figures(rgb: NDArray[np.uint8], count: int) -> list[Subject]:
     Each figure is a fraction of the frame, so the picture is measured larger than one
     figure's (up to :data:`SEGMENT_SIDE`): each keeps about the pixels a lone figure has, and
     its eyes stay more than a few pixels wide."""
-    rgb, pieces = _pieces(rgb, min(SEGMENT_SIDE, WORKING_SIDE * max(1, count)))
+    rgb, pieces, lines = _pieces(rgb, min(SEGMENT_SIDE, WORKING_SIDE * max(1, count)))
     sizes = np.bincount(pieces.ravel())
     sizes[0] = 0
     if not sizes.any():
@@ -121,7 +122,7 @@ def find_figures(rgb: NDArray[np.uint8], count: int) -> list[Subject]:
         if halves is None:
             break
         masks[widest : widest + 1] = halves
-    subjects = [_subject(rgb, mask) for mask in masks]
+    subjects = [_subject(rgb, _outlined(mask, lines)) for mask in masks]
     return sorted(subjects, key=lambda subject: subject.box[1] + subject.box[3])
 
 
@@ -136,9 +137,9 @@ _GAPS = 4  # gaps between standing figures tried as cuts, widest first
 
 def _pieces(
     rgb: NDArray[np.uint8], side: int = WORKING_SIDE
-) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
-    """``rgb`` shrunk to ``side``, and its pieces that are not background, numbered from 1
-    (0: background)."""
+) -> tuple[NDArray[np.uint8], NDArray[np.int64], NDArray[np.bool_]]:
+    """``rgb`` shrunk to ``side``, its pieces that are not background, numbered from 1
+    (0: background), and the background's thin lines (see :func:`_outlined`)."""
     from scipy.ndimage import binary_dilation
     from skimage.measure import label
 
@@ -148,9 +149,31 @@ def _pieces(
     rows, cols = _shrunk(rgb.shape[0], rgb.shape[1], side)
     rgb = rgb[np.ix_(rows, cols)]
     candidate = ~background[areas[np.ix_(rows, cols)]]
+    lines = _lines(background[areas])[np.ix_(rows, cols)]
     joined = binary_dilation(candidate, np.ones((_GAP, _GAP), dtype=bool))
     pieces = np.asarray(label(joined, connectivity=1), dtype=np.int64) * candidate  # type: ignore[no-untyped-call]
-    return rgb, pieces
+    return rgb, pieces, lines
+
+
+def _lines(background: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Which background pixels are in thin lines, not broad areas (see :func:`_outlined`)."""
+    from scipy.ndimage import binary_opening
+
+    side = max(3, round(max(background.shape) / _LINE_SIDE))
+    return np.asarray(
+        background & ~binary_opening(background, np.ones((side, side), dtype=bool)), dtype=bool
+    )
+
+
+def _outlined(mask: NDArray[np.bool_], lines: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """A piece with the background's thin lines that run along it: the figure's own outline,
+    which the set's furniture it touches (a bookshelf behind a dog's nose) joins to the
+    frame's border, is the figure's, as it is on its anchor's plain backdrop."""
+    from scipy.ndimage import binary_dilation
+
+    side = max(_GAP, round(max(mask.shape) / _LINE_SIDE) + 1)  # a line's width, and one
+    along = binary_dilation(mask, np.ones((side, side), dtype=bool))
+    return np.asarray(mask | (lines & along), dtype=bool)
 
 
 def _subject(rgb: NDArray[np.uint8], mask: NDArray[np.bool_]) -> Subject:
