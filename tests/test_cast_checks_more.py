@@ -9,23 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from cast_sheets import BLUE_HAIR, README_BEDROOM
 from cli_inprocess import run_cli
 from onmodel.checkers.base import Verdict
 from onmodel.checkview import members_of
 from onmodel.demo import BEDROOM_SHEET, DEMO_SHEET, MAX_SHEET, RIN_SHEET, run_demo
 from onmodel.providers.preview import drift_params
-from onmodel.sheet import ModelSheet
 from onmodel.store.records import CheckRecord
 from onmodel.studio import Studio
-
-README_BEDROOM = ModelSheet(  # the README's bedroom.yaml
-    style="Clean cel-shaded anime illustration",
-    layout="bed under the window on the left, desk and chair on the right",
-    fixed_objects=["guitar stand by the desk", "round green rug", "star-shaped lamp"],
-    lighting="warm afternoon light from the window",
-    palette=["#f3e9d2", "#2e8b57", "#f0a04b"],
-)
-BLUE_HAIR = "#3b5ba5"
 
 
 @pytest.fixture

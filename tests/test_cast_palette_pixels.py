@@ -10,21 +10,12 @@ from dataclasses import replace
 
 import pytest
 
+from cast_sheets import BLUE_HAIR, README_BEDROOM
 from onmodel.checkers.base import CheckOutcome, CheckSubject, Verdict
 from onmodel.checkers.palette import PaletteChecker
 from onmodel.demo import BEDROOM_SHEET, DEMO_SHEET, MAX_SHEET
 from onmodel.providers.preview import drift_params
-from onmodel.sheet import ModelSheet
 from onmodel.studio import Studio
-
-README_BEDROOM = ModelSheet(  # the README's bedroom.yaml
-    style="Clean cel-shaded anime illustration",
-    layout="bed under the window on the left, desk and chair on the right",
-    fixed_objects=["guitar stand by the desk", "round green rug", "star-shaped lamp"],
-    lighting="warm afternoon light from the window",
-    palette=["#f3e9d2", "#2e8b57", "#f0a04b"],
-)
-BLUE_HAIR = "#3b5ba5"
 
 
 @pytest.fixture

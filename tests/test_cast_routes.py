@@ -15,7 +15,7 @@ from sqlalchemy import inspect, text
 
 from fakeopenai import FakeOpenAI
 from onmodel.errors import GenerationError, NotFoundError, UsageError
-from onmodel.handles import Image
+from onmodel.handles import Image, Session
 from onmodel.sheet import ModelSheet
 from onmodel.store.cast import cast_of
 from onmodel.store.database import SCHEMA_HEAD, _alembic_config, create_database_engine
@@ -179,16 +179,21 @@ def test_chatgpt_route_attaches_each_members_anchor_and_says_which_file_is_whom(
     assert cast_slugs(studio, later) == ["mia", "rin", "max", "bedroom"]
 
 
-def test_a_failed_shot_of_several_is_retried_with_the_same_cast(
-    studio: Studio, api: FakeOpenAI
-) -> None:
+def failed_shot_of_three(studio: Studio, api: FakeOpenAI) -> tuple[Session, Image]:
+    """Mia's session with Rin and the bedroom, and a shot of the three the server failed."""
     make_cast(studio, "openai-images")
     session = studio.start_session("mia", with_=["rin", "bedroom"])
     api.fail_next("images/edits", "server_error")
     with pytest.raises(GenerationError) as caught:
         session.shot("playing guitar", with_=["rin"], set_="bedroom")
     assert caught.value.image_id is not None
-    failed = studio.image(caught.value.image_id)
+    return session, studio.image(caught.value.image_id)
+
+
+def test_a_failed_shot_of_several_is_retried_with_the_same_cast(
+    studio: Studio, api: FakeOpenAI
+) -> None:
+    _, failed = failed_shot_of_three(studio, api)
     assert cast_slugs(studio, failed) == ["mia", "rin", "bedroom"]  # recorded before the call
     again = studio.retry(failed.id)
     assert again.succeeded and cast_slugs(studio, again) == ["mia", "rin", "bedroom"]
@@ -200,16 +205,11 @@ def test_a_failed_shot_of_several_is_retried_with_the_same_cast(
 def test_a_retry_draws_the_members_it_was_made_with_whatever_they_are_called_now(
     studio: Studio, api: FakeOpenAI
 ) -> None:
-    make_cast(studio, "openai-images")
-    session = studio.start_session("mia", with_=["rin", "bedroom"])
-    api.fail_next("images/edits", "server_error")
-    with pytest.raises(GenerationError) as caught:
-        session.shot("playing guitar", with_=["rin"], set_="bedroom")
-    assert caught.value.image_id is not None
+    session, failed = failed_shot_of_three(studio, api)
     studio.rename_character("rin", slug="rinny")
     studio.create_character("Rin", prompt="a tall knight", provider="openai-images")
     studio.add_to_cast(session, ["rin"])  # another character now answers to 'rin'
-    again = studio.retry(caught.value.image_id)
+    again = studio.retry(failed.id)
     assert cast_slugs(studio, again) == ["mia", "rinny", "bedroom"]
     assert again.request.cast == ["mia", "rinny"]
     sent = [f.data for f in api.requests_to("images/edits")[-1].images]
