@@ -439,6 +439,8 @@ class ShotPlanner:
     views: tuple[InputImage, ...] = ()  # the lead's turnaround views, attached if room
     roster: Roster | None = None  # the session's cast, read once; None: read when needed
     members: dict[int, MemberRefs] = field(default_factory=dict, compare=False)
+    # who a parent shows, by (parent, this shot's cast): a batch reads it once per cast
+    parents_show: dict[tuple[int, ...], list[str]] = field(default_factory=dict, compare=False)
 
     def plan(
         self,
@@ -493,7 +495,7 @@ class ShotPlanner:
             cast=shown,
             turn=planning.conversation(session, source, parent),
             introduced=planning.introduced(session, route, parent, self.character),
-            parent_shows=planning.parent_shows(parent, cast),
+            parent_shows=self._parent_shows(parent, cast),
         )
         note = views_left_out(dropped, shown)
         if note is not None:
@@ -502,6 +504,12 @@ class ShotPlanner:
             planning.check_max_cost(plan, max_cost)
         planning.keep_refs(ref_files)
         return plan
+
+    def _parent_shows(self, parent: Image, cast: ShotCast) -> list[str]:
+        key = (parent.id, *(member.id for member in cast.everyone))
+        if key not in self.parents_show:
+            self.parents_show[key] = self.planning.parent_shows(parent, cast)
+        return self.parents_show[key]
 
     def _refs(self, member: Character) -> MemberRefs:
         if member.id == self.character.id:
