@@ -137,3 +137,20 @@ def test_the_library_refuses_what_cannot_name_a_member_in_one_typed_line(
         with pytest.raises(UsageError, match="'rin' is named twice in --with"):
             studio.start_session("mia", with_=["rin", "Rin"])
         assert [m.slug for m in studio.start_session("mia", with_="rin").members] == ["rin"]
+
+
+def test_names_are_found_in_any_case_and_a_creature_is_kept_on_model_as_a_creature(
+    cast_home: Path,
+) -> None:
+    with Studio.open(cast_home) as studio:
+        studio.rename_character("rin", slug="rin-k")
+        session = studio.session("mia")
+        assert session.plan("x", with_=["rin"]).request.cast == ["mia", "rin-k"]  # Rin, by name
+        assert studio.character("RIN-K").slug == "rin-k"
+        studio.create_character("Max", prompt="a small dog", kind="creature", provider="preview")
+        studio.add_to_cast(session, "max")
+        alone = session.plan("chasing a ball", cast=["max"]).prompt
+        assert "The same creature as in the reference image." in alone
+        assert "Keep the creature exactly on model: same face and markings" in alone
+        assert "hairstyle" not in alone
+        assert "Keep the character exactly on model" in session.plan("waving").prompt

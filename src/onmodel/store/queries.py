@@ -59,11 +59,19 @@ def reference_rows(db: Session, image_ids: Sequence[int]) -> dict[int, list[Imag
 
 
 def character(engine: Engine, ref: str | int) -> CharacterRecord | None:
-    """By id, slug or (for text that is neither) name; an id no row can have finds nothing."""
+    """By id, slug or (for text that is neither) name, then by slug or name in any case
+    (``rin`` finds Rin after its slug was renamed); an id no row can have finds nothing."""
     with transaction(engine) as db:
         row = _by_ref(db, CharacterRow, ref)
         if row is None and isinstance(ref, str):
             row = db.exec(select(CharacterRow).where(CharacterRow.name == ref)).first()
+        if row is None and isinstance(ref, str):
+            folded = ref.lower()
+            query = select(CharacterRow).where(
+                (func.lower(CharacterRow.slug) == folded)
+                | (func.lower(CharacterRow.name) == folded)
+            )
+            row = db.exec(query.order_by(col(CharacterRow.id))).first()
         return record_from(CharacterRecord, row) if row is not None else None
 
 

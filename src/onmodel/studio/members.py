@@ -96,10 +96,15 @@ class Roster:
     everyone: tuple[Character, ...]
 
     def find(self, name: str) -> Character | None:
-        """The member ``name`` names: its slug, its name, or its id (``12`` or ``#12``)."""
+        """The member ``name`` names: its slug, its name (in any case), or its id (``12``
+        or ``#12``), as :meth:`Studio.character` finds one."""
         key = name.removeprefix("#")
         for member in self.everyone:
             if key in (member.slug, member.name, str(member.id)):
+                return member
+        folded = key.lower()
+        for member in self.everyone:
+            if folded in (member.slug.lower(), member.name.lower()):
                 return member
         return None
 
