@@ -37,11 +37,6 @@ class ShotCast:
         """Figures first, then the set: the order of their anchors and of ``image_cast``."""
         return (*self.figures, self.set) if self.set is not None else self.figures
 
-    @property
-    def ensemble(self) -> bool:
-        """More than one figure, or a set: a shot whose prompt must say which image is whom."""
-        return len(self.figures) > 1 or self.set is not None
-
 
 def members(studio: Studio, session: Session) -> list[Character]:
     """See :attr:`Session.members`."""
