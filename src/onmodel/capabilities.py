@@ -24,7 +24,7 @@ from fractions import Fraction
 from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -59,7 +59,13 @@ DEFAULT_MODEL = "gpt-image-2"
 """The model a new session uses: current, not scheduled for shutdown, and takes custom sizes."""
 
 ROUTES: tuple[str, ...] = ("images.generate", "images.edit", "responses")
-"""API routes a model entry can list: the Image API's two endpoints and the Responses tool."""
+"""OpenAI's API routes a model entry can list: the Image API's two endpoints and the Responses
+tool. A provider plugin's table declares its own (``routes:`` beside ``models:``)."""
+
+TABLES_ENTRY_POINT_GROUP = "onmodel.model_tables"
+"""Where a provider plugin registers the package holding its ``models.yaml`` and
+``prices.yaml`` (``gemini = "onmodel.providers.gemini"``). Read from the entry point's value,
+so loading the tables imports no provider's module, let alone its SDK."""
 
 ROUTE_ALIASES: Mapping[str, str] = {"generate": "images.generate", "edit": "images.edit"}
 """Short spellings of the API routes; a provider's name is resolved by asking the provider."""
@@ -188,14 +194,6 @@ class ModelCapability(BaseModel):
     shutdown: date | None = None
     retired: bool = False
     replacement: tuple[str, ...] = ()
-
-    @field_validator("routes")
-    @classmethod
-    def _known_routes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [route for route in value if route not in ROUTES]
-        if unknown:
-            raise ValueError(f"unknown route {unknown[0]!r}; routes are {', '.join(ROUTES)}")
-        return value
 
     @field_validator("sizes")
     @classmethod
@@ -611,30 +609,77 @@ def _build(cls: type[_M], name: str, fields: Mapping[str, Any], where: str) -> _
         raise UsageError(f"{where}: {field}: {first['msg']}") from exc
 
 
+class _Layers(NamedTuple):
+    entries: dict[str, dict[str, Any]]
+    origin: dict[str, str]  # the file each model's entry was last written in
+    packaged: dict[str, Any]
+    user: dict[str, Any]
+    sources: tuple[str, ...]
+    routes: frozenset[str]  # the API routes plugins' tables declare
+
+
+@cache
+def plugin_tables() -> tuple[tuple[str, str], ...]:
+    """``(name, package)`` of every provider plugin that brings its own model and price
+    tables, in name order (:data:`TABLES_ENTRY_POINT_GROUP`)."""
+    from importlib.metadata import entry_points
+
+    found = {entry.name: entry.value for entry in entry_points(group=TABLES_ENTRY_POINT_GROUP)}
+    return tuple(sorted(found.items()))
+
+
+def _plugin_text(package: str, filename: str) -> str | None:
+    """A plugin's table, or None when it brings none of that kind (or cannot be read, which
+    its first request then reports)."""
+    try:
+        found = resources.files(package) / filename
+        return found.read_text(encoding="utf-8") if found.is_file() else None
+    except (ModuleNotFoundError, OSError):
+        return None
+
+
 def _load_layers(
     filename: str,
     user_file: Path | None,
     allowed_keys: set[str],
-) -> tuple[dict[str, dict[str, Any]], set[str], dict[str, Any], dict[str, Any], tuple[str, ...]]:
-    """Packaged then user entries, resolved; plus which names the user touched, for messages."""
+    plugins: tuple[tuple[str, str], ...] = (),
+) -> _Layers:
+    """Packaged entries, then each plugin's, then the user's, resolved; plus the file each
+    entry was last written in, for messages. A plugin's entries may extend onmodel's (and
+    override them: its table is the newer word on its own models)."""
     packaged_where = _PACKAGED_LABEL.format(name=filename)
     packaged = _read_yaml(_packaged_text(filename), packaged_where)
     entries = _resolve_entries(
         _models_section(packaged, packaged_where, allowed_keys), {}, packaged_where
     )
     sources: tuple[str, ...] = (packaged_where,)
-    touched: set[str] = set()
+    origin = dict.fromkeys(entries, packaged_where)  # the file each entry was last written in
+    declared: set[str] = set()
+    for name, package in plugins:
+        text = _plugin_text(package, filename)
+        if text is None:
+            continue
+        where = f"{name} plugin's {filename}"
+        data = _read_yaml(text, where)
+        section = _models_section(data, where, {"models", "routes"})
+        entries.update(_resolve_entries(section, entries, where))
+        origin.update(dict.fromkeys(section, where))
+        sources = (*sources, where)
+        routes = data.get("routes") or []
+        if not (isinstance(routes, list) and all(isinstance(r, str) for r in routes)):
+            raise UsageError(f"{where}: 'routes' must be a list of route names")
+        declared.update(routes)
     user: dict[str, Any] = {}
     if user_file is not None:
-        data = _read_user_yaml(user_file)
-        if data is not None:
+        found = _read_user_yaml(user_file)
+        if found is not None:
             where = str(user_file)
-            user_models = _models_section(data, where, allowed_keys)
+            user_models = _models_section(found, where, allowed_keys)
             entries.update(_resolve_entries(user_models, entries, where))
-            touched = set(user_models)
-            user = data
+            origin.update(dict.fromkeys(user_models, where))
+            user = found
             sources = (*sources, where)
-    return entries, touched, packaged, user, sources
+    return _Layers(entries, origin, packaged, user, sources, frozenset(declared))
 
 
 def _file_version(path: Path | None) -> tuple[int, int] | None:
@@ -662,11 +707,20 @@ def load_capabilities(user_file: Path | None = None) -> CapabilityTable:
 
 @lru_cache(maxsize=16)
 def _capabilities_for(user_file: Path | None, _version: tuple[int, int] | None) -> CapabilityTable:
-    entries, touched, _, _, sources = _load_layers("models.yaml", user_file, {"models"})
+    entries, origin, _, _, sources, routes = _load_layers(
+        "models.yaml", user_file, {"models"}, plugin_tables()
+    )
+    known_routes = {*ROUTES, *routes}
     models: dict[str, ModelCapability] = {}
     for name, fields in entries.items():
-        where = sources[-1] if name in touched else sources[0]
+        where = origin[name]
         models[name] = _build(ModelCapability, name, fields, where)
+        unknown = [route for route in models[name].routes if route not in known_routes]
+        if unknown:
+            raise UsageError(
+                f"{where}: models.{name}.routes: unknown route {unknown[0]!r}; routes are "
+                f"{', '.join(sorted(known_routes))}"
+            )
     return CapabilityTable(models, sources)
 
 
@@ -816,12 +870,11 @@ def load_prices(user_file: Path | None = None) -> PriceTable:
 
 @lru_cache(maxsize=16)
 def _prices_for(user_file: Path | None, _version: tuple[int, int] | None) -> PriceTable:
-    entries, touched, packaged, user, sources = _load_layers(
-        "prices.yaml", user_file, {"models", "estimate"}
+    entries, origin, packaged, user, sources, _ = _load_layers(
+        "prices.yaml", user_file, {"models", "estimate"}, plugin_tables()
     )
     prices = {
-        name: _build(ModelPrice, name, fields, sources[-1] if name in touched else sources[0])
-        for name, fields in entries.items()
+        name: _build(ModelPrice, name, fields, origin[name]) for name, fields in entries.items()
     }
     estimate_fields = _merge(dict(packaged.get("estimate") or {}), user.get("estimate") or {})
     try:

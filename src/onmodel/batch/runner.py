@@ -723,11 +723,11 @@ class BatchRunner:
         return _decimal(plan.estimated_max_cost)
 
     def _actual_cost(self, model: str, provider: str, usage: dict[str, Any] | None) -> Decimal:
-        if not self.studio.provider(provider).billed or not usage:
+        """What a failed request cost: the usage the API reported before it failed."""
+        if not usage:
             return Decimal(0)
-        from onmodel.capabilities import estimate_cost
-
-        return estimate_cost(model, usage, self._price_table()) or Decimal(0)
+        cost = self.studio.provider(provider).cost(model, usage, {}, self._price_table())
+        return cost or Decimal(0)
 
     def _price_table(self) -> PriceTable:
         if self._prices is None:

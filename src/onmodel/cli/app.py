@@ -23,6 +23,7 @@ from onmodel.cli import (
     curation,
     gallery,
     images,
+    providers,
     sessions,
     shots,
 )
@@ -81,6 +82,7 @@ app.command("unhide")(curation.unhide)
 app.command("purge")(curation.purge)
 app.command("cost")(costs.cost)
 app.command("models")(account.models)
+app.command("providers")(providers.providers)
 app.command("export")(gallery.export)
 app.command("serve")(gallery.serve)
 

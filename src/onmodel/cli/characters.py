@@ -10,6 +10,7 @@ import typer
 from onmodel.cli import curation
 from onmodel.cli.context import open_studio
 from onmodel.cli.output import Column, console, print_json, print_table
+from onmodel.cli.params import ParamOption, parse_params
 from onmodel.cli.render import describe_image_line
 from onmodel.kinds import KINDS, SET, check_kind
 
@@ -50,6 +51,7 @@ def new(
     provider: Annotated[str | None, typer.Option(help="Who draws the anchor.")] = None,
     model: Annotated[str | None, typer.Option(help="Image model for the anchor.")] = None,
     size: Annotated[str | None, typer.Option(help="Anchor size, e.g. 1024x1536.")] = None,
+    param: ParamOption = None,
     strict: curation.StrictOption = False,
     kind: KindOption = "character",
     json_out: JsonOption = False,
@@ -57,7 +59,7 @@ def new(
     """Create a character (or a creature, prop or set: --kind) and generate its anchor image:
     on a plain background, or for a set an establishing shot of the empty place."""
     studio = open_studio()
-    params = {"size": size} if size else None
+    params = parse_params(param, {"size": size})
     character = studio.create_character(
         name,
         prompt=prompt,

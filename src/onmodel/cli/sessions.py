@@ -12,6 +12,7 @@ import typer
 
 from onmodel.cli.context import open_studio
 from onmodel.cli.output import Column, console, print_json, print_table
+from onmodel.cli.params import ParamOption, parse_params
 from onmodel.cli.render import describe_image_line, inline_fields
 from onmodel.errors import UsageError
 from onmodel.limits import MAX_ID
@@ -34,10 +35,11 @@ def new(
     title: Annotated[str, typer.Option(help="What the series is.")] = "",
     model: Annotated[str | None, typer.Option(help="Image model for its shots.")] = None,
     provider: Annotated[
-        str | None, typer.Option(help="preview, openai-images, openai-responses or chatgpt.")
+        str | None, typer.Option(help="Who draws its shots (see: onmodel providers).")
     ] = None,
     size: Annotated[str | None, typer.Option(help="Default size, e.g. 1024x1536.")] = None,
     quality: Annotated[str | None, typer.Option(help="Default quality.")] = None,
+    param: ParamOption = None,
     slug: Annotated[str | None, typer.Option(help="Short name to type.")] = None,
     with_: Annotated[
         list[str] | None,
@@ -52,7 +54,7 @@ def new(
     """Start a session for CHARACTER, its lead (and --with the rest of its cast); it becomes
     the current session."""
     studio = open_studio()
-    params = {k: v for k, v in {"size": size, "quality": quality}.items() if v}
+    params = parse_params(param, {"size": size, "quality": quality})
     session = studio.start_session(
         character,
         title=title,
@@ -390,15 +392,20 @@ def rename(
 def set_(
     session: SessionArgument,
     provider: Annotated[
-        str | None, typer.Option(help="preview, openai-images, openai-responses or chatgpt.")
+        str | None, typer.Option(help="Who draws its shots (see: onmodel providers).")
     ] = None,
     model: Annotated[str | None, typer.Option(help="Image model for its next shots.")] = None,
     size: Annotated[str | None, typer.Option(help="Default size, e.g. 1024x1536.")] = None,
     quality: Annotated[str | None, typer.Option(help="Default quality.")] = None,
+    param: ParamOption = None,
 ) -> None:
     """Change the provider, model or defaults of a session's next shots (checked as
-    `session new` checks them); its images keep the ones they were made with."""
-    params = {k: v for k, v in {"size": size, "quality": quality}.items() if v}
+    `session new` checks them); its images keep the ones they were made with. An empty
+    --param KEY= removes a default."""
+    params: dict[str, Any] = {
+        key: None if value == "" else value
+        for key, value in parse_params(param, {"size": size, "quality": quality}).items()
+    }
     found = open_studio().update_session(session, provider=provider, model=model, params=params)
     console.print(
         f"session {found.slug}: {found.provider}, {found.model}"

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from onmodel.cli.context import open_studio
 from onmodel.cli.output import console, print_dim, print_json, warn
+from onmodel.cli.params import ParamOption, parse_params
 from onmodel.cli.render import (
     TONE_STYLES,
     TreeEntry,
@@ -83,6 +84,7 @@ def shot(
     model: Annotated[str | None, typer.Option(help="Override the session's model.")] = None,
     size: Annotated[str | None, typer.Option(help="e.g. 1024x1536 or 1536x864.")] = None,
     quality: Annotated[str | None, typer.Option(help="low, medium, high, auto...")] = None,
+    param: ParamOption = None,
     max_cost: Annotated[
         float | None,
         typer.Option("--max-cost", help="Refuse if the shot could cost more than this (USD)."),
@@ -132,6 +134,7 @@ def shot(
         same=same,
         size=size,
         quality=quality,
+        params=parse_params(param),
         from_image=from_image,
         refs=ref or [],
         provider=provider,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from importlib.metadata import entry_points
+from functools import cached_property
+from importlib.metadata import EntryPoint, entry_points
 
 from onmodel.errors import UsageError
 from onmodel.providers.base import Provider, ProviderContext
@@ -21,15 +22,29 @@ ENTRY_POINT_GROUP = "onmodel.providers"
 Factory = Callable[[ProviderContext], Provider]
 
 
+class _EntryFactory:
+    """Builds a provider from its entry point, loading the class on first use only."""
+
+    def __init__(self, entry: EntryPoint) -> None:
+        self.entry = entry
+
+    @cached_property
+    def provider_class(self) -> type[Provider]:
+        loaded = self.entry.load()
+        if not (isinstance(loaded, type) and issubclass(loaded, Provider)):
+            raise UsageError(
+                f"provider plugin {self.entry.name!r} ({self.entry.value}) is not a Provider"
+            )
+        return loaded
+
+    def __call__(self, context: ProviderContext) -> Provider:
+        return self.provider_class(context=context)
+
+
 def _discover() -> dict[str, Factory]:
     factories: dict[str, Factory] = {}
     for entry in entry_points(group=ENTRY_POINT_GROUP):
-
-        def factory(context: ProviderContext, entry: object = entry) -> Provider:
-            provider_class = entry.load()  # type: ignore[attr-defined]
-            return provider_class(context=context)  # type: ignore[no-any-return]
-
-        factories.setdefault(entry.name, factory)
+        factories.setdefault(entry.name, _EntryFactory(entry))
     return factories
 
 
@@ -39,6 +54,17 @@ FACTORIES: dict[str, Factory] = _discover()
 
 def provider_names() -> list[str]:
     return sorted(FACTORIES)
+
+
+def provider_class(name: str) -> type[Provider]:
+    """The class registered under ``name`` (its module imported, nothing built): what a
+    provider declares about itself, read without making one."""
+    factory = FACTORIES.get(name)
+    if factory is None:
+        get_provider(name)  # raises the usual "unknown provider" error
+    if isinstance(factory, _EntryFactory):
+        return factory.provider_class
+    return type(get_provider(name))  # a stand-in a test registered
 
 
 def get_provider(name: str, context: ProviderContext | None = None) -> Provider:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -19,7 +20,7 @@ from onmodel.settings import Settings, is_set
 from onmodel.sheet import ModelSheet, ShotRequest
 
 if TYPE_CHECKING:
-    from onmodel.capabilities import ModelCapability
+    from onmodel.capabilities import ModelCapability, PriceTable
 
 ImageKind = Literal["anchor", "shot", "view"]
 
@@ -67,6 +68,18 @@ class CastMember:
 
 
 @dataclass(frozen=True)
+class PastTurn:
+    """One earlier turn of a conversation a stateless chat API is sent again in full (see
+    :attr:`Provider.history_turns`): what was asked, and the picture (with whatever the
+    provider kept of its answer in ``returned``) that came back."""
+
+    image_id: int
+    prompt: str
+    output: InputImage
+    returned: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """Everything a provider needs; the studio has already composed and validated it."""
 
@@ -98,11 +111,21 @@ class GenerationRequest:
     shown (empty: a new conversation). A provider that keeps a conversation sends only the
     other members' anchors and views, on the turn where each first appears."""
 
+    history: tuple[PastTurn, ...] = ()
+    """The conversation's earlier turns, oldest first, for a provider that resends them
+    (:attr:`Provider.history_turns`); the last is the parent. Empty: a new conversation."""
+
     def conversation_cast(self) -> list[int]:
         """Everyone the conversation has been shown once this turn is taken: what a
         conversation-keeping provider records (``conversation_cast`` in its sent parameters)
         for the next turn's :attr:`introduced`."""
         return sorted(self.introduced | {member.id for member in self.cast})
+
+    def conversation_turns(self) -> list[int]:
+        """The turns this one is sent after, oldest first: what a provider that resends its
+        history records (``conversation_turns`` in its sent parameters) for the next turn's
+        :attr:`history`."""
+        return [turn.image_id for turn in self.history]
 
     def new_to_conversation(self, item: InputImage) -> bool:
         """Whether ``item`` shows a member the conversation has not been shown yet."""
@@ -157,6 +180,7 @@ class ProviderError(OnmodelError):
         categories: list[str] | None = None,
         usage: dict[str, Any] | None = None,
         response_id: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind  # quota, moderation, auth, rate_limit, server, timeout, bad_response...
@@ -164,6 +188,17 @@ class ProviderError(OnmodelError):
         self.categories = categories or []
         self.usage = usage
         self.response_id = response_id
+        self.retry_after = retry_after
+        """Seconds the API asked to wait before trying again (a rate limit's Retry-After),
+        after the provider's own bounded retries gave up; None when it said nothing."""
+
+
+@dataclass(frozen=True)
+class ProviderStatus:
+    """Whether a provider can be used now, and what to do when not (``onmodel providers``)."""
+
+    configured: bool
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -223,6 +258,17 @@ class Provider(ABC):
     """The environment variable that must hold an API key before a request can start (None:
     no key needed). The studio refuses a shot while :meth:`has_key` is False, before anything
     is recorded, and names this variable in the error."""
+    also_key_env: ClassVar[tuple[str, ...]] = ()
+    """Other variables the provider's SDK takes the key from (any one will do)."""
+    keeps_conversation: ClassVar[bool] = False
+    """A shot continues the conversation its parent was made in (:meth:`conversation`,
+    :attr:`history_turns`), so only what is new is attached."""
+    history_turns: ClassVar[int] = 0
+    """How many earlier turns a provider whose API keeps no conversation of its own is sent
+    again with each shot (:attr:`GenerationRequest.history`); 0: none."""
+    default_model: ClassVar[str | None] = None
+    """The model a session or character made with this provider uses when none is named
+    (None: onmodel's default)."""
 
     def __init__(self, context: ProviderContext | None = None) -> None:
         self.context = context or ProviderContext()
@@ -234,7 +280,57 @@ class Provider(ABC):
         plugin's variable is its own; a provider whose key the settings know overrides this to
         ask them.
         """
-        return self.key_env is None or is_set(self.key_env)
+        return self.key_env is None or any(is_set(name) for name in self.key_names())
+
+    def key_names(self) -> tuple[str, ...]:
+        """Every variable the key can be set in, the one named in errors first."""
+        return (self.key_env, *self.also_key_env) if self.key_env else ()
+
+    def status(self) -> ProviderStatus:
+        """Whether it can be used now; by default, whether its key is set. Cheap, and never
+        spends anything (``onmodel providers`` asks every provider)."""
+        if self.has_key():
+            return ProviderStatus(True, "key set" if self.key_env else "needs no key")
+        return ProviderStatus(False, f"set {' or '.join(self.key_names())}")
+
+    def estimate_max_cost(
+        self,
+        model: str,
+        params: Mapping[str, Any],
+        n_input_images: int,
+        prompt_chars: int,
+        prices: PriceTable,
+    ) -> Decimal | None:
+        """The most one request can cost, before it is sent (``--max-cost``, budgets); None
+        when unknown, so a budget refuses rather than guess. Free providers cost nothing; by
+        default the price table's token accounting (OpenAI's) is asked."""
+        if not self.billed:
+            return Decimal(0)
+        from onmodel.capabilities import estimate_max_cost
+
+        return estimate_max_cost(
+            model,
+            params.get("quality"),
+            params.get("size"),
+            n_input_images,
+            prompt_chars,
+            prices=prices,
+        )
+
+    def cost(
+        self,
+        model: str,
+        usage: Mapping[str, Any] | None,
+        returned: Mapping[str, Any],
+        prices: PriceTable,
+    ) -> Decimal | None:
+        """What a finished request cost, from what the API returned; None when unknown.
+        Free providers cost nothing; by default the token ``usage`` is priced."""
+        if not self.billed:
+            return Decimal(0)
+        from onmodel.capabilities import estimate_cost
+
+        return estimate_cost(model, usage, prices)
 
     def api_route(self, n_input_images: int) -> str | None:
         """The API route a request with that many input images takes (None: no API call)."""

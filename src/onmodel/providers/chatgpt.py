@@ -31,6 +31,7 @@ class ChatGPTProvider(Provider):
     """Returns the messages to paste, in order: primer (first turn only), then the shot."""
 
     name = "chatgpt"
+    keeps_conversation = True
     billed = False  # the user pays ChatGPT, not the API: nothing is billed per image
     manual = True
     offline = True

@@ -100,7 +100,7 @@ class Cast:
             parent=None,
             request=ShotRequest(),
             provider=provider or default_provider_name(),
-            model=model or studio.planning.default_model(),
+            model=model or studio.planning.default_model(provider or default_provider_name()),
             params=dict(params or {}),
             template=ANCHOR_TEMPLATE,
         )
@@ -184,7 +184,7 @@ class Cast:
         check_text(title, "the title", max_length=MAX_NAME_LENGTH, multiline=False)
         provider_name = provider or default_provider_name()
         studio.provider(provider_name)  # an unknown provider is refused now, not at a shot
-        model_name = model or studio.planning.default_model()
+        model_name = model or studio.planning.default_model(provider_name)
         defaults = dict(params or {})
         # a bad default size or quality is refused now, not by every shot of the session
         studio.planning.validate(provider_name, model_name, defaults, None, 1)

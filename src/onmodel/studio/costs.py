@@ -10,7 +10,7 @@ unknown are counted, never taken as zero.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
@@ -169,11 +169,17 @@ class Costs:
             t.key: sessions[t.key[0]] if t.key[0] else f"{owners[t.key[1]]} anchor" for t in totals
         }
 
-    def of_result(self, provider: str, model: str, usage: dict[str, Any] | None) -> str | None:
-        """Free providers cost nothing; otherwise an estimate, or None when it is unknown."""
-        if not self.studio.provider(provider).billed:
-            return "0"
-        from onmodel.capabilities import estimate_cost, load_prices
+    def of_result(
+        self,
+        provider: str,
+        model: str,
+        usage: dict[str, Any] | None,
+        returned: Mapping[str, Any] | None = None,
+    ) -> Decimal | None:
+        """What a request cost, as its provider prices what came back (free ones cost
+        nothing); None when it is unknown."""
+        from onmodel.capabilities import load_prices
 
-        cost = estimate_cost(model, usage, load_prices(self.studio.paths.prices_file))
-        return None if cost is None else str(cost)
+        return self.studio.provider(provider).cost(
+            model, usage, returned or {}, load_prices(self.studio.paths.prices_file)
+        )

@@ -157,7 +157,7 @@ class Editing:
         chosen = {**session.params, **params}
         defaults = {key: value for key, value in chosen.items() if value is not None}
         new_provider = provider or session.provider
-        new_model = model or session.model
+        new_model = self.studio.planning.model_for(new_provider, model, session.model)
         check_session_settings(self.studio, new_provider, new_model, defaults)
         values: dict[str, Any] = {"provider": new_provider, "model": new_model, "params": defaults}
         if new_provider != session.provider:

@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -336,7 +337,11 @@ class Pipeline:
             gen_id=result.gen_id,
             response_id=result.response_id,
             usage=result.usage,
-            cost_usd=self.studio.costs.of_result(plan.provider, plan.model, result.usage),
+            cost_usd=_text_or_none(
+                self.studio.costs.of_result(
+                    plan.provider, plan.model, result.usage, result.returned
+                )
+            ),
             sha256=blob.sha256,
             format=info.format,
             width=info.width,
@@ -367,6 +372,10 @@ class Pipeline:
 
     def _mark(self, image_id: int, **values: Any) -> None:
         writes.update_image(self.engine, image_id, values)
+
+
+def _text_or_none(cost: Decimal | None) -> str | None:
+    return None if cost is None else str(cost)
 
 
 def _sent_messages(params: Mapping[str, Any]) -> int:

@@ -27,6 +27,7 @@ from onmodel.providers.base import (
     ImageKind,
     InputImage,
     ParentTurn,
+    PastTurn,
     Provider,
 )
 from onmodel.sheet import ShotRequest
@@ -113,6 +114,7 @@ class Planning:
         turn: Mapping[str, Any] | None = None,
         introduced: frozenset[int] = frozenset(),
         parent_shows: Sequence[str] = (),
+        history: tuple[PastTurn, ...] = (),
     ) -> ShotPlan:
         """Compose the prompt and check the request; raises on anything the model refuses,
         and then on a provider that cannot start (no API key), so nothing is recorded for it.
@@ -123,7 +125,8 @@ class Planning:
         (``instructions``, ``previous_response_id``: :meth:`conversation`), whose members
         (``introduced``) the provider does not attach again, so the prompt numbers only
         what this turn attaches. ``parent_shows``: who the parent shows, when not this
-        shot's cast (a shot of Mia alone after one of Mia and Rin)."""
+        shot's cast (a shot of Mia alone after one of Mia and Rin). ``history``: the
+        earlier turns a stateless chat API is sent again (:meth:`history`)."""
         source = self.studio.provider(provider)
         turn = dict(turn or {})
         members = tuple(refs.member for refs in cast)
@@ -138,6 +141,7 @@ class Planning:
                 previous_response_id=turn.get("previous_response_id"),
                 cast=members,
                 introduced=introduced,
+                history=history,
             )
         )
         context = self.template_context(character, anchor, request, session)
@@ -168,6 +172,7 @@ class Planning:
             subject_kind=cast[0].character.kind if cast else character.kind,
             cast=members,
             introduced=introduced,
+            history=history,
             instructions=turn.get("instructions"),
             previous_response_id=turn.get("previous_response_id"),
             warnings=tuple(warnings),
@@ -215,10 +220,29 @@ class Planning:
             "include_outfit": not request.outfit,
         }
 
-    def default_model(self) -> str:
+    def default_model(self, provider: str) -> str:
+        """The model a provider's new character, session or shot uses when none is named:
+        the provider's own (:attr:`Provider.default_model`), or onmodel's."""
         from onmodel.capabilities import default_model
 
-        return default_model()
+        return self.studio.provider(provider).default_model or default_model()
+
+    def model_for(self, provider: str, model: str | None, session_model: str) -> str:
+        """The model a shot uses: the one named, else the session's, unless the shot goes to
+        another provider whose API does not serve the session's model (a session of
+        gpt-image-2 shot once ``--provider flux``): then that provider's default."""
+        if model:
+            return model
+        source = self.studio.provider(provider)
+        if source.default_model is None:
+            return session_model
+        from onmodel.capabilities import load_capabilities
+
+        found = load_capabilities(self.studio.paths.models_file).find(session_model)
+        route = source.api_route(1)
+        if found is not None and (route is None or route in found.routes):
+            return session_model
+        return source.default_model
 
     def capability(self, model: str) -> ModelCapability:
         """The model's row; retired and unknown models are refused, judged by the same day
@@ -306,6 +330,39 @@ class Planning:
             return frozenset(known)
         return frozenset({lead.id})
 
+    def history(self, session: Session, provider: Provider, parent: Image) -> tuple[PastTurn, ...]:
+        """The earlier turns a provider whose API keeps no conversation is sent again
+        (:attr:`Provider.history_turns`), oldest first, ending with the parent.
+
+        Each turn records the turns it was sent (``conversation_turns`` in its sent
+        parameters), so the chain is read from the parent's row and the turns fetched in one
+        query: no walk up the lineage. A parent from outside the session (the anchor), from
+        another provider, or without a picture starts a new conversation.
+        """
+        most = provider.history_turns
+        if (
+            most <= 0
+            or parent.session_id != session.id
+            or parent.provider != provider.name
+            or not parent.succeeded
+        ):
+            return ()
+        earlier = parent.params.get("conversation_turns")
+        kept = [each for each in earlier or () if isinstance(each, int)]
+        ids = [*kept[max(0, len(kept) - most + 1) :], parent.id]
+        found = self.studio.lookups.images_by_id(ids)
+        turns = [
+            PastTurn(
+                image.id,
+                image.row.prompt,
+                self._input_from_image(image, "parent"),
+                dict(image.row.returned or {}),
+            )
+            for image in (found.get(each) for each in ids)
+            if image is not None and image.succeeded and image.path is not None
+        ]
+        return tuple(turns)
+
     def parent_shows(self, parent: Image, cast: ShotCast) -> list[str]:
         """Who the parent picture shows, by name, when that is not who this shot shows (its
         prompt then says so, rather than invite the model to keep everyone); empty when the
@@ -387,17 +444,10 @@ class Planning:
     def _max_cost(
         self, provider: str, model: str, params: dict[str, Any], n_inputs: int, chars: int
     ) -> Decimal | None:
-        if not self.studio.provider(provider).billed:
-            return Decimal(0)
-        from onmodel.capabilities import estimate_max_cost, load_prices
+        from onmodel.capabilities import load_prices
 
-        return estimate_max_cost(
-            model,
-            params.get("quality"),
-            params.get("size"),
-            n_inputs,
-            chars,
-            prices=load_prices(self.studio.paths.prices_file),
+        return self.studio.provider(provider).estimate_max_cost(
+            model, params, n_inputs, chars, load_prices(self.studio.paths.prices_file)
         )
 
 
@@ -463,7 +513,7 @@ class ShotPlanner:
             parent = planning.conversation_tip(session, self.parent, route)
             if parent.id != self.parent.id:
                 lineage = planning.lineage_inputs(self.anchor, parent, member_id=self.character.id)
-        chosen_model = model or session.model
+        chosen_model = planning.model_for(route, model, session.model)
         most = min(source.max_input_images, planning.capability(chosen_model).max_input_images)
         extras, ref_files = planning.read_refs(refs)
         parents = [item for item in lineage if item.role == "parent"]
@@ -496,6 +546,7 @@ class ShotPlanner:
             turn=planning.conversation(session, source, parent),
             introduced=planning.introduced(session, route, parent, self.character),
             parent_shows=self._parent_shows(parent, cast),
+            history=planning.history(session, source, parent),
         )
         note = views_left_out(dropped, shown)
         if note is not None:

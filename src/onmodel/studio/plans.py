@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from onmodel.composer import Rendered
-from onmodel.providers.base import CastMember, GenerationRequest, ImageKind, InputImage
+from onmodel.providers.base import (
+    CastMember,
+    GenerationRequest,
+    ImageKind,
+    InputImage,
+    PastTurn,
+)
 from onmodel.sheet import ModelSheet, ShotRequest
 
 
@@ -33,6 +39,7 @@ class ShotPlan:
     subject_kind: str = "character"  # character_name's kind (onmodel.kinds)
     cast: tuple[CastMember, ...] = ()  # who a shot shows; empty: its character alone
     introduced: frozenset[int] = frozenset()  # members its conversation has been shown
+    history: tuple[PastTurn, ...] = ()  # earlier turns a stateless chat API is sent again
     warnings: tuple[str, ...] = ()
     instructions: str | None = None
     previous_response_id: str | None = None
@@ -66,6 +73,7 @@ class ShotPlan:
             view=self.request.view,
             cast=self.cast,
             introduced=self.introduced,
+            history=self.history,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,6 +88,7 @@ class ShotPlan:
             "prompt": self.prompt,
             "instructions": self.instructions,
             "previous_response_id": self.previous_response_id,
+            "history": [turn.image_id for turn in self.history],
             "cast": [
                 {"slug": member.slug, "name": member.name, "kind": member.kind}
                 for member in self.cast

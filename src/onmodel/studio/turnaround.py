@@ -86,7 +86,7 @@ def plan_view(
         parent=anchor,
         request=ShotRequest(view=view),
         provider=provider or default_provider_name(),
-        model=model or planning.default_model(),
+        model=model or planning.default_model(provider or default_provider_name()),
         params=dict(params or {}),
         template=VIEW_TEMPLATE,
         inputs=planning.lineage_inputs(anchor, anchor),

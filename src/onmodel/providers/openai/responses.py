@@ -87,6 +87,7 @@ class OpenAIResponsesProvider(OpenAIProvider):
     """Generates through ``client.responses.create`` with the image tool forced."""
 
     name = "openai-responses"
+    keeps_conversation = True
     resource = "responses"
 
     def api_route(self, n_input_images: int) -> str:
