@@ -50,6 +50,7 @@ __all__ = [
     "estimate_max_cost",
     "load_capabilities",
     "load_prices",
+    "megapixel_cost",
     "parse_size",
     "resolve_route",
     "validate_request",
@@ -770,6 +771,14 @@ class ModelPrice(BaseModel):
     partial_image_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
     output_tokens: dict[str, dict[str, int]] = Field(default_factory=dict)
     output_token_formula: OutputTokenFormula | None = None
+    # Priced by the picture, not by the token (FLUX, most hosted image APIs): USD for an
+    # output image's first megapixel, for each further megapixel or part of one, and per
+    # megapixel of each input image; what one credit is worth when the API reports its cost
+    # in credits.
+    image_first_megapixel: Decimal | None = Field(default=None, ge=0, le=MAX_PRICE)
+    image_per_megapixel: Decimal | None = Field(default=None, ge=0, le=MAX_PRICE)
+    input_image_per_megapixel: Decimal | None = Field(default=None, ge=0, le=MAX_PRICE)
+    usd_per_credit: Decimal | None = Field(default=None, ge=0, le=MAX_PRICE)
 
     @field_validator("output_tokens")
     @classmethod
@@ -961,6 +970,25 @@ def estimate_cost(
             _cost(text_out, price.text_output),
         ]
     )
+
+
+def megapixel_cost(
+    price: ModelPrice, output_pixels: int, input_pixels: list[int]
+) -> Decimal | None:
+    """What a picture priced by the megapixel costs: the first megapixel, each further one
+    (a part counted whole, so an estimate never comes out low), and every input image by its
+    exact megapixels. None when a needed price is unknown."""
+    if price.image_first_megapixel is None or output_pixels < 0:
+        return None
+    further = max(0, math.ceil(output_pixels / 1_000_000) - 1)
+    if further and price.image_per_megapixel is None:
+        return None
+    total = price.image_first_megapixel + further * (price.image_per_megapixel or Decimal(0))
+    if any(input_pixels):
+        if price.input_image_per_megapixel is None:
+            return None
+        total += price.input_image_per_megapixel * Decimal(sum(input_pixels)) / _MILLION
+    return total
 
 
 def estimate_max_cost(

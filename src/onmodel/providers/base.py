@@ -332,6 +332,12 @@ class Provider(ABC):
 
         return estimate_cost(model, usage, prices)
 
+    def input_limit(self, params: Mapping[str, Any]) -> int:
+        """The most images one request with these parameters can carry: by default
+        :attr:`max_input_images`; a provider whose limit depends on a parameter (a ComfyUI
+        workflow's image slots) says so here, so a shot's views are fitted to it."""
+        return self.max_input_images
+
     def api_route(self, n_input_images: int) -> str | None:
         """The API route a request with that many input images takes (None: no API call)."""
         return None

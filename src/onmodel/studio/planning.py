@@ -514,7 +514,8 @@ class ShotPlanner:
             if parent.id != self.parent.id:
                 lineage = planning.lineage_inputs(self.anchor, parent, member_id=self.character.id)
         chosen_model = planning.model_for(route, model, session.model)
-        most = min(source.max_input_images, planning.capability(chosen_model).max_input_images)
+        merged = {**session.row.params, **(params or {})}
+        most = min(source.input_limit(merged), planning.capability(chosen_model).max_input_images)
         extras, ref_files = planning.read_refs(refs)
         parents = [item for item in lineage if item.role == "parent"]
         inputs, dropped = fit_inputs(
@@ -538,7 +539,7 @@ class ShotPlanner:
             request=canonical_request(request, cast, self.character),
             provider=route,
             model=chosen_model,
-            params={**session.row.params, **(params or {})},
+            params=merged,
             template=source.shot_template,
             inputs=inputs,
             anchor=self.anchor,
