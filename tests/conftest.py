@@ -19,7 +19,16 @@ from onmodel.studio import Studio
 def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("ONMODEL_HOME", str(home))
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ONMODEL_DATABASE_URL", "OPENAI_ORG_ID"):
+    for name in (
+        *("OPENAI_API_KEY", "OPENAI_BASE_URL", "ONMODEL_DATABASE_URL", "OPENAI_ORG_ID"),
+        *(
+            "GEMINI_API_KEY",
+            "GOOGLE_API_KEY",
+            "GOOGLE_GEMINI_BASE_URL",
+            "GOOGLE_GENAI_USE_VERTEXAI",
+        ),
+        *("BFL_API_KEY", "ONMODEL_FLUX_URL", "COMFYUI_URL", "ONMODEL_COMFYUI_WORKFLOW"),
+    ):
         monkeypatch.delenv(name, raising=False)
     return home
 
