@@ -27,6 +27,7 @@ def models(
         return
     columns = (
         Column("model", identifier=True),
+        Column("routes", drop=4),
         Column("sizes"),
         Column("qualities"),
         Column("fidelity", drop=1),
@@ -45,6 +46,7 @@ def models(
         rows.append(
             (
                 name,
+                ", ".join(cap.routes) or "-",
                 sizes,
                 ", ".join(cap.qualities),
                 ", ".join(cap.input_fidelity) or "-",

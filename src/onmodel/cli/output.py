@@ -104,7 +104,7 @@ def print_table(columns: Sequence[Column], rows: Iterable[Sequence[str | Text]])
     left_out = [column.header for i, column in enumerate(columns) if i not in shown]
     if left_out:
         note = f"left out at this width: {', '.join(left_out)} (a wider terminal, or --json)"
-        console.print(Text(note, style="dim"))
+        console.print(Text(note, style="dim"), soft_wrap=False)  # wrapped to the screen
 
 
 def _print_records(columns: Sequence[Column], cells: list[list[Text]]) -> None:

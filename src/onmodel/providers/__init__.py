@@ -78,8 +78,17 @@ def get_provider(name: str, context: ProviderContext | None = None) -> Provider:
 
 
 def is_manual(name: str) -> bool:
-    """True for providers whose shots wait, pending, for the user to ``attach`` the picture."""
-    return name in FACTORIES and get_provider(name).manual
+    """True for providers whose shots wait, pending, for the user to ``attach`` the picture.
+
+    A plugin that cannot be loaded (its SDK uninstalled, say) is not manual: asking must not
+    break every command that lists pending shots; using it reports why it cannot load.
+    """
+    if name not in FACTORIES:
+        return False
+    try:
+        return get_provider(name).manual
+    except Exception:
+        return False
 
 
 def manual_provider_names() -> frozenset[str]:
