@@ -425,3 +425,41 @@ def test_params_on_the_command_line(isolated_home: Path) -> None:
     removed = run_cli(isolated_home, "session", "set", slug, "--param", "seed=")
     assert removed.code == 0, removed.stderr
     assert "seed" not in removed.stdout
+
+
+def test_a_batch_holds_its_starts_for_a_rate_limit_s_retry_after(
+    studio: Studio, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A rate limit that says how long to wait holds the batch's next start at least that
+    long, instead of sending the next shot into the same limit; the limited shot is recorded
+    failed (kind rate_limit) for --retry-failed, the others made."""
+    import time
+
+    from onmodel.batch import run_batch
+    from onmodel.providers.base import GenerationResult, Provider, ProviderError
+    from onmodel.providers.preview import PreviewProvider
+
+    starts: list[float] = []
+    failed_at: list[float] = []
+
+    class Limited(Provider):
+        name = "limited"
+        billed = False
+
+        def generate(self, request: object) -> GenerationResult:
+            starts.append(time.monotonic())
+            if len(starts) == 1:
+                failed_at.append(time.monotonic())
+                raise ProviderError("slow down", kind="rate_limit", retry_after=0.3)
+            return PreviewProvider(self.context).generate(request)  # type: ignore[arg-type]
+
+    monkeypatch.setitem(registry.FACTORIES, "limited", lambda context: Limited(context))
+    mia = studio.create_character("Mia", prompt="a girl with red hair", provider="preview")
+    studio.start_session(mia, provider="limited", slug="week")
+    shots = tmp_path / "list.yaml"
+    shots.write_text("session: week\nshots:\n  - pose: a\n  - pose: b\n  - pose: c\n")
+    report = run_batch(studio, shots, concurrency=1)
+    assert (report.succeeded, report.failed) == (2, 1)
+    assert starts[1] - failed_at[0] >= 0.29  # held, not sent straight into the limit
+    failed = [i for i in studio.session_images("week") if i.status == "failed"]
+    assert [i.row.error_type for i in failed] == ["rate_limit"]

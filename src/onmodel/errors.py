@@ -104,8 +104,16 @@ class GenerationError(OnmodelError):
     """
 
     def __init__(
-        self, message: str, *, image_id: int | None = None, retryable: bool = False
+        self,
+        message: str,
+        *,
+        image_id: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.image_id = image_id
         self.retryable = retryable
+        self.retry_after = retry_after
+        """Seconds the provider's API asked to wait (a rate limit): a batch holds its next
+        starts that long rather than meet the same limit again."""

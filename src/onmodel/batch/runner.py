@@ -407,6 +407,11 @@ class BatchReport:
 # ---------------------------------------------------------------------------------- helpers
 
 
+MAX_HOLD_SECONDS = 300.0
+"""The longest a rate limit's ``Retry-After`` holds a batch's starts (a longer one is a
+quota in all but name: the shots fail, recorded, for ``--retry-failed``)."""
+
+
 class RateLimiter:
     """Evenly spaced request starts: at most ``rpm`` per minute, never in bursts.
 
@@ -421,7 +426,7 @@ class RateLimiter:
 
     def delay(self) -> float:
         """Seconds until the next request may start (0 when it may start now)."""
-        if not self.interval or self._next_at is None:
+        if self._next_at is None:
             return 0.0
         return max(0.0, self._next_at - self._clock())
 
@@ -429,6 +434,12 @@ class RateLimiter:
         """Record a start now; call only when :meth:`delay` is 0."""
         if self.interval:
             self._next_at = self._clock() + self.interval
+
+    def hold(self, seconds: float) -> None:
+        """Start nothing for ``seconds``: an API's rate limit asked to wait that long
+        (``Retry-After``), and every shot started before then would meet it again."""
+        until = self._clock() + min(seconds, MAX_HOLD_SECONDS)
+        self._next_at = until if self._next_at is None else max(self._next_at, until)
 
 
 def _decimal(value: str | None) -> Decimal | None:
@@ -456,6 +467,7 @@ class _Outcome:
     cost: Decimal | None = None
     error: str | None = None
     error_type: str | None = None
+    retry_after: float | None = None  # what a rate limit asked to wait
 
 
 @dataclass
@@ -1288,6 +1300,8 @@ class BatchRunner:
                         problem = self._account(report, message)
                         if problem is not None:
                             stop(problem)
+                        if message.retry_after:
+                            limiter.hold(message.retry_after)
                         self.progress.update(snapshot(), self._event(message))
                     try:
                         message = pipeline.results.get_nowait()
@@ -1390,6 +1404,7 @@ class BatchRunner:
             # the row's own message; in a batch the way to retry is --retry-failed
             error=(recorded.message if recorded and recorded.message else str(exc)),
             error_type=recorded.error_type if recorded else None,
+            retry_after=exc.retry_after,
         )
 
     def _account(self, report: BatchReport, outcome: _Outcome) -> OnmodelError | None:

@@ -386,5 +386,8 @@ def _sent_messages(params: Mapping[str, Any]) -> int:
 def _failed(image_id: int, error: ProviderError) -> GenerationError:
     """The error a caller sees; the failed row already holds every detail."""
     return GenerationError(
-        f"image {image_id} failed: {error}", image_id=image_id, retryable=error.kind != "quota"
+        f"image {image_id} failed: {error}",
+        image_id=image_id,
+        retryable=error.kind != "quota",
+        retry_after=error.retry_after,
     )
