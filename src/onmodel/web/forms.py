@@ -97,14 +97,24 @@ def shot_choices(studio: Studio, session: Session) -> ShotChoices:
         provider=session.provider,
         size=_text(defaults.get("size")),
         quality=_text(defaults.get("quality")),
-        providers=tuple(
-            Choice(name, f"{name} ({_kind(studio.provider(name))})") for name in provider_names()
-        ),
+        providers=tuple(_provider_choices(studio)),
         sizes=capability.sizes if capability is not None else (),
         qualities=capability.qualities if capability is not None else (),
         joining=tuple(choice(m, member_name(m)) for m in members if m.kind != SET),
         sets=tuple(choice(m, m.name) for m in members if m.kind == SET),
     )
+
+
+def _provider_choices(studio: Studio) -> list[Choice]:
+    """Every provider that loads; a plugin that cannot (its SDK uninstalled) is left out of
+    the form rather than break the page (``onmodel providers`` says why)."""
+    found = []
+    for name in provider_names():
+        try:
+            found.append(Choice(name, f"{name} ({_kind(studio.provider(name))})"))
+        except Exception:
+            continue
+    return found
 
 
 def _kind(provider: Provider) -> str:
@@ -113,7 +123,7 @@ def _kind(provider: Provider) -> str:
         return "messages to paste into ChatGPT"
     if provider.offline:
         return "drawn offline, free"
-    return "API, billed" if provider.billed else "API"
+    return "API, billed" if provider.billed else "API, free"
 
 
 def _pick(form: Mapping[str, str], name: str, allowed: Sequence[str], what: str) -> str | None:
