@@ -55,7 +55,13 @@ class Settings:
         return bool(self.openai_client[0])
 
 
+def setting(name: str) -> str:
+    """The environment variable ``name``, stripped (empty when unset): for a variable onmodel
+    does not know by name, such as a provider plugin's own time-out."""
+    return os.environ.get(name, "").strip()
+
+
 def is_set(name: str) -> bool:
     """Whether the environment variable ``name`` holds a value: for a variable onmodel does
     not know by name, such as the API key a provider plugin declares (``Provider.key_env``)."""
-    return bool(os.environ.get(name, "").strip())
+    return bool(setting(name))

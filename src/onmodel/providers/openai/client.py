@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import openai
 
-from onmodel.providers.base import ProviderError
+from onmodel.providers.config import count_setting, seconds_setting
 from onmodel.providers.openai.errors import is_quota_body, map_error
 from onmodel.settings import Settings
 
@@ -76,42 +76,16 @@ class QuotaAwareOpenAI(openai.OpenAI):
         return super()._should_retry(response)
 
 
-def _env_float(name: str, raw: str, default: float) -> float:
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value > 0 or value == float("inf"):
-        raise ProviderError(
-            f"{name}={raw!r} is not a number of seconds above 0 (e.g. {DEFAULT_TIMEOUT:g})",
-            kind="config",
-        )
-    return value
-
-
-def _env_int(name: str, raw: str, default: int) -> int:
-    if not raw:
-        return default
-    if not raw.isdigit():
-        raise ProviderError(
-            f"{name}={raw!r} is not a whole number of retries (0 or more, default {default})",
-            kind="config",
-        )
-    return int(raw)
-
-
 def timeout_seconds(settings: Settings | None = None) -> float:
     """The read timeout in force: ``ONMODEL_OPENAI_TIMEOUT`` or :data:`DEFAULT_TIMEOUT`."""
     raw = (settings or Settings.from_environment()).openai_timeout
-    return _env_float(TIMEOUT_ENV, raw, DEFAULT_TIMEOUT)
+    return seconds_setting(TIMEOUT_ENV, DEFAULT_TIMEOUT, raw)
 
 
 def max_retries(settings: Settings | None = None) -> int:
     """Retries after the first attempt: ``ONMODEL_OPENAI_MAX_RETRIES`` or 3."""
     raw = (settings or Settings.from_environment()).openai_max_retries
-    return _env_int(MAX_RETRIES_ENV, raw, DEFAULT_MAX_RETRIES)
+    return count_setting(MAX_RETRIES_ENV, DEFAULT_MAX_RETRIES, raw)
 
 
 def make_client(settings: Settings | None = None) -> openai.OpenAI:
