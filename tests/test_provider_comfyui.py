@@ -26,7 +26,7 @@ CAST = Path(__file__).parent / "data/comfyui/cast3.json"  # three slots
 @pytest.fixture(autouse=True)
 def quick(monkeypatch: pytest.MonkeyPatch) -> None:
     """Waits that take a real server seconds take a fake one milliseconds."""
-    monkeypatch.setenv(TIMEOUT_ENV, "5")
+    monkeypatch.setenv(TIMEOUT_ENV, "2")
     monkeypatch.delenv(ANCHOR_WORKFLOW_ENV, raising=False)
     monkeypatch.setattr(ComfyUIProvider, "retry_backoff", 0.0)
 
