@@ -15,8 +15,9 @@ What it does, as the real server does where that is cheap:
   answers ``{prompt_id, number, node_errors}``;
 * ``GET /history/{prompt_id}``: ``{}`` while the prompt "runs" (``slow_polls`` polls), then
   ``{prompt_id: {prompt, outputs, status: {status_str, completed, messages}}}``;
-* ``GET /view``: a real tiny PNG whose colour is a hash of the positive prompt text (or
-  stripes of the ``#rrggbb`` colours the prompt names, so a palette check can pass);
+* ``GET /view``: a real tiny PNG, a figure on a white ground whose colour is a hash of the
+  positive prompt text (or stripes of the ``#rrggbb`` colours it names, so a palette check
+  can pass);
 * ``GET /system_stats``, ``GET /queue``.
 
 Faults (``fail_next``): ``rate_limit`` (429 with Retry-After: 0), ``server_error`` (500) on
@@ -380,14 +381,19 @@ def prompt_text(graph: dict[str, Any]) -> str:
 
 
 def _png(text: str) -> bytes:
-    colours = [tuple(bytes.fromhex(h)) for h in HEX.findall(text)]
+    """A figure on a plain white ground, in stripes of the colours the prompt names (a
+    sheet's palette), else in one colour hashed from the prompt: a palette check finds a
+    subject and measures colours, as it would on a real render that followed the prompt."""
+    colours = [tuple(bytes.fromhex(h)) for h in dict.fromkeys(HEX.findall(text))]
     if not colours:
         digest = hashlib.sha256(text.encode()).digest()
         colours = [(digest[0], digest[1], digest[2])]
-    image = Image.new("RGB", (64, 64), colours[0])
-    band = max(1, 64 // len(colours))
+    image = Image.new("RGB", (64, 64), (255, 255, 255))
+    top, bottom = 10, 58
+    band = max(1, (bottom - top) // len(colours))
     for index, colour in enumerate(colours):
-        image.paste(colour, (0, index * band, 64, min(64, (index + 1) * band)))
+        end = bottom if index == len(colours) - 1 else top + (index + 1) * band
+        image.paste(colour, (20, top + index * band, 44, end))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
