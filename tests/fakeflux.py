@@ -305,7 +305,7 @@ class FakeFlux:
         with self._lock:
             plan = self._plans.popleft() if self._plans else TaskPlan(self.default_pending)
             self.tasks[task_id] = _Task(
-                task_id, model, body, size, seed if _is_int(seed) else 7, plan, 0, shown
+                task_id, model, body, size, seed if isinstance(seed, int) else 7, plan, 0, shown
             )
         first, further, per_input = MODELS[model]
         output_mp = size[0] * size[1] / 1e6

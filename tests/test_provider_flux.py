@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ PALETTE_SET = ModelSheet(
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeFlux:
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeFlux]:
     with FakeFlux() as server:
         server.default_pending = 0
         monkeypatch.setenv("BFL_API_KEY", KEY)
@@ -188,9 +189,10 @@ def test_a_palette_check_runs_on_a_flux_shot(isolated_home: Path, fake: FakeFlux
     )  # fmt: skip
     cli_ok(isolated_home, "session", "new", "mia", "--provider", "flux")
     outcome = run_cli(isolated_home, "shot", "waving", "--check", "palette", "--json")
-    assert outcome.code in (0, 1), outcome.stderr  # 1: the fake's flat colour is off model
     shown = json.loads(outcome.stdout)
-    assert "palette" in json.dumps(shown)
+    # the fake draws one flat colour, so the check finds the take off model: exit 1
+    assert (outcome.code, shown["checker"], shown["passed"]) == (1, "palette", False)
+    assert len(shown["takes"]) == 1
     assert len(fake.submissions()) == 2
 
 

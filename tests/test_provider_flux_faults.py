@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from onmodel.providers.flux import FluxProvider
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeFlux:
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeFlux]:
     with FakeFlux() as server:
         server.default_pending = 0
         monkeypatch.setenv("BFL_API_KEY", KEY)

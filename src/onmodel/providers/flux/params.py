@@ -13,8 +13,6 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from onmodel.capabilities import parse_size
-
 TABLE_PARAMS = frozenset({"size", "output_format", "model", "quality", "background", "n"})
 """Checked by the model table (FLUX.2 rows list no qualities or backgrounds and one image
 per request, so those are refused there with the table's own wording)."""
@@ -76,6 +74,8 @@ def flux_param_problems(params: Mapping[str, Any]) -> list[str]:
 
 
 def _dims(size: object) -> tuple[int, int] | None:
+    from onmodel.capabilities import parse_size  # the table module is not needed to list providers
+
     return parse_size(size) if isinstance(size, str) else None
 
 
