@@ -229,3 +229,14 @@ def test_providers_lists_flux_with_its_traits(isolated_home: Path, fake: FakeFlu
                 if p["name"] == "flux")  # fmt: skip
     assert flux["billed"] is True and flux["configured"] is True
     assert flux["max_input_images"] == 8
+
+
+def test_flex_takes_steps_and_guidance_from_the_session(
+    isolated_home: Path, fake: FakeFlux
+) -> None:
+    new_series(isolated_home, "--model", "flux-2-flex", "--param", "steps=30")
+    cli_ok(isolated_home, "shot", "waving", "--param", "guidance=5.5")
+    last = fake.submissions()[-1]
+    assert last.path == "/v1/flux-2-flex"
+    assert (last.json["steps"], last.json["guidance"]) == (30, 5.5)
+    assert fake.rejected == []
