@@ -176,6 +176,9 @@ def test_a_size_becomes_an_aspect_ratio_and_a_size_class(studio: Studio, api: Fa
     big = session.shot("standing", size="1792x2400")
     assert api.requests[-1].image_config == {"aspectRatio": "3:4", "imageSize": "2K"}
     assert (wide.params["aspect_ratio"], big.params["image_size"]) == ("16:9", "2K")
+    # the session's size, at the size class a shot asks for
+    session.shot("sitting", params={"image_size": "4K"})
+    assert api.requests[-1].image_config == {"aspectRatio": "16:9", "imageSize": "4K"}
     with PILImage.open(io.BytesIO(wide.read_bytes())) as picture:
         assert picture.width > picture.height
 
@@ -190,7 +193,6 @@ def test_size_words_are_checked_before_anything_is_sent(tmp_path: Path, api: Fak
         (["--param", 'aspect_ratio="5:1"'], "aspect_ratio '5:1' is not one Gemini takes"),
         (["--param", "aspect_ratio=16:9"], "write it quoted"),
         (["--param", "image_size=8K"], "image_size '8K' is not one Gemini takes"),
-        (["--size", "1376x768", "--param", "aspect_ratio=1:1"], "not both"),
         (["--quality", "high"], "does not take quality"),
         (["--size", "1000x1000"], "takes only the sizes"),
     ):
@@ -432,3 +434,17 @@ def test_a_rejected_key_is_auth_and_the_key_lands_nowhere(
         for path in [*home.rglob("*"), *(tmp_path / "out").rglob("*")]:
             if path.is_file():
                 assert key.encode() not in path.read_bytes(), path
+
+
+def test_a_size_class_the_model_does_not_draw_is_refused_before_sending(
+    studio: Studio, api: FakeGemini
+) -> None:
+    mia(studio)
+    session = studio.start_session("mia", provider="gemini", model="gemini-2.5-flash-image")
+    with pytest.raises(GenerationError) as caught:
+        session.shot("waving", params={"image_size": "4K"})
+    assert "gemini-2.5-flash-image draws only 1K images, not image_size 4K" in str(caught.value)
+    assert len(api.requests) == 1  # the anchor only
+    fine = session.shot("waving", size="1344x768")
+    assert fine.succeeded and api.requests[-1].model == "gemini-2.5-flash-image"
+    assert api.requests[-1].image_config == {"aspectRatio": "16:9"}

@@ -85,9 +85,18 @@ class GeminiProvider(Provider):
     ) -> Decimal | None:
         """Priced at the square of the request's size class: Gemini bills an image by its
         class (1K, 2K, 4K), whatever its ratio, so ``size`` alone would misprice 2K and 4K.
-        The resent history is not in it: the core asks before the history is known."""
+
+        A shot (one with input images) may resend up to :attr:`history_turns` earlier turns,
+        each a picture and a prompt paid again as input; the estimate is asked before the
+        history is known, so it counts them all, as an upper bound must.
+        """
+        resent = self.history_turns if n_input_images else 0
         return super().estimate_max_cost(
-            model, {"size": estimate_size(params)}, n_input_images, prompt_chars, prices
+            model,
+            {"size": estimate_size(params)},
+            n_input_images + resent,
+            prompt_chars * (1 + resent),
+            prices,
         )
 
     def generate(self, request: GenerationRequest) -> GenerationResult:

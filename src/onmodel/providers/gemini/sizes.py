@@ -60,7 +60,6 @@ def size_problems(params: Mapping[str, Any]) -> list[str]:
     against the model's list already)."""
     problems: list[str] = []
     ratio, image_size = params.get("aspect_ratio"), params.get("image_size")
-    size = params.get("size")
     if isinstance(ratio, int) and not isinstance(ratio, bool):
         # YAML 1.1 (shot lists, --param) reads an unquoted 16:9 as the base-60 number 969
         problems.append(
@@ -75,27 +74,23 @@ def size_problems(params: Mapping[str, Any]) -> list[str]:
         problems.append(
             f"image_size {image_size!r} is not one Gemini takes ({', '.join(IMAGE_SIZES)})"
         )
-    if size not in (None, "auto") and (ratio is not None or image_size is not None):
-        problems.append(
-            f"size {size} already says the aspect ratio and image size: give size, or "
-            "aspect_ratio and image_size, not both"
-        )
     return problems
 
 
 def image_config(params: Mapping[str, Any]) -> dict[str, str]:
-    """``ImageConfig`` fields for the params: from ``size`` when given, else ``aspect_ratio``
-    and ``image_size`` as written; empty lets the model choose (``auto``).
+    """``ImageConfig`` fields for the params: what ``size`` says, refined by ``aspect_ratio``
+    and ``image_size`` when given (a session's default size with a shot's ``image_size=4K``
+    is that ratio at 4K); empty lets the model choose (``auto``).
 
     A size of the 1K class sends no ``image_size``: 1K is every model's default, and
     Gemini 2.5 Flash Image, which draws only 1K, need not be asked about a field it predates.
     """
+    config: dict[str, str] = {}
     dims = parse_size(str(params.get("size") or "auto"))
     if dims is not None:
-        size_class = image_size_of(*dims)
-        chosen = {"aspect_ratio": nearest_ratio(*dims)}
-        return chosen if size_class == "1K" else {**chosen, "image_size": size_class}
-    config: dict[str, str] = {}
+        config["aspect_ratio"] = nearest_ratio(*dims)
+        if image_size_of(*dims) != "1K":
+            config["image_size"] = image_size_of(*dims)
     for name in ("aspect_ratio", "image_size"):
         if params.get(name) is not None:
             config[name] = str(params[name])
