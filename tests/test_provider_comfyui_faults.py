@@ -151,6 +151,8 @@ def test_providers_shows_comfyui_configured_only_while_it_answers(
     monkeypatch.setenv("COMFYUI_URL", f"http://127.0.0.1:{free_port()}")
     row = listed()
     assert row["configured"] is False and "start it or set COMFYUI_URL" in row["detail"]
+    monkeypatch.setenv("COMFYUI_URL", "localhost:8188")
+    assert "is not an http:// or https:// address" in listed()["detail"]
 
 
 # ---------------------------------------------------------------------------------- workflow

@@ -4,6 +4,11 @@ Kept light: this package is imported to read its model table and to list provide
 nothing here (nor in :mod:`.provider` at import time) loads an HTTP client.
 """
 
+from pathlib import Path
+
 from onmodel.providers.comfyui.provider import ComfyUIProvider
 
-__all__ = ["ComfyUIProvider"]
+EXAMPLES = Path(__file__).parent / "workflows"
+"""The example workflows shipped to start from (``anchor-sdxl.json``, ``ipadapter-sdxl.json``)."""
+
+__all__ = ["EXAMPLES", "ComfyUIProvider"]

@@ -95,19 +95,17 @@ class ComfyUIProvider(Provider):
         is usable when it is running, not when a variable is set."""
         try:
             url = server_url()
-            from onmodel.providers.comfyui.server import system_stats
-
-            service = self._service(url, timeout=1.0, retries=0)
-            try:
-                stats = system_stats(service)
-            finally:
-                service.close()
         except ProviderError as exc:
-            if exc.kind == "config":
-                return ProviderStatus(False, str(exc))
-            return ProviderStatus(False, f"no ComfyUI at {url}: start it or set {URL_ENV}")
+            return ProviderStatus(False, str(exc))
+        from onmodel.providers.comfyui.server import system_stats
+
+        service = self._service(url, timeout=1.0, retries=0)
+        try:
+            stats = system_stats(service)
         except Exception:  # a status line must never break `onmodel providers`
             return ProviderStatus(False, f"no ComfyUI at {url}: start it or set {URL_ENV}")
+        finally:
+            service.close()
         return ProviderStatus(True, describe(url, stats))
 
     def input_limit(self, params: Mapping[str, Any]) -> int:

@@ -51,13 +51,12 @@ class Workflow:
 
     def output_nodes(self) -> list[str]:
         """Nodes whose images count as the result, the graph's SaveImage nodes first."""
-        ranked = [
+        return [
             node_id
             for kind in OUTPUT_CLASSES
             for node_id, node in self.graph.items()
             if node.get("class_type") == kind
         ]
-        return ranked
 
 
 def resolve(path: str | Path) -> Path:
