@@ -33,7 +33,7 @@ POLL_GROWTH = 1.5
 MAX_POLL_WAIT = 4.0
 """A task takes seconds; waits grow from half a second so a quick task is seen quickly and a
 slow one is not asked about twice a second for minutes."""
-PENDING = frozenset({"Pending", "Queued", "Processing"})
+PENDING = "Pending"
 MODERATED = frozenset({"Request Moderated", "Content Moderated"})
 
 
@@ -163,7 +163,7 @@ class FluxClient:
                     categories=categories,
                     response_id=task_id,
                 )
-            if status not in PENDING:
+            if status != PENDING:
                 raise _failed_task(task_id, status, answer)
             elapsed = max(time.monotonic() - started, slept)
             if elapsed >= limit:
