@@ -298,6 +298,13 @@ def failed_shot(home: Path, api: FakeGemini, fault: str) -> tuple[str, Image]:
         ("server", "server", "Gemini server error (HTTP 500, INTERNAL)"),
         ("unavailable", "server", "HTTP 503, UNAVAILABLE"),
         ("quota", "quota", "quota is used up"),
+        (
+            "rate_limit",
+            "rate_limit",
+            "Gemini rate limit hit (HTTP 429, RESOURCE_EXHAUSTED); retry after 1 s",
+        ),
+        ("image_safety", "moderation", "blocked the image under its safety rules (IMAGE_SAFETY"),
+        ("prompt_blocked", "moderation", "blocked the prompt under its safety rules"),
         ("text_only", "bad_response", "without an image (STOP); it said: I would rather"),
     ],
 )

@@ -24,6 +24,7 @@ from onmodel.providers.base import (
     ProviderError,
     ProviderStatus,
 )
+from onmodel.providers.gemini.client import API_VERSION
 from onmodel.providers.gemini.history import (
     history_contents,
     images_for_turn,
@@ -31,6 +32,7 @@ from onmodel.providers.gemini.history import (
 )
 from onmodel.providers.gemini.sizes import estimate_size, image_config, image_size_of, size_problems
 from onmodel.providers.openai.inputs import sent_images
+from onmodel.settings import is_set
 
 if TYPE_CHECKING:
     from onmodel.capabilities import ModelCapability, PriceTable
@@ -61,7 +63,7 @@ class GeminiProvider(Provider):
 
     def status(self) -> ProviderStatus:
         """Which variable holds the key (no call is made: a key is checked when used)."""
-        found = next((name for name in self.key_names() if _is_set(name)), None)
+        found = next((name for name in self.key_names() if is_set(name)), None)
         if found is None:
             return ProviderStatus(False, f"set {' or '.join(self.key_names())}")
         return ProviderStatus(True, f"key set ({found})")
@@ -135,7 +137,7 @@ class GeminiProvider(Provider):
             config["image_config"] = image
         sent: dict[str, Any] = {
             "model": request.model,
-            "api_version": "v1beta",
+            "api_version": API_VERSION,
             **image,
             "response_modalities": ["TEXT", "IMAGE"],
             "conversation_turns": request.conversation_turns(),
@@ -144,12 +146,6 @@ class GeminiProvider(Provider):
         if request.params.get("size") is not None:
             sent["size"] = request.params["size"]
         return config, sent
-
-
-def _is_set(name: str) -> bool:
-    from onmodel.settings import is_set
-
-    return is_set(name)
 
 
 def _check_image_size(cap: ModelCapability | None, image: Mapping[str, str]) -> None:
