@@ -91,9 +91,7 @@ class FluxClient:
     """Submits one task and follows it to its picture; ``sleep`` is the test seam."""
 
     settings: FluxSettings
-    key: str
     sleep: Callable[[float], None] = time.sleep
-    transport: httpx2.BaseTransport | None = None
     _api: FluxService | None = field(default=None, init=False, repr=False)
 
     @property
@@ -102,11 +100,10 @@ class FluxClient:
             self._api = FluxService(
                 name=SERVICE,
                 base_url=self.settings.url,
-                headers={"x-key": self.key, "accept": "application/json"},
+                headers={"x-key": self.settings.key, "accept": "application/json"},
                 timeout=self.settings.timeout,
                 retries=self.settings.retries,
                 backoff=FIRST_POLL_WAIT,
-                transport=self.transport,
                 sleep=self.sleep,
                 timeout_env=TIMEOUT_ENV,
             )
@@ -187,7 +184,6 @@ class FluxClient:
             timeout=self.settings.timeout,
             retries=self.settings.retries,
             backoff=FIRST_POLL_WAIT,
-            transport=self.transport,
             sleep=self.sleep,
             timeout_env=TIMEOUT_ENV,
         )

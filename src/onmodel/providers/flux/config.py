@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from onmodel.providers.base import ProviderError
 
@@ -32,10 +32,11 @@ DEFAULT_RETRIES = 3
 
 @dataclass(frozen=True)
 class FluxSettings:
-    url: str
-    timeout: float
-    poll_seconds: float
-    retries: int
+    key: str = field(repr=False)  # never shown: a repr can end up in a log or a traceback
+    url: str = DEFAULT_URL
+    timeout: float = DEFAULT_TIMEOUT
+    poll_seconds: float = DEFAULT_POLL_SECONDS
+    retries: int = DEFAULT_RETRIES
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> FluxSettings:
@@ -50,7 +51,11 @@ class FluxSettings:
                 f"{URL_ENV}={url!r} is not an http(s) address (default {DEFAULT_URL})",
                 kind="config",
             )
+        key = text(KEY_ENV)
+        if not key:
+            raise ProviderError(f"no FLUX API key: set {KEY_ENV}", kind="auth")
         return cls(
+            key=key,
             url=url.rstrip("/"),
             timeout=_seconds(TIMEOUT_ENV, text(TIMEOUT_ENV), DEFAULT_TIMEOUT),
             poll_seconds=_seconds(POLL_ENV, text(POLL_ENV), DEFAULT_POLL_SECONDS),

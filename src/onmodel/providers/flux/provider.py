@@ -13,7 +13,6 @@ a finished task only when it reported no credits.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -29,8 +28,6 @@ from onmodel.providers.flux.config import KEY_ENV
 from onmodel.providers.flux.params import flux_param_problems
 
 if TYPE_CHECKING:
-    import httpx2
-
     from onmodel.capabilities import PriceTable
     from onmodel.providers.flux.api import Task
 
@@ -46,7 +43,8 @@ given no file to measure, and BFL bills input megapixels."""
 
 
 class FluxProvider(Provider):
-    """Submits to ``/v1/<model>``, polls, downloads; ``sleep`` and ``transport`` are for tests."""
+    """Submits to ``/v1/<model>``, polls, downloads; ``sleep`` is for tests (waits seen, not
+    spent)."""
 
     name = "flux"
     billed = True
@@ -60,11 +58,9 @@ class FluxProvider(Provider):
         context: ProviderContext | None = None,
         *,
         sleep: Callable[[float], None] | None = None,
-        transport: httpx2.BaseTransport | None = None,
     ) -> None:
         super().__init__(context)
         self._sleep = sleep
-        self._transport = transport
 
     def api_route(self, n_input_images: int) -> str:
         """With input images FLUX.2 edits (the same endpoint, ``input_image`` fields set)."""
@@ -80,9 +76,6 @@ class FluxProvider(Provider):
         from onmodel.providers.flux.params import flex_only_problem, request_options
         from onmodel.providers.openai.inputs import sent_images
 
-        key = os.environ.get(KEY_ENV, "").strip()
-        if not key:
-            raise ProviderError(f"no FLUX API key: set {KEY_ENV}", kind="auth")
         problem = flex_only_problem(request.model, request.params)
         if problem:
             raise ProviderError(problem, kind="invalid_request")
@@ -90,7 +83,7 @@ class FluxProvider(Provider):
         options = request_options(request.params)
         body = {"prompt": request.prompt, **encoded_inputs(request.inputs), **options}
         endpoint = f"/v1/{request.model}"
-        client = FluxClient(settings, key, transport=self._transport)
+        client = FluxClient(settings)
         if self._sleep is not None:
             client.sleep = self._sleep
         try:
