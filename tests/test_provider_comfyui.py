@@ -216,3 +216,16 @@ def test_the_default_workflows_come_from_the_environment(
     ok(run_cli(isolated_home, "session", "new", "mia", "--provider", "comfyui"))
     made = shot(isolated_home, "--pose", "waving")
     assert made["params"]["workflow"] == str(SHOT) and len(made["params"]["image_slots"]) == 2
+
+
+def test_a_password_in_the_server_address_is_never_recorded_or_shown(
+    comfy: FakeComfyUI, isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret_url = comfy.url.replace("http://", "http://studio:hunter2@")
+    monkeypatch.setenv("COMFYUI_URL", secret_url)
+    mia_session(isolated_home)
+    made = shot(isolated_home, "--pose", "waving")
+    assert made["params"]["server"] == comfy.url
+    listed = ok(run_cli(isolated_home, "providers", "--json")).stdout
+    exported = ok(run_cli(isolated_home, "show", str(made["id"]), "--json")).stdout
+    assert "hunter2" not in listed + exported

@@ -80,6 +80,7 @@ def test_a_slow_render_is_waited_for(comfy: FakeComfyUI, isolated_home: Path) ->
     ("script", "kind", "said"),
     [
         ("server_error", "server", "ComfyUI server error (HTTP 500) after 2 retries"),
+        ("rate_limit", "rate_limit", "ComfyUI rate limit hit after 2 retries (HTTP 429)"),
         ("execution_error", "server", "node 3 (KSampler): CUDA out of memory"),
         ("never_finishes", "timeout", "did not finish prompt"),
         ("no_outputs", "bad_response", "without an image"),
@@ -93,8 +94,8 @@ def test_a_failing_server_is_one_line_and_a_failed_row_of_its_kind(
     kind: str,
     said: str,
 ) -> None:
-    if script == "server_error":
-        comfy.fail_next("/prompt", "server_error", times=3)
+    if script in ("server_error", "rate_limit"):
+        comfy.fail_next("/prompt", script, times=3)
     else:
         comfy.next_prompt(script)
     monkeypatch.setenv(TIMEOUT_ENV, "0.3")
@@ -103,7 +104,10 @@ def test_a_failing_server_is_one_line_and_a_failed_row_of_its_kind(
     failed = last_image(isolated_home)
     assert failed["status"] == "failed"
     assert kind in json.dumps(failed["error"])
-    if script != "server_error":  # queued: the prompt is named, to find it in ComfyUI
+    if script not in (
+        "server_error",
+        "rate_limit",
+    ):  # queued: the prompt is named, to find it in ComfyUI
         prompt_id = next(iter(comfy.jobs.values().__reversed__())).prompt_id
         assert failed["response_id"] == prompt_id
         if script == "never_finishes":

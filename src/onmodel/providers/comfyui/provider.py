@@ -17,6 +17,7 @@ import mimetypes
 import os
 import secrets
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -103,10 +104,12 @@ class ComfyUIProvider(Provider):
         try:
             stats = system_stats(service)
         except Exception:  # a status line must never break `onmodel providers`
-            return ProviderStatus(False, f"no ComfyUI at {url}: start it or set {URL_ENV}")
+            return ProviderStatus(
+                False, f"no ComfyUI at {public_address(url)}: start it or set {URL_ENV}"
+            )
         finally:
             service.close()
-        return ProviderStatus(True, describe(url, stats))
+        return ProviderStatus(True, describe(public_address(url), stats))
 
     def input_limit(self, params: Mapping[str, Any]) -> int:
         """The shot workflow's image slots; a workflow that cannot be read leaves the
@@ -206,7 +209,7 @@ class ComfyUIProvider(Provider):
             service.close()
         fmt = image_format(data, prompt_id)
         sent = sent_params(params, workflow, values, names, request.inputs)
-        sent.update(prompt_id=prompt_id, server=url, output_node=node)
+        sent.update(prompt_id=prompt_id, server=public_address(url), output_node=node)
         return GenerationResult(
             data=data,
             format=fmt,
@@ -244,6 +247,14 @@ def server_url() -> str:
             kind="config",
         )
     return raw.rstrip("/")
+
+
+def public_address(url: str) -> str:
+    """The server's address as shown and recorded: a password in ``COMFYUI_URL`` (a
+    reverse proxy's ``user:secret@``) and any query never leave the process."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def timeout_seconds() -> float:
@@ -415,7 +426,8 @@ def explained(exc: ProviderError, url: str, prompt_id: str | None) -> ProviderEr
     the prompt, so the user can find it in ComfyUI's history."""
     if exc.kind == "connection":
         return ProviderError(
-            f"could not reach ComfyUI at {url}: is ComfyUI running there? start it or set "
+            f"could not reach ComfyUI at {public_address(url)}: is ComfyUI running there? "
+            "start it or set "
             f"{URL_ENV}",
             kind="connection",
             response_id=prompt_id,
