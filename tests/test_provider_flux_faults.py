@@ -8,6 +8,7 @@ import hashlib
 import io
 import sqlite3
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -240,3 +241,14 @@ def test_steps_on_a_model_other_than_flex_are_refused_before_sending(
     with pytest.raises(ProviderError, match="steps work only on flux-2-flex, not flux-2-pro"):
         FluxProvider().generate(request(tmp_path, steps=20))
     assert fake.requests == []
+
+
+def test_credits_charged_before_a_failure_are_priced_from_the_usage() -> None:
+    from onmodel.capabilities import load_prices
+
+    prices = load_prices()
+    provider = FluxProvider()
+    assert provider.cost("flux-2-pro", {"cost_credits": 4.5}, {}, prices) == Decimal("0.045")
+    # nothing reported: the picture's own size, at the megapixel prices
+    assert provider.cost("flux-2-pro", None, {"size": "1024x1024"}, prices) == Decimal("0.045")
+    assert provider.cost("flux-2-pro", None, {}, prices) is None

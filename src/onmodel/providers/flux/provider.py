@@ -112,7 +112,9 @@ class FluxProvider(Provider):
         price = prices.get(model)
         if price is None:
             return None
-        credits = _decimal(returned.get("cost_credits"))
+        # a finished task keeps its credits in ``returned``; a failed one that BFL had
+        # already charged carries them in ``usage`` (see api.FluxClient.run)
+        credits = _decimal(returned.get("cost_credits", (usage or {}).get("cost_credits")))
         if credits is not None:
             return None if price.usd_per_credit is None else credits * price.usd_per_credit
         from onmodel.capabilities import megapixel_cost, parse_size
