@@ -455,3 +455,29 @@ def test_a_size_class_the_model_does_not_draw_is_refused_before_sending(
     fine = session.shot("waving", size="1344x768")
     assert fine.succeeded and api.requests[-1].model == "gemini-2.5-flash-image"
     assert api.requests[-1].image_config == {"aspectRatio": "16:9"}
+
+
+def test_views_are_drawn_from_the_anchor_and_sent_with_later_shots(
+    studio: Studio, api: FakeGemini
+) -> None:
+    mia(studio)
+    anchor = studio.character("mia").anchor
+    assert anchor is not None
+    front, side = studio.turnaround("mia", views=["front", "side"], provider="gemini")
+    for request in api.requests[1:3]:
+        assert request.history == [] and inline_images(request.message) == [anchor.read_bytes()]
+    session = studio.start_session("mia", provider="gemini")
+    session.shot("waving")
+    session.shot("jumping")
+    # every turn: the anchor, then the views, whatever the chat has already seen
+    expected = [anchor.read_bytes(), front.read_bytes(), side.read_bytes()]
+    assert inline_images(api.requests[-2].message) == expected
+    assert inline_images(api.requests[-1].message) == expected
+
+
+def test_a_vertex_setting_in_the_environment_does_not_divert_the_calls(
+    studio: Studio, api: FakeGemini, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOOGLE_GENAI_USE_VERTEXAI", "true")
+    mia(studio)
+    assert [r.path for r in api.accepted] == ["/v1beta/models/gemini-3-pro-image:generateContent"]

@@ -135,4 +135,6 @@ def _client_for(
             http_status_codes=list(RETRY_STATUS_CODES),
         ),
     )
-    return genai.Client(http_options=options)
+    # The Gemini Developer API (an API key), never Vertex AI, even when the environment says
+    # GOOGLE_GENAI_USE_VERTEXAI: onmodel's tables, prices and key checks are this API's.
+    return genai.Client(vertexai=False, http_options=options)
