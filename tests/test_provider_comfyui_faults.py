@@ -211,3 +211,13 @@ def test_a_size_no_latent_can_take_is_refused_before_anything_is_sent(isolated_h
         *("--param", f"workflow={ANCHOR}", "--size", "1004x1004"),
     )
     assert "divisible by 8" in one_line(refused)
+
+
+def test_an_unusable_time_limit_is_said_before_anything_is_queued(
+    comfy: FakeComfyUI, isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queued = len(comfy.jobs)
+    monkeypatch.setenv(TIMEOUT_ENV, "soon")
+    line = one_line(run_cli(isolated_home, "shot", "--pose", "waving"))
+    assert f"{TIMEOUT_ENV}='soon' is not a number of seconds" in line
+    assert len(comfy.jobs) == queued and not comfy.calls("/upload/image")

@@ -179,6 +179,7 @@ class ComfyUIProvider(Provider):
         if problem is not None:
             raise ProviderError(problem, kind="invalid_request")
         url = server_url()
+        poll = server.Poll(timeout_seconds(), sleep=self._sleep, timeout_env=TIMEOUT_ENV)
         service = self._service(url, timeout=60.0, retries=2)
         prompt_id: str | None = None
         try:
@@ -191,11 +192,7 @@ class ComfyUIProvider(Provider):
             names = [uploaded[item.sha256] for item in request.inputs]
             values = fill_values(workflow, request, names)
             prompt_id = server.queue(service, fill(workflow.graph, values), uuid.uuid4().hex)
-            entry = server.wait(
-                service,
-                prompt_id,
-                server.Poll(timeout_seconds(), sleep=self._sleep, timeout_env=TIMEOUT_ENV),
-            )
+            entry = server.wait(service, prompt_id, poll)
             output = params.get("output_node")
             ranked = [str(output)] if output is not None else workflow.output_nodes()
             node, image = server.output_image(entry, ranked, prompt_id, strict=output is not None)
