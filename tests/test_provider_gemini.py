@@ -489,3 +489,34 @@ def test_a_vertex_setting_in_the_environment_does_not_divert_the_calls(
     monkeypatch.setenv("GOOGLE_GENAI_USE_VERTEXAI", "true")
     mia(studio)
     assert [r.path for r in api.accepted] == ["/v1beta/models/gemini-3-pro-image:generateContent"]
+
+
+def test_a_shot_list_takes_a_quoted_aspect_ratio_and_explains_a_bare_one(
+    tmp_path: Path, api: FakeGemini
+) -> None:
+    home = tmp_path / "home"
+    run_cli(home, "character", "new", "Mia", "-p", "a girl", "--provider", "gemini")
+    run_cli(home, "session", "new", "mia", "--provider", "gemini", "--slug", "week")
+    spec = tmp_path / "wide.yaml"
+    spec.write_text("session: week\nshots:\n  - pose: running\n    params: {aspect_ratio: 16:9}\n")
+    bare = run_cli(home, "batch", "run", str(spec), "--progress", "none")
+    assert bare.code != 0 and "write it quoted" in bare.stderr, bare.stderr
+    assert len(api.requests) == 1
+    spec.write_text(
+        'session: week\nshots:\n  - pose: running\n    params: {aspect_ratio: "16:9"}\n'
+    )
+    quoted = run_cli(home, "batch", "run", str(spec), "--progress", "none")
+    assert quoted.code == 0, quoted.stderr
+    assert api.requests[-1].image_config == {"aspectRatio": "16:9"}
+
+
+def test_an_unusable_timeout_setting_is_one_line_naming_it(
+    studio: Studio, api: FakeGemini, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mia(studio)
+    monkeypatch.setenv("ONMODEL_GEMINI_TIMEOUT", "soon")
+    session = studio.start_session("mia", provider="gemini")
+    with pytest.raises(GenerationError) as caught:
+        session.shot("waving")
+    assert "ONMODEL_GEMINI_TIMEOUT='soon' is not a number of seconds" in str(caught.value)
+    assert len(api.requests) == 1
