@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     import httpx2
 
     from onmodel.providers.comfyui.server import ComfyUIService
+    from onmodel.providers.http import HttpService
 
 URL_ENV = "COMFYUI_URL"
 DEFAULT_URL = "http://127.0.0.1:8188"
@@ -163,7 +164,6 @@ class ComfyUIProvider(Provider):
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         from onmodel.providers.comfyui import server
-        from onmodel.providers.openai.inputs import read_input
 
         params = request.params
         chosen = choose_workflow(params, anchor=not request.inputs)
@@ -183,13 +183,7 @@ class ComfyUIProvider(Provider):
         service = self._service(url, timeout=60.0, retries=2)
         prompt_id: str | None = None
         try:
-            uploaded: dict[str, str] = {}
-            for item in request.inputs:
-                if item.sha256 not in uploaded:
-                    uploaded[item.sha256] = server.upload(
-                        service, upload_name(item), read_input(item), item.mime
-                    )
-            names = [uploaded[item.sha256] for item in request.inputs]
+            names = upload_inputs(service, request.inputs)
             values = fill_values(workflow, request, names)
             prompt_id = server.queue(service, fill(workflow.graph, values), uuid.uuid4().hex)
             entry = server.wait(service, prompt_id, poll)
@@ -366,6 +360,19 @@ def size_of(size: object) -> tuple[int, int]:
 
     found = parse_size(size) if isinstance(size, str) else None
     return found or DEFAULT_SIZE
+
+
+def upload_inputs(service: HttpService, inputs: tuple[InputImage, ...]) -> list[str]:
+    """Upload each distinct input once (an image in two slots is one file); the names a
+    LoadImage node takes, in the inputs' order."""
+    from onmodel.providers.comfyui.server import upload
+    from onmodel.providers.openai.inputs import read_input
+
+    uploaded: dict[str, str] = {}
+    for item in inputs:
+        if item.sha256 not in uploaded:
+            uploaded[item.sha256] = upload(service, upload_name(item), read_input(item), item.mime)
+    return [uploaded[item.sha256] for item in inputs]
 
 
 def upload_name(item: InputImage) -> str:
