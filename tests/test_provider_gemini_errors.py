@@ -66,6 +66,19 @@ def test_a_daily_quota_is_quota_not_a_rate_limit() -> None:
         )
     )
     assert error.kind == "quota"
+    per_minute = map_error(
+        api_error(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "You exceeded your current quota, please check your plan and billing details.",
+            {
+                "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                "violations": [{"quotaId": "GenerateRequestsPerMinutePerProjectPerModel"}],
+            },
+            retry_info("31s"),
+        )
+    )
+    assert (per_minute.kind, per_minute.retry_after) == ("rate_limit", 31.0)
 
 
 def test_server_and_bad_request_texts_are_one_scrubbed_line() -> None:

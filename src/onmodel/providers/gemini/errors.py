@@ -98,14 +98,15 @@ def retry_delay(details: object, headers: Mapping[str, str] | None = None) -> fl
 
 
 def _is_daily_quota(body: Mapping[str, Any]) -> bool:
-    """A 429 whose quota is per day (or the account's limit itself): retrying in seconds
-    cannot help, so it is ``quota``, which stops a batch, not ``rate_limit``."""
-    for item in _detail_items(body):
-        for violation in item.get("violations") or ():
-            if isinstance(violation, Mapping) and "PerDay" in str(violation.get("quotaId", "")):
-                return True
-    message = str(body.get("message", ""))
-    return "billing" in message.lower() or "exceeded your current quota" in message.lower()
+    """A 429 whose quota is per day (``QuotaFailure`` violations with a ``...PerDay...``
+    quota id): retrying in seconds cannot help, so it is ``quota``, which stops a batch, not
+    ``rate_limit``. The message cannot tell: Google words per-minute limits "You exceeded your
+    current quota" too."""
+    return any(
+        isinstance(violation, Mapping) and "PerDay" in str(violation.get("quotaId", ""))
+        for item in _detail_items(body)
+        for violation in item.get("violations") or ()
+    )
 
 
 def _is_key_problem(body: Mapping[str, Any]) -> bool:
