@@ -16,7 +16,7 @@ from fakecomfyui import FakeComfyUI
 from onmodel.errors import ValidationError
 from onmodel.providers.base import GenerationRequest, InputImage, ProviderError
 from onmodel.providers.comfyui import ComfyUIProvider
-from onmodel.providers.comfyui.provider import ANCHOR_WORKFLOW_ENV, TIMEOUT_ENV
+from onmodel.providers.comfyui.provider import ANCHOR_WORKFLOW_ENV, TIMEOUT_ENV, WORKFLOW_ENV
 from test_provider_comfyui import ANCHOR, CAST, SHOT, mia_session, ok
 
 SHEET = """\
@@ -151,3 +151,21 @@ def test_the_library_refuses_images_a_workflow_has_no_slots_for(tmp_path: Path) 
     with pytest.raises(ProviderError, match="has no image slots") as raised:
         provider.generate(no_slots)
     assert raised.value.kind == "invalid_request"
+
+
+def test_a_turnaround_runs_the_default_workflow_with_the_anchor_in_its_slots(
+    comfy: FakeComfyUI, isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mia_session(isolated_home)
+    monkeypatch.setenv(WORKFLOW_ENV, str(SHOT))  # turnaround takes no --param
+    made = run_cli(
+        isolated_home,
+        *("character", "turnaround", "mia", "--provider", "comfyui", "--views", "side,back"),
+    )
+    assert made.code == 0, made.stderr
+    graphs = comfy.graphs[-2:]
+    anchor_name = graphs[0]["10"]["inputs"]["image"]
+    assert all(
+        g["10"]["inputs"]["image"] == g["11"]["inputs"]["image"] == anchor_name for g in graphs
+    )
+    assert anchor_name.startswith("onmodel/")
