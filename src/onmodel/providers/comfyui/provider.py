@@ -347,7 +347,12 @@ def fill_values(
     }
     if "seed" in workflow.names:
         seed = params.get("seed")
-        values["seed"] = seed if isinstance(seed, int) else secrets.randbelow(RANDOM_SEEDS)
+        if isinstance(seed, int):
+            # takes 2, 3... of one request (a shot list's repeat, --takes) with a seed given:
+            # the next seeds, as the same seed would only draw the same picture again
+            values["seed"] = (seed + request.variation - 1) % (MAX_SEED + 1)
+        else:
+            values["seed"] = secrets.randbelow(RANDOM_SEEDS)
     if {"width", "height"} & workflow.names:
         values["width"], values["height"] = size_of(params.get("size"))
     for slot in range(workflow.slots):
