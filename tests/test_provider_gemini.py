@@ -22,7 +22,7 @@ from PIL import Image as PILImage
 
 from cli_inprocess import run_cli
 from fakegemini import FakeGemini, b64decode
-from onmodel.errors import GenerationError
+from onmodel.errors import GenerationError, UsageError
 from onmodel.handles import Image
 from onmodel.providers.gemini import client as gemini_client
 from onmodel.sheet import ModelSheet
@@ -520,3 +520,21 @@ def test_an_unusable_timeout_setting_is_one_line_naming_it(
         session.shot("waving")
     assert "ONMODEL_GEMINI_TIMEOUT='soon' is not a number of seconds" in str(caught.value)
     assert len(api.requests) == 1
+
+
+def test_more_images_than_the_model_takes_are_refused_before_sending(
+    studio: Studio, api: FakeGemini, tmp_path: Path
+) -> None:
+    mia(studio)
+    refs = []
+    for number in range(14):
+        path = tmp_path / f"ref{number}.png"
+        PILImage.new("RGB", (24, 24), (number * 10, 40, 90)).save(path, "PNG")
+        refs.append(path)
+    session = studio.start_session("mia", provider="gemini")
+    with pytest.raises(UsageError, match=r"needs 15 input images .* takes at most 14") as caught:
+        session.shot("waving", refs=refs)
+    assert "\n" not in str(caught.value)
+    assert len(api.requests) == 1
+    shot = session.shot("waving", refs=refs[:13])  # the anchor and 13: the most it takes
+    assert len(inline_images(api.requests[-1].message)) == 14 and shot.succeeded
