@@ -463,3 +463,58 @@ def test_a_batch_holds_its_starts_for_a_rate_limit_s_retry_after(
     assert starts[1] - failed_at[0] >= 0.29  # held, not sent straight into the limit
     failed = [i for i in studio.session_images("week") if i.status == "failed"]
     assert [i.row.error_type for i in failed] == ["rate_limit"]
+
+
+@pytest.mark.parametrize(
+    ("failure", "recorded"),
+    [
+        ({"kind": "invalid_request"}, "0"),  # refused before the model answered: free
+        ({"kind": "rate_limit"}, "0"),
+        ({"kind": "timeout"}, None),  # may have been billed: unknown, never a wrong zero
+        ({"kind": "moderation", "usage": {"cost_credits": 3}}, "0.03"),  # priced as reported
+    ],
+)
+def test_a_failed_shot_records_what_it_cost(
+    tables_plugin: object,
+    studio: Studio,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: dict[str, object],
+    recorded: str | None,
+) -> None:
+    from onmodel.errors import GenerationError
+    from onmodel.providers.base import ProviderError
+
+    module = tables_plugin
+    mia = studio.create_character("Mia", prompt="a girl with red hair", provider="chatstub")
+    session = studio.start_session(mia, provider="chatstub")
+
+    def fail(self: object, request: object) -> None:
+        raise ProviderError("no", **failure)  # type: ignore[arg-type]
+
+    def cost(self: object, model: str, usage: dict, returned: dict, prices: object) -> Decimal:
+        return Decimal(usage["cost_credits"]) / 100
+
+    monkeypatch.setattr(module.ChatProvider, "generate", fail)  # type: ignore[attr-defined]
+    monkeypatch.setattr(module.ChatProvider, "cost", cost)  # type: ignore[attr-defined]
+    with pytest.raises(GenerationError) as raised:
+        session.shot(pose="waving")
+    assert studio.image(raised.value.image_id or 0).row.cost_usd == recorded
+
+
+def test_a_provider_s_preflight_refuses_before_anything_is_recorded(
+    tables_plugin: object, studio: Studio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from onmodel.providers.base import ProviderError
+
+    module = tables_plugin
+    mia = studio.create_character("Mia", prompt="a girl with red hair", provider="chatstub")
+    session = studio.start_session(mia, provider="chatstub")
+    before = len(studio.session_images(session))
+
+    def preflight(self: object) -> None:
+        raise ProviderError("CHATSTUB_TIMEOUT='soon' is not a number of seconds", kind="config")
+
+    monkeypatch.setattr(module.ChatProvider, "preflight", preflight)  # type: ignore[attr-defined]
+    with pytest.raises(ProviderError, match="CHATSTUB_TIMEOUT"):
+        session.shot(pose="waving")
+    assert len(studio.session_images(session)) == before

@@ -193,6 +193,14 @@ class ProviderError(OnmodelError):
         after the provider's own bounded retries gave up; None when it said nothing."""
 
 
+UNBILLED_FAILURES = frozenset(
+    {"auth", "quota", "rate_limit", "server", "connection", "invalid_request", "config"}
+)
+"""Failures an API refuses before its model answers: they cost nothing, so a failed image or
+check of one of these kinds with no usage is recorded at 0, not "of unknown cost" (a timeout,
+a safety block or a cut-off answer may be billed)."""
+
+
 @dataclass(frozen=True)
 class ProviderStatus:
     """Whether a provider can be used now, and what to do when not (``onmodel providers``)."""
@@ -292,6 +300,11 @@ class Provider(ABC):
         if self.has_key():
             return ProviderStatus(True, "key set" if self.key_env else "needs no key")
         return ProviderStatus(False, f"set {' or '.join(self.key_names())}")
+
+    def preflight(self) -> None:  # noqa: B027 - optional: most providers have nothing to check
+        """Refuse, before a shot is recorded, what would make every request fail (a malformed
+        setting of the provider's own): raise :class:`ProviderError` (kind ``config``). The
+        key is checked separately (:meth:`has_key`)."""
 
     def estimate_max_cost(
         self,

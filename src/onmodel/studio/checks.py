@@ -26,6 +26,7 @@ from onmodel.handles import Character, Image, Session
 from onmodel.imagefile import MIME_TYPES
 from onmodel.kinds import is_figure
 from onmodel.limits import check_amount
+from onmodel.providers.base import UNBILLED_FAILURES
 from onmodel.status import ImageStatus
 from onmodel.store import checks as check_store
 from onmodel.store import queries
@@ -34,13 +35,6 @@ from onmodel.studio.editing import SheetVersion
 
 if TYPE_CHECKING:
     from onmodel.studio.core import Studio
-
-
-UNBILLED_FAILURES = frozenset(
-    {"auth", "quota", "rate_limit", "server", "connection", "invalid_request", "config"}
-)
-"""Failures a billed checker's API refuses before the model answers: they cost nothing, so
-they are not "of unknown cost" in the reports (a timeout or a cut-off answer may be billed)."""
 
 
 class Checks:

@@ -26,6 +26,7 @@ from onmodel.limits import MAX_NAME_LENGTH, check_text
 from onmodel.owners import owner_token
 from onmodel.providers import is_manual
 from onmodel.providers.base import (
+    UNBILLED_FAILURES,
     CastMember,
     GenerationResult,
     InputImage,
@@ -128,14 +129,14 @@ class Pipeline:
         try:
             result = provider.generate(request)
         except ProviderError as exc:
-            self._record_failure(image_id, exc, started)
+            self._record_failure(image_id, exc, started, plan)
             raise _failed(image_id, exc) from exc
         except (KeyboardInterrupt, SystemExit):
             self._mark(image_id, status=ImageStatus.INTERRUPTED, error_type="interrupted")
             raise
         except Exception as exc:
             failure = ProviderError(f"{type(exc).__name__}: {exc}", kind="unexpected")
-            self._record_failure(image_id, failure, started)
+            self._record_failure(image_id, failure, started, plan)
             raise _failed(image_id, failure) from exc
         return Delivery(image_id, plan, result, started)
 
@@ -326,7 +327,7 @@ class Pipeline:
             info = inspect_bytes(result.data, source=f"the image {plan.provider} returned")
         except InvalidImageError as exc:
             failure = ProviderError(str(exc), kind="bad_response", usage=result.usage)
-            self._record_failure(image_id, failure, started)
+            self._record_failure(image_id, failure, started, plan, result.returned)
             raise _failed(image_id, failure) from exc
         blob = self.studio.blobs.put(result.data, info.format)
         return self._complete(
@@ -356,10 +357,18 @@ class Pipeline:
         writes.complete_image(self.engine, image_id, values)
         return self.studio.image(image_id)
 
-    def _record_failure(self, image_id: int, error: ProviderError, started: float) -> None:
+    def _record_failure(
+        self,
+        image_id: int,
+        error: ProviderError,
+        started: float,
+        plan: ShotPlan,
+        returned: Mapping[str, Any] | None = None,
+    ) -> None:
         self._mark(
             image_id,
             status=ImageStatus.FAILED,
+            cost_usd=_text_or_none(self._failure_cost(plan, error, returned)),
             error_type=error.kind,
             error_code=error.code,
             error_message=str(error),
@@ -369,6 +378,18 @@ class Pipeline:
             latency_ms=int((time.monotonic() - started) * 1000),
             finished_at=utcnow(),
         )
+
+    def _failure_cost(
+        self, plan: ShotPlan, error: ProviderError, returned: Mapping[str, Any] | None
+    ) -> Decimal | None:
+        """What a failed request cost: what the API reported before it failed (its usage,
+        or what it returned), priced by its provider; nothing when the API refused it before
+        its model answered; else unknown (a timeout may have been billed)."""
+        if error.usage or returned:
+            return self.studio.costs.of_result(plan.provider, plan.model, error.usage, returned)
+        if error.kind in UNBILLED_FAILURES or not self.studio.provider(plan.provider).billed:
+            return Decimal(0)
+        return None
 
     def _mark(self, image_id: int, **values: Any) -> None:
         writes.update_image(self.engine, image_id, values)

@@ -194,6 +194,7 @@ class Planning:
                 f"{offline_provider_name()!r})",
                 variable=variable,
             )
+        provider.preflight()
         return provider
 
     def template_context(
@@ -277,9 +278,11 @@ class Planning:
                 f"{self.studio.paths.prices_file}"
             )
         if Decimal(plan.estimated_max_cost) > limit:
+            quality = plan.params.get("quality")
+            how = f", {quality} quality" if quality else ""
             raise BudgetError(
-                f"this shot could cost up to ${plan.estimated_max_cost} ({plan.model}, "
-                f"{plan.params.get('quality', 'auto')} quality), over --max-cost {limit}"
+                f"this shot could cost up to ${plan.estimated_max_cost} ({plan.model}{how}), "
+                f"over --max-cost {limit}"
             )
 
     def read_refs(
