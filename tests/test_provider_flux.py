@@ -171,7 +171,7 @@ def test_max_cost_refuses_or_allows_from_the_megapixel_prices(
     refused = run_cli(isolated_home, "shot", "waving", "--size", "992x992", "--max-cost", "0.09")
     assert refused.code != 0
     assert refused.error_lines == [
-        "error: this shot could cost up to $0.09291456 (flux-2-pro, auto quality), "
+        "error: this shot could cost up to $0.09291456 (flux-2-pro), "
         "over --max-cost 0.09"
     ]
     assert len(fake.submissions()) == sent

@@ -7,12 +7,11 @@ is sent.
 
 from __future__ import annotations
 
-import math
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from onmodel.providers.base import ProviderError
+from onmodel.providers.config import count_setting, seconds_setting
+from onmodel.settings import setting
 
 KEY_ENV = "BFL_API_KEY"
 URL_ENV = "ONMODEL_FLUX_URL"
@@ -39,51 +38,20 @@ class FluxSettings:
     retries: int = DEFAULT_RETRIES
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> FluxSettings:
-        env = os.environ if environ is None else environ
-
-        def text(name: str) -> str:
-            return env.get(name, "").strip()
-
-        url = text(URL_ENV) or DEFAULT_URL
+    def from_environment(cls) -> FluxSettings:
+        """The settings in force; a malformed one is a ``config`` error naming it, and no key
+        an ``auth`` error (:meth:`FluxProvider.preflight` says both before a shot is
+        recorded)."""
+        url = setting(URL_ENV) or DEFAULT_URL
         if not url.startswith(("http://", "https://")):
             raise ProviderError(
                 f"{URL_ENV}={url!r} is not an http(s) address (default {DEFAULT_URL})",
                 kind="config",
             )
-        key = text(KEY_ENV)
+        timeout = seconds_setting(TIMEOUT_ENV, DEFAULT_TIMEOUT)
+        poll_seconds = seconds_setting(POLL_ENV, DEFAULT_POLL_SECONDS)
+        retries = count_setting(RETRIES_ENV, DEFAULT_RETRIES, most=10)
+        key = setting(KEY_ENV)
         if not key:
             raise ProviderError(f"no FLUX API key: set {KEY_ENV}", kind="auth")
-        return cls(
-            key=key,
-            url=url.rstrip("/"),
-            timeout=_seconds(TIMEOUT_ENV, text(TIMEOUT_ENV), DEFAULT_TIMEOUT),
-            poll_seconds=_seconds(POLL_ENV, text(POLL_ENV), DEFAULT_POLL_SECONDS),
-            retries=_count(RETRIES_ENV, text(RETRIES_ENV), DEFAULT_RETRIES),
-        )
-
-
-def _seconds(name: str, raw: str, default: float) -> float:
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value > 0 or math.isinf(value):
-        raise ProviderError(
-            f"{name}={raw!r} is not a number of seconds above 0 (default {default:g})",
-            kind="config",
-        )
-    return value
-
-
-def _count(name: str, raw: str, default: int) -> int:
-    if not raw:
-        return default
-    if not raw.isdigit() or int(raw) > 10:
-        raise ProviderError(
-            f"{name}={raw!r} is not a whole number of retries from 0 to 10 (default {default})",
-            kind="config",
-        )
-    return int(raw)
+        return cls(key, url.rstrip("/"), timeout, poll_seconds, retries)

@@ -69,6 +69,12 @@ class FluxProvider(Provider):
     def param_problems(self, params: Mapping[str, Any]) -> list[str]:
         return [*super().param_problems(params), *flux_param_problems(params)]
 
+    def preflight(self) -> None:
+        """A malformed ``ONMODEL_FLUX_*`` setting is refused before the shot is recorded."""
+        from onmodel.providers.flux.config import FluxSettings
+
+        FluxSettings.from_environment()
+
     def generate(self, request: GenerationRequest) -> GenerationResult:
         """One task: every failure is a ProviderError carrying the task id once there is one."""
         from onmodel.providers.flux.api import FluxClient, encoded_inputs
