@@ -13,7 +13,6 @@ import pytest
 
 from cli_inprocess import run_cli
 from fakecomfyui import FakeComfyUI
-from onmodel.errors import ValidationError
 from onmodel.providers.base import GenerationRequest, InputImage, ProviderError
 from onmodel.providers.comfyui import ComfyUIProvider
 from onmodel.providers.comfyui.provider import ANCHOR_WORKFLOW_ENV, TIMEOUT_ENV, WORKFLOW_ENV
@@ -146,8 +145,8 @@ def test_the_library_refuses_images_a_workflow_has_no_slots_for(tmp_path: Path) 
         params={"workflow": str(ANCHOR)},
         inputs=(anchor,),
     )
-    with pytest.raises(ValidationError, match="has no image slots"):
-        provider.attached(no_slots)
+    (problem,) = provider.request_problems(no_slots)
+    assert "has no image slots" in problem
     with pytest.raises(ProviderError, match="has no image slots") as raised:
         provider.generate(no_slots)
     assert raised.value.kind == "invalid_request"

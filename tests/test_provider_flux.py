@@ -8,6 +8,7 @@ import json
 import sqlite3
 import textwrap
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -166,16 +167,17 @@ def test_max_cost_refuses_or_allows_from_the_megapixel_prices(
 ) -> None:
     new_series(isolated_home)
     sent = len(fake.submissions())
-    # under 1 MP out, with the anchor counted at FLUX.2's largest (2048x2048, 4.19 MP):
-    # $0.03 + 4.194304 x $0.015 = $0.09291456
-    refused = run_cli(isolated_home, "shot", "waving", "--size", "992x992", "--max-cost", "0.09")
+    # under 1 MP out ($0.03), and the anchor at its own (tiny) size: $0.015 per MP of it
+    anchor = next(row for row in rows(isolated_home) if row["kind"] == "anchor")
+    inputs = Decimal("0.015") * anchor["width"] * anchor["height"] / 1_000_000
+    cost = Decimal("0.03") + inputs
+    refused = run_cli(isolated_home, "shot", "waving", "--size", "992x992", "--max-cost", "0.03")
     assert refused.code != 0
     assert refused.error_lines == [
-        "error: this shot could cost up to $0.09291456 (flux-2-pro), "
-        "over --max-cost 0.09"
+        f"error: this shot could cost up to ${cost} (flux-2-pro), over --max-cost 0.03"
     ]
     assert len(fake.submissions()) == sent
-    cli_ok(isolated_home, "shot", "waving", "--size", "992x992", "--max-cost", "0.10")
+    cli_ok(isolated_home, "shot", "waving", "--size", "992x992", "--max-cost", "0.031")
     assert len(fake.submissions()) == sent + 1
 
 
@@ -213,8 +215,8 @@ def test_a_shot_list_runs_through_flux_within_its_budget(
             """
         )
     )
-    # each shot's estimate is $0.093 (see the max-cost test): $0.10 covers one, not two
-    tight = run_cli(isolated_home, "batch", "run", str(path), "--budget", "0.10")
+    # each shot's estimate is just over $0.03 (see the max-cost test): $0.05 covers one
+    tight = run_cli(isolated_home, "batch", "run", str(path), "--budget", "0.05")
     assert tight.code != 0
     assert len(fake.submissions()) == 2  # the anchor and one shot
     cli_ok(isolated_home, "batch", "run", str(path), "--budget", "1")

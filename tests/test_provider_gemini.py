@@ -22,7 +22,7 @@ from PIL import Image as PILImage
 
 from cli_inprocess import run_cli
 from fakegemini import FakeGemini, b64decode
-from onmodel.errors import GenerationError, UsageError
+from onmodel.errors import GenerationError, UsageError, ValidationError
 from onmodel.handles import Image
 from onmodel.providers.gemini import client as gemini_client
 from onmodel.sheet import ModelSheet
@@ -456,10 +456,12 @@ def test_a_size_class_the_model_does_not_draw_is_refused_before_sending(
 ) -> None:
     mia(studio)
     session = studio.start_session("mia", provider="gemini", model="gemini-2.5-flash-image")
-    with pytest.raises(GenerationError) as caught:
+    recorded = len(studio.session_images(session))
+    with pytest.raises(ValidationError) as caught:
         session.shot("waving", params={"image_size": "4K"})
     assert "gemini-2.5-flash-image draws only 1K images, not image_size 4K" in str(caught.value)
     assert len(api.requests) == 1  # the anchor only
+    assert len(studio.session_images(session)) == recorded  # refused before it is recorded
     fine = session.shot("waving", size="1344x768")
     assert fine.succeeded and api.requests[-1].model == "gemini-2.5-flash-image"
     assert api.requests[-1].image_config == {"aspectRatio": "16:9"}

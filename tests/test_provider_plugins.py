@@ -186,8 +186,8 @@ class ChatProvider(Provider):
             found.append("slots must be a whole number")
         return found
 
-    def estimate_max_cost(self, model, params, n_input_images, prompt_chars, prices):
-        price = prices.get(model)
+    def estimate_max_cost(self, request, prices):
+        price = prices.get(request.model)
         return None if price is None else price.image_first_megapixel
 
     def cost(self, model, usage, returned, prices):

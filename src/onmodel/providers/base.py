@@ -306,29 +306,30 @@ class Provider(ABC):
         setting of the provider's own): raise :class:`ProviderError` (kind ``config``). The
         key is checked separately (:meth:`has_key`)."""
 
-    def estimate_max_cost(
-        self,
-        model: str,
-        params: Mapping[str, Any],
-        n_input_images: int,
-        prompt_chars: int,
-        prices: PriceTable,
-    ) -> Decimal | None:
-        """The most one request can cost, before it is sent (``--max-cost``, budgets); None
+    def estimate_max_cost(self, request: GenerationRequest, prices: PriceTable) -> Decimal | None:
+        """The most ``request`` can cost, before it is sent (``--max-cost``, budgets); None
         when unknown, so a budget refuses rather than guess. Free providers cost nothing; by
-        default the price table's token accounting (OpenAI's) is asked."""
+        default the price table's token accounting (OpenAI's) is asked, counting every input
+        (a conversation may attach fewer: an upper bound)."""
         if not self.billed:
             return Decimal(0)
         from onmodel.capabilities import estimate_max_cost
 
         return estimate_max_cost(
-            model,
-            params.get("quality"),
-            params.get("size"),
-            n_input_images,
-            prompt_chars,
+            request.model,
+            request.params.get("quality"),
+            request.params.get("size"),
+            len(request.inputs),
+            len(request.prompt),
             prices=prices,
         )
+
+    def request_problems(self, request: GenerationRequest) -> list[str]:
+        """What is wrong with this request for this provider and model beyond the table's
+        rules (a parameter one model of the provider's takes and another does not; an
+        anchor sent to a workflow that expects images), asked before anything is recorded;
+        one line each. None by default."""
+        return []
 
     def cost(
         self,

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onmodel.blobs import sha256_bytes
-from onmodel.errors import BudgetError, InvalidImageError, MissingKeyError, UsageError
+from onmodel.errors import (
+    BudgetError,
+    InvalidImageError,
+    MissingKeyError,
+    UsageError,
+    ValidationError,
+)
 from onmodel.handles import Character, Image, Session
 from onmodel.imagefile import MIME_TYPES, read_image_file
 from onmodel.kinds import SET
@@ -130,20 +136,19 @@ class Planning:
         source = self.studio.provider(provider)
         turn = dict(turn or {})
         members = tuple(refs.member for refs in cast)
-        attached = source.attached(
-            GenerationRequest(
-                kind=kind,
-                prompt="",
-                model=model,
-                params=params,
-                inputs=inputs,
-                instructions=turn.get("instructions"),
-                previous_response_id=turn.get("previous_response_id"),
-                cast=members,
-                introduced=introduced,
-                history=history,
-            )
+        probe = GenerationRequest(
+            kind=kind,
+            prompt="",
+            model=model,
+            params=params,
+            inputs=inputs,
+            instructions=turn.get("instructions"),
+            previous_response_id=turn.get("previous_response_id"),
+            cast=members,
+            introduced=introduced,
+            history=history,
         )
+        attached = source.attached(probe)
         context = self.template_context(character, anchor, request, session)
         # how many turnaround views go with the anchor, so a prompt can say what they are
         context["views"] = sum(1 for item in inputs if item.role == "view")
@@ -153,7 +158,11 @@ class Planning:
         context["style"] = next((sheet.style for sheet in sheets if sheet.style), "")
         rendered = self.studio.composer.render(template, context)
         warnings = self.validate(provider, model, params, rendered.text, len(inputs))
-        estimate = self._max_cost(provider, model, params, len(inputs), len(rendered.text))
+        composed = replace(probe, prompt=rendered.text)
+        problems = source.request_problems(composed)
+        if problems:
+            raise ValidationError(f"{model}: " + "; ".join(problems))
+        estimate = self._max_cost(source, composed)
         self.ready(provider)
         return ShotPlan(
             kind=kind,
@@ -444,14 +453,10 @@ class Planning:
         mime = MIME_TYPES[image.row.format]
         return InputImage(role, path, image.row.sha256, mime, image.id, member_id, view)
 
-    def _max_cost(
-        self, provider: str, model: str, params: dict[str, Any], n_inputs: int, chars: int
-    ) -> Decimal | None:
+    def _max_cost(self, source: Provider, request: GenerationRequest) -> Decimal | None:
         from onmodel.capabilities import load_prices
 
-        return self.studio.provider(provider).estimate_max_cost(
-            model, params, n_inputs, chars, load_prices(self.studio.paths.prices_file)
-        )
+        return source.estimate_max_cost(request, load_prices(self.studio.paths.prices_file))
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from onmodel.errors import ValidationError
 from onmodel.providers.base import (
     GenerationRequest,
     GenerationResult,
@@ -145,20 +144,19 @@ class ComfyUIProvider(Provider):
         problems.extend(_value_problems(params, loaded))
         return problems
 
-    def attached(self, request: GenerationRequest) -> tuple[InputImage, ...]:
-        """Every input, in the slots' order; a workflow whose slots cannot take them is
-        refused here, before the request is recorded (the planner fits a shot's views to
-        :meth:`input_limit`, but an anchor has no images for a shot workflow's slots)."""
+    def request_problems(self, request: GenerationRequest) -> list[str]:
+        """A workflow whose image slots cannot take the request's images (the planner fits
+        a shot's views to :meth:`input_limit`, but an anchor has no images for a shot
+        workflow's slots)."""
         chosen = choose_workflow(request.params, anchor=not request.inputs)
-        if chosen is not None:
-            try:
-                workflow = load(chosen[1])
-            except WorkflowError:
-                return request.inputs  # param_problems says what is wrong with it
-            problem = slot_problem(workflow, chosen, len(request.inputs))
-            if problem is not None:
-                raise ValidationError(problem)
-        return request.inputs
+        if chosen is None:
+            return []
+        try:
+            workflow = load(chosen[1])
+        except WorkflowError:
+            return []  # param_problems says what is wrong with it
+        problem = slot_problem(workflow, chosen, len(request.inputs))
+        return [problem] if problem else []
 
     # ------------------------------------------------------------------ the request
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onmodel.providers.base import (
@@ -79,12 +80,9 @@ class FluxProvider(Provider):
         """One task: every failure is a ProviderError carrying the task id once there is one."""
         from onmodel.providers.flux.api import FluxClient, encoded_inputs
         from onmodel.providers.flux.config import FluxSettings
-        from onmodel.providers.flux.params import flex_only_problem, request_options
+        from onmodel.providers.flux.params import request_options
         from onmodel.providers.openai.inputs import sent_images
 
-        problem = flex_only_problem(request.model, request.params)
-        if problem:
-            raise ProviderError(problem, kind="invalid_request")
         settings = FluxSettings.from_environment()
         options = request_options(request.params)
         body = {"prompt": request.prompt, **encoded_inputs(request.inputs), **options}
@@ -132,28 +130,41 @@ class FluxProvider(Provider):
         input_mp = _decimal(returned.get("input_mp")) or Decimal(0)
         return megapixel_cost(price, dims[0] * dims[1], [int(input_mp * 1_000_000)])
 
-    def estimate_max_cost(
-        self,
-        model: str,
-        params: Mapping[str, Any],
-        n_input_images: int,
-        prompt_chars: int,
-        prices: PriceTable,
-    ) -> Decimal | None:
+    def estimate_max_cost(self, request: GenerationRequest, prices: PriceTable) -> Decimal | None:
         """The megapixel price of the largest picture the request can make, and of its
-        inputs at FLUX.2's largest size each (an upper bound; see :data:`MAX_PIXELS`)."""
+        inputs at their own sizes (read from their headers; one that cannot be read counts
+        at FLUX.2's largest, :data:`MAX_PIXELS`, as an upper bound must)."""
         from onmodel.capabilities import megapixel_cost, parse_size
 
-        price = prices.get(model)
-        if price is None or n_input_images < 0:
+        price = prices.get(request.model)
+        if price is None:
             return None
-        size = params.get("size")
+        size = request.params.get("size")
         dims = parse_size(size) if isinstance(size, str) else None
         if dims is not None:
             output = dims[0] * dims[1]
         else:
-            output = MAX_PIXELS if n_input_images else DEFAULT_PIXELS
-        return megapixel_cost(price, output, [MAX_PIXELS] * n_input_images)
+            output = MAX_PIXELS if request.inputs else DEFAULT_PIXELS
+        return megapixel_cost(price, output, [_pixels(item.path) for item in request.inputs])
+
+    def request_problems(self, request: GenerationRequest) -> list[str]:
+        """Parameters only [flex] takes (``steps``, ``guidance``), asked of another model."""
+        from onmodel.providers.flux.params import flex_only_problem
+
+        problem = flex_only_problem(request.model, request.params)
+        return [problem] if problem else []
+
+
+def _pixels(path: Path) -> int:
+    """An input image's pixels, from its header (Pillow reads no more of the file)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as found:
+            width, height = found.size
+    except (OSError, UnidentifiedImageError):
+        return MAX_PIXELS
+    return int(width * height)
 
 
 def _decimal(value: object) -> Decimal | None:

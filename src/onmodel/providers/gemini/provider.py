@@ -13,6 +13,7 @@ to check requests, which must stay fast.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,6 @@ from onmodel.providers.base import (
     GenerationResult,
     InputImage,
     Provider,
-    ProviderError,
     ProviderStatus,
 )
 from onmodel.providers.gemini.client import API_VERSION
@@ -77,29 +77,27 @@ class GeminiProvider(Provider):
     def attached(self, request: GenerationRequest) -> tuple[InputImage, ...]:
         return images_for_turn(request)
 
-    def estimate_max_cost(
-        self,
-        model: str,
-        params: Mapping[str, Any],
-        n_input_images: int,
-        prompt_chars: int,
-        prices: PriceTable,
-    ) -> Decimal | None:
+    def estimate_max_cost(self, request: GenerationRequest, prices: PriceTable) -> Decimal | None:
         """Priced at the square of the request's size class: Gemini bills an image by its
         class (1K, 2K, 4K), whatever its ratio, so ``size`` alone would misprice 2K and 4K.
-
-        A shot (one with input images) may resend up to :attr:`history_turns` earlier turns,
-        each a picture and a prompt paid again as input; the estimate is asked before the
-        history is known, so it counts them all, as an upper bound must.
-        """
-        resent = self.history_turns if n_input_images else 0
-        return super().estimate_max_cost(
-            model,
-            {"size": estimate_size(params)},
-            n_input_images + resent,
-            prompt_chars * (1 + resent),
-            prices,
+        The earlier turns the request resends (its history) are paid input again: each a
+        picture and a prompt, counted as they are."""
+        resent = request.history
+        sized = {**request.params, "size": estimate_size(request.params)}
+        counted = replace(
+            request,
+            params=sized,
+            inputs=(*images_for_turn(request), *(turn.output for turn in resent)),
+            prompt=request.prompt + "".join(turn.prompt for turn in resent),
         )
+        return super().estimate_max_cost(counted, prices)
+
+    def request_problems(self, request: GenerationRequest) -> list[str]:
+        """A size class the model does not draw (``image_size=4K`` on a 1K-only model)."""
+        problem = _image_size_problem(
+            self.context.capability(request.model), image_config(request.params)
+        )
+        return [problem] if problem else []
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         """Send one chat turn; every failure is a :class:`ProviderError`."""
@@ -131,7 +129,6 @@ class GeminiProvider(Provider):
     def _config(self, request: GenerationRequest) -> tuple[dict[str, Any], dict[str, Any]]:
         """``GenerateContentConfig`` for the request, and the record of what was sent."""
         image = image_config(request.params)
-        _check_image_size(self.context.capability(request.model), image)
         config: dict[str, Any] = {"response_modalities": ["TEXT", "IMAGE"]}
         if image:
             config["image_config"] = image
@@ -148,17 +145,15 @@ class GeminiProvider(Provider):
         return config, sent
 
 
-def _check_image_size(cap: ModelCapability | None, image: Mapping[str, str]) -> None:
-    """Refuse a size class the model does not draw (``image_size=4K`` on a 1K-only model):
-    the table's sizes say which classes each model has."""
+def _image_size_problem(cap: ModelCapability | None, image: Mapping[str, str]) -> str | None:
+    """A size class the model does not draw: the table's sizes say which classes each model
+    has."""
     from onmodel.capabilities import parse_size
 
     asked = image.get("image_size")
     if cap is None or asked is None:
-        return
+        return None
     classes = {image_size_of(*dims) for dims in map(parse_size, cap.sizes) if dims is not None}
     if classes and asked not in classes:
-        raise ProviderError(
-            f"{cap.name} draws only {', '.join(sorted(classes))} images, not image_size {asked}",
-            kind="invalid_request",
-        )
+        return f"{cap.name} draws only {', '.join(sorted(classes))} images, not image_size {asked}"
+    return None
