@@ -233,3 +233,38 @@ def test_a_password_in_the_server_address_is_never_recorded_or_shown(
     listed = ok(run_cli(isolated_home, "providers", "--json")).stdout
     exported = ok(run_cli(isolated_home, "show", str(made["id"]), "--json")).stdout
     assert "hunter2" not in listed + exported
+
+
+def test_a_session_s_relative_workflow_still_runs_from_another_folder(
+    comfy: FakeComfyUI, isolated_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session stores the workflow's whole path: a shot run later from elsewhere still
+    finds it (as typed, ``shot.json`` would name a file of the folder the shot runs in)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(SHOT, project / "shot.json")
+    mia_session(isolated_home, SHOT, "--slug", "week")
+    monkeypatch.chdir(project)
+    moved = ok(run_cli(isolated_home, "session", "set", "week", "--param", "workflow=shot.json"))
+    assert str(project / "shot.json") in moved.stdout
+    monkeypatch.chdir(tmp_path)  # another folder, with no shot.json in it
+    made = shot(isolated_home, "--pose", "waving")
+    assert made["params"]["workflow"] == str(project / "shot.json")
+
+
+def test_a_shot_list_s_workflow_is_the_list_s_file(
+    comfy: FakeComfyUI, isolated_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``params: {workflow: shot.json}`` in a list names the file beside the list, as its
+    ``refs`` do, wherever the list is run from."""
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    shutil.copy(SHOT, lists / "shot.json")
+    (lists / "week.yaml").write_text(
+        "defaults:\n  params: {workflow: shot.json}\nshots:\n  - pose: waving\n"
+    )
+    mia_session(isolated_home)
+    monkeypatch.chdir(tmp_path)
+    ok(run_cli(isolated_home, "batch", "run", str(lists / "week.yaml")))
+    made = json.loads(ok(run_cli(isolated_home, "show", "2", "--json")).stdout)
+    assert made["params"]["workflow"] == str(lists / "shot.json")

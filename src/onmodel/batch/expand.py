@@ -62,6 +62,7 @@ from onmodel.blobs import sha256_file
 from onmodel.checkers import DEFAULT_CHECKER
 from onmodel.checkers.base import DEFAULT_MIN_SCORE
 from onmodel.errors import UsageError
+from onmodel.providers import get_provider
 from onmodel.sheet import ShotRequest, cast_fields, with_take
 
 KEY_FORMAT = 1
@@ -315,10 +316,18 @@ def expand(loaded: LoadedShotList, session: SessionDefaults) -> Expansion:
             problems.setdefault((problem.line, problem.message), problem)
             return
         request = ShotRequest(**resolved.request, **who)
-        params = {k: v for k, v in resolved.params.items() if v is not None}
+        provider = resolved.provider or session.provider
+        try:
+            # a file a parameter names (a ComfyUI workflow) is the list's, as refs are
+            params = get_provider(provider).resolve_params(
+                {k: v for k, v in resolved.params.items() if v is not None}, loaded.base_dir
+            )
+        except UsageError as exc:  # an unknown provider: said at the layer's line
+            problem = loaded.problem(loc, str(exc))
+            problems.setdefault((problem.line, problem.message), problem)
+            return
         refs = tuple(_resolve_ref(loaded.base_dir, ref) for ref in resolved.refs)
         ref_digests = tuple(_digest(digests, ref) for ref in refs)
-        provider = resolved.provider or session.provider
         model = resolved.model or session.model
         base_label = ", ".join(
             dict.fromkeys(part for part in (request.label(), request.cast_label()) if part)

@@ -346,6 +346,13 @@ class Provider(ABC):
 
         return estimate_cost(model, usage, prices)
 
+    def resolve_params(self, params: Mapping[str, Any], base: Path) -> dict[str, Any]:
+        """``params`` as they are to be stored: a file a parameter names (a ComfyUI
+        ``workflow``) made absolute against ``base``, the folder the user named it from (the
+        current one, or a shot list's), so a session's default still finds it when a later
+        shot runs from elsewhere. As given by default."""
+        return dict(params)
+
     def input_limit(self, params: Mapping[str, Any]) -> int:
         """The most images one request with these parameters can carry: by default
         :attr:`max_input_images`; a provider whose limit depends on a parameter (a ComfyUI

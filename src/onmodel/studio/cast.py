@@ -93,15 +93,16 @@ class Cast:
         full_sheet = self._sheet_for(prompt, sheet)
         values = self._character_values(name, slug, prompt, full_sheet, kind)
         draft = Character(studio, _draft_record(values))
+        source = provider or default_provider_name()
         plan = studio.planning.plan(
             kind="anchor",
             character=draft,
             session=None,
             parent=None,
             request=ShotRequest(),
-            provider=provider or default_provider_name(),
-            model=model or studio.planning.default_model(provider or default_provider_name()),
-            params=dict(params or {}),
+            provider=source,
+            model=model or studio.planning.default_model(source),
+            params=studio.provider(source).resolve_params(params or {}, Path.cwd()),
             template=ANCHOR_TEMPLATE,
         )
         # Everything is checked; only now is the character written, so a refusal leaves no
@@ -185,7 +186,7 @@ class Cast:
         provider_name = provider or default_provider_name()
         studio.provider(provider_name)  # an unknown provider is refused now, not at a shot
         model_name = model or studio.planning.default_model(provider_name)
-        defaults = dict(params or {})
+        defaults = studio.provider(provider_name).resolve_params(params or {}, Path.cwd())
         # a bad default size or quality is refused now, not by every shot of the session
         studio.planning.validate(provider_name, model_name, defaults, None, 1)
         primer = studio.composer.render(

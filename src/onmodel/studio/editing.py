@@ -154,9 +154,10 @@ class Editing:
         session = self.studio.session(ref)
         if provider is None and model is None and not params:
             raise UsageError("give a new provider, model, size or quality")
-        chosen = {**session.params, **params}
-        defaults = {key: value for key, value in chosen.items() if value is not None}
         new_provider = provider or session.provider
+        given = self.studio.provider(new_provider).resolve_params(params, Path.cwd())
+        chosen = {**session.params, **given}
+        defaults = {key: value for key, value in chosen.items() if value is not None}
         new_model = self.studio.planning.model_for(new_provider, model, session.model)
         check_session_settings(self.studio, new_provider, new_model, defaults)
         values: dict[str, Any] = {"provider": new_provider, "model": new_model, "params": defaults}

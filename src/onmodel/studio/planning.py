@@ -522,7 +522,7 @@ class ShotPlanner:
             if parent.id != self.parent.id:
                 lineage = planning.lineage_inputs(self.anchor, parent, member_id=self.character.id)
         chosen_model = planning.model_for(route, model, session.model)
-        merged = {**session.row.params, **(params or {})}
+        merged = {**session.row.params, **source.resolve_params(params or {}, Path.cwd())}
         most = min(source.input_limit(merged), planning.capability(chosen_model).max_input_images)
         extras, ref_files = planning.read_refs(refs)
         parents = [item for item in lineage if item.role == "parent"]

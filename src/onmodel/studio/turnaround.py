@@ -15,6 +15,7 @@ that no longer matches it, so they stop counting (their rows stay, as every imag
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onmodel.composer import VIEW_TEMPLATE
@@ -79,15 +80,16 @@ def plan_view(
     Drawn by the provider and model a new character's anchor would be (a character keeps no
     provider of its own; an imported anchor came from none)."""
     planning = studio.planning
+    source = provider or default_provider_name()
     return planning.plan(
         kind="view",
         character=character,
         session=None,
         parent=anchor,
         request=ShotRequest(view=view),
-        provider=provider or default_provider_name(),
-        model=model or planning.default_model(provider or default_provider_name()),
-        params=dict(params or {}),
+        provider=source,
+        model=model or planning.default_model(source),
+        params=studio.provider(source).resolve_params(params or {}, Path.cwd()),
         template=VIEW_TEMPLATE,
         inputs=planning.lineage_inputs(anchor, anchor),
         anchor=anchor,

@@ -20,6 +20,7 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from onmodel.providers.base import (
@@ -110,6 +111,17 @@ class ComfyUIProvider(Provider):
         finally:
             service.close()
         return ProviderStatus(True, describe(public_address(url), stats))
+
+    def resolve_params(self, params: Mapping[str, Any], base: Path) -> dict[str, Any]:
+        """A workflow named by a relative path is stored absolute (``~`` expanded), so a
+        session or shot list made in one folder runs from any other."""
+        found = dict(params)
+        for key in WORKFLOW_PARAMS:
+            value = found.get(key)
+            if isinstance(value, str) and value.strip():
+                path = Path(value.strip()).expanduser()
+                found[key] = str(path if path.is_absolute() else (base / path).resolve())
+        return found
 
     def input_limit(self, params: Mapping[str, Any]) -> int:
         """The shot workflow's image slots; a workflow that cannot be read leaves the
