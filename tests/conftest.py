@@ -28,6 +28,9 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             "GOOGLE_GENAI_USE_VERTEXAI",
         ),
         *("BFL_API_KEY", "ONMODEL_FLUX_URL", "COMFYUI_URL", "ONMODEL_COMFYUI_WORKFLOW"),
+        *("ONMODEL_COMFYUI_ANCHOR_WORKFLOW", "ONMODEL_COMFYUI_TIMEOUT", "ONMODEL_FLUX_TIMEOUT"),
+        *("ONMODEL_FLUX_POLL_SECONDS", "ONMODEL_FLUX_MAX_RETRIES", "ONMODEL_GEMINI_TIMEOUT"),
+        *("ONMODEL_GEMINI_MAX_RETRIES", "ONMODEL_OPENAI_TIMEOUT", "ONMODEL_OPENAI_MAX_RETRIES"),
     ):
         monkeypatch.delenv(name, raising=False)
     return home

@@ -14,7 +14,6 @@ is imported just to list providers and read its model table.
 from __future__ import annotations
 
 import mimetypes
-import os
 import secrets
 import time
 import urllib.parse
@@ -33,6 +32,8 @@ from onmodel.providers.base import (
     ProviderStatus,
 )
 from onmodel.providers.comfyui.workflow import Workflow, WorkflowError, fill, load
+from onmodel.providers.config import seconds_setting
+from onmodel.settings import setting
 
 if TYPE_CHECKING:
     import httpx2
@@ -138,7 +139,7 @@ class ComfyUIProvider(Provider):
         problems = super().param_problems(params)
         named = [(key, params.get(key)) for key in WORKFLOW_PARAMS if params.get(key) is not None]
         if not named:
-            named = [(env, os.environ.get(env, "").strip()) for env in _env_workflows()]
+            named = [(env, setting(env)) for env in _env_workflows()]
         if not named:
             problems.append(
                 f"comfyui needs a workflow: --param workflow=FILE (a ComfyUI workflow saved "
@@ -241,7 +242,7 @@ class ComfyUIProvider(Provider):
 
 def server_url() -> str:
     """``COMFYUI_URL`` (default ``http://127.0.0.1:8188``), without a trailing slash."""
-    raw = os.environ.get(URL_ENV, "").strip() or DEFAULT_URL
+    raw = setting(URL_ENV) or DEFAULT_URL
     if not raw.startswith(("http://", "https://")):
         raise ProviderError(
             f"{URL_ENV}={raw!r} is not an http:// or https:// address (e.g. {DEFAULT_URL})",
@@ -260,23 +261,11 @@ def public_address(url: str) -> str:
 
 def timeout_seconds() -> float:
     """``ONMODEL_COMFYUI_TIMEOUT``: seconds from queueing to the finished image."""
-    raw = os.environ.get(TIMEOUT_ENV, "").strip()
-    if not raw:
-        return DEFAULT_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < float("inf"):
-        raise ProviderError(
-            f"{TIMEOUT_ENV}={raw!r} is not a number of seconds above 0 (e.g. {DEFAULT_TIMEOUT:g})",
-            kind="config",
-        )
-    return value
+    return seconds_setting(TIMEOUT_ENV, DEFAULT_TIMEOUT)
 
 
 def _env_workflows() -> list[str]:
-    return [env for env in (ANCHOR_WORKFLOW_ENV, WORKFLOW_ENV) if os.environ.get(env, "").strip()]
+    return [env for env in (ANCHOR_WORKFLOW_ENV, WORKFLOW_ENV) if setting(env)]
 
 
 def choose_workflow(params: Mapping[str, Any], *, anchor: bool) -> tuple[str, str] | None:
@@ -292,7 +281,7 @@ def choose_workflow(params: Mapping[str, Any], *, anchor: bool) -> tuple[str, st
         if value is not None:
             return key, str(value)
     for env in [ANCHOR_WORKFLOW_ENV, WORKFLOW_ENV] if anchor else [WORKFLOW_ENV]:
-        value = os.environ.get(env, "").strip()
+        value = setting(env)
         if value:
             return env, value
     return None

@@ -14,12 +14,12 @@ between its attempts; when they run out, the delay the API asked for is reported
 
 from __future__ import annotations
 
-import os
 import threading
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from onmodel.providers.base import ProviderError
+from onmodel.providers.config import count_setting, seconds_setting
+from onmodel.settings import setting
 
 if TYPE_CHECKING:
     from google import genai
@@ -62,40 +62,14 @@ RETRY_MAX_DELAY = 30.0
 RETRY_JITTER = 1.0
 
 
-def _env(name: str) -> str:
-    # onmodel.settings knows no plugin's variables; like Provider.has_key, read it here.
-    return os.environ.get(name, "").strip()
-
-
 def timeout_seconds() -> float:
     """The read timeout in force: ``ONMODEL_GEMINI_TIMEOUT`` or :data:`DEFAULT_TIMEOUT`."""
-    raw = _env(TIMEOUT_ENV)
-    if not raw:
-        return DEFAULT_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < float("inf"):
-        raise ProviderError(
-            f"{TIMEOUT_ENV}={raw!r} is not a number of seconds above 0 (e.g. {DEFAULT_TIMEOUT:g})",
-            kind="config",
-        )
-    return value
+    return seconds_setting(TIMEOUT_ENV, DEFAULT_TIMEOUT)
 
 
 def max_retries() -> int:
     """Retries after the first attempt: ``ONMODEL_GEMINI_MAX_RETRIES`` or 3."""
-    raw = _env(MAX_RETRIES_ENV)
-    if not raw:
-        return DEFAULT_MAX_RETRIES
-    if not raw.isdigit():
-        raise ProviderError(
-            f"{MAX_RETRIES_ENV}={raw!r} is not a whole number of retries "
-            f"(0 or more, default {DEFAULT_MAX_RETRIES})",
-            kind="config",
-        )
-    return int(raw)
+    return count_setting(MAX_RETRIES_ENV, DEFAULT_MAX_RETRIES)
 
 
 def make_client() -> genai.Client:
@@ -106,7 +80,7 @@ def make_client() -> genai.Client:
             timeout_seconds(),
             max_retries(),
             (RETRY_INITIAL_DELAY, RETRY_MAX_DELAY, RETRY_JITTER),
-            tuple(_env(name) for name in CLIENT_VARIABLES),
+            tuple(setting(name) for name in CLIENT_VARIABLES),
         )
 
 

@@ -14,12 +14,12 @@ anything shaped like a Google API key (``AIza...``) or the key in use.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from onmodel.providers.base import ProviderError
+from onmodel.settings import setting
 
 __all__ = [
     "SAFETY_REASONS",
@@ -57,7 +57,7 @@ def scrub(text: str) -> str:
     """Blank out anything shaped like a Google API key, and the key in use whatever its shape."""
     cleaned = _KEYISH.sub("[redacted]", text)
     for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
-        key = os.environ.get(name, "").strip()
+        key = setting(name)
         if len(key) >= 4:
             cleaned = cleaned.replace(key, "[redacted]")
     return cleaned
