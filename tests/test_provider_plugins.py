@@ -407,12 +407,16 @@ def test_params_on_the_command_line(isolated_home: Path) -> None:
         isolated_home,
         *("session", "new", "mia", "--json", "--size", "1024x1024"),
         *("--param", "seed=42", "--param", "note=2026-01-01", "--param", "upsample=true"),
+        *("--param", "ratio=16:9", "--param", 'label="42"'),
     )
     assert started.code == 0, started.stderr
     import json
 
     params = json.loads(started.stdout)["params"]
-    assert params == {"seed": 42, "note": "2026-01-01", "upsample": True, "size": "1024x1024"}
+    assert params == {
+        **{"seed": 42, "note": "2026-01-01", "upsample": True, "size": "1024x1024"},
+        **{"ratio": "16:9", "label": "42"},  # never YAML 1.1's base-60 969; quoted: text
+    }
     for bad, said in (
         (("--param", "seed"), "write KEY=VALUE"),
         (("--param", "a=1", "--param", "a=2"), "given twice"),

@@ -16,11 +16,44 @@ levels. No legitimate sheet, table or shot list comes near either bound.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, ClassVar
 
 import yaml
 
-SafeLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_SEXAGESIMAL = ("int", "float")
+
+
+class SafeLoader(_BaseLoader):  # type: ignore[misc]
+    """The safe loader without YAML 1.1's base-60 numbers: ``aspect_ratio: 16:9`` is the
+    text ``16:9`` (as YAML 1.2 reads it), not the number 969."""
+
+    yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, re.Pattern[str]]]]] = {
+        first: [
+            (tag, regexp)
+            for tag, regexp in resolvers
+            if not (tag.endswith(_SEXAGESIMAL) and ":" in regexp.pattern)
+        ]
+        for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+    }
+
+
+for _tag, _pattern, _first in (
+    (
+        "tag:yaml.org,2002:int",
+        r"""^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$""",
+        list("-+0123456789"),
+    ),
+    (
+        "tag:yaml.org,2002:float",
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"""
+        r"""|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$""",
+        list("-+0123456789."),
+    ),
+):
+    SafeLoader.add_implicit_resolver(_tag, re.compile(_pattern, re.X), _first)
 
 MAX_NODES = 100_000
 """Keys and values a document may hold once every alias is expanded in place."""

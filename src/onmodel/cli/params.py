@@ -8,6 +8,7 @@ the model's table check them like ``--size`` before anything is recorded.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
@@ -48,17 +49,22 @@ def parse_params(
     return found
 
 
-def _scalar(raw: str) -> Any:
-    """A number or true/false as such; anything else (a date, a list, ``inf``) as the text
-    written, so every parameter stays a plain JSON value."""
-    from onmodel.yamlload import safe_load
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
-    try:
-        value = safe_load(raw) if raw.strip() else ""
-    except Exception:
-        return raw
-    if isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float) and math.isfinite(value):
-        return value
+
+def _scalar(raw: str) -> Any:
+    """A whole number, a decimal number or true/false as such; anything else (or anything
+    in quotes) as the text written (``16:9``, ``2026-01-01``, ``portrait.json``), never
+    YAML 1.1's readings of it (``16:9`` is not the sexagesimal 969)."""
+    text = raw.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]  # quoted: text, even when it looks like a number
+    if _INTEGER.fullmatch(text):
+        return int(text)
+    if _DECIMAL.fullmatch(text):
+        value = float(text)
+        return value if math.isfinite(value) else raw
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
     return raw

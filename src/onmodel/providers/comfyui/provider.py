@@ -93,6 +93,12 @@ class ComfyUIProvider(Provider):
 
     # ------------------------------------------------------------------ before a request
 
+    def preflight(self) -> None:
+        """A malformed ``COMFYUI_URL`` or ``ONMODEL_COMFYUI_TIMEOUT`` is refused before the
+        shot is recorded."""
+        server_url()
+        timeout_seconds()
+
     def status(self) -> ProviderStatus:
         """Asks the server itself (``GET /system_stats``, a second at most): a local engine
         is usable when it is running, not when a variable is set."""

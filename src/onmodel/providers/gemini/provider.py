@@ -61,6 +61,13 @@ class GeminiProvider(Provider):
     default_model = "gemini-3-pro-image"
     """The generally available Gemini 3 image model the SDK lists: 14 references, 1K to 4K."""
 
+    def preflight(self) -> None:
+        """A malformed ``ONMODEL_GEMINI_*`` setting is refused before the shot is recorded."""
+        from onmodel.providers.gemini.client import max_retries, timeout_seconds
+
+        timeout_seconds()
+        max_retries()
+
     def status(self) -> ProviderStatus:
         """Which variable holds the key (no call is made: a key is checked when used)."""
         found = next((name for name in self.key_names() if is_set(name)), None)

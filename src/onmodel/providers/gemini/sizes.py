@@ -60,13 +60,7 @@ def size_problems(params: Mapping[str, Any]) -> list[str]:
     against the model's list already)."""
     problems: list[str] = []
     ratio, image_size = params.get("aspect_ratio"), params.get("image_size")
-    if isinstance(ratio, int) and not isinstance(ratio, bool):
-        # YAML 1.1 (shot lists, --param) reads an unquoted 16:9 as the base-60 number 969
-        problems.append(
-            f"aspect_ratio arrived as the number {ratio}: write it quoted, e.g. "
-            "aspect_ratio='\"16:9\"' (YAML reads an unquoted 16:9 as a base-60 number)"
-        )
-    elif ratio is not None and ratio not in ASPECT_RATIOS:
+    if ratio is not None and ratio not in ASPECT_RATIOS:
         problems.append(
             f"aspect_ratio {ratio!r} is not one Gemini takes ({', '.join(ASPECT_RATIOS)})"
         )
