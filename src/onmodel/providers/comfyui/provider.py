@@ -376,7 +376,7 @@ def upload_inputs(service: HttpService, inputs: tuple[InputImage, ...]) -> list[
     """Upload each distinct input once (an image in two slots is one file); the names a
     LoadImage node takes, in the inputs' order."""
     from onmodel.providers.comfyui.server import upload
-    from onmodel.providers.openai.inputs import read_input
+    from onmodel.providers.inputs import read_input
 
     uploaded: dict[str, str] = {}
     for item in inputs:

@@ -25,7 +25,7 @@ from onmodel.providers.base import InputImage, ProviderError
 from onmodel.providers.flux.config import POLL_ENV, TIMEOUT_ENV, FluxSettings
 from onmodel.providers.flux.params import input_field
 from onmodel.providers.http import HttpService, error_detail
-from onmodel.providers.openai.inputs import read_input
+from onmodel.providers.inputs import read_input
 
 SERVICE = "FLUX (Black Forest Labs)"
 FIRST_POLL_WAIT = 0.5  # BFL's own examples poll every 0.5 s

@@ -81,7 +81,7 @@ class FluxProvider(Provider):
         from onmodel.providers.flux.api import FluxClient, encoded_inputs
         from onmodel.providers.flux.config import FluxSettings
         from onmodel.providers.flux.params import request_options
-        from onmodel.providers.openai.inputs import sent_images
+        from onmodel.providers.inputs import sent_images
 
         settings = FluxSettings.from_environment()
         options = request_options(request.params)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from onmodel.providers.base import GenerationResult, ProviderError
 from onmodel.providers.gemini.errors import SAFETY_REASONS, blocked_error, no_image_error
 from onmodel.providers.gemini.history import part_record
-from onmodel.providers.openai.inputs import decode_image
+from onmodel.providers.inputs import decode_image
 
 if TYPE_CHECKING:
     from google.genai import types

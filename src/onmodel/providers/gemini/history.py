@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from onmodel.providers.base import GenerationRequest, InputImage, PastTurn
-from onmodel.providers.openai.inputs import read_input
+from onmodel.providers.inputs import read_input
 
 __all__ = ["history_contents", "images_for_turn", "message_parts", "part_record"]
 

@@ -31,7 +31,7 @@ from onmodel.providers.gemini.history import (
     message_parts,
 )
 from onmodel.providers.gemini.sizes import estimate_size, image_config, image_size_of, size_problems
-from onmodel.providers.openai.inputs import sent_images
+from onmodel.providers.inputs import sent_images
 from onmodel.settings import is_set
 
 if TYPE_CHECKING:

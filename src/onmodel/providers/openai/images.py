@@ -24,14 +24,9 @@ from onmodel.providers.base import (
     InputImage,
     ProviderError,
 )
+from onmodel.providers.inputs import decode_image, read_input, sent_images
 from onmodel.providers.openai.base import OpenAIProvider
-from onmodel.providers.openai.inputs import (
-    decode_image,
-    image_options,
-    input_fidelity_for,
-    read_input,
-    sent_images,
-)
+from onmodel.providers.openai.inputs import image_options, input_fidelity_for
 
 __all__ = ["EDIT_OPTIONS", "GENERATE_OPTIONS", "OpenAIImagesProvider"]
 

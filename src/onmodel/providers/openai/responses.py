@@ -34,15 +34,10 @@ from onmodel.providers.base import (
     ParentTurn,
     ProviderError,
 )
+from onmodel.providers.inputs import decode_image, read_input, sent_images
 from onmodel.providers.openai.base import OpenAIProvider
 from onmodel.providers.openai.errors import moderation_categories
-from onmodel.providers.openai.inputs import (
-    decode_image,
-    image_options,
-    input_fidelity_for,
-    read_input,
-    sent_images,
-)
+from onmodel.providers.openai.inputs import image_options, input_fidelity_for
 from onmodel.settings import Settings
 
 if TYPE_CHECKING:
