@@ -152,14 +152,20 @@ def test_the_library_refuses_images_a_workflow_has_no_slots_for(tmp_path: Path) 
     assert raised.value.kind == "invalid_request"
 
 
-def test_a_turnaround_runs_the_default_workflow_with_the_anchor_in_its_slots(
-    comfy: FakeComfyUI, isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("how", ["variable", "param"])
+def test_a_turnaround_runs_a_shot_workflow_with_the_anchor_in_its_slots(
+    comfy: FakeComfyUI, isolated_home: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
     mia_session(isolated_home)
-    monkeypatch.setenv(WORKFLOW_ENV, str(SHOT))  # turnaround takes no --param
+    chosen: tuple[str, ...] = ()
+    if how == "variable":
+        monkeypatch.setenv(WORKFLOW_ENV, str(SHOT))
+    else:
+        chosen = ("--param", f"workflow={SHOT}")
     made = run_cli(
         isolated_home,
         *("character", "turnaround", "mia", "--provider", "comfyui", "--views", "side,back"),
+        *chosen,
     )
     assert made.code == 0, made.stderr
     graphs = comfy.graphs[-2:]

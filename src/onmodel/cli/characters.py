@@ -287,6 +287,7 @@ def turnaround(
     provider: Annotated[str | None, typer.Option(help="Who draws the views.")] = None,
     model: Annotated[str | None, typer.Option(help="Image model for the views.")] = None,
     size: Annotated[str | None, typer.Option(help="View size, e.g. 1024x1536.")] = None,
+    param: ParamOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Draw reference views of a character from its anchor, one request each; later shots
@@ -297,7 +298,7 @@ def turnaround(
         views=views.split(","),
         provider=provider,
         model=model,
-        params={"size": size} if size else None,
+        params=parse_params(param, {"size": size}),
     )
     if json_out:
         print_json([image.to_dict() for image in made])

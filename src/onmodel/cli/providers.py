@@ -30,7 +30,8 @@ def describe_providers() -> list[dict[str, Any]]:
                 "name": name,
                 "billed": provider.billed,
                 "conversation": provider.keeps_conversation,
-                "max_input_images": provider.max_input_images,
+                # a limit that depends on parameters (a workflow's slots) as the defaults set it
+                "max_input_images": provider.input_limit({}),
                 "key_env": list(provider.key_names()),
                 "configured": status.configured,
                 "detail": status.detail,
