@@ -4,6 +4,7 @@ polled and downloaded; what ran recorded with every image; each failure one line
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Iterator
@@ -268,3 +269,30 @@ def test_a_shot_list_s_workflow_is_the_list_s_file(
     ok(run_cli(isolated_home, "batch", "run", str(lists / "week.yaml")))
     made = json.loads(ok(run_cli(isolated_home, "show", "2", "--json")).stdout)
     assert made["params"]["workflow"] == str(lists / "shot.json")
+
+
+def test_a_shipped_example_is_named_and_recorded_with_its_file(
+    comfy: FakeComfyUI, isolated_home: Path
+) -> None:
+    """``workflow=example:NAME`` finds a shipped example wherever onmodel is installed; a
+    name that is none is one line listing the ones there are."""
+    ok(
+        run_cli(
+            isolated_home,
+            *("character", "new", "Mia", "--prompt", "a girl", "--provider", "comfyui"),
+            *("--param", "workflow=example:anchor-sdxl"),
+        )
+    )
+    ok(
+        run_cli(
+            isolated_home,
+            *("session", "new", "mia", "--provider", "comfyui"),
+            *("--param", "workflow=example:ipadapter-sdxl"),
+        )
+    )
+    made = shot(isolated_home, "--pose", "waving")
+    assert made["params"]["workflow"] == str(SHOT)
+    assert made["params"]["workflow_sha256"] == hashlib.sha256(SHOT.read_bytes()).hexdigest()
+    wrong = run_cli(isolated_home, "shot", "--pose", "x", "--param", "workflow=example:nope")
+    assert wrong.code != 0 and len(wrong.error_lines) == 1
+    assert "no example workflow example:nope (shipped: example:anchor-sdxl" in wrong.stderr

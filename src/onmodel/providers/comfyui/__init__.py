@@ -4,11 +4,7 @@ Kept light: this package is imported to read its model table and to list provide
 nothing here (nor in :mod:`.provider` at import time) loads an HTTP client.
 """
 
-from pathlib import Path
-
 from onmodel.providers.comfyui.provider import ComfyUIProvider
-
-EXAMPLES = Path(__file__).parent / "workflows"
-"""The example workflows shipped to start from (``anchor-sdxl.json``, ``ipadapter-sdxl.json``)."""
+from onmodel.providers.comfyui.workflow import EXAMPLES
 
 __all__ = ["EXAMPLES", "ComfyUIProvider"]

@@ -31,7 +31,14 @@ from onmodel.providers.base import (
     ProviderError,
     ProviderStatus,
 )
-from onmodel.providers.comfyui.workflow import Workflow, WorkflowError, fill, load
+from onmodel.providers.comfyui.workflow import (
+    EXAMPLE_PREFIX,
+    Workflow,
+    WorkflowError,
+    fill,
+    load,
+    resolve,
+)
 from onmodel.providers.config import seconds_setting
 from onmodel.settings import setting
 
@@ -121,13 +128,13 @@ class ComfyUIProvider(Provider):
 
     def resolve_params(self, params: Mapping[str, Any], base: Path) -> dict[str, Any]:
         """A workflow named by a relative path is stored absolute (``~`` expanded), so a
-        session or shot list made in one folder runs from any other."""
+        session or shot list made in one folder runs from any other; a shipped example
+        (``example:NAME``) is stored by that name, which finds it wherever onmodel is."""
         found = dict(params)
         for key in WORKFLOW_PARAMS:
             value = found.get(key)
-            if isinstance(value, str) and value.strip():
-                path = Path(value.strip()).expanduser()
-                found[key] = str(path if path.is_absolute() else (base / path).resolve())
+            if isinstance(value, str) and not value.strip().startswith(EXAMPLE_PREFIX):
+                found[key] = str(resolve(value, base)) if value.strip() else value
         return found
 
     def input_limit(self, params: Mapping[str, Any]) -> int:

@@ -59,11 +59,28 @@ class Workflow:
         ]
 
 
-def resolve(path: str | Path) -> Path:
-    """Where a workflow named as typed is: ``~`` expanded, a relative path taken from the
-    current directory (as every other file argument of the CLI is), made absolute so the
-    record says exactly which file ran."""
-    return Path(path).expanduser().absolute()
+EXAMPLES = Path(__file__).parent / "workflows"
+"""The example workflows shipped to start from (``anchor-sdxl.json``, ``ipadapter-sdxl.json``)."""
+
+EXAMPLE_PREFIX = "example:"
+"""``workflow=example:ipadapter-sdxl`` names a shipped example, wherever onmodel is installed."""
+
+
+def resolve(path: str | Path, base: Path | None = None) -> Path:
+    """Where a workflow named as typed is: a shipped example by its name
+    (``example:anchor-sdxl``), or a file, ``~`` expanded, a relative path taken from ``base``
+    (the current directory, as every other file argument of the CLI is), made absolute so
+    the record says exactly which file ran."""
+    text = str(path).strip()
+    if text.startswith(EXAMPLE_PREFIX):
+        name = text.removeprefix(EXAMPLE_PREFIX).strip()
+        return EXAMPLES / (name if name.endswith(".json") else f"{name}.json")
+    found = Path(text).expanduser()
+    return found if found.is_absolute() else (base or Path.cwd()).absolute() / found
+
+
+def example_names() -> list[str]:
+    return sorted(each.stem for each in EXAMPLES.glob("*.json"))
 
 
 def load(path: str | Path) -> Workflow:
@@ -73,6 +90,9 @@ def load(path: str | Path) -> Workflow:
     try:
         size = where.stat().st_size
     except OSError:
+        if label.startswith(EXAMPLE_PREFIX):
+            shipped = ", ".join(EXAMPLE_PREFIX + name for name in example_names())
+            raise WorkflowError(f"no example workflow {label} (shipped: {shipped})") from None
         raise WorkflowError(f"workflow {label}: no such file") from None
     if not where.is_file():
         raise WorkflowError(f"workflow {label} is not a file")
