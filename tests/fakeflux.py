@@ -133,7 +133,8 @@ class _Invalid(Exception):
 class FakeFlux:
     """Use as a context manager; point ``ONMODEL_FLUX_URL`` at :attr:`url`."""
 
-    def __init__(self) -> None:
+    def __init__(self, key: str = KEY) -> None:
+        self.key = key  # the one key it accepts
         self._lock = threading.Lock()
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -240,7 +241,7 @@ class FakeFlux:
     def _answer(self, request: Request, record: Recorded) -> Response:
         if request.path.startswith("/delivery/"):
             return self._deliver(request)
-        if record.headers.get("x-key") != KEY:
+        if record.headers.get("x-key") != self.key:
             return _json(403, {"detail": "Not authenticated - Invalid Authentication"})
         if request.method == "POST" and request.path.startswith("/v1/"):
             model = request.path.removeprefix("/v1/")

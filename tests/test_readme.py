@@ -29,6 +29,9 @@ from typing import Any
 import pytest
 
 from cli_inprocess import run_cli
+from fakecomfyui import FakeComfyUI
+from fakeflux import FakeFlux
+from fakegemini import FakeGemini
 from onmodel.batch.spec import parse_shot_list
 from onmodel.sheet import ModelSheet
 
@@ -41,6 +44,10 @@ SKIPPED = {
         "installation; scripts/test (what .ci/run runs on a clean clone) makes the same .venv "
         "with scripts/venv, test_wheel.py installs the built wheel into a fresh venv and runs "
         "the demo, and test_cli.py checks what the demo makes"
+    ),
+    "pip install onmodel[gemini]": (
+        "the gemini extra (google-genai) is in the test extra this run installed, and "
+        "test_wheel.py checks the wheel declares it"
     ),
     "bash scripts/test": (
         "the whole test suite, this test included: .ci/run runs exactly this command, so it "
@@ -91,6 +98,7 @@ def commands(snippet: Snippet) -> Iterator[tuple[int, str]]:
 class Walk:
     home: Path
     work: Path
+    environ: pytest.MonkeyPatch
 
     def run(self, snippet: Snippet) -> None:
         if snippet.language == "bash":
@@ -110,6 +118,12 @@ class Walk:
         where = f"README.md:{line}: {command}"
         words = shlex.split(command, comments=True)
         if " ".join(words) in SKIPPED:
+            return
+        if words[0] == "export":
+            # a provider's key: set for the commands after it, which reach the walk's local
+            # stand-ins for Gemini, BFL and ComfyUI (the ``walk`` fixture), never the internet
+            name, _, value = words[1].partition("=")
+            self.environ.setenv(name, value)
             return
         assert words and words[0] == "onmodel", f"{where}: the walk runs onmodel commands only"
         if " ".join(words) == SERVE:
@@ -181,7 +195,13 @@ def walk(isolated_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
             super().__init__(None, **kwargs)
 
     monkeypatch.setattr(runner, "RateLimiter", Unpaced)
-    yield Walk(isolated_home, work)
+    with FakeGemini() as gemini, FakeFlux(key="your-key") as flux, FakeComfyUI() as comfyui:
+        flux.default_pending = 0
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", gemini.base_url)
+        monkeypatch.setenv("ONMODEL_FLUX_URL", flux.url)
+        monkeypatch.setenv("COMFYUI_URL", comfyui.url)
+        yield Walk(isolated_home, work, monkeypatch)
+        assert not gemini.rejected and not flux.rejected, "a request the real API would refuse"
 
 
 def _served_url(server: subprocess.Popen[str]) -> str | None:
