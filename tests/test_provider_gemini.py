@@ -538,3 +538,26 @@ def test_more_images_than_the_model_takes_are_refused_before_sending(
     assert len(api.requests) == 1
     shot = session.shot("waving", refs=refs[:13])  # the anchor and 13: the most it takes
     assert len(inline_images(api.requests[-1].message)) == 14 and shot.succeeded
+
+
+def test_without_the_sdk_gemini_says_what_to_install(
+    studio: Studio, api: FakeGemini, monkeypatch: pytest.MonkeyPatch, isolated_home: Path
+) -> None:
+    """onmodel installed without its gemini extra: the provider is listed, not ready, and a
+    shot is refused with what to install before anything is recorded."""
+    from onmodel.providers.gemini import provider as gemini_provider
+
+    mia(studio)
+    session = studio.start_session("mia", provider="gemini")
+    sent = len(api.requests)
+    monkeypatch.setattr(
+        gemini_provider,
+        "_sdk_missing",
+        lambda: "the gemini provider needs Google's SDK: pip install 'onmodel[gemini]'",
+    )
+    with pytest.raises(ProviderError, match=r"pip install 'onmodel\[gemini\]'"):
+        session.shot("waving")
+    assert studio.session_images(session) == [] and len(api.requests) == sent
+    listed = json.loads(run_cli(isolated_home, "providers", "--json").stdout)
+    gemini = next(each for each in listed if each["name"] == "gemini")
+    assert gemini["configured"] is False and "onmodel[gemini]" in gemini["detail"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import venv
@@ -31,6 +32,9 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path: Path) -> N
     assert "onmodel/migrations/env.py" in names
     assert any(n.startswith("onmodel/migrations/versions/0001") for n in names)
     assert "onmodel/data/models.yaml" in names
+    for plugin in ("gemini", "flux", "comfyui"):  # each provider plugin's own tables
+        assert f"onmodel/providers/{plugin}/models.yaml" in names
+    assert "onmodel/providers/comfyui/workflows/ipadapter-sdxl.json" in names
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
@@ -65,3 +69,25 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path: Path) -> N
         ).stdout
     )
     assert len(list((demo_dir / "blobs").rglob("*.png"))) == 13
+    # installed without the gemini extra: its provider says what to install, the others list
+    listed = subprocess.run(
+        [str(env_dir / "bin" / "onmodel"), "providers", "--json"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "ONMODEL_HOME": str(demo_dir)},
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    found = {each["name"]: each for each in json.loads(listed.stdout)}
+    assert {"gemini", "flux", "comfyui", "openai-images", "preview"} <= set(found)
+    assert found["gemini"]["configured"] is False
+    assert "pip install 'onmodel[gemini]'" in found["gemini"]["detail"]
+    models = subprocess.run(
+        [str(env_dir / "bin" / "onmodel"), "models", "--json"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "ONMODEL_HOME": str(demo_dir)},
+        timeout=120,
+    )
+    names_listed = {row["name"] for row in json.loads(models.stdout)}
+    assert {"gemini-3-pro-image", "flux-2-pro", "comfyui-workflow"} <= names_listed

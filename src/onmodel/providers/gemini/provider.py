@@ -22,6 +22,7 @@ from onmodel.providers.base import (
     GenerationResult,
     InputImage,
     Provider,
+    ProviderError,
     ProviderStatus,
 )
 from onmodel.providers.gemini.client import API_VERSION
@@ -62,7 +63,11 @@ class GeminiProvider(Provider):
     """The generally available Gemini 3 image model the SDK lists: 14 references, 1K to 4K."""
 
     def preflight(self) -> None:
-        """A malformed ``ONMODEL_GEMINI_*`` setting is refused before the shot is recorded."""
+        """The SDK missing (onmodel installed without its ``gemini`` extra) or a malformed
+        ``ONMODEL_GEMINI_*`` setting is refused before the shot is recorded."""
+        missing = _sdk_missing()
+        if missing:
+            raise ProviderError(missing, kind="config")
         from onmodel.providers.gemini.client import max_retries, timeout_seconds
 
         timeout_seconds()
@@ -70,6 +75,9 @@ class GeminiProvider(Provider):
 
     def status(self) -> ProviderStatus:
         """Which variable holds the key (no call is made: a key is checked when used)."""
+        missing = _sdk_missing()
+        if missing:
+            return ProviderStatus(False, missing)
         found = next((name for name in self.key_names() if is_set(name)), None)
         if found is None:
             return ProviderStatus(False, f"set {' or '.join(self.key_names())}")
@@ -163,4 +171,17 @@ def _image_size_problem(cap: ModelCapability | None, image: Mapping[str, str]) -
     classes = {image_size_of(*dims) for dims in map(parse_size, cap.sizes) if dims is not None}
     if classes and asked not in classes:
         return f"{cap.name} draws only {', '.join(sorted(classes))} images, not image_size {asked}"
+    return None
+
+
+def _sdk_missing() -> str | None:
+    """Why the SDK cannot be used (it is an optional extra), found without importing it."""
+    from importlib.util import find_spec
+
+    try:
+        found = find_spec("google.genai")
+    except ModuleNotFoundError:
+        found = None
+    if found is None:
+        return "the gemini provider needs Google's SDK: pip install 'onmodel[gemini]'"
     return None
