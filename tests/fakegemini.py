@@ -119,8 +119,11 @@ class Recorded:
 
     @property
     def image_config(self) -> dict[str, Any]:
-        config = _get(self.body, "generationConfig", "generation_config") or {}
-        return dict(_get(config, "imageConfig", "image_config") or {})
+        return dict(_get(self.generation_config, "imageConfig", "image_config") or {})
+
+    @property
+    def generation_config(self) -> dict[str, Any]:
+        return dict(_get(self.body, "generationConfig", "generation_config") or {})
 
 
 @dataclass
@@ -384,6 +387,9 @@ class FakeGemini:
             raise _invalid(
                 "generationConfig.responseModalities must include IMAGE for an image model"
             )
+        seed = _get(config, "seed", "seed")
+        if seed is not None and not (isinstance(seed, int) and 0 <= seed < 2**31):
+            raise _invalid(f"generationConfig.seed must be an int32, not {seed!r}")
         image_config = _get(config, "imageConfig", "image_config") or {}
         ratio = _get(image_config, "aspectRatio", "aspect_ratio") or "1:1"
         size = _get(image_config, "imageSize", "image_size") or "1K"

@@ -296,3 +296,14 @@ def test_a_shipped_example_is_named_and_recorded_with_its_file(
     wrong = run_cli(isolated_home, "shot", "--pose", "x", "--param", "workflow=example:nope")
     assert wrong.code != 0 and len(wrong.error_lines) == 1
     assert "no example workflow example:nope (shipped: example:anchor-sdxl" in wrong.stderr
+
+
+def test_a_parameter_comfyui_has_no_use_for_is_refused(
+    comfy: FakeComfyUI, isolated_home: Path
+) -> None:
+    mia_session(isolated_home)
+    queued = len(comfy.jobs)
+    typo = run_cli(isolated_home, "shot", "--pose", "waving", "--param", "sede=3")
+    assert typo.code == 2 and len(typo.error_lines) == 1
+    assert "comfyui does not take sede (it takes workflow, anchor_workflow, seed" in typo.stderr
+    assert len(comfy.jobs) == queued

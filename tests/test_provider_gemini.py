@@ -561,3 +561,22 @@ def test_without_the_sdk_gemini_says_what_to_install(
     listed = json.loads(run_cli(isolated_home, "providers", "--json").stdout)
     gemini = next(each for each in listed if each["name"] == "gemini")
     assert gemini["configured"] is False and "onmodel[gemini]" in gemini["detail"]
+
+
+def test_a_seed_is_sent_and_recorded_and_an_unknown_parameter_refused(
+    tmp_path: Path, api: FakeGemini
+) -> None:
+    """``--param seed=42`` reaches Gemini (``generationConfig.seed``) and the record; a
+    parameter Gemini has no use for (a typo) is one line, and nothing is sent or recorded."""
+    home = tmp_path / "home"
+    run_cli(home, "character", "new", "Mia", "-p", "a girl", "--provider", "gemini")
+    run_cli(home, "session", "new", "mia", "--provider", "gemini")
+    made = run_cli(home, "shot", "--pose", "waving", "--param", "seed=42", "--json")
+    assert made.code == 0, made.stderr
+    assert api.requests[-1].generation_config["seed"] == 42
+    assert json.loads(made.stdout)["params"]["seed"] == 42
+    sent = len(api.requests)
+    typo = run_cli(home, "shot", "--pose", "waving", "--param", "aspect=16:9")
+    assert typo.code == 2 and len(typo.error_lines) == 1
+    assert "gemini does not take aspect (it takes aspect_ratio, image_size, seed" in typo.stderr
+    assert len(api.requests) == sent

@@ -33,6 +33,16 @@ off model on purpose). No API takes them, so every other provider refuses them b
 request is recorded: a real, billed image must never carry a fault injected for a test."""
 
 
+TABLE_PARAMS: frozenset[str] = frozenset(
+    {
+        *("model", "size", "quality", "background", "output_format", "output_compression"),
+        *("input_fidelity", "moderation", "n", "partial_images"),
+    }
+)
+"""The parameters the model table itself checks, for every provider (a model that takes no
+quality refuses ``quality`` there, in the table's words)."""
+
+
 def preview_only_problems(params: Mapping[str, Any]) -> list[str]:
     """The refusal every provider but the preview gives a request that carries a test knob."""
     return [
@@ -268,6 +278,10 @@ class Provider(ABC):
     is recorded, and names this variable in the error."""
     also_key_env: ClassVar[tuple[str, ...]] = ()
     """Other variables the provider's SDK takes the key from (any one will do)."""
+    own_params: ClassVar[tuple[str, ...] | None] = None
+    """The parameters the provider takes beyond the table's (:data:`TABLE_PARAMS`): any
+    other is refused in one line (``--param sed=42`` is a typo, not a shot that quietly
+    ignores the seed). None: whatever its API takes passes through (OpenAI's routes)."""
     keeps_conversation: ClassVar[bool] = False
     """A shot continues the conversation its parent was made in (:meth:`conversation`,
     :attr:`history_turns`), so only what is new is attached."""
@@ -367,9 +381,20 @@ class Provider(ABC):
         """What is wrong with ``params`` for this provider beyond the model's own rules.
 
         The capability check asks this of the provider a request goes to, so a provider that
-        draws a test knob (the preview) checks its shape, and every other refuses it.
+        draws a test knob (the preview) checks its shape, and every other refuses it; a
+        provider that declares :attr:`own_params` refuses any other parameter.
         """
-        return preview_only_problems(params)
+        problems = preview_only_problems(params)
+        if self.own_params is not None:
+            known = {*TABLE_PARAMS, *self.own_params, *PREVIEW_ONLY_PARAMS}
+            unknown = sorted(k for k, v in params.items() if v is not None and k not in known)
+            if unknown:
+                takes = ", ".join(self.own_params) or "none of its own"
+                problems.append(
+                    f"{self.name} does not take {', '.join(unknown)} (it takes {takes}, "
+                    "besides size)"
+                )
+        return problems
 
     def conversation(
         self, *, instructions: str | None, parent: ParentTurn, started: Callable[[], bool]

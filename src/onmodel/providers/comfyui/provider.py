@@ -66,6 +66,7 @@ RANDOM_SEEDS = 2**53
 page's JavaScript included) unchanged and can be typed back in to reproduce a shot."""
 
 WORKFLOW_PARAMS = ("workflow", "anchor_workflow")
+OWN_PARAMS = (*WORKFLOW_PARAMS, "seed", "negative_prompt", "output_node")
 
 
 class ComfyUIProvider(Provider):
@@ -77,6 +78,7 @@ class ComfyUIProvider(Provider):
 
     name = "comfyui"
     billed = False
+    own_params = OWN_PARAMS
     key_env = None
     keeps_conversation = False
     default_model = MODEL

@@ -13,9 +13,9 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-TABLE_PARAMS = frozenset({"size", "output_format", "model", "quality", "background", "n"})
-"""Checked by the model table (FLUX.2 rows list no qualities or backgrounds and one image
-per request, so those are refused there with the table's own wording)."""
+OWN_PARAMS = ("seed", "safety_tolerance", "prompt_upsampling", "steps", "guidance")
+"""What FLUX takes beyond the table's parameters (``FluxProvider.own_params``); any other is
+refused. ``steps`` and ``guidance`` on [flex] only."""
 
 SEED_LIMIT = 2**64
 SAFETY_RANGE = (0, 5)
@@ -37,7 +37,8 @@ def _is_number(value: object) -> bool:
 
 
 def flux_param_problems(params: Mapping[str, Any]) -> list[str]:
-    """One line per FLUX parameter that is out of shape or range, or unknown."""
+    """One line per FLUX parameter that is out of shape or range (an unknown one is refused
+    by :meth:`Provider.param_problems`, from ``own_params``)."""
     problems: list[str] = []
     seed = params.get("seed")
     if seed is not None and not (_is_int(seed) and 0 <= seed < SEED_LIMIT):
@@ -63,13 +64,6 @@ def flux_param_problems(params: Mapping[str, Any]) -> list[str]:
     dims = _dims(params.get("size"))
     if dims is not None and min(dims) < MIN_SIDE:
         problems.append(f"size {params['size']}: each side must be at least {MIN_SIDE} px")
-    known = TABLE_PARAMS | {"seed", "safety_tolerance", "prompt_upsampling", *FLEX_ONLY}
-    unknown = sorted(name for name in params if name not in known and params[name] is not None)
-    if unknown:
-        problems.append(
-            f"flux does not take {', '.join(unknown)} (it takes seed, safety_tolerance, "
-            "prompt_upsampling, and steps and guidance on flux-2-flex)"
-        )
     return problems
 
 

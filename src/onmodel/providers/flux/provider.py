@@ -26,7 +26,7 @@ from onmodel.providers.base import (
     ProviderError,
 )
 from onmodel.providers.flux.config import KEY_ENV
-from onmodel.providers.flux.params import flux_param_problems
+from onmodel.providers.flux.params import OWN_PARAMS, flux_param_problems
 
 if TYPE_CHECKING:
     from onmodel.capabilities import PriceTable
@@ -50,6 +50,7 @@ class FluxProvider(Provider):
     name = "flux"
     billed = True
     max_input_images = 8
+    own_params = OWN_PARAMS
     key_env = KEY_ENV
     keeps_conversation = False
     default_model = "flux-2-pro"

@@ -57,6 +57,7 @@ class GeminiProvider(Provider):
     stay cheap, because every resent turn's picture is paid for again as input (560 tokens an
     image on Gemini 3 Pro Image) on every later shot."""
     max_input_images = 14
+    own_params = ("aspect_ratio", "image_size", "seed")
     """Gemini 3 Pro Image's limit (Google's guide: up to 14 reference images); each model's
     own is in the table."""
     default_model = "gemini-3-pro-image"
@@ -87,7 +88,13 @@ class GeminiProvider(Provider):
         return ROUTE
 
     def param_problems(self, params: Mapping[str, Any]) -> list[str]:
-        return [*super().param_problems(params), *size_problems(params)]
+        problems = [*super().param_problems(params), *size_problems(params)]
+        seed = params.get("seed")
+        if seed is not None and not (
+            isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**31
+        ):
+            problems.append(f"seed must be a whole number from 0 to 2^31-1, not {seed!r}")
+        return problems
 
     def attached(self, request: GenerationRequest) -> tuple[InputImage, ...]:
         return images_for_turn(request)
@@ -147,6 +154,9 @@ class GeminiProvider(Provider):
         config: dict[str, Any] = {"response_modalities": ["TEXT", "IMAGE"]}
         if image:
             config["image_config"] = image
+        seed = request.params.get("seed")
+        if seed is not None:
+            config["seed"] = seed  # the SDK's GenerateContentConfig.seed: a repeatable draw
         sent: dict[str, Any] = {
             "model": request.model,
             "api_version": API_VERSION,
@@ -157,6 +167,8 @@ class GeminiProvider(Provider):
         }
         if request.params.get("size") is not None:
             sent["size"] = request.params["size"]
+        if seed is not None:
+            sent["seed"] = seed
         return config, sent
 
 
