@@ -67,25 +67,19 @@ class HttpService:
         raises :class:`ProviderError`. ``url`` is a path under ``base_url`` or a whole
         address (a polling or download URL the service handed out)."""
         attempt = 0
+        idempotent = method in ("GET", "HEAD")
         while True:
             try:
                 response = self.client.request(method, url, **kwargs)
-            except httpx2.TimeoutException as exc:
-                if attempt < self.retries and method == "GET":
-                    attempt += 1
-                    self.sleep(self._backoff(attempt))
-                    continue
-                raise self._timeout() from exc
             except httpx2.TransportError as exc:
-                if attempt < self.retries:
+                # a submission (POST) is tried again only when it never left: once sent, the
+                # service may have made (and billed) it, and a second would be a second task
+                sent = not isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout)
+                if attempt < self.retries and (idempotent or not sent):
                     attempt += 1
                     self.sleep(self._backoff(attempt))
                     continue
-                raise ProviderError(
-                    f"could not reach {self.name} at {_address(url, self.base_url)}: "
-                    f"{_one_line(str(exc)) or type(exc).__name__}",
-                    kind="connection",
-                ) from exc
+                raise self._transport_error(exc, url, sent=sent) from exc
             if response.is_success:
                 return response
             wait = retry_after(response)
@@ -152,12 +146,27 @@ class HttpService:
             code=str(status),
         )
 
-    def _timeout(self) -> ProviderError:
-        longer = f"; set {self.timeout_env} to wait longer" if self.timeout_env else ""
-        return ProviderError(
-            f"{self.name} did not answer within {self.timeout:g} s (the request timed out{longer})",
-            kind="timeout",
-        )
+    def _transport_error(
+        self, exc: httpx2.TransportError, url: str, *, sent: bool
+    ) -> ProviderError:
+        """A request that got no answer: never sent (``connection``: it cost nothing), timed
+        out, or cut off after it was sent (``connection_lost``: it may have been made)."""
+        if isinstance(exc, httpx2.TimeoutException) and sent:
+            longer = f"; set {self.timeout_env} to wait longer" if self.timeout_env else ""
+            return ProviderError(
+                f"{self.name} did not answer within {self.timeout:g} s (the request timed "
+                f"out{longer})",
+                kind="timeout",
+            )
+        where = _address(url, self.base_url)
+        detail = _one_line(str(exc)) or type(exc).__name__
+        if sent:
+            return ProviderError(
+                f"the connection to {self.name} at {where} dropped after the request was sent "
+                f"({detail}): it may have been made, and billed, anyway",
+                kind="connection_lost",
+            )
+        return ProviderError(f"could not reach {self.name} at {where}: {detail}", kind="connection")
 
     def _backoff(self, attempt: int) -> float:
         base = self.backoff * (2 ** (attempt - 1))
