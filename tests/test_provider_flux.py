@@ -242,3 +242,17 @@ def test_flex_takes_steps_and_guidance_from_the_session(
     assert last.path == "/v1/flux-2-flex"
     assert (last.json["steps"], last.json["guidance"]) == (30, 5.5)
     assert fake.rejected == []
+
+
+def test_a_turnaround_of_a_flux_character_is_drawn_by_flux(
+    isolated_home: Path, fake: FakeFlux
+) -> None:
+    """No --provider: the views come from the provider and model that drew the anchor, not
+    the offline preview, so later FLUX shots send real views as references."""
+    new_series(isolated_home, "--model", "flux-2-max")
+    cli_ok(isolated_home, "character", "turnaround", "mia", "--views", "side")
+    view = [row for row in rows(isolated_home) if row["kind"] == "view"]
+    assert [(row["provider"], row["model"], row["status"]) for row in view] == [
+        ("flux", "flux-2-pro", "succeeded")  # the anchor's model, not the session's
+    ]
+    assert fake.submissions()[-1].json["input_image"]  # the anchor, attached

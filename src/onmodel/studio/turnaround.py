@@ -77,10 +77,13 @@ def plan_view(
 ) -> ShotPlan:
     """One view's request: the view template, with the anchor (and only it) attached.
 
-    Drawn by the provider and model a new character's anchor would be (a character keeps no
-    provider of its own; an imported anchor came from none)."""
+    Drawn, unless told otherwise, by the provider and model that drew the anchor
+    (:func:`drawn_by`), else by those a new character's anchor would be."""
     planning = studio.planning
-    source = provider or default_provider_name()
+    drew = drawn_by(studio, anchor) if provider is None else None
+    source = provider or (drew[0] if drew else default_provider_name())
+    if model is None and drew is not None:
+        model = drew[1]
     return planning.plan(
         kind="view",
         character=character,
@@ -94,6 +97,18 @@ def plan_view(
         inputs=planning.lineage_inputs(anchor, anchor),
         anchor=anchor,
     )
+
+
+def drawn_by(studio: Studio, anchor: Image) -> tuple[str, str] | None:
+    """The provider and model that drew ``anchor``, when they can draw its views too: a
+    character made with FLUX gets FLUX views, not the default provider's. None for an
+    imported anchor, one a manual route made, or one whose provider is no longer installed."""
+    from onmodel.providers import FACTORIES, is_manual
+
+    name = anchor.row.provider
+    if name not in FACTORIES or is_manual(name):
+        return None
+    return name, anchor.row.model
 
 
 def views_of(studio: Studio, anchor: Image) -> list[Image]:
