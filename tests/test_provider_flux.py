@@ -256,3 +256,20 @@ def test_a_turnaround_of_a_flux_character_is_drawn_by_flux(
         ("flux", "flux-2-pro", "succeeded")  # the anchor's model, not the session's
     ]
     assert fake.submissions()[-1].json["input_image"]  # the anchor, attached
+
+
+def test_a_shot_list_s_provider_brings_its_own_model(
+    isolated_home: Path, fake: FakeFlux, tmp_path: Path
+) -> None:
+    """A layer that changes the provider and names no model gets that provider's default,
+    as ``shot --provider`` does: a preview session's list sends one shot to FLUX."""
+    cli_ok(isolated_home, "character", "new", "Mia", "--prompt", "a girl", "--provider", "preview")
+    cli_ok(isolated_home, "session", "new", "mia", "--provider", "preview", "--slug", "week")
+    path = tmp_path / "week.yaml"
+    path.write_text("shots:\n  - pose: waving\n  - pose: jumping\n    provider: flux\n")
+    cli_ok(isolated_home, "batch", "run", str(path))
+    shots = [row for row in rows(isolated_home) if row["kind"] == "shot"]
+    assert [(row["provider"], row["model"]) for row in shots] == [
+        ("preview", "gpt-image-2"),
+        ("flux", "flux-2-pro"),
+    ]

@@ -35,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,10 @@ class SessionDefaults:
     member_ids: Mapping[str, int] = field(default_factory=dict)
     """Each member's slug → its id, which its shots are keyed by: a member renamed after a
     run (``character rename rin --slug rin-k``, the list edited to match) keeps its shots."""
+    model_for: Callable[[str], str] | None = None
+    """The model a shot of another provider uses when the list names none (the provider's
+    default, when it cannot run the session's model: ``Planning.model_for``), as ``shot
+    --provider`` does; None: the session's model."""
 
 
 @dataclass(frozen=True)
@@ -299,9 +303,9 @@ def expand(loaded: LoadedShotList, session: SessionDefaults) -> Expansion:
     points at the later layer of the two (the one that made the clash) and names both.
     """
     spec = loaded.spec
-    start = _Resolved(
-        provider=session.provider, model=session.model, params=dict(session.params)
-    ).apply(spec.defaults, ("defaults",))
+    start = _Resolved(provider=session.provider, params=dict(session.params)).apply(
+        spec.defaults, ("defaults",)
+    )
     digests: dict[Path, str] = {}
     shots: list[ExpandedShot] = []
     duplicates: list[Duplicate] = []
@@ -318,6 +322,11 @@ def expand(loaded: LoadedShotList, session: SessionDefaults) -> Expansion:
         request = ShotRequest(**resolved.request, **who)
         provider = resolved.provider or session.provider
         try:
+            model = resolved.model or (
+                session.model
+                if provider == session.provider or session.model_for is None
+                else session.model_for(provider)
+            )
             # a file a parameter names (a ComfyUI workflow) is the list's, as refs are
             params = get_provider(provider).resolve_params(
                 {k: v for k, v in resolved.params.items() if v is not None}, loaded.base_dir
@@ -328,7 +337,6 @@ def expand(loaded: LoadedShotList, session: SessionDefaults) -> Expansion:
             return
         refs = tuple(_resolve_ref(loaded.base_dir, ref) for ref in resolved.refs)
         ref_digests = tuple(_digest(digests, ref) for ref in refs)
-        model = resolved.model or session.model
         base_label = ", ".join(
             dict.fromkeys(part for part in (request.label(), request.cast_label()) if part)
         )

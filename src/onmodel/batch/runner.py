@@ -630,6 +630,9 @@ class BatchRunner:
             params=dict(session.params),
             lead=session.character.slug,
             **self._members(session.character),
+            model_for=lambda provider: self.studio.planning.model_for(
+                provider, None, session.model
+            ),
         )
         expansion = expand(self.loaded, defaults)
         stored = row.spec.get("parent_image_id") if row is not None else None
