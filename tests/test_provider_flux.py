@@ -273,3 +273,16 @@ def test_a_shot_list_s_provider_brings_its_own_model(
         ("preview", "gpt-image-2"),
         ("flux", "flux-2-pro"),
     ]
+
+
+def test_session_set_refuses_what_every_later_shot_would(
+    isolated_home: Path, fake: FakeFlux
+) -> None:
+    """Defaults a model refuses are refused when they are set, not by every shot after."""
+    new_series(isolated_home, "--slug", "week")
+    refused = run_cli(isolated_home, "session", "set", "week", "--param", "steps=30")
+    assert refused.code == 2 and len(refused.error_lines) == 1
+    assert "steps work only on flux-2-flex, not flux-2-pro" in refused.stderr
+    cli_ok(isolated_home, "session", "set", "week", "--model", "flux-2-flex", "--param", "steps=30")
+    back = run_cli(isolated_home, "session", "set", "week", "--model", "flux-2-pro")
+    assert back.code == 2 and "clear a default with --param steps=" in back.stderr

@@ -238,7 +238,10 @@ def test_polling_stops_at_its_limit_and_the_error_names_the_task(
 def test_steps_on_a_model_other_than_flex_are_refused_before_sending(
     fake: FakeFlux, tmp_path: Path
 ) -> None:
-    problems = FluxProvider().request_problems(request(tmp_path, steps=20))
+    provider = FluxProvider()
+    pro = provider.context.capability("flux-2-pro")
+    assert pro is not None
+    problems = provider.param_problems(request(tmp_path, steps=20).params, pro)
     assert problems == ["steps work only on flux-2-flex, not flux-2-pro"]
     assert fake.requests == []
 

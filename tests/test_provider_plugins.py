@@ -180,8 +180,8 @@ class ChatProvider(Provider):
     def input_limit(self, params):
         return int(params.get("slots", self.max_input_images))
 
-    def param_problems(self, params):
-        found = super().param_problems(params)
+    def param_problems(self, params, capability):
+        found = super().param_problems(params, capability)
         if "slots" in params and not isinstance(params["slots"], int):
             found.append("slots must be a whole number")
         return found

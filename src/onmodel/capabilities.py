@@ -303,14 +303,16 @@ def resolve_route(route: str, n_input_images: int) -> str | None:
     raise ValidationError(f"unknown route {route!r}; use one of {', '.join(known)}")
 
 
-def _provider_param_problems(route: str, params: Mapping[str, Any]) -> list[str]:
+def _provider_param_problems(
+    route: str, params: Mapping[str, Any], cap: ModelCapability
+) -> list[str]:
     """Ask the provider ``route`` names about the params only it may take (the preview's test
     knobs); a bare API route is the real API, which refuses them."""
     from onmodel.providers import FACTORIES, get_provider
     from onmodel.providers.base import preview_only_problems
 
     if route in FACTORIES:
-        return get_provider(route).param_problems(params)
+        return get_provider(route).param_problems(params, cap)
     return preview_only_problems(params)
 
 
@@ -478,7 +480,7 @@ def validate_request(
     if moderation is not None and moderation not in _MODERATION_VALUES:
         problems.append(f"moderation must be low or auto, not {moderation!r}")
 
-    problems.extend(_provider_param_problems(route, params))
+    problems.extend(_provider_param_problems(route, params, cap))
 
     if problems:
         raise ValidationError(f"{model}: " + "; ".join(problems))

@@ -377,8 +377,10 @@ class Provider(ABC):
         """The API route a request with that many input images takes (None: no API call)."""
         return None
 
-    def param_problems(self, params: Mapping[str, Any]) -> list[str]:
-        """What is wrong with ``params`` for this provider beyond the model's own rules.
+    def param_problems(self, params: Mapping[str, Any], capability: ModelCapability) -> list[str]:
+        """What is wrong with ``params`` for this provider and ``capability``'s model beyond
+        the table's own rules (a parameter one of its models takes and another does not);
+        asked of a session's defaults when they are set, and of every shot.
 
         The capability check asks this of the provider a request goes to, so a provider that
         draws a test knob (the preview) checks its shape, and every other refuses it; a

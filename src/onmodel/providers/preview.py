@@ -38,7 +38,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 
@@ -53,6 +53,9 @@ from onmodel.providers.base import (
     ProviderError,
 )
 from onmodel.sheet import COLOUR_WORDS, ModelSheet, ShotRequest, take_name
+
+if TYPE_CHECKING:
+    from onmodel.capabilities import ModelCapability
 
 RGB = tuple[int, int, int]
 Point = tuple[float, float]
@@ -658,7 +661,7 @@ class PreviewProvider(Provider):
     billed = False
     offline = True
 
-    def param_problems(self, params: Mapping[str, Any]) -> list[str]:
+    def param_problems(self, params: Mapping[str, Any], capability: ModelCapability) -> list[str]:
         """The preview draws the ``drift`` test knob, so it checks its shape instead of
         refusing it."""
         drift = params.get("drift")

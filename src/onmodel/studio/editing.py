@@ -12,13 +12,14 @@ as such an edit.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from onmodel.errors import UsageError
+from onmodel.errors import UsageError, ValidationError
 from onmodel.handles import Character, Image, Session
 from onmodel.imagefile import MIME_TYPES
 from onmodel.kinds import SET
@@ -159,7 +160,18 @@ class Editing:
         chosen = {**session.params, **given}
         defaults = {key: value for key, value in chosen.items() if value is not None}
         new_model = self.studio.planning.model_for(new_provider, model, session.model)
-        check_session_settings(self.studio, new_provider, new_model, defaults)
+        try:
+            check_session_settings(self.studio, new_provider, new_model, defaults)
+        except ValidationError as exc:
+            # a default kept from before (another provider's, another model's) is what the
+            # new setting refuses: say how to drop it
+            kept = [
+                k for k in session.params if k not in given and re.search(rf"\b{k}\b", str(exc))
+            ]
+            if not kept:
+                raise
+            clear = " ".join(f"--param {key}=" for key in kept)
+            raise ValidationError(f"{exc}; clear a default with {clear}") from exc
         values: dict[str, Any] = {"provider": new_provider, "model": new_model, "params": defaults}
         if new_provider != session.provider:
             values["last_response_id"] = None  # another provider cannot continue that reply

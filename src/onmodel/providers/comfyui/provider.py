@@ -45,6 +45,7 @@ from onmodel.settings import setting
 if TYPE_CHECKING:
     import httpx2
 
+    from onmodel.capabilities import ModelCapability
     from onmodel.providers.comfyui.server import ComfyUIService
     from onmodel.providers.http import HttpService
 
@@ -150,8 +151,8 @@ class ComfyUIProvider(Provider):
         except WorkflowError:
             return self.max_input_images
 
-    def param_problems(self, params: Mapping[str, Any]) -> list[str]:
-        problems = super().param_problems(params)
+    def param_problems(self, params: Mapping[str, Any], capability: ModelCapability) -> list[str]:
+        problems = super().param_problems(params, capability)
         named = [(key, params.get(key)) for key in WORKFLOW_PARAMS if params.get(key) is not None]
         if not named:
             named = [(env, setting(env)) for env in _env_workflows()]

@@ -26,10 +26,10 @@ from onmodel.providers.base import (
     ProviderError,
 )
 from onmodel.providers.flux.config import KEY_ENV
-from onmodel.providers.flux.params import OWN_PARAMS, flux_param_problems
+from onmodel.providers.flux.params import OWN_PARAMS, flex_only_problem, flux_param_problems
 
 if TYPE_CHECKING:
-    from onmodel.capabilities import PriceTable
+    from onmodel.capabilities import ModelCapability, PriceTable
     from onmodel.providers.flux.api import Task
 
 GENERATE_ROUTE = "flux.generate"
@@ -68,8 +68,13 @@ class FluxProvider(Provider):
         """With input images FLUX.2 edits (the same endpoint, ``input_image`` fields set)."""
         return EDIT_ROUTE if n_input_images > 0 else GENERATE_ROUTE
 
-    def param_problems(self, params: Mapping[str, Any]) -> list[str]:
-        return [*super().param_problems(params), *flux_param_problems(params)]
+    def param_problems(self, params: Mapping[str, Any], capability: ModelCapability) -> list[str]:
+        flex_only = flex_only_problem(capability.name, params)
+        return [
+            *super().param_problems(params, capability),
+            *flux_param_problems(params),
+            *([flex_only] if flex_only else []),
+        ]
 
     def preflight(self) -> None:
         """A malformed ``ONMODEL_FLUX_*`` setting is refused before the shot is recorded."""
@@ -147,13 +152,6 @@ class FluxProvider(Provider):
         else:
             output = MAX_PIXELS if request.inputs else DEFAULT_PIXELS
         return megapixel_cost(price, output, [_pixels(item.path) for item in request.inputs])
-
-    def request_problems(self, request: GenerationRequest) -> list[str]:
-        """Parameters only [flex] takes (``steps``, ``guidance``), asked of another model."""
-        from onmodel.providers.flux.params import flex_only_problem
-
-        problem = flex_only_problem(request.model, request.params)
-        return [problem] if problem else []
 
 
 def _pixels(path: Path) -> int:

@@ -87,8 +87,11 @@ class GeminiProvider(Provider):
     def api_route(self, n_input_images: int) -> str:
         return ROUTE
 
-    def param_problems(self, params: Mapping[str, Any]) -> list[str]:
-        problems = [*super().param_problems(params), *size_problems(params)]
+    def param_problems(self, params: Mapping[str, Any], capability: ModelCapability) -> list[str]:
+        problems = [*super().param_problems(params, capability), *size_problems(params)]
+        if not problems:
+            size_class = _image_size_problem(capability, image_config(params))
+            problems.extend([size_class] if size_class else [])
         seed = params.get("seed")
         if seed is not None and not (
             isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**31
@@ -113,13 +116,6 @@ class GeminiProvider(Provider):
             prompt=request.prompt + "".join(turn.prompt for turn in resent),
         )
         return super().estimate_max_cost(counted, prices)
-
-    def request_problems(self, request: GenerationRequest) -> list[str]:
-        """A size class the model does not draw (``image_size=4K`` on a 1K-only model)."""
-        problem = _image_size_problem(
-            self.context.capability(request.model), image_config(request.params)
-        )
-        return [problem] if problem else []
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         """Send one chat turn; every failure is a :class:`ProviderError`."""
