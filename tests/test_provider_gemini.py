@@ -580,3 +580,19 @@ def test_a_seed_is_sent_and_recorded_and_an_unknown_parameter_refused(
     assert typo.code == 2 and len(typo.error_lines) == 1
     assert "gemini does not take aspect (it takes aspect_ratio, image_size, seed" in typo.stderr
     assert len(api.requests) == sent
+
+
+def test_a_dry_run_says_what_a_gemini_turn_sends(tmp_path: Path, api: FakeGemini) -> None:
+    """The parent goes as the chat's last turn, not as an image of its own, and the turns
+    sent again (each picture paid as input) are named."""
+    home = tmp_path / "home"
+    run_cli(home, "character", "new", "Mia", "-p", "a girl", "--provider", "gemini")
+    run_cli(home, "session", "new", "mia", "--provider", "gemini")
+    first = json.loads(run_cli(home, "shot", "--pose", "waving", "--json").stdout)["id"]
+    second = json.loads(run_cli(home, "shot", "--pose", "sitting", "--json").stdout)["id"]
+    dry = run_cli(home, "shot", "--pose", "jumping", "--dry-run")
+    assert dry.code == 0, dry.stderr
+    assert "images sent, in order: 1 anchor of Mia\n" in dry.stdout
+    assert f"earlier turns sent again (each picture paid as input): #{first}, #{second}" in (
+        dry.stdout
+    )

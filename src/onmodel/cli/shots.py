@@ -41,6 +41,7 @@ from onmodel.status import ImageStatus
 
 if TYPE_CHECKING:
     from onmodel.handles import Image
+    from onmodel.providers.base import InputImage
     from onmodel.store.records import CheckRecord
     from onmodel.studio.core import Studio
     from onmodel.studio.plans import ShotPlan
@@ -151,7 +152,13 @@ def shot(
         print_dim(f"{plan.provider} / {plan.model}{params}")
         if plan.character_id is not None and is_ensemble_of(plan.cast, plan.character_id):
             print_dim(f"cast: {cast_text(plan.cast)}")
-        print_dim(f"images sent, in order: {sent_images(plan, ref or [])}")
+        attached = studio.provider(plan.provider).attached(plan.generation_request())
+        print_dim(f"images sent, in order: {sent_images(plan, attached, ref or [])}")
+        if plan.history:
+            turns = ", ".join(f"#{turn.image_id}" for turn in plan.history)
+            print_dim(f"earlier turns sent again (each picture paid as input): {turns}")
+        elif plan.previous_response_id:
+            print_dim(f"continues response {plan.previous_response_id}: its images stay there")
         cost = plan.estimated_max_cost
         each = " a take" if checking and takes > 1 else ""
         print_dim(f"cost at most{each}: {'$' + cost if cost is not None else 'unknown'}")
@@ -179,14 +186,15 @@ def shot(
         raise typer.Exit(1)
 
 
-def sent_images(plan: ShotPlan, refs: Sequence[Path]) -> str:
+def sent_images(plan: ShotPlan, attached: Sequence[InputImage], refs: Sequence[Path]) -> str:
     """``1 anchor of Mia, 2 anchor of Max (creature), 3 anchor of Bedroom (set), 4 parent
-    #12, 5 view side of Mia, 6 --ref sketch.png``: every image a shot sends, numbered as
-    its prompt numbers them, and whose each is (plain text: print it as typed)."""
+    #12, 5 view side of Mia, 6 --ref sketch.png``: every image a shot attaches (a provider
+    that keeps a conversation attaches only what it has not seen), numbered as its prompt
+    numbers them, and whose each is (plain text: print it as typed)."""
     members = {member.id: member for member in plan.cast}
     extras = iter(refs)  # --ref files are sent last, in the order given
     shown = []
-    for number, sent in enumerate(plan.inputs, 1):
+    for number, sent in enumerate(attached, 1):
         member = members.get(sent.member_id) if sent.member_id is not None else None
         whose = f" of {member_name(member)}" if member is not None else ""
         if sent.role == "extra":
