@@ -188,7 +188,11 @@ def test_a_shot_is_made_with_the_size_quality_and_provider_chosen(
     [
         ("size", "7x7", "the size of a gpt-image-2 image is one of auto, 1024x1024"),
         ("quality", "ultra", "the quality of a gpt-image-2 image is one of low, medium"),
-        ("provider", "nope", "the provider is one of chatgpt, openai-images"),
+        (
+            "provider",
+            "nope",
+            "the provider is one of chatgpt, comfyui, flux, gemini, openai-images",
+        ),
         ("size", "x" * 500, "not 'xxxxxxxx"),
     ],
 )

@@ -327,12 +327,17 @@ def _check_size(cap: ModelCapability, size: object, warnings: list[str]) -> list
         return []
     dims = parse_size(size)
     if dims is None:
-        return [f"size {size!r} is not 'auto' or WIDTHxHEIGHT (e.g. 1536x864)"]
+        example = next((each for each in cap.sizes if each != "auto"), "1024x1024")
+        return [f"size {size!r} is not 'auto' or WIDTHxHEIGHT (e.g. {example})"]
     if cap.custom_sizes is None:
-        return [
-            f"{cap.name} takes only the sizes {', '.join(cap.sizes)}"
+        # a model of OpenAI's routes can point at OpenAI's model with custom sizes; another
+        # provider's cannot (its models are its table's to suggest)
+        instead = (
             f" (custom sizes such as {size} need a model such as {DEFAULT_MODEL})"
-        ]
+            if set(cap.routes) & set(ROUTES)
+            else ""
+        )
+        return [f"{cap.name} takes only the sizes {', '.join(cap.sizes)}{instead}"]
     found = cap.custom_sizes.problems(*dims)
     if found:
         return [f"size {size}: {', '.join(found)}"]

@@ -64,7 +64,7 @@ def _scalar(raw: str) -> Any:
         return int(text)
     if _DECIMAL.fullmatch(text):
         value = float(text)
-        return value if math.isfinite(value) else raw
+        return value if math.isfinite(value) else text
     if text.lower() in ("true", "false"):
         return text.lower() == "true"
-    return raw
+    return text

@@ -127,7 +127,7 @@ class HttpService:
                 code="402",
             )
         if status == 429:
-            asked = f"; it asks to wait {wait:g} s" if wait is not None else ""
+            asked = f"; it asks to wait {wait:g} s" if wait else ""
             return ProviderError(
                 f"{self.name} rate limit hit{tried} (HTTP 429){said}{asked}",
                 kind="rate_limit",
@@ -240,6 +240,12 @@ def _path(url: str) -> str:
     return httpx2.URL(url).path or url
 
 
+def public_address(url: str) -> str:
+    """An address as it may be shown and recorded: no query (a signed URL's signature), no
+    fragment, no credentials."""
+    return str(httpx2.URL(url).copy_with(query=None, fragment=None, userinfo=b""))
+
+
 def _address(url: str, base: str) -> str:
     """Where a request went, without a query (a polling URL's signature) or credentials."""
     full = (
@@ -247,4 +253,4 @@ def _address(url: str, base: str) -> str:
         if not url.startswith(("http://", "https://"))
         else httpx2.URL(url)
     )
-    return str(full.copy_with(query=None, fragment=None, userinfo=b""))
+    return public_address(str(full))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import mimetypes
 import secrets
 import time
-import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -159,7 +158,8 @@ class ComfyUIProvider(Provider):
         if not named:
             problems.append(
                 f"comfyui needs a workflow: --param workflow=FILE (a ComfyUI workflow saved "
-                f"in API format) or set {WORKFLOW_ENV}"
+                f"in API format; example:anchor-sdxl and example:ipadapter-sdxl ship to "
+                f"start from) or set {WORKFLOW_ENV}"
             )
         loaded: list[Workflow] = []
         for key, value in named:
@@ -270,9 +270,9 @@ def server_url() -> str:
 def public_address(url: str) -> str:
     """The server's address as shown and recorded: a password in ``COMFYUI_URL`` (a
     reverse proxy's ``user:secret@``) and any query never leave the process."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+    from onmodel.providers.http import public_address as without_secrets
+
+    return without_secrets(url)
 
 
 def timeout_seconds() -> float:

@@ -120,7 +120,7 @@ class FluxClient:
                 f"{SERVICE} accepted the request but sent no task id or polling_url",
                 kind="bad_response",
             )
-        charged = _charged(submitted)
+        charged = charged_usage(submitted)
         try:
             result = self._wait(task_id, polling_url)
             sample = result.get("sample") if isinstance(result, dict) else None
@@ -198,7 +198,7 @@ class FluxClient:
             self._api = None
 
 
-def _charged(submitted: Mapping[str, Any]) -> dict[str, Any] | None:
+def charged_usage(submitted: Mapping[str, Any]) -> dict[str, Any] | None:
     """The credits a submission reports, kept on a failure's usage so the row shows them."""
     cost = submitted.get("cost")
     return {"cost_credits": cost} if isinstance(cost, int | float) else None

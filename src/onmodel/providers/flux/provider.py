@@ -180,6 +180,8 @@ def _result(task: Task, sent: dict[str, Any]) -> GenerationResult:
     """The picture, checked to be one, and what BFL reported about it."""
     from onmodel.errors import InvalidImageError
     from onmodel.imagefile import inspect_bytes
+    from onmodel.providers.flux.api import charged_usage
+    from onmodel.providers.http import public_address
 
     try:
         info = inspect_bytes(task.data, source="the picture FLUX returned")
@@ -189,13 +191,13 @@ def _result(task: Task, sent: dict[str, Any]) -> GenerationResult:
             f"({len(task.data):,} bytes)",
             kind="bad_response",
             response_id=task.task_id,
-            usage=_usage(task),
+            usage=charged_usage(task.submitted),
         ) from exc
     seed = task.result.get("seed", sent.get("seed"))
     returned: dict[str, Any] = {
         "seed": seed,
         "size": f"{info.width}x{info.height}",
-        "result_url": _without_query(task.sample_url),
+        "result_url": public_address(task.sample_url),  # the signature grants access
     }
     for name, key in (
         ("cost", "cost_credits"),
@@ -213,13 +215,3 @@ def _result(task: Task, sent: dict[str, Any]) -> GenerationResult:
         response_id=task.task_id,
         returned=returned,
     )
-
-
-def _usage(task: Task) -> dict[str, Any] | None:
-    cost = task.submitted.get("cost")
-    return {"cost_credits": cost} if isinstance(cost, int | float) else None
-
-
-def _without_query(url: str) -> str:
-    """Where the picture was, without the signature (it grants access for minutes)."""
-    return url.split("?", 1)[0].split("#", 1)[0]
