@@ -284,3 +284,13 @@ def test_session_set_refuses_what_every_later_shot_would(
     cli_ok(isolated_home, "session", "set", "week", "--model", "flux-2-flex", "--param", "steps=30")
     back = run_cli(isolated_home, "session", "set", "week", "--model", "flux-2-pro")
     assert back.code == 2 and "clear a default with --param steps=" in back.stderr
+
+
+def test_a_flux_session_shot_once_through_openai_takes_openai_s_model(
+    isolated_home: Path, fake: FakeFlux, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    new_series(isolated_home)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")  # a dry run sends nothing
+    dry = run_cli(isolated_home, "shot", "waving", "--provider", "openai-images", "--dry-run")
+    assert dry.code == 0, dry.stderr
+    assert "openai-images / gpt-image-2" in dry.stdout

@@ -243,16 +243,14 @@ class Planning:
         gpt-image-2 shot once ``--provider flux``): then that provider's default."""
         if model:
             return model
-        source = self.studio.provider(provider)
-        if source.default_model is None:
-            return session_model
         from onmodel.capabilities import load_capabilities
 
+        source = self.studio.provider(provider)
         found = load_capabilities(self.studio.paths.models_file).find(session_model)
         route = source.api_route(1)
-        if found is not None and (route is None or route in found.routes):
-            return session_model
-        return source.default_model
+        if found is None or route is None or route in found.routes:
+            return session_model  # unknown models are refused by the check, with its words
+        return self.default_model(provider)
 
     def capability(self, model: str) -> ModelCapability:
         """The model's row; retired and unknown models are refused, judged by the same day
