@@ -34,12 +34,12 @@ import threading
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from PIL import Image
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from localserver import LocalServer
 
 VERSION = "0.3.75"
 OUTPUT_CLASSES = frozenset({"SaveImage", "PreviewImage"})
@@ -85,7 +85,7 @@ class Job:
     polls_left: int
 
 
-class FakeComfyUI:
+class FakeComfyUI(LocalServer):
     """A threaded ComfyUI-like server on 127.0.0.1; use as a context manager."""
 
     def __init__(self, *, slow_polls: int = 0) -> None:
@@ -97,37 +97,8 @@ class FakeComfyUI:
         self._faults: dict[str, deque[str]] = {}
         self._outcomes: deque[str] = deque()
         self._lock = threading.Lock()
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
-
-    def __enter__(self) -> FakeComfyUI:
-        self._server = make_server(
-            "127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_Quiet
-        )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.port}"
 
     # ------------------------------------------------------------------ scripting
 
@@ -414,8 +385,3 @@ def _route(path: str) -> str:
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(json.dumps(body), status, headers=headers, mimetype="application/json")
-
-
-class _Quiet(WSGIRequestHandler):
-    def log(self, type: str, message: str, *args: Any) -> None:
-        pass

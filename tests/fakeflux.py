@@ -34,12 +34,12 @@ import threading
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from PIL import Image
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from localserver import LocalServer
 
 KEY = "test-key"
 MODELS = {
@@ -118,11 +118,6 @@ class _Fault:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class _Quiet(WSGIRequestHandler):
-    def log(self, type: str, message: str, *args: Any) -> None:
-        pass
-
-
 class _Invalid(Exception):
     def __init__(self, field_name: str, message: str) -> None:
         super().__init__(message)
@@ -130,15 +125,12 @@ class _Invalid(Exception):
         self.message = message
 
 
-class FakeFlux:
+class FakeFlux(LocalServer):
     """Use as a context manager; point ``ONMODEL_FLUX_URL`` at :attr:`url`."""
 
     def __init__(self, key: str = KEY) -> None:
         self.key = key  # the one key it accepts
         self._lock = threading.Lock()
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
         self.requests: list[Recorded] = []
         self.tasks: dict[str, _Task] = {}
         self._faults: deque[_Fault] = deque()
@@ -147,33 +139,6 @@ class FakeFlux:
         self.key_sent_to_delivery = False
 
     # ------------------------------------------------------------------ lifecycle
-
-    def __enter__(self) -> FakeFlux:
-        self._server = make_server(
-            "127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_Quiet
-        )
-        self.port = self._server.port
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     # ------------------------------------------------------------------ scripting
 

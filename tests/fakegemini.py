@@ -46,8 +46,9 @@ from types import TracebackType
 from typing import Any
 
 from PIL import Image, ImageDraw
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from localserver import LocalServer
 
 log = logging.getLogger("fakegemini")
 
@@ -184,14 +185,7 @@ def _inline(part: Any) -> dict[str, Any]:
     return {"data": found.get("data"), "mime_type": _get(found, "mimeType", "mime_type")}
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """Access lines go to ``logging`` at debug level, never to stderr."""
-
-    def log(self, type: str, message: str, *args: Any) -> None:
-        log.debug("%s %s", type, message % args if args else message)
-
-
-class FakeGemini:
+class FakeGemini(LocalServer):
     """A threaded Gemini API server on 127.0.0.1; use as a context manager, point the SDK at
     :attr:`base_url` (``GOOGLE_GEMINI_BASE_URL``)."""
 
@@ -202,8 +196,6 @@ class FakeGemini:
         self.image_scale = image_scale
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
         self._requests: list[Recorded] = []
         self._faults: deque[Fault] = deque()
         self._issued = _Issued()
@@ -211,36 +203,19 @@ class FakeGemini:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def __enter__(self) -> FakeGemini:
-        self._server = make_server(
-            "127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_QuietHandler
-        )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.01},
-            name="fakegemini",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._stopping.set()  # a slow answer in progress stops waiting
+        super().__exit__(exc_type, exc, tb)
 
     @property
     def base_url(self) -> str:
-        assert self._server is not None, "start the server first (with FakeGemini() as ...)"
-        return f"http://127.0.0.1:{self._server.port}"
+        """What ``GOOGLE_GEMINI_BASE_URL`` is set to."""
+        return self.url
 
     # ------------------------------------------------------------------ test controls
 

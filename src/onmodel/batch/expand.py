@@ -63,6 +63,7 @@ from onmodel.checkers import DEFAULT_CHECKER
 from onmodel.checkers.base import DEFAULT_MIN_SCORE
 from onmodel.errors import UsageError
 from onmodel.providers import get_provider
+from onmodel.providers.base import Provider
 from onmodel.sheet import ShotRequest, cast_fields, with_take
 
 KEY_FORMAT = 1
@@ -307,6 +308,7 @@ def expand(loaded: LoadedShotList, session: SessionDefaults) -> Expansion:
         spec.defaults, ("defaults",)
     )
     digests: dict[Path, str] = {}
+    providers: dict[str, Provider] = {}  # each built once, not once per shot
     shots: list[ExpandedShot] = []
     duplicates: list[Duplicate] = []
     first_by_key: dict[str, ExpandedShot] = {}
@@ -328,7 +330,9 @@ def expand(loaded: LoadedShotList, session: SessionDefaults) -> Expansion:
                 else session.model_for(provider)
             )
             # a file a parameter names (a ComfyUI workflow) is the list's, as refs are
-            params = get_provider(provider).resolve_params(
+            if provider not in providers:
+                providers[provider] = get_provider(provider)
+            params = providers[provider].resolve_params(
                 {k: v for k, v in resolved.params.items() if v is not None}, loaded.base_dir
             )
         except UsageError as exc:  # an unknown provider: said at the layer's line
