@@ -28,7 +28,7 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path: Path) -> N
     assert "onmodel/templates/prompts/shot.j2" in names
     for template in ("judge.j2", "describe.j2", "view.j2"):
         assert f"onmodel/templates/prompts/{template}" in names
-    assert any(n.startswith("onmodel/migrations/versions/0007") for n in names)
+    assert any(n.startswith("onmodel/migrations/versions/0008") for n in names)
     assert "onmodel/migrations/env.py" in names
     assert any(n.startswith("onmodel/migrations/versions/0001") for n in names)
     assert "onmodel/data/models.yaml" in names

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -115,6 +115,59 @@ class BatchRow(SQLModel, table=True):
     # The session slug its shots' keys were made with (``batch.expand.shot_key``): a renamed
     # session's batch still finds the shots it made.
     key_slug: str | None = None
+
+
+class BatchShareRow(SQLModel, table=True):
+    """What the workers of one batch share on PostgreSQL (revision 0008): the run they are in
+    (``epoch``), the money spent and reserved by all of them, the budget and request spacing
+    that hold for all of them. Times are the database server's clock, in seconds since the
+    epoch, so machines whose clocks disagree still space their requests evenly."""
+
+    __tablename__ = "batch_share"
+
+    batch_id: int = Field(foreign_key="batch.id", primary_key=True)
+    epoch: int = 0
+    spent_nusd: int = Field(default=0, sa_type=BigInteger)  # nano-dollars, summed exactly
+    reserved_nusd: int = Field(default=0, sa_type=BigInteger)
+    unknown_costs: int = 0  # shots whose cost no one could tell (a dead worker's, say)
+    budget_nusd: int | None = Field(default=None, sa_type=BigInteger)
+    rate_interval: float | None = None  # seconds between two request starts, all workers
+    rate_next_at: float = 0.0
+
+
+class BatchWorkerRow(SQLModel, table=True):
+    """A process running a batch (revision 0008). ``seen_at`` is its heartbeat: a worker not
+    seen for the lease is dead, and its claims are taken over."""
+
+    __tablename__ = "batch_worker"
+
+    id: int | None = Field(default=None, primary_key=True)
+    batch_id: int = Field(foreign_key="batch.id", index=True)
+    epoch: int
+    owner: str = Field(max_length=128)  # the owner token its pending image rows carry
+    host: str = Field(max_length=255)
+    pid: int
+    concurrency: int
+    started_at: float
+    seen_at: float
+    stopped_at: float | None = None
+    stats: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class BatchClaimRow(SQLModel, table=True):
+    """One shot (or check) of a batch's current run, and who makes it (revision 0008).
+    ``state`` is ``open``, ``claimed`` or ``done``; ``ix_batch_claim_open`` finds the next open
+    one in list order without reading the done ones."""
+
+    __tablename__ = "batch_claim"
+    __table_args__ = (Index("ix_batch_claim_open", "batch_id", "state", "position"),)
+
+    batch_id: int = Field(foreign_key="batch.id", primary_key=True)
+    shot_key: str = Field(primary_key=True, max_length=128)
+    position: int
+    state: str = Field(max_length=16)
+    worker_id: int | None = Field(default=None, index=True)
+    reserved_nusd: int = Field(default=0, sa_type=BigInteger)
 
 
 class ImageRow(SQLModel, table=True):
