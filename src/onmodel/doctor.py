@@ -1,5 +1,9 @@
 """``onmodel db check``: do the records and the image files still agree?
 
+It checks either blob store through :class:`~onmodel.blobs.Blobs`: the folder under the home,
+or an S3-compatible bucket (``ONMODEL_BLOBS_URL``), whose objects are streamed and hashed and
+whose listing is read a page at a time.
+
 A killed process can leave a row ``pending`` forever, a blob no row refers to, or a ``.tmp-``
 file from a write it never finished; disks damage files. The check finds all of these, and with
 ``fix`` repairs what is safe to repair:
@@ -18,7 +22,8 @@ once older than ``grace``.
 The referenced files are read from the database in one streamed query and the connection is
 closed before any file is hashed, so a long check holds no transaction open (which would stop
 SQLite from checkpointing its WAL under a running batch). Files are hashed in chunks, never
-read whole.
+read whole. The referenced set is the one thing held in memory (a short name per blob); the
+store's listing is streamed.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Engine
 
-from onmodel.blobs import IN_USE_GRACE, BlobStore, sha256_file
+from onmodel.blobs import IN_USE_GRACE, Blobs, blob_name
 from onmodel.owners import forget_dead_owners
 from onmodel.store import queries
 from onmodel.store.stale import find_stale, reconcile_stale
@@ -47,7 +52,7 @@ class Finding:
     """One thing wrong, and whether the check repaired it."""
 
     kind: FindingKind
-    subject: str  # a file's path, or "image N"
+    subject: str  # a file's path or an s3:// URL, or "image N"
     detail: str
     fixed: bool = False
 
@@ -60,7 +65,9 @@ class Finding:
 class CheckReport:
     """What ``check_store`` found; ``healthy`` once nothing is left unrepaired."""
 
+    quick: bool = False  # existence only (--quick): blobs_found counts, nothing was hashed
     blobs_verified: int = 0
+    blobs_found: int = 0
     files_scanned: int = 0
     young_files_kept: int = 0  # unreferenced but within the grace period: maybe being written
     findings: list[Finding] = field(default_factory=list)
@@ -76,7 +83,9 @@ class CheckReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "healthy": self.healthy,
+            "quick": self.quick,
             "blobs_verified": self.blobs_verified,
+            "blobs_found": self.blobs_found,
             "files_scanned": self.files_scanned,
             "young_files_kept": self.young_files_kept,
             "problems": len(self.problems),
@@ -86,23 +95,31 @@ class CheckReport:
 
 def check_store(
     engine: Engine,
-    blobs: BlobStore,
+    blobs: Blobs,
     home: Path,
     *,
     fix: bool = False,
     grace: timedelta = IN_USE_GRACE,
+    quick: bool = False,
 ) -> CheckReport:
     """Verify every referenced blob, find unreferenced and temp files and stale pending rows.
 
     With ``fix``, mark stale rows interrupted and delete unreferenced and temp files older than
-    ``grace``. The referenced set is read before the folder is scanned, so a file referenced by
+    ``grace``. The referenced set is read before the store is listed, so a file referenced by
     a row committed in between is young (written or touched just before) and is kept.
+
+    ``quick`` only checks that each referenced blob is in the store's listing, which the sweep
+    reads anyway, instead of hashing every byte: seconds for a bucket of 100,000 images where
+    the full check downloads them all.
     """
-    report = CheckReport()
-    referenced = _referenced_files(engine, blobs)
-    _verify(engine, referenced, report)
+    report = CheckReport(quick=quick)
+    referenced = _referenced_files(engine)
+    if not quick:
+        _verify(engine, blobs, referenced, report)
     unused_since = time.time() - grace.total_seconds()
-    _sweep(blobs, referenced, report, fix=fix, unused_since=unused_since)
+    present = _sweep(blobs, referenced, report, fix=fix, unused_since=unused_since, quick=quick)
+    if quick:
+        _absent(engine, blobs, referenced, present, report)
     _stale_rows(engine, home, report, fix=fix)
     return report
 
@@ -119,7 +136,7 @@ class Discarded:
 
 def discard_unreferenced(
     engine: Engine,
-    blobs: BlobStore,
+    blobs: Blobs,
     files: Iterable[tuple[str, str]],
     *,
     grace: timedelta = IN_USE_GRACE,
@@ -127,19 +144,18 @@ def discard_unreferenced(
     """Delete those of ``files`` (``(sha256, format)``) that no row refers to any more, as
     ``check_store(fix=True)`` deletes an orphan: the referenced set is read first, so a file
     a row committed since refers to is young and kept; a file gone already is not counted."""
-    referenced = _referenced_files(engine, blobs)
+    referenced = _referenced_files(engine)
     unused_since = time.time() - grace.total_seconds()
     deleted = size = kept = 0
     for sha256, fmt in files:
-        path = blobs.path_for(sha256, fmt)
-        if str(path) in referenced:
+        name = blob_name(sha256, fmt)
+        if name in referenced:
             kept += 1
             continue
-        try:
-            length = path.stat().st_size
-        except FileNotFoundError:
+        length = blobs.size(sha256, fmt)
+        if length is None:
             continue
-        if _delete(blobs, path, temp=False, unused_since=unused_since):
+        if blobs.discard(name, unused_since=unused_since):
             deleted += 1
             size += length
         else:
@@ -147,32 +163,51 @@ def discard_unreferenced(
     return Discarded(files=deleted, bytes=size, kept=kept)
 
 
-def _referenced_files(engine: Engine, blobs: BlobStore) -> dict[str, str]:
-    """Each file some row refers to (as its image or as a request's input) -> its digest.
+def _referenced_files(engine: Engine) -> dict[str, str]:
+    """Each blob some row refers to (as its image or as a request's input), by its name in the
+    store (``aa/bb/<sha256>.<ext>``) -> its digest.
 
-    Paths are kept as strings: for 100,000 files that is 30 MB, against 56 MB as ``Path``s.
+    Names are kept as short strings: for 100,000 files about 25 MB, against 56 MB as ``Path``s.
     """
     files = queries.stored_files(engine, _STREAM)
-    return {str(blobs.path_for(sha256, fmt)): sha256 for sha256, fmt in files}
+    return {blob_name(sha256, fmt): sha256 for sha256, fmt in files}
 
 
-def _verify(engine: Engine, referenced: Mapping[str, str], report: CheckReport) -> None:
-    bad: dict[str, tuple[FindingKind, str, str]] = {}  # digest -> kind, path, what is wrong
-    for path, sha256 in referenced.items():
-        try:
-            intact = sha256_file(Path(path)) == sha256
-        except FileNotFoundError:
-            bad[sha256] = ("missing", path, "the file is missing")
-            continue
-        except OSError as exc:
-            bad[sha256] = ("damaged", path, f"the file cannot be read ({exc.strerror})")
-            continue
-        report.blobs_verified += 1
-        if not intact:
-            bad[sha256] = ("damaged", path, "the file no longer matches its digest")
+def _verify(
+    engine: Engine, blobs: Blobs, referenced: Mapping[str, str], report: CheckReport
+) -> None:
+    bad: dict[str, tuple[FindingKind, str, str]] = {}  # digest -> kind, where, what is wrong
+    for name, sha256 in referenced.items():
+        damage = blobs.check(name, sha256)
+        if damage is None or damage.kind == "damaged":
+            report.blobs_verified += 1
+        if damage is not None:
+            bad[sha256] = (damage.kind, blobs.where(name), damage.detail)
+    _report_bad(engine, bad, report)
+
+
+def _absent(
+    engine: Engine,
+    blobs: Blobs,
+    referenced: Mapping[str, str],
+    present: set[str],
+    report: CheckReport,
+) -> None:
+    """``quick``: the referenced blobs the listing did not show."""
+    bad: dict[str, tuple[FindingKind, str, str]] = {
+        sha256: ("missing", blobs.where(name), "the file is missing")
+        for name, sha256 in referenced.items()
+        if name not in present
+    }
+    _report_bad(engine, bad, report)
+
+
+def _report_bad(
+    engine: Engine, bad: Mapping[str, tuple[FindingKind, str, str]], report: CheckReport
+) -> None:
     users = _users(engine, bad)
-    for sha256, (kind, path, what) in bad.items():
-        report.findings.append(Finding(kind, path, f"{what}; used by {users[sha256]}"))
+    for sha256, (kind, where, what) in bad.items():
+        report.findings.append(Finding(kind, where, f"{what}; used by {users[sha256]}"))
 
 
 def _users(engine: Engine, digests: Iterable[str]) -> dict[str, str]:
@@ -192,39 +227,45 @@ def _describe(images: list[int], inputs: list[int]) -> str:
 
 
 def _sweep(
-    blobs: BlobStore,
+    blobs: Blobs,
     referenced: Mapping[str, str],
     report: CheckReport,
     *,
     fix: bool,
     unused_since: float,
-) -> None:
-    """Temp files and unreferenced blobs: reported, and with ``fix`` deleted once old enough."""
+    quick: bool,
+) -> set[str]:
+    """Temp files and unreferenced blobs: reported, and with ``fix`` deleted once old enough.
+
+    Returns the referenced names the listing showed when ``quick`` (else an empty set: the
+    full check has read each one already)."""
+    present: set[str] = set()
     for stored in blobs.files():
         report.files_scanned += 1
-        if not stored.temp and str(stored.path) in referenced:
+        if not stored.temp and stored.name in referenced:
+            if quick:
+                present.add(stored.name)
+                report.blobs_found += 1
             continue
-        try:
-            young = stored.path.stat().st_mtime >= unused_since
-        except FileNotFoundError:  # finished (renamed) or removed since it was listed
-            continue
-        if young:
+        if stored.modified >= unused_since:
             report.young_files_kept += 1
             continue
         kind: FindingKind = "temp" if stored.temp else "orphan"
+        where = blobs.where(stored.name)
         if not fix:
             detail = "a write that never finished" if stored.temp else "no row refers to it"
-            report.findings.append(Finding(kind, str(stored.path), detail))
-        elif _delete(blobs, stored.path, temp=stored.temp, unused_since=unused_since):
-            report.findings.append(Finding(kind, str(stored.path), "deleted", fixed=True))
+            report.findings.append(Finding(kind, where, detail))
+        elif _delete(blobs, stored.name, temp=stored.temp, unused_since=unused_since):
+            report.findings.append(Finding(kind, where, "deleted", fixed=True))
         else:
             report.young_files_kept += 1  # reused by a writer while it was being checked
+    return present
 
 
-def _delete(blobs: BlobStore, path: Path, *, temp: bool, unused_since: float) -> bool:
+def _delete(blobs: Blobs, name: str, *, temp: bool, unused_since: float) -> bool:
     if not temp:
-        return blobs.discard(path, unused_since=unused_since)
-    path.unlink(missing_ok=True)  # nobody reuses a temp file: an old one is abandoned
+        return blobs.discard(name, unused_since=unused_since)
+    blobs.remove_temp(name)  # nobody reuses a temp file: an old one is abandoned
     return True
 
 

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from onmodel import __version__
-from onmodel.blobs import BlobIntegrityError, BlobStore, sha256_file
+from onmodel.blobs import BlobIntegrityError, Blobs, extension, sha256_file
 from onmodel.checkview import check_dict
 from onmodel.errors import InvalidSlugError, OnmodelError, UsageError
 from onmodel.handles import Character, Image, Session
@@ -284,16 +284,16 @@ def _plan(studio: Studio, session: Session, only: ExportFilter) -> _Plan:
     for image in _each(studio, lineage.order()):
         if only is ExportFilter.ALL or image.starred or image.id == anchor_id:
             chosen.add(image.id)
-            if image.succeeded and image.path is not None:
-                labels[image.id] = f"{_name_part(image.label)}{image.path.suffix}"
+            if image.succeeded and image.sha256 is not None and image.format is not None:
+                labels[image.id] = f"{_name_part(image.label)}.{extension(image.format)}"
     hero = anchor_id if anchor_id in chosen else None
     cards = sorted(chosen - {hero} if hero is not None else chosen)
     names = _file_names([hero, *cards] if hero is not None else cards, labels, anchor_id)
     cast = _cast(studio, session, sorted(chosen))
     for member in cast:
         anchor = member.anchor
-        if anchor is not None and anchor.id not in names and anchor.path is not None:
-            names[anchor.id] = f"cast-{member.character.slug}{anchor.path.suffix}"
+        if anchor is not None and anchor.id not in names and anchor.sha256 and anchor.format:
+            names[anchor.id] = f"cast-{member.character.slug}.{extension(anchor.format)}"
     whole = len(chosen) == len(lineage)  # nothing left out: no second index of every image
     shown = lineage if whole else lineage.prune(chosen.__contains__)
     return _Plan(lineage, shown, hero, cards, names, cast)
@@ -762,7 +762,7 @@ class _Earlier:
     exists: bool
     files: dict[str, str]  # the image files it wrote, by name: their digests
     pages: dict[str, str]  # the pages it wrote (index.html, page-2.html...)
-    blobs: BlobStore
+    blobs: Blobs
 
     def wrote(self, path: Path) -> bool:
         """Whether ``path`` is a file the earlier export wrote and that may go without loss.
@@ -778,12 +778,12 @@ class _Earlier:
         expected = page if page is not None else self.files.get(path.name)
         if expected is None or not stat.S_ISREG(path.lstat().st_mode):
             return False
-        if page is None and not self.blobs.path_for(expected, path.suffix[1:]).is_file():
+        if page is None and not self.blobs.exists(expected, path.suffix[1:]):
             return False
         return sha256_file(path) == expected
 
 
-def _survey(target: Path, new_names: set[str], blobs: BlobStore) -> _Earlier:
+def _survey(target: Path, new_names: set[str], blobs: Blobs) -> _Earlier:
     """Refuse a folder of other things, or one whose files the new export would overwrite.
 
     A non-empty folder is accepted only when it holds an earlier export's ``series.json``, and
@@ -1058,9 +1058,12 @@ def _copy(image: Image, destination: Path) -> ExportedFile:
     Streamed in chunks, so a large image is never held whole, and hashed as written, so the
     copy is proven identical to the recorded digest without reading anything twice.
     """
-    source = image.path
-    assert source is not None and image.sha256 is not None
     what = f"image {image.id} ({destination.name}) cannot be exported"
+    try:
+        source = image.path  # through the blob store: a remote one's verified local copy
+    except BlobIntegrityError as exc:
+        raise BlobIntegrityError(f"{what}: {exc}") from None
+    assert source is not None and image.sha256 is not None
     try:
         reader = source.open("rb")
     except FileNotFoundError:

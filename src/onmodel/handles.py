@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from onmodel.blobs import blob_name
 from onmodel.errors import EmptyRequestError, InputError, NoImageFileError, UsageError
 from onmodel.lineage import LineageIndex, TreeNode, cast_dicts, image_casts
 from onmodel.sheet import ModelSheet, ShotRequest, cast_fields, take_name, with_take
@@ -593,10 +594,22 @@ class Image:
 
     @property
     def path(self) -> Path | None:
-        """The image file, or None while pending or after a failure."""
+        """The image file, or None while pending or after a failure.
+
+        With a remote blob store (``ONMODEL_BLOBS_URL=s3://...``) this is a verified local
+        copy, downloaded on first use (:meth:`~onmodel.blobs.Blobs.local_path`); to say where
+        an image is without fetching it, use :attr:`stored_at`."""
         if self.row.sha256 is None or self.row.format is None:
             return None
-        return self.studio.blobs.path_for(self.row.sha256, self.row.format)
+        return self.studio.blobs.local_path(self.row.sha256, self.row.format)
+
+    @property
+    def stored_at(self) -> str | None:
+        """Where the image's bytes are stored, for display: a file's path or an ``s3://``
+        URL; no I/O. None while pending or after a failure."""
+        if self.row.sha256 is None or self.row.format is None:
+            return None
+        return self.studio.blobs.where(blob_name(self.row.sha256, self.row.format))
 
     def read_bytes(self) -> bytes:
         """The stored bytes, verified against the recorded digest; a pending or failed image

@@ -25,6 +25,8 @@ OPENAI_CLIENT_VARIABLES = (
 class Settings:
     home: str = ""  # ONMODEL_HOME: the data folder (default: the platform's user data folder)
     database_url: str = ""  # ONMODEL_DATABASE_URL: records elsewhere than home/onmodel.db
+    blobs_url: str = ""  # ONMODEL_BLOBS_URL: images elsewhere than home/blobs (s3://bucket/prefix)
+    blobs_cache_mb: str = ""  # ONMODEL_BLOBS_CACHE_MB: cap on the local copies of remote images
     debug: bool = False  # ONMODEL_DEBUG: show tracebacks of unexpected errors
     openai_timeout: str = ""  # ONMODEL_OPENAI_TIMEOUT: seconds to wait for an answer
     openai_max_retries: str = ""  # ONMODEL_OPENAI_MAX_RETRIES: retries after the first attempt
@@ -42,6 +44,8 @@ class Settings:
         return cls(
             home=text("ONMODEL_HOME"),
             database_url=text("ONMODEL_DATABASE_URL"),
+            blobs_url=text("ONMODEL_BLOBS_URL"),
+            blobs_cache_mb=text("ONMODEL_BLOBS_CACHE_MB"),
             debug=bool(text("ONMODEL_DEBUG")),
             openai_timeout=text("ONMODEL_OPENAI_TIMEOUT"),
             openai_max_retries=text("ONMODEL_OPENAI_MAX_RETRIES"),

@@ -16,7 +16,7 @@ from pathlib import Path
 from PIL import Image as PILImage
 from PIL import ImageOps, features
 
-from onmodel.blobs import BlobStore
+from onmodel.blobs import Blobs
 from onmodel.errors import InvalidImageError, UsageError
 
 # A handful of sizes, not any number: the web UI takes the size from the URL, and an open-ended
@@ -34,9 +34,13 @@ THUMBNAIL_MIME = _MIME
 
 
 class Thumbnailer:
-    """Thumbnails of blobs under ``root`` (the data folder's ``thumbnails/``)."""
+    """Thumbnails of blobs under ``root`` (the data folder's ``thumbnails/``).
 
-    def __init__(self, blobs: BlobStore, root: Path) -> None:
+    The original is read through the blob store's interface (:meth:`Blobs.local_path`): the
+    folder store's own file, or a remote store's verified local copy. Thumbnails stay local
+    on every machine: small, derived, and made again where missing."""
+
+    def __init__(self, blobs: Blobs, root: Path) -> None:
         self.blobs = blobs
         self.root = root
 
@@ -55,7 +59,7 @@ class Thumbnailer:
         target = self.path_for(sha256, size)
         if target.is_file():
             return target
-        source = self.blobs.path_for(sha256, fmt)
+        source = self.blobs.local_path(sha256, fmt)
         if not source.is_file():
             raise InvalidImageError(f"the file of blob {sha256[:12]} is missing: {source}")
         data = render_thumbnail(source, size)

@@ -76,10 +76,19 @@ def db_check(
             help="Files younger than this may be writes in progress and are kept.",
         ),
     ] = IN_USE_GRACE.total_seconds() / 60,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick",
+            help="Only check that each image file exists (the store's listing); hash nothing.",
+        ),
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Verify every image file against its digest; find orphans and stale pending shots.
 
+    Checks the blob store in use: the folder under the home, or the bucket of
+    ONMODEL_BLOBS_URL (each object downloaded and hashed; --quick lists them only).
     Exits 0 when healthy (or everything found was fixed), 1 when problems remain.
     """
     from datetime import timedelta
@@ -94,14 +103,21 @@ def db_check(
             studio.paths.home,
             fix=fix,
             grace=timedelta(minutes=grace_minutes),
+            quick=quick,
         )
+        location = studio.blobs.location
     if json_out:
         print_json(report.to_dict())
     else:
         for finding in report.findings:
             console.print(finding.line(), markup=False)
+        checked = (
+            f"{report.blobs_found} files found (--quick: not hashed)"
+            if quick
+            else f"{report.blobs_verified} files verified"
+        )
         summary = (
-            f"{report.blobs_verified} files verified, {report.files_scanned} scanned, "
+            f"{checked}, {report.files_scanned} scanned in {location}, "
             f"{len(report.problems)} problem(s)"
         )
         if report.young_files_kept:

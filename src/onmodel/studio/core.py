@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from onmodel.blobs import IN_USE_GRACE, BlobStore
+from onmodel.blobs import IN_USE_GRACE, Blobs, open_blobs
 from onmodel.checkers import DEFAULT_CHECKER
 from onmodel.composer import Composer
 from onmodel.config import Paths, resolve_paths
@@ -27,6 +27,7 @@ from onmodel.handles import Character, Image, Reference, Session, TreeNode, cast
 from onmodel.kinds import SET, check_kind
 from onmodel.providers import get_provider
 from onmodel.providers.base import Provider, ProviderContext
+from onmodel.settings import Settings
 from onmodel.sheet import ModelSheet, ShotRequest
 from onmodel.store import queries
 from onmodel.store.database import create_database_engine, upgrade
@@ -53,7 +54,7 @@ from onmodel.studio.turnaround import character_views, make_turnaround
 class Studio:
     paths: Paths
     engine: Engine
-    blobs: BlobStore
+    blobs: Blobs
     composer: Composer
     lookups: Lookups = field(init=False, repr=False)
     cast: Cast = field(init=False, repr=False)
@@ -82,13 +83,15 @@ class Studio:
     def open(cls, home: Path | str | None = None) -> Studio:
         """Open (creating and migrating if needed) the data directory ``home``."""
         paths = resolve_paths(home)
+        settings = Settings.from_environment()
+        blobs = open_blobs(settings.blobs_url, paths.home, cache_mb=settings.blobs_cache_mb)
         paths.home.mkdir(parents=True, exist_ok=True)
         engine = create_database_engine(paths.database_url)
         upgrade(engine)
         return cls(
             paths=paths,
             engine=engine,
-            blobs=BlobStore(paths.blobs),
+            blobs=blobs,
             composer=Composer(paths.templates),
         )
 

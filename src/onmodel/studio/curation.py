@@ -181,8 +181,8 @@ class Curation:
         characters = tuple(self.studio.character(key).slug for key in plan.characters)
         taken, heads = self._taken(plan), self._heads(plan)
         if dry_run:
-            paths = [self.studio.blobs.path_for(sha256, fmt) for sha256, fmt in plan.files]
-            sizes = [path.stat().st_size for path in paths if path.exists()]
+            found = (self.studio.blobs.size(sha256, fmt) for sha256, fmt in plan.files)
+            sizes = [size for size in found if size is not None]
             return PurgeReport(
                 done=False,
                 images=len(plan.images),

@@ -179,7 +179,7 @@ class Pipeline:
                 raise UsageError(f"image {failed.id} belongs to no session")
             return self._retry_anchor(failed)
         extras = [
-            studio.blobs.path_for(r.sha256, r.format)
+            studio.blobs.local_path(r.sha256, r.format)
             for r in failed.references
             if r.role == "extra"
         ]

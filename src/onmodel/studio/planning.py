@@ -304,6 +304,8 @@ class Planning:
         files: list[tuple[bytes, str]] = []
         for data, info in (read_image_file(ref) for ref in refs):
             sha256 = sha256_bytes(data)
+            # where the stored copy's local file will be once keep_refs puts it (a remote
+            # store's put fills its read cache, so the provider finds the file there)
             path = self.studio.blobs.path_for(sha256, info.format)
             extras.append(InputImage("extra", path, sha256, info.mime))
             files.append((data, info.format))
@@ -443,13 +445,15 @@ class Planning:
     def _input_from_image(
         self, image: Image, role: str, *, member_id: int | None = None, view: str = ""
     ) -> InputImage:
-        path = image.path
-        if path is None or image.row.sha256 is None or image.row.format is None:
+        sha256, fmt = image.row.sha256, image.row.format
+        if sha256 is None or fmt is None:
             raise UsageError(f"image {image.id} has no file to send")
-        if not self.studio.blobs.verify(image.row.sha256, image.row.format):
-            raise InvalidImageError(f"the file of image {image.id} is missing or damaged: {path}")
-        mime = MIME_TYPES[image.row.format]
-        return InputImage(role, path, image.row.sha256, mime, image.id, member_id, view)
+        if not self.studio.blobs.verify(sha256, fmt):
+            raise InvalidImageError(
+                f"the file of image {image.id} is missing or damaged: {image.stored_at}"
+            )
+        path = self.studio.blobs.local_path(sha256, fmt)  # a remote store's copy: just verified
+        return InputImage(role, path, sha256, MIME_TYPES[fmt], image.id, member_id, view)
 
     def _max_cost(self, source: Provider, request: GenerationRequest) -> Decimal | None:
         from onmodel.capabilities import load_prices
