@@ -64,12 +64,25 @@ def _restore(name: str, value: str | None) -> None:
 def snapshot(home: Path) -> tuple[tuple[int, ...], tuple[str, ...]]:
     """Row counts of every table that holds user work, and every file under ``blobs/``."""
     counts: tuple[int, ...] = (0, 0, 0, 0, 0)  # no database yet: nothing stored
+    tables = ("character", "session", "image", "image_reference", "batch")
     database = home / "onmodel.db"
-    if database.exists():
+    url = os.environ.get("ONMODEL_DATABASE_URL")
+    if url:  # the PostgreSQL run (tests/conftest.py): the records are not in home/
+        from onmodel.store.database import create_database_engine
+
+        engine = create_database_engine(url)
+        try:
+            with engine.connect() as conn:
+                counts = tuple(
+                    conn.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar_one()
+                    for table in tables
+                )
+        finally:
+            engine.dispose()
+    elif database.exists():
         with contextlib.closing(sqlite3.connect(database)) as db:
             counts = tuple(
-                db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-                for table in ("character", "session", "image", "image_reference", "batch")
+                db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in tables
             )
     blobs = home / "blobs"
     files = (

@@ -180,7 +180,8 @@ def start_cli(
 
 def rows(home: Path) -> list[ImageRow]:
     """Every batch image row, read through a separate engine (as another process would)."""
-    engine = create_database_engine(f"sqlite:///{home / 'onmodel.db'}")
+    url = os.environ.get("ONMODEL_DATABASE_URL") or f"sqlite:///{home / 'onmodel.db'}"
+    engine = create_database_engine(url)
     try:
         with transaction(engine) as db:
             found = db.exec(

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from cli_inprocess import assert_refused_cleanly, run_cli
 from onmodel.export import export_session
@@ -178,7 +178,10 @@ def test_image_lineage_stops_at_a_parent_cycle(studio: Studio) -> None:
     """A damaged database whose parent links loop must not make the query recurse forever."""
     _, ids = build_chain(studio, 4)
     with studio.engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE image SET parent_id = ? WHERE id = ?", (ids[-1], ids[0]))
+        conn.execute(
+            text("UPDATE image SET parent_id = :parent WHERE id = :id"),
+            {"parent": ids[-1], "id": ids[0]},
+        )
     assert [i.id for i in studio.image(ids[-1]).lineage()] == ids
 
 
@@ -373,7 +376,10 @@ def test_lineage_reads_end_on_a_parent_cycle(studio: Studio) -> None:
     """Parent links that loop (a damaged database) end every recursive read."""
     _, ids = build_chain(studio, 4)
     with studio.engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE image SET parent_id = ? WHERE id = ?", (ids[-1], ids[0]))
+        conn.execute(
+            text("UPDATE image SET parent_id = :parent WHERE id = :id"),
+            {"parent": ids[-1], "id": ids[0]},
+        )
     assert lineage_reads.ancestor_ids(studio.engine, ids[-1]) == ids[:-1]
     assert lineage_reads.descendant_count(studio.engine, ids[0]) == 4  # itself, via the loop
 

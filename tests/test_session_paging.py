@@ -114,6 +114,7 @@ def session(studio: Studio, monkeypatch: pytest.MonkeyPatch) -> Session:
 # ------------------------------------------------------------------ updated_at
 
 
+@pytest.mark.sqlite_only("migrates an old SQLite file of its own")
 def test_the_upgrade_gives_existing_rows_their_last_known_change(tmp_path: Path) -> None:
     from alembic import command
 
@@ -307,6 +308,7 @@ def test_a_stamp_follows_the_session_row_too(studio: Studio, session: Session) -
 # ------------------------------------------------------------------ query plans
 
 
+@pytest.mark.sqlite_only("reads SQLite's query plans")
 def test_the_batch_key_lookup_reads_the_key_index_in_chunks(
     studio: Studio, session: Session
 ) -> None:
@@ -323,6 +325,7 @@ def test_the_batch_key_lookup_reads_the_key_index_in_chunks(
         assert "ix_image_session_id" not in plan, plan
 
 
+@pytest.mark.sqlite_only("reads SQLite's query plans")
 def test_stamp_poll_and_pages_read_their_indexes(studio: Studio, session: Session) -> None:
     ids = add_images(studio, session, 10)
     with Statements(studio) as statements:
@@ -351,6 +354,7 @@ def test_stamp_poll_and_pages_read_their_indexes(studio: Studio, session: Sessio
     assert counts == "SEARCH image USING COVERING INDEX ix_image_session_id (session_id=?)"
 
 
+@pytest.mark.sqlite_only("reads SQLite's query plans")
 def test_references_are_read_through_the_unique_position_index(
     studio: Studio, session: Session
 ) -> None:

@@ -204,6 +204,7 @@ def test_the_tables_and_the_migrations_agree(tmp_path: Path) -> None:
     assert differences == []
 
 
+@pytest.mark.sqlite_only("builds a revision-0003 SQLite file and checks its backup copy")
 def test_upgrading_a_0003_database_gives_each_image_the_sheet_it_was_made_with(
     tmp_path: Path,
 ) -> None:
@@ -267,6 +268,7 @@ def test_upgrading_a_0003_database_gives_each_image_the_sheet_it_was_made_with(
     assert (home / "onmodel.db.before-0003.bak").exists()
 
 
+@pytest.mark.sqlite_only("reads SQLite's query plans")
 def test_hidden_images_and_a_purges_links_are_read_from_indexes(studio: Studio) -> None:
     """Hidden images are counted from an index of their own (a partial one, which holds them
     alone); shown ones are paged as before; a purge finds what was made from an image, or

@@ -15,7 +15,7 @@ from functools import cache
 from typing import Any
 
 from pydantic_core import PydanticUndefined
-from sqlalchemy import Connection, insert, update
+from sqlalchemy import Connection, insert, text, update
 from sqlmodel import SQLModel
 
 
@@ -31,6 +31,25 @@ def insert_rows(conn: Connection, model: type[SQLModel], rows: Sequence[Mapping[
     """Insert several rows of one table in one statement (executemany)."""
     if rows:
         conn.execute(insert(_table(model)), [_with_defaults(model, row) for row in rows])
+        if conn.dialect.name == "postgresql" and any("id" in row for row in rows):
+            _advance_id_sequence(conn, _table(model).name)
+
+
+def _advance_id_sequence(conn: Connection, table: str) -> None:
+    """Move PostgreSQL's id sequence past ids given explicitly, as SQLite does by itself.
+
+    SQLite numbers the next row after the largest id in the table; PostgreSQL's sequence knows
+    nothing of ids it did not hand out, so the next plain insert would take one already used
+    and fail on the primary key.
+    """
+    quoted = conn.dialect.identifier_preparer.quote(table)
+    conn.execute(
+        text(
+            "SELECT setval(pg_get_serial_sequence(:table, 'id'),"
+            f" (SELECT COALESCE(MAX(id), 0) + 1 FROM {quoted}), false)"
+        ),
+        {"table": table},
+    )
 
 
 def update_row(
