@@ -371,7 +371,7 @@ class Planning:
                 dict(image.row.returned or {}),
             )
             for image in (found.get(each) for each in ids)
-            if image is not None and image.succeeded and image.path is not None
+            if image is not None and image.succeeded and image.sha256 is not None
         ]
         return tuple(turns)
 
