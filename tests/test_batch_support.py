@@ -145,6 +145,8 @@ def cli_command(*args: str) -> list[str]:
 def cli_env(home: Path, *, latency: float | None = None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ONMODEL_"))}
     env["ONMODEL_HOME"] = str(home)
+    if "ONMODEL_DATABASE_URL" in os.environ:  # the PostgreSQL run (tests/conftest.py)
+        env["ONMODEL_DATABASE_URL"] = os.environ["ONMODEL_DATABASE_URL"]
     env["COLUMNS"] = "200"
     if latency is not None:
         env["ONMODEL_TEST_FAKE_LATENCY"] = str(latency)
