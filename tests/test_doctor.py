@@ -252,6 +252,24 @@ def test_a_damaged_referenced_blob_is_reported_and_kept(studio: Studio) -> None:
     assert sum(line.startswith("problem: ") for line in lines.stdout.splitlines()) == 2
 
 
+def test_quick_finds_a_missing_file_and_not_a_damaged_one(studio: Studio) -> None:
+    """``--quick`` reads the store's listing only: existence, never the bytes."""
+    session = make_session(studio, provider="preview")
+    anchor = session.character.anchor
+    missing = studio.shot(session, ShotRequest(pose="waving"))
+    assert anchor.path is not None and missing.path is not None
+    anchor.path.write_bytes(b"damaged")
+    missing.path.unlink()
+
+    quick = check_store(studio.engine, studio.blobs, studio.paths.home, quick=True)
+    assert [(f.kind, f.subject) for f in quick.problems] == [("missing", str(missing.path))]
+    assert quick.blobs_found == 1 and quick.blobs_verified == 0
+
+    result = cli(studio.paths.home, "db", "check", "--quick")
+    assert result.returncode == 1, result.stderr
+    assert "1 files found (--quick: not hashed)" in result.stdout
+
+
 def test_a_healthy_store_exits_zero(studio: Studio) -> None:
     make_session(studio, provider="preview")
     result = cli(studio.paths.home, "db", "check")
