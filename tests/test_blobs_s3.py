@@ -210,6 +210,28 @@ def test_the_orphan_sweep_on_a_bucket_keeps_young_objects_and_referenced_ones(
     assert f"{PREFIX}/{name}" not in keys and len(keys) == 2  # the referenced two stay
 
 
+def test_a_purge_deletes_the_objects_it_leaves_unreferenced(
+    s3_blobs_url: str, s3_bucket: str, isolated_home: Path
+) -> None:
+    image_id, sha256, fmt = shoot(isolated_home)
+    key = f"{PREFIX}/{blob_name(sha256, fmt)}"
+    with Studio.open() as studio:
+        studio.hide_images([image_id])
+        preview = studio.purge(dry_run=True)
+        assert (preview.files, preview.bytes) == (1, studio.blobs.size(sha256, fmt))
+        kept = studio.purge()  # just written: a write may still be using it
+        assert (kept.images, kept.files, kept.files_kept) == (1, 0, 1)
+        assert key in bucket_keys(s3_bucket)
+
+        again = studio.shot("week", ShotRequest(pose="sitting"))
+        assert again.sha256 is not None and again.format is not None
+        studio.hide_images([again.id])
+        time.sleep(1.1)  # LastModified has one-second resolution
+        report = studio.purge(grace=timedelta(0))
+    assert (report.images, report.files) == (1, 1)
+    assert f"{PREFIX}/{blob_name(again.sha256, again.format)}" not in bucket_keys(s3_bucket)
+
+
 def test_storing_bytes_already_in_the_bucket_uploads_nothing(
     s3_blobs_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
