@@ -340,7 +340,8 @@ def test_a_blobs_url_of_another_kind_is_refused(
 
 def test_a_local_studio_and_help_never_import_boto3(tmp_path: Path) -> None:
     code = (
-        "import sys\n"
+        "import sys, onmodel.cli.app\n"
+        "assert 'boto3' not in sys.modules and 'botocore' not in sys.modules\n"
         "from onmodel import Studio\n"
         "Studio.open(sys.argv[1]).close()\n"
         "assert 'boto3' not in sys.modules and 'botocore' not in sys.modules\n"
