@@ -22,6 +22,7 @@ from cli_inprocess import run_cli
 from onmodel.blobs import (
     BlobIntegrityError,
     BlobMissingError,
+    BlobStoreError,
     BlobStoreURLError,
     blob_name,
     open_blobs,
@@ -29,7 +30,7 @@ from onmodel.blobs import (
 )
 from onmodel.doctor import check_store
 from onmodel.export import export_session
-from onmodel.s3blobs import S3BlobStore, parse_url
+from onmodel.s3blobs import S3BlobStore, make_client, parse_url
 from onmodel.sheet import ShotRequest
 from onmodel.studio import Studio
 from onmodel.thumbnails import Thumbnailer
@@ -43,6 +44,7 @@ from s3server import (  # noqa: F401  (fixtures, by their names)
     fixture_s3_locked_server,
     fixture_s3_server,
     free_port,
+    point_sdk_at,
     s3_client,
 )
 from test_batch_support import make_session, png
@@ -355,3 +357,28 @@ def test_a_local_studio_and_help_never_import_boto3(tmp_path: Path) -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_addressing_is_path_style_off_aws_unless_the_profile_says(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    pytest.importorskip("boto3")
+    point_sdk_at(monkeypatch, "http://minio.studio.invalid:9000", tmp_path)
+    client = make_client()  # builds a client only: nothing is sent
+    assert client.meta.endpoint_url == "http://minio.studio.invalid:9000"
+    assert client.meta.config.s3 == {"addressing_style": "path"}
+
+    config = tmp_path / "aws-config"
+    config.write_text("[default]\ns3 =\n    addressing_style = virtual\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    assert (make_client().meta.config.s3 or {}).get("addressing_style") != "path"
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-empty"))
+    aws = make_client()
+    assert aws.meta.endpoint_url.endswith(".amazonaws.com")
+    assert (aws.meta.config.s3 or {}).get("addressing_style") != "path"
+
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    with pytest.raises(BlobStoreError, match="no-such-profile"):
+        make_client()

@@ -328,13 +328,15 @@ def make_client() -> Any:
     """An S3 client configured as the AWS SDK configures itself, path-style for endpoints
     that are not AWS's unless the profile says otherwise (see the module's docstring)."""
     import boto3
+    import botocore.session
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError
 
     try:
-        session = boto3.Session()
+        core = botocore.session.get_session()
+        session = boto3.Session(botocore_session=core)
         client = session.client("s3", config=Config(connect_timeout=10, read_timeout=60))
-        configured = session._session.get_scoped_config().get("s3", {})
+        configured = core.get_scoped_config().get("s3", {})
         if "addressing_style" in configured or _is_aws(client.meta.endpoint_url):
             return client
         path_style = Config(connect_timeout=10, read_timeout=60, s3={"addressing_style": "path"})
