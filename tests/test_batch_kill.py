@@ -64,9 +64,11 @@ def count(home: Path, status: str) -> int:
 def test_sigkill_mid_run_then_rerun_completes_exactly_once(
     isolated_home: Path, shot_list: Path
 ) -> None:
+    # on PostgreSQL a killed worker is known dead once its lease runs out (batch/shared.py)
+    lease = {"ONMODEL_BATCH_LEASE": "2"}
     process = start_cli(
         isolated_home, "batch", "run", str(shot_list), "-c", "4", "--progress", "plain",
-        latency=0.3,
+        latency=0.3, **lease,
     )  # fmt: skip
     try:
         assert wait_until(lambda: count(isolated_home, "succeeded") >= 4, timeout=30)
@@ -78,10 +80,13 @@ def test_sigkill_mid_run_then_rerun_completes_exactly_once(
     assert process.returncode == -signal.SIGKILL
     made_before = count(isolated_home, "succeeded")
     assert 4 <= made_before < N
-    status = cli(isolated_home, "batch", "status", str(shot_list), "--json")
-    assert '"status": "interrupted"' in status.stdout  # running, but nobody holds the lock
 
-    again = cli(isolated_home, "batch", "run", str(shot_list), "-c", "4", latency=0.0)
+    def interrupted() -> bool:  # running, but nobody holds the lock (or the lease)
+        status = cli(isolated_home, "batch", "status", str(shot_list), "--json", **lease)
+        return '"status": "interrupted"' in status.stdout
+
+    assert wait_until(interrupted, timeout=30, interval=0.5)
+    again = cli(isolated_home, "batch", "run", str(shot_list), "-c", "4", latency=0.0, **lease)
     assert again.returncode == 0, again.stderr
     assert f"{N - made_before} made" in again.stdout
     check_complete(isolated_home)

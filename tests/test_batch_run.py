@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import textwrap
 import threading
-import time
 from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
+from limiter_starts import record_limiter_starts
 from onmodel.batch import (
     BatchBusyError,
     BatchRunner,
@@ -174,23 +174,16 @@ def test_rate_limit_spaces_request_starts(
     studio: Studio, fake: FakeImages, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     make_session(studio)
-    allowed: list[float] = []  # when the run's limiter let each request start
-
-    class Recording(RateLimiter):
-        def take(self) -> None:
-            allowed.append(time.monotonic())
-            super().take()
-
-    monkeypatch.setattr("onmodel.batch.runner.RateLimiter", Recording)
+    starts = record_limiter_starts(monkeypatch)  # when the run's limiter let each one start
     report = run_batch(studio, write(tmp_path, grid(3, 2)), concurrency=4, rpm=600)
     assert report.succeeded == 6
     # 600 per minute: one start every 0.1 s, no bursts, on the limiter's schedule (measured
     # gaps between provider calls would carry the machine's load)
-    assert len(allowed) == 6
-    assert min(b - a for a, b in pairwise(allowed)) >= 0.1 - 1e-9
+    assert len(starts.scheduled) == 6
+    assert min(b - a for a, b in pairwise(starts.scheduled)) >= 0.1 - 1e-6  # µs clocks
     # and no call reached the provider ahead of its turn
-    starts = sorted(fake.starts)
-    assert len(starts) == 6 and all(s >= a for s, a in zip(starts, allowed, strict=True))
+    sent = sorted(fake.starts)
+    assert len(sent) == 6 and all(s >= a for s, a in zip(sent, starts.local, strict=True))
 
 
 def test_rate_limiter_spaces_starts_evenly() -> None:
@@ -377,6 +370,9 @@ def test_dry_run_shows_what_would_run_and_records_nothing(
 # ---------------------------------------------------------------------------------- safety
 
 
+@pytest.mark.sqlite_only(
+    "the session's flock; on PostgreSQL workers join one run instead (test_batch_shared.py)"
+)
 def test_a_second_run_on_the_same_session_is_refused(
     studio: Studio, fake: FakeImages, tmp_path: Path
 ) -> None:
@@ -388,6 +384,9 @@ def test_a_second_run_on_the_same_session_is_refused(
         run_batch(studio, write(tmp_path, "shots: [{pose: a}]\n"))
 
 
+@pytest.mark.sqlite_only(
+    "the session's flock; on PostgreSQL workers join one run instead (test_batch_shared.py)"
+)
 def test_keyboard_interrupt_in_library_use_marks_in_flight_rows_interrupted(
     studio: Studio, fake: FakeImages, tmp_path: Path
 ) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from collections import Counter
 from itertools import pairwise
 from pathlib import Path
@@ -16,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from fakeopenai import FakeOpenAI
-from onmodel.batch import RateLimiter, run_batch
+from limiter_starts import record_limiter_starts
+from onmodel.batch import run_batch
 from onmodel.providers import FACTORIES
 from onmodel.studio import Studio
 from test_batch_support import cli_env, make_session, rows, wait_until
@@ -56,24 +56,6 @@ def test_concurrency_limit_is_respected_at_the_server(
     assert report.spent > 0 and report.spent_unknown == 0
 
 
-def record_limiter_starts(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The moments the batch's own rate limiter lets each request start (its schedule).
-
-    Noted just before :meth:`RateLimiter.take`, on the limiter's own clock: the next start is
-    allowed ``interval`` after the take, so these are spaced at least ``interval`` apart
-    however busy the machine is, and every request is sent after its moment.
-    """
-    starts: list[float] = []
-
-    class Recording(RateLimiter):
-        def take(self) -> None:
-            starts.append(time.monotonic())
-            super().take()
-
-    monkeypatch.setattr("onmodel.batch.runner.RateLimiter", Recording)
-    return starts
-
-
 def test_request_rate_is_respected_at_the_server(
     studio: Studio, api: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -82,14 +64,15 @@ def test_request_rate_is_respected_at_the_server(
     report = run_batch(studio, write(tmp_path, 4, 2), concurrency=4, rpm=300)
     assert report.succeeded == 8
     # 300 a minute: one start every 0.2 s, never a burst ...
-    assert len(starts) == 8
-    assert min(b - a for a, b in pairwise(starts)) >= 0.2 - 1e-9
+    assert len(starts.scheduled) == 8
+    assert min(b - a for a, b in pairwise(starts.scheduled)) >= 0.2 - 1e-6  # µs clocks
     # ... and no request reached the server ahead of its turn: at any moment the server has
     # received no more requests than the limiter had let start. (Gaps between measured
     # arrivals carry each call's set-up time, which a busy machine stretches or squeezes.)
     arrivals = sorted(r.received_at for r in api.requests)
     assert len(arrivals) == 8
-    assert all(arrived >= allowed for arrived, allowed in zip(arrivals, starts, strict=True))
+    local = starts.local
+    assert all(arrived >= allowed for arrived, allowed in zip(arrivals, local, strict=True))
 
 
 def test_a_moderation_refusal_mid_batch_does_not_stop_the_rest(
@@ -129,7 +112,12 @@ def test_sigkill_then_rerun_through_the_real_cli(
     studio.close()
     api.latency = 0.3
     path = write(tmp_path, 4, 4)
-    env = cli_env(home, OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=api.base_url)
+    env = cli_env(
+        home,
+        OPENAI_API_KEY="sk-test",
+        OPENAI_BASE_URL=api.base_url,
+        ONMODEL_BATCH_LEASE="2",  # PostgreSQL: the killed worker's shots are taken over then
+    )
     command = [sys.executable, "-m", "onmodel", "batch", "run", str(path), "-c", "4"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

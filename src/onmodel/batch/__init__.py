@@ -23,13 +23,13 @@ from onmodel.batch.progress import (
     Snapshot,
     make_progress,
 )
+from onmodel.batch.rate import RateLimiter
 from onmodel.batch.runner import (
     BatchIncompleteError,
     BatchInterrupted,
     BatchPreview,
     BatchReport,
     BatchRunner,
-    RateLimiter,
     ShotStatus,
     preview_batch,
     run_batch,

@@ -56,8 +56,9 @@ from onmodel.batch.expand import (
     expand,
     member_names,
 )
-from onmodel.batch.lock import SessionLock, is_locked
+from onmodel.batch.lock import SessionLock
 from onmodel.batch.progress import NullProgress, Progress, Snapshot
+from onmodel.batch.rate import RateLimiter, SharedRateLimiter
 from onmodel.batch.retakes import (
     NOT_NEEDED,
     RETAKE,
@@ -68,6 +69,7 @@ from onmodel.batch.retakes import (
     on_model,
     settle,
 )
+from onmodel.batch.shared import POLL_SECONDS, SharedRun, run_is_live, shares_batches
 from onmodel.batch.spec import (
     LoadedShotList,
     Problem,
@@ -77,17 +79,20 @@ from onmodel.batch.spec import (
 )
 from onmodel.errors import BudgetError, GenerationError, OnmodelError, UsageError
 from onmodel.limits import check_amount
+from onmodel.owners import owner_token
 from onmodel.providers import warm_up_in_background
 from onmodel.status import ImageStatus
 from onmodel.store.batches import (
     KeyRecord,
     batch_ids_named,
     find_batch,
+    get_batch,
     image_failure,
     interrupt_pending,
     key_records,
     save_batch,
 )
+from onmodel.store.claims import nano_to_usd
 from onmodel.store.stale import live_owners
 from onmodel.store.writes import pick_take
 
@@ -302,20 +307,28 @@ class BatchReport:
     drifted: list[ShotFailure] = field(default_factory=list)  # groups checked, none on model
     check_failed: list[ShotFailure] = field(default_factory=list)  # groups a failed check holds
     checks: list[dict[str, Any]] = field(default_factory=list)  # each check this run made
+    # a worker of a shared batch: shots other workers made during this run, and whether this
+    # worker is the one that marked the batch completed (None: the batch was not shared)
+    made_elsewhere: int = 0
+    completed_here: bool | None = None
 
     @property
     def not_run(self) -> int:
-        return max(0, self.to_run - self.succeeded - self.failed - self.interrupted)
+        made = self.succeeded + self.failed + self.interrupted + self.made_elsewhere
+        return max(0, self.to_run - made)
 
     @property
     def complete(self) -> bool:
         """Every shot of the list now has a succeeded image (checked, if asked, by a check that
         answered), or is a take not needed."""
-        made = self.already_done + self.succeeded + self.not_needed == self.total
+        made = self.already_done + self.succeeded + self.made_elsewhere + self.not_needed
+        made = made == self.total
         return made and not self.unchecked and not self.check_failed
 
     def summary(self) -> str:
         parts = [f"{self.succeeded} made", f"{self.failed} failed"]
+        if self.made_elsewhere:
+            parts.append(f"{self.made_elsewhere} made by other workers")
         if self.interrupted:
             parts.append(f"{self.interrupted} interrupted")
         if self.not_run:
@@ -378,6 +391,8 @@ class BatchReport:
             "session": self.session,
             "total": self.total,
             "already_done": self.already_done,
+            "made_elsewhere": self.made_elsewhere,
+            "completed_here": self.completed_here,
             "skipped_failed": self.skipped_failed,
             "to_run": self.to_run,
             "succeeded": self.succeeded,
@@ -405,41 +420,6 @@ class BatchReport:
 
 
 # ---------------------------------------------------------------------------------- helpers
-
-
-MAX_HOLD_SECONDS = 300.0
-"""The longest a rate limit's ``Retry-After`` holds a batch's starts (a longer one is a
-quota in all but name: the shots fail, recorded, for ``--retry-failed``)."""
-
-
-class RateLimiter:
-    """Evenly spaced request starts: at most ``rpm`` per minute, never in bursts.
-
-    Even spacing (rather than a bucket that allows a burst) is what an API's per-minute limit
-    tolerates best, and makes ``N / rpm`` the honest lower bound on a run's duration.
-    """
-
-    def __init__(self, rpm: float | None, clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval = 60.0 / rpm if rpm else 0.0
-        self._clock = clock
-        self._next_at: float | None = None
-
-    def delay(self) -> float:
-        """Seconds until the next request may start (0 when it may start now)."""
-        if self._next_at is None:
-            return 0.0
-        return max(0.0, self._next_at - self._clock())
-
-    def take(self) -> None:
-        """Record a start now; call only when :meth:`delay` is 0."""
-        if self.interval:
-            self._next_at = self._clock() + self.interval
-
-    def hold(self, seconds: float) -> None:
-        """Start nothing for ``seconds``: an API's rate limit asked to wait that long
-        (``Retry-After``), and every shot started before then would meet it again."""
-        until = self._clock() + min(seconds, MAX_HOLD_SECONDS)
-        self._next_at = until if self._next_at is None else max(self._next_at, until)
 
 
 def _decimal(value: str | None) -> Decimal | None:
@@ -612,6 +592,10 @@ class BatchRunner:
         self._workers: list[threading.Thread] = []
         self._abandon_signal: int | None = None
         self._checkers: dict[str, Checker] = {}
+        # a batch shared by workers on several machines (PostgreSQL; see batch/shared.py)
+        self._shared: SharedRun | None = None
+        self._shots: dict[str, ExpandedShot] = {}  # by key: what a claimed key is
+        self._batch_ids: set[int] = set()
 
     # ------------------------------------------------------------------ shared preparation
 
@@ -761,7 +745,7 @@ class BatchRunner:
         """Every shot of the list, where it stands now, and its retakes; changes nothing."""
         prepared = self._prepare()
         self._session_id = prepared.session.id
-        live = is_locked(self.studio.paths.home, prepared.session.id)
+        live = run_is_live(self.studio.engine, self.studio.paths.home, prepared.session.id)
         return self._statuses(prepared, live=live)
 
     def preview(self) -> BatchPreview:
@@ -769,7 +753,7 @@ class BatchRunner:
         could need (the worst case); record and spend nothing."""
         prepared = self._prepare()
         self._session_id = prepared.session.id
-        live = is_locked(self.studio.paths.home, prepared.session.id)
+        live = run_is_live(self.studio.engine, self.studio.paths.home, prepared.session.id)
         planned: list[PlannedShot] = []
         warnings = list(prepared.expansion.warnings)
         statuses, settlement = self._statuses(prepared, live=live)
@@ -845,7 +829,10 @@ class BatchRunner:
         try:
             warnings = list(prepared.expansion.warnings)
             warnings.extend(self._prevalidate(queue_, prepared.parent_id))
-            report = self._run_locked(prepared, warnings)
+            if shares_batches(self.studio.engine):
+                report = self._run_shared(prepared, warnings)
+            else:
+                report = self._run_locked(prepared, warnings)
         finally:
             if warming is not None:  # long done unless planning failed: leave no thread behind
                 warming.join(WARM_UP_WAIT_SECONDS)
@@ -873,20 +860,7 @@ class BatchRunner:
             for message in warnings:
                 self.progress.note(f"warning: {message}")
             batch_id = self._open_batch(prepared, statuses)
-            prepared.batch_ids.add(batch_id)  # a first run's rounds read its own shots
-            report = BatchReport(
-                batch_id=batch_id,
-                name=self.loaded.name,
-                session=session.slug,
-                total=len(statuses),
-                already_done=sum(1 for s in statuses if s.state == "done"),
-                skipped_failed=sum(
-                    1 for s in statuses if s.state == "failed" and not self.retry_failed
-                ),
-                to_run=0,
-                budget=self.budget,
-                warnings=warnings,
-            )
+            report = self._start_report(prepared, statuses, batch_id, warnings)
             try:
                 with self._signals():
                     self._rounds(report, prepared, statuses, settlement, batch_id)
@@ -899,6 +873,82 @@ class BatchRunner:
             else:
                 lock.release()
         return report
+
+    def _start_report(
+        self, prepared: _Prepared, statuses: list[ShotStatus], batch_id: int, warnings: list[str]
+    ) -> BatchReport:
+        prepared.batch_ids.add(batch_id)  # a first run's rounds read its own shots
+        self._batch_ids = prepared.batch_ids
+        return BatchReport(
+            batch_id=batch_id,
+            name=self.loaded.name,
+            session=prepared.session.slug,
+            total=len(statuses),
+            already_done=sum(1 for s in statuses if s.state == "done"),
+            skipped_failed=sum(
+                1 for s in statuses if s.state == "failed" and not self.retry_failed
+            ),
+            to_run=0,
+            budget=self.budget,
+            warnings=warnings,
+        )
+
+    def _run_shared(self, prepared: _Prepared, warnings: list[str]) -> BatchReport:
+        """Join (or start) the batch's run with the workers of other machines, through the
+        database (see ``batch/shared.py``), and make shots until none is left to anyone."""
+        session = prepared.session
+        engine, home = self.studio.engine, self.studio.paths.home
+        shared = SharedRun(engine, session.id, session.slug)
+        with shared.guard():
+            seat = shared.seat(self.loaded.name, self.loaded.spec_hash())
+            if seat.batch_id is not None and prepared.batch_id != seat.batch_id:
+                prepared = self._prepare()  # the batch began since: its parent, its keys
+            if seat.batch_id is None:
+                keep = live_owners(engine, home, session_id=session.id) - seat.dead_owners
+                interrupt_pending(engine, session_id=session.id, keep_owners=keep)
+            statuses, settlement = self._statuses(prepared, live=True)
+            if seat.batch_id is None:
+                batch_id = self._open_batch(prepared, statuses)
+            else:
+                batch_id = seat.batch_id
+            shared.start(
+                batch_id,
+                new_run=seat.batch_id is None,
+                owner=owner_token(home),
+                concurrency=self.concurrency,
+                budget=self.budget,
+                rpm=self.rpm,
+            )
+        self._shared = shared
+        self.budget = shared.budget()
+        self._shots = {shot.key: shot for shot in prepared.expansion.shots}
+        for message in warnings:
+            self.progress.note(f"warning: {message}")
+        report = self._start_report(prepared, statuses, batch_id, warnings)
+        try:
+            with self._signals():
+                self._shared_rounds(report, prepared, statuses, settlement, shared)
+        finally:
+            stray = [t for t in self._workers if t.is_alive()]
+            if stray:  # requests given up on still finish here: their claims stay held
+                threading.Thread(
+                    target=self._leave_after,
+                    args=(stray, shared, report),
+                    name="onmodel-batch-leave",
+                    daemon=True,
+                ).start()
+            else:
+                self._leave(shared, report)
+        return report
+
+    def _leave_after(
+        self, threads: list[threading.Thread], shared: SharedRun, report: BatchReport
+    ) -> None:
+        """Leave once ``threads`` have ended, as the lock of a lone run is released: until
+        then this worker's lease and claims hold, so no other worker makes those shots."""
+        for thread in threads:
+            thread.join()
+        self._leave(shared, report)
 
     def _rounds(
         self,
@@ -938,6 +988,68 @@ class BatchRunner:
             self.progress.stop()
         self._tally(report, statuses, settlement)
 
+    def _shared_rounds(
+        self,
+        report: BatchReport,
+        prepared: _Prepared,
+        statuses: list[ShotStatus],
+        settlement: Settlement,
+        shared: SharedRun,
+    ) -> None:
+        """:meth:`_rounds` for a worker of a shared batch: the shots due are offered to every
+        worker, and this one makes those it claims. "Made in this run" is what the batch's
+        claims say is done, by any worker. The worker leaves when it found nothing to do and no
+        live worker holds a claim: the shots or checks another makes may settle a group whose
+        next take is due, and a worker that dies leaves shots to take over."""
+        asked: set[int] = set()
+        started = time.monotonic()
+        positions = {status.key: number for number, status in enumerate(statuses)}
+        due = [s for s in statuses if s.key in settlement.due]
+        settled = sum(1 for s in statuses if s.state in ("done", "failed", NOT_NEEDED))
+        self.progress.start(report.name, len(due), settled)
+        try:
+            while True:
+                did = 0
+                to_check = [e for e in settlement.to_check if e.image_id not in asked]
+                if to_check and self._running(report, checking=True):
+                    did += self._check_takes(report, to_check, started, asked)
+                if self._abandon_signal is None:
+                    self._pick(report, settlement)
+                if not self._running(report):
+                    break
+                due = [s for s in statuses if s.key in settlement.due]
+                shared.offer([(s.key, positions[s.key]) for s in due])
+                report.to_run += len(due)
+                did += self._execute(report, due, report.batch_id, prepared.parent_id, started)
+                tried = shared.done_keys()
+                statuses, settlement = self._statuses(prepared, live=True, tried=tried)
+                if did:
+                    continue
+                if not shared.busy_elsewhere():
+                    break
+                time.sleep(POLL_SECONDS)  # others are making shots: look again soon
+        finally:
+            report.elapsed = time.monotonic() - started
+            self.progress.stop()
+        self._tally(report, statuses, settlement)
+        done = sum(1 for s in statuses if s.state == "done")
+        report.made_elsewhere = max(0, done - report.already_done - report.succeeded)
+
+    def _leave(self, shared: SharedRun, report: BatchReport) -> None:
+        """Hand back what this worker did not finish; the worker that sees the batch done
+        marks it completed (one ever does), and the last one out records the run."""
+        stats = {
+            "succeeded": report.succeeded,
+            "failed": report.failed,
+            "interrupted": report.interrupted,
+            "spent_usd": str(report.spent),
+            "stop_reason": report.stop_reason,
+        }
+        departure = shared.leave(stats, complete=report.complete)
+        report.completed_here = departure.completed
+        if departure.last:
+            self._close_batch(report.batch_id, report, workers=departure.workers)
+
     def _running(self, report: BatchReport, *, checking: bool = False) -> bool:
         """Whether the run goes on; the first Ctrl-C between rounds stops it as in one.
         ``checking``: a reached budget still lets free checks of what was made go on."""
@@ -948,16 +1060,22 @@ class BatchRunner:
 
     def _check_takes(
         self, report: BatchReport, takes: list[TakeEntry], started: float, asked: set[int]
-    ) -> None:
+    ) -> int:
         """Check each made take in the main thread, adding it to ``asked``; a paid check is
         asked only when what is spent plus its most stays within the budget (else the run
-        stops, as for a shot, once the free checks are made: they cost nothing)."""
+        stops, as for a shot, once the free checks are made: they cost nothing). A worker of a
+        shared batch checks only the takes it claims. Returns how many checks it asked."""
         images = self.studio.checks
+        shared = self._shared
+        made = 0
         for entry in takes:
             if not self._running(report, checking=True):
-                return
+                break
             assert entry.take is not None and entry.image_id is not None
             checker = self._checker(entry.take.checker)
+            claim = f"check:{entry.image_id}:{checker.name}"
+            if shared is not None and not shared.claim(claim):
+                continue  # another worker checks it
             if checker.billed and self.budget is not None:
                 if report.stop_reason == "budget":
                     continue
@@ -968,21 +1086,31 @@ class BatchRunner:
                         f"stopping before checking #{entry.image_id}: {report.message}"
                     )
                     continue
-                if report.spent + estimate > self.budget:
+                spent = report.spent
+                if shared is not None:
+                    reservation = shared.reserve(claim, estimate)
+                    over = not reservation.granted
+                    spent = nano_to_usd(reservation.spent_nusd)
+                else:
+                    over = report.spent + estimate > self.budget
+                if over:
                     report.stop_reason = "budget"
                     self.progress.note(
                         f"budget ${self.budget} reached: checking #{entry.image_id} could cost "
-                        f"up to ${estimate:.4f}, ${report.spent:.4f} is spent"
+                        f"up to ${estimate:.4f}, ${spent:.4f} is spent"
                     )
                     continue
             asked.add(entry.image_id)
+            made += 1
             try:
                 record = images.check(entry.image_id, checker.name, min_score=entry.take.min_score)
             except OnmodelError as exc:  # every take would hit it (an anchor with no file)
                 report.stop_reason, report.message = "fatal", f"checking #{entry.image_id}: {exc}"
                 self.progress.note(f"stopping: {report.message}")
-                return
+                break
             cost = _decimal(record.cost_usd)
+            if shared is not None:
+                shared.settle(claim, cost)
             if cost is None:
                 report.spent_unknown += 1
             else:
@@ -1000,6 +1128,7 @@ class BatchRunner:
                 }
             )
             self.progress.update(_snapshot(report, 0, started), _checked(entry, record))
+        return made
 
     def _unpriced(self, checker: Checker) -> str:
         """Why a budget cannot be kept with a billed checker whose cost is unknown, and the fix:
@@ -1155,7 +1284,11 @@ class BatchRunner:
         assert row.id is not None
         return row.id
 
-    def _close_batch(self, batch_id: int, report: BatchReport) -> None:
+    def _close_batch(
+        self, batch_id: int, report: BatchReport, workers: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Record how the run went; ``workers``: what each worker of a shared run recorded
+        when it stopped, summed here by the last one out."""
         if report.complete:
             status = "completed"
         elif report.stop_reason == "interrupted" or self._abandon_signal is not None:
@@ -1163,6 +1296,9 @@ class BatchRunner:
         else:
             status = "incomplete"
         counters = dict(self._counters)
+        if workers is not None:  # the run's first worker may not be this one
+            row = get_batch(self.studio.engine, batch_id)
+            counters = dict(row.counters) if row is not None else {}
         last = dict(counters.get("last_run") or {})
         last.update(
             {
@@ -1177,6 +1313,11 @@ class BatchRunner:
                 "checks_made": report.checks_made,
             }
         )
+        if workers is not None:
+            for name in ("succeeded", "failed", "interrupted"):
+                last[name] = sum(int(str(w.get(name, 0))) for w in workers)
+            last["spent_usd"] = str(sum(Decimal(str(w.get("spent_usd", 0))) for w in workers))
+            last["workers"] = workers
         counters["last_run"] = last
         counters["shots"] = report.total
         save_batch(self.studio.engine, batch_id, status=status, counters=counters)
@@ -1212,19 +1353,25 @@ class BatchRunner:
         batch_id: int,
         parent_id: int | None,
         started: float,
-    ) -> None:
+    ) -> int:
         """One round's scheduling loop: plan ahead while idle, respect slots, rate, budget.
-        ``started`` is when the run began: its elapsed time and ETA span every round."""
+        ``started`` is when the run began: its elapsed time and ETA span every round. A worker
+        of a shared batch makes the shots it claims instead of ``statuses``, keeps the budget
+        and the rate with the other workers, and hands each outcome's cost to them. Returns
+        how many shots it took on."""
+        shared = self._shared
         self._stop_workers = False  # the last round's threads were joined: a new round starts
         pipeline = _Pipeline(
-            slots=min(self.concurrency, len(statuses)),
+            slots=self.concurrency if shared else min(self.concurrency, len(statuses)),
             request=self._request,
             store=self._store,
             stopped=lambda: self._stop_workers,
         )
         self._workers = pipeline.threads
-        limiter = RateLimiter(self.rpm)
+        limiter = RateLimiter(self.rpm) if shared is None else SharedRateLimiter(shared)
         pending = iter(statuses)
+        taken = 0
+        reserved_keys: set[str] = set()  # shared: jobs whose money is reserved
         # Planned ahead, up to one per slot, so freed slots are refilled at once; a shot that
         # fails to plan waits here in its turn and stops the run when it is reached.
         ready: deque[_Job | OnmodelError] = deque()
@@ -1263,14 +1410,18 @@ class BatchRunner:
                         break
                     if len(requesting) >= self.concurrency:
                         break
-                    committed = report.spent + reserved + job.estimate
-                    if self.budget is not None and committed > self.budget:
-                        if not in_flight:  # in-flight shots may cost less than reserved
+                    over, anyone_in_flight, spent = self._over_budget(
+                        report, job, reserved, bool(in_flight), reserved_keys
+                    )
+                    if over:
+                        if not anyone_in_flight:  # in-flight shots may cost less than reserved
                             report.stop_reason = "budget"
                             self.progress.note(
                                 f"budget ${self.budget} reached: the next shot could cost "
-                                f"up to ${job.estimate:.4f}, ${report.spent:.4f} is spent"
+                                f"up to ${job.estimate:.4f}, ${spent:.4f} is spent"
                             )
+                        elif shared is not None:  # another worker's shot may settle soon
+                            wait = POLL_SECONDS
                         break
                     delay = limiter.delay()
                     if delay > 0:
@@ -1287,7 +1438,9 @@ class BatchRunner:
                     break
                 if running and not exhausted and len(ready) < self.concurrency:
                     if pipeline.results.empty():  # idle: plan the next shot now
+                        before = len(ready)
                         exhausted = self._plan_ahead(ready, pending, batch_id, parent_id)
+                        taken += len(ready) - before
                         continue
                     wait = 0.0
                 try:
@@ -1301,6 +1454,8 @@ class BatchRunner:
                         del in_flight[key]
                         reserved -= message.job.estimate
                         problem = self._account(report, message)
+                        if shared is not None:
+                            shared.settle(key, message.cost)
                         if problem is not None:
                             stop(problem)
                         if message.retry_after:
@@ -1329,6 +1484,32 @@ class BatchRunner:
             self._give_up(report, in_flight, batch_id)
         if fatal is not None and not isinstance(fatal, GenerationError):
             raise fatal
+        return taken
+
+    def _over_budget(
+        self,
+        report: BatchReport,
+        job: _Job,
+        reserved: Decimal,
+        in_flight: bool,
+        reserved_keys: set[str],
+    ) -> tuple[bool, bool, Decimal]:
+        """Whether starting ``job`` could take the run past its budget: (over, whether shots
+        in flight may still come in cheaper, what is spent). A worker of a shared batch asks
+        the database, which reserves the job's most for it when it fits."""
+        shared = self._shared
+        if self.budget is None:
+            return False, in_flight, report.spent
+        if shared is None:
+            return report.spent + reserved + job.estimate > self.budget, in_flight, report.spent
+        if job.shot.key in reserved_keys:
+            return False, in_flight, report.spent
+        reservation = shared.reserve(job.shot.key, job.estimate)
+        if reservation.granted:
+            reserved_keys.add(job.shot.key)
+            return False, in_flight, report.spent
+        spent = nano_to_usd(reservation.spent_nusd)
+        return True, in_flight or reservation.reserved_nusd > 0, spent
 
     def _plan_ahead(
         self,
@@ -1338,7 +1519,7 @@ class BatchRunner:
         parent_id: int | None,
     ) -> bool:
         """Plan the next shot onto ``ready``; True when no shot is left to plan."""
-        status = next(pending, None)
+        status = next(pending, None) if self._shared is None else self._claim_next(self._shared)
         if status is None:
             return True
         try:
@@ -1358,10 +1539,30 @@ class BatchRunner:
         ready.append(_Job(status.shot, plan, self._estimate(plan) or Decimal(0)))
         return False
 
+    def _claim_next(self, shared: SharedRun) -> ShotStatus | None:
+        """The next shot this worker claims, as its rows say it stands now (the round's
+        statuses are older than the claim); one made meanwhile by a process outside the batch
+        (``onmodel retry``) is done for this run."""
+        while (claim := shared.claim_next()) is not None:
+            shot = self._shots[claim.key]  # every worker runs the same list (its hash)
+            if claim.taken_over:
+                self.progress.note(f"taking over {shot.label}: its worker stopped answering")
+            records = key_records(
+                self.studio.engine, self._session_id, [claim.key], batch_ids=self._batch_ids
+            )
+            status = self._status(shot, records.get(claim.key), live=True)
+            if status.state not in ("done", "running"):
+                return status
+            shared.settle(claim.key, Decimal(0))
+        return None
+
     def _give_up(self, report: BatchReport, in_flight: dict[str, _Job], batch_id: int) -> None:
         """Record the shots in flight as interrupted; their threads are left to die with us."""
         report.interrupted += len(in_flight)
-        interrupt_pending(self.studio.engine, session_id=self._session_id, batch_id=batch_id)
+        owner = owner_token(self.studio.paths.home) if self._shared else None
+        interrupt_pending(
+            self.studio.engine, session_id=self._session_id, batch_id=batch_id, owner=owner
+        )
         self.progress.stop()
 
     def _request(self, job: _Job) -> Delivery | _Outcome:

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onmodel.batch.expand import TakeOf
-from onmodel.batch.lock import is_locked
 from onmodel.batch.retakes import NOT_NEEDED, RETAKE, Settlement, found_checks, settle
+from onmodel.batch.shared import run_is_live
 from onmodel.batch.spec import is_row_id
 from onmodel.errors import NotFoundError, UsageError
 from onmodel.status import ImageStatus
@@ -137,7 +137,9 @@ def _counts(lines: list[ShotLine]) -> dict[str, int]:
 def _row_status(
     studio: Studio, row: BatchRecord, counts: dict[str, int], settlement: Settlement
 ) -> str:
-    live = row.session_id is not None and is_locked(studio.paths.home, row.session_id)
+    live = row.session_id is not None and run_is_live(
+        studio.engine, studio.paths.home, row.session_id
+    )
     if row.status == "running" and not live:
         return "interrupted"
     finished = counts.get("done", 0) + counts.get(NOT_NEEDED, 0)
@@ -171,7 +173,7 @@ def _stored_lines(studio: Studio, row: BatchRecord) -> tuple[list[ShotLine], Set
     stored = [item for item in row.spec.get("shots") or [] if len(item) >= 2]
     if row.session_id is None:
         return [], Settlement()
-    live = is_locked(studio.paths.home, row.session_id)
+    live = run_is_live(studio.engine, studio.paths.home, row.session_id)
     batch_ids = batch_ids_named(studio.engine, row.session_id, row.name)
     records = key_records(
         studio.engine, row.session_id, (str(item[0]) for item in stored), batch_ids=batch_ids

@@ -98,13 +98,15 @@ def interrupt_pending(
     session_id: int,
     batch_id: int | None = None,
     keep_owners: Collection[str] = (),
+    owner: str | None = None,
 ) -> int:
     """Mark abandoned ``pending`` batch rows ``interrupted``; returns how many.
 
     Only called while holding the session's batch lock, when no other run can own them: they
     are rows a killed run left behind (or, with ``batch_id``, this run's own in-flight shots
     as it gives up on them). Rows of ``keep_owners``, live processes outside any run (a
-    ``retry`` of a batch shot), are left to finish.
+    ``retry`` of a batch shot), are left to finish. With ``owner``, only that process's rows:
+    a worker of a shared batch gives up on its own requests, never another machine's.
     """
     with engine.begin() as conn:
         now = change_time(conn, [session_id])
@@ -123,9 +125,11 @@ def interrupt_pending(
         )
         if batch_id is not None:
             statement = statement.where(col(ImageRow.batch_id) == batch_id)
+        if owner is not None:
+            statement = statement.where(col(ImageRow.owner) == owner)
         if keep_owners:
-            owner = col(ImageRow.owner)
-            statement = statement.where(or_(owner.is_(None), owner.not_in(list(keep_owners))))
+            owners = col(ImageRow.owner)
+            statement = statement.where(or_(owners.is_(None), owners.not_in(list(keep_owners))))
         return int(conn.execute(statement).rowcount or 0)
 
 
