@@ -8,7 +8,7 @@ Issue 17 lets several ``onmodel batch run`` processes, on different machines, ag
 PostgreSQL database, make one batch together (``onmodel.batch.shared``):
 
 * ``batch_worker``: each process running the batch, with its heartbeat (``seen_at``); one not
-  seen for the lease is dead and its shots are taken over.
+  seen for its ``lease`` is dead and its shots are taken over.
 * ``batch_claim``: each shot (or check) of the batch's current run, and who makes it. A worker
   takes the next open one with ``FOR UPDATE SKIP LOCKED``, so no two take the same;
   ``ix_batch_claim_open`` finds it in list order without reading the done ones.
@@ -53,6 +53,7 @@ def upgrade() -> None:
         sa.Column("host", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
         sa.Column("pid", sa.Integer(), nullable=False),
         sa.Column("concurrency", sa.Integer(), nullable=False),
+        sa.Column("lease", sa.Float(), nullable=False),
         sa.Column("started_at", sa.Float(), nullable=False),
         sa.Column("seen_at", sa.Float(), nullable=False),
         sa.Column("stopped_at", sa.Float(), nullable=True),

@@ -349,9 +349,10 @@ class BatchReport:
             cost += f" + {self.spent_unknown} of unknown cost"
         if self.budget is not None:
             cost += f" of ${self.budget} budget"
+        finished = "; this worker completed the batch" if self.completed_here else ""
         return (
             f"batch {self.name} (#{self.batch_id}) on {self.session}: {', '.join(parts)}; "
-            f"{cost}; {self.elapsed:.1f}s"
+            f"{cost}; {self.elapsed:.1f}s{finished}"
         )
 
     def problem(self) -> str | None:

@@ -70,7 +70,7 @@ def run_is_live(engine: Engine, home: Path, session_id: int) -> bool:
     """Whether a batch run of the session is going on: a live worker anywhere, or a local
     run's lock."""
     if shares_batches(engine):
-        return bool(claims.live_workers(engine, session_id, lease_seconds()))
+        return bool(claims.live_workers(engine, session_id))
     return is_locked(home, session_id)
 
 
@@ -105,7 +105,7 @@ class SharedRun:
     def seat(self, name: str, spec_hash: str) -> Seat:
         """Which run this worker joins (call under :meth:`guard`); refuses one of another
         batch, or of another version of this list."""
-        live = claims.live_workers(self.engine, self.session_id, self.lease)
+        live = claims.live_workers(self.engine, self.session_id)
         for worker in live:
             if worker.batch_name != name:
                 raise BatchBusyError(
@@ -119,7 +119,7 @@ class SharedRun:
                 )
         if live:
             return Seat(live[0].batch_id, frozenset())
-        return Seat(None, frozenset(claims.dead_owners(self.engine, self.session_id, self.lease)))
+        return Seat(None, frozenset(claims.dead_owners(self.engine, self.session_id)))
 
     def start(
         self,
@@ -151,6 +151,7 @@ class SharedRun:
             host=socket.gethostname(),
             pid=os.getpid(),
             concurrency=concurrency,
+            lease=self.lease,
         )
         self._heart = threading.Thread(target=self._beat, name="onmodel-heartbeat", daemon=True)
         self._heart.start()
@@ -175,10 +176,10 @@ class SharedRun:
         claims.offer(self.engine, self.batch_id, keys_in_order)
 
     def claim_next(self) -> Claim | None:
-        return claims.claim_next(self.engine, self.batch_id, self.worker_id, self.lease)
+        return claims.claim_next(self.engine, self.batch_id, self.worker_id)
 
     def claim(self, key: str) -> bool:
-        return claims.claim_one(self.engine, self.batch_id, key, self.worker_id, self.lease)
+        return claims.claim_one(self.engine, self.batch_id, key, self.worker_id)
 
     def reserve(self, key: str, amount: Decimal) -> Reservation:
         nano = claims.usd_to_nano(amount, up=True)
@@ -192,7 +193,7 @@ class SharedRun:
         return claims.done_keys(self.engine, self.batch_id)
 
     def busy_elsewhere(self) -> bool:
-        return claims.busy_elsewhere(self.engine, self.batch_id, self.worker_id, self.lease)
+        return claims.busy_elsewhere(self.engine, self.batch_id, self.worker_id)
 
     def spent(self) -> Decimal:
         return claims.nano_to_usd(claims.read_share(self.engine, self.batch_id).spent_nusd)
@@ -212,7 +213,7 @@ class SharedRun:
             completed = complete and claims.finish_batch(self.engine, self.batch_id)
             others = [
                 w
-                for w in claims.live_workers(self.engine, self.session_id, self.lease)
+                for w in claims.live_workers(self.engine, self.session_id)
                 if w.batch_id == self.batch_id
             ]
             workers = claims.worker_stats(self.engine, self.batch_id, self.epoch)

@@ -93,12 +93,14 @@ class WorkerRecord:
     pid: int
 
 
-def _live(lease: float) -> Any:
-    return and_(_WORKERS.c.stopped_at.is_(None), _WORKERS.c.seen_at >= _now() - lease)
+def _live() -> Any:
+    """A worker is alive while it has not stopped and its last beat is younger than its own
+    lease (each worker says how long it may go unseen; observers need not agree)."""
+    return and_(_WORKERS.c.stopped_at.is_(None), _WORKERS.c.seen_at >= _now() - _WORKERS.c.lease)
 
 
-def live_workers(engine: Engine, session_id: int, lease: float) -> list[WorkerRecord]:
-    """The workers of the session's batches whose heartbeat is younger than ``lease``."""
+def live_workers(engine: Engine, session_id: int) -> list[WorkerRecord]:
+    """The workers of the session's batches whose heartbeat is younger than their lease."""
     query = (
         select(
             _WORKERS.c.id,
@@ -112,14 +114,14 @@ def live_workers(engine: Engine, session_id: int, lease: float) -> list[WorkerRe
         )
         .join(_BATCHES, _BATCHES.c.id == _WORKERS.c.batch_id)
         .where(_BATCHES.c.session_id == session_id)
-        .where(_live(lease))
+        .where(_live())
         .order_by(_WORKERS.c.id)
     )
     with engine.connect() as conn:
         return [WorkerRecord(*row) for row in conn.execute(query)]
 
 
-def dead_owners(engine: Engine, session_id: int, lease: float) -> set[str]:
+def dead_owners(engine: Engine, session_id: int) -> set[str]:
     """Owner tokens of the session's workers whose lease ran out before they stopped: their
     pending rows are abandoned, even when the token names another machine (``onmodel.owners``
     cannot judge those, and takes them for alive). A worker that stopped gave up on its own
@@ -128,7 +130,7 @@ def dead_owners(engine: Engine, session_id: int, lease: float) -> set[str]:
         select(_WORKERS.c.owner)
         .join(_BATCHES, _BATCHES.c.id == _WORKERS.c.batch_id)
         .where(_BATCHES.c.session_id == session_id)
-        .where(_WORKERS.c.stopped_at.is_(None), _WORKERS.c.seen_at < _now() - lease)
+        .where(_WORKERS.c.stopped_at.is_(None), _WORKERS.c.seen_at < _now() - _WORKERS.c.lease)
     )
     with engine.connect() as conn:
         return {owner for (owner,) in conn.execute(query)}
@@ -211,7 +213,15 @@ def read_share(engine: Engine, batch_id: int) -> ShareRecord:
 
 
 def register_worker(
-    engine: Engine, batch_id: int, epoch: int, *, owner: str, host: str, pid: int, concurrency: int
+    engine: Engine,
+    batch_id: int,
+    epoch: int,
+    *,
+    owner: str,
+    host: str,
+    pid: int,
+    concurrency: int,
+    lease: float,
 ) -> int:
     with engine.begin() as conn:
         now = conn.execute(select(_now())).scalar_one()
@@ -225,6 +235,7 @@ def register_worker(
                     host=host,
                     pid=pid,
                     concurrency=concurrency,
+                    lease=lease,
                     started_at=now,
                     seen_at=now,
                     stats={},
@@ -289,7 +300,7 @@ class Claim:
     interrupted: int = 0
 
 
-def claim_next(engine: Engine, batch_id: int, worker_id: int, lease: float) -> Claim | None:
+def claim_next(engine: Engine, batch_id: int, worker_id: int) -> Claim | None:
     """The next open shot in list order, or else one a dead worker held; None when there is
     none. Two workers asking at once never get the same one, and neither waits for the
     other (``SKIP LOCKED``)."""
@@ -311,7 +322,7 @@ def claim_next(engine: Engine, batch_id: int, worker_id: int, lease: float) -> C
             .where(_CLAIMS.c.batch_id == batch_id, _CLAIMS.c.state == CLAIMED)
             .where(_CLAIMS.c.position >= 0)
             .where(_CLAIMS.c.worker_id != worker_id)  # a late heartbeat of its own is no death
-            .where(~_live(lease))
+            .where(~_live())
             .order_by(_CLAIMS.c.position)
             .limit(1)
             .with_for_update(of=_CLAIMS, skip_locked=True)
@@ -323,12 +334,12 @@ def claim_next(engine: Engine, batch_id: int, worker_id: int, lease: float) -> C
         return Claim(dead.shot_key, taken_over=True, interrupted=interrupted)
 
 
-def claim_one(engine: Engine, batch_id: int, key: str, worker_id: int, lease: float) -> bool:
+def claim_one(engine: Engine, batch_id: int, key: str, worker_id: int) -> bool:
     """Claim this one item (a check of a take): True when it is now this worker's, because no
     one had it, it was open, or its worker died (whose reservation then counts as spent)."""
     with engine.begin() as conn:
         row = conn.execute(
-            select(_CLAIMS.c.state, _CLAIMS.c.reserved_nusd, _WORKERS.c.owner, _live(lease))
+            select(_CLAIMS.c.state, _CLAIMS.c.reserved_nusd, _WORKERS.c.owner, _live())
             .outerjoin(_WORKERS, _WORKERS.c.id == _CLAIMS.c.worker_id)
             .where(_CLAIMS.c.batch_id == batch_id, _CLAIMS.c.shot_key == key)
             .with_for_update(of=_CLAIMS)
@@ -494,7 +505,7 @@ def done_keys(engine: Engine, batch_id: int) -> set[str]:
         return {key for (key,) in conn.execute(query)}
 
 
-def busy_elsewhere(engine: Engine, batch_id: int, worker_id: int, lease: float) -> bool:
+def busy_elsewhere(engine: Engine, batch_id: int, worker_id: int) -> bool:
     """Whether another live worker holds a claim of the batch: what it makes may need checking,
     or its death may leave shots to take over, so this worker does not leave yet."""
     query = select(
@@ -503,7 +514,7 @@ def busy_elsewhere(engine: Engine, batch_id: int, worker_id: int, lease: float) 
         .where(_CLAIMS.c.worker_id != worker_id)
         .where(
             _CLAIMS.c.worker_id.in_(
-                select(_WORKERS.c.id).where(_WORKERS.c.batch_id == batch_id).where(_live(lease))
+                select(_WORKERS.c.id).where(_WORKERS.c.batch_id == batch_id).where(_live())
             )
         )
     )

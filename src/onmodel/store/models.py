@@ -148,6 +148,7 @@ class BatchWorkerRow(SQLModel, table=True):
     host: str = Field(max_length=255)
     pid: int
     concurrency: int
+    lease: float  # seconds it may go unseen before it counts as dead (ONMODEL_BATCH_LEASE)
     started_at: float
     seen_at: float
     stopped_at: float | None = None
