@@ -38,6 +38,10 @@ from onmodel.studio import Studio
 from onmodel.web.app import GalleryApp
 
 DEEP = 100_000
+LONG_DRAWING = (
+    "a 100,000-line drawing in Python, half a minute more on PostgreSQL; its reads run there"
+    " in the 100,000-deep session page and one-query lineage tests"
+)
 EXPORT_DEEP = 5_000  # the export reads every image's references and writes a page per image
 
 
@@ -83,6 +87,7 @@ def deep(studio: Studio) -> tuple[Session, list[int]]:
 
 
 @pytest.mark.slow  # 100,000 rows built and drawn: seconds, not milliseconds
+@pytest.mark.sqlite_only(LONG_DRAWING)
 def test_tree_json_of_a_100000_deep_chain(
     deep: tuple[Session, list[int]], isolated_home: Path
 ) -> None:
@@ -98,6 +103,7 @@ def test_tree_json_of_a_100000_deep_chain(
 
 
 @pytest.mark.slow  # 100,000 rows built and drawn: seconds, not milliseconds
+@pytest.mark.sqlite_only(LONG_DRAWING)
 def test_tree_text_of_a_100000_deep_chain(
     deep: tuple[Session, list[int]], isolated_home: Path
 ) -> None:
