@@ -273,3 +273,13 @@ def test_status_sees_a_run_on_another_machine(
         assert batch_status(other_machine, path) == "running"
     finally:
         running.join(60)
+
+
+def test_an_unreachable_database_is_one_line_without_its_password(tmp_path: Path) -> None:
+    url = "postgresql://onmodel:sup3rsecret@127.0.0.1:1/studio"  # nothing listens on port 1
+    result = cli(tmp_path / "home", "session", "list", ONMODEL_DATABASE_URL=url)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot open the database postgresql")
+    assert "onmodel:***@127.0.0.1:1/studio" in result.stderr
+    assert "sup3rsecret" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

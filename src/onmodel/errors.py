@@ -95,6 +95,10 @@ class DatabaseTooNewError(OnmodelError):
     """The database was migrated by a newer onmodel than this one."""
 
 
+class DatabaseUnavailableError(OnmodelError):
+    """The database cannot be reached (a shared server down, a wrong URL or password)."""
+
+
 class GenerationError(OnmodelError):
     """A provider failed to produce an image; the failed image row keeps the details.
 

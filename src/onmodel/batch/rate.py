@@ -61,6 +61,8 @@ class SharedRateLimiter:
         self.last_start: float | None = None
 
     def delay(self) -> float:
+        if self._run.rate_interval is None:  # no --rpm anywhere: only a Retry-After holds
+            return max(0.0, self._run.held_until - self._clock())
         if self._slot is None:
             start = claims.next_start(self._run.engine, self._run.batch_id)
             self._slot = (self._clock() + start.wait, start.at)
@@ -72,4 +74,8 @@ class SharedRateLimiter:
         self._slot = None
 
     def hold(self, seconds: float) -> None:
-        claims.hold_starts(self._run.engine, self._run.batch_id, min(seconds, MAX_HOLD_SECONDS))
+        """Hold every worker's starts: those spaced by a rate at once (their next start comes
+        from the database), the others when they next claim shots."""
+        seconds = min(seconds, MAX_HOLD_SECONDS)
+        claims.hold_starts(self._run.engine, self._run.batch_id, seconds)
+        self._run.held_until = max(self._run.held_until, self._clock() + seconds)

@@ -42,7 +42,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -311,11 +311,15 @@ class BatchReport:
     # worker is the one that marked the batch completed (None: the batch was not shared)
     made_elsewhere: int = 0
     completed_here: bool | None = None
+    left_over: int | None = None  # a shared batch's shots no worker made (see not_run)
 
     @property
     def not_run(self) -> int:
-        made = self.succeeded + self.failed + self.interrupted + self.made_elsewhere
-        return max(0, self.to_run - made)
+        """Shots due that were not made: by this run; for a worker of a shared batch, by
+        any worker (as the rows say when it leaves)."""
+        if self.left_over is not None:
+            return self.left_over
+        return max(0, self.to_run - self.succeeded - self.failed - self.interrupted)
 
     @property
     def complete(self) -> bool:
@@ -596,6 +600,7 @@ class BatchRunner:
         # a batch shared by workers on several machines (PostgreSQL; see batch/shared.py)
         self._shared: SharedRun | None = None
         self._shots: dict[str, ExpandedShot] = {}  # by key: what a claimed key is
+        self._claimed: deque[ShotStatus] = deque()  # claimed, not planned yet
         self._batch_ids: set[int] = set()
 
     # ------------------------------------------------------------------ shared preparation
@@ -931,7 +936,10 @@ class BatchRunner:
                 self._shared_rounds(report, prepared, statuses, settlement, shared)
         finally:
             stray = [t for t in self._workers if t.is_alive()]
-            if stray:  # requests given up on still finish here: their claims stay held
+            if stray and self._abandon_signal is None:
+                # given up on by an exception in a process that lives on: those requests
+                # still finish here, so their claims stay held until they have (SIGTERM or a
+                # second Ctrl-C ends the process, and its requests with it: no wait)
                 threading.Thread(
                     target=self._leave_after,
                     args=(stray, shared, report),
@@ -1003,6 +1011,7 @@ class BatchRunner:
         live worker holds a claim: the shots or checks another makes may settle a group whose
         next take is due, and a worker that dies leaves shots to take over."""
         asked: set[int] = set()
+        offered: set[str] = set()
         started = time.monotonic()
         positions = {status.key: number for number, status in enumerate(statuses)}
         due = [s for s in statuses if s.key in settlement.due]
@@ -1020,7 +1029,8 @@ class BatchRunner:
                     break
                 due = [s for s in statuses if s.key in settlement.due]
                 shared.offer([(s.key, positions[s.key]) for s in due])
-                report.to_run += len(due)
+                offered.update(s.key for s in due)
+                report.to_run = len(offered)
                 did += self._execute(report, due, report.batch_id, prepared.parent_id, started)
                 tried = shared.done_keys()
                 statuses, settlement = self._statuses(prepared, live=True, tried=tried)
@@ -1035,6 +1045,8 @@ class BatchRunner:
         self._tally(report, statuses, settlement)
         done = sum(1 for s in statuses if s.state == "done")
         report.made_elsewhere = max(0, done - report.already_done - report.succeeded)
+        unmade = sum(1 for s in statuses if s.key in offered and s.state in ("new", "interrupted"))
+        report.left_over = max(0, unmade - report.interrupted)  # those it gave up are counted
 
     def _leave(self, shared: SharedRun, report: BatchReport) -> None:
         """Hand back what this worker did not finish; the worker that sees the batch done
@@ -1455,8 +1467,6 @@ class BatchRunner:
                         del in_flight[key]
                         reserved -= message.job.estimate
                         problem = self._account(report, message)
-                        if shared is not None:
-                            shared.settle(key, message.cost)
                         if problem is not None:
                             stop(problem)
                         if message.retry_after:
@@ -1543,19 +1553,27 @@ class BatchRunner:
     def _claim_next(self, shared: SharedRun) -> ShotStatus | None:
         """The next shot this worker claims, as its rows say it stands now (the round's
         statuses are older than the claim); one made meanwhile by a process outside the batch
-        (``onmodel retry``) is done for this run."""
-        while (claim := shared.claim_next()) is not None:
-            shot = self._shots[claim.key]  # every worker runs the same list (its hash)
-            if claim.taken_over:
-                self.progress.note(f"taking over {shot.label}: its worker stopped answering")
+        (``onmodel retry``) is done for this run. Shots are claimed a few at a time."""
+        while not self._claimed:
+            claimed = shared.claim_next()
+            if not claimed:
+                return None
             records = key_records(
-                self.studio.engine, self._session_id, [claim.key], batch_ids=self._batch_ids
+                self.studio.engine,
+                self._session_id,
+                [claim.key for claim in claimed],
+                batch_ids=self._batch_ids,
             )
-            status = self._status(shot, records.get(claim.key), live=True)
-            if status.state not in ("done", "running"):
-                return status
-            shared.settle(claim.key, Decimal(0))
-        return None
+            for claim in claimed:
+                shot = self._shots[claim.key]  # every worker runs the same list (its hash)
+                if claim.taken_over:
+                    self.progress.note(f"taking over {shot.label}: its worker stopped answering")
+                status = self._status(shot, records.get(claim.key), live=True)
+                if status.state in ("done", "running"):
+                    shared.settle(claim.key, Decimal(0))
+                else:
+                    self._claimed.append(status)
+        return self._claimed.popleft()
 
     def _give_up(self, report: BatchReport, in_flight: dict[str, _Job], batch_id: int) -> None:
         """Record the shots in flight as interrupted; their threads are left to die with us."""
@@ -1572,26 +1590,39 @@ class BatchRunner:
         try:
             return self.studio.request(job.plan)
         except Exception as exc:
-            return self._failure(job, exc, started)
+            return self._settled(self._failure(job, exc, started))
 
     def _store(self, job: _Job, delivery: Delivery) -> _Outcome:
         """Write a delivered image and describe the outcome. Never raises."""
         try:
             image = self.studio.store(delivery)
         except Exception as exc:
-            return self._failure(job, exc, delivery.started)
+            return self._settled(self._failure(job, exc, delivery.started))
         seconds = time.monotonic() - delivery.started
         if not image.succeeded:
-            return _Outcome(
-                job,
-                "error",
-                image.id,
-                seconds,
-                error=f"provider {job.plan.provider!r} needs manual steps; it cannot run a batch",
+            return self._settled(
+                _Outcome(
+                    job,
+                    "error",
+                    image.id,
+                    seconds,
+                    error=f"provider {job.plan.provider!r} needs manual steps; "
+                    "it cannot run a batch",
+                )
             )
         billed = self.studio.provider(job.plan.provider).billed
         cost = _decimal(image.cost_usd) if billed else Decimal(0)
-        return _Outcome(job, "succeeded", image.id, seconds, cost=cost)
+        return self._settled(_Outcome(job, "succeeded", image.id, seconds, cost=cost))
+
+    def _settled(self, outcome: _Outcome) -> _Outcome:
+        """A shared batch's shot is done once its outcome is known: settled here, on the
+        pipeline's thread, so the scheduling loop never waits for the database. A settle the
+        database refused leaves the claim held: released when the worker leaves, the shot is
+        then found made by the next worker to claim it, and settled there."""
+        if self._shared is not None:
+            with suppress(Exception):
+                self._shared.settle(outcome.job.shot.key, outcome.cost)
+        return outcome
 
     def _failure(self, job: _Job, exc: Exception, started: float) -> _Outcome:
         seconds = time.monotonic() - started

@@ -29,6 +29,7 @@ import math
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,6 +47,9 @@ from onmodel.store.claims import Claim, Reservation, WorkerRecord
 LEASE_ENV = "ONMODEL_BATCH_LEASE"
 DEFAULT_LEASE_SECONDS = 30.0
 POLL_SECONDS = 0.5  # how often an idle worker looks again while others finish their shots
+CLAIM_AT_ONCE = 4
+"""Shots a worker claims in one transaction: fewer round trips, while a worker never holds
+more than a few shots another could have started."""
 
 
 def shares_batches(engine: Engine) -> bool:
@@ -94,6 +98,8 @@ class SharedRun:
         self.batch_id = 0
         self.worker_id = 0
         self.epoch = 0
+        self.rate_interval: float | None = None  # seconds between starts, for all workers
+        self.held_until = 0.0  # this clock's moment until which a Retry-After holds starts
         self._beating = threading.Event()
         self._heart: threading.Thread | None = None
 
@@ -135,13 +141,15 @@ class SharedRun:
         budget_nusd = None if budget is None else claims.usd_to_nano(budget)
         interval = 60.0 / rpm if rpm else None
         if new_run:
+            self.rate_interval = interval
             self.epoch = claims.start_run(
                 self.engine, batch_id, budget_nusd=budget_nusd, rate_interval=interval
             )
         else:
-            self.epoch = claims.join_run(
+            share = claims.join_run(
                 self.engine, batch_id, budget_nusd=budget_nusd, rate_interval=interval
-            ).epoch
+            )
+            self.epoch, self.rate_interval = share.epoch, share.rate_interval
         self.batch_id = batch_id
         self.worker_id = claims.register_worker(
             self.engine,
@@ -175,8 +183,12 @@ class SharedRun:
     def offer(self, keys_in_order: list[tuple[str, int]]) -> None:
         claims.offer(self.engine, self.batch_id, keys_in_order)
 
-    def claim_next(self) -> Claim | None:
-        return claims.claim_next(self.engine, self.batch_id, self.worker_id)
+    def claim_next(self) -> list[Claim]:
+        """A few shots to make, in list order (empty: none is left to claim now)."""
+        claimed = claims.claim_next(self.engine, self.batch_id, self.worker_id, CLAIM_AT_ONCE)
+        self.rate_interval = claimed.rate_interval
+        self.held_until = time.monotonic() + claimed.hold
+        return claimed.claims
 
     def claim(self, key: str) -> bool:
         return claims.claim_one(self.engine, self.batch_id, key, self.worker_id)

@@ -25,7 +25,7 @@ TONE_STYLES = {"ok": "green", "drift": "bold red", "failed": "yellow", "pending"
 
 def describe_image_line(image: Image) -> str:
     size = f" {image.width}x{image.height}" if image.width else ""
-    where = f" {image.path}" if image.path else ""
+    where = f" {image.stored_at}" if image.stored_at else ""
     error = f" — {image.error_message}" if image.error_message else ""
     mark = status_mark(image.status)
     return f"#{image.id} {mark} {image.kind} {image.label!r}{size}{where}{error}"

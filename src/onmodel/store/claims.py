@@ -300,22 +300,40 @@ class Claim:
     interrupted: int = 0
 
 
-def claim_next(engine: Engine, batch_id: int, worker_id: int) -> Claim | None:
-    """The next open shot in list order, or else one a dead worker held; None when there is
-    none. Two workers asking at once never get the same one, and neither waits for the
-    other (``SKIP LOCKED``)."""
+@dataclass(frozen=True)
+class Claimed:
+    """What one claim transaction got: shots in list order, the batch's request spacing as it
+    stands (a worker that joined later may have made it stricter), and how many seconds from
+    now no request may start (an API's ``Retry-After``, held for every worker)."""
+
+    claims: list[Claim]
+    rate_interval: float | None
+    hold: float
+
+
+def claim_next(engine: Engine, batch_id: int, worker_id: int, most: int) -> Claimed:
+    """Up to ``most`` open shots in list order, or else one a dead worker held; none when
+    there is none. Two workers asking at once never get the same one, and neither waits for
+    the other (``SKIP LOCKED``). A few at a time: one transaction serves several shots."""
     with engine.begin() as conn:
-        key = conn.execute(
-            select(_CLAIMS.c.shot_key)
-            .where(_CLAIMS.c.batch_id == batch_id, _CLAIMS.c.state == OPEN)
-            .where(_CLAIMS.c.position >= 0)  # shots; a check is claimed by its key
-            .order_by(_CLAIMS.c.position)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        ).scalar_one_or_none()
-        if key is not None:
-            _take(conn, batch_id, key, worker_id)
-            return Claim(key)
+        interval, hold = conn.execute(
+            select(
+                _SHARE.c.rate_interval, func.greatest(_SHARE.c.rate_next_at - _now(), 0.0)
+            ).where(_SHARE.c.batch_id == batch_id)
+        ).one()
+        keys = list(
+            conn.execute(
+                select(_CLAIMS.c.shot_key)
+                .where(_CLAIMS.c.batch_id == batch_id, _CLAIMS.c.state == OPEN)
+                .where(_CLAIMS.c.position >= 0)  # shots; a check is claimed by its key
+                .order_by(_CLAIMS.c.position)
+                .limit(most)
+                .with_for_update(skip_locked=True)
+            ).scalars()
+        )
+        if keys:
+            _take(conn, batch_id, keys, worker_id)
+            return Claimed([Claim(key) for key in keys], interval, float(hold))
         dead = conn.execute(
             select(_CLAIMS.c.shot_key, _CLAIMS.c.reserved_nusd, _WORKERS.c.owner)
             .join(_WORKERS, _WORKERS.c.id == _CLAIMS.c.worker_id)
@@ -328,10 +346,11 @@ def claim_next(engine: Engine, batch_id: int, worker_id: int) -> Claim | None:
             .with_for_update(of=_CLAIMS, skip_locked=True)
         ).first()
         if dead is None:
-            return None
+            return Claimed([], interval, float(hold))
         interrupted = _abandon(conn, batch_id, dead.shot_key, dead.owner, dead.reserved_nusd)
-        _take(conn, batch_id, dead.shot_key, worker_id)
-        return Claim(dead.shot_key, taken_over=True, interrupted=interrupted)
+        _take(conn, batch_id, [dead.shot_key], worker_id)
+        taken = Claim(dead.shot_key, taken_over=True, interrupted=interrupted)
+        return Claimed([taken], interval, float(hold))
 
 
 def claim_one(engine: Engine, batch_id: int, key: str, worker_id: int) -> bool:
@@ -362,14 +381,14 @@ def claim_one(engine: Engine, batch_id: int, key: str, worker_id: int) -> bool:
             return False
         if row.state == CLAIMED:
             _abandon(conn, batch_id, key, row.owner, row.reserved_nusd)
-        _take(conn, batch_id, key, worker_id)
+        _take(conn, batch_id, [key], worker_id)
         return True
 
 
-def _take(conn: Connection, batch_id: int, key: str, worker_id: int) -> None:
+def _take(conn: Connection, batch_id: int, keys: list[str], worker_id: int) -> None:
     conn.execute(
         update(_CLAIMS)
-        .where(_CLAIMS.c.batch_id == batch_id, _CLAIMS.c.shot_key == key)
+        .where(_CLAIMS.c.batch_id == batch_id, _CLAIMS.c.shot_key.in_(keys))
         .values(state=CLAIMED, worker_id=worker_id, reserved_nusd=0)
     )
 
@@ -506,17 +525,13 @@ def done_keys(engine: Engine, batch_id: int) -> set[str]:
 
 
 def busy_elsewhere(engine: Engine, batch_id: int, worker_id: int) -> bool:
-    """Whether another live worker holds a claim of the batch: what it makes may need checking,
-    or its death may leave shots to take over, so this worker does not leave yet."""
+    """Whether another worker holds a claim of the batch, alive or dead: what a live one makes
+    may need checking or settle a group whose next take is due, and a dead one's claims are
+    to be taken over once its lease runs out; either way this worker does not leave yet."""
     query = select(
         exists()
         .where(_CLAIMS.c.batch_id == batch_id, _CLAIMS.c.state == CLAIMED)
         .where(_CLAIMS.c.worker_id != worker_id)
-        .where(
-            _CLAIMS.c.worker_id.in_(
-                select(_WORKERS.c.id).where(_WORKERS.c.batch_id == batch_id).where(_live())
-            )
-        )
     )
     with engine.connect() as conn:
         return bool(conn.execute(query).scalar_one())

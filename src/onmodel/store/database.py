@@ -16,9 +16,10 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from onmodel.errors import DatabaseTooNewError
+from onmodel.errors import DatabaseTooNewError, DatabaseUnavailableError
 from onmodel.resources import migrations_dir
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -148,7 +149,12 @@ def schema_state(engine: Engine) -> SchemaState:
 
 def upgrade(engine: Engine) -> SchemaState:
     """Apply pending revisions; an existing SQLite file is copied aside first."""
-    state = schema_state(engine)
+    try:
+        state = schema_state(engine)
+    except OperationalError as exc:  # the first connection: a studio's server may be away
+        where = engine.url.render_as_string(hide_password=True)
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise DatabaseUnavailableError(f"cannot open the database {where}: {reason}") from exc
     if state.up_to_date:
         return state
     if state.current is not None:

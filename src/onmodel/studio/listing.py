@@ -53,7 +53,7 @@ class ListedImage:
             "provider": image.provider,
             "model": image.model,
             "cost_usd": image.cost_usd,
-            "file": str(image.path) if image.path else None,
+            "file": image.stored_at,
             "created_at": image.created_at.isoformat(),
             "hidden_at": self.hidden_at.isoformat() if self.hidden_at else None,
         }
