@@ -34,6 +34,7 @@ from fakeflux import FakeFlux
 from fakegemini import FakeGemini
 from onmodel.batch.spec import parse_shot_list
 from onmodel.sheet import ModelSheet
+from s3server import fixture_s3_server, point_sdk_at, s3_client  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -47,6 +48,10 @@ SKIPPED = {
     ),
     "pip install onmodel[gemini]": (
         "the gemini extra (google-genai) is in the test extra this run installed, and "
+        "test_wheel.py checks the wheel declares it"
+    ),
+    "pip install onmodel[team]": (
+        "the team extra (psycopg, boto3) is in the test extra this run installed, and "
         "test_wheel.py checks the wheel declares it"
     ),
     "bash scripts/test": (
@@ -99,6 +104,9 @@ class Walk:
     home: Path
     work: Path
     environ: pytest.MonkeyPatch
+    # a studio's own servers named in the README (db.studio.lan, minio.studio.lan), and the
+    # walk's local ones that stand in for them
+    stand_ins: dict[str, str]
 
     def run(self, snippet: Snippet) -> None:
         if snippet.language == "bash":
@@ -120,10 +128,11 @@ class Walk:
         if " ".join(words) in SKIPPED:
             return
         if words[0] == "export":
-            # a provider's key: set for the commands after it, which reach the walk's local
-            # stand-ins for Gemini, BFL and ComfyUI (the ``walk`` fixture), never the internet
+            # a provider's key, or a studio's settings: set for the commands after it, which
+            # reach the walk's local stand-ins for Gemini, BFL and ComfyUI, the studio's
+            # PostgreSQL server and its bucket (the ``walk`` fixture), never the internet
             name, _, value = words[1].partition("=")
-            self.environ.setenv(name, value)
+            self.environ.setenv(name, self.stand_ins.get(name, value))
             return
         assert words and words[0] == "onmodel", f"{where}: the walk runs onmodel commands only"
         if " ".join(words) == SERVE:
@@ -178,7 +187,13 @@ class Walk:
 
 
 @pytest.fixture
-def walk(isolated_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Walk]:
+def walk(
+    isolated_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    postgres_url: str,
+    s3_server: str,
+) -> Iterator[Walk]:
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -194,13 +209,24 @@ def walk(isolated_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         def __init__(self, rpm: float | None, **kwargs: Any) -> None:
             super().__init__(None, **kwargs)
 
+    class UnpacedShared(runner.SharedRateLimiter):
+        """The same for the team section's batch, whose starts come from the database."""
+
+        def delay(self) -> float:
+            return 0.0
+
     monkeypatch.setattr(runner, "RateLimiter", Unpaced)
+    monkeypatch.setattr(runner, "SharedRateLimiter", UnpacedShared)
+    # the team section's bucket, made as a studio's administrator would (onmodel makes none)
+    point_sdk_at(monkeypatch, s3_server, tmp_path)
+    s3_client().create_bucket(Bucket="studio-images")
+    stand_ins = {"ONMODEL_DATABASE_URL": postgres_url, "AWS_ENDPOINT_URL": s3_server}
     with FakeGemini() as gemini, FakeFlux(key="your-key") as flux, FakeComfyUI() as comfyui:
         flux.default_pending = 0
         monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", gemini.base_url)
         monkeypatch.setenv("ONMODEL_FLUX_URL", flux.url)
         monkeypatch.setenv("COMFYUI_URL", comfyui.url)
-        yield Walk(isolated_home, work, monkeypatch)
+        yield Walk(isolated_home, work, monkeypatch, stand_ins)
         assert not gemini.rejected and not flux.rejected, "a request the real API would refuse"
 
 

@@ -35,6 +35,14 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path: Path) -> N
     for plugin in ("gemini", "flux", "comfyui"):  # each provider plugin's own tables
         assert f"onmodel/providers/{plugin}/models.yaml" in names
     assert "onmodel/providers/comfyui/workflows/ipadapter-sdxl.json" in names
+    (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    declared = zipfile.ZipFile(wheel).read(metadata).decode()
+    for extra, package in (("gemini", "google-genai"), ("team", "psycopg"), ("team", "boto3")):
+        assert f"Provides-Extra: {extra}" in declared
+        assert any(
+            line.startswith(f"Requires-Dist: {package}") and f"extra == '{extra}'" in line
+            for line in declared.splitlines()
+        ), (extra, package)
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
