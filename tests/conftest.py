@@ -96,6 +96,8 @@ def isolated_home(
         *("ONMODEL_COMFYUI_ANCHOR_WORKFLOW", "ONMODEL_COMFYUI_TIMEOUT", "ONMODEL_FLUX_TIMEOUT"),
         *("ONMODEL_FLUX_POLL_SECONDS", "ONMODEL_FLUX_MAX_RETRIES", "ONMODEL_GEMINI_TIMEOUT"),
         *("ONMODEL_GEMINI_MAX_RETRIES", "ONMODEL_OPENAI_TIMEOUT", "ONMODEL_OPENAI_MAX_RETRIES"),
+        # a studio's set-up in the developer's shell must not send tests to its bucket
+        *("ONMODEL_BLOBS_URL", "ONMODEL_BLOBS_CACHE_MB", "ONMODEL_BATCH_LEASE"),
     ):
         monkeypatch.delenv(name, raising=False)
     if database_backend == "postgresql":
