@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -108,6 +109,12 @@ class Worker:
             return json.loads(self.out)  # type: ignore[no-any-return]
         except json.JSONDecodeError:
             return {}
+
+
+def children_cpu() -> float:
+    """CPU seconds (user and system) of the finished child processes: the workers'."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def start_workers(
@@ -227,8 +234,10 @@ def main(argv: list[str] | None = None) -> int:
         # 1. throughput
         shots = Path(tmp) / "throughput.yaml"
         write_list(shots, n, session="throughput")
+        cpu_before = children_cpu()
         workers = start_workers(homes, shots, args, env)
         finish(workers)
+        worker_cpu = children_cpu() - cpu_before
         failed = [w.err.strip() for w in workers if w.process.returncode != 0]
         if failed:
             raise SystemExit(f"a worker failed: {failed[0][-2000:]}")
@@ -297,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
         "each_shot_once": once,
         "workers_that_completed_the_batch": completed,
         "server_max_in_flight": max_in_flight,
+        "worker_cpu_s": round(worker_cpu, 2),
+        "worker_cpu_ms_per_shot": round(worker_cpu / n * 1000, 2),
+        "cores": os.cpu_count(),
         "kill": kill,
     }
     rate = f", rpm {args.rpm:g}" if args.rpm else ""
@@ -313,6 +325,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"  made per worker      {per_worker}   max in flight at the server {max_in_flight}")
     print(f"  each shot once       {once}; workers that marked it completed: {completed}")
+    print(
+        f"  worker CPU           {worker_cpu:8.2f} s   ({worker_cpu / n * 1000:.1f} ms a shot; "
+        f"{os.cpu_count()} cores shared with the servers)"
+    )
     if kill:
         print(
             f"  SIGKILL at n/3       the others finished in {kill['wall_s']:.2f} s "
