@@ -8,6 +8,7 @@ shared batch exists only there (SQLite keeps its single-machine lock, ``test_bat
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import textwrap
@@ -109,7 +110,12 @@ def test_three_workers_make_each_shot_once_and_one_completes_the_batch(
     assert len(set(owners)) >= 2  # the shots were shared out, not made by one worker
     finished = [out for out, _err in outputs if "this worker completed the batch" in out]
     assert len(finished) == 1  # exactly one worker marked the batch completed
-    assert batch_status(isolated_home, path) == "completed"
+    status = cli(isolated_home, "batch", "status", str(path), "--json", **LEASE)
+    summary = json.loads(status.stdout)
+    assert summary["status"] == "completed"
+    run = summary["last_run"]  # recorded by the last worker out, for all three
+    assert len(run["workers"]) == 3 and run["succeeded"] == N
+    assert Decimal(run["spent_usd"]) == sum(Decimal(w["spent_usd"]) for w in run["workers"])
 
 
 @pytest.mark.slow

@@ -69,7 +69,13 @@ from onmodel.batch.retakes import (
     on_model,
     settle,
 )
-from onmodel.batch.shared import POLL_SECONDS, SharedRun, run_is_live, shares_batches
+from onmodel.batch.shared import (
+    POLL_SECONDS,
+    Departure,
+    SharedRun,
+    run_is_live,
+    shares_batches,
+)
 from onmodel.batch.spec import (
     LoadedShotList,
     Problem,
@@ -1061,7 +1067,7 @@ class BatchRunner:
         departure = shared.leave(stats, complete=report.complete)
         report.completed_here = departure.completed
         if departure.last:
-            self._close_batch(report.batch_id, report, workers=departure.workers)
+            self._close_batch(report.batch_id, report, departure)
 
     def _running(self, report: BatchReport, *, checking: bool = False) -> bool:
         """Whether the run goes on; the first Ctrl-C between rounds stops it as in one.
@@ -1298,10 +1304,10 @@ class BatchRunner:
         return row.id
 
     def _close_batch(
-        self, batch_id: int, report: BatchReport, workers: list[dict[str, Any]] | None = None
+        self, batch_id: int, report: BatchReport, shared: Departure | None = None
     ) -> None:
-        """Record how the run went; ``workers``: what each worker of a shared run recorded
-        when it stopped, summed here by the last one out."""
+        """Record how the run went; for a shared run, by the last worker out, from what every
+        worker recorded when it stopped and the money they spent together."""
         if report.complete:
             status = "completed"
         elif report.stop_reason == "interrupted" or self._abandon_signal is not None:
@@ -1309,7 +1315,7 @@ class BatchRunner:
         else:
             status = "incomplete"
         counters = dict(self._counters)
-        if workers is not None:  # the run's first worker may not be this one
+        if shared is not None:  # the run's first worker may not be this one
             row = get_batch(self.studio.engine, batch_id)
             counters = dict(row.counters) if row is not None else {}
         last = dict(counters.get("last_run") or {})
@@ -1326,11 +1332,12 @@ class BatchRunner:
                 "checks_made": report.checks_made,
             }
         )
-        if workers is not None:
+        if shared is not None:
             for name in ("succeeded", "failed", "interrupted"):
-                last[name] = sum(int(str(w.get(name, 0))) for w in workers)
-            last["spent_usd"] = str(sum(Decimal(str(w.get("spent_usd", 0))) for w in workers))
-            last["workers"] = workers
+                last[name] = sum(int(str(w.get(name, 0))) for w in shared.workers)
+            last["spent_usd"] = str(shared.spent)
+            last["spent_unknown"] = shared.unknown_costs
+            last["workers"] = shared.workers
         counters["last_run"] = last
         counters["shots"] = report.total
         save_batch(self.studio.engine, batch_id, status=status, counters=counters)

@@ -207,9 +207,6 @@ class SharedRun:
     def busy_elsewhere(self) -> bool:
         return claims.busy_elsewhere(self.engine, self.batch_id, self.worker_id)
 
-    def spent(self) -> Decimal:
-        return claims.nano_to_usd(claims.read_share(self.engine, self.batch_id).spent_nusd)
-
     # ------------------------------------------------------------------ leaving
 
     def leave(self, stats: dict[str, object], *, complete: bool) -> Departure:
@@ -229,14 +226,28 @@ class SharedRun:
                 if w.batch_id == self.batch_id
             ]
             workers = claims.worker_stats(self.engine, self.batch_id, self.epoch)
-        return Departure(completed=completed, last=not others, workers=workers)
+            share = claims.read_share(self.engine, self.batch_id)
+        return Departure(
+            completed=completed,
+            last=not others,
+            workers=workers,
+            spent=claims.nano_to_usd(share.spent_nusd),
+            unknown_costs=share.unknown_costs,
+        )
 
 
 @dataclass(frozen=True)
 class Departure:
+    """What a worker leaving learns: whether it completed the batch, whether it is the last
+    out (then it records the run), and the run as all its workers made it: each one's own
+    record, what they spent together (a dead worker's reservation counted as spent) and how
+    many costs no one could tell."""
+
     completed: bool
     last: bool
     workers: list[dict[str, object]]
+    spent: Decimal
+    unknown_costs: int
 
 
 def _who(worker: WorkerRecord) -> str:

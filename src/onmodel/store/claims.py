@@ -61,11 +61,6 @@ def _now() -> Any:
     return func.extract("epoch", func.clock_timestamp())
 
 
-def server_time(engine: Engine) -> float:
-    with engine.connect() as conn:
-        return float(conn.execute(select(_now())).scalar_one())
-
-
 @contextmanager
 def session_guard(engine: Engine, session_id: int) -> Iterator[None]:
     """Hold the session's advisory lock: workers join, leave and finish a session's batch one
@@ -292,12 +287,11 @@ def offer(engine: Engine, batch_id: int, shots: Iterable[tuple[str, int]]) -> No
 
 @dataclass(frozen=True)
 class Claim:
-    """A shot this worker now makes; ``interrupted`` counts a dead worker's pending rows of it
-    that were marked interrupted as it was taken over."""
+    """A shot this worker now makes; ``taken_over``: from a dead worker, whose pending rows
+    of it were marked interrupted as it was taken."""
 
     key: str
     taken_over: bool = False
-    interrupted: int = 0
 
 
 @dataclass(frozen=True)
@@ -347,10 +341,9 @@ def claim_next(engine: Engine, batch_id: int, worker_id: int, most: int) -> Clai
         ).first()
         if dead is None:
             return Claimed([], interval, float(hold))
-        interrupted = _abandon(conn, batch_id, dead.shot_key, dead.owner, dead.reserved_nusd)
+        _abandon(conn, batch_id, dead.shot_key, dead.owner, dead.reserved_nusd)
         _take(conn, batch_id, [dead.shot_key], worker_id)
-        taken = Claim(dead.shot_key, taken_over=True, interrupted=interrupted)
-        return Claimed([taken], interval, float(hold))
+        return Claimed([Claim(dead.shot_key, taken_over=True)], interval, float(hold))
 
 
 def claim_one(engine: Engine, batch_id: int, key: str, worker_id: int) -> bool:
@@ -393,7 +386,7 @@ def _take(conn: Connection, batch_id: int, keys: list[str], worker_id: int) -> N
     )
 
 
-def _abandon(conn: Connection, batch_id: int, key: str, owner: str, reserved: int) -> int:
+def _abandon(conn: Connection, batch_id: int, key: str, owner: str, reserved: int) -> None:
     """A dead worker's claim: its pending rows of the shot are interrupted (the shot is made
     again, linked to them), and what it had reserved counts as spent, its cost unknown: the
     request may have been paid for before the worker died."""
@@ -424,7 +417,6 @@ def _abandon(conn: Connection, batch_id: int, key: str, owner: str, reserved: in
             unknown_costs=_SHARE.c.unknown_costs + (1 if marked else 0),
         )
     )
-    return int(marked or 0)
 
 
 @dataclass(frozen=True)
