@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, or_, update
@@ -28,6 +29,17 @@ from onmodel.store.writes import change_time
 _CHUNK = 500  # stays under SQLite's bound-parameter limit on any build
 
 INTERRUPTED_MESSAGE = "the batch run stopped before this shot finished"
+
+
+def interrupted_mark(now: datetime, message: str = INTERRUPTED_MESSAGE) -> dict[str, Any]:
+    """The values that mark a pending row ``interrupted``: nobody is making it any more."""
+    return {
+        "status": ImageStatus.INTERRUPTED,
+        "error_type": "interrupted",
+        "error_message": message,
+        "finished_at": now,
+        "updated_at": now,
+    }
 
 
 @dataclass(frozen=True)
@@ -115,13 +127,7 @@ def interrupt_pending(
             .where(col(ImageRow.session_id) == session_id)
             .where(col(ImageRow.status) == ImageStatus.PENDING)
             .where(col(ImageRow.shot_key).is_not(None))
-            .values(
-                status=ImageStatus.INTERRUPTED,
-                error_type="interrupted",
-                error_message=INTERRUPTED_MESSAGE,
-                finished_at=now,
-                updated_at=now,
-            )
+            .values(**interrupted_mark(now))
         )
         if batch_id is not None:
             statement = statement.where(col(ImageRow.batch_id) == batch_id)

@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, and_, delete, exists, func, insert, o
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from onmodel.status import ImageStatus
-from onmodel.store.batches import INTERRUPTED_MESSAGE
+from onmodel.store.batches import interrupted_mark
 from onmodel.store.models import BatchClaimRow, BatchRow, BatchShareRow, BatchWorkerRow, ImageRow
 from onmodel.store.writes import change_time
 
@@ -400,13 +400,7 @@ def _abandon(conn: Connection, batch_id: int, key: str, owner: str, reserved: in
         .where(_IMAGES.c.shot_key == key)
         .where(_IMAGES.c.owner == owner)
         .where(_IMAGES.c.status == ImageStatus.PENDING)
-        .values(
-            status=ImageStatus.INTERRUPTED,
-            error_type="interrupted",
-            error_message=INTERRUPTED_MESSAGE,
-            finished_at=now,
-            updated_at=now,
-        )
+        .values(**interrupted_mark(now))
     ).rowcount
     conn.execute(
         update(_SHARE)

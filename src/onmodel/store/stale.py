@@ -24,6 +24,7 @@ from sqlmodel import col, select
 
 from onmodel.owners import forget_owner, is_owner_alive
 from onmodel.status import ImageStatus
+from onmodel.store.batches import interrupted_mark
 from onmodel.store.models import ImageRow
 from onmodel.store.writes import change_time
 
@@ -120,13 +121,7 @@ def _mark_interrupted(engine: Engine, rows: Sequence[StaleRow]) -> None:
                 update(ImageRow)
                 .where(col(ImageRow.id).in_(chunk))
                 .where(col(ImageRow.status) == ImageStatus.PENDING)
-                .values(
-                    status=ImageStatus.INTERRUPTED,
-                    error_type="interrupted",
-                    error_message=STALE_MESSAGE,
-                    finished_at=now,
-                    updated_at=now,
-                )
+                .values(**interrupted_mark(now, STALE_MESSAGE))
             )
 
 
