@@ -289,3 +289,24 @@ def test_an_unreachable_database_is_one_line_without_its_password(tmp_path: Path
     assert "onmodel:***@127.0.0.1:1/studio" in result.stderr
     assert "sup3rsecret" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_two_workers_make_each_take_once_and_ask_each_check_once(
+    shared_db: str, isolated_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from onmodel import checkers
+    from test_batch_retakes import RETAKES, PoseScorer, new_session
+
+    monkeypatch.setitem(checkers.FACTORIES, "stub", lambda context: PoseScorer(context))
+    new_session(isolated_home)
+    PoseScorer.scores, PoseScorer.asked = {"waving": [90], "jumping": [40, 85]}, []
+    path = tmp_path / "week.yaml"
+    path.write_text(RETAKES, encoding="utf-8")
+    reports = run_in_threads(isolated_home, path, 2, concurrency=1)
+    assert all(isinstance(report, BatchReport) for report in reports), reports
+    # take 2 of jumping only after take 1 drifted, each take checked once, by one worker
+    assert sorted(PoseScorer.asked) == ["jumping", "jumping", "waving"]
+    made = [r for r in rows(isolated_home) if r.status == "succeeded"]
+    assert len(made) == 3 and max(Counter(r.shot_key for r in made).values()) == 1
+    assert sum(report.checks_made for report in reports) == 3  # type: ignore[union-attr]
+    assert any(report.complete for report in reports)  # type: ignore[union-attr]
