@@ -240,8 +240,12 @@ def test_a_new_run_after_all_workers_left_starts_afresh(
     assert again.succeeded == 0 and again.already_done == 4 and again.complete
     with studio.engine.connect() as conn:
         epoch = conn.execute(text("SELECT epoch FROM batch_share")).scalar_one()
-        workers = conn.execute(text("SELECT count(*) FROM batch_worker")).scalar_one()
-    assert epoch == 2 and workers == 1  # the first run's worker is forgotten with its claims
+        workers = conn.execute(
+            text("SELECT count(*) FROM batch_worker WHERE epoch = 2 AND stopped_at IS NULL")
+        ).scalar_one()
+        claims = conn.execute(text("SELECT count(*) FROM batch_claim")).scalar_one()
+    assert epoch == 2 and workers == 0  # the second run's worker has left
+    assert claims == 0  # the second run offered nothing: every shot was made by the first
 
 
 def test_only_postgresql_shares_batches(tmp_path: Path) -> None:
@@ -282,12 +286,14 @@ def test_status_sees_a_run_on_another_machine(
 
 
 def test_an_unreachable_database_is_one_line_without_its_password(tmp_path: Path) -> None:
-    url = "postgresql://onmodel:sup3rsecret@127.0.0.1:1/studio"  # nothing listens on port 1
+    # nothing listens on port 1; libpq also takes a password in the query
+    url = "postgresql://onmodel:sup3rsecret@127.0.0.1:1/studio?password=querysecret"
     result = cli(tmp_path / "home", "session", "list", ONMODEL_DATABASE_URL=url)
     assert result.returncode == 1
     assert result.stderr.startswith("error: cannot open the database postgresql")
     assert "onmodel:***@127.0.0.1:1/studio" in result.stderr
     assert "sup3rsecret" not in result.stderr + result.stdout
+    assert "querysecret" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
@@ -310,3 +316,31 @@ def test_two_workers_make_each_take_once_and_ask_each_check_once(
     assert len(made) == 3 and max(Counter(r.shot_key for r in made).values()) == 1
     assert sum(report.checks_made for report in reports) == 3  # type: ignore[union-attr]
     assert any(report.complete for report in reports)  # type: ignore[union-attr]
+
+
+def test_a_dead_workers_reservation_is_spent_not_waited_for(studio: Studio, shared_db: str) -> None:
+    """Refused by the budget, a worker must not wait forever for a dead worker's money."""
+    from onmodel.store import claims
+    from onmodel.store.batches import save_batch
+
+    session = studio.session("week")
+    batch = save_batch(studio.engine, None, name="b", session_id=session.id, spec_hash="x")
+    assert batch.id is not None
+    claims.start_run(studio.engine, batch.id, budget_nusd=10, rate_interval=None)
+    ids = [
+        claims.register_worker(
+            studio.engine, batch.id, 1, owner=f"h:{n}:0", host="h", pid=n, concurrency=1, lease=1
+        )
+        for n in (1, 2)
+    ]
+    claims.offer(studio.engine, batch.id, [("a", 0), ("b", 1)])
+    assert [c.key for c in claims.claim_next(studio.engine, batch.id, ids[0], 1).claims] == ["a"]
+    assert claims.reserve(studio.engine, batch.id, "a", ids[0], 8).granted
+    with studio.engine.begin() as conn:  # worker 1 dies: its last beat is a minute old
+        conn.execute(
+            text("UPDATE batch_worker SET seen_at = seen_at - 60 WHERE id = :id"), {"id": ids[0]}
+        )
+    assert [c.key for c in claims.claim_next(studio.engine, batch.id, ids[1], 1).claims] == ["b"]
+    refused = claims.reserve(studio.engine, batch.id, "b", ids[1], 8)
+    assert not refused.granted
+    assert (refused.reserved_nusd, refused.spent_nusd) == (0, 8)  # nothing left to wait for

@@ -1563,6 +1563,7 @@ class BatchRunner:
         (``onmodel retry``) is done for this run. Shots are claimed a few at a time."""
         while not self._claimed:
             claimed = shared.claim_next()
+            self.budget = shared.budget_usd  # a worker that joined later may have named one
             if not claimed:
                 return None
             records = key_records(

@@ -100,6 +100,7 @@ class SharedRun:
         self.epoch = 0
         self.rate_interval: float | None = None  # seconds between starts, for all workers
         self.held_until = 0.0  # this clock's moment until which a Retry-After holds starts
+        self.budget_usd: Decimal | None = None  # the strictest budget any worker named
         self._beating = threading.Event()
         self._heart: threading.Thread | None = None
 
@@ -188,6 +189,9 @@ class SharedRun:
         claimed = claims.claim_next(self.engine, self.batch_id, self.worker_id, CLAIM_AT_ONCE)
         self.rate_interval = claimed.rate_interval
         self.held_until = time.monotonic() + claimed.hold
+        self.budget_usd = (
+            None if claimed.budget_nusd is None else claims.nano_to_usd(claimed.budget_nusd)
+        )
         return claimed.claims
 
     def claim(self, key: str) -> bool:

@@ -135,7 +135,7 @@ def start_run(
     engine: Engine, batch_id: int, *, budget_nusd: int | None, rate_interval: float | None
 ) -> int:
     """A new run of the batch (no worker of it alive): its counters start at zero and the last
-    run's claims and workers are forgotten. Returns the run's number (its ``epoch``)."""
+    run's claims are forgotten. Returns the run's number (its ``epoch``)."""
     with engine.begin() as conn:
         epoch = conn.execute(
             select(_SHARE.c.epoch).where(_SHARE.c.batch_id == batch_id)
@@ -156,8 +156,9 @@ def start_run(
             conn.execute(
                 update(_SHARE).where(_SHARE.c.batch_id == batch_id).values(epoch=epoch, **values)
             )
+        # the last run's claims go; its workers stay (a stalled one may wake and claim: its
+        # row then says it is dead, and what it claimed is taken over)
         conn.execute(delete(_CLAIMS).where(_CLAIMS.c.batch_id == batch_id))
-        conn.execute(delete(_WORKERS).where(_WORKERS.c.batch_id == batch_id))
         return int(epoch)
 
 
@@ -303,6 +304,7 @@ class Claimed:
     claims: list[Claim]
     rate_interval: float | None
     hold: float
+    budget_nusd: int | None
 
 
 def claim_next(engine: Engine, batch_id: int, worker_id: int, most: int) -> Claimed:
@@ -310,9 +312,11 @@ def claim_next(engine: Engine, batch_id: int, worker_id: int, most: int) -> Clai
     there is none. Two workers asking at once never get the same one, and neither waits for
     the other (``SKIP LOCKED``). A few at a time: one transaction serves several shots."""
     with engine.begin() as conn:
-        interval, hold = conn.execute(
+        interval, hold, budget = conn.execute(
             select(
-                _SHARE.c.rate_interval, func.greatest(_SHARE.c.rate_next_at - _now(), 0.0)
+                _SHARE.c.rate_interval,
+                func.greatest(_SHARE.c.rate_next_at - _now(), 0.0),
+                _SHARE.c.budget_nusd,
             ).where(_SHARE.c.batch_id == batch_id)
         ).one()
         keys = list(
@@ -327,7 +331,7 @@ def claim_next(engine: Engine, batch_id: int, worker_id: int, most: int) -> Clai
         )
         if keys:
             _take(conn, batch_id, keys, worker_id)
-            return Claimed([Claim(key) for key in keys], interval, float(hold))
+            return Claimed([Claim(key) for key in keys], interval, float(hold), budget)
         dead = conn.execute(
             select(_CLAIMS.c.shot_key, _CLAIMS.c.reserved_nusd, _WORKERS.c.owner)
             .join(_WORKERS, _WORKERS.c.id == _CLAIMS.c.worker_id)
@@ -340,10 +344,10 @@ def claim_next(engine: Engine, batch_id: int, worker_id: int, most: int) -> Clai
             .with_for_update(of=_CLAIMS, skip_locked=True)
         ).first()
         if dead is None:
-            return Claimed([], interval, float(hold))
+            return Claimed([], interval, float(hold), budget)
         _abandon(conn, batch_id, dead.shot_key, dead.owner, dead.reserved_nusd)
         _take(conn, batch_id, [dead.shot_key], worker_id)
-        return Claimed([Claim(dead.shot_key, taken_over=True)], interval, float(hold))
+        return Claimed([Claim(dead.shot_key, taken_over=True)], interval, float(hold), budget)
 
 
 def claim_one(engine: Engine, batch_id: int, key: str, worker_id: int) -> bool:
@@ -451,12 +455,39 @@ def reserve(engine: Engine, batch_id: int, key: str, worker_id: int, amount: int
                 .values(reserved_nusd=_CLAIMS.c.reserved_nusd + amount)
             )
             return Reservation(True, *granted)
+        _spend_dead_reservations(conn, batch_id)
         row = conn.execute(
             select(share.spent_nusd, share.reserved_nusd, share.budget_nusd).where(
                 share.batch_id == batch_id
             )
         ).one()
         return Reservation(False, *row)
+
+
+def _spend_dead_reservations(conn: Connection, batch_id: int) -> None:
+    """What dead workers reserved counts as spent, cost unknown, and no longer as money in
+    flight: a worker refused by the budget would otherwise wait forever for a dead one's
+    request to settle (its shots are still taken over when nothing else is left to claim)."""
+    dead = (
+        select(_CLAIMS.c.shot_key, _CLAIMS.c.reserved_nusd)
+        .join(_WORKERS, _WORKERS.c.id == _CLAIMS.c.worker_id)
+        .where(_CLAIMS.c.batch_id == batch_id, _CLAIMS.c.state == CLAIMED)
+        .where(_CLAIMS.c.reserved_nusd > 0)
+        .where(~_live())
+        .with_for_update(of=_CLAIMS, skip_locked=True)
+    )
+    for key, reserved in conn.execute(dead).all():
+        conn.execute(
+            update(_CLAIMS)
+            .where(_CLAIMS.c.batch_id == batch_id, _CLAIMS.c.shot_key == key)
+            .values(reserved_nusd=0)
+        )
+        _release_money(conn, batch_id, reserved, None)
+        conn.execute(
+            update(_SHARE)
+            .where(_SHARE.c.batch_id == batch_id)
+            .values(spent_nusd=_SHARE.c.spent_nusd + reserved)
+        )
 
 
 def settle(engine: Engine, batch_id: int, key: str, worker_id: int, cost_nusd: int | None) -> None:

@@ -152,7 +152,8 @@ def upgrade(engine: Engine) -> SchemaState:
     try:
         state = schema_state(engine)
     except OperationalError as exc:  # the first connection: a studio's server may be away
-        where = engine.url.render_as_string(hide_password=True)
+        url = engine.url.difference_update_query(["password"])  # libpq takes one there too
+        where = url.render_as_string(hide_password=True)
         reason = str(exc.orig or exc).strip().splitlines()[0]
         raise DatabaseUnavailableError(f"cannot open the database {where}: {reason}") from exc
     if state.up_to_date:
