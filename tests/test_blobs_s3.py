@@ -265,6 +265,23 @@ def test_storing_bytes_already_in_the_bucket_uploads_nothing(
         assert store.read(first.sha256, "png") == data
 
 
+def test_storing_the_bytes_again_repairs_a_damaged_object_of_the_same_size(
+    s3_blobs_url: str,
+) -> None:
+    with Studio.open() as studio:
+        store = s3_store(studio)
+        data = png("repaired")
+        blob = store.put(data, "png")
+        key = store._key(blob_name(blob.sha256, "png"))
+        damaged = bytes([data[0] ^ 1]) + data[1:]  # one bit flipped, the size unchanged
+        store.client.put_object(Bucket=store.bucket, Key=key, Body=damaged)
+        assert store.check(blob_name(blob.sha256, "png"), blob.sha256) is not None
+        store.put(data, "png")
+        body = store.client.get_object(Bucket=store.bucket, Key=key)["Body"].read()
+        assert body == data
+        assert store.check(blob_name(blob.sha256, "png"), blob.sha256) is None
+
+
 def test_puts_send_content_md5_so_the_server_checks_what_arrived(s3_blobs_url: str) -> None:
     with Studio.open() as studio:
         store = s3_store(studio)

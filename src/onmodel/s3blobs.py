@@ -74,6 +74,18 @@ _DENIED = {
 _ABSENT = {"NoSuchKey", "404", "NotFound"}
 
 
+def _same_bytes(head: dict[str, Any], size: int, md5: bytes) -> bool:
+    """Whether a stored object holds these bytes, as far as a HEAD can tell: the size, and the
+    ETag where it is the MD5 of the whole object (a single PUT, as onmodel's; a multipart or
+    encrypted object's ETag is something else, and only its size is compared)."""
+    if head["ContentLength"] != size:
+        return False
+    etag = str(head.get("ETag", "")).strip('"')
+    if len(etag) != 32 or not all(c in "0123456789abcdef" for c in etag.lower()):
+        return True
+    return etag.lower() == md5.hex()
+
+
 def parse_url(url: str) -> tuple[str, str]:
     """``s3://bucket/prefix`` -> ``(bucket, prefix)``; the prefix may be empty."""
     rest = url[len("s3://") :]
@@ -120,13 +132,14 @@ class S3BlobStore:
     def put(self, data: bytes, fmt: str) -> Blob:
         sha256 = sha256_bytes(data)
         key = self._key(blob_name(sha256, fmt))
+        digest = hashlib.md5(data, usedforsecurity=False).digest()
         with self._errors(f"storing {sha256[:12]}…"):
             head = self._head(key)
-            if head is not None and head["ContentLength"] == len(data):
+            if head is not None and _same_bytes(head, len(data), digest):
                 if _timestamp(head["LastModified"]) < time.time() - TOUCH_AFTER.total_seconds():
                     self._renew(key, sha256, fmt)
-            else:  # absent, or a wrong size (damaged): write the good bytes
-                md5 = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest())
+            else:  # absent, or damaged (another size or MD5): write the good bytes
+                md5 = base64.b64encode(digest)
                 self.client.put_object(
                     Bucket=self.bucket,
                     Key=key,
